@@ -1,0 +1,285 @@
+"""Snapshots of frames, arguments and exceptions, taken when a trace event fires.
+
+Capturing runs on the traced program's thread, so it is kept cheap: locals are copied
+shallowly (deeply only with ``deep_copy``), source lines come from ``linecache`` without
+touching the disk again, and the long texts (``exc_stack``, ``exc_context``, ``stack``) are
+rendered only when somebody reads them.
+
+Frames of otrace's own wrappers are never shown: a code object registered with
+:func:`hide_code`, or a frame with a true local ``__tracebackhide__``, is skipped.
+
+Thread safety: every function may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import linecache
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from types import CodeType, FrameType, TracebackType
+from typing import Any
+
+from otrace.contexts.record import FrameContext
+from otrace.contexts.safe import safe_repr, safe_str
+
+_HIDDEN: set[CodeType] = set()
+FrameLine = tuple[str, int, str, "list[str] | None"]
+
+
+def hide_code(*codes: CodeType) -> None:
+    """Never show frames running these code objects (otrace's own wrappers)."""
+    _HIDDEN.update(codes)
+
+
+def is_hidden(frame: FrameType) -> bool:
+    if frame.f_code in _HIDDEN:
+        return True
+    try:
+        return bool(frame.f_locals.get("__tracebackhide__")) if "__tracebackhide__" in frame.f_code.co_varnames else False
+    except Exception:
+        return False
+
+
+class LazyText:
+    """Text rendered on first use (``str()``), then kept."""
+
+    __slots__ = ("_render", "_text")
+
+    def __init__(self, render: Callable[[], str]):
+        self._render: Callable[[], str] | None = render
+        self._text = ""
+
+    def __str__(self) -> str:
+        if self._render is not None:
+            try:
+                self._text = self._render()
+            except Exception as exc:  # a debugger's report must not fail the reader
+                self._text = f"<could not render: {safe_repr(exc)}>"
+            self._render = None
+        return self._text
+
+    __repr__ = __str__
+
+    def __getstate__(self) -> str:
+        return str(self)
+
+    def __setstate__(self, state: str) -> None:
+        self._render, self._text = None, state
+
+    def __reduce__(self):
+        return (_lazy_from_text, (str(self),))
+
+
+def _lazy_from_text(text: str) -> LazyText:
+    lt = LazyText(lambda: text)
+    str(lt)
+    return lt
+
+
+def source_lines(filename: str, lineno: int, context: int) -> list[str] | None:
+    """Up to ``context`` lines centred on ``lineno`` (None when context is 0 or no source)."""
+    if context <= 0:
+        return None
+    start = max(1, lineno - context // 2)
+    lines = [linecache.getline(filename, n) for n in range(start, start + context)]
+    return [line for line in lines if line] or None
+
+
+def snapshot(values: dict[str, Any], deep: bool) -> dict[str, Any]:
+    """Copy captured values; with ``deep``, containers and ``__deepcopy__`` types deeply.
+
+    If ``self`` gets a deep copy, the live object stays under ``self`` and the copy is
+    stored as ``self_copy`` (as the original did).  A value that fails to copy is kept as is.
+    """
+    out = dict(values)
+    if not deep:
+        return out
+    for name, value in values.items():
+        if isinstance(value, (dict, list, set, tuple, bytearray)) or hasattr(type(value), "__deepcopy__"):
+            try:
+                copied = copy.deepcopy(value)
+            except Exception:
+                continue
+            if name == "self":
+                out["self_copy"] = copied
+            else:
+                out[name] = copied
+    return out
+
+
+def frame_locals(frame: FrameType) -> dict[str, Any]:
+    try:
+        return dict(frame.f_locals)
+    except Exception:
+        return {}
+
+
+def format_args(frame: FrameType, limit: int = 200) -> str:
+    """``(a=1, b='x')`` for the frame's arguments, each value bounded."""
+    code = frame.f_code
+    nargs = code.co_argcount + code.co_kwonlyargcount
+    names = list(code.co_varnames[:nargs])
+    flags = code.co_flags
+    if flags & 0x04:  # CO_VARARGS
+        names.append(code.co_varnames[nargs])
+        nargs += 1
+    if flags & 0x08:  # CO_VARKEYWORDS
+        names.append(code.co_varnames[nargs])
+    loc = frame_locals(frame)
+    return "(" + ", ".join(f"{n}={safe_repr(loc.get(n), limit)}" for n in names if n in loc) + ")"
+
+
+def arg_names(frame: FrameType) -> tuple[list[str], str | None, str | None]:
+    """(positional argument names, ``*args`` name, ``**kwargs`` name) -- ``argvalues``."""
+    code = frame.f_code
+    n = code.co_argcount + code.co_kwonlyargcount
+    names = list(code.co_varnames[:n])
+    var = kw = None
+    if code.co_flags & 0x04:
+        var = code.co_varnames[n]
+        n += 1
+    if code.co_flags & 0x08:
+        kw = code.co_varnames[n]
+    return names, var, kw
+
+
+def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
+    """``frame`` and its callers as (frame, line), innermost first, hidden frames left out."""
+    out = []
+    while frame is not None:
+        if not is_hidden(frame):
+            out.append((frame, frame.f_lineno))
+        frame = frame.f_back
+    return out
+
+
+def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
+    """The frames of a traceback as (frame, line), outermost first, hidden ones left out."""
+    out = []
+    while tb is not None:
+        if not is_hidden(tb.tb_frame):
+            out.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    return out
+
+
+def build_chain(
+    frames: list[tuple[FrameType, int]],
+    *,
+    context_lines: int,
+    deep: bool,
+    outer_locals: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Snapshot ``frames`` (outermost first) as a chain; return the innermost's (values, trc).
+
+    Every frame gets ``__trc`` with ``frame`` and ``funcname``; each outer one is a
+    :class:`FrameContext` reached through ``__up``, and links back with ``__down``.  The
+    root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
+    ``outer_locals`` False only the innermost frame's locals are copied.
+    """
+    framestack: list[FrameLine] = []
+    previous: FrameContext | None = None
+    last = len(frames) - 1
+    root_values: dict[str, Any] = {}
+    root_trc: dict[str, Any] = {}
+    for i, (frame, lineno) in enumerate(frames):
+        code = frame.f_code
+        info: FrameLine = (code.co_filename, lineno, code.co_name,
+                           source_lines(code.co_filename, lineno, context_lines))
+        framestack.append(info)
+        trc = {"frame": info, "funcname": code.co_name}
+        if i == last:
+            values = snapshot(frame_locals(frame), deep)
+            root_values, root_trc = values, trc
+            if previous is not None:
+                root_values["__up"] = previous
+        else:
+            node = FrameContext(snapshot(frame_locals(frame), deep) if outer_locals else {}, trc)
+            if previous is not None:
+                node["__up"] = previous
+                previous["__down"] = node
+            previous = node
+    root_trc["framestack"] = framestack
+    root_trc["where"] = "-->".join(f[2] for f in framestack)
+    if frames:
+        root_trc["argvalues"] = arg_names(frames[-1][0])
+    return root_values, root_trc
+
+
+def link_down(root: dict[str, Any]) -> None:
+    """Point the innermost outer frame's ``__down`` at the (now constructed) root."""
+    up = root.get("__up")
+    if isinstance(up, FrameContext):
+        up["__down"] = root
+
+
+def capture_exception(
+    exc: BaseException,
+    tb: TracebackType | None,
+    caller: FrameType | None,
+    *,
+    context_lines: int = 5,
+    deep: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Snapshot an exception: rooted at the frame that raised, ``__up`` to the outermost.
+
+    ``tb`` is the traceback as seen where it was caught; ``caller`` the frame that called the
+    catching code (its callers complete the chain outward).
+    """
+    inner = traceback_frames(tb)
+    outer = list(reversed(outer_frames(caller)))
+    frames = outer + inner
+    values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
+    trc["exc_stack"] = LazyText(lambda: "".join(traceback.format_exception(type(exc), exc, tb)))
+    trc["exc_context"] = LazyText(lambda: render_report(exc, _chain_frames(values, trc)))
+    return values, trc
+
+
+def _chain_frames(values: dict[str, Any], trc: dict[str, Any]) -> list[tuple[str, int, str, dict[str, Any]]]:
+    """(file, line, function, captured locals) for the root and every ``__up``, outermost first."""
+    out = []
+    node: dict[str, Any] | None = values
+    info = trc
+    while node is not None:
+        filename, lineno, name, _ = info["frame"]
+        out.append((filename, lineno, name, {k: v for k, v in node.items() if not k.startswith("__")}))
+        node = node.get("__up")
+        info = node["__trc"] if node is not None else {}
+    return out[::-1]
+
+
+def render_report(exc: BaseException, frames: Iterable[tuple[str, int, str, dict[str, Any]]]) -> str:
+    """A verbose report: every frame's surrounding source and its variables' values."""
+    parts = [f"{type(exc).__name__}: {safe_str(exc)}", ""]
+    for filename, lineno, name, loc in frames:
+        parts.append(f"{filename}:{lineno} in {name}()")
+        start = max(1, lineno - 2)
+        for n in range(start, lineno + 3):
+            line = linecache.getline(filename, n)
+            if line:
+                parts.append(f"{'=>' if n == lineno else '  '}{n:5d} {line.rstrip()}")
+        for key in sorted(loc):
+            parts.append(f"        {key} = {safe_repr(loc[key], 300)}")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def capture_call_stack(frame: FrameType | None) -> LazyText:
+    """The call stack above ``frame`` as text, formatted when read."""
+    summary = [(f.f_code.co_filename, line, f.f_code.co_name) for f, line in reversed(outer_frames(frame))]
+    return LazyText(lambda: "".join(
+        traceback.format_list(traceback.StackSummary.from_list(summary))))
+
+
+def current_task_name() -> str | None:
+    """Name of the asyncio task running in this thread, if any (no asyncio import cost)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return None
+    try:
+        task = aio.current_task()
+    except RuntimeError:
+        return None
+    return task.get_name() if task is not None else None

@@ -1,0 +1,139 @@
+"""The trace context record and its trace id.
+
+A trace id has three ``:``-separated fields, ``<Name>:<ctxid>:<timestamp>``, e.g.
+``Cart.add_item:tr-name==apple:261121-04-40-56.00``.  ``<ctxid>`` is a two-letter kind code
+and an optional ``-label``; ``<timestamp>`` is UTC ``YYMMDD-HH-MM-SS`` plus as many fraction
+digits as are needed to sort after the previous timestamp this process issued -- so ids are
+unique (the original could run out of digits and overwrite contexts).
+
+A context is a ``dict`` of captured names (arguments, locals) plus ``__trc`` (bookkeeping),
+and ``__up``/``__down`` links to the neighbouring frames, so that it browses as a directory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+# long kind name -> two-letter code, in the order /osh/recent lists them
+KINDS: dict[str, str] = {
+    "traces": "tr",
+    "exceptions": "ex",
+    "asserts": "as",
+    "breaks": "br",
+    "holds": "hd",
+    "tags": "tg",
+    "dbaccess": "db",
+}
+CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
+
+_ts_lock = threading.Lock()
+_last_ts = ""
+
+
+def new_timestamp(now: float | None = None) -> str:
+    """Return a UTC timestamp that sorts after (so differs from) every earlier one.
+
+    Thread-safe.
+    """
+    global _last_ts
+    if now is None:
+        now = time.time()
+    base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
+    micro = f"{int((now % 1) * 1_000_000):06d}"
+    with _ts_lock:
+        prev = _last_ts
+        if base > prev[: len(base)] or not prev:
+            ts = base
+        else:
+            ts = ""
+            if prev.startswith(base):
+                for k in range(1, 7):
+                    cand = f"{base}.{micro[:k]}"
+                    if cand > prev:
+                        ts = cand
+                        break
+            # Same microsecond, or the clock went back: extend the previous one.
+            if not ts:
+                ts = prev + ("1" if "." in prev else ".1")
+        _last_ts = ts
+        return ts
+
+
+def _clean(text: str, repl: str) -> str:
+    return text.replace(":", repl).replace("/", "|")
+
+
+def make_trace_id(name: str, kind: str, label: str = "", timestamp: str | None = None) -> str:
+    """Build ``<Name>:<code>[-label]:<timestamp>`` for a context of ``kind``."""
+    code = KINDS.get(kind, "un")
+    ctxid = code + ("-" + _clean(label, ";") if label else "")
+    return f"{_clean(name, '..')}:{ctxid}:{timestamp or new_timestamp()}"
+
+
+def parse_trace_id(trace_id: str) -> tuple[str, str, str, str]:
+    """Split a trace id into (kind, Name, ctxid, timestamp); ValueError if malformed."""
+    parts = trace_id.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"not a trace id: {trace_id!r}")
+    name, ctxid, ts = parts
+    kind = CODES.get(ctxid[:2])
+    if kind is None:
+        raise ValueError(f"unknown context kind in trace id: {trace_id!r}")
+    return kind, name, ctxid, ts
+
+
+class FrameContext(dict):
+    """One frame's snapshot: its locals, ``__trc`` and ``__up``/``__down`` links.
+
+    It is a ``dict`` so the shell browses it like any mapping; ``__trc`` is always present.
+    """
+
+    def __init__(self, values: dict[str, Any] | None = None, trc: dict[str, Any] | None = None):
+        super().__init__(values or {})
+        self["__trc"] = trc if trc is not None else {}
+
+    @property
+    def trc(self) -> dict[str, Any]:
+        return self["__trc"]
+
+    __hash__ = object.__hash__  # identity, so contexts can live in sets and weak maps
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(str(k) for k in self) + "}"
+
+
+class TraceContext(FrameContext):
+    """The root of a trace context (the record ``/osh/recent`` keeps).
+
+    Attributes kept outside the dict (not browsable names): ``id``, ``kind``, ``name``
+    (``Class.method``), ``ctxid``, ``timestamp``, ``created`` (epoch seconds) and ``live``
+    (an object with ``release(value)`` while a break or hold is pending, else None).
+    """
+
+    def __init__(self, kind: str, name: str, label: str = "",
+                 values: dict[str, Any] | None = None, trc: dict[str, Any] | None = None,
+                 trace_id: str | None = None, created: float | None = None):
+        super().__init__(values, trc)
+        self.created = created if created is not None else time.time()
+        self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))
+        kind_, self.name, self.ctxid, self.timestamp = parse_trace_id(self.id)
+        self.kind = kind if kind in KINDS else kind_
+        self.live: Any = None
+        info = self["__trc"]
+        info.setdefault("id", self.id)
+        info.setdefault("context", self.kind)
+        info.setdefault("thread", threading.current_thread().name)
+        info.setdefault("related", {})
+
+    @property
+    def path(self) -> tuple[str, str, str, str]:
+        """Where it sits below ``/osh/recent`` or ``/osh/saved``."""
+        return (self.kind, self.name, self.ctxid, self.timestamp)
+
+    def __repr__(self) -> str:
+        return f"<TraceContext {self.id}>"

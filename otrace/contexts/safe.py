@@ -1,0 +1,48 @@
+"""``repr`` and ``str`` that never raise and never run away.
+
+The traced program's objects may have a ``__repr__`` that raises, loops over a huge
+structure or takes a lock; a debugger must show *something* and carry on.
+"""
+
+from __future__ import annotations
+
+import reprlib
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 200
+_REPR.maxother = 200
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 20
+_REPR.maxlevel = 3
+
+
+def _failed(obj: object, exc: BaseException) -> str:
+    try:
+        name = type(obj).__name__
+    except Exception:  # pragma: no cover - type() itself cannot fail in practice
+        name = "object"
+    return f"<{name} object; repr failed: {type(exc).__name__}>"
+
+
+def safe_repr(obj: object, limit: int = 2000) -> str:
+    """A bounded ``repr`` of ``obj``; a failing ``repr`` gives a placeholder."""
+    try:
+        text = _REPR.repr(obj)
+    except Exception as exc:
+        return _failed(obj, exc)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text
+
+
+def safe_str(obj: object, limit: int = 2000) -> str:
+    """A bounded ``str`` of ``obj`` (strings pass through); failures give a placeholder."""
+    if isinstance(obj, str):
+        text = obj
+    else:
+        try:
+            text = str(obj)
+        except Exception as exc:
+            return _failed(obj, exc)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return text

@@ -1,0 +1,180 @@
+"""Where trace contexts are kept: ``/osh/recent``, ``/osh/saved`` and the id index.
+
+``recent`` and ``saved`` are nested dicts ``kind -> Name -> ctxid -> timestamp -> context``,
+which the shell browses as they are.  ``recent`` keeps at most ``max_recent`` contexts per
+kind (oldest evicted first); breaks and holds are exempt, since they stand for a thread or
+request that is waiting -- they leave only through ``resume`` or ``del``.  ``saved`` never
+evicts.  ``all`` maps every trace id still kept anywhere to its context.
+
+Thread safety: every method may be called from any thread; mutations take the store's lock.
+Listeners run in the calling thread, outside the lock, and must not raise (errors are logged).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from otrace.contexts.record import KINDS, TraceContext
+from otrace.log import get_logger
+from otrace.params import PARAMS
+
+log = get_logger("contexts")
+
+EXEMPT_KINDS = frozenset({"breaks", "holds"})
+
+Listener = Callable[[TraceContext], None]
+
+
+def _put(tree: dict, ctx: TraceContext) -> None:
+    kind, name, ctxid, ts = ctx.path
+    tree.setdefault(kind, {}).setdefault(name, {}).setdefault(ctxid, {})[ts] = ctx
+
+
+def _pop(tree: dict, ctx: TraceContext) -> bool:
+    """Remove ``ctx`` from ``tree``, pruning directories left empty."""
+    kind, name, ctxid, ts = ctx.path
+    try:
+        level3 = tree[kind][name][ctxid]
+        if level3.get(ts) is not ctx:
+            return False
+        del level3[ts]
+        if not level3:
+            del tree[kind][name][ctxid]
+            if not tree[kind][name]:
+                del tree[kind][name]
+                if not tree[kind]:
+                    del tree[kind]
+    except KeyError:
+        return False
+    return True
+
+
+class ContextStore:
+    """The process's trace contexts (one instance, :data:`STORE`, serves the shell)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.recent: dict[str, dict] = {}
+        self.saved: dict[str, dict] = {}
+        self.all: dict[str, TraceContext] = {}
+        self._order: dict[str, OrderedDict[str, TraceContext]] = {k: OrderedDict() for k in KINDS}
+        self._saved_ids: set[str] = set()
+        self._newest: TraceContext | None = None
+        self.on_add: list[Listener] = []
+        self.on_remove: list[Listener] = []
+
+    # -- adding ------------------------------------------------------------------------
+    def add(self, ctx: TraceContext) -> None:
+        """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
+        evicted: list[TraceContext] = []
+        with self._lock:
+            _put(self.recent, ctx)
+            self.all[ctx.id] = ctx
+            order = self._order.setdefault(ctx.kind, OrderedDict())
+            order[ctx.id] = ctx
+            self._newest = ctx
+            if ctx.kind not in EXEMPT_KINDS:
+                while len(order) > PARAMS.max_recent:
+                    _, old = order.popitem(last=False)
+                    _pop(self.recent, old)
+                    if old.id not in self._saved_ids:
+                        self.all.pop(old.id, None)
+                    evicted.append(old)
+                if evicted and self._newest in evicted:  # pragma: no cover - newest is ctx
+                    self._newest = self._latest()
+        self._notify(self.on_add, ctx)
+        for old in evicted:
+            if old.id not in self._saved_ids:
+                self._notify(self.on_remove, old)
+
+    def save(self, ctx: TraceContext) -> None:
+        """Copy a context into ``saved`` (it then outlives eviction)."""
+        with self._lock:
+            _put(self.saved, ctx)
+            self._saved_ids.add(ctx.id)
+            self.all[ctx.id] = ctx
+
+    # -- removing ----------------------------------------------------------------------
+    def remove(self, ctx: TraceContext, *, keep_saved: bool = False) -> None:
+        """Drop a context from ``recent`` (and ``saved`` unless ``keep_saved``).
+
+        A pending break or hold is released first, so nothing waits on a context that is gone.
+        """
+        live = ctx.live
+        if live is not None:
+            try:
+                live.release()
+            except Exception:
+                log.exception("releasing %s failed", ctx.id)
+        with self._lock:
+            _pop(self.recent, ctx)
+            self._order.get(ctx.kind, {}).pop(ctx.id, None)  # type: ignore[call-overload]
+            if not keep_saved and ctx.id in self._saved_ids:
+                _pop(self.saved, ctx)
+                self._saved_ids.discard(ctx.id)
+            if ctx.id not in self._saved_ids:
+                self.all.pop(ctx.id, None)
+            if self._newest is ctx:
+                self._newest = self._latest()
+        self._notify(self.on_remove, ctx)
+
+    def clear(self) -> None:
+        """Forget everything (releasing whatever waits); used by tests and shutdown."""
+        for ctx in list(self.all.values()):
+            self.remove(ctx)
+        with self._lock:
+            self.recent.clear()
+            self.saved.clear()
+            self.all.clear()
+            for order in self._order.values():
+                order.clear()
+            self._saved_ids.clear()
+            self._newest = None
+
+    # -- reading -----------------------------------------------------------------------
+    @property
+    def newest(self) -> TraceContext | None:
+        """The most recent context still kept in ``recent`` (what ``~~`` points to)."""
+        return self._newest
+
+    def get(self, trace_id: str) -> TraceContext | None:
+        return self.all.get(trace_id)
+
+    def find(self, patterns: Iterable[str]) -> list[TraceContext]:
+        """Contexts whose id matches any of the glob ``patterns``, oldest first."""
+        with self._lock:
+            ctxs = list(self.all.values())
+        hits = [c for c in ctxs if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
+        return sorted(hits, key=lambda c: c.created)
+
+    def pending(self) -> list[TraceContext]:
+        """Contexts whose break or hold is still waiting, oldest first."""
+        with self._lock:
+            ctxs = [c for c in self.all.values() if c.live is not None]
+        return sorted(ctxs, key=lambda c: c.created)
+
+    def is_saved(self, ctx: TraceContext) -> bool:
+        return ctx.id in self._saved_ids
+
+    def _latest(self) -> TraceContext | None:
+        best: TraceContext | None = None
+        for order in self._order.values():
+            if order:
+                last = next(reversed(order.values()))
+                if best is None or last.created >= best.created:
+                    best = last
+        return best
+
+    @staticmethod
+    def _notify(listeners: list[Listener], ctx: TraceContext) -> None:
+        for listener in list(listeners):
+            try:
+                listener(ctx)
+            except Exception:
+                log.exception("context listener %r failed", listener)
+
+
+STORE = ContextStore()
