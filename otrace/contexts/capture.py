@@ -174,7 +174,8 @@ def build_chain(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Snapshot ``frames`` (outermost first) as a chain; return the innermost's (values, trc).
 
-    Every frame gets ``__trc`` with ``frame`` and ``funcname``; each outer one is a
+    Every frame gets ``__trc`` with ``frame``, ``funcname`` and ``module`` (the name of its
+    globals' module, so evaluation can find the globals again, even post-mortem); each outer one is a
     :class:`FrameContext` reached through ``__up``, and links back with ``__down``.  The
     root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
     ``outer_locals`` False only the innermost frame's locals are copied.
@@ -189,7 +190,8 @@ def build_chain(
         info: FrameLine = (code.co_filename, lineno, code.co_name,
                            source_lines(code.co_filename, lineno, context_lines))
         framestack.append(info)
-        trc = {"frame": info, "funcname": code.co_name}
+        trc = {"frame": info, "funcname": code.co_name,
+               "module": frame.f_globals.get("__name__", "")}
         if i == last:
             values = snapshot(frame_locals(frame), deep)
             root_values, root_trc = values, trc
