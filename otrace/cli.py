@@ -1,0 +1,94 @@
+"""The ``otrace`` command.
+
+``otrace program.py``                 import the program and open the shell; ``run main``,
+                                      ``run test a b`` call its functions in the main thread.
+``otrace -f NAME program.py [args]``  call ``NAME(args)`` (``NAME()`` without args) and exit;
+                                      if it raises, keep the shell open at the exception's
+                                      trace context for post-mortem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import sys
+import threading
+import time
+
+from otrace.oshell import OShell
+
+
+def load_program(path: str):
+    """Import a program file as a module named after it (its __main__ block does not run)."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise OSError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    spec.loader.exec_module(module)
+    return module
+
+
+def record_failure(exc: BaseException, name: str) -> None:
+    """Keep an exception that ended ``-f NAME`` as a trace context (for ``cd ~~``)."""
+    from otrace.contexts import STORE, TraceContext
+    from otrace.contexts.capture import capture_exception, link_down
+
+    values, trc = capture_exception(exc, exc.__traceback__.tb_next if exc.__traceback__ else None,
+                                    None)
+    ctx = TraceContext("exceptions", name, type(exc).__name__, values, trc)
+    link_down(ctx)
+    STORE.add(ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otrace", description="Object shell for a Python program.")
+    parser.add_argument("-f", "--function", help="call this function of the program, then exit")
+    parser.add_argument("program", help="the program file (imported, not run as __main__)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the function")
+    opts = parser.parse_args(argv)
+    if not os.path.isfile(opts.program) or not os.access(opts.program, os.R_OK):
+        print(f"otrace: Unable to read file {opts.program}", file=sys.stderr)
+        return 1
+    try:
+        module = load_program(opts.program)
+    except Exception as exc:
+        print(f"otrace: error importing {opts.program}: {exc}", file=sys.stderr)
+        return 1
+    func = None
+    if opts.function:
+        func = getattr(module, opts.function, None)
+        if not callable(func):
+            print(f"otrace: Program {opts.program} does not have function named '{opts.function}'",
+                  file=sys.stderr)
+            return 1
+    shell = OShell(module.__dict__, module.__dict__, allow_unsafe=True, new_thread=True,
+                   init_file=module.__name__ + ".trc", work_dir=os.getcwd())
+    signal.signal(signal.SIGTERM, lambda *_: shell.shutdown())
+    if func is None:
+        shell.loop(wait_to_run=True)
+        return 0
+    shell.loop()
+    time.sleep(1.0)  # let the init file set its traces first
+    try:
+        func(opts.args) if opts.args else func()
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        record_failure(exc, opts.function)
+        shell.session.execute("cd ~~")
+        print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
+        while not shell.is_shut_down:
+            threading.Event().wait(0.5)
+        return 1
+    shell.shutdown()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

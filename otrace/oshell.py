@@ -1,0 +1,235 @@
+"""OShell: the object shell a program embeds, and ``set_trace``.
+
+::
+
+    shell = otrace.OShell(globals_dict=globals(), locals_dict=locals(), init_file="app.trc",
+                          allow_unsafe=True, new_thread=True)
+    shell.loop()          # returns at once with new_thread=True
+    ...                   # the program (e.g. IOLoop.current().start())
+    shell.shutdown()
+
+Thread safety: construct and ``loop()`` from the program's main thread; ``execute`` may be
+called from any one thread at a time (it runs in the caller's thread); ``shutdown`` from any
+thread, any number of times.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import otrace
+from otrace import log
+from otrace.console import make_console
+from otrace.errors import OTraceError
+from otrace.params import PARAMS
+from otrace.shell import commands as _commands  # noqa: F401 - declares every command
+from otrace.shell.session import Session
+
+DEFAULT_BANNER = f"  ***otrace object shell (v{otrace.__version__})*** (type 'help' for info)"
+_STOP = object()
+
+
+class OShell:
+    """The object shell.  Accepts the original's arguments (see docs/embedding.rst).
+
+    :param globals_dict: the program's globals, at ``/osh/globals`` and used for evaluation.
+    :param locals_dict: shown at ``/osh/locals``.
+    :param init_func: called with the shell, in the shell thread, before the init file.
+    :param init_file: commands run at start (relative names: from ``work_dir``).
+    :param allow_unsafe: permit ``set safe_mode False``.
+    :param work_dir: what ``~~w`` means (default: the process's cwd).
+    :param new_thread: run the console in a daemon thread (``loop`` returns at once).
+    :param no_input: never read input; only the init file runs (for embedding via execute).
+    :param echo_callback: called with every piece of text the console writes.
+    :param eventloop_callback: thread-safe "run this on the program's loop" (default: found
+        when needed, e.g. Tornado's ``IOLoop.add_callback``).
+    :param hold_wrapper: accepted for compatibility; holds are awaitables now.
+    :param web_interface, db_interface: providers for ``/osh/web`` and ``/osh/db``.
+    """
+
+    instance: OShell | None = None
+
+    def __init__(self, globals_dict: dict[str, Any] | None = None,
+                 locals_dict: dict[str, Any] | None = None, init_func: Callable[[OShell], Any] | None = None,
+                 init_file: str | None = None, allow_unsafe: bool = False, work_dir: str = "",
+                 add_env: dict[str, str] | None = None, banner: str | None = None,
+                 no_input: bool = False, new_thread: bool = False,
+                 echo_callback: Callable[[str], Any] | None = None, db_interface: Any = None,
+                 web_interface: Any = None, hold_wrapper: Any = None,
+                 eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
+                 _stdin: Any = None, _stdout: Any = None, _stderr: Any = None):
+        if work_dir and not os.path.isabs(work_dir):
+            raise OTraceError(f"work_dir must be absolute: {work_dir}")
+        self.session = Session(globals_dict, locals_dict, allow_unsafe=allow_unsafe,
+                               work_dir=work_dir, add_env=add_env)
+        self.init_func = init_func
+        self.init_file = init_file
+        self.banner = DEFAULT_BANNER if banner is None else banner
+        self.no_input = no_input
+        self.new_thread = new_thread
+        self.echo_callback = echo_callback
+        self.db_interface = db_interface
+        self.web_interface = web_interface
+        self.hold_wrapper = hold_wrapper
+        self.eventloop_callback = eventloop_callback
+        self.stdin = _stdin or sys.stdin
+        self.stdout = _stdout or sys.stdout
+        self.stderr = _stderr or sys.stderr
+        self.console = None
+        self.thread: threading.Thread | None = None
+        self._runs: queue.Queue = queue.Queue()
+        self._running_task = False
+        self._shut = threading.Event()
+        self._finished = threading.Event()
+        OShell.instance = self
+        if eventloop_callback is not None:
+            self._set_eventloop_callback(eventloop_callback)
+
+    @staticmethod
+    def _set_eventloop_callback(callback) -> None:
+        try:
+            from otrace import holds
+        except ImportError:
+            return
+        setter = getattr(holds, "set_eventloop_callback", None)
+        if setter is not None:
+            setter(callback)
+
+    # -- running ------------------------------------------------------------------------
+    def loop(self, wait_to_run: bool = False) -> None:
+        """Start the console: in this thread (returns after quit) or in its own thread.
+
+        With ``wait_to_run`` the calling thread then serves ``run`` requests until shutdown.
+        """
+        if wait_to_run:
+            self.session.runner = self._request_run
+        if self.new_thread or wait_to_run:
+            self.thread = threading.Thread(target=self._run, name="otrace-shell", daemon=True)
+            self.thread.start()
+            if wait_to_run:
+                self._serve_runs()
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        self.console = make_console(self, self.stdin, self.stdout, self.stderr)
+        log.add_sink(self.console.announce)
+        try:
+            if self.init_func is not None:
+                try:
+                    self.init_func(self)
+                except Exception:
+                    self.console.announce("init_func failed:\n" + traceback.format_exc().rstrip())
+            if self.banner:
+                self.console._write(self.stdout, self.banner + "\n")
+            self._run_init_file()
+            if self.no_input:
+                return
+            if PARAMS.unpickle_file:
+                self.console.show(self.session.execute(f"unpickle {PARAMS.unpickle_file}"))
+            if not self._shut.is_set():
+                self.console.run()
+        finally:
+            log.remove_sink(self.console.announce)
+            self._finished.set()
+            if not self.no_input:
+                self.shutdown()
+
+    def _run_init_file(self) -> None:
+        if not self.init_file:
+            return
+        path = self.init_file
+        if not os.path.isabs(path):
+            path = os.path.join(self.session.tree.work_dir or os.getcwd(), path)
+        if os.path.exists(path):
+            result = self.session.execute(f"source '{path}'")
+            self.console.show(result)
+            if result.action == "quit":
+                self._shut.set()
+
+    def execute(self, line: str, here_doc: str | None = None) -> tuple[str, str]:
+        """Run one command line and return (output, errors); nothing is printed."""
+        if here_doc is not None:
+            self.session.hooks["here_doc"] = here_doc
+        try:
+            result = self.session.execute(line)
+        finally:
+            self.session.hooks.pop("here_doc", None)
+        if result.action == "quit":
+            self.shutdown()
+        return result.out, result.err
+
+    # -- run requests (wait_to_run) ------------------------------------------------------
+    def _request_run(self, func: Callable[..., Any], args: list[str]) -> None:
+        if self._running_task:
+            raise OTraceError("Already running task; 'interrupt' it or wait for it to complete")
+        self._running_task = True
+        self._runs.put((func, args))
+
+    def _serve_runs(self) -> None:
+        while True:
+            item = self._runs.get()
+            if item is _STOP:
+                return
+            func, args = item
+            try:
+                if args or _wants_list(func):
+                    func(args)
+                else:
+                    func()
+                log.announce("Run completed")
+            except BaseException:  # noqa: B036 - report anything, keep serving
+                log.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+            finally:
+                self._running_task = False
+
+    # -- stopping -----------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop the shell: release waiting breaks and holds, end the console.  Idempotent."""
+        if self._shut.is_set() and self._finished.is_set():
+            return
+        self._shut.set()
+        try:
+            from otrace import holds
+
+            release = getattr(holds, "release_all", None)
+            if release is not None:
+                release("shutdown")
+        except ImportError:
+            pass
+        if self.console is not None:
+            self.console.stop()
+        self._runs.put(_STOP)
+        self.session.close()
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut.is_set()
+
+
+def _wants_list(func: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+def set_trace(globals_dict: dict[str, Any], locals_dict: dict[str, Any] | None = None,
+              new_thread: bool = False, wait_to_run: bool = False, init_file: str = "") -> OShell:
+    """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
+    (or at once with ``new_thread``)."""
+    if locals_dict is None:
+        frame = sys._getframe(1)
+        locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
+    shell = OShell(globals_dict, locals_dict, allow_unsafe=True, new_thread=new_thread or wait_to_run,
+                   init_file=init_file or None)
+    shell.loop(wait_to_run=wait_to_run)
+    return shell

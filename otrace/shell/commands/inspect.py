@@ -1,0 +1,186 @@
+"""Looking at values and code: pr (the default command), exec / !, view."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import inspect
+import pprint
+import re
+import sys
+import textwrap
+from typing import Any
+
+from otrace.contexts import safe_str
+from otrace.contexts.record import FrameContext
+from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
+from otrace.shell import evaluate
+from otrace.shell.redirect import absolute_file, split_redirect
+from otrace.shell.registry import REGISTRY, Args, Option, command
+from otrace.vfs import paths
+
+_LONE_EQ = re.compile(r"(^|[^=!<>])=($|[^=])")
+
+
+@command("pr", "pr python_expression", raw=True, complete="path")
+def pr(sh, args: Args) -> None:
+    """Print the value of an expression (the DEFAULT command: a line that is not a command).
+
+    Names are looked up in the current directory first (inside a trace context: its
+    captured variables), then in the program's globals.  pr a, b prints both, like print.
+    pr /osh/path prints the object at that path without evaluating anything.
+    In safe mode calls, assignments and _private attributes are refused.
+    """
+    expr = args.raw.strip()
+    if not expr:
+        raise UsageError("usage: pr python_expression")
+    if "\n" in expr:
+        raise UsageError("Line breaks are not permitted in expressions")
+    if expr.startswith("/osh") and " " not in expr:
+        value = sh.tree.resolve(sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)).value
+        sh.out.write(safe_str(value, 1_000_000))
+        return
+    if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
+        raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
+    try:
+        tree = evaluate.check_safe(expr) if sh.params.safe_mode else ast.parse(expr, mode="eval")
+    except SyntaxError as exc:
+        sh.out.error(evaluate.format_exception(exc))
+        return
+    parts = tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
+    try:
+        ns = sh.namespace()
+        g = sh.eval_globals()
+        if parts is None:
+            values = [evaluate.evaluate(expr, g, ns)]
+        else:
+            values = [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
+    except OTraceError:
+        raise
+    except BaseException as exc:  # noqa: B036 - typed code may raise anything
+        text = evaluate.format_exception(exc)
+        if _LONE_EQ.search(expr):
+            text += "\n(to assign, use 'exec' or '!')"
+        if isinstance(exc, NameError) and expr.isidentifier():
+            near = difflib.get_close_matches(expr, list(REGISTRY) + list(sh.aliases), n=3, cutoff=0.6)
+            if near:
+                text += f"\n(not a command either; did you mean {', '.join(near)}?)"
+        sh.out.error(text)
+        return
+    if sh.params.pretty_print:
+        for v in values:
+            sh.out.write(pprint.pformat(v, width=max(sh.width, 20)))
+    else:
+        sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
+
+
+@command("exec", "exec python_code   (also !python_code)", raw=True)
+def exec_(sh, args: Args) -> None:
+    """Execute Python statements in the current directory (assignments change live state).
+
+    Statements run with the program's globals and the current directory as locals: in
+    /osh/globals they set module globals, in a class or object directory they set
+    attributes, in a trace context they change only the snapshot.  A compound statement
+    (for/if/def ...) continues on the following lines until an empty line.
+    """
+    if sh.params.safe_mode:
+        raise SafeModeError("Code execution not permitted in safe mode; set safe_mode False")
+    code = args.raw
+    if not code.strip():
+        raise UsageError("usage: exec python_code")
+    if sh.start_code(code, sh.out):
+        return
+    sh.run_code(code, sh.out)
+
+
+VIEW_OPTIONS = (Option("d", "show the docstring instead of the source"),
+                Option("i", "show inline (not in the editor)"))
+
+
+def source_of(obj: Any) -> str:
+    """The current source of a function, method or class (a patch's source if patched)."""
+    func = getattr(obj, "__func__", obj)
+    patched = getattr(func, "_otrace_patch_source", None)
+    if patched:
+        return patched if isinstance(patched, str) else "".join(patched)
+    func = getattr(func, "_otrace_orig_function", func)
+    try:
+        text = inspect.getsource(func)
+    except (OSError, TypeError) as exc:
+        raise OTraceError(f"No source for {safe_str(obj, 80)}: {exc}") from None
+    return textwrap.dedent(text)
+
+
+def _viewable(value: Any) -> Any:
+    if isinstance(value, (classmethod, staticmethod, property)):
+        return value.__func__ if not isinstance(value, property) else value.fget
+    if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+        return value
+    if isinstance(value, dict) and "__name__" in value and sys.modules.get(value["__name__"]) is not None:
+        return sys.modules[value["__name__"]]
+    return type(value)
+
+
+def _context_view(ctx: FrameContext, doc: bool) -> str | None:
+    trc = ctx.get("__trc", {})
+    if "frame" in trc and not doc:
+        filename, lineno, funcname, lines = trc["frame"]
+        head = f"{filename}:{lineno} {funcname}"
+        return head if not lines else head + "\n" + "".join(lines).rstrip("\n")
+    if "func" in trc:
+        func = trc["func"]
+        return inspect.getdoc(func) or "" if doc else source_of(func)
+    return None
+
+
+@command("view", "view [-d] [-i] [class/method/function] [> file]", options=VIEW_OPTIONS, outside_osh=True)
+def view(sh, args: Args) -> None:
+    """Show the source (or docstring) of an object, a trace context's code, or a file.
+
+    Without a name: in a trace context frame, the captured source lines around that frame's
+    line; in a call-trace context, the traced function; else the current directory's object.
+    Objects that are not modules, classes or functions show their class.
+    """
+    target, op, filename = split_redirect(" ".join(args.words))
+    doc = args.flag("d")
+    text = None
+    if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
+        if not target:
+            raise UsageError("No object to display")
+        path = target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
+        try:
+            with open(sh.tree.expand(path), encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            raise PathError(f"File {target} not found") from None
+    elif not target or target == ".":
+        here = sh.here().value
+        if isinstance(here, FrameContext):
+            text = _context_view(here, doc)
+        if text is None:
+            obj = _viewable(here)
+            text = _doc_or_source(obj, doc)
+    else:
+        matches = sh.tree.glob(target, sh.cwd)
+        if len(matches) != 1:
+            raise UsageError(f"Cannot view multiple objects: {target}" if matches else f"No such object: {target}")
+        text = _doc_or_source(_viewable(matches[0].value), doc)
+    if op == ">":
+        path = absolute_file(sh, filename)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+        except OSError as exc:
+            raise OTraceError(f"Cannot write {path}: {exc.strerror}") from None
+        return
+    opener = sh.hooks.get("view")
+    if not args.flag("i") and opener is not None:
+        opener(text)
+        return
+    sh.out.write(text.rstrip("\n"), "text" if doc else "python")
+
+
+def _doc_or_source(obj: Any, doc: bool) -> str:
+    if doc:
+        return inspect.getdoc(obj) or f"(no docstring for {safe_str(obj, 80)})"
+    return source_of(obj)

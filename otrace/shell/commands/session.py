@@ -1,0 +1,147 @@
+"""The shell itself: set, help, alias, source, repeat, lock, run, quit."""
+
+from __future__ import annotations
+
+import shlex
+
+from otrace.errors import OTraceError, ParamError, PathError, UsageError
+from otrace.shell.listing import columns
+from otrace.shell.redirect import absolute_file
+from otrace.shell.registry import REGISTRY, Args, command, lookup
+
+
+@command("set", "set [parameter [value]]", max_words=2, complete="param", outside_osh=True)
+def set_(sh, args: Args) -> None:
+    """Show all parameters, show one, or set one (help set lists what each one does).
+
+    Values are checked against the parameter's type: true/false for switches, numbers for
+    counts and intervals; None or "" clear a text parameter.
+    """
+    params = sh.params
+    if not args.words:
+        for name in params.names():
+            sh.out.write(params.render(name))
+        return
+    name = args.words[0]
+    params.spec(name)
+    if len(args.words) == 2:
+        value = args.words[1]
+        if name == "password" and value and ":" not in value:
+            raise ParamError("No salt in encrypted password (make one with otrace.encrypt_password); SET PASSWORD FAILED")
+        params.set_text(name, value)
+    sh.out.write(params.render(name))
+
+
+@command("help", "help [command|*]", max_words=1, complete="command", outside_osh=True)
+def help_(sh, args: Args) -> None:
+    """Show the commands, one command's help, or every command's synopsis (help *)."""
+    if not args.words:
+        sh.out.write("Commands:")
+        for row in columns(sorted(REGISTRY), sh.width):
+            sh.out.write(row)
+        sh.out.write("")
+        sh.out.write("A line that is not a command is a Python expression to print (pr).")
+        sh.out.write("TAB completes commands, paths and parameters.  'help CMD' for one command,")
+        sh.out.write("'help *' for all synopses, 'alias' for the aliases.")
+        return
+    word = args.words[0]
+    if word == "*":
+        for name in sorted(REGISTRY):
+            cmd = REGISTRY[name]
+            sh.out.write(f"{cmd.usage:<50} # {cmd.summary}")
+        sh.out.write("In code: otrace.traceassert(condition, label=..., action=...)")
+        return
+    if word in sh.aliases and word not in REGISTRY:
+        sh.out.write(f"{word} is an alias for: {' '.join(sh.aliases[word])}")
+        return
+    cmd = lookup(word)
+    sh.out.write(cmd.help_text())
+    if cmd.name == "set":
+        sh.out.write("")
+        sh.out.write("Parameters:")
+        for name in sh.params.names():
+            p = sh.params.spec(name)
+            sh.out.write(f"  {name:<17} {p.type.__name__:<5} default {p.default!r:<8} {p.help}")
+
+
+@command("alias", "alias [name [command words...]]", outside_osh=True, complete="alias",
+         keep_dash_words=lambda w: True)
+def alias(sh, args: Args) -> None:
+    """Define, show, list or delete aliases (alias name "" deletes).
+
+    In the words, \\* stands for all arguments, \\** for them as Python values (for calls),
+    \\1, \\2 ... for one each; without markers the arguments are appended.  Write the
+    markers inside single quotes or with a doubled backslash: alias hi pr '"\\1-\\2"'.
+    """
+    words = list(args.extra) + args.words
+    if not words:
+        for name in sorted(sh.aliases):
+            sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+        return
+    name = words[0]
+    if len(words) == 1:
+        if name not in sh.aliases:
+            raise UsageError(f"No such alias: {name}")
+        sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+        return
+    if len(words) == 2 and words[1] == "":
+        if sh.aliases.pop(name, None) is None:
+            raise UsageError(f"No such alias: {name}")
+        return
+    sh.aliases[name] = words[1:]
+
+
+@command("source", "source FILE", max_words=1, outside_osh=True)
+def source(sh, args: Args) -> None:
+    """Run the commands in FILE (relative names: from the work directory ~~w).
+
+    Blank lines and lines starting with # are skipped; each line is echoed after the prompt
+    unless it starts with 'noecho '.  An error names the file and line, and the rest runs.
+    """
+    if not args.words:
+        raise UsageError("usage: source FILE")
+    sh.source(absolute_file(sh, args.words[0]), sh.out)
+
+
+@command("repeat", "repeat command", raw=True, complete="command", outside_osh=True)
+def repeat(sh, args: Args) -> None:
+    """Run a command every repeat_interval seconds, redrawing, until a key is pressed."""
+    line = args.raw.strip()
+    if not line:
+        raise UsageError("usage: repeat command")
+    sh.out.action, sh.out.action_arg = "repeat", line
+
+
+@command("lock", "lock", max_words=0, outside_osh=True)
+def lock(sh, args: Args) -> None:
+    """Lock the console until the password is typed (asks for one if none is set)."""
+    sh.out.action = "lock"
+
+
+@command("run", "run function [arg ...]", complete="path")
+def run(sh, args: Args) -> None:
+    """Run a function in the main thread (when otrace was started to wait for run).
+
+    The function gets the arguments as a list of strings if it was given any (or accepts
+    one); it runs in the program's main thread while the shell stays usable.
+    """
+    if sh.runner is None:
+        raise OTraceError("Cannot run function unless otrace is in a separate thread and the main thread waits (otrace script.py, or loop(wait_to_run=True))")
+    if not args.words:
+        raise UsageError("Must specify function to run")
+    name = args.words[0]
+    try:
+        func = sh.tree.resolve(sh.tree.parts(name, sh.cwd)).value
+    except PathError:
+        raise PathError(f"No function named {name}") from None
+    if not callable(func):
+        raise UsageError(f"{name} of type {type(func).__name__} is not callable")
+    sh.runner(func, args.words[1:])
+    sh.out.error(f"Running {name}")
+
+
+@command("quit", "quit", max_words=0, outside_osh=True)
+def quit_(sh, args: Args) -> None:
+    """End the shell (and, for otrace script.py, the program)."""
+    sh.out.error("Shutting down...")
+    sh.out.action = "quit"

@@ -1,0 +1,77 @@
+"""How ``ls`` shows names and values: columns, ``name = value`` lines, kinds of entries."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from otrace.contexts import safe_repr, safe_str
+
+ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down"})
+
+
+def is_hidden(name: str) -> bool:
+    """``__x__`` names are hidden unless ``ls -a`` (a few useful ones never are)."""
+    return len(name) > 4 and name.startswith("__") and name.endswith("__") and name not in ALWAYS_SHOWN
+
+
+def kind_of(value: Any) -> str:
+    """``c`` class, ``m`` module, ``f`` function or method, ``v`` anything else."""
+    if inspect.isclass(value):
+        return "c"
+    if inspect.ismodule(value):
+        return "m"
+    if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, (classmethod, staticmethod)):
+        return "f"
+    return "v"
+
+
+def render_value(value: Any, limit: int = 300) -> str:
+    """The value side of ``ls -l``: mappings by their keys, sequences by their items' str."""
+    if isinstance(value, Mapping):
+        try:
+            keys = []
+            for i, k in enumerate(value):
+                if i >= 20:
+                    keys.append("...")
+                    break
+                keys.append(safe_str(k, 60))
+            return "{" + ", ".join(keys) + "}"
+        except Exception:
+            return safe_repr(value, limit)
+    if isinstance(value, (list, tuple)):
+        items = [safe_str(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
+        text = "[" + ", ".join(items) + "]"
+        return text if len(text) <= limit else text[:limit] + "..."
+    if type(value).__name__ == "LazyText":
+        return safe_str(value, limit)
+    return safe_repr(value, limit)
+
+
+def columns(names: list[str], width: int) -> list[str]:
+    """Lay names out in columns, row by row, as ``ls`` does."""
+    if not names:
+        return []
+    colw = min(max(width // 2 - 1, 1), max(len(n) for n in names))
+    ncols = max(1, (width + 1) // (colw + 1))
+    nrows = (len(names) + ncols - 1) // ncols
+    ncols = (len(names) + nrows - 1) // nrows
+    rows = []
+    for r in range(nrows):
+        cells = [names[c * nrows + r] for c in range(ncols) if c * nrows + r < len(names)]
+        rows.append(" ".join(c.ljust(colw) for c in cells).rstrip())
+    return rows
+
+
+def long_lines(pairs: list[tuple[str, Any]], width: int) -> list[str]:
+    """``name = value`` lines, a blank line after every fifth."""
+    if not pairs:
+        return []
+    padw = min(max(width // 3 - 1, 1), max(len(n) for n, _ in pairs))
+    out = []
+    for i, (name, value) in enumerate(pairs):
+        if i and i % 5 == 0:
+            out.append("")
+        out.append(f"{name.ljust(padw)} = {render_value(value, max(width * 4, 200))}")
+    return out

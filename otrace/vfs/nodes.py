@@ -1,0 +1,246 @@
+"""Objects presented as directories.
+
+:func:`as_dir` picks the view for a value:
+
+========================  =================================================================
+value                     entries
+========================  =================================================================
+``Mapping``               its keys (``str(key)``; a digits-only name also finds an int key)
+``list`` / ``tuple``      ``0``, ``1``, ... (item assignment allowed, no appends)
+:class:`FsPath`           a real directory's file names (``/`` also shows ``osh``)
+``None``                  cannot be entered (a stale directory)
+anything else             an attribute view: ``dir(obj)``, ``getattr``, ``setattr``
+========================  =================================================================
+
+Every view survives hostile objects: a ``dir`` or ``getattr`` that raises gives no entry,
+never an exception out of the shell.  Views read live; they hold no copies.
+
+Thread safety: views are made and used by the shell thread; the objects they look at may be
+changed by the program at the same time, and listing takes a snapshot of the names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from otrace.errors import PathError
+
+
+@dataclass(frozen=True)
+class FsPath:
+    """A path in the real filesystem (so it browses as a directory, not as a str)."""
+
+    path: str
+
+    def is_dir(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Dir:
+    """A value seen as a directory.  Subclasses implement the four operations."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def names(self, limit: int | None = None) -> list[str]:
+        """Entry names, at most ``limit`` of them (unsorted)."""
+        raise NotImplementedError
+
+    def count(self) -> int | None:
+        """How many entries there are, when that is cheap to know."""
+        return None
+
+    def get(self, name: str) -> Any:
+        """The entry's value; ``KeyError`` if there is no such entry."""
+        raise NotImplementedError
+
+    def set(self, name: str, value: Any) -> None:
+        raise PathError(f"cannot assign to {name!r} here")
+
+    def delete(self, name: str) -> None:
+        raise PathError(f"cannot delete {name!r} here")
+
+    def contains(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except KeyError:
+            return False
+        return True
+
+
+class MappingDir(Dir):
+    value: Mapping
+
+    def names(self, limit: int | None = None) -> list[str]:
+        try:
+            keys = list(islice(iter(list(self.value) if limit is None else self.value), limit))
+        except RuntimeError:  # changed size while we looked; look again, once
+            keys = list(islice(iter(list(self.value)), limit))
+        return [k if isinstance(k, str) else str(k) for k in keys]
+
+    def count(self) -> int | None:
+        try:
+            return len(self.value)
+        except Exception:
+            return None
+
+    def get(self, name: str) -> Any:
+        m = self.value
+        try:
+            return m[name]
+        except KeyError:
+            pass
+        except Exception as exc:
+            raise KeyError(name) from exc
+        if name.lstrip("-").isdigit():
+            try:
+                return m[int(name)]
+            except Exception:
+                pass
+        # keys of other types are listed by str(); find them the same way (bounded scan)
+        for key in islice(iter(list(m)), 100_000):
+            if not isinstance(key, str) and str(key) == name:
+                return m[key]
+        raise KeyError(name)
+
+    def set(self, name: str, value: Any) -> None:
+        if not isinstance(self.value, MutableMapping):
+            raise PathError("this directory is read-only")
+        self.value[name] = value
+
+    def delete(self, name: str) -> None:
+        if not isinstance(self.value, MutableMapping):
+            raise PathError("this directory is read-only")
+        del self.value[name]
+
+
+class SequenceDir(Dir):
+    def names(self, limit: int | None = None) -> list[str]:
+        n = len(self.value)
+        return [str(i) for i in range(n if limit is None else min(n, limit))]
+
+    def count(self) -> int | None:
+        return len(self.value)
+
+    def get(self, name: str) -> Any:
+        try:
+            return self.value[int(name)]
+        except (ValueError, IndexError):
+            raise KeyError(name) from None
+
+    def set(self, name: str, value: Any) -> None:
+        if not isinstance(self.value, list):
+            raise PathError("a tuple cannot be changed")
+        try:
+            self.value[int(name)] = value
+        except (ValueError, IndexError):
+            raise PathError(f"no item {name!r} (a list directory takes no new names)") from None
+
+
+class AttrDir(Dir):
+    def names(self, limit: int | None = None) -> list[str]:
+        try:
+            names = dir(self.value)
+        except Exception:
+            return []
+        return [n for n in names if isinstance(n, str)][:limit]
+
+    def get(self, name: str) -> Any:
+        try:
+            return getattr(self.value, name)
+        except Exception as exc:  # a property that raises is simply "not there"
+            raise KeyError(name) from exc
+
+    def set(self, name: str, value: Any) -> None:
+        try:
+            setattr(self.value, name, value)
+        except Exception as exc:
+            raise PathError(f"cannot set {name}: {exc}") from None
+
+    def delete(self, name: str) -> None:
+        try:
+            delattr(self.value, name)
+        except Exception as exc:
+            raise PathError(f"cannot delete {name}: {exc}") from None
+
+
+class FsDir(Dir):
+    value: FsPath
+
+    def names(self, limit: int | None = None) -> list[str]:
+        try:
+            names = os.listdir(self.value.path)
+        except OSError as exc:
+            raise PathError(f"cannot list {self.value.path}: {exc.strerror}") from None
+        if self.value.path == "/":
+            names.append("osh")
+        return names[:limit]
+
+    def get(self, name: str) -> Any:
+        path = os.path.join(self.value.path, name)
+        if not os.path.lexists(path):
+            raise KeyError(name)
+        return FsPath(path)
+
+
+def as_dir(value: Any) -> Dir:
+    """The directory view of ``value``; PathError for ``None`` (a vanished entry)."""
+    if value is None:
+        raise PathError("Stale directory (the entry is None or gone)")
+    if isinstance(value, FsPath):
+        if not value.is_dir():
+            raise PathError(f"Not a directory: {value.path}")
+        return FsDir(value)
+    if isinstance(value, Mapping):
+        return MappingDir(value)
+    if isinstance(value, (list, tuple)):
+        return SequenceDir(value)
+    return AttrDir(value)
+
+
+def is_dir_like(value: Any) -> bool:
+    """Whether ``cd`` into the value makes sense (anything but None and real files)."""
+    if value is None:
+        return False
+    if isinstance(value, FsPath):
+        return value.is_dir()
+    return True
+
+
+class DirNamespace(MutableMapping):
+    """A directory as the ``locals`` of ``eval``/``exec``: names read and write through.
+
+    ``extra`` supplies helper names (``_otrace_value``) without writing them into the
+    user's object (the original injected them, which broke lists and mutated objects).
+    """
+
+    def __init__(self, d: Dir, extra: dict[str, Any] | None = None):
+        self._dir = d
+        self._extra = extra or {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return self._dir.get(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._dir.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self._dir.delete(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dir.names())
+
+    def __len__(self) -> int:
+        return len(self._dir.names())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._extra or self._dir.contains(name))
