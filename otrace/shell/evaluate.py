@@ -50,7 +50,7 @@ def check_safe(source: str, mode: str = "eval") -> ast.AST:
 def is_incomplete(source: str) -> bool:
     """True if ``source`` is the start of a compound statement that needs more lines."""
     try:
-        return codeop.compile_command(source, "<otrace>", "exec") is None
+        return codeop.compile_command(source, "<otrace>", "single") is None
     except (SyntaxError, ValueError, OverflowError):
         return False
 

@@ -228,7 +228,13 @@ class DirNamespace(MutableMapping):
     def __getitem__(self, name: str) -> Any:
         if name in self._extra:
             return self._extra[name]
-        return self._dir.get(name)
+        try:
+            return self._dir.get(name)
+        except KeyError as exc:
+            cause = exc.__cause__
+            if cause is not None and not isinstance(cause, (AttributeError, KeyError)):
+                raise cause from None  # show why the property failed, not "not defined"
+            raise
 
     def __setitem__(self, name: str, value: Any) -> None:
         self._dir.set(name, value)
