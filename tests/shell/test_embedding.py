@@ -1,0 +1,143 @@
+"""OShell embedded in a program, set_trace, and the otrace command line (subprocesses)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import otrace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, PYTHONPATH=ROOT)
+
+
+def test_oshell_blocking_with_init_file(tmp_path):
+    init = tmp_path / "app.trc"
+    init.write_text("set max_recent 5\nalias st pr stats\n")
+    out, err = io.StringIO(), io.StringIO()
+    g = {"__name__": "fakeapp", "stats": {"n": 1}}
+    shell = otrace.OShell(g, g, init_file="app.trc", work_dir=str(tmp_path), allow_unsafe=True,
+                          _stdin=io.StringIO("st\ncd stats\nls\nquit\n"), _stdout=out, _stderr=err)
+    shell.loop()
+    text = out.getvalue()
+    assert "otrace object shell" in text
+    assert "globals> set max_recent 5" in text
+    assert "{'n': 1}" in text
+    assert "osh..stats> " in text
+    assert "Shutting down" in err.getvalue()
+    assert shell.is_shut_down
+
+
+def test_oshell_new_thread_and_execute():
+    g = {"__name__": "fakeapp2", "value": 41}
+    r, w = os.pipe()
+    stdin = os.fdopen(r)
+    shell = otrace.OShell(g, new_thread=True, _stdin=stdin, _stdout=io.StringIO(), _stderr=io.StringIO())
+    shell.loop()
+    assert shell.thread is not None and shell.thread.is_alive()
+    assert shell.execute("value + 1") == ("42\n", "")
+    shell.shutdown()
+    shell.shutdown()  # idempotent
+    os.close(w)
+    shell.thread.join(5)
+    assert not shell.thread.is_alive()
+
+
+def test_echo_callback_and_no_input():
+    seen = []
+    g = {"__name__": "fakeapp3"}
+    out = io.StringIO()
+    shell = otrace.OShell(g, no_input=True, echo_callback=seen.append, _stdout=out, _stderr=io.StringIO())
+    shell.loop()
+    assert any("otrace object shell" in s for s in seen)
+
+
+def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
+    proc = subprocess.Popen([sys.executable, "-m", "otrace", *args, str(script), *extra], cwd=cwd, env=ENV,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in stdin_lines:
+        time.sleep(delay)
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def example(tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(textwrap.dedent("""
+        def main():
+            print("main ran")
+
+        def test(args):
+            print("test got", args)
+
+        def bad():
+            local_value = 5
+            return 1 / 0
+
+        if __name__ == "__main__":
+            print("should not run")
+    """))
+    (tmp_path / "example.trc").write_text("set max_recent 3\n")
+    return script
+
+
+@pytest.mark.timeout(60)
+def test_cli_wait_to_run(example, tmp_path):
+    code, out, err = run_cli([], example, ["run main", "run test a b", "set max_recent", "quit"], tmp_path)
+    assert code == 0
+    assert "main ran" in out and "test got ['a', 'b']" in out
+    assert "should not run" not in out
+    assert "globals> set max_recent 3" in out  # the init file ran
+    assert "max_recent = 3" in out
+    assert "Run completed" in err
+
+
+@pytest.mark.timeout(60)
+def test_cli_function_failure_leaves_postmortem_shell(example, tmp_path):
+    code, out, err = run_cli(["-f", "bad"], example, ["ls", "local_value * 2", "quit"], tmp_path, delay=1.5)
+    assert "ZeroDivisionError" in err
+    assert "local_value" in out and "10" in out
+    assert "bad.." in out  # the prompt names the context
+
+
+@pytest.mark.timeout(60)
+def test_cli_function_success_exits(example, tmp_path):
+    code, out, err = run_cli(["-f", "test"], example, [], tmp_path, extra=["x", "y"])
+    assert code == 0 and "test got ['x', 'y']" in out
+
+
+def test_cli_errors(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "otrace", str(tmp_path / "missing.py")], env=ENV,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "Unable to read file" in p.stderr
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\n")
+    p = subprocess.run([sys.executable, "-m", "otrace", "-f", "nope", str(script)], env=ENV,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "does not have function named 'nope'" in p.stderr
+
+
+def test_set_trace_blocks_until_quit():
+    g = {"__name__": "fakeapp4", "answer": 42}
+    done = threading.Event()
+    out = io.StringIO()
+
+    def target():
+        shell = otrace.OShell(g, g, allow_unsafe=True, _stdin=io.StringIO("answer\nquit\n"), _stdout=out,
+                              _stderr=io.StringIO())
+        shell.loop()
+        done.set()
+
+    threading.Thread(target=target).start()
+    assert done.wait(10)
+    assert "42" in out.getvalue()
