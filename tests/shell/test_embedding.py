@@ -48,6 +48,7 @@ def test_oshell_new_thread_and_execute():
     os.close(w)
     shell.thread.join(5)
     assert not shell.thread.is_alive()
+    stdin.close()
 
 
 def test_echo_callback_and_no_input():
