@@ -239,8 +239,9 @@ class PickleWriter:
 
     def _after_fork(self) -> None:
         """In a forked child: leave the parent's connection alone and start over."""
-        global _LEAKED
         _LEAKED.append(self._conn)  # closing it here could disturb the parent's locks
+        self.submitted = self.written = self.dropped = self.failed = 0
+        self._reported = set()
         self._start(_connect(self.path, create=True, busy_timeout=self._busy_timeout))
 
     # -- any thread --------------------------------------------------------------------
@@ -263,6 +264,8 @@ class PickleWriter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written (or failed); False on timeout."""
+        if self._pid != os.getpid():
+            return True  # forked, nothing submitted here yet
         if self._closed or not self._thread.is_alive():
             return self._queue.empty()
         marker = _Flush()
@@ -425,7 +428,9 @@ class _Hook:
         if name == "pickle_file":
             self.open(new or None)
 
-    def open(self, path: str | os.PathLike[str] | None) -> PickleWriter | None:
+    def open(
+        self, path: str | os.PathLike[str] | None, timeout: float = 10.0
+    ) -> PickleWriter | None:
         target = resolve_path(path, self.workdir) if path else None
         with self.lock:
             current = self.writer
@@ -433,7 +438,7 @@ class _Hook:
                 return current
             self.writer = None
         if current is not None:
-            current.close()
+            current.close(timeout)
         if target is None:
             return None
         writer = PickleWriter(target, **self.options)
@@ -501,7 +506,7 @@ def flush(timeout: float = 10.0) -> bool:
 
 def close(timeout: float = 10.0) -> None:
     """Write what is queued and close the file (``pickle_file`` keeps its value)."""
-    _HOOK.open(None)
+    _HOOK.open(None, timeout)
 
 
 atexit.register(close, 2.0)
