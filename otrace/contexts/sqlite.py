@@ -161,7 +161,7 @@ def _connect(path: Path, *, create: bool, busy_timeout: float) -> sqlite3.Connec
             timeout=busy_timeout,
         )
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        if mode != "ro":
+        if create:  # readers leave the file as it is
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         _check_format(conn, path, create=create)
