@@ -477,8 +477,9 @@ def install(
     params.add_guard(hook.guard)
     params.add_listener(hook.on_param)
     store.on_add.append(hook.on_add)
-    if params.pickle_file:
-        hook.open(params.pickle_file)
+    current = params.get("pickle_file")
+    if current:
+        hook.open(current)
 
 
 def uninstall() -> None:
@@ -601,7 +602,8 @@ class PickledTree(_Level):
         self.filters = dict(filters)
         self._conn = conn
         self._lock = threading.RLock()
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for field, value in filters.items():
             column = _FIELDS[field]
             if column == "pid":
