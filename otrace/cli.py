@@ -45,12 +45,31 @@ def record_failure(exc: BaseException, name: str) -> None:
     STORE.add(ctx)
 
 
+def browse_pickled(path: str) -> int:
+    """A shell on a pickle database alone: ``otrace -p trace.db``."""
+    shell = OShell({"__name__": "__otrace_postmortem__"}, allow_unsafe=True, work_dir=os.getcwd())
+    out, err = shell.execute(f"unpickle '{path}'")
+    if err:
+        print(f"otrace: {err.strip()}", file=sys.stderr)
+        return 1
+    print(out.strip())
+    shell.execute("cd /osh/pickled")
+    shell.loop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otrace", description="Object shell for a Python program.")
     parser.add_argument("-f", "--function", help="call this function of the program, then exit")
-    parser.add_argument("program", help="the program file (imported, not run as __main__)")
+    parser.add_argument("-p", "--pickled", metavar="DB",
+                        help="open a pickle database (set pickle_file) for post-mortem browsing")
+    parser.add_argument("program", nargs="?", help="the program file (imported, not run as __main__)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the function")
     opts = parser.parse_args(argv)
+    if opts.pickled:
+        return browse_pickled(opts.pickled)
+    if not opts.program:
+        parser.error("a program file (or -p DB) is required")
     if not os.path.isfile(opts.program) or not os.access(opts.program, os.R_OK):
         print(f"otrace: Unable to read file {opts.program}", file=sys.stderr)
         return 1

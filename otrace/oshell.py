@@ -89,6 +89,9 @@ class OShell:
         self._shut = threading.Event()
         self._finished = threading.Event()
         OShell.instance = self
+        from otrace.contexts import sqlite
+
+        sqlite.install(workdir=work_dir or os.getcwd())  # so `set pickle_file` writes
         if eventloop_callback is not None:
             self._set_eventloop_callback(eventloop_callback)
 
