@@ -66,6 +66,8 @@ class CallView(Protocol):
 
     def arguments(self) -> dict[str, Any]: ...
 
+    def flat_arguments(self) -> list[tuple[str, Any]]: ...
+
 
 def _always(args: tuple, kwargs: dict) -> bool:
     return True
@@ -228,7 +230,7 @@ class Tagged(Predicate):
         if self.arg:
             candidates = [(self.arg, call.value_of(self.arg))]
         else:
-            candidates = list(call.arguments().items())
+            candidates = call.flat_arguments()
         for name, value in candidates:
             tag = get_tag(value)
             if tag:

@@ -317,6 +317,19 @@ class Call:
                 self._bound = {"args": self.args, "kwargs": dict(self.kwargs)}
         return self._bound
 
+    def flat_arguments(self) -> list[tuple[str, Any]]:
+        """(name, value) pairs with ``*args`` items and ``**kwargs`` entries spread out."""
+        site = self.site
+        out: list[tuple[str, Any]] = []
+        for name, value in self.arguments().items():
+            if name == site.varargs and isinstance(value, tuple):
+                out.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+            elif name == site.varkw and isinstance(value, dict):
+                out.extend(value.items())
+            else:
+                out.append((name, value))
+        return out
+
     def value_of(self, name: str) -> Any:
         if name == "return":
             if not self.returned:
@@ -511,11 +524,11 @@ def _related(call: Call) -> None:
     if not PARAMS.trace_related:
         return
     try:
-        values = dict(call.arguments())
+        values = [v for _, v in call.flat_arguments()]
         if call.returned:
-            values["return"] = call.result
+            values.append(call.result)
         owner = call.self_obj()
-        for value in values.values():
+        for value in values:
             tag_id = get_tag(value)
             if not tag_id or value is owner:
                 continue

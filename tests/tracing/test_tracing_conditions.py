@@ -63,7 +63,9 @@ def test_value_typing():
     assert parse_condition("q==+1e3").value == 1000.0
 
 
-@pytest.mark.parametrize("bad", ["name=apple", "nosuch", "a.b.c==1", "q==1x", "q=='open", "return.x==1"])
+@pytest.mark.parametrize(
+    "bad", ["name=apple", "nosuch", "a.b.c==1", "q==1x", "q=='open", "return.x==1"]
+)
 def test_invalid_conditions(bad):
     with pytest.raises(TraceError):
         parse_condition(bad)
@@ -96,7 +98,14 @@ def test_arg_match_all_items_and_label(sample):
 
 
 def test_every_operator(sample):
-    for op, value, hits in [("==", 2, 1), ("!=", 2, 2), ("<", 2, 1), ("<=", 2, 2), (">", 2, 1), (">=", 2, 2)]:
+    for op, value, hits in [
+        ("==", 2, 1),
+        ("!=", 2, 2),
+        ("<", 2, 1),
+        ("<=", 2, 2),
+        (">", 2, 1),
+        (">=", 2, 2),
+    ]:
         STORE.clear()
         trace(sample.plain, sample, "plain", condition=f"b{op}{value}")
         for b in (1, 2, 3):
@@ -200,7 +209,11 @@ def test_keyword_conditions(sample, announced):
     (helper_ctx,) = STORE.recent["traces"]["helper"]["tr-call"].values()
     assert helper_ctx.trc["return_value"] == 0.5
     assert f"{helper_ctx.id} return 0.5" in announced
-    assert [s.render() for s in traces()] == ["-c return Cart.add_item", "-c all helper", "-c call plain"]
+    assert [s.render() for s in traces()] == [
+        "-c return Cart.add_item",
+        "-c all helper",
+        "-c call plain",
+    ]
 
 
 def test_positional_only_and_kw_only(sample):

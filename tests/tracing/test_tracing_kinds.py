@@ -65,7 +65,9 @@ def test_methods_of_every_flavour(sample, condition):
     assert traces()[0].render() == "Cart."
     spec = trace(Cart.inherited, Cart, "inherited", condition=condition)
     assert spec.key == "Base.inherited" and spec.warnings
-    assert isinstance(vars(Cart)["make"], classmethod) and isinstance(vars(Cart)["double"], staticmethod)
+    assert isinstance(vars(Cart)["make"], classmethod) and isinstance(
+        vars(Cart)["double"], staticmethod
+    )
     assert isinstance(vars(Cart)["count"], property)
     assert "__repr__" not in wrapped() and "Cart.__repr__" not in wrapped()
     assert scenario() == before
@@ -191,7 +193,9 @@ def test_builtins_and_bad_targets(sample):
         trace(sample.plain, sample, "plain", action="fly")
     with pytest.raises(TraceError, match="async def"):
         trace(sample.plain, sample, "plain", action="hold", condition="call")
-    assert sample.plain.__module__ == sample.__name__ and not hasattr(sample.plain, "_otrace_orig_function")
+    assert sample.plain.__module__ == sample.__name__ and not hasattr(
+        sample.plain, "_otrace_orig_function"
+    )
 
 
 def test_module_trace_and_trace_all(sample):
@@ -221,12 +225,16 @@ def test_exception_traceback_hides_wrapper_frames(sample):
     with pytest.raises(ZeroDivisionError) as traced_info:
         sample.Cart("a").boom(0)
     assert frames_of(traced_info.value) == frames_of(plain_info.value)
-    assert "wrapper" in "".join(traceback.format_tb(traced_info.value.__traceback__))  # CPython keeps it
+    assert "wrapper" in "".join(
+        traceback.format_tb(traced_info.value.__traceback__)
+    )  # CPython keeps it
     ctxs = STORE.recent["exceptions"]
     assert set(ctxs) == {"helper", "Cart.boom"}  # one per traced function passed through
     for name in ("helper", "Cart.boom"):
         (ctx,) = ctxs[name]["ex-ZeroDivisionError"].values()
         assert "-->wrapper-->" not in ctx.trc["where"]
         assert all(f[2] != "wrapper" for f in ctx.trc["framestack"])
-        assert ctx.trc["where"].endswith("test_exception_traceback_hides_wrapper_frames-->boom-->helper")
+        assert ctx.trc["where"].endswith(
+            "test_exception_traceback_hides_wrapper_frames-->boom-->helper"
+        )
         assert ctx["z"] == 42 and ctx["d"] == 0
