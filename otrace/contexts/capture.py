@@ -270,7 +270,8 @@ def render_report(exc: BaseException, frames: Iterable[tuple[str, int, str, dict
 
 def capture_call_stack(frame: FrameType | None) -> LazyText:
     """The call stack above ``frame`` as text, formatted when read."""
-    summary = [(f.f_code.co_filename, line, f.f_code.co_name) for f, line in reversed(outer_frames(frame))]
+    summary = [(f.f_code.co_filename, line, f.f_code.co_name, None)
+               for f, line in reversed(outer_frames(frame))]
     return LazyText(lambda: "".join(
         traceback.format_list(traceback.StackSummary.from_list(summary))))
 

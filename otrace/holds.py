@@ -1,0 +1,218 @@
+"""Pending breaks (blocked threads) and holds (suspended asyncio tasks), and ``resume``.
+
+A *break* blocks the thread that hit it on a :class:`threading.Event` until the operator
+resumes it.  A *hold* is an :class:`asyncio.Future` created on the running loop of the task
+that awaits it; the task is suspended while the loop keeps serving everything else.
+
+Both are registered in one table, keyed by trace id, the moment they are created, and their
+context's ``live`` attribute points to them (an object with ``release(value=None)``), so the
+store (``del``, ``clear``) and the shell see them at once.  When a break or hold ends, the
+context's ``__trc["released"]`` says why: ``"resumed"``, ``"shutdown"``, ``"deleted"``,
+``"cancelled"`` (the awaiting task was cancelled) or whatever reason the caller gave (the
+console uses ``"disconnected"``).
+
+Thread rules:
+
+* :func:`new_break` and :meth:`Break.wait` run on the traced thread (which then blocks).
+  A thread running an asyncio event loop must not block: :func:`can_block` says whether the
+  current thread may (the tracing engine refuses a break otherwise and points to ``hold``).
+  Threads listed in :data:`NO_BREAK_THREADS` (the console adds its own) are refused too.
+* :func:`new_hold` must be called on the event-loop thread, inside a running loop.
+* :func:`resume`, :func:`release_all`, :func:`pending` and :meth:`release` may be called from
+  any thread.  A hold's future is only ever resolved on its loop, through
+  ``loop.call_soon_threadsafe`` (or the process-wide override set with
+  :func:`set_eventloop_callback`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from otrace.contexts.record import TraceContext
+from otrace.contexts.store import STORE
+from otrace.log import get_logger
+
+log = get_logger("holds")
+
+_lock = threading.Lock()
+_pending: dict[str, Break | Hold] = {}
+_eventloop_callback: Callable[[Callable[[], None]], Any] | None = None
+
+NO_BREAK_THREADS: set[int] = set()
+"""Idents of threads that must never block on a break (e.g. the console's own thread)."""
+
+
+def set_eventloop_callback(callback: Callable[[Callable[[], None]], Any] | None) -> None:
+    """Resolve holds with ``callback(fn)`` (must run ``fn`` on the loop; thread-safe).
+
+    ``None`` restores the default, ``loop.call_soon_threadsafe`` of the hold's own loop.
+    Process-wide; call from any thread (typically at start-up).
+    """
+    global _eventloop_callback
+    _eventloop_callback = callback
+
+
+def running_loop() -> Any:
+    """The asyncio loop running in this thread, or None (no asyncio import cost)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return None
+    return aio._get_running_loop()
+
+
+def can_block() -> bool:
+    """True if the current thread may block on a break (no running loop, not exempt)."""
+    return running_loop() is None and threading.get_ident() not in NO_BREAK_THREADS
+
+
+class _Pending:
+    """Common part of breaks and holds: one release, recorded on the context."""
+
+    kind = ""
+
+    def __init__(self, ctx: TraceContext) -> None:
+        self.ctx = ctx
+        self.value: Any = None
+        self.released: str | None = None
+        self._once = threading.Lock()
+
+    def release(self, value: Any = None, reason: str = "deleted") -> bool:
+        """Let the waiter go on with ``value``; False if it was already released.
+
+        Any thread.
+        """
+        with self._once:
+            if self.released is not None:
+                return False
+            self.released = reason
+        self.value = value
+        with _lock:
+            if _pending.get(self.ctx.id) is self:
+                del _pending[self.ctx.id]
+        if self.ctx.live is self:
+            self.ctx.live = None
+        self.ctx.trc["released"] = reason
+        self._wake(value)
+        return True
+
+    def _wake(self, value: Any) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        state = self.released or "pending"
+        return f"<{type(self).__name__} {self.ctx.id} {state}>"
+
+
+class Break(_Pending):
+    """A thread blocked until resumed."""
+
+    kind = "break"
+
+    def __init__(self, ctx: TraceContext) -> None:
+        super().__init__(ctx)
+        self.event = threading.Event()
+
+    def _wake(self, value: Any) -> None:
+        self.event.set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block the calling (traced) thread until released; return the resume value."""
+        self.event.wait(timeout)
+        return self.value
+
+
+class Hold(_Pending):
+    """An asyncio future the held task awaits; resolved on its own loop only."""
+
+    kind = "hold"
+
+    def __init__(self, ctx: TraceContext, loop: Any) -> None:
+        super().__init__(ctx)
+        self.loop = loop
+        self.future = loop.create_future()
+        self.future.add_done_callback(self._on_done)
+
+    def _on_done(self, fut: Any) -> None:
+        if fut.cancelled():  # the awaiting task was cancelled: nothing waits any more
+            self.release(None, "cancelled")
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(self.value)
+
+    def _wake(self, value: Any) -> None:
+        if self.future.done():
+            return
+        try:
+            if _eventloop_callback is not None:
+                _eventloop_callback(self._resolve)
+            else:
+                self.loop.call_soon_threadsafe(self._resolve)
+        except RuntimeError:  # loop closed: nobody can be waiting any more
+            log.debug("loop of %s is closed", self.ctx.id)
+
+    def __await__(self):
+        return self.future.__await__()
+
+
+def _register(item: Break | Hold) -> None:
+    with _lock:
+        _pending[item.ctx.id] = item
+    item.ctx.live = item
+
+
+def new_break(ctx: TraceContext) -> Break:
+    """Register a break for ``ctx`` (before the context is added to the store); traced thread."""
+    item = Break(ctx)
+    _register(item)
+    return item
+
+
+def new_hold(ctx: TraceContext) -> Hold:
+    """Register a hold for ``ctx`` on the running loop; event-loop thread only.
+
+    Raises RuntimeError when no loop runs in this thread.
+    """
+    loop = running_loop()
+    if loop is None:
+        raise RuntimeError("a hold needs a running asyncio event loop")
+    item = Hold(ctx, loop)
+    _register(item)
+    return item
+
+
+def get(ctx_or_id: TraceContext | str) -> Break | Hold | None:
+    """The pending break or hold of a context (or trace id), if any.  Any thread."""
+    trace_id = ctx_or_id if isinstance(ctx_or_id, str) else ctx_or_id.id
+    with _lock:
+        return _pending.get(trace_id)
+
+
+def pending() -> list[TraceContext]:
+    """Contexts whose break or hold still waits, oldest first.  Any thread."""
+    with _lock:
+        items = list(_pending.values())
+    return sorted((i.ctx for i in items), key=lambda c: c.created)
+
+
+def resume(ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed") -> bool:
+    """Release a pending break or hold with ``value``; False if nothing waits under that id.
+
+    The context is then removed from ``/osh/recent`` (it stays in ``/osh/saved`` if saved).
+    Any thread (typically the shell's).
+    """
+    item = get(ctx_or_id)
+    if item is None or not item.release(value, reason):
+        return False
+    STORE.remove(item.ctx, keep_saved=True)
+    return True
+
+
+def release_all(reason: str = "shutdown") -> int:
+    """Release every pending break and hold (shutdown); returns how many.  Any thread."""
+    with _lock:
+        items = list(_pending.values())
+    return sum(1 for item in items if item.release(None, reason))

@@ -1,0 +1,107 @@
+"""``traceassert``: a conditional breakpoint written in the program's code.
+
+Call from any thread.  ``action="break"`` blocks the calling thread (refused, with a message,
+on a thread that runs an asyncio loop); ``action="hold"`` must be awaited from a coroutine on
+the running loop: ``await traceassert(ok, "label", action="hold")``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator
+from typing import Any
+
+from otrace import holds
+from otrace.contexts import capture
+from otrace.contexts.record import TraceContext
+from otrace.contexts.store import STORE
+from otrace.params import PARAMS
+from otrace.tracing import debugger
+from otrace.tracing.engine import say
+
+
+class Ready:
+    """An awaitable that is already complete (``await`` gives None at once)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+    def __repr__(self) -> str:
+        return "<otrace ready awaitable>"
+
+
+READY = Ready()
+
+
+def traceassert(condition: Any, label: str = "", action: str | None = None) -> Any:
+    """Record a trace context when ``condition`` is false.
+
+    * true: returns None (for ``action="hold"``, an already-completed awaitable);
+    * false, ``trace_active`` off: ``raise AssertionError(label)`` (nothing under ``-O``);
+    * false, ``trace_active`` on: a context from the caller's frame -- kind ``asserts``
+      (``breaks`` for ``"break"``, ``holds`` for ``"hold"``), Name ``Class.func`` when the
+      caller has a truthy local ``self``, else ``func``; label ``label`` -- then:
+      ``"break"`` blocks until resumed, ``"hold"`` returns an awaitable completed by
+      ``resume``, ``"pdb"``/``"ipdb"`` start the debugger, anything else returns None.
+
+    ``assert_context`` sets the source lines kept per frame; above 0 outer frames keep
+    their locals too.
+    """
+    if condition:
+        return READY if action == "hold" else None
+    if not PARAMS.trace_active:
+        if __debug__:
+            raise AssertionError(label)
+        return None  # pragma: no cover - python -O
+    frame = sys._getframe(1)
+    kind, note = "asserts", ""
+    if action == "break":
+        if holds.can_block():
+            kind = "breaks"
+        else:
+            note = (
+                "break refused: this thread runs an event loop (or the console); use action='hold'"
+            )
+    elif action == "hold":
+        if holds.running_loop() is not None:
+            kind = "holds"
+        else:
+            note = "hold ignored: no asyncio event loop runs in this thread"
+    context_lines = PARAMS.assert_context
+    frames = list(reversed(capture.outer_frames(frame)))
+    values, trc = capture.build_chain(
+        frames, context_lines=context_lines, deep=PARAMS.deep_copy, outer_locals=context_lines > 0
+    )
+    trc["argstr"] = capture.format_args(frame)
+    trc["task"] = capture.current_task_name()
+    funcname = frame.f_code.co_name
+    self_obj = frame.f_locals.get("self")
+    try:
+        has_self = bool(self_obj)
+    except Exception:
+        has_self = self_obj is not None
+    name = f"{type(self_obj).__name__}.{funcname}" if has_self else funcname
+    ctx = TraceContext(kind, name, label, values, trc)
+    capture.link_down(ctx)
+    live: holds.Break | holds.Hold | None = None
+    if kind == "breaks":
+        live = holds.new_break(ctx)
+    elif kind == "holds":
+        live = holds.new_hold(ctx)
+    del frame, frames
+    STORE.add(ctx)
+    say(ctx.id)
+    if note:
+        say(f"{ctx.id}: {note}")
+    if isinstance(live, holds.Break):
+        live.wait()
+        return None
+    if isinstance(live, holds.Hold):
+        return live
+    if action in ("pdb", "ipdb"):
+        debugger.start_debugger(action)
+        return None
+    return READY if action == "hold" else None

@@ -1,0 +1,69 @@
+"""Object tags: an object's ``_otrace_tag`` attribute holds the id of a ``tags`` context.
+
+``tag(obj)`` creates the context ``<Class>:tg-<label>:<ts>`` (containing ``self`` = the object
+plus any extra values), sets the attribute and announces the id; ``trace -c tagged...``
+then follows the object through traced calls.  With ``save_tags`` the context is also saved.
+Any thread may call these functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otrace.contexts.record import TraceContext, new_timestamp
+from otrace.contexts.store import STORE
+from otrace.errors import TraceError
+from otrace.log import announce
+from otrace.params import PARAMS
+from otrace.tracing.conditions import get_tag
+
+TAG_ATTR = "_otrace_tag"
+
+__all__ = ["TAG_ATTR", "get_tag", "set_tag", "tag", "untag"]
+
+
+def tag(obj: Any, label: str = "id", /, **extra: Any) -> str:
+    """Tag ``obj``; returns the new trace id.
+
+    ``label``: ``"id"`` -> ``0x<hex id>``, ``"time"`` -> a fresh timestamp, anything else
+    -> that text.  ``extra`` values are stored in the context next to ``self``.
+    Raises TraceError when the object takes no attributes.
+    """
+    if label == "id":
+        label = f"0x{id(obj):x}"
+    elif label == "time":
+        label = new_timestamp()
+    cls_name = obj.__name__ if isinstance(obj, type) else type(obj).__name__
+    values = {"self": obj, **{k: v for k, v in extra.items() if k != "self"}}
+    ctx = TraceContext("tags", cls_name, label, values)
+    try:
+        setattr(obj, TAG_ATTR, ctx.id)
+    except Exception as exc:
+        raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None
+    STORE.add(ctx)
+    if PARAMS.save_tags:
+        STORE.save(ctx)
+    announce(ctx.id)
+    return ctx.id
+
+
+def untag(obj: Any) -> None:
+    """Remove the tag; TraceError if there is none."""
+    try:
+        delattr(obj, TAG_ATTR)
+    except Exception as exc:
+        raise TraceError(f"Error in untag: {type(exc).__name__}: {exc}") from None
+
+
+def set_tag(obj: Any, value: str | None) -> None:
+    """Set the tag attribute to ``value`` (a trace id); None removes it (silently)."""
+    if value is None:
+        try:
+            delattr(obj, TAG_ATTR)
+        except Exception:
+            pass
+        return
+    try:
+        setattr(obj, TAG_ATTR, value)
+    except Exception as exc:
+        raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None

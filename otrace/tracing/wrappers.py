@@ -1,0 +1,267 @@
+"""Wrappers for every kind of Python callable, and installing them on classes and modules.
+
+One wrapper template per kind, chosen from the original's code flags:
+
+* plain function -- ``def wrapper(*args, **kwargs)``;
+* generator function -- a generator that proxies with ``yield from`` (so ``send``, ``throw``
+  and ``close`` reach the original; the final ``StopIteration`` value is the return value);
+* ``async def`` -- an ``async def`` wrapper (``inspect.iscoroutinefunction`` stays true),
+  traced at completion; it awaits a hold when the ``hold`` action fires;
+* async generator -- an async generator proxying ``asend``/``athrow``/``aclose``.
+
+Known difference: generator, coroutine and async generator wrappers are themselves generator
+/ coroutine functions, so an argument error (``TypeError`` from a bad call) surfaces when the
+result is first iterated or awaited instead of at the call.
+
+Each wrapper keeps ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``,
+``__wrapped__`` (so ``inspect.signature`` is the original's) and ``_otrace_orig_function``.
+Its code objects are registered with :func:`otrace.contexts.capture.hide_code`, so trace
+contexts never show wrapper frames.
+
+Installing (:func:`install`) rebinds one attribute of a class or module; for classes the raw
+``__dict__`` entry decides: a function is an instance method, ``classmethod`` and
+``staticmethod`` are re-decorated around the wrapper, a ``property`` gets its getter, setter
+and deleter wrapped.  Only the attribute is rebound: references taken earlier keep calling the
+original.  Thread rules: install/uninstall under the engine's registry lock (any thread).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from types import CodeType
+from typing import Any
+
+from otrace.contexts.capture import hide_code
+from otrace.errors import TraceError
+from otrace.params import PARAMS
+from otrace.tracing.engine import Site, on_call, on_exception, on_return
+
+
+def _make_sync(site: Site, func: Callable) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = site.state
+        if state is None or not PARAMS.trace_active:
+            return func(*args, **kwargs)
+        spec, quick = state
+        call = (
+            on_call(site, spec, args, kwargs)
+            if quick(args, kwargs) or PARAMS.trace_related
+            else None
+        )
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            on_return(call, result)
+        return result
+
+    return wrapper
+
+
+def _make_generator(site: Site, func: Callable) -> Callable:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = site.state
+        if state is None or not PARAMS.trace_active:
+            return (yield from func(*args, **kwargs))
+        spec, quick = state
+        call = (
+            on_call(site, spec, args, kwargs)
+            if quick(args, kwargs) or PARAMS.trace_related
+            else None
+        )
+        try:
+            result = yield from func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            on_return(call, result)
+        return result
+
+    return wrapper
+
+
+def _make_coroutine(site: Site, func: Callable) -> Callable:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = site.state
+        if state is None or not PARAMS.trace_active:
+            return await func(*args, **kwargs)
+        spec, quick = state
+        call = (
+            on_call(site, spec, args, kwargs)
+            if quick(args, kwargs) or PARAMS.trace_related
+            else None
+        )
+        if call is not None and call.hold is not None:
+            await call.hold
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            hold = on_return(call, result)
+            if hold is not None:
+                await hold
+        return result
+
+    return wrapper
+
+
+def _make_asyncgen(site: Site, func: Callable) -> Callable:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        inner = func(*args, **kwargs)
+        state = site.state
+        if state is None or not PARAMS.trace_active:
+            spec = call = None
+        else:
+            spec, quick = state
+            call = (
+                on_call(site, spec, args, kwargs)
+                if quick(args, kwargs) or PARAMS.trace_related
+                else None
+            )
+            if call is not None and call.hold is not None:
+                await call.hold
+        try:
+            try:
+                item = await inner.__anext__()
+            except StopAsyncIteration:
+                pass
+            else:
+                while True:
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        await inner.aclose()
+                        raise
+                    except BaseException as thrown:
+                        try:
+                            item = await inner.athrow(thrown)
+                        except StopAsyncIteration:
+                            break
+                    else:
+                        try:
+                            item = await inner.asend(sent)
+                        except StopAsyncIteration:
+                            break
+        except Exception as exc:
+            if spec is not None:
+                on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            hold = on_return(call, None)
+            if hold is not None:
+                await hold
+
+    return wrapper
+
+
+def _inner_codes(factory: Callable) -> list[CodeType]:
+    return [c for c in factory.__code__.co_consts if isinstance(c, CodeType)]
+
+
+for _factory in (_make_sync, _make_generator, _make_coroutine, _make_asyncgen):
+    hide_code(*_inner_codes(_factory))
+
+
+def make_wrapper(site: Site) -> Callable:
+    """Build the wrapper for ``site.func`` according to its kind."""
+    func = site.func
+    if inspect.isasyncgenfunction(func):
+        factory = _make_asyncgen
+    elif inspect.iscoroutinefunction(func):
+        factory = _make_coroutine
+    elif inspect.isgeneratorfunction(func):
+        factory = _make_generator
+    else:
+        factory = _make_sync
+    wrapper = factory(site, func)
+    functools.update_wrapper(wrapper, func)
+    wrapper._otrace_orig_function = func  # type: ignore[attr-defined]
+    wrapper._otrace_site = site  # type: ignore[attr-defined]
+    site.wrapper = wrapper
+    return wrapper
+
+
+def is_wrapper(obj: Any) -> bool:
+    return callable(obj) and getattr(obj, "_otrace_site", None) is not None
+
+
+def check_function(func: Any, name: str) -> Callable:
+    """The Python function to wrap, or TraceError (builtins, C functions, other objects)."""
+    if inspect.isfunction(func):
+        return func
+    if (
+        inspect.isbuiltin(func)
+        or inspect.ismethoddescriptor(func)
+        or type(func).__name__
+        in (
+            "wrapper_descriptor",
+            "method-wrapper",
+            "method_descriptor",
+            "builtin_function_or_method",
+        )
+    ):
+        raise TraceError(f"Cannot trace {name}: builtin/C functions have no Python code to wrap")
+    raise TraceError(f"Cannot trace {name}: {type(func).__name__} is not a Python function")
+
+
+class Patch:
+    """One rebound attribute: parent, name, the original raw value and our replacement."""
+
+    def __init__(
+        self, parent: Any, attr: str, original: Any, installed: Any, sites: list[Site]
+    ) -> None:
+        self.parent = parent
+        self.attr = attr
+        self.original = original
+        self.installed = installed
+        self.sites = sites
+        self.owners: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.sites[0].name if self.sites else self.attr
+
+    def uninstall(self) -> None:
+        """Put the original back, if the attribute still holds our wrapper."""
+        current = (
+            self.parent.__dict__.get(self.attr)
+            if isinstance(self.parent, type)
+            else getattr(self.parent, self.attr, None)
+        )
+        if current is self.installed:
+            setattr(self.parent, self.attr, self.original)
+
+
+def wrap_raw(raw: Any, name: str, keys: tuple[str, ...], in_class: bool) -> tuple[Any, list[Site]]:
+    """Wrap a raw attribute value; returns (replacement, sites)."""
+
+    def one(func: Any, self_index: int | None) -> tuple[Callable, Site]:
+        site = Site(check_function(func, name), name, keys, self_index)
+        return make_wrapper(site), site
+
+    if isinstance(raw, staticmethod):
+        wrapper, site = one(raw.__func__, None)
+        return staticmethod(wrapper), [site]
+    if isinstance(raw, classmethod):
+        wrapper, site = one(raw.__func__, 0)
+        return classmethod(wrapper), [site]
+    if isinstance(raw, property):
+        new, sites = raw, []
+        for accessor, rebuild in (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter")):
+            func = getattr(raw, accessor)
+            if func is not None:
+                wrapper, site = one(func, 0)
+                new = getattr(new, rebuild)(wrapper)
+                sites.append(site)
+        if not sites:
+            raise TraceError(f"Cannot trace {name}: property without accessors")
+        return new, sites
+    wrapper, site = one(raw, 0 if in_class else None)
+    return wrapper, [site]
