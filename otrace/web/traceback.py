@@ -440,9 +440,14 @@ class _IndexHandler(_TbHandler):
 
 class _ContextHandler(_TbHandler):
     def get(self, trace_id: str) -> None:
-        ctx = self.server.source.get(trace_id)
+        try:
+            ctx = self.server.source.get(trace_id)
+        except OTraceError as exc:
+            self.refuse(str(exc), 500)
+            return
         if ctx is None:
-            raise tornado.web.HTTPError(404, reason=f"no trace context {trace_id}")
+            self.refuse(f"no trace context {trace_id}", 404)
+            return
         session = self.server.open(ctx)
         self.finish(self.server.render_page(session, self))
 
