@@ -53,7 +53,9 @@ def start_console() -> None:
         print("(otrace console not available in this build: otrace.OShell is missing)")
         return
     # TODO(oshell): check these arguments against the final OShell signature.
-    shell = oshell(globals_dict=globals(), locals_dict=globals(), allow_unsafe=True, new_thread=True)
+    shell = oshell(
+        globals_dict=globals(), locals_dict=globals(), allow_unsafe=True, new_thread=True
+    )
     shell.loop()
 
 

@@ -88,8 +88,9 @@ MAX_PIN_FAILURES = 10
 MAX_CODE = 100_000
 CONTEXT_LINES = 11
 
-_loader = tornado.template.Loader(os.path.join(HERE, "templates"), autoescape="xhtml_escape",
-                                  whitespace="all")
+_loader = tornado.template.Loader(
+    os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
+)
 _assets: dict[str, str] = {}
 _current: TracebackServer | None = None
 
@@ -104,8 +105,9 @@ def _asset(name: str) -> str:
 # -- sources -------------------------------------------------------------------------------
 def live_source() -> ContextSource:
     """The contexts this process holds (``/osh/recent`` and ``/osh/saved``)."""
-    return ContextSource(get=STORE.get, list_ids=lambda: list(STORE.all), live=True,
-                         label="this process")
+    return ContextSource(
+        get=STORE.get, list_ids=lambda: list(STORE.all), live=True, label="this process"
+    )
 
 
 def pickled_source(path: str, filters: Any = None) -> ContextSource:
@@ -117,8 +119,10 @@ def pickled_source(path: str, filters: Any = None) -> ContextSource:
     try:
         from otrace.contexts.sqlite import open_pickled
     except ImportError:
-        raise OTraceError("post-mortem pages need otrace.contexts.sqlite (the SQLite context "
-                          "store), which this installation of otrace does not have") from None
+        raise OTraceError(
+            "post-mortem pages need otrace.contexts.sqlite (the SQLite context "
+            "store), which this installation of otrace does not have"
+        ) from None
     if not os.path.exists(path):
         raise OTraceError(f"no such pickle database: {path}")
     tree = open_pickled(path, filters if filters is not None else {})
@@ -180,10 +184,18 @@ class TracebackServer:
     Created and used on the event-loop thread; :meth:`url_for` may be called from any thread.
     """
 
-    def __init__(self, source: ContextSource | None = None, *, prefix: str = DEFAULT_PREFIX,
-                 pin: bool | str = True, trusted_hosts: Iterable[str] = DEFAULT_TRUSTED_HOSTS,
-                 max_tracebacks: int = 16, eval_timeout: float = 10.0,
-                 base_url: str | None = None, announce_pin: bool = True) -> None:
+    def __init__(
+        self,
+        source: ContextSource | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        pin: bool | str = True,
+        trusted_hosts: Iterable[str] = DEFAULT_TRUSTED_HOSTS,
+        max_tracebacks: int = 16,
+        eval_timeout: float = 10.0,
+        base_url: str | None = None,
+        announce_pin: bool = True,
+    ) -> None:
         self.source = source or live_source()
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.trusted_hosts = tuple(h.lower().strip("[]") for h in trusted_hosts)
@@ -241,8 +253,11 @@ class TracebackServer:
         if not name:
             return "missing Host header"
         for trusted in self.trusted_hosts:
-            if trusted == "*" or name == trusted or (trusted.startswith(".") and
-                                                     (name.endswith(trusted) or name == trusted[1:])):
+            if (
+                trusted == "*"
+                or name == trusted
+                or (trusted.startswith(".") and (name.endswith(trusted) or name == trusted[1:]))
+            ):
                 return None
         return f"untrusted host {name!r}"
 
@@ -257,8 +272,10 @@ class TracebackServer:
         origin = request.headers.get("Origin")
         if origin is not None:
             parts = urlsplit(origin)
-            if origin == "null" or (parts.scheme, parts.netloc.lower()) != (request.protocol,
-                                                                          request.host.lower()):
+            if origin == "null" or (parts.scheme, parts.netloc.lower()) != (
+                request.protocol,
+                request.host.lower(),
+            ):
                 return f"cross-origin request from {origin}"
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
@@ -301,10 +318,17 @@ class TracebackServer:
         """The interactive page for an opened session (sets the security headers)."""
         nonce = _security_headers(handler)
         return _loader.load("tb_page.html").generate(
-            s=session, nonce=nonce, css=_asset("tb.css"), js=_asset("tb.js"),
-            secret=self.secret, eval_url=self.prefix + "/eval", pin_url=self.prefix + "/pin",
-            index_url=self.prefix + "/", need_pin=not self.is_authorized(handler),
-            pin_enabled=self.pin is not None, source_label=self.source.label,
+            s=session,
+            nonce=nonce,
+            css=_asset("tb.css"),
+            js=_asset("tb.js"),
+            secret=self.secret,
+            eval_url=self.prefix + "/eval",
+            pin_url=self.prefix + "/pin",
+            index_url=self.prefix + "/",
+            need_pin=not self.is_authorized(handler),
+            pin_enabled=self.pin is not None,
+            source_label=self.source.label,
         )
 
     async def run_eval(self, session: PageSession, index: int, code: str) -> EvalResult:
@@ -318,20 +342,31 @@ class TracebackServer:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.eval_timeout)
         except TimeoutError:
-            return EvalResult(error=f"still running after {self.eval_timeout:g} s; it goes on "
-                                    "in the background and its output will not be shown")
+            return EvalResult(
+                error=f"still running after {self.eval_timeout:g} s; it goes on "
+                "in the background and its output will not be shown"
+            )
 
     # -- application errors --------------------------------------------------------------
     def debug_class(self, cls: Any) -> Any:
         """``cls`` with the interactive error page mixed in (cached), or ``cls`` itself."""
-        if (not isinstance(cls, type) or not issubclass(cls, tornado.web.RequestHandler)
-                or issubclass(cls, (_TbHandler, _DebugErrorMixin))):
+        if (
+            not isinstance(cls, type)
+            or not issubclass(cls, tornado.web.RequestHandler)
+            or issubclass(cls, (_TbHandler, _DebugErrorMixin, *_plain_handlers()))
+        ):
             return cls
         sub = self._debug_classes.get(cls)
         if sub is None:
-            sub = type(cls.__name__, (_DebugErrorMixin, cls),
-                       {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                        "_otrace_tb": self})
+            sub = type(
+                cls.__name__,
+                (_DebugErrorMixin, cls),
+                {
+                    "__module__": cls.__module__,
+                    "__qualname__": cls.__qualname__,
+                    "_otrace_tb": self,
+                },
+            )
             self._debug_classes[cls] = sub
         return sub
 
@@ -345,12 +380,27 @@ class TracebackServer:
         return self.render_page(self.open(ctx, live=True), handler)
 
 
+def _plain_handlers() -> tuple[type, ...]:
+    """Handlers left alone: their errors are not program bugs, or they keep class state."""
+    plain: list[type] = [
+        tornado.web.StaticFileHandler,
+        tornado.web.RedirectHandler,
+        tornado.web.ErrorHandler,
+    ]
+    ws = sys.modules.get("tornado.websocket")
+    if ws is not None:
+        plain.append(ws.WebSocketHandler)
+    return tuple(plain)
+
+
 def _security_headers(handler: tornado.web.RequestHandler) -> str:
     nonce = secrets.token_urlsafe(16)
-    handler.set_header("Content-Security-Policy",
-                       f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-                       "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
-                       "form-action 'self'; frame-ancestors 'none'")
+    handler.set_header(
+        "Content-Security-Policy",
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'",
+    )
     handler.set_header("X-Frame-Options", "DENY")
     handler.set_header("X-Content-Type-Options", "nosniff")
     handler.set_header("Referrer-Policy", "no-referrer")
@@ -365,8 +415,9 @@ def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any
     also records the request line.  Called on the event-loop thread.
     """
     exc_type, exc, tb = exc_info
-    values, trc = _capture.capture_exception(exc, tb, None, context_lines=CONTEXT_LINES,
-                                             deep=PARAMS.deep_copy)
+    values, trc = _capture.capture_exception(
+        exc, tb, None, context_lines=CONTEXT_LINES, deep=PARAMS.deep_copy
+    )
     trc["request"] = f"{handler.request.method} {handler.request.uri}"
     name = f"{type(handler).__name__}.{(handler.request.method or 'get').lower()}"
     ctx = TraceContext("exceptions", name, exc_type.__name__, values, trc)
@@ -382,8 +433,12 @@ class _DebugErrorMixin(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
-        if (exc_info and exc_info[1] is not None and self.settings.get("debug")
-                and not isinstance(exc_info[1], tornado.web.HTTPError)):
+        if (
+            exc_info
+            and exc_info[1] is not None
+            and self.settings.get("debug")
+            and not isinstance(exc_info[1], tornado.web.HTTPError)
+        ):
             try:
                 page = self._otrace_tb.render_exception(self, exc_info)
             except Exception:
@@ -434,8 +489,11 @@ class _IndexHandler(_TbHandler):
                 continue
             rows.append((kind, name, ctxid, ts, self.server.url_for(tid)))
         nonce = _security_headers(self)
-        self.finish(_loader.load("tb_index.html").generate(
-            rows=rows, nonce=nonce, css=_asset("tb.css"), source_label=self.server.source.label))
+        self.finish(
+            _loader.load("tb_index.html").generate(
+                rows=rows, nonce=nonce, css=_asset("tb.css"), source_label=self.server.source.label
+            )
+        )
 
 
 class _ContextHandler(_TbHandler):
@@ -481,8 +539,13 @@ class _PinHandler(_JsonPost):
         if token is None:
             self.refuse("wrong PIN", need_pin=True)
             return
-        self.set_cookie(self.server.cookie_name, token, path=self.server.prefix + "/",
-                        httponly=True, samesite="Strict")
+        self.set_cookie(
+            self.server.cookie_name,
+            token,
+            path=self.server.prefix + "/",
+            httponly=True,
+            samesite="Strict",
+        )
         self.finish({"ok": True})
 
 
@@ -496,8 +559,11 @@ class _EvalHandler(_JsonPost):
             return
         session = self.server.sessions.get(str(data.get("session", "")))
         if session is None:
-            self.refuse("this page's frames were dropped (too many tracebacks opened since); "
-                        "reload the page", 410)
+            self.refuse(
+                "this page's frames were dropped (too many tracebacks opened since); "
+                "reload the page",
+                410,
+            )
             return
         index, code = data.get("frame"), data.get("code")
         if not isinstance(index, int) or not 0 <= index < len(session.frames):
@@ -523,16 +589,26 @@ def enable_tracebacks(app: tornado.web.Application, **options: Any) -> Traceback
     global _current
     if not app.settings.get("debug"):
         return None
+    existing = getattr(app, "otrace_tracebacks", None)
+    if isinstance(existing, TracebackServer):
+        return existing
     server = TracebackServer(**options)
+    app.otrace_tracebacks = server  # type: ignore[attr-defined]
     router = app.wildcard_router
     rules = [router.process_rule(tornado.web.url(*r)) for r in server.routes()]
     router.rules[0:0] = rules
     original = app.get_handler_delegate
 
-    def get_handler_delegate(request: Any, target_class: Any, target_kwargs: Any = None,
-                             path_args: Any = None, path_kwargs: Any = None) -> Any:
-        return original(request, server.debug_class(target_class), target_kwargs,
-                        path_args, path_kwargs)
+    def get_handler_delegate(
+        request: Any,
+        target_class: Any,
+        target_kwargs: Any = None,
+        path_args: Any = None,
+        path_kwargs: Any = None,
+    ) -> Any:
+        return original(
+            request, server.debug_class(target_class), target_kwargs, path_args, path_kwargs
+        )
 
     app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
     _current = server
@@ -548,7 +624,9 @@ def traceback_url(ctx: Mapping[str, Any] | str) -> str | None:
     return server.url_for(ctx) if server is not None else None
 
 
-def make_app(source: ContextSource, **options: Any) -> tuple[tornado.web.Application, TracebackServer]:
+def make_app(
+    source: ContextSource, **options: Any
+) -> tuple[tornado.web.Application, TracebackServer]:
     """A stand-alone application serving pages for ``source`` (``/`` goes to the index)."""
     global _current
     server = TracebackServer(source, **options)
@@ -560,8 +638,9 @@ def make_app(source: ContextSource, **options: Any) -> tuple[tornado.web.Applica
     return app, server
 
 
-def serve_postmortem(path: str, port: int = 8765, *, address: str = "127.0.0.1",
-                     filters: Any = None, **options: Any) -> None:
+def serve_postmortem(
+    path: str, port: int = 8765, *, address: str = "127.0.0.1", filters: Any = None, **options: Any
+) -> None:
     """Serve the contexts stored in ``path`` (a ``pickle_file`` database) until stopped.
 
     Blocks, running an event loop; the PIN and URL are announced.  ``options`` go to
@@ -583,19 +662,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m otrace.web.traceback FILE [--port N] [--filter FIELD=VALUE] [--no-pin]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m otrace.web.traceback",
-                                     description="Browse stored trace contexts as interactive tracebacks.")
+    parser = argparse.ArgumentParser(
+        prog="python -m otrace.web.traceback",
+        description="Browse stored trace contexts as interactive tracebacks.",
+    )
     parser.add_argument("path", help="pickle database written with `set pickle_file`")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
-                        help="only contexts whose key/methodname/context_id/timestamp match")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only contexts whose key/methodname/context_id/timestamp match",
+    )
     parser.add_argument("--no-pin", action="store_true", help="evaluate without a PIN")
     args = parser.parse_args(argv)
     filters = dict(f.split("=", 1) for f in args.filter if "=" in f)
     try:
-        serve_postmortem(args.path, args.port, address=args.address, filters=filters,
-                         pin=not args.no_pin)
+        serve_postmortem(
+            args.path, args.port, address=args.address, filters=filters, pin=not args.no_pin
+        )
     except OTraceError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

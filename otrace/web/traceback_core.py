@@ -64,14 +64,20 @@ class ContextSource:
     label: str = ""
 
     @classmethod
-    def from_mapping(cls, contexts: Mapping[str, Mapping[str, Any]], *, live: bool = False,
-                     label: str = "contexts") -> ContextSource:
+    def from_mapping(
+        cls,
+        contexts: Mapping[str, Mapping[str, Any]],
+        *,
+        live: bool = False,
+        label: str = "contexts",
+    ) -> ContextSource:
         """A source over a ``{trace id: context}`` mapping (read when asked, not copied)."""
         return cls(get=contexts.get, list_ids=lambda: list(contexts), live=live, label=label)
 
     @classmethod
-    def from_tree(cls, tree: Mapping[str, Any], *, live: bool = False,
-                  label: str = "pickled") -> ContextSource:
+    def from_tree(
+        cls, tree: Mapping[str, Any], *, live: bool = False, label: str = "pickled"
+    ) -> ContextSource:
         """A source over a ``kind -> Name -> ctxid -> timestamp -> {":": context}`` tree.
 
         This is the shape :func:`otrace.contexts.sqlite.open_pickled` returns; a context is
@@ -128,8 +134,11 @@ def sort_ids(ids: Iterable[str]) -> list[str]:
 # -- frames --------------------------------------------------------------------------------
 _LIB_DIRS = tuple(
     os.path.normcase(p) + os.sep
-    for p in {sysconfig.get_paths().get("stdlib", ""), sysconfig.get_paths().get("purelib", ""),
-              sysconfig.get_paths().get("platlib", "")}
+    for p in {
+        sysconfig.get_paths().get("stdlib", ""),
+        sysconfig.get_paths().get("purelib", ""),
+        sysconfig.get_paths().get("platlib", ""),
+    }
     if p
 )
 
@@ -161,12 +170,17 @@ class FrameView:
 
     def source(self) -> list[tuple[int, str, bool]]:
         """(line number, text, is the current line) for every captured line."""
-        return [(self.first_line + i, text.rstrip("\r\n"), self.first_line + i == self.lineno)
-                for i, text in enumerate(self.lines)]
+        return [
+            (self.first_line + i, text.rstrip("\r\n"), self.first_line + i == self.lineno)
+            for i, text in enumerate(self.lines)
+        ]
 
     def local_items(self) -> list[tuple[str, str]]:
         """(name, bounded repr) of the captured locals, sorted by name."""
-        return [(k, safe_repr(v, 400)) for k, v in sorted(self.locals.items(), key=lambda kv: str(kv[0]))]
+        return [
+            (k, safe_repr(v, 400))
+            for k, v in sorted(self.locals.items(), key=lambda kv: str(kv[0]))
+        ]
 
 
 def _first_line(filename: str, lineno: int, lines: list[str]) -> int:
@@ -218,11 +232,20 @@ def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
             filename, lineno, funcname, lines = "?", 0, str(trc.get("funcname", "?")), []
         module = str(trc.get("module") or "")
         values = {k: v for k, v in node.items() if k not in LINK_KEYS}
-        frames.append(FrameView(
-            index=index, filename=filename, lineno=lineno, funcname=funcname, module=module,
-            lines=lines, first_line=_first_line(filename, lineno, lines) if lines else lineno,
-            locals=values, globals=frame_globals(module, live, fresh), library=is_library_file(filename),
-        ))
+        frames.append(
+            FrameView(
+                index=index,
+                filename=filename,
+                lineno=lineno,
+                funcname=funcname,
+                module=module,
+                lines=lines,
+                first_line=_first_line(filename, lineno, lines) if lines else lineno,
+                locals=values,
+                globals=frame_globals(module, live, fresh),
+                library=is_library_file(filename),
+            )
+        )
     return frames
 
 
@@ -309,8 +332,14 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
     for key in ("request", "thread", "where"):
         if trc.get(key):
             meta[key] = safe_str(trc[key], 500)
-    return PageSession(trace_id=context_id(ctx), title=title, detail=detail,
-                       frames=chain_frames(ctx, live=live), live=live, meta=meta)
+    return PageSession(
+        trace_id=context_id(ctx),
+        title=title,
+        detail=detail,
+        frames=chain_frames(ctx, live=live),
+        live=live,
+        meta=meta,
+    )
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -365,7 +394,11 @@ class EvalResult:
 
 
 def _bounded(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+    return (
+        text
+        if len(text) <= limit
+        else text[:limit] + f"\n... ({len(text) - limit} more characters)"
+    )
 
 
 def compile_input(code: str, filename: str) -> tuple[Any, Any]:
@@ -407,7 +440,9 @@ def evaluate(code: str, frame: FrameView) -> EvalResult:
         result.error = "".join(traceback.format_exception_only(type(exc), exc))
     except BaseException as exc:  # the typed code's error is the answer, even SystemExit
         tb = exc.__traceback__
-        result.error = "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
+        result.error = "".join(
+            traceback.format_exception(type(exc), exc, tb.tb_next if tb else None)
+        )
     finally:
         _CAPTURE.reset(token)
     result.output = _bounded(buf.getvalue(), MAX_OUTPUT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import urllib.error
@@ -37,8 +38,9 @@ class BrokenHandler(tornado.web.RequestHandler):
 
 def make_app(debug=True, **options):
     def make():
-        app = tornado.web.Application([(r"/", IndexHandler), (r"/error/", BrokenHandler)],
-                                      debug=debug, autoreload=False)
+        app = tornado.web.Application(
+            [(r"/", IndexHandler), (r"/error/", BrokenHandler)], debug=debug, autoreload=False
+        )
         server = tbweb.enable_tracebacks(app, **options)
         return app, server
 
@@ -58,8 +60,12 @@ def run(page, fr, code):
 
 
 def http(url, *, method="GET", headers=None, body=None):
-    req = urllib.request.Request(url, method=method, headers=headers or {},
-                                 data=json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(
+        url,
+        method=method,
+        headers=headers or {},
+        data=json.dumps(body).encode() if body is not None else None,
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read().decode()
@@ -163,19 +169,33 @@ def test_posts_need_secret_pin_and_same_origin(serve, page):
     ok_headers = {"X-OTrace-Secret": server.secret, "Content-Type": "application/json"}
 
     assert http(evil, method="POST", body=body)[0] == 403  # no secret
-    status, text = http(evil, method="POST", body=body, headers={**ok_headers, "X-OTrace-Secret": "x"})
+    status, text = http(
+        evil, method="POST", body=body, headers={**ok_headers, "X-OTrace-Secret": "x"}
+    )
     assert status == 403 and "secret" in text
     status, text = http(evil, method="POST", body=body, headers=ok_headers)
     assert status == 403 and json.loads(text)["need_pin"]  # secret but no PIN
     pin_url = srv.url("/__otrace__/tb/pin")
-    status, text = http(pin_url, method="POST", body={"pin": server.pin},
-                        headers={**ok_headers, "Origin": "http://evil.test"})
+    status, text = http(
+        pin_url,
+        method="POST",
+        body={"pin": server.pin},
+        headers={**ok_headers, "Origin": "http://evil.test"},
+    )
     assert status == 403 and "cross-origin" in text
-    status, text = http(pin_url, method="POST", body={"pin": server.pin},
-                        headers={**ok_headers, "Sec-Fetch-Site": "cross-site"})
+    status, text = http(
+        pin_url,
+        method="POST",
+        body={"pin": server.pin},
+        headers={**ok_headers, "Sec-Fetch-Site": "cross-site"},
+    )
     assert status == 403 and "cross-site" in text
-    status, text = http(pin_url, method="POST", body={"pin": server.pin},
-                        headers={**ok_headers, "Host": "evil.test"})
+    status, text = http(
+        pin_url,
+        method="POST",
+        body={"pin": server.pin},
+        headers={**ok_headers, "Host": "evil.test"},
+    )
     assert status == 403 and "untrusted host" in text
 
     # from another origin in the browser: the custom header needs a preflight, never granted
@@ -225,3 +245,32 @@ def test_without_debug_nothing_changes(serve, page):
     assert resp.status == 500 and page.locator(".tb-frame").count() == 0
     assert page.goto(srv.url("/__otrace__/tb/")).status == 404
     assert STORE.find(["*"]) == []
+
+
+class AsyncBrokenHandler(tornado.web.RequestHandler):
+    async def post(self):
+        await asyncio.sleep(0)
+        payload = self.request.body.decode()
+        raise KeyError(payload)
+
+
+def test_async_handler_and_enable_twice(serve):
+    def make():
+        app = tornado.web.Application(
+            [
+                (r"/async/", AsyncBrokenHandler),
+                (r"/old/", tornado.web.RedirectHandler, {"url": "/"}),
+            ],
+            debug=True,
+            autoreload=False,
+        )
+        server = tbweb.enable_tracebacks(app, pin=False)
+        assert tbweb.enable_tracebacks(app) is server
+        return app, server
+
+    srv = serve(make)
+    status, text = http(srv.url("/async/"), method="POST", body="xyz")
+    assert status == 500 and 'class="tb-frame' in text and "KeyError" in text
+    (ctx,) = STORE.find(["AsyncBrokenHandler.post:ex-KeyError:*"])
+    assert ctx["payload"] == '"xyz"'
+    assert srv.extra.debug_class(tornado.web.RedirectHandler) is tornado.web.RedirectHandler
