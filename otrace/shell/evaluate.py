@@ -2,7 +2,7 @@
 
 Safe mode decides from the parsed expression, not from its characters: calls, assignments
 (including ``:=``), ``await``/``yield``, lambdas, and attribute names starting with ``_``
-are refused, so ``data["count"] >= 2`` works and ``helper(10)`` does not.  It guards against
+(other than otrace's own ``_otrace_*``) are refused, so ``data["count"] >= 2`` works and ``helper(10)`` does not.  It guards against
 accidents; it is not a security boundary (property getters still run when read).
 
 Code runs with the program's globals as globals and the current directory as locals
@@ -41,7 +41,7 @@ def check_safe(source: str, mode: str = "eval") -> ast.AST:
         what = _UNSAFE_NODES.get(type(node))
         if what:
             raise SafeModeError(f"{what} are not permitted in safe mode ({source.strip()!r}); {SAFE_HINT}")
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("_otrace_"):
             raise SafeModeError(
                 f"attribute names starting with '_' are not permitted in safe mode (.{node.attr}); {SAFE_HINT}")
     return tree
