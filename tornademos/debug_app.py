@@ -46,16 +46,9 @@ def create_application(debug: bool = False, port: int = 8000) -> tornado.web.App
 
 
 def start_console() -> None:
-    """Run the otrace console in its own thread, if this otrace has one."""
-    oshell = getattr(otrace, "OShell", None)
-    if oshell is None:
-        # TODO(oshell): otrace.OShell is being built in parallel; start it here once it exists.
-        print("(otrace console not available in this build: otrace.OShell is missing)")
-        return
-    # TODO(oshell): check these arguments against the final OShell signature.
-    shell = oshell(
-        globals_dict=globals(), locals_dict=globals(), allow_unsafe=True, new_thread=True
-    )
+    """Run the otrace console in its own thread, beside the IOLoop."""
+    shell = otrace.OShell(globals_dict=globals(), locals_dict=globals(), allow_unsafe=True,
+                          new_thread=True)
     shell.loop()
 
 
