@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import otrace
-from otrace import log
+from otrace import log, logparams
 from otrace.console import make_console
 from otrace.errors import OTraceError
 from otrace.params import PARAMS
@@ -92,6 +92,7 @@ class OShell:
         from otrace.contexts import sqlite
 
         sqlite.install(workdir=work_dir or os.getcwd())  # so `set pickle_file` writes
+        logparams.install()
         if eventloop_callback is not None:
             self._set_eventloop_callback(eventloop_callback)
 

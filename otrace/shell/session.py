@@ -21,6 +21,7 @@ reads them as they are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -320,7 +321,8 @@ class Session:
 
     def run_code(self, code: str, result: Result) -> None:
         try:
-            value = evaluate.execute(code, self.eval_globals(), self.namespace())
+            with self.exec_guard():
+                value = evaluate.execute(code, self.eval_globals(), self.namespace())
         except OTraceError:
             raise
         except BaseException as exc:  # noqa: B036 - typed code may raise SystemExit too
@@ -330,6 +332,14 @@ class Session:
             from otrace.contexts import safe_repr
 
             result.write(safe_repr(value, 100_000))
+
+    def exec_guard(self):
+        """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""
+        if self.params.exec_lock:
+            from otrace.tracing import engine
+
+            return engine._lock
+        return contextlib.nullcontext()
 
     @property
     def pending_code(self) -> bool:

@@ -51,10 +51,11 @@ def pr(sh, args: Args) -> None:
     try:
         ns = sh.namespace()
         g = sh.eval_globals()
-        if parts is None:
-            values = [evaluate.evaluate(expr, g, ns)]
-        else:
-            values = [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
+        with sh.exec_guard():
+            if parts is None:
+                values = [evaluate.evaluate(expr, g, ns)]
+            else:
+                values = [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
     except OTraceError:
         raise
     except BaseException as exc:  # noqa: B036 - typed code may raise anything
