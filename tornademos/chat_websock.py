@@ -120,7 +120,9 @@ class ChatSocketHandler(BridgeSocketMixin, BaseHandler, tornado.websocket.WebSoc
         if not isinstance(body, str) or not body.strip():
             return
         msg = {"id": next(self.chat.ids), "from": self.current_user, "body": body[:2000]}
-        msg["html"] = tornado.escape.to_unicode(self.render_string("chat_message.html", message=msg))
+        msg["html"] = tornado.escape.to_unicode(
+            self.render_string("chat_message.html", message=msg)
+        )
         self.chat.post(msg)
 
     def on_close(self) -> None:
@@ -128,7 +130,9 @@ class ChatSocketHandler(BridgeSocketMixin, BaseHandler, tornado.websocket.WebSoc
         self.otrace_detach()
 
 
-def make_app(bridge: WebBridge, cookie_secret: str | None = None, **settings: Any) -> tornado.web.Application:
+def make_app(
+    bridge: WebBridge, cookie_secret: str | None = None, **settings: Any
+) -> tornado.web.Application:
     """The chat application; its sockets register with ``bridge``."""
     return tornado.web.Application(
         [
@@ -169,8 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(bridge)
     shell = None
     if not opts.no_shell:
-        shell = OShell(globals_dict=globals(), locals_dict={"app": app, "bridge": bridge},
-                       allow_unsafe=True, new_thread=True, web_interface=bridge)
+        shell = OShell(
+            globals_dict=globals(),
+            locals_dict={"app": app, "bridge": bridge},
+            allow_unsafe=True,
+            new_thread=True,
+            web_interface=bridge,
+        )
         shell.loop()
     try:
         asyncio.run(serve(app, opts.port, opts.addr, shell))

@@ -188,7 +188,9 @@ class WebBridge:
             return fut.result(timeout)
         except concurrent.futures.TimeoutError:
             fut.cancel()
-            raise OTraceError(f"No answer from browser {name} within {timeout:g}s (web_timeout)") from None
+            raise OTraceError(
+                f"No answer from browser {name} within {timeout:g}s (web_timeout)"
+            ) from None
 
     def set_remotelog(self, name: str, on: bool) -> None:
         """Ask browser ``name`` to forward (or stop forwarding) its console.  Any thread."""
@@ -222,8 +224,9 @@ class WebBridge:
 
         fut.add_done_callback(deliver)
 
-    def trace_output(self, repeat: bool, path_comps: list[str], stdout: str,
-                     stderr: str | None = None) -> None:
+    def trace_output(
+        self, repeat: bool, path_comps: list[str], stdout: str, stderr: str | None = None
+    ) -> None:
         """Forward browser output to the hook (stderr first, then stdout); else announce."""
         hook = self._hook
         if hook is None:
@@ -356,8 +359,12 @@ class BridgeSocketMixin:
 class BridgeSocketHandler(BridgeSocketMixin, tornado.websocket.WebSocketHandler):
     """A ready-made bridge socket: refuses (403) connections whose user is unknown."""
 
-    def initialize(self, bridge: WebBridge, get_user: Callable[[Any], Any] | None = None,
-                   origins: tuple[str, ...] = ()) -> None:
+    def initialize(
+        self,
+        bridge: WebBridge,
+        get_user: Callable[[Any], Any] | None = None,
+        origins: tuple[str, ...] = (),
+    ) -> None:
         self.otrace_bridge = bridge
         self.otrace_get_user = get_user
         self.otrace_origins = tuple(origins)
@@ -378,14 +385,21 @@ class BridgeSocketHandler(BridgeSocketMixin, tornado.websocket.WebSocketHandler)
         self.otrace_detach()
 
 
-def routes(bridge: WebBridge, prefix: str = "/otrace",
-           get_user: Callable[[Any], Any] | None = None,
-           origins: tuple[str, ...] = ()) -> list[tuple[str, type, dict[str, Any]]]:
+def routes(
+    bridge: WebBridge,
+    prefix: str = "/otrace",
+    get_user: Callable[[Any], Any] | None = None,
+    origins: tuple[str, ...] = (),
+) -> list[tuple[str, type, dict[str, Any]]]:
     """URL rules to add to an Application: ``<prefix>/ws`` (the bridge socket; users come
     from ``get_user(handler)``, default the handler's ``get_current_user``) and
     ``<prefix>/otrace-bridge.js`` (the page glue)."""
     prefix = prefix.rstrip("/")
     return [
-        (prefix + "/ws", BridgeSocketHandler, {"bridge": bridge, "get_user": get_user, "origins": origins}),
+        (
+            prefix + "/ws",
+            BridgeSocketHandler,
+            {"bridge": bridge, "get_user": get_user, "origins": origins},
+        ),
         (prefix + r"/(otrace-bridge\.js)", tornado.web.StaticFileHandler, {"path": STATIC_DIR}),
     ]

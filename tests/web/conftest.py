@@ -44,11 +44,13 @@ def shell(chat_server, restore_params):
     yield sh
     sh.shutdown()
 
+
 @pytest.fixture
 def clients():
     c = Clients()
     yield c
     c.stop()
+
 
 @pytest.fixture(scope="session")
 def browser():
@@ -82,4 +84,3 @@ def open_page(browser, chat_server):
     yield open_
     for context in contexts:
         context.close()
-

@@ -20,10 +20,19 @@ def ws_url(server) -> str:
     return f"ws://127.0.0.1:{server.port}/chatsocket"
 
 
+def join(clients, server, user, answer=echo_answer, bridge=None, url=None, **kw):
+    """Connect a client and wait until the server side has registered it."""
+    bridge = bridge or server.bridge
+    before = len(bridge.names())
+    conn = clients.connect(url or ws_url(server), user, answer, **kw)
+    wait_for(lambda: len(bridge.names()) > before, what=f"{user} to register")
+    return conn
+
+
 def test_hundred_users_listed_and_each_answers(shell, chat_server, clients):
     names = [f"user{i}" for i in range(100)]
     for name in names:
-        clients.connect(ws_url(chat_server), name, echo_answer)
+        join(clients, chat_server, name, echo_answer)
     out, err = shell.execute("cd /osh/web; ls")
     assert not err
     assert sorted(out.split()) == sorted(names)
@@ -36,10 +45,10 @@ def test_hundred_users_listed_and_each_answers(shell, chat_server, clients):
 
 
 def test_duplicate_and_odd_names(shell, chat_server, clients):
-    first = clients.connect(ws_url(chat_server), "dup", echo_answer)
-    clients.connect(ws_url(chat_server), "dup", echo_answer)
-    clients.connect(ws_url(chat_server), "a/b", echo_answer)
-    clients.connect(ws_url(chat_server), "..", echo_answer)
+    first = join(clients, chat_server, "dup", echo_answer)
+    join(clients, chat_server, "dup", echo_answer)
+    join(clients, chat_server, "a/b", echo_answer)
+    join(clients, chat_server, "..", echo_answer)
     assert sorted(chat_server.bridge.names()) == sorted(["dup", "dup~2", "a%2Fb", "%2E%2E"])
     shell.execute("cd /osh/web/dup~2")
     assert shell.execute("1") == ("ran 1\n", "")
@@ -48,7 +57,7 @@ def test_duplicate_and_odd_names(shell, chat_server, clients):
     # the first dup leaves; a new one takes the free name, the other keeps its own
     clients.close(first)
     wait_for(lambda: "dup" not in chat_server.bridge.names(), what="dup to leave")
-    clients.connect(ws_url(chat_server), "dup", echo_answer)
+    join(clients, chat_server, "dup", echo_answer)
     assert {"dup", "dup~2"} <= set(chat_server.bridge.names())
 
 
@@ -60,7 +69,7 @@ def test_escape_name():
 
 
 def test_connections_come_and_go_live(shell, chat_server, clients):
-    conn = clients.connect(ws_url(chat_server), "carol", echo_answer)
+    conn = join(clients, chat_server, "carol", echo_answer)
     shell.execute("cd /osh/web")
     assert shell.execute("ls")[0].split() == ["carol"]
     shell.execute("cd carol")
@@ -73,8 +82,8 @@ def test_connections_come_and_go_live(shell, chat_server, clients):
 
 
 def test_no_answer_times_out_and_shell_carries_on(shell, chat_server, clients):
-    clients.connect(ws_url(chat_server), "silent", lambda msg: None)
-    clients.connect(ws_url(chat_server), "chatty", echo_answer)
+    join(clients, chat_server, "silent", lambda msg: None)
+    join(clients, chat_server, "chatty", echo_answer)
     shell.execute("set web_timeout 0.3")
     shell.execute("cd /osh/web/silent")
     out, err = shell.execute("1+1")
@@ -101,7 +110,7 @@ def test_garbage_answers(shell, chat_server, clients):
             return json.dumps({"id": msg["id"], "stdout": "", "stderr": "ReferenceError: x"})
         return echo_answer(msg)
 
-    clients.connect(ws_url(chat_server), "mallory", garbage)
+    join(clients, chat_server, "mallory", garbage)
     shell.execute("set web_timeout 0.3")
     shell.execute("cd /osh/web/mallory")
     out, err = shell.execute("wrongtype")
@@ -114,7 +123,7 @@ def test_garbage_answers(shell, chat_server, clients):
 
 
 def test_disconnect_while_waiting_fails_at_once(shell, chat_server, clients, restore_params):
-    conn = clients.connect(ws_url(chat_server), "leaver", lambda msg: None)
+    conn = join(clients, chat_server, "leaver", lambda msg: None)
     shell.execute("set web_timeout 30")
     shell.execute("cd /osh/web/leaver")
     result = {}
@@ -128,7 +137,7 @@ def test_disconnect_while_waiting_fails_at_once(shell, chat_server, clients, res
 
 
 def test_safe_mode_refuses_javascript(shell, chat_server, clients):
-    clients.connect(ws_url(chat_server), "dave", echo_answer)
+    join(clients, chat_server, "dave", echo_answer)
     shell.execute("cd /osh/web/dave")
     shell.execute("set safe_mode True")  # set runs in the shell even here
     out, err = shell.execute("1+1")
@@ -140,10 +149,11 @@ def test_unauthenticated_and_foreign_origin_refused(chat_server, clients):
         clients.connect(ws_url(chat_server), None, echo_answer)
     assert info.value.code == 403
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
-        clients.connect(ws_url(chat_server), "eve", echo_answer, headers={"Origin": "http://evil.example"})
+        clients.connect(
+            ws_url(chat_server), "eve", echo_answer, headers={"Origin": "http://evil.example"}
+        )
     assert info.value.code == 403
-    clients.connect(ws_url(chat_server), "eve", echo_answer,
-                    headers={"Origin": f"http://127.0.0.1:{chat_server.port}"})
+    join(clients, chat_server, "eve", headers={"Origin": f"http://127.0.0.1:{chat_server.port}"})
     assert chat_server.bridge.names() == ["eve"]
 
 
@@ -161,7 +171,13 @@ def test_ready_made_routes(clients, restore_params):
         with pytest.raises(tornado.httpclient.HTTPClientError) as info:
             clients.connect(f"ws://127.0.0.1:{server.port}/dbg/ws", None)
         assert info.value.code == 403
-        clients.connect(f"ws://127.0.0.1:{server.port}/dbg/ws?user=zoe", None, echo_answer)
+        join(
+            clients,
+            server,
+            None,
+            bridge=bridge,
+            url=f"ws://127.0.0.1:{server.port}/dbg/ws?user=zoe",
+        )
         sh = OShell(web_interface=bridge, allow_unsafe=True, no_input=True, banner="")
         try:
             sh.execute("set safe_mode False")
@@ -203,7 +219,7 @@ class LegacyInterface:
 
 def test_original_web_interface_protocol(chat_server, clients, restore_params):
     LegacyInterface.bridge = chat_server.bridge
-    clients.connect(ws_url(chat_server), "old", echo_answer)
+    join(clients, chat_server, "old", echo_answer)
     sh = OShell(web_interface=LegacyInterface, allow_unsafe=True, no_input=True, banner="")
     try:
         sh.execute("set safe_mode False")
@@ -223,7 +239,7 @@ def test_unasked_logs_are_announced(chat_server, clients):
     seen = []
     log.add_sink(seen.append)
     try:
-        conn = clients.connect(ws_url(chat_server), "logger", echo_answer)
+        conn = join(clients, chat_server, "logger", echo_answer)
         clients.send(conn, json.dumps({"stdout": "", "stderr": "hello", "log": "log"}))
         clients.send(conn, json.dumps({"stdout": "", "stderr": "old remote log"}))
         wait_for(lambda: len(seen) >= 2, what="announcements")
@@ -233,7 +249,7 @@ def test_unasked_logs_are_announced(chat_server, clients):
 
 
 def test_refuses_to_wait_on_the_event_loop(chat_server, clients):
-    clients.connect(ws_url(chat_server), "loopy", echo_answer)
+    join(clients, chat_server, "loopy", echo_answer)
     bridge = chat_server.bridge
     result = {}
 

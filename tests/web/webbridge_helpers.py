@@ -20,8 +20,14 @@ from tornademos import chat_websock
 
 SECRET = "otrace-test-secret"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -70,7 +76,6 @@ class Server:
         self.thread.join(10)
 
 
-
 def user_cookie(name: str, secret: str = SECRET) -> str:
     value = tornado.web.create_signed_value(secret, chat_websock.COOKIE, name)
     return f"{chat_websock.COOKIE}={value.decode()}"
@@ -100,8 +105,13 @@ class Clients:
     def call(self, coro, timeout: float = 20.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def connect(self, url: str, user: str | None, answer: Callable[[dict], str | None] | None = None,
-                headers: dict[str, str] | None = None) -> Any:
+    def connect(
+        self,
+        url: str,
+        user: str | None,
+        answer: Callable[[dict], str | None] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         return self.call(self._connect(url, user, answer, headers or {}))
 
     async def _connect(self, url, user, answer, headers):
@@ -148,7 +158,6 @@ class Clients:
             self.close(conn)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-
 
 
 def echo_answer(msg: dict) -> str:

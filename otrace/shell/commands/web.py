@@ -76,7 +76,9 @@ class LegacyWebBackend:
         try:
             self.interface.send_command(list(path_comps), code)
             if not self._done.wait(timeout):
-                raise OTraceError(f"No answer from browser {name} within {timeout:g}s (web_timeout)")
+                raise OTraceError(
+                    f"No answer from browser {name} within {timeout:g}s (web_timeout)"
+                )
             with self._lock:
                 return "".join(self._out), "\n".join(e for e in self._err if e)
         finally:
