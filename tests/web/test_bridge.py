@@ -262,3 +262,46 @@ def test_refuses_to_wait_on_the_event_loop(chat_server, clients):
     chat_server.loop.add_callback(on_loop)
     wait_for(lambda: result, what="the loop callback")
     assert result["err"] == "Cannot wait for a browser on the event-loop thread"
+
+
+def test_demo_runs_as_a_program(tmp_path):
+    """chat_websock.py --port/--addr serves the login page; quit in its console stops it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(root, "tornademos", "chat_websock.py"),
+            "--port",
+            str(port),
+            "--addr",
+            "127.0.0.1",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+        cwd=tmp_path,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # banner and listening, any order
+        assert any(f"Listening on 127.0.0.1:{port}" in line for line in lines), lines
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as resp:
+            assert b'id="name"' in resp.read()
+        proc.stdin.write("cd /osh/web\nls\nquit\n")
+        proc.stdin.flush()
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
