@@ -30,6 +30,7 @@ from otrace.console import make_console
 from otrace.errors import OTraceError
 from otrace.params import PARAMS
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
+from otrace.shell.commands.web import make_backend as make_web_backend
 from otrace.shell.session import Session
 
 DEFAULT_BANNER = f"  ***otrace object shell (v{otrace.__version__})*** (type 'help' for info)"
@@ -69,6 +70,9 @@ class OShell:
             raise OTraceError(f"work_dir must be absolute: {work_dir}")
         self.session = Session(globals_dict, locals_dict, allow_unsafe=allow_unsafe,
                                work_dir=work_dir, add_env=add_env)
+        if web_interface is not None:  # /osh/web: the browsers the app keeps connected
+            self.session.mounts["web"] = web_interface.get_root_tree()
+            self.session.hooks["web"] = make_web_backend(web_interface)
         self.init_func = init_func
         self.init_file = init_file
         self.banner = DEFAULT_BANNER if banner is None else banner

@@ -1,0 +1,405 @@
+"""/osh/web: the console runs JavaScript in browsers that a Tornado app keeps connected.
+
+Wiring (see docs/WebBridge.rst)::
+
+    BRIDGE = WebBridge()
+
+    class ChatSocket(BridgeSocketMixin, tornado.websocket.WebSocketHandler):
+        otrace_bridge = BRIDGE
+        def get_current_user(self):            # the app's own authentication
+            return self.get_signed_cookie("user")
+        def open(self):
+            self.otrace_attach()               # appears as /osh/web/<user>
+        def on_message(self, message):
+            if self.otrace_handle(message):    # an answer for the console
+                return
+            ...                                # the app's own messages
+        def on_close(self):
+            self.otrace_detach()
+
+    OShell(..., web_interface=BRIDGE)
+
+and in the page ``<script src="/otrace/otrace-bridge.js"></script>`` then
+``otrace.attach(socket)``.  Apps without a socket of their own can mount :func:`routes`
+(a ready-made handler at ``<prefix>/ws`` plus the glue file) and call ``otrace.connect``.
+
+Protocol (JSON text frames):
+
+* server -> browser: ``{"stdin": code, "id": n}``; the page evaluates ``code``.
+* browser -> server: ``{"stdout": text, "stderr": text, "id": n}``.  Answers without an
+  ``id`` (pages using the original glue) answer the oldest outstanding request.
+* browser -> server, unasked: ``{"stdout": "", "stderr": text, "log": level}`` -- the page's
+  console output and uncaught errors, when forwarding is on; announced to the operator.
+* server -> browser: ``{"remotelog": true|false}`` switches that forwarding.
+
+Nothing is reachable unless the app mounts a handler; a connection is registered only if the
+app says who the user is; origins must match the host (plus ``otrace_origins``).
+
+Thread safety: :meth:`WebBridge.evaluate` and :meth:`WebBridge.send_command` may be called
+from any thread except the event loop's (they only reach the loop via ``add_callback``);
+everything a handler calls (attach, handle, detach) runs on the event-loop thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.ioloop
+import tornado.web
+import tornado.websocket
+
+from otrace import log
+from otrace.errors import OTraceError
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+GLUE_FILE = "otrace-bridge.js"
+_logger = log.get_logger("web")
+
+
+def escape_name(user: str) -> str:
+    """A directory name for ``user``: ``%`` and ``/`` escaped, never ``.``, ``..`` or ``~x``."""
+    name = user.replace("%", "%25").replace("/", "%2F")
+    if name in ("", ".", ".."):
+        name = name.replace(".", "%2E") or "%00"
+    if name.startswith("~"):
+        name = "%7E" + name[1:]
+    return name
+
+
+class Connection:
+    """One registered browser.  Created on the event-loop thread."""
+
+    def __init__(self, bridge: WebBridge, name: str, user: str, socket: Any):
+        self.bridge = bridge
+        self.name = name
+        self.user = user
+        self.socket = socket
+        self.loop = tornado.ioloop.IOLoop.current()
+        self.thread_id = threading.get_ident()
+        self.pending: dict[int, concurrent.futures.Future] = {}  # guarded by bridge._lock
+        self.closed = False
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Queue a message for the browser.  Any thread."""
+        self.loop.add_callback(self._write, json.dumps(payload))
+
+    def _write(self, text: str) -> None:  # event-loop thread
+        if self.closed:
+            return
+        try:
+            done = self.socket.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            self.bridge.unregister(self)
+            return
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+class WebBridge:
+    """The live tree of connected browsers, and the requests sent to them.
+
+    Also implements the original ``web_interface`` protocol on the instance:
+    ``root_depth``, ``get_root_tree``, ``set_web_hook``, ``send_command``, ``trace_output``.
+    """
+
+    root_depth = 1
+
+    def __init__(self) -> None:
+        self.tree: dict[str, dict[str, Any]] = {}  # /osh/web; name -> {} (kept live)
+        self._conns: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._hook: Callable[..., Any] | None = None
+
+    # -- registry (event-loop thread) ------------------------------------------------------
+    def register(self, user: str, socket: Any) -> Connection:
+        """Add a browser for ``user``; its name is unique (``user``, ``user~2``, ...)."""
+        base = escape_name(str(user))
+        with self._lock:
+            name, n = base, 1
+            while name in self._conns:
+                n += 1
+                name = f"{base}~{n}"
+            conn = Connection(self, name, str(user), socket)
+            self._conns[name] = conn
+            self.tree[name] = {}
+        return conn
+
+    def unregister(self, conn: Connection) -> None:
+        """Forget a browser; requests waiting for it fail at once.  Idempotent."""
+        with self._lock:
+            conn.closed = True
+            if self._conns.get(conn.name) is conn:
+                del self._conns[conn.name]
+                self.tree.pop(conn.name, None)
+            pending, conn.pending = conn.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(OTraceError(f"Browser {conn.name} disconnected"))
+
+    def names(self) -> list[str]:
+        """The connected browsers' names.  Any thread."""
+        with self._lock:
+            return list(self._conns)
+
+    def connection(self, name: str) -> Connection:
+        with self._lock:
+            conn = self._conns.get(name)
+        if conn is None:
+            raise OTraceError(f"No such socket: {name} (not connected)")
+        return conn
+
+    # -- requests (any thread but the loop's) ----------------------------------------------
+    def submit(self, name: str, code: str) -> concurrent.futures.Future:
+        """Send ``code`` to browser ``name``; the future gets (stdout, stderr) or an error."""
+        conn = self.connection(name)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        req_id = next(self._ids)
+        with self._lock:
+            if conn.closed:
+                raise OTraceError(f"Browser {name} disconnected")
+            conn.pending[req_id] = fut
+        fut.add_done_callback(lambda _f: self._forget(conn, req_id))
+        conn.send({"stdin": code, "id": req_id})
+        return fut
+
+    def _forget(self, conn: Connection, req_id: int) -> None:
+        with self._lock:
+            conn.pending.pop(req_id, None)
+
+    def evaluate(self, path_comps: list[str], code: str, timeout: float) -> tuple[str, str]:
+        """Run ``code`` in browser ``path_comps[0]`` and wait for (stdout, stderr).
+
+        Raises OTraceError if it is not connected, disconnects, answers garbage or does not
+        answer within ``timeout`` seconds.  Never call it on the event-loop thread.
+        """
+        name = path_comps[0]
+        conn = self.connection(name)
+        if threading.get_ident() == conn.thread_id:
+            raise OTraceError("Cannot wait for a browser on the event-loop thread")
+        fut = self.submit(name, code)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise OTraceError(
+                f"No answer from browser {name} within {timeout:g}s (web_timeout)"
+            ) from None
+
+    def set_remotelog(self, name: str, on: bool) -> None:
+        """Ask browser ``name`` to forward (or stop forwarding) its console.  Any thread."""
+        self.connection(name).send({"remotelog": bool(on)})
+
+    # -- the original web_interface protocol -------------------------------------------------
+    def get_root_tree(self) -> dict[str, dict[str, Any]]:
+        return self.tree
+
+    def set_web_hook(self, hook: Callable[..., Any]) -> None:
+        self._hook = hook
+
+    def send_command(self, path_comps: list[str], command: str) -> None:
+        """Send ``command`` without waiting; the answer goes to :meth:`trace_output`."""
+        name = path_comps[0] if path_comps else ""
+        try:
+            fut = self.submit(name, command)
+        except OTraceError:
+            self.trace_output(False, [], "", f"No such socket: {name}")
+            return
+
+        def deliver(f: concurrent.futures.Future) -> None:
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is not None:
+                self.trace_output(False, [name], "", str(exc))
+            else:
+                out, err = f.result()
+                self.trace_output(False, [name], out, err)
+
+        fut.add_done_callback(deliver)
+
+    def trace_output(
+        self, repeat: bool, path_comps: list[str], stdout: str, stderr: str | None = None
+    ) -> None:
+        """Forward browser output to the hook (stderr first, then stdout); else announce."""
+        hook = self._hook
+        if hook is None:
+            who = path_comps[0] if path_comps else "?"
+            for text in (stderr, stdout):
+                if text:
+                    log.announce(f"web {who}: {text}")
+            return
+        if stderr:
+            hook("stderr", repeat, path_comps, stderr)
+        hook("stdout", repeat, path_comps, stdout)
+
+    # -- answers (event-loop thread) -------------------------------------------------------
+    def handle(self, conn: Connection, message: str | bytes) -> bool:
+        """Take a message from ``conn``'s socket; False if it is not for the bridge."""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        try:
+            msg = json.loads(message)
+        except ValueError:
+            return False
+        if not isinstance(msg, dict) or not ({"stdout", "stderr", "id", "log"} & msg.keys()):
+            return False
+        if "log" in msg and "id" not in msg:
+            text = msg.get("stderr") or msg.get("stdout") or ""
+            log.announce(f"web {conn.name} [{str(msg['log'])[:20]}]: {str(text)[:10_000]}")
+            return True
+        with self._lock:
+            if "id" in msg:
+                fut = conn.pending.pop(msg["id"], None) if _hashable(msg["id"]) else None
+            else:  # the original glue: answers come in order
+                key = min(conn.pending, default=None)
+                fut = conn.pending.pop(key) if key is not None else None
+        if fut is None:
+            if "id" not in msg and msg.get("stderr"):
+                log.announce(f"web {conn.name}: {str(msg['stderr'])[:10_000]}")
+            else:
+                _logger.debug("late or unknown answer from %s: %.200s", conn.name, message)
+            return True
+        out, err = msg.get("stdout", ""), msg.get("stderr", "")
+        if out is None:
+            out = ""
+        if err is None:
+            err = ""
+        if fut.done():
+            return True
+        if isinstance(out, str) and isinstance(err, str):
+            fut.set_result((out, err))
+        else:
+            fut.set_exception(OTraceError(f"Bad answer from browser {conn.name}: {message[:200]}"))
+        return True
+
+
+def _plain_attr(obj: Any, name: str) -> Any:
+    """``obj.name`` as stored (a function set on the class is not bound to ``obj``)."""
+    if name in vars(obj):
+        return vars(obj)[name]
+    for klass in type(obj).__mro__:
+        if name in vars(klass):
+            value = vars(klass)[name]
+            return value.__func__ if isinstance(value, staticmethod) else value
+    return None
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+class BridgeSocketMixin:
+    """Mix into a ``tornado.websocket.WebSocketHandler`` to put its browsers in /osh/web.
+
+    Set ``otrace_bridge`` (class attribute or in ``initialize``); optionally
+    ``otrace_get_user(handler) -> str | None`` (default: the handler's ``current_user``) and
+    ``otrace_origins`` (extra allowed ``Origin`` values).  Call :meth:`otrace_attach` in
+    ``open``, :meth:`otrace_handle` first in ``on_message`` and :meth:`otrace_detach` in
+    ``on_close``.  All on the event-loop thread.
+    """
+
+    otrace_bridge: WebBridge | None = None
+    otrace_get_user: Callable[[Any], Any] | None = None
+    otrace_origins: tuple[str, ...] = ()
+    _otrace_conn: Connection | None = None
+
+    def otrace_user(self) -> str | None:
+        """Who the app says this connection belongs to (None: not authenticated)."""
+        getter = _plain_attr(self, "otrace_get_user")
+        user = getter(self) if getter is not None else self.current_user  # type: ignore[attr-defined]
+        if isinstance(user, bytes):
+            user = user.decode("utf-8", "replace")
+        if user is None or user == "":
+            return None
+        return user if isinstance(user, str) else str(user)
+
+    def check_origin(self, origin: str) -> bool:
+        """Same host as the request (or listed in ``otrace_origins``)."""
+        if origin in self.otrace_origins:
+            return True
+        host = urlsplit(origin).netloc.lower()
+        return bool(host) and host == self.request.host.lower()  # type: ignore[attr-defined]
+
+    def otrace_attach(self) -> str | None:
+        """Register this browser under its user; returns its /osh/web name, or None if the
+        app did not authenticate it (then nothing is registered)."""
+        bridge = self.otrace_bridge
+        if bridge is None or self._otrace_conn is not None:
+            return self._otrace_conn.name if self._otrace_conn else None
+        user = self.otrace_user()
+        if user is None:
+            return None
+        self._otrace_conn = bridge.register(user, self)
+        return self._otrace_conn.name
+
+    def otrace_handle(self, message: str | bytes) -> bool:
+        """True if ``message`` was for the console (the app should then ignore it)."""
+        conn = self._otrace_conn
+        if conn is None or self.otrace_bridge is None:
+            return False
+        return self.otrace_bridge.handle(conn, message)
+
+    def otrace_detach(self) -> None:
+        conn, self._otrace_conn = self._otrace_conn, None
+        if conn is not None and self.otrace_bridge is not None:
+            self.otrace_bridge.unregister(conn)
+
+
+class BridgeSocketHandler(BridgeSocketMixin, tornado.websocket.WebSocketHandler):
+    """A ready-made bridge socket: refuses (403) connections whose user is unknown."""
+
+    def initialize(
+        self,
+        bridge: WebBridge,
+        get_user: Callable[[Any], Any] | None = None,
+        origins: tuple[str, ...] = (),
+    ) -> None:
+        self.otrace_bridge = bridge
+        self.otrace_get_user = get_user
+        self.otrace_origins = tuple(origins)
+
+    def prepare(self) -> None:
+        if self.otrace_user() is None:
+            raise tornado.web.HTTPError(403, "otrace bridge: not authenticated")
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        if self.otrace_attach() is None:
+            self.close(4403, "not authenticated")
+
+    def on_message(self, message: str | bytes) -> None:
+        if not self.otrace_handle(message):
+            _logger.debug("ignored message on bridge socket: %.200r", message)
+
+    def on_close(self) -> None:
+        self.otrace_detach()
+
+
+def routes(
+    bridge: WebBridge,
+    prefix: str = "/otrace",
+    get_user: Callable[[Any], Any] | None = None,
+    origins: tuple[str, ...] = (),
+) -> list[tuple[str, type, dict[str, Any]]]:
+    """URL rules to add to an Application: ``<prefix>/ws`` (the bridge socket; users come
+    from ``get_user(handler)``, default the handler's ``get_current_user``) and
+    ``<prefix>/otrace-bridge.js`` (the page glue)."""
+    prefix = prefix.rstrip("/")
+    return [
+        (
+            prefix + "/ws",
+            BridgeSocketHandler,
+            {"bridge": bridge, "get_user": get_user, "origins": origins},
+        ),
+        (prefix + r"/(otrace-bridge\.js)", tornado.web.StaticFileHandler, {"path": STATIC_DIR}),
+    ]
