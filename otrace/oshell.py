@@ -90,6 +90,7 @@ class OShell:
         self._finished = threading.Event()
         OShell.instance = self
         if eventloop_callback is not None:
+            self.session.hooks["eventloop_callback"] = eventloop_callback
             self._set_eventloop_callback(eventloop_callback)
 
     @staticmethod
