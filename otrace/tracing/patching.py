@@ -32,7 +32,6 @@ so a request on the loop never sees half a patch.
 """
 
 from __future__ import annotations
-
 import __future__
 
 import ast
@@ -53,8 +52,12 @@ from otrace.errors import PatchError
 EventloopCallback = Callable[[Callable[[], Any]], Any]
 
 PATCH_ATTRS = ("_otrace_unpatched_function", "_otrace_patch_source", "_otrace_patch_parent")
-_KIND_FLAGS = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-               | inspect.CO_ITERABLE_COROUTINE)
+_KIND_FLAGS = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
 _SCOPE = "__otrace_patch_scope__"
 _MISSING = object()
 
@@ -165,8 +168,15 @@ def _future_flags(text_tree: ast.Module, like: types.FunctionType | None) -> int
     return flags
 
 
-def compile_patch(source: str, name: str, attr: str, globals_: dict[str, Any], *,
-                  cls: type | None = None, like: types.FunctionType | None = None) -> Any:
+def compile_patch(
+    source: str,
+    name: str,
+    attr: str,
+    globals_: dict[str, Any],
+    *,
+    cls: type | None = None,
+    like: types.FunctionType | None = None,
+) -> Any:
     """Run ``source`` and return what it defines as ``attr`` (raw: may be a classmethod).
 
     For a method (``cls`` given) the text is a class body of a class named like ``cls``;
@@ -180,9 +190,13 @@ def compile_patch(source: str, name: str, attr: str, globals_: dict[str, Any], *
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as exc:
-        raise PatchError(f"Patch for {name} does not compile: {exc.msg} (line {exc.lineno})") from None
+        raise PatchError(
+            f"Patch for {name} does not compile: {exc.msg} (line {exc.lineno})"
+        ) from None
     flags = _future_flags(tree, like)
-    body = [n for n in tree.body if not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    body = [
+        n for n in tree.body if not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
+    ]
     if not body:
         raise PatchError(f"Patch for {name} is empty")
     freevars = [v for v in (like.__code__.co_freevars if like else ()) if v != "__class__"]
@@ -204,7 +218,9 @@ def compile_patch(source: str, name: str, attr: str, globals_: dict[str, Any], *
     try:
         code = compile(scope, filename, "exec", flags=flags, dont_inherit=True)
     except SyntaxError as exc:
-        raise PatchError(f"Patch for {name} does not compile: {exc.msg} (line {exc.lineno})") from None
+        raise PatchError(
+            f"Patch for {name} does not compile: {exc.msg} (line {exc.lineno})"
+        ) from None
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     scratch: dict[str, Any] = {}
     try:
@@ -212,7 +228,11 @@ def compile_patch(source: str, name: str, attr: str, globals_: dict[str, Any], *
         made = scratch[_SCOPE]()
     except Exception as exc:
         raise PatchError(f"Patch for {name} failed: {type(exc).__name__}: {exc}") from None
-    names = dict(vars(made)) if cls is not None else {k: v for k, v in made.items() if k not in freevars}
+    names = (
+        dict(vars(made))
+        if cls is not None
+        else {k: v for k, v in made.items() if k not in freevars}
+    )
     obj = names.get(attr)
     if obj is None or not inspect.isfunction(real_function(obj)):
         found = sorted(k for k in names if not k.startswith("__"))
@@ -279,25 +299,49 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
     mode, note = "in place", ""
     if current is _MISSING:
         mode = "rebound"
-        note = ("inherited method: set on the named class, the base class keeps its code"
-                if inherited is not _MISSING else "new attribute")
+        note = (
+            "inherited method: set on the named class, the base class keeps its code"
+            if inherited is not _MISSING
+            else "new attribute"
+        )
     elif fn.__code__.co_freevars != real.__code__.co_freevars:
-        mode, note = "rebound", "free variables changed (closure or super()), so only the attribute is rebound"
+        mode, note = (
+            "rebound",
+            "free variables changed (closure or super()), so only the attribute is rebound",
+        )
     if real is not None and (fn.__code__.co_flags ^ real.__code__.co_flags) & _KIND_FLAGS:
-        raise PatchError(f"Patch for {name} changes the kind of function (generator/async); not supported")
+        raise PatchError(
+            f"Patch for {name} changes the kind of function (generator/async); not supported"
+        )
     qual = real.__code__.co_qualname if real is not None else _qualname(parent, fn.__name__)
     code = fn.__code__.replace(co_qualname=qual)
-    p = Patch(name, parent, attr, fn, _copy_function(real) if real is not None else None,
-              textwrap.dedent(source), mode, note)
+    p = Patch(
+        name,
+        parent,
+        attr,
+        fn,
+        _copy_function(real) if real is not None else None,
+        textwrap.dedent(source),
+        mode,
+        note,
+    )
     if mode == "in place":
         assert real is not None
         p.function = real
-        p._saved = {"__code__": real.__code__, "__defaults__": real.__defaults__,
-                    "__kwdefaults__": real.__kwdefaults__, "__doc__": real.__doc__,
-                    "__annotations__": dict(real.__annotations__)}
-        p._saved_new = {"__code__": code, "__defaults__": fn.__defaults__,
-                        "__kwdefaults__": fn.__kwdefaults__, "__doc__": fn.__doc__,
-                        "__annotations__": dict(fn.__annotations__)}
+        p._saved = {
+            "__code__": real.__code__,
+            "__defaults__": real.__defaults__,
+            "__kwdefaults__": real.__kwdefaults__,
+            "__doc__": real.__doc__,
+            "__annotations__": dict(real.__annotations__),
+        }
+        p._saved_new = {
+            "__code__": code,
+            "__defaults__": fn.__defaults__,
+            "__kwdefaults__": fn.__kwdefaults__,
+            "__doc__": fn.__doc__,
+            "__annotations__": dict(fn.__annotations__),
+        }
         return p
     cells = []
     old_free = real.__code__.co_freevars if real is not None else ()
@@ -308,7 +352,9 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
             cells.append(types.CellType(cls))
         else:
             cells.append(fn.__closure__[i])  # type: ignore[index]
-    new = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells) or None)
+    new = types.FunctionType(
+        code, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells) or None
+    )
     new.__kwdefaults__ = fn.__kwdefaults__
     new.__doc__ = fn.__doc__
     new.__annotations__ = dict(fn.__annotations__)
@@ -317,8 +363,13 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
     shape = before if before is not _MISSING else obj
     p.function = new
     p._old_attr = current
-    p._new_attr = (classmethod(new) if isinstance(shape, classmethod)
-                   else staticmethod(new) if isinstance(shape, staticmethod) else new)
+    p._new_attr = (
+        classmethod(new)
+        if isinstance(shape, classmethod)
+        else staticmethod(new)
+        if isinstance(shape, staticmethod)
+        else new
+    )
     return p
 
 
@@ -348,8 +399,9 @@ def _uninstall(p: Patch) -> None:
     PATCHES.pop(p.name, None)
 
 
-def run_on_loop(func: Callable[[], Any], eventloop_callback: EventloopCallback | None,
-                timeout: float = 10.0) -> Any:
+def run_on_loop(
+    func: Callable[[], Any], eventloop_callback: EventloopCallback | None, timeout: float = 10.0
+) -> Any:
     """Run ``func`` through ``eventloop_callback`` and wait for it (directly without one).
 
     Called on a thread that is running an asyncio loop, ``func`` runs directly (waiting
@@ -377,12 +429,22 @@ def run_on_loop(func: Callable[[], Any], eventloop_callback: EventloopCallback |
         return fut.result(timeout)
     except concurrent.futures.TimeoutError:
         if fut.cancel():
-            raise PatchError(f"The event loop did not run the change within {timeout:g}s; nothing changed") from None
+            raise PatchError(
+                f"The event loop did not run the change within {timeout:g}s; nothing changed"
+            ) from None
         return fut.result()
 
 
-def patch(parent: Any, attr: str, source: str, *, name: str | None = None, repatch: bool = False,
-          eventloop_callback: EventloopCallback | None = None, timeout: float = 10.0) -> Patch:
+def patch(
+    parent: Any,
+    attr: str,
+    source: str,
+    *,
+    name: str | None = None,
+    repatch: bool = False,
+    eventloop_callback: EventloopCallback | None = None,
+    timeout: float = 10.0,
+) -> Patch:
     """Patch ``parent.attr`` (module, class or globals dict) with the function ``source`` defines.
 
     ``name`` is the patch's name in /osh/patches (default ``Class.attr`` or ``attr``).  An
@@ -395,7 +457,9 @@ def patch(parent: Any, attr: str, source: str, *, name: str | None = None, repat
     with _LOCK:
         old = PATCHES.get(name)
         if old is not None and not repatch:
-            raise PatchError(f"{name} is already patched; use 'edit -f' (repatch) to patch it again")
+            raise PatchError(
+                f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
+            )
     if old is None:
         p = _prepare(parent, attr, source, name)
         with _LOCK:
@@ -416,8 +480,9 @@ def patch(parent: Any, attr: str, source: str, *, name: str | None = None, repat
         return run_on_loop(swap, eventloop_callback, timeout)
 
 
-def unpatch(name: str, *, eventloop_callback: EventloopCallback | None = None,
-            timeout: float = 10.0) -> Patch:
+def unpatch(
+    name: str, *, eventloop_callback: EventloopCallback | None = None, timeout: float = 10.0
+) -> Patch:
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
     with _LOCK:
         p = PATCHES.get(name)

@@ -62,8 +62,12 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
     if inspect.ismethod(res.value) and not inspect.isclass(named):
         owner = res.value.__self__
         named = owner if inspect.isclass(owner) else type(owner)
-    if (inspect.isclass(named) and inspect.isclass(tgt.parent) and named is not tgt.parent
-            and issubclass(named, tgt.parent)):
+    if (
+        inspect.isclass(named)
+        and inspect.isclass(tgt.parent)
+        and named is not tgt.parent
+        and issubclass(named, tgt.parent)
+    ):
         return named, tgt.attr, f"{named.__name__}.{tgt.name.rsplit('.', 1)[-1]}"
     return tgt.parent, tgt.attr, tgt.name
 
@@ -75,7 +79,7 @@ def _without_decorators(text: str) -> str:
         return text
     first = tree.body[0] if tree.body else None
     if isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef)) and first.decorator_list:
-        return "".join(text.splitlines(True)[first.lineno - 1:])
+        return "".join(text.splitlines(True)[first.lineno - 1 :])
     return text
 
 
@@ -97,7 +101,9 @@ def run_editor(sh, text: str, label: str) -> str:
         except OSError as exc:
             raise OTraceError(f"Cannot run editor {cmd[0]!r}: {exc.strerror}") from None
         if proc.returncode != 0:
-            raise OTraceError(f"Editor {cmd[0]!r} failed (exit status {proc.returncode}); nothing patched")
+            raise OTraceError(
+                f"Editor {cmd[0]!r} failed (exit status {proc.returncode}); nothing patched"
+            )
         with open(path, encoding="utf-8") as f:
             return f.read()
     finally:
@@ -118,8 +124,14 @@ def _current_source(parent: Any, attr: str) -> str:
 
 def apply_patch(sh, parent: Any, attr: str, name: str, source: str, force: bool) -> None:
     """Install ``source`` as the patch ``name`` and report it."""
-    p = engine.patch(parent, attr, source, name=name, repatch=force,
-                     eventloop_callback=sh.hooks.get("eventloop_callback"))
+    p = engine.patch(
+        parent,
+        attr,
+        source,
+        name=name,
+        repatch=force,
+        eventloop_callback=sh.hooks.get("eventloop_callback"),
+    )
     sh.patches[name] = p.function
     sh.out.write(f"Patched {name}")
     if p.mode != "in place":
@@ -145,8 +157,11 @@ def _collect_here_doc(sh, terminator: str, finish) -> None:
     sh.out.incomplete = True
 
 
-@command("edit", "edit [-f] class.method|function [< file | <<EOF]",
-         options=(Option("f", "force: patch again an already patched function"),))
+@command(
+    "edit",
+    "edit [-f] class.method|function [< file | <<EOF]",
+    options=(Option("f", "force: patch again an already patched function"),),
+)
 def edit(sh, args: Args) -> None:
     """Patch a function or method of the running program with new source (from the editor).
 
