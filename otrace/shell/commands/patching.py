@@ -55,7 +55,10 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
         tgt = resolve_target(sh, text or "/" + "/".join(parts))
         res = sh.tree.resolve(parts)
     except OTraceError:
-        raise PathError(f"Invalid patch class/method: {text}") from None
+        private = _private_target(sh, parts)
+        if private is None:
+            raise PathError(f"Invalid patch class/method: {text}") from None
+        return private
     if tgt.is_class:
         raise PatchError("Class patching not yet implemented; patch methods individually")
     named = res.parent
@@ -70,6 +73,23 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
     ):
         return named, tgt.attr, f"{named.__name__}.{tgt.name.rsplit('.', 1)[-1]}"
     return tgt.parent, tgt.attr, tgt.name
+
+
+def _private_target(sh, parts: tuple[str, ...]) -> tuple[Any, str, str] | None:
+    """``Class.__name`` typed as in the source: the attribute is ``_Class__name``."""
+    last = parts[-1]
+    if not (last.startswith("__") and not last.endswith("__")):
+        return None
+    try:
+        cls = sh.tree.resolve(parts[:-1]).value
+    except OTraceError:
+        return None
+    if not inspect.isclass(cls):
+        cls = type(cls)
+    mangled = f"_{cls.__name__.lstrip('_')}{last}"
+    if mangled not in vars(cls):
+        return None
+    return cls, mangled, f"{cls.__name__}.{last}"
 
 
 def _without_decorators(text: str) -> str:
