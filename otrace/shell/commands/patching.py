@@ -18,12 +18,12 @@ import subprocess
 import tempfile
 from typing import Any
 
+import otrace.tracing.patching as engine
 from otrace.errors import OTraceError, PatchError, PathError, SafeModeError, UsageError
 from otrace.shell.commands.inspect import source_of
 from otrace.shell.redirect import absolute_file, split_redirect
 from otrace.shell.registry import Args, Option, command
 from otrace.shell.targets import resolve_target
-from otrace.tracing import patching as engine
 
 SAFE_MODE_MESSAGE = "Patching/unpatching not permitted in safe mode; set safe_mode False"
 PATCHES_DIR = ("osh", "patches")
