@@ -150,7 +150,7 @@ class Session:
 
     def prompt(self) -> str:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
-        if self._pending:
+        if self._pending or "collect_line" in self.hooks:
             return "... "
         prefix = "BRK:" if any(c.kind == "breaks" for c in self.store.pending()) else ""
         parts = self.cwd
@@ -216,6 +216,10 @@ class Session:
         return result
 
     def _line(self, line: str, result: Result) -> None:
+        collect = self.hooks.get("collect_line")  # a command reading following lines (here-doc)
+        if collect is not None:
+            collect(line, result)
+            return
         if self._pending:
             self._continue_code(line, result)
             return
