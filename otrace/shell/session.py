@@ -26,6 +26,7 @@ import os
 import shlex
 import subprocess
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -96,13 +97,15 @@ class Session:
         self.out = Result()  # where the running command writes (set per command)
         self._pending: list[str] = []
         self._source_depth = 0
-        self.params.add_guard(self._guard_param)
+        # weak, so a session that is dropped without close() stops guarding the parameters
+        self._guard = _weak_guard(self)
+        self.params.add_guard(self._guard)
         if not allow_unsafe and not self.params.safe_mode:
             self.params.set("safe_mode", True)
 
     def close(self) -> None:
         """Detach from process-wide state (the parameter guard)."""
-        self.params.remove_guard(self._guard_param)
+        self.params.remove_guard(self._guard)
 
     def _guard_param(self, name: str, value: Any) -> None:
         if name == "safe_mode" and not value and not self.allow_unsafe:
@@ -408,6 +411,17 @@ class Session:
 
 _WEB_LOCAL = frozenset({"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias",
                         "quit", "repeat", "set"})
+
+
+def _weak_guard(session: Session) -> Callable[[str, Any], None]:
+    ref = weakref.ref(session)
+
+    def guard(name: str, value: Any) -> None:
+        live = ref()
+        if live is not None:
+            live._guard_param(name, value)
+
+    return guard
 
 
 def _pythonize(arg: str) -> str:

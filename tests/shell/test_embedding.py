@@ -58,6 +58,7 @@ def test_echo_callback_and_no_input():
     shell = otrace.OShell(g, no_input=True, echo_callback=seen.append, _stdout=out, _stderr=io.StringIO())
     shell.loop()
     assert any("otrace object shell" in s for s in seen)
+    shell.shutdown()
 
 
 def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
