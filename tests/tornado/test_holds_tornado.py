@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import socket
 
+import held_app as test_app
 import pytest
+from tornado_helpers import wait_for
 
 import otrace
 import otrace.tornado as otornado
@@ -13,9 +15,6 @@ from otrace import holds
 from otrace.contexts import STORE
 from otrace.params import PARAMS
 from otrace.tracing import trace
-
-import held_app as test_app
-from tornado_helpers import wait_for
 
 
 def make_shell() -> otrace.OShell:

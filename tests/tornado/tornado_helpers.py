@@ -8,15 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 
+import held_app as test_app
 import tornado.httpserver
 import tornado.ioloop
 import tornado.testing
 
 import otrace.tornado as otornado
-from otrace import holds
-from otrace.tracing import untrace_all
-
-import held_app as test_app
 
 
 class Server:
