@@ -1,0 +1,119 @@
+"""Tracing from the shell: trace, untrace, tag, untag."""
+
+from __future__ import annotations
+
+import inspect
+
+from otrace import tracing
+from otrace.contexts.record import FrameContext
+from otrace.errors import OTraceError, PathError, TraceError, UsageError
+from otrace.shell.registry import Args, Option, command
+from otrace.shell.targets import resolve_target
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("Expected integer argument for option -n (N, +N or -N)") from None
+
+
+TRACE_OPTIONS = (
+    Option("a", "what to do on a match", value="ACTION", choices=tracing.ACTIONS),
+    Option("c", "when: call, return, all, tagged[ARG], or NAME<op>VALUE,... (op: == != < <= > >=)",
+           value="COND"),
+    Option("n", "+N: trace N matches then stop; -N: skip the first N matches", value="COUNT",
+           convert=_count),
+)
+
+
+def _trace_args(sh, text: str):
+    """(target, parent, attr, shown name) for trace/untrace operands."""
+    if text == "*":
+        return "*", None, None, "*"
+    target = resolve_target(sh, text)
+    if inspect.ismodule(target.obj):
+        return target.obj, None, None, target.name
+    parent = target.parent if not isinstance(target.parent, dict) else None
+    return target.obj, parent, target.attr if parent is not None else None, target.name
+
+
+@command("trace", "trace [-a ACTION] [-c COND] [-n ±COUNT] [Class.method|function|Class|module|*]",
+         options=TRACE_OPTIONS, max_words=1)
+def trace(sh, args: Args) -> None:
+    """Trace a function, method, whole class or module; without a name, list the traces.
+
+    With no -c only exceptions passing through are recorded.  -c call/return/all record every
+    call, return, or both; -c name==apple,qty>=2 records calls whose arguments match (values
+    are typed: 2, 2.5, True, None, else text; 'return>5' tests the return value; arg.attr
+    tests one attribute); -c tagged / taggedARG match tagged arguments.  Actions: break
+    (block the thread until resume; refused on an event-loop thread), hold (async def: the
+    request waits until resume), pdb/ipdb (debugger in the traced thread), tag (tag self).
+    Each event leaves a trace context in /osh/recent and is announced at the console.
+    """
+    if not args.words:
+        if args.opts:
+            raise UsageError("trace: options need a target; usage: " + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET")
+        specs = tracing.traces()
+        if not specs:
+            sh.out.write("Nothing is traced")
+        for spec in specs:
+            line = f"{spec.render()}   matches: {spec.matches}"
+            if spec.last_error:
+                line += f"   last condition error: {spec.last_error}"
+            sh.out.write(line)
+        return
+    target, parent, attr, name = _trace_args(sh, args.words[0])
+    spec = tracing.trace(target, parent, attr, name=name, condition=args.opts.get("c", ""),
+                         action=args.opts.get("a"), count=args.opts.get("n", 0))
+    sh.out.write(f"Tracing {spec.render()}")
+    for warning in spec.warnings:
+        sh.out.error(f"warning: {warning}")
+
+
+@command("untrace", "untrace Class.method|function|Class|*|all", max_words=1)
+def untrace(sh, args: Args) -> None:
+    """Stop tracing a target (and unwrap it); 'untrace all' drops every trace."""
+    if not args.words:
+        raise UsageError("usage: untrace Class.method|function|Class|*|all")
+    word = args.words[0]
+    if word == "all":
+        tracing.untrace_all()
+        sh.out.write("untraced all tracing")
+        return
+    try:
+        target, _, _, name = _trace_args(sh, word)
+        tracing.untrace(target)
+    except (PathError, TraceError):
+        tracing.untrace(word)  # a registry key such as Cart. or a vanished name
+        name = word
+    sh.out.write(f"untraced {name}")
+
+
+def _tag_target(sh, words: list[str]):
+    if words and words[0] != ".":
+        return sh.resolve(words[0]).value
+    here = sh.here().value
+    if isinstance(here, FrameContext):
+        if "self" not in here:
+            raise OTraceError("No self object to tag in trace context")
+        return here["self"]
+    return here
+
+
+@command("tag", "tag [object|.] [label|id|time]", max_words=2)
+def tag(sh, args: Args) -> None:
+    """Tag an object (default: self in a trace context, else the current directory's object).
+
+    The label defaults to id (0x<address>); 'time' uses a timestamp.  A tags context is made
+    and -c tagged traces then follow the object through other calls.
+    """
+    obj = _tag_target(sh, args.words)
+    label = args.words[1] if len(args.words) > 1 else "id"
+    sh.out.write(tracing.tag(obj, label))
+
+
+@command("untag", "untag [object|.]", max_words=1)
+def untag(sh, args: Args) -> None:
+    """Remove an object's tag."""
+    tracing.untag(_tag_target(sh, args.words))
