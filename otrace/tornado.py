@@ -47,14 +47,21 @@ _loop: IOLoop | None = None
 _loop_thread: int | None = None
 
 
-def attach(shell: Any = None, loop: IOLoop | None = None, *, stop_loop: bool = True) -> IOLoop:
+def attach(
+    shell: Any = None,
+    loop: IOLoop | None = None,
+    *,
+    stop_loop: bool = True,
+    on_stop: Callable[[], Any] | None = None,
+) -> IOLoop:
     """Make ``loop`` (default: ``IOLoop.current()``) the application's loop for otrace.
 
     * holds are resolved with ``loop.add_callback`` (thread-safe), and
       :func:`run_on_loop` targets this loop;
     * with a ``shell`` whose ``eventloop_callback`` was omitted, it is set to
       ``loop.add_callback``; with ``stop_loop``, the loop stops once the shell shuts down
-      (``quit``), so ``loop.start()`` returns and the process can exit.
+      (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
+      this instead of ``loop.stop``, see :func:`stop_on_shutdown`).
 
     Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
     any thread with an explicit ``loop``.
@@ -70,7 +77,7 @@ def attach(shell: Any = None, loop: IOLoop | None = None, *, stop_loop: bool = T
         if getattr(shell, "eventloop_callback", None) is None:
             shell.eventloop_callback = loop.add_callback
         if stop_loop:
-            stop_on_shutdown(shell, loop)
+            stop_on_shutdown(shell, loop, on_stop=on_stop)
     return loop
 
 
@@ -108,11 +115,15 @@ def attached_loop() -> IOLoop | None:
 
 
 def stop_on_shutdown(
-    shell: Any, loop: IOLoop | None = None, interval: float = 0.2
+    shell: Any,
+    loop: IOLoop | None = None,
+    interval: float = 0.2,
+    on_stop: Callable[[], Any] | None = None,
 ) -> PeriodicCallback:
     """Stop ``loop`` (after releasing every hold) when ``shell`` has shut down.
 
-    Polls ``shell.is_shut_down`` every ``interval`` seconds on the loop itself, so the stop
+    ``on_stop`` replaces ``loop.stop`` -- e.g. ``stopped.set`` of an :class:`asyncio.Event`
+    that ``main`` awaits under ``asyncio.run``.  Polls ``shell.is_shut_down`` every ``interval`` seconds on the loop itself, so the stop
     happens on the loop's thread.  Call from the loop's thread or before it starts.
     """
     target = loop or IOLoop.current()
@@ -122,7 +133,7 @@ def stop_on_shutdown(
             watcher.stop()
             holds.release_all("shutdown")
             # let the released handlers finish their responses before stopping
-            target.add_callback(target.stop)
+            target.add_callback(on_stop or target.stop)
 
     watcher = PeriodicCallback(check, interval * 1000)
     target.add_callback(watcher.start)
