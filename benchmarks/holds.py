@@ -119,7 +119,7 @@ def main() -> None:
         s.close()
     os.close(write_fd)
     best = {k: max(v) for k, v in results.items()}
-    print(f"{'case':<28}{'req/s (best of %d)' % opts.rounds:>20}{'ratio to plain':>18}")
+    print(f"{'case':<28}{f'req/s (best of {opts.rounds})':>20}{'ratio to plain':>18}")
     for key, label in (
         ("plain", "without otrace"),
         ("idle", "otrace, shell idle"),
