@@ -1,0 +1,223 @@
+"""Tornado 6 integration: the event-loop bridge, holds on requests, clean shutdown.
+
+A Tornado server runs every request on one thread, so a breakpoint there would stop them
+all.  otrace *holds* one request instead: the handler awaits a hold (``await
+traceassert(ok, "label", action="hold")`` or ``trace -a hold Handler.method`` on an
+``async def``), the server goes on serving, and the operator browses the held frame from
+the shell thread and types ``resume``.
+
+Typical main::
+
+    loop = IOLoop.current()
+    shell = OShell(globals(), locals(), init_file="app.trc", allow_unsafe=True,
+                   new_thread=True, eventloop_callback=loop.add_callback)
+    otrace.tornado.attach(shell, loop)     # defaults + stop the loop when the shell quits
+    shell.loop()
+    app.listen(port)
+    loop.start()
+    shell.shutdown()
+
+Handlers that may be held should inherit :class:`HoldAwareMixin` first, so that a client
+disconnecting while its request is held releases the hold (``__trc["released"]`` is then
+``"disconnected"``).
+
+Thread rules: :func:`attach` runs on the thread that will run the loop (normally main,
+before ``loop.start()``), or anywhere when ``loop`` is given.  :func:`run_on_loop` is for
+other threads (the shell's); on the loop's own thread it simply calls the function.
+:class:`HoldAwareMixin` methods run on the loop thread, as Tornado calls them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from otrace import holds
+from otrace.log import get_logger
+
+log = get_logger("tornado")
+
+_loop: IOLoop | None = None
+_loop_thread: int | None = None
+
+
+def attach(
+    shell: Any = None,
+    loop: IOLoop | None = None,
+    *,
+    stop_loop: bool = True,
+    on_stop: Callable[[], Any] | None = None,
+) -> IOLoop:
+    """Make ``loop`` (default: ``IOLoop.current()``) the application's loop for otrace.
+
+    * holds are resolved with ``loop.add_callback`` (thread-safe), and
+      :func:`run_on_loop` targets this loop;
+    * with a ``shell`` whose ``eventloop_callback`` was omitted, it is set to
+      ``loop.add_callback``; with ``stop_loop``, the loop stops once the shell shuts down
+      (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
+      this instead of ``loop.stop``, see :func:`stop_on_shutdown`).
+
+    Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
+    any thread with an explicit ``loop``.
+    """
+    global _loop, _loop_thread
+    if loop is None:
+        loop = IOLoop.current()
+    _loop = loop
+    _loop_thread = None
+    loop.add_callback(_note_loop_thread, loop)
+    holds.set_eventloop_callback(_bridge(loop))
+    if shell is not None:
+        if getattr(shell, "eventloop_callback", None) is None:
+            shell.eventloop_callback = loop.add_callback
+        if stop_loop:
+            stop_on_shutdown(shell, loop, on_stop=on_stop)
+    return loop
+
+
+def _bridge(loop: IOLoop) -> Callable[[Callable[[], Any]], Any]:
+    """``loop.add_callback`` for holds of ``loop``; a hold made on another asyncio loop
+    (a second server in the same process) is resolved on its own loop instead."""
+
+    def callback(fn: Callable[[], Any]) -> None:
+        own = getattr(getattr(fn, "__self__", None), "loop", None)
+        if own is not None and own is not getattr(loop, "asyncio_loop", own):
+            own.call_soon_threadsafe(fn)
+        else:
+            loop.add_callback(fn)
+
+    return callback
+
+
+def detach() -> None:
+    """Forget the attached loop; holds go back to their own loop's ``call_soon_threadsafe``."""
+    global _loop, _loop_thread
+    _loop = None
+    _loop_thread = None
+    holds.set_eventloop_callback(None)
+
+
+def _note_loop_thread(loop: IOLoop) -> None:
+    global _loop_thread
+    if loop is _loop:
+        _loop_thread = threading.get_ident()
+
+
+def attached_loop() -> IOLoop | None:
+    """The loop given to :func:`attach`, if any.  Any thread."""
+    return _loop
+
+
+def stop_on_shutdown(
+    shell: Any,
+    loop: IOLoop | None = None,
+    interval: float = 0.2,
+    on_stop: Callable[[], Any] | None = None,
+) -> PeriodicCallback:
+    """Stop ``loop`` (after releasing every hold) when ``shell`` has shut down.
+
+    ``on_stop`` replaces ``loop.stop`` -- e.g. ``stopped.set`` of an :class:`asyncio.Event`
+    that ``main`` awaits under ``asyncio.run``.  Polls ``shell.is_shut_down`` every ``interval`` seconds on the loop itself, so the stop
+    happens on the loop's thread.  Call from the loop's thread or before it starts.
+    """
+    target = loop or IOLoop.current()
+
+    def check() -> None:
+        if shell.is_shut_down:
+            watcher.stop()
+            holds.release_all("shutdown")
+            # let the released handlers finish their responses before stopping
+            target.add_callback(on_stop or target.stop)
+
+    watcher = PeriodicCallback(check, interval * 1000)
+    target.add_callback(watcher.start)
+    return watcher
+
+
+def run_on_loop(
+    fn: Callable[..., Any], *args: Any, loop: IOLoop | None = None, timeout: float | None = 10.0
+) -> Any:
+    """Run ``fn(*args)`` on the application's loop and return its result (awaited if a
+    coroutine or future is returned).
+
+    For threads other than the loop's (the shell's): the call goes through the loop's
+    thread-safe ``add_callback`` and this thread waits at most ``timeout`` seconds
+    (:class:`TimeoutError` after that; ``None`` waits forever).  On the loop's own thread
+    ``fn`` is called directly (an awaitable result is then returned as is, not waited on).
+    Exceptions raised by ``fn`` are re-raised here.
+    """
+    target = loop or _loop or _current_or_none()
+    if target is None:
+        raise RuntimeError("no Tornado loop: call otrace.tornado.attach(shell, loop) first")
+    if _on_loop_thread(target):
+        return fn(*args)
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    async def call() -> None:
+        if not done.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
+
+    target.add_callback(call)
+    try:
+        return done.result(timeout)
+    except concurrent.futures.TimeoutError:
+        done.cancel()
+        raise TimeoutError(f"the event loop did not run {fn!r} within {timeout}s") from None
+
+
+def _current_or_none() -> IOLoop | None:
+    return IOLoop.current(instance=False)
+
+
+def _on_loop_thread(loop: IOLoop) -> bool:
+    aio = getattr(loop, "asyncio_loop", None)
+    return aio is not None and holds.running_loop() is aio
+
+
+def _handler_holds(handler: Any) -> list[Any]:
+    return [ctx for ctx in holds.pending() if ctx.kind == "holds" and ctx.get("self") is handler]
+
+
+class HoldAwareMixin:
+    """RequestHandler mixin: a client that disconnects releases its request's holds.
+
+    Put it first among the bases (``class H(HoldAwareMixin, RequestHandler)``).  The released
+    context records ``__trc["released"] = "disconnected"``; the handler resumes on the loop
+    and ``self.disconnected`` is then True, so it can skip writing a response (Tornado
+    discards writes to a closed connection anyway).
+    """
+
+    disconnected = False
+
+    def on_connection_close(self) -> None:
+        self.disconnected = True
+        for ctx in _handler_holds(self):
+            if holds.resume(ctx, reason="disconnected"):
+                log.info("%s released: client disconnected", ctx.id)
+        super().on_connection_close()  # type: ignore[misc]
+
+    def held(self) -> list[Any]:
+        """Contexts of this handler's pending holds (any thread)."""
+        return _handler_holds(self)
+
+
+def hold_wrapper(hold: Any) -> Any:
+    """Compatibility for ``OShell(hold_wrapper=...)``: holds are awaitables already.
+
+    Returns an :class:`asyncio.Future` a Tornado coroutine can await or ``yield``.
+    """
+    return asyncio.ensure_future(hold)
