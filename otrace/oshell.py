@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import otrace
-from otrace import log, logparams
+from otrace import holds, log, logparams
 from otrace.console import make_console
 from otrace.errors import OTraceError
 from otrace.params import PARAMS
@@ -73,6 +73,8 @@ class OShell:
         if web_interface is not None:  # /osh/web: the browsers the app keeps connected
             self.session.mounts["web"] = web_interface.get_root_tree()
             self.session.hooks["web"] = make_web_backend(web_interface)
+        if db_interface is not None:  # /osh/db: the application's own tree, browsed as is
+            self.session.mounts["db"] = db_interface.get_root_tree()
         self.init_func = init_func
         self.init_file = init_file
         self.banner = DEFAULT_BANNER if banner is None else banner
@@ -91,6 +93,9 @@ class OShell:
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False
         self._shut = threading.Event()
+        self._shutdown_lock = threading.Lock()
+        self._quit_at_start = False
+        self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
         self._finished = threading.Event()
         OShell.instance = self
         from otrace.contexts import sqlite
@@ -103,13 +108,7 @@ class OShell:
 
     @staticmethod
     def _set_eventloop_callback(callback) -> None:
-        try:
-            from otrace import holds
-        except ImportError:
-            return
-        setter = getattr(holds, "set_eventloop_callback", None)
-        if setter is not None:
-            setter(callback)
+        holds.set_eventloop_callback(callback)
 
     # -- running ------------------------------------------------------------------------
     def loop(self, wait_to_run: bool = False) -> None:
@@ -143,7 +142,7 @@ class OShell:
                 return
             if PARAMS.unpickle_file:
                 self.console.show(self.session.execute(f"unpickle {PARAMS.unpickle_file}"))
-            if not self._shut.is_set():
+            if not (self._shut.is_set() or self._quit_at_start):
                 self.console.run()
         finally:
             log.remove_sink(self.console.announce)
@@ -161,7 +160,7 @@ class OShell:
             result = self.session.execute(f"source '{path}'")
             self.console.show(result)
             if result.action == "quit":
-                self._shut.set()
+                self._quit_at_start = True
 
     def execute(self, line: str, here_doc: str | None = None) -> tuple[str, str]:
         """Run one command line and return (output, errors); nothing is printed."""
@@ -201,22 +200,22 @@ class OShell:
 
     # -- stopping -----------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop the shell: release waiting breaks and holds, end the console.  Idempotent."""
-        if self._shut.is_set() and self._finished.is_set():
-            return
-        self._shut.set()
-        try:
-            from otrace import holds
-
-            release = getattr(holds, "release_all", None)
-            if release is not None:
-                release("shutdown")
-        except ImportError:
-            pass
+        """Stop the shell: release waiting breaks and holds, end the console, then call the
+        ``on_shutdown`` callbacks.  Idempotent; any thread."""
+        with self._shutdown_lock:
+            if self._shut.is_set():
+                return
+            self._shut.set()
+        holds.release_all("shutdown")
         if self.console is not None:
             self.console.stop()
         self._runs.put(_STOP)
         self.session.close()
+        for callback in self.on_shutdown:
+            try:
+                callback()
+            except Exception:
+                log.logger.exception("shutdown callback %r failed", callback)
 
     @property
     def is_shut_down(self) -> bool:

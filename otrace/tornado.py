@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import IOLoop
 
 from otrace import holds
 from otrace.log import get_logger
@@ -117,27 +117,23 @@ def attached_loop() -> IOLoop | None:
 def stop_on_shutdown(
     shell: Any,
     loop: IOLoop | None = None,
-    interval: float = 0.2,
     on_stop: Callable[[], Any] | None = None,
-) -> PeriodicCallback:
-    """Stop ``loop`` (after releasing every hold) when ``shell`` has shut down.
+) -> None:
+    """Stop ``loop`` (after releasing every hold) when ``shell`` shuts down.
 
     ``on_stop`` replaces ``loop.stop`` -- e.g. ``stopped.set`` of an :class:`asyncio.Event`
-    that ``main`` awaits under ``asyncio.run``.  Polls ``shell.is_shut_down`` every ``interval`` seconds on the loop itself, so the stop
-    happens on the loop's thread.  Call from the loop's thread or before it starts.
+    that ``main`` awaits under ``asyncio.run``.  The shell calls back at shutdown (from its
+    own thread); the stop is then scheduled on the loop with ``add_callback``, so nothing
+    polls while the program runs.  Any thread.
     """
     target = loop or IOLoop.current()
 
-    def check() -> None:
-        if shell.is_shut_down:
-            watcher.stop()
-            holds.release_all("shutdown")
-            # let the released handlers finish their responses before stopping
-            target.add_callback(on_stop or target.stop)
+    def stop() -> None:
+        holds.release_all("shutdown")
+        # let the released handlers finish their responses before stopping
+        target.add_callback(on_stop or target.stop)
 
-    watcher = PeriodicCallback(check, interval * 1000)
-    target.add_callback(watcher.start)
-    return watcher
+    shell.on_shutdown.append(lambda: target.add_callback(stop))
 
 
 def run_on_loop(

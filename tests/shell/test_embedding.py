@@ -143,3 +143,18 @@ def test_set_trace_blocks_until_quit():
     threading.Thread(target=target).start()
     assert done.wait(10)
     assert "42" in out.getvalue()
+
+
+def test_db_interface_tree_is_mounted():
+    class Db:
+        root_depth = 1
+
+        @classmethod
+        def get_root_tree(cls):
+            return {"users": {"ann": {"age": 3}}}
+
+    g = {"__name__": "fakeapp5"}
+    shell = otrace.OShell(g, no_input=True, db_interface=Db, _stdout=io.StringIO(), _stderr=io.StringIO())
+    assert shell.execute("ls /osh/db/users/*") == ("/osh/db/users/ann\n", "")
+    assert shell.execute("pr /osh/db/users/ann/age") == ("3\n", "")
+    shell.shutdown()
