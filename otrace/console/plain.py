@@ -137,6 +137,9 @@ class Console:
     def read_secret(self, prompt: str) -> str | None:
         return self.read_line(prompt)
 
+    def refresh(self) -> None:
+        """Redraw the prompt if one is shown (its text may have changed).  Any thread."""
+
     def stop(self) -> None:
         self.stopped = True
 
