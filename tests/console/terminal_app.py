@@ -1,7 +1,8 @@
 """A small program with an object shell, for the terminal tests (run inside tmux).
 
 SIGUSR1 makes the main thread announce a trace event, print and log a line, as a server's
-other threads would while the operator types.  OTRACE_TEST_PIDFILE names a file for our pid.
+other threads would while the operator types; SIGUSR2 records a pending break and asks the
+console to refresh its prompt.  OTRACE_TEST_PIDFILE names a file for our pid.
 """
 
 import logging
@@ -11,6 +12,7 @@ import sys
 
 import otrace
 from otrace import log
+from otrace.contexts import STORE, TraceContext
 from otrace.params import PARAMS
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(message)s")
@@ -40,7 +42,21 @@ def on_usr1(signum, frame):
     logging.getLogger("app").info("logged-by-program")
 
 
+class _Live:
+    def release(self, value=None):
+        pass
+
+
+def on_usr2(signum, frame):
+    """A break became pending (as tracing would record it); the prompt must show BRK:."""
+    ctx = TraceContext("breaks", "Cart.total")
+    ctx.live = _Live()
+    STORE.add(ctx)
+    shell.console.refresh()
+
+
 signal.signal(signal.SIGUSR1, on_usr1)
+signal.signal(signal.SIGUSR2, on_usr2)
 if os.environ.get("OTRACE_TEST_PIDFILE"):
     with open(os.environ["OTRACE_TEST_PIDFILE"], "w") as f:
         f.write(str(os.getpid()))
