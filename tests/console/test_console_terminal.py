@@ -1,0 +1,272 @@
+"""The terminal console in a real terminal: tests/console/terminal_app.py inside tmux.
+
+Each test starts its own tmux server (a private socket), types keys with ``send-keys`` and
+reads the screen with ``capture-pane``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = Path(__file__).with_name("terminal_app.py")
+
+pytestmark = [
+    pytest.mark.terminal,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+]
+
+
+class Terminal:
+    """One program running in a 120x40 tmux pane."""
+
+    def __init__(self, tmp_path: Path, history: Path):
+        self.socket = f"otrace-test-{uuid.uuid4().hex[:12]}"
+        self.pidfile = tmp_path / f"pid-{uuid.uuid4().hex[:6]}"
+        env = {"PYTHONPATH": str(ROOT), "OTRACE_HISTORY": str(history),
+               "OTRACE_TEST_PIDFILE": str(self.pidfile), "TERM": "xterm-256color"}
+        command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        command += f" {shlex.quote(sys.executable)} {shlex.quote(str(APP))}"
+        self.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command,
+                  ";", "set-option", "-t", "t", "remain-on-exit", "on")
+        self.wait_for(r"^globals>", what="the first prompt")
+
+    def tmux(self, *args: str) -> str:
+        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, timeout=10)
+        return proc.stdout
+
+    def send(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "t")
+
+    def lines(self) -> list[str]:
+        return [line.rstrip() for line in self.screen().splitlines()]
+
+    def wait_for(self, pattern: str, what: str = "", timeout: float = 10) -> str:
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if rx.search(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what or pattern!r}; screen:\n{screen}")
+            time.sleep(0.05)
+
+    def last_line(self) -> str:
+        lines = [line for line in self.lines() if line]
+        return lines[-1] if lines else ""
+
+    def wait_last_line(self, expected: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while self.last_line() != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"last line is {self.last_line()!r}, not {expected!r}:\n{self.screen()}")
+            time.sleep(0.05)
+
+    def cursor_x(self) -> int:
+        return int(self.tmux("display", "-p", "-t", "t", "#{cursor_x}").strip())
+
+    def signal(self, sig: int) -> None:
+        os.kill(int(self.pidfile.read_text()), sig)
+
+    def dead(self) -> tuple[bool, str]:
+        """Whether the program ended, and its exit status.
+
+        tmux sometimes marks the pane dead (its pty closed) without reaping the process; then
+        the status is read from the zombie's /proc entry.
+        """
+        out = self.tmux("display", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")
+        dead, status, sig = (out.strip().split(":") + ["", "", ""])[:3]
+        if dead != "1":
+            return False, ""
+        if status or sig:
+            return True, status or f"signal {sig}"
+        pid = int(self.pidfile.read_text())
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True, "unknown"
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            return False, ""  # the pty closed, the process is still finishing
+        return True, str(int(fields[-1]) >> 8)
+
+    def wait_dead(self, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            dead, status = self.dead()
+            if dead:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the program did not end; screen:\n{self.screen()}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def history(tmp_path):
+    return tmp_path / "history"
+
+
+@pytest.fixture
+def terminal(tmp_path, history):
+    term = Terminal(tmp_path, history)
+    yield term
+    term.close()
+
+
+def test_banner_ls_and_tab_completion(terminal):
+    screen = terminal.screen()
+    assert "***otrace object shell" in screen
+    terminal.type("ls")
+    terminal.send("Enter")
+    terminal.wait_for(r"(?s)^Cart .*inventory", what="ls output")
+    terminal.wait_last_line("globals>")
+
+    terminal.type("cdl")
+    terminal.send("Tab")
+    terminal.wait_last_line("globals> cdls")
+    assert terminal.cursor_x() == len("globals> cdls ")  # with the blank after the command
+    terminal.send("C-u")
+
+    terminal.type("Cart.add")
+    terminal.send("Tab")
+    terminal.wait_last_line("globals> Cart.add_item")
+    terminal.send("C-u")
+
+    terminal.type("set max_r")
+    terminal.send("Tab")
+    terminal.wait_last_line("globals> set max_recent")
+    terminal.send("Enter")
+    terminal.wait_for(r"^max_recent = 10", what="set output")
+
+
+def test_output_from_other_threads_prints_above_the_partial_line(terminal):
+    terminal.type("pr 40 +")
+    terminal.wait_last_line("globals> pr 40 +")
+    terminal.signal(signal.SIGUSR1)  # announce + print + log from the main thread
+    screen = terminal.wait_for(r"(?s)^LOG logged-by-program$.*^globals> pr 40 \+$",
+                               what="the log line, then the prompt redrawn")
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    assert "Cart.add_item:ex-ZeroDivisionError:event-from-main-thread" in lines
+    assert "printed-by-program" in lines
+    event = lines.index("Cart.add_item:ex-ZeroDivisionError:event-from-main-thread")
+    assert "globals> pr 40 +" in lines, screen
+    prompt = lines.index("globals> pr 40 +")
+    assert event < prompt  # above the prompt, whose partial line survived
+    terminal.type(" 2")
+    terminal.send("Enter")
+    terminal.wait_for(r"^42$", what="the finished line's result")
+
+
+def test_refresh_redraws_the_prompt(terminal):
+    terminal.type("pr 1")
+    terminal.wait_last_line("globals> pr 1")
+    terminal.signal(signal.SIGUSR2)  # a break becomes pending; console.refresh()
+    terminal.wait_last_line("BRK:globals> pr 1")
+
+
+def test_ctrl_c_cancels_line_and_multiline_code(terminal):
+    terminal.type("pr 12345")
+    terminal.send("C-c")
+    terminal.wait_last_line("globals>")
+    assert "12345\n" not in terminal.screen().replace("pr 12345", "")
+
+    terminal.type("!for i in range(3):")
+    terminal.send("Enter")
+    terminal.wait_last_line("...")
+    terminal.type('    print("loop", i * 10)')
+    terminal.send("Enter")
+    terminal.wait_for(r'^\.\.\.     print\("loop", i \* 10\)$', what="the continuation line")
+    terminal.wait_last_line("...")
+    terminal.send("Enter")
+    screen = terminal.wait_for(r"^loop 20$", what="the loop's output")
+    assert "loop 0" in screen and "loop 10" in screen
+    terminal.wait_last_line("globals>")
+
+    terminal.type("!if True:")
+    terminal.send("Enter")
+    terminal.wait_last_line("...")
+    terminal.type("    print('never')")
+    terminal.send("C-c")
+    terminal.wait_last_line("globals>")  # the pending block is gone
+    terminal.type("pr 7 * 6")
+    terminal.send("Enter")
+    terminal.wait_for(r"^42$")
+    assert "never" not in terminal.screen().replace("print('never')", "")
+
+
+def test_history_across_runs_and_ctrl_d_ends(tmp_path, history):
+    first = Terminal(tmp_path, history)
+    try:
+        first.type("pr 6 * 7")
+        first.send("Enter")
+        first.wait_for(r"^42$")
+        first.wait_last_line("globals>")
+        first.send("C-d")
+        assert first.wait_dead() == "0"
+    finally:
+        first.close()
+    assert "pr 6 * 7" in history.read_text()
+
+    second = Terminal(tmp_path, history)
+    try:
+        second.send("Up")
+        second.wait_last_line("globals> pr 6 * 7")
+        second.send("C-u", "C-d")
+        assert second.wait_dead() == "0"
+    finally:
+        second.close()
+
+
+def test_quit_ends_the_program(terminal):
+    terminal.type("quit")
+    terminal.send("Enter")
+    assert terminal.wait_dead() == "0"
+
+
+def test_repeat_redraws_until_a_key_which_is_kept(terminal):
+    terminal.type("repeat pr len(cart.items)")
+    terminal.send("Enter")
+    terminal.wait_for(r"^0$", what="the repeated output")
+    time.sleep(0.5)  # a few repetitions
+    terminal.type("x")
+    terminal.wait_last_line("globals> x")  # back on the normal screen, the key kept
+    assert "repeat pr len(cart.items)" in terminal.screen()
+
+
+def test_lock_reads_passwords_without_echo(terminal, history):
+    terminal.type("lock")
+    terminal.send("Enter")
+    terminal.wait_last_line("Set password:")
+    terminal.type("hunter2")
+    terminal.send("Enter")
+    terminal.wait_last_line("Confirm password:")
+    terminal.type("hunter2")
+    terminal.send("Enter")
+    terminal.wait_last_line("Enter password to unlock:")
+    terminal.type("hunter2")
+    terminal.send("Enter")
+    terminal.wait_last_line("globals>")
+    assert "hunter2" not in terminal.screen()
+    assert "hunter2" not in history.read_text()
