@@ -93,8 +93,12 @@ class ShellCompleter(Completer):
 
     def get_completions(self, document: Document, complete_event: CompleteEvent):
         for c in complete(self.session, document.text_before_cursor):
-            yield PTCompletion(c.text, start_position=c.start, display=c.display or None,
-                               display_meta=c.meta or None)
+            yield PTCompletion(
+                c.text,
+                start_position=c.start,
+                display=c.display or None,
+                display_meta=c.meta or None,
+            )
 
 
 class TerminalConsole(Console):
@@ -121,11 +125,20 @@ class TerminalConsole(Console):
         self._input = create_input(stdin)
         self._output = create_output(stdout)
         self.prompt_session: PromptSession[str] = PromptSession(
-            message=self._message, history=make_history(), completer=ShellCompleter(session),
-            lexer=ShellLexer(session), complete_while_typing=False, key_bindings=self._bindings(),
-            input=self._input, output=self._output, refresh_interval=0, mouse_support=False)
+            message=self._message,
+            history=make_history(),
+            completer=ShellCompleter(session),
+            lexer=ShellLexer(session),
+            complete_while_typing=False,
+            key_bindings=self._bindings(),
+            input=self._input,
+            output=self._output,
+            refresh_interval=0,
+            mouse_support=False,
+        )
         self._secret_session: PromptSession[str] = PromptSession(
-            history=InMemoryHistory(), input=self._input, output=self._output, is_password=True)
+            history=InMemoryHistory(), input=self._input, output=self._output, is_password=True
+        )
         for ps in (self.prompt_session, self._secret_session):
             ps.app.terminal_size_polling_interval = None  # no 0.5 s wakeups while idle
 
@@ -142,7 +155,9 @@ class TerminalConsole(Console):
         @Condition
         def indenting() -> bool:
             buffer = get_app().current_buffer
-            return self.shell.session.pending_code and not buffer.document.text_before_cursor.strip()
+            return (
+                self.shell.session.pending_code and not buffer.document.text_before_cursor.strip()
+            )
 
         @kb.add("tab", filter=indenting)
         def _(event) -> None:
@@ -442,7 +457,9 @@ def _redirect_log_streams(targets: dict[Any, Any]) -> list[tuple[logging.StreamH
     loggers.extend(list(logging.Logger.manager.loggerDict.values()))
     for lg in loggers:
         for handler in list(getattr(lg, "handlers", ())):
-            if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+            if not isinstance(handler, logging.StreamHandler) or isinstance(
+                handler, logging.FileHandler
+            ):
                 continue
             for real, proxy in targets.items():
                 if handler.stream is real:

@@ -131,7 +131,7 @@ def python_start(session, text: str) -> int | None:
     if session.pending_code:
         return 0
     lead = len(text) - len(text.lstrip())
-    if text[lead:lead + 1] == "!":
+    if text[lead : lead + 1] == "!":
         return lead + 1
     words = split_words(text)
     if words is None:
@@ -191,8 +191,11 @@ def _complete_line(session, text: str) -> list[Completion]:
 def _complete_first(session, text: str, word: str, start: int) -> list[Completion]:
     if "/" in word or word.startswith("~"):
         return _complete_path(session, word, start)
-    out = [Completion(escape(n) + " ", start, n, meta)
-           for n, meta in _command_names(session) if n.startswith(word)]
+    out = [
+        Completion(escape(n) + " ", start, n, meta)
+        for n, meta in _command_names(session)
+        if n.startswith(word)
+    ]
     if session.in_osh:
         seen = {c.display for c in out}
         out.extend(c for c in _complete_python(session, text) if c.display not in seen)
@@ -201,14 +204,24 @@ def _complete_first(session, text: str, word: str, start: int) -> list[Completio
 
 def _command_names(session, outside: bool | None = None) -> list[tuple[str, str]]:
     outside = (not session.in_osh) if outside is None else outside
-    names = [(n, c.summary) for n, c in REGISTRY.items()
-             if not n.startswith("_") and (c.outside_osh or not outside)]
+    names = [
+        (n, c.summary)
+        for n, c in REGISTRY.items()
+        if not n.startswith("_") and (c.outside_osh or not outside)
+    ]
     names.extend((a, "alias: " + " ".join(v)) for a, v in session.aliases.items())
     return sorted(set(names))
 
 
-def _complete_args(session, cmd: Command, text: str, words: list[tuple[str, int]],
-                   args: list[str], word: str, start: int) -> list[Completion]:
+def _complete_args(
+    session,
+    cmd: Command,
+    text: str,
+    words: list[tuple[str, int]],
+    args: list[str],
+    word: str,
+    start: int,
+) -> list[Completion]:
     kind = cmd.complete
     if kind == "none":
         return []
@@ -218,22 +231,30 @@ def _complete_args(session, cmd: Command, text: str, words: list[tuple[str, int]
     if kind == "command":
         if args:
             return []
-        return [Completion(n + " ", start, n, meta)
-                for n, meta in _command_names(session, outside=False)
-                if n.startswith(word) and n in REGISTRY]
+        return [
+            Completion(n + " ", start, n, meta)
+            for n, meta in _command_names(session, outside=False)
+            if n.startswith(word) and n in REGISTRY
+        ]
     if kind == "alias":
         if args:
             return _complete_path(session, word, start)
-        return [Completion(escape(n) + " ", start, n) for n in sorted(session.aliases)
-                if n.startswith(word)]
+        return [
+            Completion(escape(n) + " ", start, n)
+            for n in sorted(session.aliases)
+            if n.startswith(word)
+        ]
     if kind == "param":
         return _complete_param(session, args, word, start)
     options_done = any(not a.startswith("-") or a == "--" for a in args)
     if cmd.options and not options_done:
         value_opt = _pending_option_value(cmd, args)
         if value_opt is not None:
-            return [Completion(escape(c) + " ", start, c) for c in value_opt.choices
-                    if c.startswith(word)]
+            return [
+                Completion(escape(c) + " ", start, c)
+                for c in value_opt.choices
+                if c.startswith(word)
+            ]
         if word.startswith("-"):
             return _complete_options(cmd, word, start)
     return _complete_path(session, word, start)
@@ -258,15 +279,21 @@ def _complete_options(cmd: Command, word: str, start: int) -> list[Completion]:
     used = set(word[1:])
     if any(o.value and o.letter in used for o in cmd.options):
         return []  # the value follows in this word
-    return [Completion(word + o.letter + " ", start, "-" + o.letter, o.help)
-            for o in cmd.options if o.letter not in used]
+    return [
+        Completion(word + o.letter + " ", start, "-" + o.letter, o.help)
+        for o in cmd.options
+        if o.letter not in used
+    ]
 
 
 def _complete_param(session, args: list[str], word: str, start: int) -> list[Completion]:
     params = session.params
     if not args:
-        return [Completion(n + " ", start, n, params.spec(n).help) for n in params.names()
-                if n.startswith(word)]
+        return [
+            Completion(n + " ", start, n, params.spec(n).help)
+            for n in params.names()
+            if n.startswith(word)
+        ]
     if len(args) != 1:
         return []
     try:
@@ -274,8 +301,9 @@ def _complete_param(session, args: list[str], word: str, start: int) -> list[Com
     except OTraceError:
         return []
     if spec.type is bool:
-        return [Completion(v, start, v) for v in ("True", "False")
-                if v.lower().startswith(word.lower())]
+        return [
+            Completion(v, start, v) for v in ("True", "False") if v.lower().startswith(word.lower())
+        ]
     current = "" if args[0] == "password" else str(getattr(params, args[0], ""))
     if current and current.startswith(word) and current != word:
         return [Completion(escape(current), start, current, "current value")]
@@ -309,8 +337,11 @@ def _complete_path(session, word: str, start: int) -> list[Completion]:
     except OTraceError:
         return []
     real = isinstance(parent, FsPath)
-    matches = [n for n in names if n.startswith(prefix)
-               and not (real and n.startswith(".") and not prefix.startswith("."))]
+    matches = [
+        n
+        for n in names
+        if n.startswith(prefix) and not (real and n.startswith(".") and not prefix.startswith("."))
+    ]
     matches = _ordered(matches)
     out = []
     for name in matches:
@@ -378,8 +409,11 @@ def _namespace_names(session) -> list[str]:
         pass
     glob = session.eval_globals()
     if glob is not here:
-        names.extend(k for k in islice(iter(list(glob) if len(glob) < SCAN_LIMIT else glob), SCAN_LIMIT)
-                     if isinstance(k, str))
+        names.extend(
+            k
+            for k in islice(iter(list(glob) if len(glob) < SCAN_LIMIT else glob), SCAN_LIMIT)
+            if isinstance(k, str)
+        )
     names.extend(dir(builtins))
     return names
 

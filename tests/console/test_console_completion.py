@@ -36,8 +36,13 @@ class Hostile:
 
 @pytest.fixture
 def ns():
-    return {"Cart": Cart, "cart": Cart(), "config": {"debug": True, "depth": 2},
-            "hostile": Hostile(), "my dir": {"a": 1}}
+    return {
+        "Cart": Cart,
+        "cart": Cart(),
+        "config": {"debug": True, "depth": 2},
+        "hostile": Hostile(),
+        "my dir": {"a": 1},
+    }
 
 
 @pytest.fixture
@@ -92,8 +97,12 @@ def test_option_value_choices(session):
     def demo(sh, args):
         """A demo command."""
 
-    REGISTRY["_demo"] = Command("_demo", demo, "_demo [-k kind] path",
-                                options=(Option("k", "kind", value="kind", choices=("fast", "slow")),))
+    REGISTRY["_demo"] = Command(
+        "_demo",
+        demo,
+        "_demo [-k kind] path",
+        options=(Option("k", "kind", value="kind", choices=("fast", "slow")),),
+    )
     try:
         assert texts(session, "_demo -k ") == ["fast ", "slow "]
         assert only(session, "_demo -k s") == "_demo -k slow "

@@ -34,17 +34,37 @@ class Terminal:
     def __init__(self, tmp_path: Path, history: Path):
         self.socket = f"otrace-test-{uuid.uuid4().hex[:12]}"
         self.pidfile = tmp_path / f"pid-{uuid.uuid4().hex[:6]}"
-        env = {"PYTHONPATH": str(ROOT), "OTRACE_HISTORY": str(history),
-               "OTRACE_TEST_PIDFILE": str(self.pidfile), "TERM": "xterm-256color"}
+        env = {
+            "PYTHONPATH": str(ROOT),
+            "OTRACE_HISTORY": str(history),
+            "OTRACE_TEST_PIDFILE": str(self.pidfile),
+            "TERM": "xterm-256color",
+        }
         command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command += f" {shlex.quote(sys.executable)} {shlex.quote(str(APP))}"
-        self.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command,
-                  ";", "set-option", "-t", "t", "remain-on-exit", "on")
+        self.tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            command,
+            ";",
+            "set-option",
+            "-t",
+            "t",
+            "remain-on-exit",
+            "on",
+        )
         self.wait_for(r"^globals>", what="the first prompt")
 
     def tmux(self, *args: str) -> str:
-        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
-                              text=True, timeout=10)
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
         return proc.stdout
 
     def send(self, *keys: str) -> None:
@@ -67,7 +87,9 @@ class Terminal:
             if rx.search(screen):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or pattern!r}; screen:\n{screen}")
+                raise AssertionError(
+                    f"timed out waiting for {what or pattern!r}; screen:\n{screen}"
+                )
             time.sleep(0.05)
 
     def last_line(self) -> str:
@@ -78,7 +100,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while self.last_line() != expected:
             if time.monotonic() > deadline:
-                raise AssertionError(f"last line is {self.last_line()!r}, not {expected!r}:\n{self.screen()}")
+                raise AssertionError(
+                    f"last line is {self.last_line()!r}, not {expected!r}:\n{self.screen()}"
+                )
             time.sleep(0.05)
 
     def cursor_x(self) -> int:
@@ -93,7 +117,9 @@ class Terminal:
         tmux sometimes marks the pane dead (its pty closed) without reaping the process; then
         the status is read from the zombie's /proc entry.
         """
-        out = self.tmux("display", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")
+        out = self.tmux(
+            "display", "-p", "-t", "t", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
+        )
         dead, status, sig = (out.strip().split(":") + ["", "", ""])[:3]
         if dead != "1":
             return False, ""
@@ -165,8 +191,10 @@ def test_output_from_other_threads_prints_above_the_partial_line(terminal):
     terminal.type("pr 40 +")
     terminal.wait_last_line("globals> pr 40 +")
     terminal.signal(signal.SIGUSR1)  # announce + print + log from the main thread
-    screen = terminal.wait_for(r"(?s)^LOG logged-by-program$.*^globals> pr 40 \+$",
-                               what="the log line, then the prompt redrawn")
+    screen = terminal.wait_for(
+        r"(?s)^LOG logged-by-program$.*^globals> pr 40 \+$",
+        what="the log line, then the prompt redrawn",
+    )
     lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
     assert "Cart.add_item:ex-ZeroDivisionError:event-from-main-thread" in lines
     assert "printed-by-program" in lines
