@@ -48,11 +48,7 @@ def check_safe(source: str, mode: str = "eval") -> ast.AST:
 
 
 def is_incomplete(source: str) -> bool:
-    """True if ``source`` is the start of a compound statement that needs more lines.
-
-    Decided like the interactive interpreter ("single" mode): a block stays open until an
-    empty line, so its body can have more than one line.
-    """
+    """True if ``source`` is the start of a compound statement that needs more lines."""
     try:
         return codeop.compile_command(source, "<otrace>", "single") is None
     except (SyntaxError, ValueError, OverflowError):
