@@ -207,6 +207,22 @@ def test_output_from_other_threads_prints_above_the_partial_line(terminal):
     terminal.wait_for(r"^42$", what="the finished line's result")
 
 
+def test_python_is_highlighted_in_input_and_view_output(terminal):
+    terminal.type("view Cart.total")
+    terminal.send("Enter")
+    terminal.wait_for(r"^def total\(self\):", what="the source")
+    coloured = terminal.tmux("capture-pane", "-p", "-e", "-t", "t")
+    source_line = next(
+        line for line in coloured.splitlines() if "total" in line and "view" not in line
+    )
+    assert "\x1b[" in source_line
+    terminal.type("pr len(cart.items)")
+    terminal.wait_last_line("globals> pr len(cart.items)")
+    coloured = terminal.tmux("capture-pane", "-p", "-e", "-t", "t")
+    typed = next(line for line in coloured.splitlines() if "cart" in line and "pr" in line)
+    assert "\x1b[" in typed.split("pr", 1)[1]  # the expression is coloured
+
+
 def test_refresh_redraws_the_prompt(terminal):
     terminal.type("pr 1")
     terminal.wait_last_line("globals> pr 1")
