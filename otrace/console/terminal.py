@@ -8,12 +8,15 @@ What it adds to :class:`~otrace.console.plain.Console`:
   file; an empty value keeps history in memory only);
 * announcements (trace events) and anything the program writes to ``sys.stdout`` /
   ``sys.stderr`` or logs to a stream while the prompt is shown are printed above the prompt,
-  which is then redrawn with the partly typed line intact;
+  which is then redrawn with the partly typed line intact.  For this, while the console runs,
+  ``sys.stdout``/``sys.stderr`` are small proxies, and logging handlers that wrote to the
+  real streams write to the proxies (all restored when the console ends);
 * the prompt names where you are and is redrawn by :meth:`TerminalConsole.refresh` (e.g. the
   ``BRK:`` prefix when a break becomes pending);
 * Ctrl-C cancels the line (and pending multi-line code); Ctrl-D ends the shell;
 * ``repeat`` redraws on the alternate screen until a key is pressed (the key is kept as the
-  start of the next line when it is printable); ``lock`` reads passwords without echo.
+  start of the next line when it is printable, and a trace event ends it too); ``lock``
+  reads passwords without echo (and keeps them out of the history).
 
 Idle costs nothing: one asyncio loop lives for the whole console and runs only while a prompt
 is shown; it waits on the terminal's file descriptor with no timers (prompt_toolkit's
@@ -439,6 +442,14 @@ class _PromptSafeStream(io.TextIOBase):
 
     def fileno(self) -> int:
         return self._stream.fileno()
+
+    @property
+    def buffer(self) -> Any:
+        """The real stream's binary buffer (bytes written there bypass the prompt)."""
+        return self._stream.buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
