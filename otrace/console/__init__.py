@@ -16,10 +16,8 @@ def make_console(shell, stdin, stdout, stderr) -> Console:
     except (AttributeError, ValueError):
         interactive = False
     if interactive:
-        try:
-            from otrace.console.terminal import TerminalConsole
-        except ImportError:  # the terminal front end is not built yet
-            return PlainConsole(shell, stdin, stdout, stderr)
+        from otrace.console.terminal import TerminalConsole  # prompt_toolkit only when needed
+
         return TerminalConsole(shell, stdin, stdout, stderr)
     return PlainConsole(shell, stdin, stdout, stderr)
 
