@@ -50,8 +50,12 @@ def table(title: str, rows: list[tuple], header: tuple) -> None:
     print(f"\n== {title}")
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     for row in (header, *rows):
-        print("  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w)
-                        for i, (x, w) in enumerate(zip(row, widths, strict=False))))
+        print(
+            "  ".join(
+                str(x).ljust(w) if i == 0 else str(x).rjust(w)
+                for i, (x, w) in enumerate(zip(row, widths, strict=False))
+            )
+        )
     sys.stdout.flush()
 
 

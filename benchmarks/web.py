@@ -39,9 +39,18 @@ class Server:
     def __init__(self, mode: str, recent: int = 10_000) -> None:
         self.mode = mode
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "benchmarks" / "server.py"), "--mode", mode,
-             "--recent", str(recent)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV,
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "server.py"),
+                "--mode",
+                mode,
+                "--recent",
+                str(recent),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
         )
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
@@ -59,7 +68,7 @@ class Server:
         self.proc.stdin.write(f"go {count}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
-        return json.loads(line[len("SHELL "):])
+        return json.loads(line[len("SHELL ") :])
 
     def stop(self) -> None:
         self.proc.kill()
@@ -69,7 +78,9 @@ class Server:
 def wrk(url: str, seconds: float, connections: int = 8) -> float:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
 
@@ -79,16 +90,20 @@ def figure1(seconds: float, rounds: int) -> None:
     try:
         for s in servers.values():
             wrk(s.url, 1)  # warm up
-        med = interleave({m: (lambda s=s: wrk(s.url, seconds)) for m, s in servers.items()},
-                         rounds)
+        med = interleave({m: (lambda s=s: wrk(s.url, seconds)) for m, s in servers.items()}, rounds)
     finally:
         for s in servers.values():
             s.stop()
     rows = [(m, f"{v:.0f}", f"{v / med['plain']:.3f}") for m, v in med.items()]
-    table(f"1. Tornado hello world, req/s (median of {rounds} interleaved rounds of "
-          f"{seconds:g}s, wrk -t1 -c8)", rows, ("server", "req/s", "ratio"))
-    emit("idle", plain=med["plain"], idle=med["idle"], ratio=med["idle"] / med["plain"],
-         target=0.99)
+    table(
+        f"1. Tornado hello world, req/s (median of {rounds} interleaved rounds of "
+        f"{seconds:g}s, wrk -t1 -c8)",
+        rows,
+        ("server", "req/s", "ratio"),
+    )
+    emit(
+        "idle", plain=med["plain"], idle=med["idle"], ratio=med["idle"] / med["plain"], target=0.99
+    )
     emit("assert", ratio=med["assert"] / med["plain"])
 
 
@@ -144,14 +159,27 @@ def figure5(seconds: float, rounds: int, held: int) -> None:
     finally:
         server.stop()
     f, b = statistics.median(free), statistics.median(busy)
-    table(f"5. Holds (median of {rounds} interleaved rounds)", [
-        ("req/s, none held", f"{f:.0f}", ""),
-        (f"req/s, {held} held", f"{b:.0f}", f"{b / f:.3f}"),
-        ("RSS per held request", f"{statistics.median(mem) / 1024:.1f} KiB", ""),
-        (f"resume {held} holds (all answered)", f"{statistics.median(resume) * 1e3:.0f} ms", ""),
-    ], ("figure", "value", "ratio"))
-    emit("holds", ratio=b / f, target=0.95, rss_per_hold=statistics.median(mem),
-         resume_s=statistics.median(resume))
+    table(
+        f"5. Holds (median of {rounds} interleaved rounds)",
+        [
+            ("req/s, none held", f"{f:.0f}", ""),
+            (f"req/s, {held} held", f"{b:.0f}", f"{b / f:.3f}"),
+            ("RSS per held request", f"{statistics.median(mem) / 1024:.1f} KiB", ""),
+            (
+                f"resume {held} holds (all answered)",
+                f"{statistics.median(resume) * 1e3:.0f} ms",
+                "",
+            ),
+        ],
+        ("figure", "value", "ratio"),
+    )
+    emit(
+        "holds",
+        ratio=b / f,
+        target=0.95,
+        rss_per_hold=statistics.median(mem),
+        resume_s=statistics.median(resume),
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -166,7 +194,7 @@ def figure6(seconds: float, rounds: int, count: int) -> None:
     try:
         server.shell_round(20)  # warm up
         for r in range(rounds):
-            for under_load in ((False, True) if r % 2 == 0 else (True, False)):
+            for under_load in (False, True) if r % 2 == 0 else (True, False):
                 target = loaded if under_load else quiet
                 load = None
                 if under_load:
@@ -182,12 +210,28 @@ def figure6(seconds: float, rounds: int, count: int) -> None:
     rows = []
     for cmd in quiet:
         q, lo = quiet[cmd], loaded.get(cmd, [])
-        rows.append((cmd, f"{pct(q, .5) * 1e3:.2f}", f"{pct(q, .99) * 1e3:.2f}",
-                     f"{pct(lo, .5) * 1e3:.2f}", f"{pct(lo, .99) * 1e3:.2f}"))
-        emit("shell", command=cmd, p50_idle=pct(q, .5), p99_idle=pct(q, .99),
-             p50_load=pct(lo, .5), p99_load=pct(lo, .99))
-    table("6. Shell round trip via OShell.execute, ms (10,000 contexts in /osh/recent)",
-          rows, ("command", "p50 idle", "p99 idle", "p50 load", "p99 load"))
+        rows.append(
+            (
+                cmd,
+                f"{pct(q, 0.5) * 1e3:.2f}",
+                f"{pct(q, 0.99) * 1e3:.2f}",
+                f"{pct(lo, 0.5) * 1e3:.2f}",
+                f"{pct(lo, 0.99) * 1e3:.2f}",
+            )
+        )
+        emit(
+            "shell",
+            command=cmd,
+            p50_idle=pct(q, 0.5),
+            p99_idle=pct(q, 0.99),
+            p50_load=pct(lo, 0.5),
+            p99_load=pct(lo, 0.99),
+        )
+    table(
+        "6. Shell round trip via OShell.execute, ms (10,000 contexts in /osh/recent)",
+        rows,
+        ("command", "p50 idle", "p99 idle", "p50 load", "p99 load"),
+    )
 
 
 def main() -> None:
