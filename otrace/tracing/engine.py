@@ -6,7 +6,7 @@ function), a condition, an action and a count.  A :class:`Site` is one installed
 around one function; it knows its registry keys, most specific first (``C.m``, ``.m``,
 ``C.``, ``module.*``, ``*``), and holds ``state`` = ``(spec, quick)`` -- the spec that
 currently applies and a fast pre-filter compiled from its condition for that function's
-signature -- recomputed whenever the registry changes.  So a wrapped call reads one
+signature (None for an exceptions-only trace) -- recomputed whenever the registry changes.  So a wrapped call reads one
 attribute, one parameter and (for conditions) calls one small filter before the real call;
 arguments are bound with the function's cached :class:`inspect.Signature` only when a
 condition needs names the filter cannot index, or a context is made.
@@ -38,7 +38,7 @@ from otrace.contexts.store import STORE
 from otrace.log import announce, get_logger
 from otrace.params import PARAMS
 from otrace.tracing import debugger
-from otrace.tracing.conditions import ConditionError, Predicate, get_tag
+from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate, get_tag
 
 log = get_logger("tracing")
 
@@ -50,8 +50,100 @@ _registry: dict[str, TraceSpec] = {}
 _sites: set[Site] = set()
 
 
-def _never(args: tuple, kwargs: dict) -> bool:
-    return False
+def _always(args: tuple, kwargs: dict) -> bool:
+    return True
+
+
+def _filterable(part: Predicate, params: dict[str, tuple]) -> bool:
+    return (
+        isinstance(part, ArgTest)
+        and not part.uses_return
+        and part.arg in params
+        and part.op in OPS
+        and (not part.attr or part.attr.isidentifier())
+    )
+
+
+def inline_plan(predicate: Predicate | None, params: dict[str, tuple]) -> tuple | None:
+    """What a call-time filter for ``predicate`` tests, as ``(shape, values)`` or None.
+
+    ``shape`` holds one ``(index, keyword, op, attr)`` per argument comparison that can be
+    decided from ``args``/``kwargs`` alone (``a==1``, ``a.x>2``; all of them when joined by
+    ``,``), and ``values`` the matching ``(default, expected)`` pairs.  Items naming
+    ``return`` or a ``**kwargs`` entry are left to the full evaluation; they cannot turn a
+    certain no-match into a match because every item must hold.  None: nothing to filter
+    (no condition, or a predicate of another kind).
+    """
+    if predicate is None:
+        return None
+    parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+    if not all(isinstance(p, ArgTest) for p in parts):
+        return None
+    shape: list[tuple] = []
+    values: list[Any] = []
+    for part in parts:
+        if not _filterable(part, params):
+            continue
+        assert isinstance(part, ArgTest)
+        index, keyword, default = params[part.arg]
+        shape.append((index, keyword, part.op, part.attr))
+        values += [default, part.value]
+    return (tuple(shape), tuple(values)) if shape else None
+
+
+def filter_source(shape: tuple, indent: str) -> list[str]:
+    """Source lines that set ``hit = False`` when the call certainly does not match.
+
+    They read ``args``, ``kwargs`` and ``c`` = ``(shape id, default0, expected0, ...)``;
+    ``hit`` must be True before them.  An item that raises leaves ``hit`` True (the full
+    evaluation then records the error).
+    """
+    lines: list[str] = []
+    for n, (index, keyword, op, attr) in enumerate(shape):
+        pad = indent + "    " * n
+        if n:
+            lines.append(f"{pad[:-4]}if hit:")
+        fallback = f"kwargs.get({keyword!r}, c[{2 * n + 1}])" if keyword else f"c[{2 * n + 1}]"
+        if index is None:
+            lines.append(f"{pad}v{n} = {fallback}")
+        else:
+            lines += [
+                f"{pad}try:",
+                f"{pad}    v{n} = args[{int(index)}]",
+                f"{pad}except IndexError:",
+                f"{pad}    v{n} = {fallback}",
+            ]
+        dot = f".{attr}" if attr else ""
+        lines += [
+            f"{pad}try:",
+            f"{pad}    if not (v{n}{dot} {op} c[{2 * n + 2}]):",
+            f"{pad}        hit = False",
+            f"{pad}except Exception:",
+            f"{pad}    pass",
+        ]
+    return lines
+
+
+def compile_quick(predicate: Predicate, params: dict[str, tuple]) -> Callable[[tuple, dict], bool]:
+    """The call-time pre-filter ``(args, kwargs) -> might match`` for ``predicate``.
+
+    Argument comparisons become one generated function (see :func:`filter_source`) that
+    indexes ``args`` by position and compares inline: no signature binding, no allocation,
+    no helper calls.  False means certainly no match; True means evaluate fully.  Other
+    predicates use their own ``quick``.
+    """
+    plan = inline_plan(predicate, params)
+    if plan is None:
+        parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+        if all(isinstance(p, ArgTest) for p in parts):
+            return _always
+        return predicate.quick(params)
+    shape, values = plan
+    lines = ["def quick(args, kwargs):", "    hit = True", *filter_source(shape, "    ")]
+    lines.append("    return hit")
+    env: dict[str, Any] = {"c": (None, *values)}
+    exec("\n".join(lines), env)  # noqa: S102 - source built from validated names and ops
+    return env["quick"]
 
 
 class TraceSpec:
@@ -152,7 +244,11 @@ class Site:
         self.keys = keys
         self.self_index = self_index
         self.is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-        self.state: tuple[TraceSpec, Callable[[tuple, dict], bool]] | None = None
+        # (spec, quick or None, inline constants or None): see refresh() and wrappers.py
+        self.state: tuple[TraceSpec, Callable[[tuple, dict], bool] | None, tuple | None] | None
+        self.state = None
+        # set by wrappers.make_wrapper: retune(plan) -> inline constants (or None)
+        self.retune: Callable[[tuple | None], tuple | None] | None = None
         self.wrapper: Callable | None = None
         self._sig: inspect.Signature | None = None
         self._params: dict[str, tuple] | None = None
@@ -189,13 +285,24 @@ class Site:
             self._params = out
         return self._params
 
-    def refresh(self) -> None:
-        """Pick the spec that applies now (registry lock held)."""
+    def refresh(self, force: bool = False) -> None:
+        """Pick the spec that applies now (registry lock held).
+
+        The inlined filter (``retune``) is used only while ``trace_related`` is off: with it
+        on, every call must reach :func:`on_call` (see the ``trace_related`` listener).
+        """
         for key in self.keys:
             spec = _registry.get(key)
             if spec is not None:
-                quick = _never if spec.predicate is None else spec.predicate.quick(self.params)
-                self.state = (spec, quick)
+                if not force and self.state is not None and self.state[0] is spec:
+                    return  # unchanged: keep the compiled filter
+                predicate = spec.predicate
+                quick = None if predicate is None else compile_quick(predicate, self.params)
+                consts = None
+                if self.retune is not None:
+                    plan = None if PARAMS.trace_related else inline_plan(predicate, self.params)
+                    consts = self.retune(plan)
+                self.state = (spec, quick, consts)
                 return
         self.state = None
 
@@ -206,9 +313,18 @@ class Site:
 # -- registry ------------------------------------------------------------------------------
 
 
-def _refresh_all() -> None:
+def _refresh_all(force: bool = False) -> None:
     for site in list(_sites):
-        site.refresh()
+        site.refresh(force)
+
+
+def _on_param(name: str, old: Any, new: Any) -> None:
+    if name == "trace_related" and bool(old) != bool(new):
+        with _lock:
+            _refresh_all(force=True)
+
+
+PARAMS.add_listener(_on_param)
 
 
 def add_site(site: Site) -> None:

@@ -29,14 +29,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
 from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
+from otrace.log import get_logger
 from otrace.params import PARAMS
-from otrace.tracing.engine import Site, on_call, on_exception, on_return
+from otrace.tracing.engine import Site, filter_source, on_call, on_exception, on_return
+
+log = get_logger("tracing")
 
 
 def _make_sync(site: Site, func: Callable) -> Callable:
@@ -44,12 +48,15 @@ def _make_sync(site: Site, func: Callable) -> Callable:
         state = site.state
         if state is None or not PARAMS.trace_active:
             return func(*args, **kwargs)
-        spec, quick = state
-        call = (
-            on_call(site, spec, args, kwargs)
-            if quick(args, kwargs) or PARAMS.trace_related
-            else None
-        )
+        spec, quick, _ = state
+        if (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+            # Not matching (or exceptions only): no Call, only the exception hook.
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+        call = on_call(site, spec, args, kwargs)
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
@@ -62,15 +69,111 @@ def _make_sync(site: Site, func: Callable) -> Callable:
     return wrapper
 
 
+# The same wrapper with a condition's argument tests inlined (see _retuner).  ``c`` is the
+# state's constants; its first item is the shape id the code was generated for, so code and
+# state that do not belong together (a registry change racing a call) use ``quick`` instead.
+# The engine publishes constants only while ``trace_related`` is off, so the inlined path
+# need not read that parameter.
+_INLINE_SYNC = """
+def _make_sync(site, func):
+    def wrapper(*args, **kwargs):
+        state = site.state
+        if state is None or not PARAMS.trace_active:
+            return func(*args, **kwargs)
+        spec, quick, c = state
+        if c is not None and c[0] == {shape_id}:
+            hit = True
+{tests}
+            if not hit:
+                try:
+                    return func(*args, **kwargs)
+                except Exception as exc:
+                    on_exception(site, spec, exc)
+                    raise
+        elif (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+        call = on_call(site, spec, args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            on_return(call, result)
+        return result
+
+    return wrapper
+"""
+_SHAPES: dict[tuple, CodeType] = {}
+_SHAPE_IDS: dict[tuple, int] = {}
+_shapes_lock = threading.Lock()
+
+
+def _inline_code(shape: tuple) -> tuple[int, CodeType]:
+    """The sync wrapper's code with ``shape``'s tests inlined (cached per shape)."""
+    with _shapes_lock:
+        code = _SHAPES.get(shape)
+        if code is None:
+            shape_id = _SHAPE_IDS.setdefault(shape, len(_SHAPE_IDS) + 1)
+            source = _INLINE_SYNC.format(
+                shape_id=shape_id, tests="\n".join(filter_source(shape, " " * 12))
+            )
+            env: dict[str, Any] = {}
+            exec(compile(source, __file__, "exec"), env)  # noqa: S102 - validated names/ops
+            inner = _inner_codes(env["_make_sync"])[0]
+            template = _inner_codes(_make_sync)[0]
+            code = inner.replace(
+                co_name=template.co_name,
+                co_qualname=template.co_qualname,
+                co_filename=template.co_filename,
+            )
+            if code.co_freevars != template.co_freevars:
+                raise RuntimeError("inline wrapper does not fit")  # pragma: no cover
+            hide_code(code)
+            _SHAPES[shape] = code
+        return _SHAPE_IDS[shape], code
+
+
+def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | None]:
+    """``retune(plan)``: swap the sync wrapper's code to inline ``plan``'s tests.
+
+    Called by :meth:`Site.refresh` under the registry lock before the new state is
+    published.  Returns the constants the state must carry (shape id first), or None
+    (generic code).  A call running the old code keeps running it; the shape check in the
+    inlined code sends any mismatched pair of code and state to the generic ``quick`` path.
+    """
+    generic = wrapper.__code__
+
+    def retune(plan: tuple | None) -> tuple | None:
+        if plan is None:
+            wrapper.__code__ = generic
+            return None
+        shape, values = plan
+        try:
+            shape_id, code = _inline_code(shape)
+        except Exception:  # pragma: no cover - keep the generic wrapper
+            log.exception("inlining the condition for %s failed", site.name)
+            wrapper.__code__ = generic
+            return None
+        wrapper.__code__ = code
+        return (shape_id, *values)
+
+    return retune
+
+
 def _make_generator(site: Site, func: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None or not PARAMS.trace_active:
             return (yield from func(*args, **kwargs))
-        spec, quick = state
+        spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if quick(args, kwargs) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
             else None
         )
         try:
@@ -90,10 +193,10 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
         state = site.state
         if state is None or not PARAMS.trace_active:
             return await func(*args, **kwargs)
-        spec, quick = state
+        spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if quick(args, kwargs) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
             else None
         )
         if call is not None and call.hold is not None:
@@ -119,10 +222,10 @@ def _make_asyncgen(site: Site, func: Callable) -> Callable:
         if state is None or not PARAMS.trace_active:
             spec = call = None
         else:
-            spec, quick = state
+            spec, quick, _ = state
             call = (
                 on_call(site, spec, args, kwargs)
-                if quick(args, kwargs) or PARAMS.trace_related
+                if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
                 else None
             )
             if call is not None and call.hold is not None:
@@ -181,6 +284,8 @@ def make_wrapper(site: Site) -> Callable:
     else:
         factory = _make_sync
     wrapper = factory(site, func)
+    if factory is _make_sync:
+        site.retune = _retuner(site, wrapper)
     functools.update_wrapper(wrapper, func)
     wrapper._otrace_orig_function = func  # type: ignore[attr-defined]
     wrapper._otrace_site = site  # type: ignore[attr-defined]

@@ -1,0 +1,147 @@
+"""A Tornado hello-world server for the load benchmarks, run in its own process.
+
+    python benchmarks/server.py --mode {plain,idle,assert,holds,shell}
+
+* ``plain``  -- no otrace at all (the baseline);
+* ``idle``   -- ``OShell(new_thread=True)`` reading a pipe nobody writes to, plus
+  ``otrace.tornado.attach``; the handler is the same as ``plain``;
+* ``assert`` -- ``idle`` and the handler also awaits a true ``traceassert(..., action="hold")``
+  (``trace_active`` on); ``?number=77`` makes it false, so the request is held;
+* ``holds``  -- same as ``assert`` (the driver holds requests with ``number=77``);
+* ``shell``  -- ``idle`` with ``max_recent`` high and 10,000 contexts in /osh/recent; a thread
+  runs shell commands through ``OShell.execute`` when told to on stdin.
+
+Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release`` answers control
+questions (resident memory in bytes, held count, release every hold).  Stdin commands (shell
+mode): ``go <count>`` -> one ``SHELL {json}`` line with round-trip times in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import tornado.httpserver  # noqa: E402
+import tornado.ioloop  # noqa: E402
+import tornado.netutil  # noqa: E402
+import tornado.web  # noqa: E402
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Hello(tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write("Hello, world\n")
+
+
+def make_app(mode: str) -> tornado.web.Application:
+    handlers: list = [(r"/", Hello)]
+    if mode in ("assert", "holds"):
+        import otrace.tornado as otornado
+        from otrace.tracing import traceassert
+
+        class Asserting(otornado.HoldAwareMixin, tornado.web.RequestHandler):
+            async def get(self) -> None:
+                number = self.get_argument("number", "1")
+                await traceassert(number != "77", label="hold_check", action="hold")
+                self.write("Hello, world\n")
+
+        handlers = [(r"/", Asserting)]
+
+    class Ctl(tornado.web.RequestHandler):
+        def get(self) -> None:
+            cmd = self.get_argument("cmd")
+            if cmd == "rss":
+                gc.collect()
+                self.write(str(rss()))
+            elif cmd == "pending":
+                from otrace import holds
+
+                self.write(str(len(holds.pending())))
+            elif cmd == "release":
+                from otrace import holds
+
+                self.write(str(holds.release_all("resumed")))
+
+    return tornado.web.Application([*handlers, (r"/ctl", Ctl)])
+
+
+def fill_recent(count: int) -> None:
+    from otrace.contexts.record import TraceContext
+    from otrace.contexts.store import STORE
+    from otrace.params import PARAMS
+
+    PARAMS.set("max_recent", count + 10)
+    PARAMS.set("ls_limit", count + 10)  # ls lists all of them
+    for i in range(count):
+        STORE.add(TraceContext("traces", "Shop.sell", f"call{i}", {"qty": i}, {}))
+
+
+def shell_driver(shell) -> None:
+    commands = ["cd /osh/recent/traces/Shop.sell", "ls", "cd /osh/globals", "pr PORT"]
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts or parts[0] != "go":
+            continue
+        count = int(parts[1])
+        times: dict[str, list[float]] = {c: [] for c in commands}
+        for i in range(count):
+            cmd = commands[i % len(commands)]
+            t0 = time.perf_counter()
+            out, err = shell.execute(cmd)
+            times[cmd].append(time.perf_counter() - t0)
+            if err:
+                times.setdefault("errors", []).append(0.0)
+        print("SHELL " + json.dumps(times), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--mode", choices=("plain", "idle", "assert", "holds", "shell"), default="plain"
+    )
+    parser.add_argument("--recent", type=int, default=10_000)
+    opts = parser.parse_args()
+    sock = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    port = sock[0].getsockname()[1]
+    loop = tornado.ioloop.IOLoop.current()
+    server = tornado.httpserver.HTTPServer(make_app(opts.mode))
+    server.add_sockets(sock)
+    if opts.mode != "plain":
+        import otrace
+        import otrace.tornado as otornado
+        from otrace.params import PARAMS
+
+        read_fd, _write_fd = os.pipe()  # the idle shell waits on a pipe nobody writes to
+        shell = otrace.OShell(
+            {"__name__": "bench", "PORT": port},
+            new_thread=True,
+            _stdin=os.fdopen(read_fd),
+            _stdout=io.StringIO(),
+            _stderr=io.StringIO(),
+        )
+        otornado.attach(shell, loop, stop_loop=False)
+        shell.loop()
+        if opts.mode in ("assert", "holds"):
+            PARAMS.set("trace_active", True)
+        if opts.mode == "shell":
+            fill_recent(opts.recent)
+            threading.Thread(target=shell_driver, args=(shell,), daemon=True).start()
+    print(f"PORT {port}", flush=True)
+    loop.start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Figures 1, 5 and 6: a Tornado server under ``wrk`` load, with and without otrace.
+
+    python benchmarks/web.py [--quick] [--seconds S] [--rounds N]
+
+Each server runs in its own process (``benchmarks/server.py``) and the load comes from
+``wrk`` (one thread, 8 keep-alive connections, loopback only) in another, so neither shares
+the server's GIL.  Rounds alternate baseline and candidate; medians are reported.
+
+1. idle shell: req/s of ``idle`` (and ``assert``: handler awaits a true traceassert) vs
+   ``plain``;
+5. holds: req/s of other clients while 1,000 requests are held vs none held; resident
+   memory per held request; time to resume 1,000 holds (until every client has its answer);
+6. shell responsiveness: ``OShell.execute`` round trips (ls of a 10,000-entry recent
+   directory, cd, pr) under full load vs no load, p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import selectors
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from _common import ROOT, emit, interleave, machine, table
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+class Server:
+    def __init__(self, mode: str, recent: int = 10_000) -> None:
+        self.mode = mode
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "server.py"),
+                "--mode",
+                mode,
+                "--recent",
+                str(recent),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"server {mode} did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def ctl(self, cmd: str) -> str:
+        with urllib.request.urlopen(f"{self.url}ctl?cmd={cmd}", timeout=60) as r:
+            return r.read().decode()
+
+    def shell_round(self, count: int) -> dict[str, list[float]]:
+        import json
+
+        self.proc.stdin.write(f"go {count}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        return json.loads(line[len("SHELL ") :])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def wrk(url: str, seconds: float, connections: int = 8) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+
+
+def figure1(seconds: float, rounds: int) -> None:
+    servers = {m: Server(m) for m in ("plain", "idle", "assert")}
+    try:
+        for s in servers.values():
+            wrk(s.url, 1)  # warm up
+        med = interleave({m: (lambda s=s: wrk(s.url, seconds)) for m, s in servers.items()}, rounds)
+    finally:
+        for s in servers.values():
+            s.stop()
+    rows = [(m, f"{v:.0f}", f"{v / med['plain']:.3f}") for m, v in med.items()]
+    table(
+        f"1. Tornado hello world, req/s (median of {rounds} interleaved rounds of "
+        f"{seconds:g}s, wrk -t1 -c8)",
+        rows,
+        ("server", "req/s", "ratio"),
+    )
+    emit(
+        "idle", plain=med["plain"], idle=med["idle"], ratio=med["idle"] / med["plain"], target=0.99
+    )
+    emit("assert", ratio=med["assert"] / med["plain"])
+
+
+def hold_many(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /?number=77 HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+    return socks
+
+
+def wait_answers(socks: list[socket.socket], timeout: float = 60) -> None:
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    left, end = len(socks), time.monotonic() + timeout
+    while left and time.monotonic() < end:
+        for key, _ in sel.select(1):
+            if key.fileobj.recv(65536):
+                sel.unregister(key.fileobj)
+                left -= 1
+    for s in socks:
+        s.close()
+    if left:
+        raise RuntimeError(f"{left} held requests got no answer")
+
+
+def figure5(seconds: float, rounds: int, held: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * held + 256)), hard))
+    server = Server("holds")
+    free, busy, mem, resume = [], [], [], []
+    try:
+        wrk(server.url, 1)
+        for r in range(rounds):
+            none = lambda: free.append(wrk(server.url, seconds))  # noqa: E731
+            if r % 2:
+                none()
+            before = int(server.ctl("rss"))
+            socks = hold_many(server.port, held)
+            while int(server.ctl("pending")) < held:
+                time.sleep(0.02)
+            mem.append((int(server.ctl("rss")) - before) / held)
+            busy.append(wrk(server.url, seconds))
+            t0 = time.perf_counter()
+            threading.Thread(target=server.ctl, args=("release",)).start()
+            wait_answers(socks)
+            resume.append(time.perf_counter() - t0)
+            if not r % 2:
+                none()
+    finally:
+        server.stop()
+    f, b = statistics.median(free), statistics.median(busy)
+    table(
+        f"5. Holds (median of {rounds} interleaved rounds)",
+        [
+            ("req/s, none held", f"{f:.0f}", ""),
+            (f"req/s, {held} held", f"{b:.0f}", f"{b / f:.3f}"),
+            ("RSS per held request", f"{statistics.median(mem) / 1024:.1f} KiB", ""),
+            (
+                f"resume {held} holds (all answered)",
+                f"{statistics.median(resume) * 1e3:.0f} ms",
+                "",
+            ),
+        ],
+        ("figure", "value", "ratio"),
+    )
+    emit(
+        "holds",
+        ratio=b / f,
+        target=0.95,
+        rss_per_hold=statistics.median(mem),
+        resume_s=statistics.median(resume),
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def figure6(seconds: float, rounds: int, count: int) -> None:
+    server = Server("shell")
+    quiet: dict[str, list[float]] = {}
+    loaded: dict[str, list[float]] = {}
+    try:
+        server.shell_round(20)  # warm up
+        for r in range(rounds):
+            for under_load in (False, True) if r % 2 == 0 else (True, False):
+                target = loaded if under_load else quiet
+                load = None
+                if under_load:
+                    load = threading.Thread(target=wrk, args=(server.url, seconds + 3))
+                    load.start()
+                    time.sleep(0.5)
+                for cmd, times in server.shell_round(count).items():
+                    target.setdefault(cmd, []).extend(times)
+                if load is not None:
+                    load.join()
+    finally:
+        server.stop()
+    rows = []
+    for cmd in quiet:
+        q, lo = quiet[cmd], loaded.get(cmd, [])
+        rows.append(
+            (
+                cmd,
+                f"{pct(q, 0.5) * 1e3:.2f}",
+                f"{pct(q, 0.99) * 1e3:.2f}",
+                f"{pct(lo, 0.5) * 1e3:.2f}",
+                f"{pct(lo, 0.99) * 1e3:.2f}",
+            )
+        )
+        emit(
+            "shell",
+            command=cmd,
+            p50_idle=pct(q, 0.5),
+            p99_idle=pct(q, 0.99),
+            p50_load=pct(lo, 0.5),
+            p99_load=pct(lo, 0.99),
+        )
+    table(
+        "6. Shell round trip via OShell.execute, ms (10,000 contexts in /osh/recent)",
+        rows,
+        ("command", "p50 idle", "p99 idle", "p50 load", "p99 load"),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--only", default="1,5,6")
+    opts = parser.parse_args()
+    seconds = opts.seconds or (1 if opts.quick else 3)
+    rounds = opts.rounds or (3 if opts.quick else 5)
+    if not shutil.which("wrk"):
+        sys.exit("web.py needs wrk (apt-get install -y wrk)")
+    print(machine())
+    only = opts.only.split(",")
+    if "1" in only:
+        figure1(seconds, rounds)
+    if "5" in only:
+        figure5(seconds, 2 if opts.quick else rounds, 1000)
+    if "6" in only:
+        figure6(seconds, 1 if opts.quick else 3, 20 if opts.quick else 80)
+
+
+if __name__ == "__main__":
+    main()
