@@ -13,5 +13,11 @@ from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
 
-__all__ = ["OShell", "OTraceError", "OTraceException", "encrypt_password", "set_trace",
-           "verify_password"]
+__all__ = [
+    "OShell",
+    "OTraceError",
+    "OTraceException",
+    "encrypt_password",
+    "set_trace",
+    "verify_password",
+]

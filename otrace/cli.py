@@ -38,8 +38,9 @@ def record_failure(exc: BaseException, name: str) -> None:
     from otrace.contexts import STORE, TraceContext
     from otrace.contexts.capture import capture_exception, link_down
 
-    values, trc = capture_exception(exc, exc.__traceback__.tb_next if exc.__traceback__ else None,
-                                    None)
+    values, trc = capture_exception(
+        exc, exc.__traceback__.tb_next if exc.__traceback__ else None, None
+    )
     ctx = TraceContext("exceptions", name, type(exc).__name__, values, trc)
     link_down(ctx)
     STORE.add(ctx)
@@ -59,11 +60,19 @@ def browse_pickled(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="otrace", description="Object shell for a Python program.")
+    parser = argparse.ArgumentParser(
+        prog="otrace", description="Object shell for a Python program."
+    )
     parser.add_argument("-f", "--function", help="call this function of the program, then exit")
-    parser.add_argument("-p", "--pickled", metavar="DB",
-                        help="open a pickle database (set pickle_file) for post-mortem browsing")
-    parser.add_argument("program", nargs="?", help="the program file (imported, not run as __main__)")
+    parser.add_argument(
+        "-p",
+        "--pickled",
+        metavar="DB",
+        help="open a pickle database (set pickle_file) for post-mortem browsing",
+    )
+    parser.add_argument(
+        "program", nargs="?", help="the program file (imported, not run as __main__)"
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the function")
     opts = parser.parse_args(argv)
     if opts.pickled:
@@ -82,11 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     if opts.function:
         func = getattr(module, opts.function, None)
         if not callable(func):
-            print(f"otrace: Program {opts.program} does not have function named '{opts.function}'",
-                  file=sys.stderr)
+            print(
+                f"otrace: Program {opts.program} does not have function named '{opts.function}'",
+                file=sys.stderr,
+            )
             return 1
-    shell = OShell(module.__dict__, module.__dict__, allow_unsafe=True, new_thread=True,
-                   init_file=module.__name__ + ".trc", work_dir=os.getcwd())
+    shell = OShell(
+        module.__dict__,
+        module.__dict__,
+        allow_unsafe=True,
+        new_thread=True,
+        init_file=module.__name__ + ".trc",
+        work_dir=os.getcwd(),
+    )
     signal.signal(signal.SIGTERM, lambda *_: shell.shutdown())
     if func is None:
         shell.loop(wait_to_run=True)

@@ -57,19 +57,32 @@ class OShell:
 
     instance: OShell | None = None
 
-    def __init__(self, globals_dict: dict[str, Any] | None = None,
-                 locals_dict: dict[str, Any] | None = None, init_func: Callable[[OShell], Any] | None = None,
-                 init_file: str | None = None, allow_unsafe: bool = False, work_dir: str = "",
-                 add_env: dict[str, str] | None = None, banner: str | None = None,
-                 no_input: bool = False, new_thread: bool = False,
-                 echo_callback: Callable[[str], Any] | None = None, db_interface: Any = None,
-                 web_interface: Any = None, hold_wrapper: Any = None,
-                 eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
-                 _stdin: Any = None, _stdout: Any = None, _stderr: Any = None):
+    def __init__(
+        self,
+        globals_dict: dict[str, Any] | None = None,
+        locals_dict: dict[str, Any] | None = None,
+        init_func: Callable[[OShell], Any] | None = None,
+        init_file: str | None = None,
+        allow_unsafe: bool = False,
+        work_dir: str = "",
+        add_env: dict[str, str] | None = None,
+        banner: str | None = None,
+        no_input: bool = False,
+        new_thread: bool = False,
+        echo_callback: Callable[[str], Any] | None = None,
+        db_interface: Any = None,
+        web_interface: Any = None,
+        hold_wrapper: Any = None,
+        eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
+        _stdin: Any = None,
+        _stdout: Any = None,
+        _stderr: Any = None,
+    ):
         if work_dir and not os.path.isabs(work_dir):
             raise OTraceError(f"work_dir must be absolute: {work_dir}")
-        self.session = Session(globals_dict, locals_dict, allow_unsafe=allow_unsafe,
-                               work_dir=work_dir, add_env=add_env)
+        self.session = Session(
+            globals_dict, locals_dict, allow_unsafe=allow_unsafe, work_dir=work_dir, add_env=add_env
+        )
         if web_interface is not None:  # /osh/web: the browsers the app keeps connected
             self.session.mounts["web"] = web_interface.get_root_tree()
             self.session.hooks["web"] = make_web_backend(web_interface)
@@ -227,17 +240,29 @@ def _wants_list(func: Callable[..., Any]) -> bool:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
         return True
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
 
 
-def set_trace(globals_dict: dict[str, Any], locals_dict: dict[str, Any] | None = None,
-              new_thread: bool = False, wait_to_run: bool = False, init_file: str = "") -> OShell:
+def set_trace(
+    globals_dict: dict[str, Any],
+    locals_dict: dict[str, Any] | None = None,
+    new_thread: bool = False,
+    wait_to_run: bool = False,
+    init_file: str = "",
+) -> OShell:
     """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
     (or at once with ``new_thread``)."""
     if locals_dict is None:
         frame = sys._getframe(1)
         locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
-    shell = OShell(globals_dict, locals_dict, allow_unsafe=True, new_thread=new_thread or wait_to_run,
-                   init_file=init_file or None)
+    shell = OShell(
+        globals_dict,
+        locals_dict,
+        allow_unsafe=True,
+        new_thread=new_thread or wait_to_run,
+        init_file=init_file or None,
+    )
     shell.loop(wait_to_run=wait_to_run)
     return shell

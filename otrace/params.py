@@ -64,7 +64,9 @@ class Param:
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
-            raise ParamError(f"{self.name}: expected {self.type.__name__}, not {type(value).__name__}")
+            raise ParamError(
+                f"{self.name}: expected {self.type.__name__}, not {type(value).__name__}"
+            )
         if self.minimum is not None and value < self.minimum:
             raise ParamError(f"{self.name}: must be at least {self.minimum:g}")
         return value
@@ -72,37 +74,87 @@ class Param:
 
 TABLE: tuple[Param, ...] = (
     Param("allow_xml", bool, True, "Allow HTML markup in output when a front end can render it"),
-    Param("append_traceback", bool, False,
-          "Add the trace id and innermost traceback to messages of exceptions leaving traced functions"),
-    Param("assert_context", int, 0,
-          "Source lines captured per frame by traceassert; above 0 outer frames' locals are kept too",
-          minimum=0),
-    Param("auto_lock", int, 0, "Lock the console after this many idle seconds (0: never; needs a password)",
-          minimum=0),
-    Param("deep_copy", bool, False, "Deep-copy captured arguments and locals instead of a shallow copy"),
+    Param(
+        "append_traceback",
+        bool,
+        False,
+        "Add the trace id and innermost traceback to messages of exceptions leaving traced functions",
+    ),
+    Param(
+        "assert_context",
+        int,
+        0,
+        "Source lines captured per frame by traceassert; above 0 outer frames' locals are kept too",
+        minimum=0,
+    ),
+    Param(
+        "auto_lock",
+        int,
+        0,
+        "Lock the console after this many idle seconds (0: never; needs a password)",
+        minimum=0,
+    ),
+    Param(
+        "deep_copy",
+        bool,
+        False,
+        "Deep-copy captured arguments and locals instead of a shallow copy",
+    ),
     Param("editor", str, "", "Editor for edit/view (empty: $VISUAL, then $EDITOR, then vi)"),
     Param("exec_lock", bool, False, "Hold the tracing lock while evaluating typed code"),
-    Param("log_format", str, "", "Format of trace log lines (reserved; the default format is fixed)"),
-    Param("log_level", int, 30, "Level of the 'otrace' logger (10 debug .. 50 critical)", minimum=0),
-    Param("log_remote", str, "", "host[:port] to send otrace log records to (port defaults to 9020)"),
-    Param("log_truncate", int, 0, "Truncate trace log lines to this many characters (0: never)", minimum=0),
-    Param("ls_limit", int, 1000, "Most entries ls shows from one directory before it says how many it left out",
-          minimum=1),
-    Param("max_recent", int, 10, "Contexts kept in /osh/recent per context type (breaks and holds are exempt)",
-          minimum=1),
+    Param(
+        "log_format", str, "", "Format of trace log lines (reserved; the default format is fixed)"
+    ),
+    Param(
+        "log_level", int, 30, "Level of the 'otrace' logger (10 debug .. 50 critical)", minimum=0
+    ),
+    Param(
+        "log_remote", str, "", "host[:port] to send otrace log records to (port defaults to 9020)"
+    ),
+    Param(
+        "log_truncate",
+        int,
+        0,
+        "Truncate trace log lines to this many characters (0: never)",
+        minimum=0,
+    ),
+    Param(
+        "ls_limit",
+        int,
+        1000,
+        "Most entries ls shows from one directory before it says how many it left out",
+        minimum=1,
+    ),
+    Param(
+        "max_recent",
+        int,
+        10,
+        "Contexts kept in /osh/recent per context type (breaks and holds are exempt)",
+        minimum=1,
+    ),
     Param("osh_bin", str, "", "Directory put in front of PATH for unix commands run outside /osh"),
-    Param("password", str, "", "Salted password hash for lock (make one with otrace.encrypt_password)"),
+    Param(
+        "password", str, "", "Salted password hash for lock (make one with otrace.encrypt_password)"
+    ),
     Param("pickle_file", str, "", "SQLite file that every new trace context is also written to"),
     Param("pretty_print", bool, False, "pr formats values with pprint"),
     Param("repeat_interval", float, 0.2, "Seconds between runs of repeat (0: run once)", minimum=0),
-    Param("safe_mode", bool, True,
-          "Refuse calls, assignments, exec, edit and rm (turning it off needs allow_unsafe)"),
+    Param(
+        "safe_mode",
+        bool,
+        True,
+        "Refuse calls, assignments, exec, edit and rm (turning it off needs allow_unsafe)",
+    ),
     Param("save_tags", bool, False, "Also save every new tag context in /osh/saved"),
     Param("shell_timeout", float, 10.0, "Seconds a unix command outside /osh may run", minimum=0.1),
-    Param("trace_active", bool, False, "Master switch for traces and traceassert (trace turns it on)"),
+    Param(
+        "trace_active", bool, False, "Master switch for traces and traceassert (trace turns it on)"
+    ),
     Param("trace_related", bool, False, "Record calls whose arguments carry a tag"),
     Param("unpickle_file", str, "", "Pickle database to open under /osh/pickled"),
-    Param("web_timeout", float, 5.0, "Seconds to wait for a browser's answer in /osh/web", minimum=0.1),
+    Param(
+        "web_timeout", float, 5.0, "Seconds to wait for a browser's answer in /osh/web", minimum=0.1
+    ),
 )
 
 Listener = Callable[[str, Any, Any], None]

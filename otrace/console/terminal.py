@@ -183,7 +183,13 @@ class TerminalConsole(Console):
 
     def read_line(self, prompt: str) -> str | None:
         default, self._typeahead = self._typeahead, ""
-        return self._prompt(self.prompt_session, default=default)
+        return self._prompt(self.prompt_session, auto_lock=True, default=default)
+
+    def _auto_lock(self) -> None:
+        """``auto_lock`` seconds without input: leave the prompt as if 'lock' was typed."""
+        app = self.prompt_session.app
+        if app.is_running and app.future is not None and not app.future.done():
+            app.exit(result="lock")
 
     def read_secret(self, prompt: str) -> str | None:
         try:
@@ -191,18 +197,28 @@ class TerminalConsole(Console):
         except KeyboardInterrupt:
             return None
 
-    def _prompt(self, ps: PromptSession[str], **kwargs: Any) -> str | None:
-        """Show a prompt on the console's loop; None at Ctrl-D or after stop()."""
+    def _prompt(self, ps: PromptSession[str], auto_lock: bool = False, **kwargs: Any) -> str | None:
+        """Show a prompt on the console's loop; None at Ctrl-D or after stop().
+
+        With ``auto_lock`` and a password set, ``auto_lock`` idle seconds end the prompt with
+        'lock' (one timer on the console's own loop; nothing polls).
+        """
         with self._state:
             if self.stopped or self._loop is None:
                 return None
             self._prompting = True
             loop = self._loop
+        params = self.shell.session.params
+        timer = None
+        if auto_lock and params.auto_lock > 0 and params.password:
+            timer = loop.call_later(params.auto_lock, self._auto_lock)
         try:
             return loop.run_until_complete(ps.prompt_async(**kwargs))
         except EOFError:
             return None
         finally:
+            if timer is not None:
+                timer.cancel()
             with self._state:
                 self._prompting = False
                 self._drain_now(partial=True)

@@ -37,7 +37,11 @@ def is_hidden(frame: FrameType) -> bool:
     if frame.f_code in _HIDDEN:
         return True
     try:
-        return bool(frame.f_locals.get("__tracebackhide__")) if "__tracebackhide__" in frame.f_code.co_varnames else False
+        return (
+            bool(frame.f_locals.get("__tracebackhide__"))
+            if "__tracebackhide__" in frame.f_code.co_varnames
+            else False
+        )
     except Exception:
         return False
 
@@ -97,7 +101,9 @@ def snapshot(values: dict[str, Any], deep: bool) -> dict[str, Any]:
     if not deep:
         return out
     for name, value in values.items():
-        if isinstance(value, (dict, list, set, tuple, bytearray)) or hasattr(type(value), "__deepcopy__"):
+        if isinstance(value, (dict, list, set, tuple, bytearray)) or hasattr(
+            type(value), "__deepcopy__"
+        ):
             try:
                 copied = copy.deepcopy(value)
             except Exception:
@@ -187,11 +193,18 @@ def build_chain(
     root_trc: dict[str, Any] = {}
     for i, (frame, lineno) in enumerate(frames):
         code = frame.f_code
-        info: FrameLine = (code.co_filename, lineno, code.co_name,
-                           source_lines(code.co_filename, lineno, context_lines))
+        info: FrameLine = (
+            code.co_filename,
+            lineno,
+            code.co_name,
+            source_lines(code.co_filename, lineno, context_lines),
+        )
         framestack.append(info)
-        trc = {"frame": info, "funcname": code.co_name,
-               "module": frame.f_globals.get("__name__", "")}
+        trc = {
+            "frame": info,
+            "funcname": code.co_name,
+            "module": frame.f_globals.get("__name__", ""),
+        }
         if i == last:
             values = snapshot(frame_locals(frame), deep)
             root_values, root_trc = values, trc
@@ -239,20 +252,26 @@ def capture_exception(
     return values, trc
 
 
-def _chain_frames(values: dict[str, Any], trc: dict[str, Any]) -> list[tuple[str, int, str, dict[str, Any]]]:
+def _chain_frames(
+    values: dict[str, Any], trc: dict[str, Any]
+) -> list[tuple[str, int, str, dict[str, Any]]]:
     """(file, line, function, captured locals) for the root and every ``__up``, outermost first."""
     out = []
     node: dict[str, Any] | None = values
     info = trc
     while node is not None:
         filename, lineno, name, _ = info["frame"]
-        out.append((filename, lineno, name, {k: v for k, v in node.items() if not k.startswith("__")}))
+        out.append(
+            (filename, lineno, name, {k: v for k, v in node.items() if not k.startswith("__")})
+        )
         node = node.get("__up")
         info = node["__trc"] if node is not None else {}
     return out[::-1]
 
 
-def render_report(exc: BaseException, frames: Iterable[tuple[str, int, str, dict[str, Any]]]) -> str:
+def render_report(
+    exc: BaseException, frames: Iterable[tuple[str, int, str, dict[str, Any]]]
+) -> str:
     """A verbose report: every frame's surrounding source and its variables' values."""
     parts = [f"{type(exc).__name__}: {safe_str(exc)}", ""]
     for filename, lineno, name, loc in frames:
@@ -270,10 +289,13 @@ def render_report(exc: BaseException, frames: Iterable[tuple[str, int, str, dict
 
 def capture_call_stack(frame: FrameType | None) -> LazyText:
     """The call stack above ``frame`` as text, formatted when read."""
-    summary = [(f.f_code.co_filename, line, f.f_code.co_name, None)
-               for f, line in reversed(outer_frames(frame))]
-    return LazyText(lambda: "".join(
-        traceback.format_list(traceback.StackSummary.from_list(summary))))
+    summary = [
+        (f.f_code.co_filename, line, f.f_code.co_name, None)
+        for f, line in reversed(outer_frames(frame))
+    ]
+    return LazyText(
+        lambda: "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
+    )
 
 
 def current_task_name() -> str | None:

@@ -115,9 +115,16 @@ class TraceContext(FrameContext):
     (an object with ``release(value)`` while a break or hold is pending, else None).
     """
 
-    def __init__(self, kind: str, name: str, label: str = "",
-                 values: dict[str, Any] | None = None, trc: dict[str, Any] | None = None,
-                 trace_id: str | None = None, created: float | None = None):
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        label: str = "",
+        values: dict[str, Any] | None = None,
+        trc: dict[str, Any] | None = None,
+        trace_id: str | None = None,
+        created: float | None = None,
+    ):
         super().__init__(values, trc)
         self.created = created if created is not None else time.time()
         self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))

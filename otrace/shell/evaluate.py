@@ -40,10 +40,17 @@ def check_safe(source: str, mode: str = "eval") -> ast.AST:
     for node in ast.walk(tree):
         what = _UNSAFE_NODES.get(type(node))
         if what:
-            raise SafeModeError(f"{what} are not permitted in safe mode ({source.strip()!r}); {SAFE_HINT}")
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("_otrace_"):
             raise SafeModeError(
-                f"attribute names starting with '_' are not permitted in safe mode (.{node.attr}); {SAFE_HINT}")
+                f"{what} are not permitted in safe mode ({source.strip()!r}); {SAFE_HINT}"
+            )
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("_otrace_")
+        ):
+            raise SafeModeError(
+                f"attribute names starting with '_' are not permitted in safe mode (.{node.attr}); {SAFE_HINT}"
+            )
     return tree
 
 

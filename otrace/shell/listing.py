@@ -13,7 +13,9 @@ ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down"})
 
 def is_hidden(name: str) -> bool:
     """``__x__`` names are hidden unless ``ls -a`` (a few useful ones never are)."""
-    return len(name) > 4 and name.startswith("__") and name.endswith("__") and name not in ALWAYS_SHOWN
+    return (
+        len(name) > 4 and name.startswith("__") and name.endswith("__") and name not in ALWAYS_SHOWN
+    )
 
 
 def kind_of(value: Any) -> str:
@@ -22,7 +24,11 @@ def kind_of(value: Any) -> str:
         return "c"
     if inspect.ismodule(value):
         return "m"
-    if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, (classmethod, staticmethod)):
+    if (
+        inspect.isfunction(value)
+        or inspect.ismethod(value)
+        or isinstance(value, (classmethod, staticmethod))
+    ):
         return "f"
     return "v"
 

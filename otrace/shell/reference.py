@@ -13,8 +13,13 @@ from otrace.shell.session import BUILTIN_ALIASES
 
 
 def reference_rst() -> str:
-    out = ["Command reference", "=================", "",
-           "Made from the commands' own declarations (``help CMD`` shows the same text).", ""]
+    out = [
+        "Command reference",
+        "=================",
+        "",
+        "Made from the commands' own declarations (``help CMD`` shows the same text).",
+        "",
+    ]
     for name in sorted(REGISTRY):
         if name.startswith("_"):
             continue

@@ -82,16 +82,25 @@ class Command:
 REGISTRY: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, *, options: tuple[Option, ...] = (), raw: bool = False,
-            max_words: int | None = None, complete: str = "path", outside_osh: bool = False,
-            keep_dash_words: Callable[[str], bool] | None = None):
+def command(
+    name: str,
+    usage: str,
+    *,
+    options: tuple[Option, ...] = (),
+    raw: bool = False,
+    max_words: int | None = None,
+    complete: str = "path",
+    outside_osh: bool = False,
+    keep_dash_words: Callable[[str], bool] | None = None,
+):
     """Declare a shell command (decorator)."""
 
     def register(func: Callable[[Any, Args], None]) -> Callable[[Any, Args], None]:
         if name in REGISTRY:
             raise RuntimeError(f"command {name!r} declared twice")
-        REGISTRY[name] = Command(name, func, usage, options, raw, max_words, complete,
-                                 outside_osh, keep_dash_words)
+        REGISTRY[name] = Command(
+            name, func, usage, options, raw, max_words, complete, outside_osh, keep_dash_words
+        )
         return func
 
     return register
@@ -131,14 +140,16 @@ def parse(cmd: Command, words: list[str]) -> Args:
             if not opt.value:
                 args.opts[letter] = True
                 continue
-            value = letters[pos + 1:]
+            value = letters[pos + 1 :]
             if not value:
                 i += 1
                 if i >= len(words):
                     raise UsageError(f"{cmd.name}: option -{letter} needs {opt.value}")
                 value = words[i]
             if opt.choices and value not in opt.choices:
-                raise UsageError(f"{cmd.name}: -{letter} must be one of {', '.join(opt.choices)}, not {value!r}")
+                raise UsageError(
+                    f"{cmd.name}: -{letter} must be one of {', '.join(opt.choices)}, not {value!r}"
+                )
             if opt.convert is not None:
                 try:
                     value = opt.convert(value)

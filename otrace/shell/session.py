@@ -69,11 +69,18 @@ class Session:
     :param add_env: extra environment for unix commands.
     """
 
-    def __init__(self, globals_dict: dict[str, Any] | None = None,
-                 locals_dict: dict[str, Any] | None = None, *,
-                 mounts: dict[str, Any] | None = None, allow_unsafe: bool = False,
-                 work_dir: str = "", add_env: dict[str, str] | None = None,
-                 store: ContextStore = STORE, params: Params = PARAMS):
+    def __init__(
+        self,
+        globals_dict: dict[str, Any] | None = None,
+        locals_dict: dict[str, Any] | None = None,
+        *,
+        mounts: dict[str, Any] | None = None,
+        allow_unsafe: bool = False,
+        work_dir: str = "",
+        add_env: dict[str, str] | None = None,
+        store: ContextStore = STORE,
+        params: Params = PARAMS,
+    ):
         self.globals = globals_dict if globals_dict is not None else {}
         self.locals = locals_dict if locals_dict is not None else self.globals
         self.store = store
@@ -82,9 +89,15 @@ class Session:
         self.add_env = dict(add_env or {})
         self.patches: dict[str, Any] = {}
         self.mounts: dict[str, Any] = {
-            "globals": self.globals, "locals": self.locals,
-            "recent": store.recent, "saved": store.saved, "all": store.all,
-            "patches": self.patches, "pickled": {}, "web": {}, "db": {},
+            "globals": self.globals,
+            "locals": self.locals,
+            "recent": store.recent,
+            "saved": store.saved,
+            "all": store.all,
+            "patches": self.patches,
+            "pickled": {},
+            "web": {},
+            "db": {},
         }
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
@@ -109,7 +122,9 @@ class Session:
 
     def _guard_param(self, name: str, value: Any) -> None:
         if name == "safe_mode" and not value and not self.allow_unsafe:
-            raise ParamError("Switching to unsafe mode not permitted (the shell was created with allow_unsafe=False)")
+            raise ParamError(
+                "Switching to unsafe mode not permitted (the shell was created with allow_unsafe=False)"
+            )
 
     # -- where we are -------------------------------------------------------------------
     @property
@@ -214,8 +229,10 @@ class Session:
         except OTraceError as exc:
             result.error(str(exc))
         except Exception as exc:  # a bug in a command: show it, keep the shell alive
-            result.error("otrace internal error (please report):\n" + "".join(
-                traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+            result.error(
+                "otrace internal error (please report):\n"
+                + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+            )
         return result
 
     def _line(self, line: str, result: Result) -> None:
@@ -249,8 +266,12 @@ class Session:
         if first in CD_FAMILY and ";" in stripped:
             self._chain(stripped, result)
             return
-        if (self.cwd[:2] == ("osh", "web") and len(self.cwd) > 2 and first not in _WEB_LOCAL
-                and "_web" in REGISTRY):
+        if (
+            self.cwd[:2] == ("osh", "web")
+            and len(self.cwd) > 2
+            and first not in _WEB_LOCAL
+            and "_web" in REGISTRY
+        ):
             self.run_command("_web", stripped, None, result)  # JavaScript for a browser
             return
         if first not in REGISTRY:
@@ -263,7 +284,9 @@ class Session:
         if not self.in_osh and not cmd.outside_osh:
             self.run_unix(stripped, result)
             return
-        rest = stripped[len(first):].strip() if stripped.startswith(first) else shlex.join(words[1:])
+        rest = (
+            stripped[len(first) :].strip() if stripped.startswith(first) else shlex.join(words[1:])
+        )
         self.run_command(first, rest, words[1:], result)
 
     def _chain(self, text: str, result: Result) -> None:
@@ -363,10 +386,19 @@ class Session:
         if self.params.osh_bin:
             env["PATH"] = os.path.abspath(self.params.osh_bin) + os.pathsep + env.get("PATH", "")
         try:
-            proc = subprocess.run(["/bin/bash", "-c", line], cwd=cwd, env=env, capture_output=True,
-                                  text=True, timeout=self.params.shell_timeout, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                ["/bin/bash", "-c", line],
+                cwd=cwd,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.params.shell_timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
-            raise OTraceError(f"Timed out command execution '{line}' (shell_timeout {self.params.shell_timeout:g}s)") from None
+            raise OTraceError(
+                f"Timed out command execution '{line}' (shell_timeout {self.params.shell_timeout:g}s)"
+            ) from None
         except OSError as exc:
             raise OTraceError(f"Cannot run '{line}': {exc}") from None
         if proc.stdout:
@@ -393,7 +425,7 @@ class Session:
                     continue
                 silent = line.startswith("noecho ")
                 if silent:
-                    line = line[len("noecho "):]
+                    line = line[len("noecho ") :]
                 if echo and not silent:
                     result.write(self.prompt() + line)
                 sub = self.execute(line)
@@ -409,8 +441,9 @@ class Session:
             self._source_depth -= 1
 
 
-_WEB_LOCAL = frozenset({"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias",
-                        "quit", "repeat", "set"})
+_WEB_LOCAL = frozenset(
+    {"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias", "quit", "repeat", "set"}
+)
 
 
 def _weak_guard(session: Session) -> Callable[[str, Any], None]:

@@ -50,8 +50,13 @@ class Tree:
     :param newest: returns the path of the newest trace context (what ``~~`` means), or None.
     """
 
-    def __init__(self, mounts: dict[str, Any], *, work_dir: str = "",
-                 newest: Callable[[], Parts | None] = lambda: None):
+    def __init__(
+        self,
+        mounts: dict[str, Any],
+        *,
+        work_dir: str = "",
+        newest: Callable[[], Parts | None] = lambda: None,
+    ):
         self.mounts = mounts
         self.work_dir = work_dir
         self.newest = newest

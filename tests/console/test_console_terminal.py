@@ -314,3 +314,17 @@ def test_lock_reads_passwords_without_echo(terminal, history):
     terminal.wait_last_line("globals>")
     assert "hunter2" not in terminal.screen()
     assert "hunter2" not in history.read_text()
+
+
+def test_auto_lock_after_idle_seconds(terminal):
+    from otrace.passwords import encrypt_password
+
+    terminal.type(f"set password {encrypt_password('pw')}")
+    terminal.send("Enter")
+    terminal.wait_for(r"^password = \(set\)", what="password set")
+    terminal.type("set auto_lock 1")
+    terminal.send("Enter")
+    terminal.wait_last_line("Enter password to unlock:")  # after one idle second
+    terminal.type("pw")
+    terminal.send("Enter")
+    terminal.wait_last_line("globals>")

@@ -41,7 +41,10 @@ def test_write_unpickle_browse_rm(tmp_path):
         s.execute("cde")
         assert s.cwd[-1] == ":"
         s.execute("cd /osh/pickled")
-        assert "safe mode" in s.execute(f"rm exceptions/Cart.boom/ex-ZeroDivisionError/{ctx.timestamp}").err
+        assert (
+            "safe mode"
+            in s.execute(f"rm exceptions/Cart.boom/ex-ZeroDivisionError/{ctx.timestamp}").err
+        )
         s.execute("set safe_mode False")
         r = s.execute(f"rm exceptions/Cart.boom/ex-ZeroDivisionError/{ctx.timestamp}")
         assert r.out.strip() == "Deleted 1 keys", r.err
@@ -56,7 +59,12 @@ def test_unpickle_errors(tmp_path):
     s = Session({"__name__": "x"}, work_dir=str(tmp_path))
     bad = tmp_path / "notsqlite.db"
     bad.write_text("hello, I am not a database\n" * 100)
-    for line in [f"unpickle {tmp_path}/missing.db", f"unpickle {bad}", "unpickle", f"unpickle {bad} nofield"]:
+    for line in [
+        f"unpickle {tmp_path}/missing.db",
+        f"unpickle {bad}",
+        "unpickle",
+        f"unpickle {bad} nofield",
+    ]:
         r = s.execute(line)
         assert r.err and "Traceback" not in r.err, (line, r.err)
     s.close()
@@ -64,14 +72,22 @@ def test_unpickle_errors(tmp_path):
 
 def test_cli_pickled(tmp_path):
     db = tmp_path / "t.db"
-    script = (f"import sys; sys.path.insert(0, {ROOT!r})\n"
-              "from otrace.contexts import STORE, TraceContext, sqlite\n"
-              "from otrace.params import PARAMS\n"
-              f"sqlite.install(); PARAMS.set('pickle_file', {str(db)!r})\n"
-              "STORE.add(TraceContext('exceptions', 'f', 'KeyError', {'k': 'gone'}))\n"
-              "sqlite.flush(10)\n")
+    script = (
+        f"import sys; sys.path.insert(0, {ROOT!r})\n"
+        "from otrace.contexts import STORE, TraceContext, sqlite\n"
+        "from otrace.params import PARAMS\n"
+        f"sqlite.install(); PARAMS.set('pickle_file', {str(db)!r})\n"
+        "STORE.add(TraceContext('exceptions', 'f', 'KeyError', {'k': 'gone'}))\n"
+        "sqlite.flush(10)\n"
+    )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-    p = subprocess.run([sys.executable, "-m", "otrace", "-p", str(db)], input="cd exceptions/f/ex-KeyError/*/:\nk\nquit\n",
-                       capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    p = subprocess.run(
+        [sys.executable, "-m", "otrace", "-p", str(db)],
+        input="cd exceptions/f/ex-KeyError/*/:\nk\nquit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert "1 contexts" in p.stdout, p.stderr
     assert "gone" in p.stdout, p.stdout + p.stderr

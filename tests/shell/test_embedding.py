@@ -23,8 +23,16 @@ def test_oshell_blocking_with_init_file(tmp_path):
     init.write_text("set max_recent 5\nalias st pr stats\n")
     out, err = io.StringIO(), io.StringIO()
     g = {"__name__": "fakeapp", "stats": {"n": 1}}
-    shell = otrace.OShell(g, g, init_file="app.trc", work_dir=str(tmp_path), allow_unsafe=True,
-                          _stdin=io.StringIO("st\ncd stats\nls\nquit\n"), _stdout=out, _stderr=err)
+    shell = otrace.OShell(
+        g,
+        g,
+        init_file="app.trc",
+        work_dir=str(tmp_path),
+        allow_unsafe=True,
+        _stdin=io.StringIO("st\ncd stats\nls\nquit\n"),
+        _stdout=out,
+        _stderr=err,
+    )
     shell.loop()
     text = out.getvalue()
     assert "otrace object shell" in text
@@ -39,7 +47,9 @@ def test_oshell_new_thread_and_execute():
     g = {"__name__": "fakeapp2", "value": 41}
     r, w = os.pipe()
     stdin = os.fdopen(r)
-    shell = otrace.OShell(g, new_thread=True, _stdin=stdin, _stdout=io.StringIO(), _stderr=io.StringIO())
+    shell = otrace.OShell(
+        g, new_thread=True, _stdin=stdin, _stdout=io.StringIO(), _stderr=io.StringIO()
+    )
     shell.loop()
     assert shell.thread is not None and shell.thread.is_alive()
     assert shell.execute("value + 1") == ("42\n", "")
@@ -55,15 +65,24 @@ def test_echo_callback_and_no_input():
     seen = []
     g = {"__name__": "fakeapp3"}
     out = io.StringIO()
-    shell = otrace.OShell(g, no_input=True, echo_callback=seen.append, _stdout=out, _stderr=io.StringIO())
+    shell = otrace.OShell(
+        g, no_input=True, echo_callback=seen.append, _stdout=out, _stderr=io.StringIO()
+    )
     shell.loop()
     assert any("otrace object shell" in s for s in seen)
     shell.shutdown()
 
 
 def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
-    proc = subprocess.Popen([sys.executable, "-m", "otrace", *args, str(script), *extra], cwd=cwd, env=ENV,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otrace", *args, str(script), *extra],
+        cwd=cwd,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in stdin_lines:
         time.sleep(delay)
         proc.stdin.write(line + "\n")
@@ -75,7 +94,8 @@ def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
 @pytest.fixture
 def example(tmp_path):
     script = tmp_path / "example.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         def main():
             print("main ran")
 
@@ -88,14 +108,17 @@ def example(tmp_path):
 
         if __name__ == "__main__":
             print("should not run")
-    """))
+    """)
+    )
     (tmp_path / "example.trc").write_text("set max_recent 3\n")
     return script
 
 
 @pytest.mark.timeout(60)
 def test_cli_wait_to_run(example, tmp_path):
-    code, out, err = run_cli([], example, ["run main", "run test a b", "set max_recent", "quit"], tmp_path)
+    code, out, err = run_cli(
+        [], example, ["run main", "run test a b", "set max_recent", "quit"], tmp_path
+    )
     assert code == 0
     assert "main ran" in out and "test got ['a', 'b']" in out
     assert "should not run" not in out
@@ -106,7 +129,9 @@ def test_cli_wait_to_run(example, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_cli_function_failure_leaves_postmortem_shell(example, tmp_path):
-    code, out, err = run_cli(["-f", "bad"], example, ["ls", "local_value * 2", "quit"], tmp_path, delay=1.5)
+    code, out, err = run_cli(
+        ["-f", "bad"], example, ["ls", "local_value * 2", "quit"], tmp_path, delay=1.5
+    )
     assert "ZeroDivisionError" in err
     assert "local_value" in out and "10" in out
     assert "bad.." in out  # the prompt names the context
@@ -119,13 +144,23 @@ def test_cli_function_success_exits(example, tmp_path):
 
 
 def test_cli_errors(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "otrace", str(tmp_path / "missing.py")], env=ENV,
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, "-m", "otrace", str(tmp_path / "missing.py")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 1 and "Unable to read file" in p.stderr
     script = tmp_path / "s.py"
     script.write_text("x = 1\n")
-    p = subprocess.run([sys.executable, "-m", "otrace", "-f", "nope", str(script)], env=ENV,
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        [sys.executable, "-m", "otrace", "-f", "nope", str(script)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 1 and "does not have function named 'nope'" in p.stderr
 
 
@@ -135,8 +170,14 @@ def test_set_trace_blocks_until_quit():
     out = io.StringIO()
 
     def target():
-        shell = otrace.OShell(g, g, allow_unsafe=True, _stdin=io.StringIO("answer\nquit\n"), _stdout=out,
-                              _stderr=io.StringIO())
+        shell = otrace.OShell(
+            g,
+            g,
+            allow_unsafe=True,
+            _stdin=io.StringIO("answer\nquit\n"),
+            _stdout=out,
+            _stderr=io.StringIO(),
+        )
         shell.loop()
         done.set()
 
@@ -154,7 +195,9 @@ def test_db_interface_tree_is_mounted():
             return {"users": {"ann": {"age": 3}}}
 
     g = {"__name__": "fakeapp5"}
-    shell = otrace.OShell(g, no_input=True, db_interface=Db, _stdout=io.StringIO(), _stderr=io.StringIO())
+    shell = otrace.OShell(
+        g, no_input=True, db_interface=Db, _stdout=io.StringIO(), _stderr=io.StringIO()
+    )
     assert shell.execute("ls /osh/db/users/*") == ("/osh/db/users/ann\n", "")
     assert shell.execute("pr /osh/db/users/ann/age") == ("3\n", "")
     shell.shutdown()

@@ -75,7 +75,17 @@ def test_cd_errors_are_atomic(t, sh):
 def test_cd_default_and_osh_root(t, sh):
     t.out("cd /osh")
     assert sh.prompt() == "osh> "
-    assert t.out("ls").split() == ["all", "db", "globals", "locals", "patches", "pickled", "recent", "saved", "web"]
+    assert t.out("ls").split() == [
+        "all",
+        "db",
+        "globals",
+        "locals",
+        "patches",
+        "pickled",
+        "recent",
+        "saved",
+        "web",
+    ]
     t.out("cd")
     assert sh.cwd == ("osh", "globals")
 

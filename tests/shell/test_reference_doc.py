@@ -11,4 +11,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_command_reference_is_current():
     with open(os.path.join(ROOT, "docs", "commands.rst"), encoding="utf-8") as f:
-        assert f.read() == reference_rst(), "run: python -m otrace.shell.reference > docs/commands.rst"
+        assert f.read() == reference_rst(), (
+            "run: python -m otrace.shell.reference > docs/commands.rst"
+        )

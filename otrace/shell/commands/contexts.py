@@ -22,7 +22,9 @@ def _contexts(sh, words: list[str]) -> list[TraceContext]:
         return found
     ctx = sh.context_root()
     if not isinstance(ctx, TraceContext):
-        raise OTraceError("No match for trace_id: not in a trace context (give ids, e.g. resume *hold_check*)")
+        raise OTraceError(
+            "No match for trace_id: not in a trace context (give ids, e.g. resume *hold_check*)"
+        )
     return [ctx]
 
 

@@ -37,7 +37,9 @@ def pr(sh, args: Args) -> None:
     if "\n" in expr:
         raise UsageError("Line breaks are not permitted in expressions")
     if expr.startswith("/osh") and " " not in expr:
-        value = sh.tree.resolve(sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)).value
+        value = sh.tree.resolve(
+            sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
+        ).value
         sh.out.write(safe_str(value, 1_000_000))
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
@@ -47,7 +49,9 @@ def pr(sh, args: Args) -> None:
     except SyntaxError as exc:
         sh.out.error(evaluate.format_exception(exc))
         return
-    parts = tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
+    parts = (
+        tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
+    )
     try:
         ns = sh.namespace()
         g = sh.eval_globals()
@@ -55,7 +59,9 @@ def pr(sh, args: Args) -> None:
             if parts is None:
                 values = [evaluate.evaluate(expr, g, ns)]
             else:
-                values = [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
+                values = [
+                    eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts
+                ]
     except OTraceError:
         raise
     except BaseException as exc:  # noqa: B036 - typed code may raise anything
@@ -63,7 +69,9 @@ def pr(sh, args: Args) -> None:
         if _LONE_EQ.search(expr):
             text += "\n(to assign, use 'exec' or '!')"
         if isinstance(exc, NameError) and expr.isidentifier():
-            near = difflib.get_close_matches(expr, list(REGISTRY) + list(sh.aliases), n=3, cutoff=0.6)
+            near = difflib.get_close_matches(
+                expr, list(REGISTRY) + list(sh.aliases), n=3, cutoff=0.6
+            )
             if near:
                 text += f"\n(not a command either; did you mean {', '.join(near)}?)"
         sh.out.error(text)
@@ -94,8 +102,10 @@ def exec_(sh, args: Args) -> None:
     sh.run_code(code, sh.out)
 
 
-VIEW_OPTIONS = (Option("d", "show the docstring instead of the source"),
-                Option("i", "show inline (not in the editor)"))
+VIEW_OPTIONS = (
+    Option("d", "show the docstring instead of the source"),
+    Option("i", "show inline (the terminal always shows inline; kept for old scripts)"),
+)
 
 
 def source_of(obj: Any) -> str:
@@ -117,7 +127,11 @@ def _viewable(value: Any) -> Any:
         return value.__func__ if not isinstance(value, property) else value.fget
     if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
         return value
-    if isinstance(value, dict) and "__name__" in value and sys.modules.get(value["__name__"]) is not None:
+    if (
+        isinstance(value, dict)
+        and "__name__" in value
+        and sys.modules.get(value["__name__"]) is not None
+    ):
         return sys.modules[value["__name__"]]
     return type(value)
 
@@ -134,7 +148,12 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
     return None
 
 
-@command("view", "view [-d] [-i] [class/method/function] [> file]", options=VIEW_OPTIONS, outside_osh=True)
+@command(
+    "view",
+    "view [-d] [-i] [class/method/function] [> file]",
+    options=VIEW_OPTIONS,
+    outside_osh=True,
+)
 def view(sh, args: Args) -> None:
     """Show the source (or docstring) of an object, a trace context's code, or a file.
 
@@ -164,7 +183,11 @@ def view(sh, args: Args) -> None:
     else:
         matches = sh.tree.glob(target, sh.cwd)
         if len(matches) != 1:
-            raise UsageError(f"Cannot view multiple objects: {target}" if matches else f"No such object: {target}")
+            raise UsageError(
+                f"Cannot view multiple objects: {target}"
+                if matches
+                else f"No such object: {target}"
+            )
         text = _doc_or_source(_viewable(matches[0].value), doc)
     if op == ">":
         path = absolute_file(sh, filename)

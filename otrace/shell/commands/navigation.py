@@ -24,7 +24,9 @@ def change_dir(sh, text: str | None) -> None:
     elif text == ":" and ":" in sh.cwd:
         target = sh.cwd[: sh.cwd.index(":") + 1]
     else:
-        matches = sh.tree.glob(text, sh.cwd) if any(paths.has_glob(c) for c in text.split("/")) else None
+        matches = (
+            sh.tree.glob(text, sh.cwd) if any(paths.has_glob(c) for c in text.split("/")) else None
+        )
         if matches is not None:
             if not matches:
                 raise PathError(f"Failed to change to directory '{text}'")
@@ -38,7 +40,9 @@ def change_dir(sh, text: str | None) -> None:
     except PathError as exc:
         raise PathError(f"Failed to change to directory '{text}': {exc}") from None
     if not is_dir_like(value):
-        raise PathError(f"Not a directory: '{text}'" if value is not None else f"Stale directory '{text}'")
+        raise PathError(
+            f"Not a directory: '{text}'" if value is not None else f"Stale directory '{text}'"
+        )
     sh.cwd = target
 
 
@@ -48,7 +52,11 @@ def _trace_id_path(sh, trace_id: str) -> Parts:
     except ValueError as exc:
         raise PathError(str(exc)) from None
     ctx = sh.store.get(trace_id)
-    area = "saved" if ctx is not None and sh.store.is_saved(ctx) and not _in_recent(sh, ctx) else "recent"
+    area = (
+        "saved"
+        if ctx is not None and sh.store.is_saved(ctx) and not _in_recent(sh, ctx)
+        else "recent"
+    )
     return ("osh", area, kind, name, ctxid, ts)
 
 
@@ -69,8 +77,9 @@ def cd(sh, args: Args) -> None:
     change_dir(sh, args.words[0] if args.words else None)
 
 
-@command("cdls", "cdls [path] [ls options and names]", outside_osh=True,
-         keep_dash_words=lambda w: True)
+@command(
+    "cdls", "cdls [path] [ls options and names]", outside_osh=True, keep_dash_words=lambda w: True
+)
 def cdls(sh, args: Args) -> None:
     """Change directory, then list it (cd path; ls ...)."""
     words = list(args.extra) + args.words
@@ -87,8 +96,13 @@ def cdls(sh, args: Args) -> None:
         sh.run_unix("ls " + " ".join(words), sh.out)
 
 
-@command("pwd", "pwd [-a]", options=(Option("a", "also show the directory stack, most recent first"),),
-         max_words=0, outside_osh=True)
+@command(
+    "pwd",
+    "pwd [-a]",
+    options=(Option("a", "also show the directory stack, most recent first"),),
+    max_words=0,
+    outside_osh=True,
+)
 def pwd(sh, args: Args) -> None:
     """Print the current directory."""
     sh.out.write(paths.render(sh.cwd))
@@ -105,8 +119,13 @@ def pushd(sh, args: Args) -> None:
     sh.dirstack.append(here)
 
 
-@command("popd", "popd [-a]", options=(Option("a", "go to the oldest directory and empty the stack"),),
-         max_words=0, outside_osh=True)
+@command(
+    "popd",
+    "popd [-a]",
+    options=(Option("a", "go to the oldest directory and empty the stack"),),
+    max_words=0,
+    outside_osh=True,
+)
 def popd(sh, args: Args) -> None:
     """Go back to the most recently pushed directory."""
     if not sh.dirstack:
@@ -162,8 +181,12 @@ LS_OPTIONS = (
 )
 
 
-@command("ls", "ls [-acflmtv] [-.|-..|-.Base] [path|glob ...]", options=LS_OPTIONS,
-         keep_dash_words=lambda w: w.startswith("-."))
+@command(
+    "ls",
+    "ls [-acflmtv] [-.|-..|-.Base] [path|glob ...]",
+    options=LS_OPTIONS,
+    keep_dash_words=lambda w: w.startswith("-."),
+)
 def ls(sh, args: Args) -> None:
     """List the current directory, or the paths matching the names given (like ls -d).
 

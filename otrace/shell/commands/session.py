@@ -27,7 +27,9 @@ def set_(sh, args: Args) -> None:
     if len(args.words) == 2:
         value = args.words[1]
         if name == "password" and value and ":" not in value:
-            raise ParamError("No salt in encrypted password (make one with otrace.encrypt_password); SET PASSWORD FAILED")
+            raise ParamError(
+                "No salt in encrypted password (make one with otrace.encrypt_password); SET PASSWORD FAILED"
+            )
         params.set_text(name, value)
     sh.out.write(params.render(name))
 
@@ -64,8 +66,13 @@ def help_(sh, args: Args) -> None:
             sh.out.write(f"  {name:<17} {p.type.__name__:<5} default {p.default!r:<8} {p.help}")
 
 
-@command("alias", "alias [name [command words...]]", outside_osh=True, complete="alias",
-         keep_dash_words=lambda w: True)
+@command(
+    "alias",
+    "alias [name [command words...]]",
+    outside_osh=True,
+    complete="alias",
+    keep_dash_words=lambda w: True,
+)
 def alias(sh, args: Args) -> None:
     """Define, show, list or delete aliases (alias name "" deletes).
 
@@ -126,7 +133,9 @@ def run(sh, args: Args) -> None:
     one); it runs in the program's main thread while the shell stays usable.
     """
     if sh.runner is None:
-        raise OTraceError("Cannot run function unless otrace is in a separate thread and the main thread waits (otrace script.py, or loop(wait_to_run=True))")
+        raise OTraceError(
+            "Cannot run function unless otrace is in a separate thread and the main thread waits (otrace script.py, or loop(wait_to_run=True))"
+        )
     if not args.words:
         raise UsageError("Must specify function to run")
     name = args.words[0]

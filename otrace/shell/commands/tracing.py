@@ -20,10 +20,17 @@ def _count(text: str) -> int:
 
 TRACE_OPTIONS = (
     Option("a", "what to do on a match", value="ACTION", choices=tracing.ACTIONS),
-    Option("c", "when: call, return, all, tagged[ARG], or NAME<op>VALUE,... (op: == != < <= > >=)",
-           value="COND"),
-    Option("n", "+N: trace N matches then stop; -N: skip the first N matches", value="COUNT",
-           convert=_count),
+    Option(
+        "c",
+        "when: call, return, all, tagged[ARG], or NAME<op>VALUE,... (op: == != < <= > >=)",
+        value="COND",
+    ),
+    Option(
+        "n",
+        "+N: trace N matches then stop; -N: skip the first N matches",
+        value="COUNT",
+        convert=_count,
+    ),
 )
 
 
@@ -38,8 +45,12 @@ def _trace_args(sh, text: str):
     return target.obj, parent, target.attr if parent is not None else None, target.name
 
 
-@command("trace", "trace [-a ACTION] [-c COND] [-n ±COUNT] [Class.method|function|Class|module|*]",
-         options=TRACE_OPTIONS, max_words=1)
+@command(
+    "trace",
+    "trace [-a ACTION] [-c COND] [-n ±COUNT] [Class.method|function|Class|module|*]",
+    options=TRACE_OPTIONS,
+    max_words=1,
+)
 def trace(sh, args: Args) -> None:
     """Trace a function, method, whole class or module; without a name, list the traces.
 
@@ -53,7 +64,10 @@ def trace(sh, args: Args) -> None:
     """
     if not args.words:
         if args.opts:
-            raise UsageError("trace: options need a target; usage: " + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET")
+            raise UsageError(
+                "trace: options need a target; usage: "
+                + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET"
+            )
         specs = tracing.traces()
         if not specs:
             sh.out.write("Nothing is traced")
@@ -64,8 +78,15 @@ def trace(sh, args: Args) -> None:
             sh.out.write(line)
         return
     target, parent, attr, name = _trace_args(sh, args.words[0])
-    spec = tracing.trace(target, parent, attr, name=name, condition=args.opts.get("c", ""),
-                         action=args.opts.get("a"), count=args.opts.get("n", 0))
+    spec = tracing.trace(
+        target,
+        parent,
+        attr,
+        name=name,
+        condition=args.opts.get("c", ""),
+        action=args.opts.get("a"),
+        count=args.opts.get("n", 0),
+    )
     sh.out.write(f"Tracing {spec.render()}")
     for warning in spec.warnings:
         sh.out.error(f"warning: {warning}")
