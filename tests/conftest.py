@@ -15,3 +15,12 @@ def _fresh_state():
     yield
     STORE.clear()
     PARAMS.reset()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the whole run (Playwright allows one per thread)."""
+    from tests.chromium import launch
+
+    with launch() as b:
+        yield b

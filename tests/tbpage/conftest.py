@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,18 +13,6 @@ import tornado.testing
 
 from otrace.contexts import STORE
 from otrace.log import add_sink, remove_sink
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # evil.test is another name for this machine: a host the page must not trust
-    "--host-resolver-rules=MAP evil.test 127.0.0.1",
-]
 
 
 class ServerThread:
@@ -106,18 +93,6 @@ def announcements() -> Iterator[list[str]]:
     add_sink(said.append)
     yield said
     remove_sink(said.append)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

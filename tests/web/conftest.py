@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from webbridge_helpers import CHROMIUM, CHROMIUM_ARGS, SECRET, Clients, Server, wait_for
+from webbridge_helpers import SECRET, Clients, Server, wait_for
 
 from otrace import OShell
 from otrace.params import PARAMS
@@ -50,18 +47,6 @@ def clients():
     c = Clients()
     yield c
     c.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM) or shutil.which("chromium") is None:
-        pytest.skip("needs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
