@@ -17,9 +17,11 @@ def _fresh_state():
     PARAMS.reset()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium for the whole run (Playwright allows one per thread)."""
+    """A headless Debian Chromium per test module.  Not per session: Playwright's sync API
+    keeps an asyncio loop running in this thread while it is open, which later async tests
+    could not share."""
     from tests.chromium import launch
 
     with launch() as b:

@@ -184,7 +184,9 @@ def build_chain(
     globals' module, so evaluation can find the globals again, even post-mortem); each outer one is a
     :class:`FrameContext` reached through ``__up``, and links back with ``__down``.  The
     root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
-    ``outer_locals`` False only the innermost frame's locals are copied.
+    ``outer_locals`` False only the innermost frame's locals are copied.  An outer frame
+    running module-level code keeps no variables (they are the module's globals, browsable
+    at ``/osh/globals``), only its ``__trc``.
     """
     framestack: list[FrameLine] = []
     previous: FrameContext | None = None
@@ -211,7 +213,10 @@ def build_chain(
             if previous is not None:
                 root_values["__up"] = previous
         else:
-            node = FrameContext(snapshot(frame_locals(frame), deep) if outer_locals else {}, trc)
+            # A module-level frame's variables are its module's globals (see /osh/globals):
+            # copying a whole namespace per context would cost more than it shows.
+            keep = outer_locals and frame.f_locals is not frame.f_globals
+            node = FrameContext(snapshot(frame_locals(frame), deep) if keep else {}, trc)
             if previous is not None:
                 node["__up"] = previous
                 previous["__down"] = node
