@@ -36,6 +36,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -601,6 +602,8 @@ class PickledTree(_Level):
         self.path = path
         self.filters = dict(filters)
         self._conn = conn
+        # a tree nobody closes still closes its file when it is dropped
+        self._finalizer = weakref.finalize(self, conn.close)
         self._lock = threading.RLock()
         where: list[str] = []
         args: list[Any] = []

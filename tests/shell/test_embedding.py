@@ -73,7 +73,8 @@ def test_echo_callback_and_no_input():
     shell.shutdown()
 
 
-def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
+def run_cli(args, script, steps, cwd, timeout=30, extra=()):
+    """Run ``otrace`` and feed it lines; each step is (text to wait for first, line)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "otrace", *args, str(script), *extra],
         cwd=cwd,
@@ -83,12 +84,32 @@ def run_cli(args, script, stdin_lines, cwd, delay=0.4, timeout=30, extra=()):
         stderr=subprocess.PIPE,
         text=True,
     )
-    for line in stdin_lines:
-        time.sleep(delay)
+    seen = {"out": "", "err": ""}
+
+    def pump(name, stream):
+        for chunk in iter(lambda: stream.read(1), ""):
+            seen[name] += chunk
+
+    readers = [
+        threading.Thread(target=pump, args=(n, s), daemon=True)
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for r in readers:
+        r.start()
+    deadline = time.monotonic() + timeout
+    for wait_for, line in steps:
+        while wait_for and wait_for not in seen["out"] + seen["err"]:
+            assert time.monotonic() < deadline, f"never saw {wait_for!r}: {seen}"
+            time.sleep(0.05)
         proc.stdin.write(line + "\n")
         proc.stdin.flush()
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+    proc.stdin.close()
+    proc.wait(timeout=max(1, deadline - time.monotonic()))
+    for r in readers:
+        r.join(5)
+    proc.stdout.close()
+    proc.stderr.close()
+    return proc.returncode, seen["out"], seen["err"]
 
 
 @pytest.fixture
@@ -116,11 +137,16 @@ def example(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_cli_wait_to_run(example, tmp_path):
-    code, out, err = run_cli(
-        [], example, ["run main", "run test a b", "set max_recent", "quit"], tmp_path
-    )
+    steps = [
+        ("globals> ", "run main"),
+        ("Run completed", "run test a b"),
+        ("test got", "set max_recent"),
+        ("max_recent = 3", "quit"),
+    ]
+    code, out, err = run_cli([], example, steps, tmp_path)
     assert code == 0
-    assert "main ran" in out and "test got ['a', 'b']" in out
+    # the program's print and the shell's prompt share stdout: words may interleave
+    assert "main ran" in out and "test got" in out and "['a', 'b']" in out
     assert "should not run" not in out
     assert "globals> set max_recent 3" in out  # the init file ran
     assert "max_recent = 3" in out
@@ -129,9 +155,8 @@ def test_cli_wait_to_run(example, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_cli_function_failure_leaves_postmortem_shell(example, tmp_path):
-    code, out, err = run_cli(
-        ["-f", "bad"], example, ["ls", "local_value * 2", "quit"], tmp_path, delay=1.5
-    )
+    steps = [("The shell is open", "ls"), ("local_value", "local_value * 2"), ("10", "quit")]
+    code, out, err = run_cli(["-f", "bad"], example, steps, tmp_path)
     assert "ZeroDivisionError" in err
     assert "local_value" in out and "10" in out
     assert "bad.." in out  # the prompt names the context
