@@ -139,7 +139,13 @@ class Session:
 
     def here(self) -> Resolved:
         """The current directory, resolved now (PathError if it went stale)."""
-        return self.tree.resolve(self.cwd)
+        try:
+            return self.tree.resolve(self.cwd)
+        except PathError:
+            raise PathError(
+                f"Stale directory {paths.render(self.cwd)}: it is gone (an evicted or deleted "
+                "context?); cd ~~ or cd ~~g"
+            ) from None
 
     def resolve(self, text: str) -> Resolved:
         return self.tree.resolve_text(text, self.cwd)
@@ -193,7 +199,11 @@ class Session:
         """Where ``cd`` with no argument goes."""
         root = self.context_root_parts()
         if root is not None:
-            return root
+            try:
+                self.tree.resolve(root)
+                return root
+            except PathError:
+                return GLOBALS  # the context is gone
         if self.in_osh:
             return GLOBALS
         return tuple(p for p in os.path.expanduser("~").split("/") if p)

@@ -191,3 +191,18 @@ def test_hostile_objects(t, sh, shop):
     assert t.out("ls") == ""
     assert "property fails" in t.err("bad")
     assert t("pr _otrace_value").startswith("<Hostile")
+
+
+def test_evicted_context_is_reported_stale_and_cd_goes_home(t, sh):
+    from otrace.params import PARAMS
+
+    STORE.add(TraceContext("traces", "f", "call", {"a": 1}))
+    t.out("cd ~~")
+    PARAMS.max_recent = 1
+    STORE.add(TraceContext("traces", "g", "call", {"b": 2}))
+    assert "Stale directory" in t.err("ls")
+    assert "Stale directory" in t.err("a")
+    t.out("cd")
+    assert sh.cwd == ("osh", "globals")
+    t.out("cd ~~")
+    assert t.out("b") == "2"

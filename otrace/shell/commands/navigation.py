@@ -38,7 +38,8 @@ def change_dir(sh, text: str | None) -> None:
     try:
         value = sh.tree.resolve(target).value
     except PathError as exc:
-        raise PathError(f"Failed to change to directory '{text}': {exc}") from None
+        shown = text if text else paths.render(target)
+        raise PathError(f"Failed to change to directory '{shown}': {exc}") from None
     if not is_dir_like(value):
         raise PathError(
             f"Not a directory: '{text}'" if value is not None else f"Stale directory '{text}'"
