@@ -54,8 +54,11 @@ from prompt_toolkit.output import create_output
 
 from otrace.console.highlight import ShellLexer, highlight_python
 from otrace.console.plain import Console
+from otrace.contexts import STORE
 from otrace.shell.completion import complete
+from otrace.tracing import DEBUGGER_HOOKS
 
+_SUSPENDED = object()  # a prompt left because a debugger took the terminal
 HISTORY_ENV = "OTRACE_HISTORY"
 DEFAULT_HISTORY = "~/.otrace_history"
 ALT_SCREEN_ON, ALT_SCREEN_OFF, CLEAR_SCREEN = "\x1b[?1049h", "\x1b[?1049l", "\x1b[H\x1b[J"
@@ -119,6 +122,8 @@ class TerminalConsole(Console):
         self._real_streams: tuple[Any, ...] = ()
         self._drain_scheduled = False
         self._typeahead = ""
+        self._terminal_free = threading.Event()  # cleared while pdb owns the terminal
+        self._terminal_free.set()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         try:
@@ -182,8 +187,49 @@ class TerminalConsole(Console):
             app.invalidate()
 
     def read_line(self, prompt: str) -> str | None:
-        default, self._typeahead = self._typeahead, ""
-        return self._prompt(self.prompt_session, auto_lock=True, default=default)
+        while True:
+            self._wait_for_terminal()
+            default, self._typeahead = self._typeahead, ""
+            line = self._prompt(
+                self.prompt_session, auto_lock=True, default=default, pre_run=self._check_terminal
+            )
+            if line is not _SUSPENDED:
+                return line
+
+    # -- handing the terminal to pdb -------------------------------------------------------
+    def on_debugger(self, event: str) -> None:
+        """pdb starts ("enter") or lets go ("leave") in a traced thread.  Any thread."""
+        if event == "enter":
+            with self._state:
+                self._terminal_free.clear()
+                loop = self._loop if self._prompting else None
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._suspend_prompt)
+        else:
+            self._terminal_free.set()
+
+    def _check_terminal(self) -> None:
+        # pdb may have taken the terminal while this prompt was starting
+        if not self._terminal_free.is_set():
+            self._suspend_prompt()
+
+    def _suspend_prompt(self) -> None:
+        app = self.prompt_session.app
+        if app.is_running and app.future is not None and not app.future.done():
+            app.exit(result=_SUSPENDED)
+
+    def _wait_for_terminal(self) -> None:
+        if not self._terminal_free.is_set():
+            self._write(
+                self.stderr, "***otrace shell suspended while pdb runs (continue to return)\n"
+            )
+            while not self._terminal_free.wait(0.5) and not self.stopped:
+                pass
+
+    def _on_context(self, ctx: Any) -> None:
+        if ctx.kind == "breaks":  # BRK: appears or goes away in the prompt
+            self.refresh()
 
     def _auto_lock(self) -> None:
         """``auto_lock`` seconds without input: leave the prompt as if 'lock' was typed."""
@@ -304,9 +350,19 @@ class TerminalConsole(Console):
         proxy_out, proxy_err = _PromptSafeStream(self, real_out), _PromptSafeStream(self, real_err)
         sys.stdout, sys.stderr = proxy_out, proxy_err
         redirected = _redirect_log_streams({real_out: proxy_out, real_err: proxy_err})
+        DEBUGGER_HOOKS.append(self.on_debugger)
+        STORE.on_add.append(self._on_context)
+        STORE.on_remove.append(self._on_context)
         try:
             super().run()
         finally:
+            for hooks, hook in (
+                (DEBUGGER_HOOKS, self.on_debugger),
+                (STORE.on_add, self._on_context),
+                (STORE.on_remove, self._on_context),
+            ):
+                with contextlib.suppress(ValueError):
+                    hooks.remove(hook)
             for handler, stream in redirected:
                 with contextlib.suppress(Exception):
                     handler.setStream(stream)

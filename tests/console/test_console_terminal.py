@@ -328,3 +328,23 @@ def test_auto_lock_after_idle_seconds(terminal):
     terminal.type("pw")
     terminal.send("Enter")
     terminal.wait_last_line("globals>")
+
+
+def test_pdb_action_gets_the_terminal_and_gives_it_back(terminal):
+    for line in ("set safe_mode False", "trace -a pdb -c call Cart.total"):
+        terminal.type(line)
+        terminal.send("Enter")
+    terminal.wait_for(r"^Tracing -a pdb", what="trace set")
+    terminal.type("!import threading; threading.Thread(target=cart.total).start()")
+    terminal.send("Enter")
+    terminal.wait_last_line("(Pdb)")
+    assert "shell suspended while pdb runs" in terminal.screen()
+    terminal.type("p self.items")
+    terminal.send("Enter")
+    terminal.wait_for(r"^\[\]$", what="pdb's answer")
+    terminal.type("c")
+    terminal.send("Enter")
+    terminal.wait_last_line("globals>")
+    terminal.type("pr 40 + 2")
+    terminal.send("Enter")
+    terminal.wait_for(r"^42$", what="the shell answering again")
