@@ -206,3 +206,18 @@ def test_evicted_context_is_reported_stale_and_cd_goes_home(t, sh):
     assert sh.cwd == ("osh", "globals")
     t.out("cd ~~")
     assert t.out("b") == "2"
+
+
+def test_ls_modules_and_time_order(t, sh, shop):
+    import json
+
+    shop.json_module = json
+    assert t.out("ls -m") == "json_module"
+    assert "json_module" in t.out("ls -mc").split() and "Cart" in t.out("ls -mc").split()
+    first = TraceContext("traces", "zeta", "call", {})
+    STORE.add(first)
+    second = TraceContext("traces", "alpha", "call", {})
+    STORE.add(second)
+    t.out("cd /osh/all")
+    assert t.out("ls").split() == sorted([first.id, second.id])
+    assert t.out("ls -t").split() == [first.id, second.id]  # oldest first, not by name
