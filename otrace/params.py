@@ -171,9 +171,16 @@ class Params:
         self.reset()
 
     def reset(self) -> None:
-        """Restore every default (listeners are kept; they are not called)."""
+        """Restore every default; listeners hear of the values that change."""
+        changed = []
         for p in self._table.values():
+            old = self.__dict__.get(p.name, p.default)
             object.__setattr__(self, p.name, p.default)
+            if old != p.default:
+                changed.append((p.name, old, p.default))
+        for name, old, new in changed:
+            for listener in list(self.__dict__.get("_listeners", ())):
+                listener(name, old, new)
 
     def names(self) -> list[str]:
         return sorted(self._table)

@@ -244,7 +244,11 @@ class Site:
         self.keys = keys
         self.self_index = self_index
         self.is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-        # (spec, quick or None, inline constants or None): see refresh() and wrappers.py
+        # (spec, quick or None, inline constants or None): see refresh() and wrappers.py.
+        # ``armed`` is what applies; ``state``, what wrappers read, is ``armed`` only while
+        # trace_active is on (else None), so a wrapper tests one attribute per call.
+        self.armed: tuple[TraceSpec, Callable[[tuple, dict], bool] | None, tuple | None] | None
+        self.armed = None
         self.state: tuple[TraceSpec, Callable[[tuple, dict], bool] | None, tuple | None] | None
         self.state = None
         # set by wrappers.make_wrapper: retune(plan) -> inline constants (or None)
@@ -291,20 +295,27 @@ class Site:
         The inlined filter (``retune``) is used only while ``trace_related`` is off: with it
         on, every call must reach :func:`on_call` (see the ``trace_related`` listener).
         """
+        self.armed = self._pick(force)
+        self.publish()
+
+    def publish(self) -> None:
+        """Show wrappers the armed state while trace_active is on (registry lock held)."""
+        self.state = self.armed if PARAMS.trace_active else None
+
+    def _pick(self, force: bool):
         for key in self.keys:
             spec = _registry.get(key)
             if spec is not None:
-                if not force and self.state is not None and self.state[0] is spec:
-                    return  # unchanged: keep the compiled filter
+                if not force and self.armed is not None and self.armed[0] is spec:
+                    return self.armed  # unchanged: keep the compiled filter
                 predicate = spec.predicate
                 quick = None if predicate is None else compile_quick(predicate, self.params)
                 consts = None
                 if self.retune is not None:
                     plan = None if PARAMS.trace_related else inline_plan(predicate, self.params)
                     consts = self.retune(plan)
-                self.state = (spec, quick, consts)
-                return
-        self.state = None
+                return (spec, quick, consts)
+        return None
 
     def __repr__(self) -> str:
         return f"<Site {self.name}>"
@@ -322,6 +333,10 @@ def _on_param(name: str, old: Any, new: Any) -> None:
     if name == "trace_related" and bool(old) != bool(new):
         with _lock:
             _refresh_all(force=True)
+    elif name == "trace_active" and bool(old) != bool(new):
+        with _lock:
+            for site in list(_sites):
+                site.publish()
 
 
 PARAMS.add_listener(_on_param)
@@ -336,7 +351,7 @@ def add_site(site: Site) -> None:
 def drop_site(site: Site) -> None:
     with _lock:
         _sites.discard(site)
-        site.state = None
+        site.armed = site.state = None
 
 
 def register(spec: TraceSpec) -> None:

@@ -46,7 +46,7 @@ log = get_logger("tracing")
 def _make_sync(site: Site, func: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
-        if state is None or not PARAMS.trace_active:
+        if state is None:  # not traced, or trace_active off
             return func(*args, **kwargs)
         spec, quick, _ = state
         if (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
@@ -78,7 +78,7 @@ _INLINE_SYNC = """
 def _make_sync(site, func):
     def wrapper(*args, **kwargs):
         state = site.state
-        if state is None or not PARAMS.trace_active:
+        if state is None:  # not traced, or trace_active off
             return func(*args, **kwargs)
         spec, quick, c = state
         if c is not None and c[0] == {shape_id}:
@@ -168,7 +168,7 @@ def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | 
 def _make_generator(site: Site, func: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
-        if state is None or not PARAMS.trace_active:
+        if state is None:  # not traced, or trace_active off
             return (yield from func(*args, **kwargs))
         spec, quick, _ = state
         call = (
@@ -191,7 +191,7 @@ def _make_generator(site: Site, func: Callable) -> Callable:
 def _make_coroutine(site: Site, func: Callable) -> Callable:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
-        if state is None or not PARAMS.trace_active:
+        if state is None:  # not traced, or trace_active off
             return await func(*args, **kwargs)
         spec, quick, _ = state
         call = (
@@ -219,7 +219,7 @@ def _make_asyncgen(site: Site, func: Callable) -> Callable:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         inner = func(*args, **kwargs)
         state = site.state
-        if state is None or not PARAMS.trace_active:
+        if state is None:  # not traced, or trace_active off
             spec = call = None
         else:
             spec, quick, _ = state

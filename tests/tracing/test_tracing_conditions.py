@@ -229,3 +229,17 @@ def test_varkw_condition(sample):
     sample.varargs(1, color="red")
     (ctx,) = STORE.recent["traces"]["varargs"]["tr-color==red"].values()
     assert ctx["args"] == (1,) and ctx["kwargs"] == {"color": "red"}
+
+
+def test_trace_active_switches_recording_off_and_on(sample):
+    from otrace.params import PARAMS
+
+    trace(sample.plain, sample, "plain", condition="call")
+    sample.plain(1)
+    assert len(STORE.recent["traces"]["plain"]["tr-call"]) == 1
+    PARAMS.set("trace_active", False)
+    sample.plain(2)  # wrapper stays, records nothing
+    assert len(STORE.recent["traces"]["plain"]["tr-call"]) == 1
+    PARAMS.set("trace_active", True)
+    sample.plain(3)
+    assert len(STORE.recent["traces"]["plain"]["tr-call"]) == 2
