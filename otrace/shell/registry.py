@@ -111,7 +111,8 @@ def lookup(name: str) -> Command:
     try:
         return REGISTRY[name]
     except KeyError:
-        near = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.6)
+        public = [n for n in REGISTRY if not n.startswith("_")]
+        near = difflib.get_close_matches(name, public, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(near)}?" if near else "; type 'help' for the list"
         raise UsageError(f"Unknown command '{name}'{hint}") from None
 

@@ -69,9 +69,8 @@ def pr(sh, args: Args) -> None:
         if _LONE_EQ.search(expr):
             text += "\n(to assign, use 'exec' or '!')"
         if isinstance(exc, NameError) and expr.isidentifier():
-            near = difflib.get_close_matches(
-                expr, list(REGISTRY) + list(sh.aliases), n=3, cutoff=0.6
-            )
+            names = [n for n in REGISTRY if not n.startswith("_")] + list(sh.aliases)
+            near = difflib.get_close_matches(expr, names, n=3, cutoff=0.6)
             if near:
                 text += f"\n(not a command either; did you mean {', '.join(near)}?)"
         sh.out.error(text)

@@ -39,16 +39,17 @@ def help_(sh, args: Args) -> None:
     """Show the commands, one command's help, or every command's synopsis (help *)."""
     if not args.words:
         sh.out.write("Commands:")
-        for row in columns(sorted(REGISTRY), sh.width):
+        for row in columns(sorted(n for n in REGISTRY if not n.startswith("_")), sh.width):
             sh.out.write(row)
         sh.out.write("")
         sh.out.write("A line that is not a command is a Python expression to print (pr).")
         sh.out.write("TAB completes commands, paths and parameters.  'help CMD' for one command,")
         sh.out.write("'help *' for all synopses, 'alias' for the aliases.")
+        sh.out.write("In /osh/web/<user>, lines are JavaScript for that browser.")
         return
     word = args.words[0]
     if word == "*":
-        for name in sorted(REGISTRY):
+        for name in sorted(n for n in REGISTRY if not n.startswith("_")):  # _web: internal
             cmd = REGISTRY[name]
             sh.out.write(f"{cmd.usage:<50} # {cmd.summary}")
         sh.out.write("In code: otrace.traceassert(condition, label=..., action=...)")
