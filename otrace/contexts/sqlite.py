@@ -228,6 +228,11 @@ class PickleWriter:
     def _start(self, conn: sqlite3.Connection) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # Held by the writer thread while it pickles and talks to SQLite, and taken around
+        # os.fork() (see _before_fork), so a child never inherits SQLite or pickle state
+        # half-way through a write -- the classic fork-with-threads deadlock.
+        self._io_lock = threading.Lock()
+        _WRITERS.add(self)
         self._queue: queue.Queue[Any] = queue.Queue(self._queue_size)
         if self._max_file_bytes:
             page = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -325,17 +330,18 @@ class PickleWriter:
                     break
             rows = []
             markers = []
-            for item in items:
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, _Flush):
-                    markers.append(item)
-                elif isinstance(item, Snapshot):
-                    row = self._encode(item)
-                    if row is not None:
-                        rows.append(row)
-            if rows:
-                self._write(conn, rows)
+            with self._io_lock:
+                for item in items:
+                    if item is _STOP:
+                        stop = True
+                    elif isinstance(item, _Flush):
+                        markers.append(item)
+                    elif isinstance(item, Snapshot):
+                        row = self._encode(item)
+                        if row is not None:
+                            rows.append(row)
+                if rows:
+                    self._write(conn, rows)
             for marker in markers:
                 marker.done.set()
         try:
@@ -402,6 +408,33 @@ class PickleWriter:
 
 
 _LEAKED: list[sqlite3.Connection] = []
+_WRITERS: weakref.WeakSet[PickleWriter] = weakref.WeakSet()
+_HELD: list[PickleWriter] = []
+
+
+def _before_fork() -> None:
+    """Wait until no writer thread is inside SQLite or pickle, and keep it out during fork."""
+    for w in list(_WRITERS):
+        w._io_lock.acquire()
+        _HELD.append(w)
+
+
+def _after_fork_in_parent() -> None:
+    while _HELD:
+        _HELD.pop()._io_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # the writer threads did not come along; their locks are ours to drop
+    while _HELD:
+        _HELD.pop()._io_lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 class _Hook:

@@ -64,8 +64,12 @@ def main() -> None:
             if pid == 0:
                 for i in range(count):
                     STORE.add(persist_shapes.make_simple(i))
-                sqlite.flush(30)
-                os._exit(0 if sqlite.writer().written == count else 3)
+                flushed = sqlite.flush(30)
+                w = sqlite.writer()
+                if w.written != count:  # say why, for the test's failure message
+                    print(json.dumps({"child": os.getpid(), "flushed": flushed, **w.stats()}),
+                          file=sys.stderr, flush=True)
+                os._exit(0 if w.written == count else 3)
             children.append(pid)
         codes = [os.waitpid(pid, 0)[1] for pid in children]
         STORE.add(persist_shapes.make_simple(-2))
