@@ -124,6 +124,8 @@ class TerminalConsole(Console):
         self._typeahead = ""
         self._terminal_free = threading.Event()  # cleared while pdb owns the terminal
         self._terminal_free.set()
+        self._out_of_prompt = threading.Event()  # set while no prompt is on the screen
+        self._out_of_prompt.set()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         try:
@@ -191,7 +193,7 @@ class TerminalConsole(Console):
             self._wait_for_terminal()
             default, self._typeahead = self._typeahead, ""
             line = self._prompt(
-                self.prompt_session, auto_lock=True, default=default, pre_run=self._check_terminal
+                self.prompt_session, main=True, default=default, pre_run=self._check_terminal
             )
             if line is not _SUSPENDED:
                 return line
@@ -206,6 +208,11 @@ class TerminalConsole(Console):
             if loop is not None:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._suspend_prompt)
+                # let the prompt leave the screen before pdb writes to it (bounded wait)
+                self._out_of_prompt.wait(2.0)
+            self._write(
+                self.stderr, "***otrace shell suspended while pdb runs (continue to return)\n"
+            )
         else:
             self._terminal_free.set()
 
@@ -220,12 +227,9 @@ class TerminalConsole(Console):
             app.exit(result=_SUSPENDED)
 
     def _wait_for_terminal(self) -> None:
-        if not self._terminal_free.is_set():
-            self._write(
-                self.stderr, "***otrace shell suspended while pdb runs (continue to return)\n"
-            )
-            while not self._terminal_free.wait(0.5) and not self.stopped:
-                pass
+        # the 0.5 s wake-ups only happen while pdb runs, to notice stop()
+        while not self._terminal_free.wait(0.5) and not self.stopped:
+            pass
 
     def _on_context(self, ctx: Any) -> None:
         if ctx.kind == "breaks":  # BRK: appears or goes away in the prompt
@@ -243,26 +247,31 @@ class TerminalConsole(Console):
         except KeyboardInterrupt:
             return None
 
-    def _prompt(self, ps: PromptSession[str], auto_lock: bool = False, **kwargs: Any) -> str | None:
+    def _prompt(self, ps: PromptSession[str], main: bool = False, **kwargs: Any) -> str | None:
         """Show a prompt on the console's loop; None at Ctrl-D or after stop().
 
-        With ``auto_lock`` and a password set, ``auto_lock`` idle seconds end the prompt with
-        'lock' (one timer on the console's own loop; nothing polls).
+        ``main`` is the command prompt (not a password prompt): it is not drawn while pdb
+        owns the terminal, and with ``auto_lock`` and a password set, ``auto_lock`` idle
+        seconds end it with 'lock' (one timer on the console's own loop; nothing polls).
         """
         with self._state:
             if self.stopped or self._loop is None:
                 return None
+            if main and not self._terminal_free.is_set():
+                return _SUSPENDED  # pdb has just taken the terminal: draw nothing
             self._prompting = True
             loop = self._loop
         params = self.shell.session.params
         timer = None
-        if auto_lock and params.auto_lock > 0 and params.password:
+        if main and params.auto_lock > 0 and params.password:
             timer = loop.call_later(params.auto_lock, self._auto_lock)
+        self._out_of_prompt.clear()
         try:
             return loop.run_until_complete(ps.prompt_async(**kwargs))
         except EOFError:
             return None
         finally:
+            self._out_of_prompt.set()
             if timer is not None:
                 timer.cancel()
             with self._state:
@@ -293,7 +302,9 @@ class TerminalConsole(Console):
         ``echo``: also pass it to the shell's echo_callback (our own output, not the program's).
         """
         with self._state:
-            if not (self._prompting or (whole and self._repeating)):
+            # while pdb owns the terminal (no prompt shown) text goes straight out, in order
+            direct = not self._terminal_free.is_set() and not self._prompting
+            if direct or not (self._prompting or (whole and self._repeating)):
                 self._put(stream, self._partial.pop(id(stream), "") + text, echo)
                 return
             if not whole:
