@@ -109,7 +109,6 @@ class OShell:
         self._shutdown_lock = threading.Lock()
         self._quit_at_start = False
         self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
-        self._finished = threading.Event()
         OShell.instance = self
         from otrace.contexts import sqlite
 
@@ -117,11 +116,7 @@ class OShell:
         logparams.install()
         if eventloop_callback is not None:
             self.session.hooks["eventloop_callback"] = eventloop_callback
-            self._set_eventloop_callback(eventloop_callback)
-
-    @staticmethod
-    def _set_eventloop_callback(callback) -> None:
-        holds.set_eventloop_callback(callback)
+            holds.set_eventloop_callback(eventloop_callback)
 
     # -- running ------------------------------------------------------------------------
     def loop(self, wait_to_run: bool = False) -> None:
@@ -159,7 +154,6 @@ class OShell:
                 self.console.run()
         finally:
             log.remove_sink(self.console.announce)
-            self._finished.set()
             if not self.no_input:
                 self.shutdown()
 

@@ -83,8 +83,6 @@ class ContextStore:
                     if old.id not in self._saved_ids:
                         self.all.pop(old.id, None)
                     evicted.append(old)
-                if evicted and self._newest in evicted:  # pragma: no cover - newest is ctx
-                    self._newest = self._latest()
         self._notify(self.on_add, ctx)
         for old in evicted:
             if old.id not in self._saved_ids:
@@ -149,12 +147,6 @@ class ContextStore:
             ctxs = list(self.all.values())
         hits = [c for c in ctxs if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
         return sorted(hits, key=lambda c: c.created)
-
-    def pending(self) -> list[TraceContext]:
-        """Contexts whose break or hold is still waiting, oldest first."""
-        with self._lock:
-            ctxs = [c for c in self.all.values() if c.live is not None]
-        return sorted(ctxs, key=lambda c: c.created)
 
     def is_saved(self, ctx: TraceContext) -> bool:
         return ctx.id in self._saved_ids

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import codeop
-import sys
 import traceback
 from typing import Any
 
@@ -88,7 +87,3 @@ def format_exception(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
-
-
-def running_python() -> str:
-    return sys.version.split()[0]

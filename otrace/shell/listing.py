@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otrace.contexts import safe_repr, safe_str
+from otrace.contexts.capture import LazyText
 
 ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down"})
 
@@ -50,7 +51,7 @@ def render_value(value: Any, limit: int = 300) -> str:
         items = [safe_str(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
         text = "[" + ", ".join(items) + "]"
         return text if len(text) <= limit else text[:limit] + "..."
-    if type(value).__name__ == "LazyText":
+    if isinstance(value, LazyText):
         return safe_str(value, limit)
     return safe_repr(value, limit)
 

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from otrace import holds
 from otrace.contexts import STORE, ContextStore, TraceContext
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
@@ -38,7 +39,7 @@ from otrace.shell import evaluate
 from otrace.shell.output import Result
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
 from otrace.vfs import Resolved, Tree, as_dir, paths
-from otrace.vfs.nodes import DirNamespace, FsPath
+from otrace.vfs.nodes import DirNamespace
 from otrace.vfs.paths import Parts
 
 GLOBALS: Parts = ("osh", "globals")
@@ -176,7 +177,7 @@ class Session:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
         if self._pending or "collect_line" in self.hooks:
             return "... "
-        prefix = "BRK:" if any(c.kind == "breaks" for c in self.store.pending()) else ""
+        prefix = "BRK:" if any(c.kind == "breaks" for c in holds.pending()) else ""
         parts = self.cwd
         if not parts:
             return prefix + "/> "
@@ -474,7 +475,3 @@ def _pythonize(arg: str) -> str:
     if eq and name.isidentifier():
         return f"{name}={_pythonize(value)}"
     return repr(arg)
-
-
-def fs_path(parts: Parts) -> FsPath:
-    return FsPath(paths.render(parts))

@@ -11,7 +11,7 @@ import signal
 import sys
 
 import otrace
-from otrace import log
+from otrace import holds, log
 from otrace.contexts import STORE, TraceContext
 from otrace.params import PARAMS
 
@@ -42,15 +42,10 @@ def on_usr1(signum, frame):
     logging.getLogger("app").info("logged-by-program")
 
 
-class _Live:
-    def release(self, value=None):
-        pass
-
-
 def on_usr2(signum, frame):
     """A break became pending (as tracing would record it); the prompt must show BRK:."""
     ctx = TraceContext("breaks", "Cart.total")
-    ctx.live = _Live()
+    holds.new_break(ctx)  # registered as waiting, as the tracing engine does
     STORE.add(ctx)
     shell.console.refresh()
 

@@ -67,8 +67,11 @@ def main() -> None:
                 flushed = sqlite.flush(30)
                 w = sqlite.writer()
                 if w.written != count:  # say why, for the test's failure message
-                    print(json.dumps({"child": os.getpid(), "flushed": flushed, **w.stats()}),
-                          file=sys.stderr, flush=True)
+                    print(
+                        json.dumps({"child": os.getpid(), "flushed": flushed, **w.stats()}),
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 os._exit(0 if w.written == count else 3)
             children.append(pid)
         codes = [os.waitpid(pid, 0)[1] for pid in children]
