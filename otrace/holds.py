@@ -26,6 +26,7 @@ Thread rules:
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 import threading
 from collections.abc import Callable
@@ -53,6 +54,47 @@ def set_eventloop_callback(callback: Callable[[Callable[[], None]], Any] | None)
     """
     global _eventloop_callback
     _eventloop_callback = callback
+
+
+def eventloop_callback() -> Callable[[Callable[[], None]], Any] | None:
+    """The program's thread-safe door to its event loop, if one was set.  Any thread."""
+    return _eventloop_callback
+
+
+def call_on_loop(
+    func: Callable[[], Any],
+    timeout: float = 10.0,
+    callback: Callable[[Callable[[], None]], Any] | None = None,
+) -> Any:
+    """Run ``func`` on the program's event loop and wait for its result.
+
+    The call goes through ``callback`` (default: the door set with
+    :func:`set_eventloop_callback`); without any door, or on a thread that runs an event
+    loop itself (waiting would deadlock), ``func`` runs right here.  ``func``'s exception is
+    re-raised here.  TimeoutError if the loop has not started ``func`` within ``timeout``
+    seconds -- it then never runs; once started, it is waited for.  For other threads (the
+    shell's).
+    """
+    door = callback if callback is not None else _eventloop_callback
+    if door is None or running_loop() is not None:
+        return func()
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+
+    def job() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(func())
+        except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
+            fut.set_exception(exc)
+
+    door(job)
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        if fut.cancel():
+            raise TimeoutError(f"the event loop did not run {func!r} within {timeout:g}s") from None
+        return fut.result()
 
 
 def running_loop() -> Any:

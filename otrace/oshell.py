@@ -115,7 +115,6 @@ class OShell:
         sqlite.install(workdir=work_dir or os.getcwd())  # so `set pickle_file` writes
         logparams.install()
         if eventloop_callback is not None:
-            self.session.hooks["eventloop_callback"] = eventloop_callback
             holds.set_eventloop_callback(eventloop_callback)
 
     # -- running ------------------------------------------------------------------------

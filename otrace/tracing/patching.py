@@ -35,8 +35,6 @@ from __future__ import annotations
 import __future__
 
 import ast
-import asyncio
-import concurrent.futures
 import inspect
 import linecache
 import sys
@@ -47,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from otrace import holds
 from otrace.errors import PatchError
 
 EventloopCallback = Callable[[Callable[[], Any]], Any]
@@ -402,37 +401,17 @@ def _uninstall(p: Patch) -> None:
 def run_on_loop(
     func: Callable[[], Any], eventloop_callback: EventloopCallback | None, timeout: float = 10.0
 ) -> Any:
-    """Run ``func`` through ``eventloop_callback`` and wait for it (directly without one).
+    """Make the change on the program's loop (``eventloop_callback``, else the process-wide
+    door of :mod:`otrace.holds`; directly without either) and wait for it.
 
-    Called on a thread that is running an asyncio loop, ``func`` runs directly (waiting
-    would deadlock).  PatchError if the loop does not run it within ``timeout`` seconds.
+    PatchError if the loop does not start it within ``timeout`` seconds (nothing changed).
     """
-    if eventloop_callback is None:
-        return func()
     try:
-        asyncio.get_running_loop()
-        return func()
-    except RuntimeError:
-        pass
-    fut: concurrent.futures.Future = concurrent.futures.Future()
-
-    def job() -> None:
-        if not fut.set_running_or_notify_cancel():
-            return
-        try:
-            fut.set_result(func())
-        except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
-            fut.set_exception(exc)
-
-    eventloop_callback(job)
-    try:
-        return fut.result(timeout)
-    except concurrent.futures.TimeoutError:
-        if fut.cancel():
-            raise PatchError(
-                f"The event loop did not run the change within {timeout:g}s; nothing changed"
-            ) from None
-        return fut.result()
+        return holds.call_on_loop(func, timeout, eventloop_callback)
+    except TimeoutError:
+        raise PatchError(
+            f"The event loop did not run the change within {timeout:g}s; nothing changed"
+        ) from None
 
 
 def patch(

@@ -8,6 +8,7 @@ import threading
 import pytest
 from tornado.ioloop import IOLoop
 
+from otrace import holds
 from otrace.errors import PatchError
 from otrace.tracing import patching as engine
 from tests.shell.conftest import Transcript
@@ -29,6 +30,7 @@ def loop_thread():
     thread.start()
     ready.wait(5)
     yield box
+    holds.set_eventloop_callback(None)
     loop = box["loop"]
     loop.add_callback(loop.stop)
     thread.join(5)
@@ -46,7 +48,7 @@ def test_edit_and_unpatch_run_on_the_loop(prog, sh, patchfile, loop_thread):
 
         loop.add_callback(job)
 
-    sh.hooks["eventloop_callback"] = on_loop
+    holds.set_eventloop_callback(on_loop)  # the program's door, as OShell/attach set it
     t = Transcript(sh)
     assert (
         t.out("edit plain < " + patchfile("def plain(a, b=2):\n    return 'on loop'\n"))

@@ -3,7 +3,8 @@
 The new source comes from the editor, from a file (``edit X < /path``) or from the lines that
 follow (``edit X <<EOF`` ... ``EOF``, for scripts and .trc files; or the ``here_doc`` given
 to ``OShell.execute``).  The change itself is made by :mod:`otrace.tracing.patching`, on the
-program's event loop when the front end provides ``hooks["eventloop_callback"]``.
+program's event loop through the program's door to it (``OShell(eventloop_callback=...)``
+or ``otrace.tornado.attach``; see :func:`otrace.holds.call_on_loop`).
 
 Threads: the commands run in the console's thread; the editor runs synchronously there.
 """
@@ -150,7 +151,6 @@ def apply_patch(sh, parent: Any, attr: str, name: str, source: str, force: bool)
         source,
         name=name,
         repatch=force,
-        eventloop_callback=sh.hooks.get("eventloop_callback"),
     )
     sh.patches[name] = p.function
     sh.out.write(f"Patched {name}")
@@ -269,7 +269,7 @@ def unpatch(sh, args: Args) -> None:
 
 def _unpatch_one(sh, name: str) -> None:
     try:
-        engine.unpatch(name, eventloop_callback=sh.hooks.get("eventloop_callback"))
+        engine.unpatch(name)
     except PatchError:
         sh.patches.pop(name, None)
         raise
