@@ -182,7 +182,8 @@ def build_chain(
 
     Every frame gets ``__trc`` with ``frame``, ``funcname`` and ``module`` (the name of its
     globals' module, so evaluation can find the globals again, even post-mortem); each outer one is a
-    :class:`FrameContext` reached through ``__up``, and links back with ``__down``.  The
+    :class:`FrameContext` reached through ``__up``, and links back with ``__down`` (the
+    root's own ``__down`` link is made when the :class:`TraceContext` is constructed).  The
     root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
     ``outer_locals`` False only the innermost frame's locals are copied.  An outer frame
     running module-level code keeps no variables (they are the module's globals, browsable
@@ -226,13 +227,6 @@ def build_chain(
     if frames:
         root_trc["argvalues"] = arg_names(frames[-1][0])
     return root_values, root_trc
-
-
-def link_down(root: dict[str, Any]) -> None:
-    """Point the innermost outer frame's ``__down`` at the (now constructed) root."""
-    up = root.get("__up")
-    if isinstance(up, FrameContext):
-        up["__down"] = root
 
 
 def capture_exception(

@@ -126,6 +126,9 @@ class TraceContext(FrameContext):
         created: float | None = None,
     ):
         super().__init__(values, trc)
+        up = self.get("__up")
+        if isinstance(up, FrameContext):
+            up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()
         self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))
         kind_, self.name, self.ctxid, self.timestamp = parse_trace_id(self.id)

@@ -85,7 +85,6 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
         has_self = self_obj is not None
     name = f"{type(self_obj).__name__}.{funcname}" if has_self else funcname
     ctx = TraceContext(kind, name, label, values, trc)
-    capture.link_down(ctx)
     live: holds.Break | holds.Hold | None = None
     if kind == "breaks":
         live = holds.new_break(ctx)

@@ -583,7 +583,6 @@ def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
         ctx = TraceContext("exceptions", site.name, type(exc).__name__, values, trc)
-        capture.link_down(ctx)
         STORE.add(ctx)
         say(ctx.id)
     except Exception:

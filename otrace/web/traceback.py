@@ -421,7 +421,6 @@ def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any
     trc["request"] = f"{handler.request.method} {handler.request.uri}"
     name = f"{type(handler).__name__}.{(handler.request.method or 'get').lower()}"
     ctx = TraceContext("exceptions", name, exc_type.__name__, values, trc)
-    _capture.link_down(ctx)
     STORE.add(ctx)
     return ctx
 

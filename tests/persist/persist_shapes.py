@@ -14,7 +14,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from otrace.contexts.capture import capture_exception, link_down
+from otrace.contexts.capture import capture_exception
 from otrace.contexts.record import TraceContext
 
 
@@ -75,7 +75,6 @@ def make_context(n: int = 3, extra=None, name: str = "Cart.boom") -> TraceContex
         values.setdefault("sock_in_root", sock)
         values.setdefault("file_in_root", fh)
         ctx = TraceContext("exceptions", name, "ZeroDivisionError", values, trc)
-        link_down(ctx)
         return ctx
     finally:
         sock.close()

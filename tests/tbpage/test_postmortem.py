@@ -52,7 +52,6 @@ def stored_context():
     except ZeroDivisionError as exc:
         values, trc = cap.capture_exception(exc, exc.__traceback__, None, context_lines=9)
     ctx = TraceContext("exceptions", "order", "ZeroDivisionError", values, trc)
-    cap.link_down(ctx)
     return pickle.loads(pickle.dumps(plain(ctx)))
 
 
@@ -107,7 +106,6 @@ WRITER = textwrap.dedent("""
     except ZeroDivisionError as exc:
         values, trc = capture.capture_exception(exc, exc.__traceback__, None, context_lines=9)
     ctx = TraceContext("exceptions", "order", "ZeroDivisionError", values, trc)
-    capture.link_down(ctx)
     STORE.add(ctx)
     assert sqlite.flush(10)
     print(ctx.id)
