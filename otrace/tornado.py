@@ -119,7 +119,7 @@ def stop_on_shutdown(
     loop: IOLoop | None = None,
     on_stop: Callable[[], Any] | None = None,
 ) -> None:
-    """Stop ``loop`` (after releasing every hold) when ``shell`` shuts down.
+    """Stop ``loop`` when ``shell`` shuts down (which has already released every hold).
 
     ``on_stop`` replaces ``loop.stop`` -- e.g. ``stopped.set`` of an :class:`asyncio.Event`
     that ``main`` awaits under ``asyncio.run``.  The shell calls back at shutdown (from its
@@ -129,8 +129,7 @@ def stop_on_shutdown(
     target = loop or IOLoop.current()
 
     def stop() -> None:
-        holds.release_all("shutdown")
-        # let the released handlers finish their responses before stopping
+        # one more turn of the loop: the released handlers finish their responses first
         target.add_callback(on_stop or target.stop)
 
     shell.on_shutdown.append(lambda: target.add_callback(stop))
