@@ -297,6 +297,20 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
     )
 
 
+def module_globals(module: str, live: bool) -> dict[str, Any] | None:
+    """The globals a captured frame ran with, when this process has them.
+
+    That is the namespace of the frame's module (``__trc["module"]``) if it is loaded here;
+    None for an unknown module, and for ``__main__`` of a stored (not ``live``) context --
+    this process's ``__main__`` is another program.  Any thread.
+    """
+    mod = sys.modules.get(module) if module else None
+    if mod is None or (module == "__main__" and not live):
+        return None
+    ns = getattr(mod, "__dict__", None)
+    return ns if isinstance(ns, dict) else None
+
+
 def current_task_name() -> str | None:
     """Name of the asyncio task running in this thread, if any (no asyncio import cost)."""
     aio = sys.modules.get("asyncio")

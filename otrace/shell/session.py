@@ -32,6 +32,7 @@ from typing import Any
 
 from otrace import holds
 from otrace.contexts import STORE, ContextStore, TraceContext
+from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.params import PARAMS, Params
@@ -224,11 +225,10 @@ class Session:
         except OTraceError:
             pass
         if ctx is not None:
-            import sys
-
-            module = sys.modules.get(ctx["__trc"].get("module", "") or "")
-            if module is not None:
-                return module.__dict__
+            live = self.cwd[1:2] != ("pickled",)  # a stored context's __main__ is not ours
+            ns = module_globals(ctx["__trc"].get("module", "") or "", live)
+            if ns is not None:
+                return ns
         return self.globals
 
     # -- input lines --------------------------------------------------------------------

@@ -39,6 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from otrace.contexts.capture import module_globals
 from otrace.contexts.record import parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
 
@@ -251,11 +252,9 @@ def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
 
 def frame_globals(module: str, live: bool, fresh: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Globals for evaluating in a frame of ``module`` (see the module docstring)."""
-    mod = sys.modules.get(module) if module else None
-    if mod is not None and (live or module != "__main__"):
-        ns = getattr(mod, "__dict__", None)
-        if isinstance(ns, dict):
-            return ns
+    ns = module_globals(module, live)
+    if ns is not None:
+        return ns
     if module not in fresh:
         fresh[module] = {"__name__": module or "__otrace_eval__", "__builtins__": builtins}
     return fresh[module]
