@@ -46,3 +46,77 @@ def safe_str(obj: object, limit: int = 2000) -> str:
     if len(text) > limit:
         text = text[:limit] + "..."
     return text
+
+
+_SCALARS = (int, float, complex, bool, type(None), bytes, str)
+
+
+def brief(obj: object, limit: int = 200) -> str:
+    """A bounded text for a value that runs no code of the program's.
+
+    Exact built-in scalars and containers (``list``, ``tuple``, ``dict``, ``set``) are shown
+    like ``repr`` (long strings cut before they are quoted, containers cut after a few items);
+    anything else -- instances of program classes, subclasses of built-ins -- as
+    ``object.__repr__`` (``<module.Class object at 0x...>``), and an exception as its type
+    and ``brief`` of its arguments.  For trace announcements and argument summaries made on
+    the traced thread, where a program ``__repr__``/``__str__`` could call traced code,
+    block, or be arbitrarily slow.
+    """
+    out: list[str] = []
+    _brief(obj, out, limit, 3)
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _brief(obj: object, out: list[str], budget: int, depth: int) -> None:
+    kind = type(obj)
+    if kind is str:
+        text = obj if len(obj) <= budget else obj[:budget]  # type: ignore[index, arg-type]
+        out.append(repr(text) + ("..." if text is not obj else ""))
+    elif kind is bytes:
+        out.append(repr(obj[:budget]))  # type: ignore[index]
+    elif kind in _SCALARS:
+        out.append(repr(obj) if kind is not int or obj.bit_length() < 200 else "<big int>")  # type: ignore[attr-defined]
+    elif kind in (list, tuple, set, frozenset, dict):
+        if depth <= 0:
+            out.append(f"<{kind.__name__} of {len(obj)}>")  # type: ignore[arg-type]
+            return
+        open_, close = {list: "[]", tuple: "()", dict: "{}", set: "{}", frozenset: "{}"}[kind]
+        start = len(out)
+        out.append(open_)
+        items = list(obj.items()) if kind is dict else list(obj)  # type: ignore[attr-defined]
+        for n, item in enumerate(items[:10]):
+            if n:
+                out.append(", ")
+            if sum(map(len, out[start:])) > budget:
+                out.append("...")
+                break
+            if kind is dict:
+                _brief(item[0], out, 40, depth - 1)
+                out.append(": ")
+                _brief(item[1], out, 60, depth - 1)
+            else:
+                _brief(item, out, 60, depth - 1)
+        else:
+            if len(items) > 10:
+                out.append(", ...")
+        if kind is tuple and len(items) == 1:
+            out.append(",")
+        out.append(close)
+    elif isinstance(obj, BaseException):
+        out.append(f"{kind.__name__}(")
+        args = BaseException.args.__get__(obj)  # the slot, never a property of a subclass
+        for n, arg in enumerate(args[:3]):
+            if n:
+                out.append(", ")
+            _brief(arg, out, 100, depth - 1)
+        out.append(")")
+    else:
+        out.append(object.__repr__(obj))
+
+
+def exc_text(exc: BaseException, limit: int = 300) -> str:
+    """``str(exc)`` for the usual exception (its string arguments), without its ``__str__``."""
+    args = BaseException.args.__get__(exc)
+    text = ", ".join(a if type(a) is str else brief(a, 100) for a in args[:3])
+    return text if len(text) <= limit else text[:limit] + "..."

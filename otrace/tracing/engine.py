@@ -33,7 +33,7 @@ from typing import Any
 from otrace import holds
 from otrace.contexts import capture
 from otrace.contexts.record import TraceContext
-from otrace.contexts.safe import safe_repr, safe_str
+from otrace.contexts.safe import brief, exc_text, safe_str
 from otrace.contexts.store import STORE
 from otrace.log import announce, get_logger
 from otrace.params import PARAMS
@@ -205,7 +205,7 @@ class TraceSpec:
         text = (
             safe_str(exc, 300)
             if isinstance(exc, ConditionError)
-            else f"{type(exc).__name__}: {safe_str(exc, 300)}"
+            else f"{type(exc).__name__}: {exc_text(exc)}"
         )
         self.errors += 1
         self.last_error = text
@@ -254,6 +254,8 @@ class Site:
         # set by wrappers.make_wrapper: retune(plan) -> inline constants (or None)
         self.retune: Callable[[tuple | None], tuple | None] | None = None
         self.wrapper: Callable | None = None
+        # set by instrument.instrument: on_state(state) swaps the function's code
+        self.on_state: Callable[[tuple | None], None] | None = None
         self._sig: inspect.Signature | None = None
         self._params: dict[str, tuple] | None = None
         self.varargs: str | None = None
@@ -301,6 +303,8 @@ class Site:
     def publish(self) -> None:
         """Show wrappers the armed state while trace_active is on (registry lock held)."""
         self.state = self.armed if PARAMS.trace_active else None
+        if self.on_state is not None:
+            self.on_state(self.state)
 
     def _pick(self, force: bool):
         for key in self.keys:
@@ -490,8 +494,10 @@ class Call:
 
 def _value_text(value: Any) -> str:
     if isinstance(value, type):
-        return value.__name__
-    return safe_str(value, 200)
+        return type.__dict__["__name__"].__get__(value)
+    if type(value) is str:  # as typed in conditions: unquoted
+        return value if len(value) <= 200 else value[:200] + "..."
+    return brief(value, 200)
 
 
 def format_call_args(call: Call) -> str:
@@ -501,7 +507,7 @@ def format_call_args(call: Call) -> str:
     for name, value in call.arguments().items():
         if name == varargs:
             if value:
-                parts.append(safe_repr(value, 200))
+                parts.append(brief(value, 200))
         else:
             parts.append(f"{name}={_value_text(value)}")
     return ", ".join(parts)
@@ -523,10 +529,15 @@ def _evaluate(spec: TraceSpec, predicate: Predicate, call: Call) -> str | None:
         return None
 
 
-def on_call(site: Site, spec: TraceSpec, args: tuple, kwargs: dict) -> Call | None:
-    """Call-time processing; returns the Call if anything remains to do at return."""
+def on_call(
+    site: Site, spec: TraceSpec, args: tuple, kwargs: dict, frame: FrameType | None = None
+) -> Call | None:
+    """Call-time processing; returns the Call if anything remains to do at return.
+
+    ``frame`` is the caller's frame (default: the frame calling this function).
+    """
     try:
-        call = Call(site, spec, args, kwargs, sys._getframe(1))
+        call = Call(site, spec, args, kwargs, frame if frame is not None else sys._getframe(1))
         predicate = spec.predicate
         if predicate is None:
             _related(call)
@@ -554,7 +565,7 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         if ctx is not None:
             ctx.trc["return_value"] = result
             if spec.log_return:
-                say(f"{ctx.id} return {safe_str(result, 500)}")
+                say(f"{ctx.id} return {brief(result, 500)}")
             return None
         call.result, call.returned = result, True
         label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
@@ -573,12 +584,18 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         return None
 
 
-def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
-    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function."""
+def on_exception(
+    site: Site, spec: TraceSpec, exc: BaseException, caller: FrameType | None = None
+) -> None:
+    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function for ``caller``.
+
+    ``caller`` defaults to the caller of the frame calling this function (a wrapper's).
+    """
     try:
-        wrapper_frame = sys._getframe(1)
+        if caller is None:
+            caller = sys._getframe(1).f_back
         values, trc = capture.capture_exception(
-            exc, exc.__traceback__, wrapper_frame.f_back, deep=PARAMS.deep_copy
+            exc, exc.__traceback__, caller, deep=PARAMS.deep_copy
         )
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
@@ -624,7 +641,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     STORE.add(ctx)
     say(f"{ctx.id} {argstr}")
     if at_return:
-        say(f"{ctx.id} return {safe_str(call.result, 500)}")
+        say(f"{ctx.id} return {brief(call.result, 500)}")
     if note:
         say(f"{ctx.id}: {note}")
     if isinstance(live, holds.Break):

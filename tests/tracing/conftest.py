@@ -7,11 +7,24 @@ import pytest
 from otrace import holds, log
 from otrace.contexts.store import STORE
 from otrace.params import PARAMS
-from otrace.tracing import unwrap_all
+from otrace.tracing import instrument, unwrap_all
+
+
+@pytest.fixture(autouse=True, params=["inplace", "wrapper"])
+def backend(request):
+    """Every tracing test runs with functions instrumented in place, and with wrappers."""
+    instrument.FORCE_WRAPPER = request.param == "wrapper"
+    yield request.param
+    instrument.FORCE_WRAPPER = False
+
+
+def original_of(func):
+    """The program's function below a tracing wrapper (itself when traced in place)."""
+    return getattr(func, "_otrace_orig_function", func)
 
 
 @pytest.fixture(autouse=True)
-def clean_engine():
+def clean_engine(backend):
     PARAMS.reset()
     STORE.clear()
     yield
