@@ -19,9 +19,12 @@ def get_logger(name: str) -> logging.Logger:
 # -- announcements -----------------------------------------------------------------------
 # Trace events ("Cart.boom:ex-ZeroDivisionError:261121-04-40-49") are announced to the
 # operator as they happen, from whichever thread traced them.  A console registers a sink
-# that prints above its prompt; with no sink they go to stderr.
+# that prints above its prompt; with no sink they go to the ``otrace.announce`` logger at
+# INFO (never to sys.stderr directly: the program owns its stderr, and test runners such as
+# Tornado's fail a run that writes to it).
 
 _sinks: list = []
+_announce_log = logger.getChild("announce")
 
 
 def add_sink(sink) -> None:
@@ -34,14 +37,16 @@ def remove_sink(sink) -> None:
         _sinks.remove(sink)
 
 
-def announce(text: str) -> None:
-    """Tell the operator about a trace event.  Safe from any thread; never raises."""
+def announce(text: str, level: int = logging.INFO) -> None:
+    """Tell the operator about a trace event.  Safe from any thread; never raises.
+
+    ``level`` is used only without a console: WARNING for what the operator must see even
+    when the program configured no logging (Python then prints warnings to stderr).
+    """
     sinks = list(_sinks)
     if not sinks:
-        import sys
-
         try:
-            sys.stderr.write(text + "\n")
+            _announce_log.log(level, "%s", text)
         except Exception:
             pass
         return

@@ -6,8 +6,10 @@ exceptions leave a function only to be caught at once by its caller -- ``KeyErro
 ``StopIteration`` from ``__next__`` -- and recording those costs a stack capture each and tells
 nothing.  :func:`leaves` looks at the instruction the caller is executing, finds the
 exception-table entry covering it (3.11+), and follows the ``except`` clauses at the handler:
-a bare ``except:`` or a clause naming a class (a global or builtin name, ``module.Name``, or
-a tuple of those) that the exception is an instance of means handled.  Anything it cannot
+a clause naming a specific class (a global or builtin name, ``module.Name``, or a tuple of
+those) that the exception is an instance of means handled -- flow control.  A catch-all
+(bare ``except:``, ``except Exception``, ``except BaseException``) is error handling (a
+server turning any error into a 500), so that exception is recorded.  Anything it cannot
 decide without running program code (a ``with`` block whose ``__exit__`` may swallow it, a
 clause naming a local variable, ``finally``) counts as *not* handled, so the exception is
 recorded.  ``StopIteration``, ``StopAsyncIteration`` and ``GeneratorExit`` are flow control,
@@ -24,6 +26,7 @@ from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 _FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
+_CATCH_ALL = (Exception, BaseException)
 # Types of constants that mark a handler as otrace's own (it records and re-raises).
 RERAISING: set[type] = set()
 _LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
@@ -147,9 +150,10 @@ def leaves(exc: BaseException, caller: FrameType | None) -> bool:
     mro = type(exc).__mro__
     for paths in clauses:
         if not paths:
-            return False
+            return True  # bare except: error handling, not flow control
         for path in paths:
             cls = _resolve(path, caller)
             if isinstance(cls, type) and cls in mro:
-                return False
+                # ``except Exception`` is how servers turn errors into responses: record
+                return cls in _CATCH_ALL
     return True

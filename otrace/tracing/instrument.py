@@ -450,10 +450,15 @@ def _instrumented_node(
         _load("Exception"), None, [ast.Expr(_probe("exc")), ast.Raise(None, None)]
     )
     wrapped = ast.Try(body=body, handlers=[handler], orelse=[], finalbody=[])
+    # What otrace adds sits on the ``def`` line: a debugger started by the call hook then
+    # stops at the body's first line (a new line event), and tracebacks never point at it.
+    where = ast.Pass()
+    where.lineno = where.end_lineno = node.lineno
+    where.col_offset, where.end_col_offset = node.col_offset, node.col_offset + 3
     for added in (*prologue, handler):
         for sub in ast.walk(added):
             if isinstance(sub, (ast.stmt, ast.expr, ast.excepthandler)):
-                ast.copy_location(sub, start)
+                ast.copy_location(sub, where)
     ast.copy_location(wrapped, start)
     node.body = doc + prologue + [wrapped]
     ast.fix_missing_locations(node)

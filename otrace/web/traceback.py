@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -231,7 +232,7 @@ class TracebackServer:
     def announce_pin(self) -> None:
         where = self.index_url()
         if self.pin:
-            announce(f"otrace traceback page {where}  PIN: {self.pin}")
+            announce(f"otrace traceback page {where}  PIN: {self.pin}", logging.WARNING)
         else:
             announce(f"otrace traceback page {where}  (PIN disabled)")
 
