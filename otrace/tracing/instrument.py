@@ -228,9 +228,46 @@ def _module_for(
         for item in (scope, *body[:-1]):
             ast.copy_location(item, node)
         stmt = scope
-    module = ast.Module(body=[stmt], type_ignores=[])
+    # The compiler treats names the module imports differently (no LOAD_METHOD on them), so
+    # the same names are marked imported here (these statements are never run).
+    marks: list[ast.stmt] = [
+        ast.Import([ast.alias("_otrace_never_imported", name)])
+        for name in sorted(_module_imports(code.co_filename, func.__globals__))
+    ]
+    module = ast.Module(body=[*marks, stmt], type_ignores=[])
     ast.fix_missing_locations(module)
     return module, bool(free)
+
+
+_imports: dict[str, tuple[int, frozenset[str]]] = {}
+
+
+def _module_imports(filename: str, module_globals: dict) -> frozenset[str]:
+    """Names bound by ``import`` at the top level of the module in ``filename``."""
+    lines = linecache.getlines(filename, module_globals)
+    key = hash(tuple(lines))
+    cached = _imports.get(filename)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    names: set[str] = set()
+    try:
+        tree = ast.parse("".join(lines), filename)
+    except SyntaxError:
+        tree = ast.Module(body=[], type_ignores=[])
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Import):
+            names.update((a.asname or a.name.partition(".")[0]) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.update((a.asname or a.name) for a in node.names if a.name != "*")
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    result = frozenset(names)
+    _imports[filename] = (key, result)
+    return result
 
 
 def _find_code(code: CodeType, name: str, firstlineno: int) -> CodeType | None:
