@@ -1,9 +1,9 @@
 """The ``set`` parameters: one table of name, type, default and help.
 
-Parameters are process-wide, like the tracing they steer: wrappers read them on every call,
-so reading is a plain attribute access (``PARAMS.trace_active``).  Writing goes through
+Each runtime owns one :class:`Params` (``rt.params``); wrappers read them on every call, so
+reading is a plain attribute access (``params.trace_active``).  Writing goes through
 :meth:`Params.set_text` (text typed at the shell) or :meth:`Params.set` (a Python value);
-both validate and then tell listeners, which is how ``pickle_file`` opens its database or
+both validate and then tell listeners (and emit :class:`~otrace.events.ParamChanged`), which is how ``pickle_file`` opens its database or
 ``log_level`` reaches the ``otrace`` logger.
 
 Thread safety: reads may happen from any thread.  Writes are made by the shell thread (or by
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.errors import ParamError
+from otrace.events import EventBus, ParamChanged
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", "", "none"}
@@ -163,7 +164,8 @@ Listener = Callable[[str, Any, Any], None]
 class Params:
     """The live parameter values, readable as attributes (``PARAMS.max_recent``)."""
 
-    def __init__(self, table: tuple[Param, ...] = TABLE) -> None:
+    def __init__(self, table: tuple[Param, ...] = TABLE, events: EventBus | None = None) -> None:
+        self._events = events
         self._table = {p.name: p for p in table}
         self._listeners: list[Listener] = []
         self._guards: list[Callable[[str, Any], None]] = []
@@ -181,6 +183,9 @@ class Params:
         for name, old, new in changed:
             for listener in list(self.__dict__.get("_listeners", ())):
                 listener(name, old, new)
+            events = self.__dict__.get("_events")
+            if events is not None:
+                events.emit(ParamChanged(name, old, new))
 
     def names(self) -> list[str]:
         return sorted(self._table)
@@ -228,6 +233,8 @@ class Params:
             object.__setattr__(self, p.name, value)
         for listener in list(self._listeners):
             listener(p.name, old, value)
+        if self._events is not None and old != value:
+            self._events.emit(ParamChanged(p.name, old, value))
         return value
 
     def render(self, name: str) -> str:
@@ -243,5 +250,3 @@ class Params:
         else:
             self.set(name, value)
 
-
-PARAMS = Params()

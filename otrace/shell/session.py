@@ -31,11 +31,12 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace import holds
-from otrace.contexts import STORE, ContextStore, TraceContext
+from otrace.contexts import ContextStore, TraceContext
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
-from otrace.params import PARAMS, Params
+from otrace.params import Params
+from otrace.runtime import Runtime, default
 from otrace.shell import evaluate
 from otrace.shell.output import Result
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
@@ -80,9 +81,15 @@ class Session:
         allow_unsafe: bool = False,
         work_dir: str = "",
         add_env: dict[str, str] | None = None,
-        store: ContextStore = STORE,
-        params: Params = PARAMS,
+        store: ContextStore | None = None,
+        params: Params | None = None,
+        runtime: Runtime | None = None,
     ):
+        # the runtime this session works on (default: the process's); store and params
+        # default to the runtime's
+        self.runtime = rt = runtime if runtime is not None else default()
+        store = store if store is not None else rt.store
+        params = params if params is not None else rt.params
         self.globals = globals_dict if globals_dict is not None else {}
         self.locals = locals_dict if locals_dict is not None else self.globals
         self.store = store
