@@ -14,7 +14,6 @@ import logging.handlers
 from typing import Any
 
 from otrace.log import logger
-from otrace.params import Params
 
 DEFAULT_PORT = 9020
 

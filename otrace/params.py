@@ -249,4 +249,3 @@ class Params:
             object.__setattr__(self, name, value)
         else:
             self.set(name, value)
-

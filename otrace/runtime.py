@@ -84,12 +84,13 @@ class Runtime:
 
     # -- shutdown -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release what waits, remove wrappers and patches, close persistence.  Any thread
-        but the event loop's (patches are undone through the loop's door)."""
+        """Release what waits, remove wrappers and patches (on this thread), close persistence
+        and empty the store.  For tests and process shutdown, when the program is done."""
         from otrace.tracing.api import unwrap_all
         from otrace.tracing.patching import unpatch_all
 
         self.holds.release_all("shutdown")
+        self.holds.set_eventloop_callback(None)  # the loop may be gone: undo patches here
         unwrap_all(self.tracer)
         try:
             unpatch_all(table=self.patches)

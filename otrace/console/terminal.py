@@ -54,8 +54,8 @@ from prompt_toolkit.output import create_output
 
 from otrace.console.highlight import ShellLexer, highlight_python
 from otrace.console.plain import Console
-from otrace.shell.completion import complete
 from otrace.events import ContextRecorded, ContextRemoved, DebuggerHandover
+from otrace.shell.completion import complete
 
 _SUSPENDED = object()  # a prompt left because a debugger took the terminal
 HISTORY_ENV = "OTRACE_HISTORY"

@@ -54,8 +54,8 @@ from otrace.contexts.sanitize import (
 )
 from otrace.contexts.store import ContextStore
 from otrace.errors import StoreError
-from otrace.log import announce, get_logger
 from otrace.events import ContextRecorded
+from otrace.log import announce, get_logger
 from otrace.params import Params
 
 log = get_logger("pickle")

@@ -15,16 +15,17 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from otrace.contexts.record import KINDS, TraceContext
-from otrace.log import get_logger
 from otrace.events import ContextRecorded, ContextRemoved, EventBus
+from otrace.log import get_logger
 from otrace.params import Params
 
 log = get_logger("contexts")
 
 EXEMPT_KINDS = frozenset({"breaks", "holds"})
+
 
 def _put(tree: dict, ctx: TraceContext) -> None:
     kind, name, ctxid, ts = ctx.path

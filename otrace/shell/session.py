@@ -30,7 +30,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from otrace import holds
 from otrace.contexts import ContextStore, TraceContext
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
@@ -185,7 +184,7 @@ class Session:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
         if self._pending or "collect_line" in self.hooks:
             return "... "
-        prefix = "BRK:" if any(c.kind == "breaks" for c in holds.pending()) else ""
+        prefix = "BRK:" if any(c.kind == "breaks" for c in self.runtime.holds.pending()) else ""
         parts = self.cwd
         if not parts:
             return prefix + "/> "

@@ -28,8 +28,8 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from otrace.errors import TraceError
 from otrace import _default
+from otrace.errors import TraceError
 from otrace.tracing.conditions import Predicate, missing_names, parse_condition
 from otrace.tracing.engine import ACTIONS, TraceSpec
 from otrace.tracing.registry import Tracer
@@ -50,6 +50,7 @@ NEVER_WRAPPED = frozenset(
         "__del__",
     }
 )
+
 
 def _tracer(tracer: Tracer | None) -> Tracer:
     return tracer if tracer is not None else _default.get().tracer  # type: ignore[no-any-return]

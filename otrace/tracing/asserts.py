@@ -11,10 +11,8 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-from otrace import holds
+from otrace import _default, holds
 from otrace.contexts import capture
-from otrace.contexts.record import TraceContext
-from otrace import _default
 from otrace.tracing import debugger
 
 

@@ -23,20 +23,14 @@ traced thread and never raise into the program (except that breaks block, by des
 from __future__ import annotations
 
 import inspect
-import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from otrace import holds
-from otrace.contexts import capture
-from otrace.contexts.record import TraceContext
-from otrace.contexts.safe import safe_repr, safe_str
+from otrace.contexts.safe import safe_str
 from otrace.log import get_logger
-from otrace.tracing import debugger
-from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate, get_tag
+from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate
 
 if TYPE_CHECKING:
     from otrace.tracing.registry import Tracer
@@ -45,7 +39,6 @@ log = get_logger("tracing")
 
 ACTIONS = ("break", "pdb", "ipdb", "hold", "tag")
 _EMPTY = inspect.Parameter.empty
-
 
 
 def _always(args: tuple, kwargs: dict) -> bool:
@@ -179,6 +172,7 @@ class TraceSpec:
         self.created = time.time()
         self.active = True
         self._lock = threading.Lock()
+        self.tracer: Tracer | None = None  # set when registered
 
     @property
     def condition(self) -> str:
@@ -224,7 +218,8 @@ class TraceSpec:
             self.traced += 1
             exhausted = not self.active
         if exhausted:
-            unregister(self.key, self)
+            if self.tracer is not None:
+                self.tracer.unregister(self.key, self)
         return True
 
     def __repr__(self) -> str:
@@ -316,7 +311,11 @@ class Site:
                 quick = None if predicate is None else compile_quick(predicate, self.params)
                 consts = None
                 if self.retune is not None:
-                    plan = None if self.tracer.params.trace_related else inline_plan(predicate, self.params)
+                    plan = (
+                        None
+                        if self.tracer.params.trace_related
+                        else inline_plan(predicate, self.params)
+                    )
                     consts = self.retune(plan)
                 return (spec, quick, consts)
         return None

@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otrace import _default, holds
-from otrace.holds import HoldTable
 from otrace.errors import PatchError
+from otrace.holds import HoldTable
 
 EventloopCallback = Callable[[Callable[[], Any]], Any]
 

@@ -63,6 +63,7 @@ class Tracer:
 
     def register(self, spec: TraceSpec) -> None:
         """Make ``spec`` the trace for its key (replacing any) and turn ``trace_active`` on."""
+        spec.tracer = self
         with self.lock:
             old = self.registry.get(spec.key)
             if old is not None:

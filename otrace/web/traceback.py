@@ -49,12 +49,12 @@ import tornado.ioloop
 import tornado.template
 import tornado.web
 
-from otrace.contexts import STORE, TraceContext
+from otrace.contexts import TraceContext
 from otrace.contexts import capture as _capture
 from otrace.contexts.record import parse_trace_id
 from otrace.errors import OTraceError
 from otrace.log import announce, get_logger
-from otrace.params import PARAMS
+from otrace.runtime import Runtime, default
 from otrace.web.traceback_core import (
     ContextSource,
     EvalResult,
@@ -92,7 +92,6 @@ _loader = tornado.template.Loader(
     os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
 )
 _assets: dict[str, str] = {}
-_current: TracebackServer | None = None
 
 
 def _asset(name: str) -> str:
@@ -103,10 +102,12 @@ def _asset(name: str) -> str:
 
 
 # -- sources -------------------------------------------------------------------------------
-def live_source() -> ContextSource:
-    """The contexts this process holds (``/osh/recent`` and ``/osh/saved``)."""
+def live_source(runtime: Runtime | None = None) -> ContextSource:
+    """The contexts this process holds (``/osh/recent`` and ``/osh/saved`` of ``runtime``,
+    default: the default runtime's)."""
+    store = (runtime if runtime is not None else default()).store
     return ContextSource(
-        get=STORE.get, list_ids=lambda: list(STORE.all), live=True, label="this process"
+        get=store.get, list_ids=lambda: list(store.all), live=True, label="this process"
     )
 
 
@@ -412,16 +413,17 @@ def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any
     """Snapshot an uncaught handler exception into ``/osh/recent/exceptions``.
 
     The context is named ``<Handler>.<method>`` with the label ``<ExcName>``; its ``__trc``
-    also records the request line.  Called on the event-loop thread.
+    also records the request line.  Recorded by the default runtime's recorder (not
+    announced, as before).  Called on the event-loop thread.
     """
+    recorder = default().recorder
     exc_type, exc, tb = exc_info
     values, trc = _capture.capture_exception(
-        exc, tb, None, context_lines=CONTEXT_LINES, deep=PARAMS.deep_copy
+        exc, tb, None, context_lines=CONTEXT_LINES, deep=recorder.params.deep_copy
     )
     trc["request"] = f"{handler.request.method} {handler.request.uri}"
     name = f"{type(handler).__name__}.{(handler.request.method or 'get').lower()}"
-    ctx = TraceContext("exceptions", name, exc_type.__name__, values, trc)
-    STORE.add(ctx)
+    ctx, _ = recorder.record("exceptions", name, exc_type.__name__, values, trc)
     return ctx
 
 
@@ -585,7 +587,6 @@ def enable_tracebacks(app: tornado.web.Application, **options: Any) -> Traceback
     it), or None -- changing nothing -- when ``app.settings["debug"]`` is false.
     Call on the event-loop thread before serving.
     """
-    global _current
     if not app.settings.get("debug"):
         return None
     existing = getattr(app, "otrace_tracebacks", None)
@@ -610,7 +611,7 @@ def enable_tracebacks(app: tornado.web.Application, **options: Any) -> Traceback
         )
 
     app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
-    _current = server
+    default().traceback_server = server
     return server
 
 
@@ -619,7 +620,7 @@ def traceback_url(ctx: Mapping[str, Any] | str) -> str | None:
 
     For the shell to print next to a context.  Safe from any thread.
     """
-    server = _current
+    server = default().traceback_server
     return server.url_for(ctx) if server is not None else None
 
 
@@ -627,13 +628,12 @@ def make_app(
     source: ContextSource, **options: Any
 ) -> tuple[tornado.web.Application, TracebackServer]:
     """A stand-alone application serving pages for ``source`` (``/`` goes to the index)."""
-    global _current
     server = TracebackServer(source, **options)
     handlers: list[Any] = list(server.routes())
     if server.prefix:
         handlers.append((r"/", tornado.web.RedirectHandler, {"url": server.prefix + "/"}))
     app = tornado.web.Application(handlers)
-    _current = server
+    default().traceback_server = server
     return app, server
 
 

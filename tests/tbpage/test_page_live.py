@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 import tornado.web
 
-from otrace.contexts import STORE
 from otrace.web import traceback as tbweb
+from tests.rt import STORE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

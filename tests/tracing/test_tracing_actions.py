@@ -10,8 +10,8 @@ import time
 import pytest
 
 from otrace import holds
-from otrace.contexts.store import STORE
 from otrace.tracing import DEBUGGER_HOOKS, get_tag, set_debugger_streams, trace, traceassert, traces
+from tests.rt import STORE
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -122,7 +122,7 @@ def test_thousands_of_holds(sample):
         threading.Thread(target=resume_everything).start()
         return await asyncio.wait_for(asyncio.gather(*tasks), 20)
 
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     assert asyncio.run(main()) == [77] * 2000
@@ -130,7 +130,7 @@ def test_thousands_of_holds(sample):
 
 
 async def test_traceassert_hold_true_and_false(sample):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     assert await sample.held(1) == 1  # true condition: completed awaitable
@@ -144,7 +144,7 @@ async def test_traceassert_hold_true_and_false(sample):
 
 
 async def test_deleting_a_hold_releases_it(sample):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     task = asyncio.create_task(sample.held(77))
