@@ -14,6 +14,7 @@ import logging.handlers
 from typing import Any
 
 from otrace.log import logger
+from otrace.params import Params
 
 DEFAULT_PORT = 9020
 
@@ -36,3 +37,18 @@ class LogParams:
                 host, _, port = str(new).partition(":")
                 self.remote = logging.handlers.SocketHandler(host, int(port or DEFAULT_PORT))
                 logger.addHandler(self.remote)
+
+    def install(self, params: Params) -> None:
+        """Apply the log parameters from now on (idempotent)."""
+        if self.on_param not in params._listeners:
+            params.add_listener(self.on_param)
+            params.add_guard(check)
+
+
+def check(name: str, value: Any) -> None:
+    if name == "log_remote" and value:
+        from otrace.errors import ParamError
+
+        host, _, port = str(value).partition(":")
+        if not host or (port and not port.isdigit()):
+            raise ParamError("log_remote: expected host[:port]")
