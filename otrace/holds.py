@@ -280,7 +280,7 @@ class Hold(_Pending):
 
 
 def _table() -> HoldTable:
-    return _default.get().holds  # type: ignore[no-any-return]
+    return _default.get().holds
 
 
 def set_eventloop_callback(callback: LoopDoor | None) -> None:

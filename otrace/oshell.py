@@ -106,7 +106,7 @@ class OShell:
         self.stdin = _stdin or sys.stdin
         self.stdout = _stdout or sys.stdout
         self.stderr = _stderr or sys.stderr
-        self.console = None
+        self.console: Any = None
         self.thread: threading.Thread | None = None
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from otrace.errors import ParamError
 from otrace.events import EventBus, ParamChanged
@@ -68,7 +68,8 @@ class Param:
             raise ParamError(
                 f"{self.name}: expected {self.type.__name__}, not {type(value).__name__}"
             )
-        if self.minimum is not None and value < self.minimum:
+        number = cast(float, value)  # int or float here (checked above)
+        if self.minimum is not None and number < self.minimum:
             raise ParamError(f"{self.name}: must be at least {self.minimum:g}")
         return value
 
@@ -162,7 +163,37 @@ Listener = Callable[[str, Any, Any], None]
 
 
 class Params:
-    """The live parameter values, readable as attributes (``PARAMS.max_recent``)."""
+    """The live parameter values, readable as typed attributes (``params.max_recent``).
+
+    The annotations below are the table's names and types (a test checks they agree); the
+    values are set from :data:`TABLE` and change only through :meth:`set`/:meth:`set_text`.
+    """
+
+    allow_xml: bool
+    append_traceback: bool
+    assert_context: int
+    auto_lock: int
+    deep_copy: bool
+    editor: str
+    exec_lock: bool
+    log_format: str
+    log_level: int
+    log_remote: str
+    log_truncate: int
+    ls_limit: int
+    max_recent: int
+    osh_bin: str
+    password: str
+    pickle_file: str
+    pretty_print: bool
+    repeat_interval: float
+    safe_mode: bool
+    save_tags: bool
+    shell_timeout: float
+    trace_active: bool
+    trace_related: bool
+    unpickle_file: str
+    web_timeout: float
 
     def __init__(self, table: tuple[Param, ...] = TABLE, events: EventBus | None = None) -> None:
         self._events = events

@@ -102,7 +102,7 @@ class Runtime:
 
 def default() -> Runtime:
     """The process's default runtime (built on first use).  Any thread."""
-    return _default.get()  # type: ignore[no-any-return]
+    return _default.get()
 
 
 @contextlib.contextmanager

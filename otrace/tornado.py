@@ -117,7 +117,7 @@ def _note_loop_thread(loop: IOLoop, rt: Runtime) -> None:
 
 def attached_loop(runtime: Runtime | None = None) -> IOLoop | None:
     """The loop given to :func:`attach`, if any.  Any thread."""
-    return _runtime(None, runtime).loop  # type: ignore[no-any-return]
+    return _runtime(None, runtime).loop
 
 
 def stop_on_shutdown(

@@ -223,7 +223,7 @@ class TerminalConsole(Console):
     def _suspend_prompt(self) -> None:
         app = self.prompt_session.app
         if app.is_running and app.future is not None and not app.future.done():
-            app.exit(result=_SUSPENDED)
+            app.exit(result=_SUSPENDED)  # type: ignore[call-overload]
 
     def _wait_for_terminal(self) -> None:
         # the 0.5 s wake-ups only happen while pdb runs, to notice stop()
@@ -260,7 +260,7 @@ class TerminalConsole(Console):
             if self.stopped or self._loop is None:
                 return None
             if main and not self._terminal_free.is_set():
-                return _SUSPENDED  # pdb has just taken the terminal: draw nothing
+                return _SUSPENDED  # type: ignore[return-value]  # pdb has the terminal: draw nothing
             self._prompting = True
             loop = self._loop
         params = self.shell.session.params

@@ -98,7 +98,7 @@ class FrameContext(dict):
     def trc(self) -> dict[str, Any]:
         return self["__trc"]
 
-    __hash__ = object.__hash__  # identity, so contexts can live in sets and weak maps
+    __hash__ = object.__hash__  # type: ignore[assignment]  # identity, so contexts can live in sets and weak maps
 
     def __eq__(self, other: object) -> bool:
         return self is other

@@ -520,7 +520,7 @@ class PersistenceHook:
 
 
 def _hook() -> PersistenceHook:
-    return _default.get().persistence  # type: ignore[no-any-return]
+    return _default.get().persistence
 
 
 def install(

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from otrace.contexts import ContextStore, TraceContext
+from otrace.contexts import ContextStore
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
@@ -114,7 +114,7 @@ class Session:
         self.aliases: dict[str, list[str]] = {k: list(v) for k, v in BUILTIN_ALIASES.items()}
         self.width = 80
         self.runner: Callable[[Callable[..., Any], list[str]], None] | None = None
-        self.hooks: dict[str, Callable[..., Any]] = {}  # front-end services (editor, ...)
+        self.hooks: dict[str, Any] = {}  # front-end services (editor, ...)
         self.out = Result()  # where the running command writes (set per command)
         self._pending: list[str] = []
         self._source_depth = 0
@@ -169,7 +169,7 @@ class Session:
             return parts[:7]
         return None
 
-    def context_root(self) -> TraceContext | None:
+    def context_root(self) -> FrameContext | None:
         """The trace context whose directory tree holds the cwd, if any."""
         root = self.context_root_parts()
         if root is None:
@@ -383,9 +383,7 @@ class Session:
     def exec_guard(self):
         """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""
         if self.params.exec_lock:
-            from otrace.tracing import engine
-
-            return engine._lock
+            return self.runtime.tracer.lock
         return contextlib.nullcontext()
 
     @property

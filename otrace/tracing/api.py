@@ -53,7 +53,7 @@ NEVER_WRAPPED = frozenset(
 
 
 def _tracer(tracer: Tracer | None) -> Tracer:
-    return tracer if tracer is not None else _default.get().tracer  # type: ignore[no-any-return]
+    return tracer if tracer is not None else _default.get().tracer
 
 
 def _install(parent: Any, attr: str, name: str, keys: tuple[str, ...], tracer: Tracer) -> Patch:
@@ -214,7 +214,9 @@ def trace(
     if action is not None and action not in ACTIONS:
         raise TraceError(f"Invalid action {action!r}: expected one of {', '.join(ACTIONS)}")
     predicate = (
-        parse_condition(condition) if isinstance(condition, str) or condition is None else condition
+        parse_condition(condition or "")
+        if isinstance(condition, str) or condition is None
+        else condition
     )
     if not isinstance(count, int) or isinstance(count, bool):
         raise TraceError("Expected integer argument for option -n")
@@ -259,7 +261,7 @@ def trace(
         owned.extend(p for p in patches if p not in owned)
         if inspect.isclass(target):
             try:
-                target._otrace_class_trace = True
+                target._otrace_class_trace = True  # type: ignore[attr-defined]
             except (AttributeError, TypeError):
                 pass
         tracer.register(spec)
@@ -299,7 +301,7 @@ def untrace(target: Any, tracer: Tracer | None = None) -> bool:
                 _uninstall(patch, tracer)
         if inspect.isclass(target) and "_otrace_class_trace" in vars(target):
             try:
-                del target._otrace_class_trace
+                del target._otrace_class_trace  # type: ignore[attr-defined]
             except (AttributeError, TypeError):
                 pass
     return True

@@ -74,7 +74,7 @@ def start_debugger(kind: str = "pdb", tracer: Tracer | None = None) -> None:
     tracer.events.emit(DebuggerHandover("enter"))
     if kind == "ipdb" and tracer.debugger_streams == (None, None):
         try:
-            import ipdb  # type: ignore[import-not-found]
+            import ipdb
         except ImportError:
             pass
         else:  # pragma: no cover - ipdb is optional and not installed in tests

@@ -106,7 +106,7 @@ class PatchTable:
 
 
 def _table(table: PatchTable | None) -> PatchTable:
-    return table if table is not None else _default.get().patches  # type: ignore[no-any-return]
+    return table if table is not None else _default.get().patches
 
 
 # Numbers the pseudo file names of compiled patches; unique per process, not per runtime
@@ -324,7 +324,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
             if inherited is not _MISSING
             else "new attribute"
         )
-    elif fn.__code__.co_freevars != real.__code__.co_freevars:
+    elif fn.__code__.co_freevars != real.__code__.co_freevars:  # type: ignore[union-attr]
         mode, note = (
             "rebound",
             "free variables changed (closure or super()), so only the attribute is rebound",

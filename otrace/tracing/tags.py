@@ -53,7 +53,7 @@ def tag(obj: Any, label: str = "id", /, _recorder: Any = None, **extra: Any) -> 
         say=[lambda c: c.id],
         truncate=False,
     )
-    return ctx.id  # type: ignore[no-any-return]
+    return ctx.id
 
 
 def untag(obj: Any) -> None:
