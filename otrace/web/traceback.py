@@ -373,9 +373,10 @@ class TracebackServer:
 
     def render_exception(self, handler: tornado.web.RequestHandler, exc_info: Any) -> bytes | None:
         """Capture a handler's exception as a context and render its page (None: no page)."""
-        ctx = capture_handler_exception(handler, exc_info)
         self.learn_base(handler.request)
-        announce(f"{ctx.id}  {self.url_for(ctx)}")
+        ctx = capture_handler_exception(
+            handler, exc_info, say=[lambda c: f"{c.id}  {self.url_for(c)}"]
+        )
         if self.check_host(handler.request) is not None:
             return None
         return self.render_page(self.open(ctx, live=True), handler)
@@ -409,12 +410,16 @@ def _security_headers(handler: tornado.web.RequestHandler) -> str:
     return nonce
 
 
-def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any) -> TraceContext:
+def capture_handler_exception(
+    handler: tornado.web.RequestHandler,
+    exc_info: Any,
+    say: Iterable[str | Callable[[TraceContext], str]] = (),
+) -> TraceContext:
     """Snapshot an uncaught handler exception into ``/osh/recent/exceptions``.
 
     The context is named ``<Handler>.<method>`` with the label ``<ExcName>``; its ``__trc``
-    also records the request line.  Recorded by the default runtime's recorder (not
-    announced, as before).  Called on the event-loop thread.
+    also records the request line.  Recorded by the default runtime's recorder, which
+    announces ``say`` (lines or ``f(ctx)``).  Called on the event-loop thread.
     """
     recorder = default().recorder
     exc_type, exc, tb = exc_info
@@ -423,7 +428,9 @@ def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any
     )
     trc["request"] = f"{handler.request.method} {handler.request.uri}"
     name = f"{type(handler).__name__}.{(handler.request.method or 'get').lower()}"
-    ctx, _ = recorder.record("exceptions", name, exc_type.__name__, values, trc)
+    ctx, _ = recorder.record(
+        "exceptions", name, exc_type.__name__, values, trc, say=say, truncate=False
+    )
     return ctx
 
 
