@@ -28,6 +28,8 @@ KINDS: dict[str, str] = {
 }
 CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 
+# Process-wide on purpose (not per runtime): trace ids must stay unique across every
+# runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
 _last_ts = ""
 

@@ -113,6 +113,7 @@ def _make_sync(site, func):
 
     return wrapper
 """
+# A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
 _shapes_lock = threading.Lock()

@@ -91,7 +91,7 @@ CONTEXT_LINES = 11
 _loader = tornado.template.Loader(
     os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
 )
-_assets: dict[str, str] = {}
+_assets: dict[str, str] = {}  # a pure cache of the packaged static files
 
 
 def _asset(name: str) -> str:

@@ -343,6 +343,7 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
 
 # -- evaluation ----------------------------------------------------------------------------
 _CAPTURE: ContextVar[io.StringIO | None] = ContextVar("otrace_tb_capture", default=None)
+# sys.stdout is process-wide, so is the lock that installs the routing stream on it.
 _route_lock = threading.Lock()
 
 
