@@ -17,6 +17,10 @@ Typical main::
     loop.start()
     shell.shutdown()
 
+Interactive traceback pages: :func:`enable_tracebacks` mounts the page of
+:mod:`otrace.web.traceback` in an application running in debug mode and makes its handlers'
+uncaught exceptions render it.
+
 Handlers that may be held should inherit :class:`HoldAwareMixin` first, so that a client
 disconnecting while its request is held releases the hold (``__trc["released"]`` is then
 ``"disconnected"``).
@@ -34,13 +38,17 @@ import concurrent.futures
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import tornado.web
 from tornado.ioloop import IOLoop
 
 from otrace import holds
 from otrace.log import get_logger
 from otrace.runtime import Runtime, default
+
+if TYPE_CHECKING:
+    from otrace.web.traceback import TracebackServer
 
 log = get_logger("tornado")
 
@@ -222,3 +230,45 @@ def hold_wrapper(hold: Any) -> Any:
     Returns an :class:`asyncio.Future` a Tornado coroutine can await or ``yield``.
     """
     return asyncio.ensure_future(hold)
+
+
+# -- interactive traceback pages ----------------------------------------------------------------
+def enable_tracebacks(
+    app: tornado.web.Application, *, runtime: Runtime | None = None, **options: Any
+) -> TracebackServer | None:
+    """Serve interactive traceback pages from ``app`` if it runs in debug mode.
+
+    Adds the page's routes (ahead of the application's own) and makes uncaught handler
+    exceptions render the page.  Returns the :class:`~otrace.web.traceback.TracebackServer`
+    (``options`` go to it), or None -- changing nothing -- when ``app.settings["debug"]`` is
+    false.  The server becomes ``runtime``'s (default: the default runtime's) traceback page.
+    Call on the event-loop thread before serving.
+    """
+    from otrace.web.traceback import TracebackServer  # the page: only when asked for
+
+    if not app.settings.get("debug"):
+        return None
+    existing = getattr(app, "otrace_tracebacks", None)
+    if isinstance(existing, TracebackServer):
+        return existing
+    server = TracebackServer(**options)
+    app.otrace_tracebacks = server  # type: ignore[attr-defined]
+    router = app.wildcard_router
+    rules = [router.process_rule(tornado.web.url(*r)) for r in server.routes()]
+    router.rules[0:0] = rules
+    original = app.get_handler_delegate
+
+    def get_handler_delegate(
+        request: Any,
+        target_class: Any,
+        target_kwargs: Any = None,
+        path_args: Any = None,
+        path_kwargs: Any = None,
+    ) -> Any:
+        return original(
+            request, server.debug_class(target_class), target_kwargs, path_args, path_kwargs
+        )
+
+    app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
+    (runtime if runtime is not None else default()).traceback_server = server
+    return server

@@ -3,7 +3,10 @@ prompt in each frame to evaluate code there -- for live handler errors and store
 
 Turn it on for an application in debug mode with one line::
 
-    otrace.web.traceback.enable_tracebacks(app)
+    otrace.tornado.enable_tracebacks(app)
+
+(the Tornado wiring -- mounting the page's routes and capturing handler exceptions -- lives
+in :mod:`otrace.tornado`; this module is the page itself).
 
 An uncaught exception in a handler then becomes a trace context in
 ``/osh/recent/exceptions/<Handler>.<method>/ex-<Error>/...`` and the browser gets the
@@ -70,7 +73,6 @@ __all__ = [
     "ContextSource",
     "TracebackServer",
     "capture_handler_exception",
-    "enable_tracebacks",
     "live_source",
     "make_app",
     "pickled_source",
@@ -583,43 +585,6 @@ class _EvalHandler(_JsonPost):
         result = await self.server.run_eval(session, index, code)
         self.set_header("Cache-Control", "no-store")
         self.finish(result.as_json())
-
-
-# -- wiring ----------------------------------------------------------------------------------
-def enable_tracebacks(app: tornado.web.Application, **options: Any) -> TracebackServer | None:
-    """Serve interactive traceback pages from ``app`` if it runs in debug mode.
-
-    Adds the page's routes (ahead of the application's own) and makes uncaught handler
-    exceptions render the page.  Returns the :class:`TracebackServer` (``options`` go to
-    it), or None -- changing nothing -- when ``app.settings["debug"]`` is false.
-    Call on the event-loop thread before serving.
-    """
-    if not app.settings.get("debug"):
-        return None
-    existing = getattr(app, "otrace_tracebacks", None)
-    if isinstance(existing, TracebackServer):
-        return existing
-    server = TracebackServer(**options)
-    app.otrace_tracebacks = server  # type: ignore[attr-defined]
-    router = app.wildcard_router
-    rules = [router.process_rule(tornado.web.url(*r)) for r in server.routes()]
-    router.rules[0:0] = rules
-    original = app.get_handler_delegate
-
-    def get_handler_delegate(
-        request: Any,
-        target_class: Any,
-        target_kwargs: Any = None,
-        path_args: Any = None,
-        path_kwargs: Any = None,
-    ) -> Any:
-        return original(
-            request, server.debug_class(target_class), target_kwargs, path_args, path_kwargs
-        )
-
-    app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
-    default().traceback_server = server
-    return server
 
 
 def traceback_url(ctx: Mapping[str, Any] | str) -> str | None:
