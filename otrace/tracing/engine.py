@@ -1,4 +1,4 @@
-"""The tracing engine at call time: trace specs, the registry, and what a traced call does.
+"""Trace specs and sites, and the fast pre-filters compiled from a spec's condition.
 
 A :class:`TraceSpec` is one ``trace`` command: a registry key (``Cart.add_item``,
 ``Cart.`` for a whole class, ``shop.*`` for a whole module, ``*`` for every wrapped
@@ -6,18 +6,17 @@ function), a condition, an action and a count.  A :class:`Site` is one installed
 around one function; it knows its registry keys, most specific first (``C.m``, ``.m``,
 ``C.``, ``module.*``, ``*``), and holds ``state`` = ``(spec, quick)`` -- the spec that
 currently applies and a fast pre-filter compiled from its condition for that function's
-signature (None for an exceptions-only trace) -- recomputed whenever the registry changes.  So a wrapped call reads one
-attribute, one parameter and (for conditions) calls one small filter before the real call;
-arguments are bound with the function's cached :class:`inspect.Signature` only when a
-condition needs names the filter cannot index, or a context is made.
+signature (None for an exceptions-only trace) -- recomputed whenever the registry changes.  So a
+wrapped call reads one attribute, one parameter and (for conditions) calls one small filter
+before the real call; arguments are bound with the function's cached
+:class:`inspect.Signature` only when a condition needs names the filter cannot index, or a
+context is made.
 
-Per-call state lives in a :class:`Call` created by the call itself (threads and recursion
-never share it).
+The registry itself is the runtime's :class:`~otrace.tracing.registry.Tracer` (each site
+knows its tracer); what a traced call does is in :mod:`otrace.tracing.handlers`.
 
-Thread rules: registry changes (:func:`register`, :func:`unregister`, ...) take the
-registry lock and may come from any thread (the shell's, usually; count exhaustion happens on
-the traced thread).  :func:`on_call`, :func:`on_return` and :func:`on_exception` run on the
-traced thread and never raise into the program (except that breaks block, by design).
+Thread rules: :meth:`Site.refresh` and :meth:`Site.publish` run under the tracer's lock (any
+thread); :meth:`TraceSpec.take` runs on the traced thread.
 """
 
 from __future__ import annotations
