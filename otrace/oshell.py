@@ -90,7 +90,7 @@ class OShell:
         )
         if web_interface is not None:  # /osh/web: the browsers the app keeps connected
             self.session.mounts["web"] = web_interface.get_root_tree()
-            self.session.hooks["web"] = make_web_backend(web_interface)
+            self.session.hooks["web"] = make_web_backend(web_interface, rt.announce)
         if db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             self.session.mounts["db"] = db_interface.get_root_tree()
         self.init_func = init_func
