@@ -7,6 +7,7 @@ structure or takes a lock; a debugger must show *something* and carry on.
 from __future__ import annotations
 
 import reprlib
+from typing import Any
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 200
@@ -68,23 +69,33 @@ def brief(obj: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _brief(obj: object, out: list[str], budget: int, depth: int) -> None:
+_BRACKETS: dict[Any, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    dict: ("{", "}"),
+    set: ("{", "}"),
+    frozenset: ("{", "}"),
+}
+_ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
+
+
+def _brief(obj: Any, out: list[str], budget: int, depth: int) -> None:
     kind = type(obj)
     if kind is str:
-        text = obj if len(obj) <= budget else obj[:budget]  # type: ignore[index, arg-type]
+        text = obj if len(obj) <= budget else obj[:budget]
         out.append(repr(text) + ("..." if text is not obj else ""))
     elif kind is bytes:
-        out.append(repr(obj[:budget]))  # type: ignore[index]
+        out.append(repr(obj[:budget]))
     elif kind in _SCALARS:
-        out.append(repr(obj) if kind is not int or obj.bit_length() < 200 else "<big int>")  # type: ignore[attr-defined]
+        out.append(repr(obj) if kind is not int or obj.bit_length() < 200 else "<big int>")
     elif kind in (list, tuple, set, frozenset, dict):
         if depth <= 0:
-            out.append(f"<{kind.__name__} of {len(obj)}>")  # type: ignore[arg-type]
+            out.append(f"<{kind.__name__} of {len(obj)}>")
             return
-        open_, close = {list: "[]", tuple: "()", dict: "{}", set: "{}", frozenset: "{}"}[kind]
+        open_, close = _BRACKETS[kind]
         start = len(out)
         out.append(open_)
-        items = list(obj.items()) if kind is dict else list(obj)  # type: ignore[attr-defined]
+        items = list(obj.items()) if kind is dict else list(obj)
         for n, item in enumerate(items[:10]):
             if n:
                 out.append(", ")
@@ -105,7 +116,7 @@ def _brief(obj: object, out: list[str], budget: int, depth: int) -> None:
         out.append(close)
     elif isinstance(obj, BaseException):
         out.append(f"{kind.__name__}(")
-        args = BaseException.args.__get__(obj)  # the slot, never a property of a subclass
+        args = _ARGS.__get__(obj)
         for n, arg in enumerate(args[:3]):
             if n:
                 out.append(", ")
@@ -117,6 +128,6 @@ def _brief(obj: object, out: list[str], budget: int, depth: int) -> None:
 
 def exc_text(exc: BaseException, limit: int = 300) -> str:
     """``str(exc)`` for the usual exception (its string arguments), without its ``__str__``."""
-    args = BaseException.args.__get__(exc)
+    args = _ARGS.__get__(exc)
     text = ", ".join(a if type(a) is str else brief(a, 100) for a in args[:3])
     return text if len(text) <= limit else text[:limit] + "..."

@@ -75,18 +75,19 @@ def _clauses(code: CodeType, lasti: int) -> list[tuple[tuple[str, ...], ...]] | 
                 stack.append((ins.argval,))
             elif name == "LOAD_ATTR" and stack and isinstance(stack[-1], tuple):
                 stack[-1] = stack[-1] + (ins.argval,)
-            elif name == "BUILD_TUPLE" and len(stack) >= ins.arg:
-                items = stack[len(stack) - ins.arg :]
-                del stack[len(stack) - ins.arg :]
+            elif name == "BUILD_TUPLE" and len(stack) >= (ins.arg or 0):
+                n = ins.arg or 0
+                items = stack[len(stack) - n :]
+                del stack[len(stack) - n :]
                 stack.append(("tuple", *items))
             elif name in ("CACHE", "NOP", "EXTENDED_ARG"):
                 pass
             else:
                 break
             j += 1
-        ins = by_offset[offsets[j]] if j < len(offsets) else None
-        if ins is None:
+        if j >= len(offsets):
             return None
+        ins = by_offset[offsets[j]]
         if ins.opname == "CHECK_EXC_MATCH" and len(stack) == 1:
             if _ours(by_offset, offsets, j):
                 return clauses

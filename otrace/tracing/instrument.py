@@ -45,8 +45,7 @@ from typing import Any
 from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
-from otrace.params import PARAMS
-from otrace.tracing import engine
+from otrace.tracing import engine, handlers
 from otrace.tracing.conditions import And, ArgTest, Predicate
 from otrace.tracing.handled import RERAISING, leaves
 
@@ -67,6 +66,7 @@ _COMPARED = (
     "co_kwonlyargcount",
 )
 _CO_NESTED = 0x10
+_TYPE_PARAMS: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
 _KIND_FLAGS = (
     inspect.CO_GENERATOR
     | inspect.CO_COROUTINE
@@ -91,34 +91,35 @@ class Probe:
     def __init__(self, site: engine.Site) -> None:
         self.site = site
 
-    def call(self, args: tuple, kwargs: dict) -> engine.Call | None:
-        state = self.site.state
+    def call(self, args: tuple, kwargs: dict) -> handlers.Call | None:
+        site = self.site
+        state = site.state
         if state is None or busy():
             return None
         spec, quick, _ = state
         _busy.on = True
         try:
-            if (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+            if (quick is None or not quick(args, kwargs)) and not site.tracer.params.trace_related:
                 return None
-            return engine.on_call(self.site, spec, args, kwargs, sys._getframe(2))
+            return handlers.on_call(site, spec, args, kwargs, sys._getframe(2))
         finally:
             _busy.on = False
 
-    def ret(self, call: engine.Call, value: Any) -> Any:
+    def ret(self, call: handlers.Call, value: Any) -> Any:
         if not busy():
             _busy.on = True
             try:
-                engine.on_return(call, value)
+                handlers.on_return(call, value)
             finally:
                 _busy.on = False
         return value
 
-    async def ret_async(self, call: engine.Call, value: Any) -> Any:
+    async def ret_async(self, call: handlers.Call, value: Any) -> Any:
         hold = None
         if not busy():
             _busy.on = True
             try:
-                hold = engine.on_return(call, value)
+                hold = handlers.on_return(call, value)
             finally:
                 _busy.on = False
         if hold is not None:
@@ -139,21 +140,19 @@ def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> Non
     if not isinstance(exc, Exception) or busy():
         return
     try:
-        if not PARAMS.trace_handled and not leaves(exc, caller):
+        if not site.tracer.params.trace_handled and not leaves(exc, caller):
             return
     except Exception:  # pragma: no cover - deciding must never break the program
         pass
     _busy.on = True
     try:
-        engine.on_exception(site, spec, exc, caller)
+        handlers.on_exception(site, spec, exc, caller)
     finally:
         _busy.on = False
 
 
 RERAISING.add(Probe)
-hide_code(
-    Probe.call.__code__, Probe.ret.__code__, Probe.ret_async.__code__, Probe.exc.__code__
-)
+hide_code(Probe.call.__code__, Probe.ret.__code__, Probe.ret_async.__code__, Probe.exc.__code__)
 
 
 # -- building code -------------------------------------------------------------------------
@@ -208,7 +207,7 @@ def _module_for(
     stmt: ast.stmt = node
     if owner is not None:
         stmt = ast.ClassDef(
-            name=owner, bases=[], keywords=[], body=[node], decorator_list=[], type_params=[]
+            name=owner, bases=[], keywords=[], body=[node], decorator_list=[], **_TYPE_PARAMS
         )
         ast.copy_location(stmt, node)
     free = [v for v in code.co_freevars if v != "__class__"]
@@ -223,7 +222,7 @@ def _module_for(
             body=body,
             decorator_list=[],
             returns=None,
-            type_params=[],
+            **_TYPE_PARAMS,
         )
         for item in (scope, *body[:-1]):
             ast.copy_location(item, node)
@@ -381,7 +380,7 @@ def _arguments(code: CodeType) -> tuple[ast.expr, ast.expr]:
 
 def inline_tests(predicate: Predicate | None, params: set[str]) -> ast.expr | None:
     """The argument comparisons of ``predicate`` as one expression on the parameters, or None."""
-    if predicate is None or PARAMS.trace_related:
+    if predicate is None:
         return None
     parts = predicate.parts if isinstance(predicate, And) else (predicate,)
     if not all(isinstance(p, ArgTest) for p in parts):
@@ -445,9 +444,7 @@ def _instrumented_node(
             guarded = [
                 ast.Try(
                     body=[ast.If(tests, [assign], [])],
-                    handlers=[
-                        ast.ExceptHandler(_load("Exception"), None, [copy.deepcopy(assign)])
-                    ],
+                    handlers=[ast.ExceptHandler(_load("Exception"), None, [copy.deepcopy(assign)])],
                     orelse=[],
                     finalbody=[],
                 )
@@ -503,9 +500,7 @@ def _instrumented_node(
 
 
 def _fill(code: CodeType, site: engine.Site, probe: Probe) -> CodeType:
-    consts = tuple(
-        site if c == _SITE else probe if c == _PROBE else c for c in code.co_consts
-    )
+    consts = tuple(site if c == _SITE else probe if c == _PROBE else c for c in code.co_consts)
     return code.replace(co_consts=consts)
 
 
@@ -538,9 +533,10 @@ class Instrumented:
             return self.base
         spec = state[0]
         predicate = spec.predicate
-        calls = predicate is not None or PARAMS.trace_related
+        related = self.site.tracer.params.trace_related
+        calls = predicate is not None or related
         params = set(self.base.co_varnames[: _nparams(self.base)])
-        tests = inline_tests(predicate, params) if calls else None
+        tests = inline_tests(predicate, params) if calls and not related else None
         key = (calls, ast.dump(tests) if tests is not None else None)
         code = self._codes.get(key)
         if code is None:
@@ -633,7 +629,12 @@ def set_code(func: FunctionType, code: CodeType, on_loop: Callable | None = None
     The signature may change: the traced site's argument map and filters are rebuilt, and
     the instrumented variants are generated again from the new source.
     """
-    with engine._lock:
+    inst = _instrumented.get(id(func))
+    site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
+    if site is None:
+        func.__code__ = code
+        return
+    with site.tracer.lock:
         inst = _instrumented.get(id(func))
         site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
         func.__code__ = code

@@ -47,22 +47,22 @@ from typing import Any
 from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
-from otrace.params import PARAMS
-from otrace.tracing import engine, instrument
+from otrace.tracing import handlers, instrument
 from otrace.tracing.engine import Site, filter_source
 from otrace.tracing.instrument import _busy, busy, record_exception
+from otrace.tracing.registry import Tracer
 
 log = get_logger("tracing")
 
 
-# What the wrappers call: the engine's hooks, skipped while this thread records (a traced
-# function called by recording runs untraced) and with the exception filter of instrument.py.
+# What the wrappers call: the handlers, skipped while this thread records (a traced function
+# called by recording runs untraced), exceptions through instrument.py's leave filter.
 def on_call(site: Site, spec: Any, args: tuple, kwargs: dict) -> Any:
     if busy():
         return None
     _busy.on = True
     try:
-        return engine.on_call(site, spec, args, kwargs, sys._getframe(1))
+        return handlers.on_call(site, spec, args, kwargs, sys._getframe(1))
     finally:
         _busy.on = False
 
@@ -72,7 +72,7 @@ def on_return(call: Any, result: Any) -> Any:
         return None
     _busy.on = True
     try:
-        return engine.on_return(call, result)
+        return handlers.on_return(call, result)
     finally:
         _busy.on = False
 
@@ -82,12 +82,14 @@ def on_exception(site: Site, spec: Any, exc: BaseException) -> None:
 
 
 def _make_sync(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
             return func(*args, **kwargs)
         spec, quick, _ = state
-        if (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+        if (quick is None or not quick(args, kwargs)) and not params.trace_related:
             # Not matching (or exceptions only): no Call, only the exception hook.
             try:
                 return func(*args, **kwargs)
@@ -114,6 +116,8 @@ def _make_sync(site: Site, func: Callable) -> Callable:
 # need not read that parameter.
 _INLINE_SYNC = """
 def _make_sync(site, func):
+    params = site.tracer.params
+
     def wrapper(*args, **kwargs):
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -128,7 +132,7 @@ def _make_sync(site, func):
                 except Exception as exc:
                     on_exception(site, spec, exc)
                     raise
-        elif (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+        elif (quick is None or not quick(args, kwargs)) and not params.trace_related:
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -146,6 +150,7 @@ def _make_sync(site, func):
 
     return wrapper
 """
+# A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
 _shapes_lock = threading.Lock()
@@ -204,6 +209,8 @@ def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | 
 
 
 def _make_generator(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -211,7 +218,7 @@ def _make_generator(site: Site, func: Callable) -> Callable:
         spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or params.trace_related
             else None
         )
         try:
@@ -227,6 +234,8 @@ def _make_generator(site: Site, func: Callable) -> Callable:
 
 
 def _make_coroutine(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -234,7 +243,7 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
         spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or params.trace_related
             else None
         )
         if call is not None and call.hold is not None:
@@ -254,6 +263,8 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
 
 
 def _make_asyncgen(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         inner = func(*args, **kwargs)
         state = site.state
@@ -263,7 +274,7 @@ def _make_asyncgen(site: Site, func: Callable) -> Callable:
             spec, quick, _ = state
             call = (
                 on_call(site, spec, args, kwargs)
-                if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+                if (quick is not None and quick(args, kwargs)) or params.trace_related
                 else None
             )
             if call is not None and call.hold is not None:
@@ -382,15 +393,17 @@ class Patch:
             setattr(self.parent, self.attr, self.original)
 
 
-def wrap_raw(raw: Any, name: str, keys: tuple[str, ...], in_class: bool) -> tuple[Any, list[Site]]:
-    """Trace a raw attribute value; returns (replacement, sites).
+def wrap_raw(
+    raw: Any, name: str, keys: tuple[str, ...], in_class: bool, tracer: Tracer
+) -> tuple[Any, list[Site]]:
+    """Trace a raw attribute value for ``tracer``; returns (replacement, sites).
 
     The replacement is ``raw`` itself when every function in it was instrumented in place.
     A site traced with a wrapper carries the reason as ``site.wrapped_because``.
     """
 
     def one(func: Any, self_index: int | None) -> tuple[Callable, Site]:
-        site = Site(check_function(func, name), name, keys, self_index)
+        site = Site(check_function(func, name), name, keys, self_index, tracer)
         try:
             instrument.instrument(site)
         except TraceError as exc:
@@ -404,7 +417,7 @@ def wrap_raw(raw: Any, name: str, keys: tuple[str, ...], in_class: bool) -> tupl
     cached = cached_function(raw)
     if cached is not None:
         # functools.lru_cache / cached_property: only in place, a wrapper would bypass the cache
-        site = Site(cached, name, keys, 0 if in_class else None)
+        site = Site(cached, name, keys, 0 if in_class else None, tracer)
         try:
             instrument.instrument(site)
         except TraceError as exc:
@@ -438,6 +451,7 @@ def wrap_raw(raw: Any, name: str, keys: tuple[str, ...], in_class: bool) -> tupl
 
 def cached_function(raw: Any) -> Callable | None:
     """The Python function inside ``functools.lru_cache`` / ``functools.cached_property``."""
+    func: Any
     if isinstance(raw, functools.cached_property):
         func = raw.func
     elif type(raw).__name__ == "_lru_cache_wrapper" and hasattr(raw, "cache_info"):

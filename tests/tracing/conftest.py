@@ -1,13 +1,11 @@
-"""Fixtures for the tracing tests: a clean engine, store and parameters around each test."""
+"""Fixtures for the tracing tests (each test has its own runtime: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from otrace import holds, log
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
-from otrace.tracing import instrument, unwrap_all
+from otrace import log
+from otrace.tracing import instrument
 
 
 @pytest.fixture(autouse=True, params=["inplace", "wrapper"])
@@ -21,17 +19,6 @@ def backend(request):
 def original_of(func):
     """The program's function below a tracing wrapper (itself when traced in place)."""
     return getattr(func, "_otrace_orig_function", func)
-
-
-@pytest.fixture(autouse=True)
-def clean_engine(backend):
-    PARAMS.reset()
-    STORE.clear()
-    yield
-    holds.release_all("shutdown")
-    unwrap_all()
-    STORE.clear()
-    PARAMS.reset()
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def argspec_target(handler, callback=None, *args, key=1, **kwargs):
     return callback
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached(n):
     if n < 0:
         raise ValueError(n)

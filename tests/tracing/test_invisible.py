@@ -17,10 +17,9 @@ import pytest
 
 from otrace.contexts.capture import LazyText
 from otrace.contexts.record import FrameContext
-from otrace.contexts.store import STORE
 from otrace.errors import TraceError
-from otrace.params import PARAMS
 from otrace.tracing import trace, untrace
+from tests.rt import PARAMS, STORE
 from tests.tracing import invisible as prog
 
 pytestmark = pytest.mark.timeout(30)
@@ -113,9 +112,10 @@ def test_7_introspection_sees_the_function(backend):
     for target in (prog.argspec_target, prog.gen, prog.coro):
         trace(target, prog, target.__name__, condition="call")
     assert inspect.getfullargspec(prog.argspec_target) == before
-    assert prog.argspec_target.__code__.co_varnames[: code.co_argcount] == code.co_varnames[
-        : code.co_argcount
-    ]
+    assert (
+        prog.argspec_target.__code__.co_varnames[: code.co_argcount]
+        == code.co_varnames[: code.co_argcount]
+    )
     assert prog.argspec_target.__defaults__ == (None,) and prog.argspec_target.__kwdefaults__ == {
         "key": 1
     }

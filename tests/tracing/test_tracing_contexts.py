@@ -7,11 +7,10 @@ import threading
 
 import pytest
 
-from tests.tracing.conftest import original_of
 from otrace.contexts.record import parse_trace_id
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
 from otrace.tracing import get_tag, set_tag, tag, trace, traceassert, traces, untag, untrace
+from tests.rt import PARAMS, STORE
+from tests.tracing.conftest import original_of
 
 TS = r"\d{6}-\d\d-\d\d-\d\d(\.\d+)?"
 
