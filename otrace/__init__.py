@@ -13,6 +13,7 @@ from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
 from otrace.runtime import Runtime  # noqa: E402 - also registers the default runtime
+from otrace.tracing.api import trace, untrace  # noqa: E402
 
 __all__ = [
     "OShell",
@@ -21,5 +22,7 @@ __all__ = [
     "Runtime",
     "encrypt_password",
     "set_trace",
+    "trace",
+    "untrace",
     "verify_password",
 ]

@@ -22,7 +22,12 @@ from otrace.events import Announcement, EventBus
 from otrace.holds import Break, Hold, HoldTable
 from otrace.params import Params
 
+# Announcements without a console: this logger does not propagate, so a program's own
+# logging (and test runners that count every record, as Tornado's does) never sees them;
+# attach a handler to it to collect them.  Warnings (the traceback page's PIN) still reach
+# stderr through logging's last resort when it has no handler.
 _announce_log = logging.getLogger("otrace.announce")
+_announce_log.propagate = False
 
 
 class Recorder:

@@ -113,13 +113,23 @@ def test_a_failing_subscriber_is_reported_once_and_never_raises(
 
 
 def test_announcements_go_to_the_logger_without_subscribers(
-    runtime: Runtime, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    runtime: Runtime, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # the program owns its stderr (issue 20): no console, no output, only the otrace logger
-    with caplog.at_level(logging.INFO, logger="otrace.announce"):
+    seen: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    announce_log = logging.getLogger("otrace.announce")  # does not propagate: attach to it
+    announce_log.addHandler(handler)
+    old_level = announce_log.level
+    announce_log.setLevel(logging.INFO)
+    try:
         runtime.announce("nobody listens")
+    finally:
+        announce_log.removeHandler(handler)
+        announce_log.setLevel(old_level)
     assert capfd.readouterr().err == ""
-    assert [r.getMessage() for r in caplog.records] == ["nobody listens"]
+    assert seen == ["nobody listens"]
     said: list[str] = []
     runtime.add_sink(said.append)
     runtime.announce("now someone does")

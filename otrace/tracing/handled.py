@@ -30,9 +30,15 @@ _CATCH_ALL = (Exception, BaseException)
 # Types of constants that mark a handler as otrace's own (it records and re-raises).
 RERAISING: set[type] = set()
 _LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
-# (code, lasti) -> the handler's clauses: list of name paths, () for a bare except; None: unknown
-_cache: dict[tuple[CodeType, int], list[tuple[tuple[str, ...], ...]] | None] = {}
+_SKIP = {"CACHE", "NOP", "EXTENDED_ARG"}
+_DEPTH = 12
+# What a frame does with an exception at one instruction: None -- it propagates (no handler,
+# a ``with``/``finally`` cleanup, or otrace's own re-raising handler); "unknown"; or the
+# ``except`` clauses as (class name paths -- () for a bare except --, body re-raises).
+Clauses = list[tuple[tuple[tuple[str, ...], ...], bool]]
+_cache: dict[tuple[CodeType, int], Clauses | str | None] = {}
 _tables: dict[CodeType, list[tuple[int, int, int]]] = {}
+_listings: dict[CodeType, tuple[dict[int, Any], list[int]]] = {}
 
 
 def _table(code: CodeType) -> list[tuple[int, int, int]]:
@@ -49,8 +55,32 @@ def _table(code: CodeType) -> list[tuple[int, int, int]]:
     return table
 
 
-def _clauses(code: CodeType, lasti: int) -> list[tuple[tuple[str, ...], ...]] | None:
-    """The ``except`` clauses protecting offset ``lasti`` of ``code`` (None: cannot tell)."""
+def _listing(code: CodeType) -> tuple[dict[int, Any], list[int]]:
+    got = _listings.get(code)
+    if got is None:
+        by_offset = {ins.offset: ins for ins in dis.get_instructions(code)}
+        got = (by_offset, sorted(by_offset))
+        if len(_listings) > 1024:
+            _listings.clear()
+        _listings[code] = got
+    return got
+
+
+def _reraises(by_offset: dict[int, Any], offsets: list[int], k: int) -> bool:
+    """Does the handler body starting at ``offsets[k]`` re-raise before it ends?"""
+    for off in offsets[k : k + 400]:
+        ins = by_offset[off]
+        if ins.opname == "POP_EXCEPT":
+            return False
+        if ins.opname == "RERAISE" or (ins.opname == "RAISE_VARARGS" and ins.arg == 0):
+            return True
+        if ins.opname == "LOAD_CONST" and type(ins.argval) in RERAISING:
+            return True  # otrace's own handler: records and re-raises
+    return False
+
+
+def _handler(code: CodeType, lasti: int) -> Clauses | str | None:
+    """What ``code`` does with an exception raised at offset ``lasti`` (see ``Clauses``)."""
     target = None
     for start, end, handler in _table(code):
         if start <= lasti < end:
@@ -58,13 +88,13 @@ def _clauses(code: CodeType, lasti: int) -> list[tuple[tuple[str, ...], ...]] | 
             break
     if target is None:
         return None
-    by_offset = {ins.offset: ins for ins in dis.get_instructions(code)}
-    offsets = sorted(by_offset)
-    index = offsets.index(target) if target in by_offset else -1
-    if index < 0 or by_offset[target].opname != "PUSH_EXC_INFO":
-        return None
-    clauses: list[tuple[tuple[str, ...], ...]] = []
-    i = index + 1
+    by_offset, offsets = _listing(code)
+    if target not in by_offset:
+        return "unknown"
+    if by_offset[target].opname != "PUSH_EXC_INFO":
+        return None  # a cleanup block that re-raises
+    clauses: Clauses = []
+    i = offsets.index(target) + 1
     while i < len(offsets):
         stack: list[Any] = []
         j = i
@@ -80,44 +110,31 @@ def _clauses(code: CodeType, lasti: int) -> list[tuple[tuple[str, ...], ...]] | 
                 items = stack[len(stack) - n :]
                 del stack[len(stack) - n :]
                 stack.append(("tuple", *items))
-            elif name in ("CACHE", "NOP", "EXTENDED_ARG"):
-                pass
-            else:
+            elif name not in _SKIP:
                 break
             j += 1
         if j >= len(offsets):
-            return None
+            return "unknown"
         ins = by_offset[offsets[j]]
         if ins.opname == "CHECK_EXC_MATCH" and len(stack) == 1:
-            if _ours(by_offset, offsets, j):
-                return clauses
             item = stack[0]
             paths = item[1:] if item and item[0] == "tuple" else (item,)
-            clauses.append(tuple(paths))
-            # the next clause starts where the failed match jumps to
             k = j + 1
-            while k < len(offsets) and by_offset[offsets[k]].opname in ("CACHE", "NOP"):
+            while k < len(offsets) and by_offset[offsets[k]].opname in _SKIP:
                 k += 1
             jump = by_offset[offsets[k]] if k < len(offsets) else None
-            if jump is None or "JUMP" not in jump.opname or not isinstance(jump.argval, int):
-                return clauses
-            if jump.argval not in by_offset:
+            clauses.append((tuple(paths), _reraises(by_offset, offsets, k + 1)))
+            if jump is None or "JUMP" not in jump.opname or jump.argval not in by_offset:
                 return clauses
             i = offsets.index(jump.argval)
             continue
-        if not stack and j == i and ins.opname in ("POP_TOP", "STORE_FAST", "STORE_NAME"):
-            clauses.append(())  # bare except: (POP_TOP of the exception)
+        if not stack and j == i and ins.opname == "POP_TOP":
+            clauses.append(((), _reraises(by_offset, offsets, j + 1)))  # bare except:
+            return clauses
+        if not clauses and not stack:
+            return None  # finally / with: runs cleanup code, then re-raises
         return clauses
     return clauses
-
-
-def _ours(by_offset: dict, offsets: list[int], j: int) -> bool:
-    """Does the clause matched at ``offsets[j]`` belong to instrumented code (re-raises)?"""
-    for k in range(j + 1, min(j + 8, len(offsets))):
-        ins = by_offset[offsets[k]]
-        if ins.opname == "LOAD_CONST" and type(ins.argval) in RERAISING:
-            return True
-    return False
 
 
 def _resolve(path: tuple[str, ...], frame: FrameType) -> Any:
@@ -132,29 +149,42 @@ def _resolve(path: tuple[str, ...], frame: FrameType) -> Any:
 
 
 def leaves(exc: BaseException, caller: FrameType | None) -> bool:
-    """False when ``caller`` is certain to catch ``exc`` right where it is (or it is flow control)."""
+    """False when a caller up the stack is certain to catch ``exc`` by its class.
+
+    Walks from ``caller`` outwards (at most 12 frames) past frames that let it through
+    (no handler, ``finally``/``with`` cleanup, handlers that re-raise): the first ``except``
+    naming a class it is an instance of decides -- a specific class means handled (False),
+    a catch-all means error handling (True).  Anything undecidable: True.
+    """
     if isinstance(exc, _FLOW):
         return False
-    if caller is None:
-        return True
-    code = caller.f_code
-    key = (code, caller.f_lasti)
-    if key in _cache:
-        clauses = _cache[key]
-    else:
-        clauses = _clauses(code, caller.f_lasti)
-        if len(_cache) > 8192:
-            _cache.clear()
-        _cache[key] = clauses
-    if not clauses:
-        return True
     mro = type(exc).__mro__
-    for paths in clauses:
-        if not paths:
-            return True  # bare except: error handling, not flow control
-        for path in paths:
-            cls = _resolve(path, caller)
-            if isinstance(cls, type) and cls in mro:
-                # ``except Exception`` is how servers turn errors into responses: record
-                return cls in _CATCH_ALL
+    frame = caller
+    for _ in range(_DEPTH):
+        if frame is None:
+            return True
+        key = (frame.f_code, frame.f_lasti)
+        if key in _cache:
+            info = _cache[key]
+        else:
+            info = _handler(frame.f_code, frame.f_lasti)
+            if len(_cache) > 8192:
+                _cache.clear()
+            _cache[key] = info
+        if info == "unknown":
+            return True
+        if isinstance(info, list):
+            for paths, reraises in info:
+                if paths:
+                    classes = [_resolve(p, frame) for p in paths]
+                    hit = next((c for c in classes if isinstance(c, type) and c in mro), None)
+                    if hit is None:
+                        continue
+                    catch_all = hit in _CATCH_ALL
+                else:
+                    catch_all = True
+                if reraises:
+                    break  # cleanup, then on up the stack
+                return catch_all
+        frame = frame.f_back
     return True

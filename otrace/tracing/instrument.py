@@ -534,8 +534,11 @@ class Instrumented:
         spec = state[0]
         predicate = spec.predicate
         related = self.site.tracer.params.trace_related
-        calls = predicate is not None or related
         params = set(self.base.co_varnames[: _nparams(self.base)])
+        calls = related or (
+            predicate is not None
+            and not _never(predicate, params, bool(self.base.co_flags & inspect.CO_VARKEYWORDS))
+        )
         tests = inline_tests(predicate, params) if calls and not related else None
         key = (calls, ast.dump(tests) if tests is not None else None)
         code = self._codes.get(key)
@@ -568,6 +571,17 @@ class Instrumented:
 
     def restore(self) -> None:
         self.func.__code__ = self.base
+
+
+def _never(predicate: Predicate, params: set[str], varkw: bool) -> bool:
+    """True when ``predicate`` names an argument this function cannot have: no call can
+    match (the trace warned when it was made), so only exceptions are traced."""
+    parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+    return (
+        not varkw
+        and all(isinstance(p, ArgTest) for p in parts)
+        and any(p.arg != "return" and p.arg not in params for p in parts)  # type: ignore[attr-defined]
+    )
 
 
 def _nparams(code: CodeType) -> int:
