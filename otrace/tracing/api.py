@@ -258,6 +258,11 @@ def trace(
                 because = getattr(site, "wrapped_because", None)
                 if because:
                     spec.warnings.append(f"{site.name}: traced with a wrapper ({because})")
+                alias = getattr(site, "alias_of", None)
+                if alias is not None:
+                    spec.warnings.append(
+                        f"{site.name} is the same function as {alias.name}: traced as {alias.name}"
+                    )
                 missing = missing_names(predicate, set(site.params), site.varkw is not None)
                 if missing:
                     spec.warnings.append(

@@ -38,7 +38,6 @@ _DEPTH = 12
 Clauses = list[tuple[tuple[tuple[str, ...], ...], bool]]
 _cache: dict[tuple[CodeType, int], Clauses | str | None] = {}
 _tables: dict[CodeType, list[tuple[int, int, int]]] = {}
-_listings: dict[CodeType, tuple[dict[int, Any], list[int]]] = {}
 
 
 def _table(code: CodeType) -> list[tuple[int, int, int]]:
@@ -56,14 +55,9 @@ def _table(code: CodeType) -> list[tuple[int, int, int]]:
 
 
 def _listing(code: CodeType) -> tuple[dict[int, Any], list[int]]:
-    got = _listings.get(code)
-    if got is None:
-        by_offset = {ins.offset: ins for ins in dis.get_instructions(code)}
-        got = (by_offset, sorted(by_offset))
-        if len(_listings) > 1024:
-            _listings.clear()
-        _listings[code] = got
-    return got
+    # not cached: only the (small) verdicts are, per instruction
+    by_offset = {ins.offset: ins for ins in dis.get_instructions(code)}
+    return by_offset, sorted(by_offset)
 
 
 def _reraises(by_offset: dict[int, Any], offsets: list[int], k: int) -> bool:

@@ -512,7 +512,9 @@ class Instrumented:
         self.func = func
         self.base = func.__code__
         self.probe = Probe(site)
-        self._node = _function_node(func)
+        # Parsed again when code is built: ASTs kept for hundreds of traced functions would
+        # be hundreds of thousands of objects for the program's garbage collector to walk.
+        _function_node(func)
         self._codes: dict[tuple, CodeType] = {}
         self._check()
 
@@ -521,7 +523,7 @@ class Instrumented:
         names = set(base.co_varnames) | set(base.co_names) | set(base.co_freevars)
         if _CALL in names or any(c in (_SITE, _PROBE) for c in base.co_consts):
             raise TraceError("it uses otrace's reserved names")
-        module, nested = _module_for(func, self._node)
+        module, nested = _module_for(func, _function_node(func))
         plain = _compile(func, module)
         if not _same(plain, base):
             raise TraceError("its source does not match the running code (edited on disk?)")
@@ -543,7 +545,7 @@ class Instrumented:
         key = (calls, ast.dump(tests) if tests is not None else None)
         code = self._codes.get(key)
         if code is None:
-            node = _instrumented_node(self._node, self.base, calls, tests)
+            node = _instrumented_node(_function_node(self.func), self.base, calls, tests)
             module, _ = _module_for(self.func, node)
             built = _compile(self.func, module)
             built = _requalify(
@@ -603,8 +605,12 @@ def instrument(site: engine.Site) -> Instrumented:
     func = site.func
     if not isinstance(func, FunctionType):
         raise TraceError("it is not a Python function")
-    if id(func) in _instrumented:
-        raise TraceError("already traced")
+    first = _instrumented.get(id(func))
+    if first is not None:
+        # the same function under another name (``get = head = _unimplemented``): its code
+        # already reports to the first name's site; this site is an alias of it
+        site.alias_of = first.site  # type: ignore[attr-defined]
+        return first
     if FORCE_WRAPPER:
         raise TraceError("wrappers forced")
     inst = Instrumented(site, func)

@@ -174,3 +174,17 @@ def test_cached_function_without_source_is_refused_with_the_reason(backend):
             trace(prog.nosource, prog, "nosource")
     finally:
         del prog.nosource
+
+
+def test_one_function_under_two_names_is_traced_once_in_place(backend):
+    in_place_only(backend)
+    prog.Box.fetch = prog.Box.__getitem__  # the same function object, a second name
+    try:
+        spec = trace(prog.Box, condition="call")
+        assert prog.Box.fetch is prog.Box.__getitem__  # no wrapper on either name
+        assert any("same function" in w for w in spec.warnings)
+        assert prog.Box({"a": 1}).fetch("a") == 1
+        assert list(STORE.recent["traces"]["Box.__getitem__"]["tr-call"])
+    finally:
+        untrace(prog.Box)
+        del prog.Box.fetch
