@@ -188,3 +188,32 @@ def test_one_function_under_two_names_is_traced_once_in_place(backend):
     finally:
         untrace(prog.Box)
         del prog.Box.fetch
+
+
+def test_edit_changes_the_signature_below_a_trace(backend):
+    from otrace.tracing import patching
+
+    original = prog.resized
+    trace(prog.resized, prog, "resized", condition="scale==3")
+    trace(prog.Shape, condition="h==2")
+    try:
+        patching.patch(
+            prog,
+            "resized",
+            "def resized(width, height, scale=1):\n    return (width + height) * scale\n",
+        )
+        patching.patch(prog.Shape, "area", "def area(self, w, h=1):\n    return w * h\n")
+        assert prog.resized(1, 2, scale=3) == 9 and prog.resized(1, 2) == 3  # the new arguments
+        assert prog.Shape().area(3, h=2) == 6
+        (ctx,) = STORE.recent["traces"]["resized"]["tr-scale==3"].values()
+        assert ctx["height"] == 2 and ctx.trc["return_value"] == 9
+        (ctx,) = STORE.recent["traces"]["Shape.area"]["tr-h==2"].values()
+        assert ctx["w"] == 3
+        if backend == "inplace":
+            assert prog.resized is original
+    finally:
+        patching.unpatch_all()
+    assert prog.resized(2, scale=3) == 6  # the original signature, still traced
+    assert len(STORE.recent["traces"]["resized"]["tr-scale==3"]) == 2
+    untrace("resized")
+    assert prog.resized.__code__ is original.__code__ and prog.resized(2) == 2
