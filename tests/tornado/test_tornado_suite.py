@@ -4,7 +4,7 @@ Each mode runs the suite shipped in the installed tornado package (``tornado.tes
 in a subprocess through ``benchmarks/tornado_suite.py``: every function and method of the
 modules in ``MODULES`` traced with ``otrace.trace``, then the suite, which fails on any
 failure, error, log record at INFO or above, or byte written to stderr.  Select with
-``-m tornado_suite`` (or deselect with ``-m "not tornado_suite"``); its wall-time ratio is
+``-m suite`` (or deselect with ``-m "not suite"``); its wall-time ratio is
 benchmarks/tornado_suite.py's figure, not asserted here.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.tornado_suite import MODULES, run_child
 
-pytestmark = [pytest.mark.tornado_suite, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.suite, pytest.mark.timeout(1800)]
 
 
 @pytest.mark.parametrize("mode", ["off", "exceptions", "nomatch"])
