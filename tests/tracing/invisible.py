@@ -123,3 +123,30 @@ def resized(width, scale=1):
 class Shape:
     def area(self, w):
         return w * w
+
+
+def inner_raise():
+    raise LookupError("flow control")
+
+
+def middle():
+    try:
+        with open(__file__):  # a with block lets it through
+            inner_raise()
+    except:  # noqa: E722 - a cleanup that re-raises
+        Thing()
+        raise
+
+
+def outer_specific():
+    try:
+        middle()
+    except LookupError:
+        return "handled"
+
+
+def outer_catch_all():
+    try:
+        middle()
+    except Exception:
+        return "error page"

@@ -217,3 +217,12 @@ def test_edit_changes_the_signature_below_a_trace(backend):
     assert len(STORE.recent["traces"]["resized"]["tr-scale==3"]) == 2
     untrace("resized")
     assert prog.resized.__code__ is original.__code__ and prog.resized(2) == 2
+
+
+def test_handled_is_decided_up_the_stack_past_cleanups():
+    trace(prog.inner_raise, prog, "inner_raise")
+    trace(prog.middle, prog, "middle")
+    assert prog.outer_specific() == "handled"
+    assert "exceptions" not in STORE.recent  # caught by class two frames up
+    assert prog.outer_catch_all() == "error page"
+    assert sorted(STORE.recent["exceptions"]) == ["inner_raise", "middle"]
