@@ -34,6 +34,7 @@ from typing import Any
 
 from otrace.contexts.record import TraceContext
 from otrace.contexts.store import STORE
+from otrace.errors import OTraceError
 from otrace.log import get_logger
 
 log = get_logger("holds")
@@ -41,6 +42,12 @@ log = get_logger("holds")
 _lock = threading.Lock()
 _pending: dict[str, Break | Hold] = {}
 _eventloop_callback: Callable[[Callable[[], None]], Any] | None = None
+
+
+
+class AwaitError(OTraceError):
+    """An ``await`` typed at the prompt could not run or did not finish in time."""
+
 
 NO_BREAK_THREADS: set[int] = set()
 """Idents of threads that must never block on a break (e.g. the console's own thread)."""
@@ -97,6 +104,74 @@ def call_on_loop(
         return fut.result()
 
 
+def run_coroutine(coro: Any, timeout: float, loop: Any = None) -> Any:
+    """Run ``coro`` as a task on the program's event loop and wait for its result.
+
+    ``loop`` (an asyncio loop) is used when given (a held task's own loop), else the door
+    set with :func:`set_eventloop_callback`.  Other requests go on meanwhile.  After
+    ``timeout`` seconds, or on KeyboardInterrupt, the task is cancelled and
+    :class:`AwaitError` raised; the coroutine's own exception is re-raised here.  For other
+    threads than the loop's (the shell's).
+    """
+    door = _eventloop_callback
+    if loop is not None:
+        door = loop.call_soon_threadsafe
+    if door is None:
+        coro.close()
+        raise AwaitError(
+            "await needs the program's event loop: call otrace.tornado.attach, or give "
+            "OShell an eventloop_callback"
+        )
+    if running_loop() is not None:
+        coro.close()
+        raise AwaitError("await cannot wait here: this thread runs an event loop")
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+    task_box: list[Any] = []
+
+    def start() -> None:
+        if not fut.set_running_or_notify_cancel():
+            coro.close()
+            return
+        try:
+            task = sys.modules["asyncio"].ensure_future(coro)
+        except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
+            coro.close()
+            fut.set_exception(exc)
+            return
+        task_box.append(task)
+        task.add_done_callback(_copy_outcome(fut))
+
+    def cancel() -> None:
+        if task_box:
+            task_box[0].cancel()
+
+    door(start)
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        if not fut.cancel():
+            door(cancel)
+        raise AwaitError(f"await did not finish within {timeout:g}s (await_timeout); cancelled") from None
+    except KeyboardInterrupt:
+        if not fut.cancel():
+            door(cancel)
+        raise AwaitError("await interrupted; the task was cancelled") from None
+
+
+def _copy_outcome(fut: concurrent.futures.Future) -> Callable[[Any], None]:
+    def copy(task: Any) -> None:
+        if fut.done():
+            return
+        if task.cancelled():
+            fut.set_exception(AwaitError("await: the task was cancelled"))
+        elif task.exception() is not None:
+            fut.set_exception(task.exception())
+        else:
+            fut.set_result(task.result())
+
+    return copy
+
+
 def running_loop() -> Any:
     """The asyncio loop running in this thread, or None (no asyncio import cost)."""
     aio = sys.modules.get("asyncio")
@@ -118,11 +193,15 @@ class _Pending:
     def __init__(self, ctx: TraceContext) -> None:
         self.ctx = ctx
         self.value: Any = None
+        self.error: BaseException | None = None
         self.released: str | None = None
         self._once = threading.Lock()
 
-    def release(self, value: Any = None, reason: str = "deleted") -> bool:
-        """Let the waiter go on with ``value``; False if it was already released.
+    def release(
+        self, value: Any = None, reason: str = "deleted", error: BaseException | None = None
+    ) -> bool:
+        """Let the waiter go on with ``value`` (a hold: or raise ``error`` in it); False if it
+        was already released.
 
         Any thread.
         """
@@ -131,6 +210,7 @@ class _Pending:
                 return False
             self.released = reason
         self.value = value
+        self.error = error
         with _lock:
             if _pending.get(self.ctx.id) is self:
                 del _pending[self.ctx.id]
@@ -182,7 +262,11 @@ class Hold(_Pending):
             self.release(None, "cancelled")
 
     def _resolve(self) -> None:
-        if not self.future.done():
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
             self.future.set_result(self.value)
 
     def _wake(self, value: Any) -> None:
@@ -240,14 +324,23 @@ def pending() -> list[TraceContext]:
     return sorted((i.ctx for i in items), key=lambda c: c.created)
 
 
-def resume(ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed") -> bool:
+def resume(
+    ctx_or_id: TraceContext | str,
+    value: Any = None,
+    *,
+    reason: str = "resumed",
+    error: BaseException | None = None,
+) -> bool:
     """Release a pending break or hold with ``value``; False if nothing waits under that id.
 
-    The context is then removed from ``/osh/recent`` (it stays in ``/osh/saved`` if saved).
+    ``error`` (holds only) is raised in the held task instead of returning a value.  The
+    context is then removed from ``/osh/recent`` (it stays in ``/osh/saved`` if saved).
     Any thread (typically the shell's).
     """
     item = get(ctx_or_id)
-    if item is None or not item.release(value, reason):
+    if error is not None and not isinstance(item, Hold):
+        return False
+    if item is None or not item.release(value, reason, error):
         return False
     STORE.remove(item.ctx, keep_saved=True)
     return True

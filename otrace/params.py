@@ -95,6 +95,13 @@ TABLE: tuple[Param, ...] = (
         minimum=0,
     ),
     Param(
+        "await_timeout",
+        float,
+        10.0,
+        "Seconds an await typed at the prompt may run on the event loop before it is cancelled",
+        minimum=0.1,
+    ),
+    Param(
         "deep_copy",
         bool,
         False,
@@ -144,6 +151,13 @@ TABLE: tuple[Param, ...] = (
         bool,
         True,
         "Refuse calls, assignments, exec, edit and rm (turning it off needs allow_unsafe)",
+    ),
+    Param(
+        "stall_ms",
+        int,
+        0,
+        "Record a context in /osh/recent/stalls when the event loop does not turn for this many ms (0: off)",
+        minimum=0,
     ),
     Param("save_tags", bool, False, "Also save every new tag context in /osh/saved"),
     Param("shell_timeout", float, 10.0, "Seconds a unix command outside /osh may run", minimum=0.1),

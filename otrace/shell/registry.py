@@ -26,6 +26,7 @@ class Option:
     value: str = ""  # name of the value in the usage line; empty for a flag
     choices: tuple[str, ...] = ()
     convert: Callable[[str], Any] | None = None
+    long: str = ""  # also accepted as --long (stored under the letter)
 
 
 @dataclass
@@ -75,7 +76,8 @@ class Command:
             for opt in self.options:
                 arg = f" {opt.value}" if opt.value else ""
                 choice = f" ({'|'.join(opt.choices)})" if opt.choices else ""
-                lines.append(f"  -{opt.letter}{arg:<10} {opt.help}{choice}")
+                name = f"-{opt.letter}, --{opt.long}" if opt.long else f"-{opt.letter}"
+                lines.append(f"  {name}{arg:<10} {opt.help}{choice}")
         return "\n".join(lines)
 
 
@@ -121,12 +123,16 @@ def parse(cmd: Command, words: list[str]) -> Args:
     """Parse option words (up to the first non-option word or ``--``) for ``cmd``."""
     args = Args()
     by_letter = {o.letter: o for o in cmd.options}
+    by_long = {o.long: o for o in cmd.options if o.long}
     i = 0
     while i < len(words):
         word = words[i]
         if word == "--":
             i += 1
             break
+        if word.startswith("--") and by_long:
+            i = _parse_long(cmd, by_long, words, i, args)
+            continue
         if not word.startswith("-") or word == "-" or _is_number(word):
             break
         if cmd.keep_dash_words and cmd.keep_dash_words(word):
@@ -163,6 +169,30 @@ def parse(cmd: Command, words: list[str]) -> Args:
     if cmd.max_words is not None and len(args.words) > cmd.max_words:
         raise UsageError(f"{cmd.name}: too many arguments; usage: {cmd.usage}")
     return args
+
+
+def _parse_long(cmd: Command, by_long: dict[str, Option], words: list[str], i: int, args: Args) -> int:
+    """Parse ``--name``, ``--name value`` or ``--name=value`` at ``words[i]``; next index."""
+    name, eq, value = words[i][2:].partition("=")
+    opt = by_long.get(name)
+    if opt is None:
+        raise UsageError(f"{cmd.name}: invalid option --{name}; usage: {cmd.usage}")
+    if not opt.value:
+        args.opts[opt.letter] = True
+        return i + 1
+    if not eq:
+        i += 1
+        if i >= len(words):
+            raise UsageError(f"{cmd.name}: option --{name} needs {opt.value}")
+        value = words[i]
+    if opt.convert is not None:
+        try:
+            args.opts[opt.letter] = opt.convert(value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{cmd.name}: bad value for --{name}: {exc}") from None
+    else:
+        args.opts[opt.letter] = value
+    return i + 1
 
 
 def _is_number(word: str) -> bool:

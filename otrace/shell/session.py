@@ -40,6 +40,7 @@ from otrace.shell import evaluate
 from otrace.shell.output import Result
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
 from otrace.vfs import Resolved, Tree, as_dir, paths
+from otrace.vfs.asyncview import RequestsDir, TasksDir
 from otrace.vfs.nodes import DirNamespace
 from otrace.vfs.paths import Parts
 
@@ -100,6 +101,8 @@ class Session:
             "pickled": {},
             "web": {},
             "db": {},
+            "requests": RequestsDir(),
+            "tasks": TasksDir(),
         }
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
@@ -362,8 +365,12 @@ class Session:
 
     def run_code(self, code: str, result: Result) -> None:
         try:
-            with self.exec_guard():
-                value = evaluate.execute(code, self.eval_globals(), self.namespace())
+            if evaluate.is_async(code):
+                coro = evaluate.execute_async(code, self.eval_globals(), self.namespace())
+                value = self.run_await(coro)
+            else:
+                with self.exec_guard():
+                    value = evaluate.execute(code, self.eval_globals(), self.namespace())
         except OTraceError:
             raise
         except BaseException as exc:  # noqa: B036 - typed code may raise SystemExit too
@@ -373,6 +380,17 @@ class Session:
             from otrace.contexts import safe_repr
 
             result.write(safe_repr(value, 100_000))
+
+    def run_await(self, coro: Any) -> Any:
+        """Run typed code that awaits as a task on the program's loop, bounded by
+        ``await_timeout``: in a held frame on the held task's loop, else through the
+        program's event-loop door."""
+        loop = None
+        ctx = self.context_root()
+        if ctx is not None:
+            live = holds.get(ctx.id) if isinstance(ctx, TraceContext) else None
+            loop = getattr(live, "loop", None)
+        return holds.run_coroutine(coro, self.params.await_timeout, loop)
 
     def exec_guard(self):
         """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from otrace import holds
 from otrace.contexts import TraceContext
-from otrace.errors import OTraceError
-from otrace.shell.registry import Args, command
+from otrace.errors import OTraceError, SafeModeError, UsageError
+from otrace.shell import evaluate
+from otrace.shell.registry import Args, Option, command
 from otrace.shell.session import GLOBALS
 
 
@@ -52,16 +53,61 @@ def del_(sh, args: Args) -> None:
     _leave_if_inside(sh, ctxs)
 
 
-@command("resume", "resume [trace_id ...]", complete="none")
+RESUME_OPTIONS = (
+    Option("r", "raise this exception in the held code", value="EXC", long="raise"),
+    Option("v", "the value the held await returns", value="EXPR", long="value"),
+)
+
+
+@command(
+    "resume",
+    "resume [--raise EXC | --value EXPR] [trace_id ...]",
+    options=RESUME_OPTIONS,
+    complete="none",
+)
 def resume(sh, args: Args) -> None:
-    """Let a held request or a stopped thread go on; then cd /osh/globals."""
+    """Let a held request or a stopped thread go on; then cd /osh/globals.
+
+    --raise EXC makes the held await raise EXC (an exception class or instance, e.g.
+    --raise 'HTTPError(503)' or --raise TimeoutError), so the request fails as if its own
+    code had raised it.  --value EXPR is what the held await returns (for
+    traceassert(..., action="hold")).  Both are evaluated here, in the current directory;
+    both need safe_mode False and work on holds only.
+    """
+    error, value = _resume_payload(sh, args)
     ctxs = _contexts(sh, args.words)
     failed = []
     for ctx in ctxs:
-        if holds.resume(ctx):
-            sh.out.write(f"Resuming {ctx.id}")
+        if holds.resume(ctx, value, error=error):
+            sh.out.write(f"Resuming {ctx.id}" + (f" with {type(error).__name__}" if error else ""))
         else:
             failed.append(ctx.id)
     sh.cwd = GLOBALS
     for trace_id in failed:
-        sh.out.error(f"Unable to resume {trace_id} (nothing is waiting there)")
+        why = "nothing is waiting there" if error is None or holds.get(trace_id) is None else "--raise works on holds only"
+        sh.out.error(f"Unable to resume {trace_id} ({why})")
+
+
+def _resume_payload(sh, args: Args) -> tuple[BaseException | None, object]:
+    raise_text, value_text = args.opts.get("r"), args.opts.get("v")
+    if raise_text is None and value_text is None:
+        return None, None
+    if raise_text is not None and value_text is not None:
+        raise UsageError("resume: give --raise or --value, not both")
+    if sh.params.safe_mode:
+        raise SafeModeError("resume: --raise and --value evaluate code; set safe_mode False")
+    text = raise_text if raise_text is not None else value_text
+    try:
+        result = evaluate.evaluate(text, sh.eval_globals(), sh.namespace())
+    except Exception as exc:
+        raise OTraceError(f"resume: cannot evaluate {text!r}: {type(exc).__name__}: {exc}") from None
+    if value_text is not None:
+        return None, result
+    if isinstance(result, type) and issubclass(result, BaseException):
+        try:
+            result = result()
+        except Exception as exc:
+            raise OTraceError(f"resume: cannot make {text}(): {exc}") from None
+    if not isinstance(result, BaseException):
+        raise UsageError(f"resume: --raise needs an exception, not {type(result).__name__}")
+    return result, None

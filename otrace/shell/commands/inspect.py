@@ -55,13 +55,10 @@ def pr(sh, args: Args) -> None:
     try:
         ns = sh.namespace()
         g = sh.eval_globals()
-        with sh.exec_guard():
-            if parts is None:
-                values = [evaluate.evaluate(expr, g, ns)]
-            else:
-                values = [
-                    eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts
-                ]
+        if evaluate.is_async(expr, "eval"):
+            values = [sh.run_await(evaluate.evaluate_async(expr, g, ns))]
+        else:
+            values = _evaluate_parts(sh, expr, parts, g, ns)
     except OTraceError:
         raise
     except BaseException as exc:  # noqa: B036 - typed code may raise anything
@@ -80,6 +77,13 @@ def pr(sh, args: Args) -> None:
             sh.out.write(pprint.pformat(v, width=max(sh.width, 20)))
     else:
         sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
+
+
+def _evaluate_parts(sh, expr: str, parts: Any, g: dict, ns: Any) -> list[Any]:
+    with sh.exec_guard():
+        if parts is None:
+            return [evaluate.evaluate(expr, g, ns)]
+        return [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
 
 
 @command("exec", "exec python_code   (also !python_code)", raw=True)

@@ -1,0 +1,136 @@
+"""Request tracking and holds by condition for every ``tornado.web.RequestHandler``.
+
+:func:`install` wraps ``RequestHandler._execute`` (where Tornado starts a request's
+coroutine) once for the whole process, so any application is tracked without changes to
+its handlers: the wrapper notes the request in :data:`otrace.requests.REQUESTS`, tests the
+``hold -c`` rules when there are any, awaits the real ``_execute``, and files the request
+under ``done`` with its status.  ``_handle_request_exception`` is wrapped too, only to note
+the exception a request ended with.
+
+A request matching a hold rule is held at the start of its handler method (after
+``prepare``): the method is shadowed on that one handler instance by a coroutine that awaits
+a hold (a context in ``/osh/recent/holds``) and then calls the real method.
+
+Thread rules: the wrappers run on the event-loop thread; :func:`install` and
+:func:`uninstall` from any thread before or after requests are served (a request already
+running keeps the ``_execute`` it started with).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import tornado.web
+
+from otrace import holds
+from otrace.contexts.record import TraceContext
+from otrace.contexts.safe import safe_str
+from otrace.contexts.store import STORE
+from otrace.log import announce, get_logger
+from otrace.requests import HOLD_RULES, REQUESTS, HoldRule, RequestRecord
+
+log = get_logger("tornado.requests")
+
+_originals: dict[str, Any] = {}
+
+
+def installed() -> bool:
+    return bool(_originals)
+
+
+def install() -> None:
+    """Track every request of every Tornado application in this process.  Idempotent."""
+    if _originals:
+        return
+    handler = tornado.web.RequestHandler
+    execute = handler._execute
+    on_error = handler._handle_request_exception
+    _originals["_execute"] = execute
+    _originals["_handle_request_exception"] = on_error
+    current_task = asyncio.current_task
+    start, finish = REQUESTS.start, REQUESTS.finish
+
+    @functools.wraps(execute)
+    async def _execute(self: Any, transforms: Any, *args: Any, **kwargs: Any) -> None:
+        coro = execute(self, transforms, *args, **kwargs)
+        rec = start(self, self.request, coro, current_task())
+        try:
+            if HOLD_RULES.rules:
+                _check_holds(self, rec)
+            await coro
+        finally:
+            finish(rec, self._status_code, self.__dict__.get("_otrace_exception"))
+
+    @functools.wraps(on_error)
+    def _handle_request_exception(self: Any, e: BaseException) -> None:
+        if not isinstance(e, tornado.web.Finish):
+            self._otrace_exception = e
+        on_error(self, e)
+
+    handler._execute = _execute  # type: ignore[method-assign]
+    handler._handle_request_exception = _handle_request_exception  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    """Stop tracking new requests (the ones running finish as they started)."""
+    for name, original in _originals.items():
+        setattr(tornado.web.RequestHandler, name, original)
+    _originals.clear()
+
+
+def _check_holds(handler: Any, rec: RequestRecord) -> None:
+    """Shadow the handler's method with a held one if a rule matches.  Loop thread."""
+    try:
+        rule = HOLD_RULES.match(handler, handler.request)
+        if rule is None:
+            return
+        name = str(handler.request.method).lower()
+        method = getattr(handler, name)
+    except Exception:
+        log.exception("testing hold rules failed")
+        return
+
+    @functools.wraps(method)
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        await _hold(handler, rec, rule, name, args, kwargs)
+        result = method(*args, **kwargs)
+        if result is not None:
+            result = await result
+        return result
+
+    setattr(handler, name, held)
+
+
+async def _hold(
+    handler: Any, rec: RequestRecord, rule: HoldRule, method: str, args: tuple, kwargs: dict
+) -> Any:
+    request = handler.request
+    line = f"{request.method} {safe_str(request.uri, 200)}"
+    values = {
+        "self": handler,
+        "handler": handler,
+        "request": request,
+        "request_id": rec.id,
+        "args": args,
+        "kwargs": kwargs,
+    }
+    trc = {"request": line, "hold_rule": rule.render(), "task": rec.task.get_name() if rec.task else None}
+    ctx = TraceContext("holds", f"{type(handler).__name__}.{method}", f"c{rule.number}", values, trc)
+    hold = holds.new_hold(ctx)
+    STORE.add(ctx)
+    announce(f"{ctx.id} {line}")
+    timer = None
+    if rule.timeout is not None:
+        timer = hold.loop.call_later(rule.timeout, _time_out, ctx)
+    try:
+        return await hold
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _time_out(ctx: TraceContext) -> None:
+    if holds.resume(ctx, reason="timeout"):
+        announce(f"{ctx.id} resumed: hold timeout")
