@@ -207,10 +207,11 @@ def _first_line(filename: str, lineno: int, lines: list[str]) -> int:
     return guess
 
 
-def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
+def chain_frames(ctx: Mapping[str, Any], *, live: bool, start: int = 0) -> list[FrameView]:
     """The frames of a context chain, outermost first, each with copied locals.
 
-    ``ctx`` is the root (the innermost frame); ``__up`` leads outwards.
+    ``ctx`` is the root (the innermost frame); ``__up`` leads outwards.  Indices start at
+    ``start`` (a chained exception's frames follow the ones before them on the page).
     """
     nodes: list[Mapping[str, Any]] = []
     seen: set[int] = set()
@@ -235,7 +236,7 @@ def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
         values = {k: v for k, v in node.items() if k not in LINK_KEYS}
         frames.append(
             FrameView(
-                index=index,
+                index=start + index,
                 filename=filename,
                 lineno=lineno,
                 funcname=funcname,
@@ -276,6 +277,60 @@ def describe(ctx: Mapping[str, Any]) -> tuple[str, str]:
         return tid or "trace context", ""
 
 
+# -- chained exceptions --------------------------------------------------------------------
+RELATION_TEXT = {
+    "__cause__": "The above exception was the direct cause of the following exception:",
+    "__context__": "During handling of the above exception, another exception occurred:",
+}
+
+
+@dataclass
+class FrameGroup:
+    """The frames of one exception of a chain: ``frames[start:end]`` of the page session.
+
+    ``relation`` says how the *next* group follows from this one (empty for the last).
+    """
+
+    title: str
+    start: int
+    end: int
+    relation: str = ""
+
+    @property
+    def relation_text(self) -> str:
+        return RELATION_TEXT.get(self.relation, "")
+
+
+def exception_groups(
+    ctx: Mapping[str, Any], *, live: bool, title: str = ""
+) -> tuple[list[FrameView], list[FrameGroup]]:
+    """Every exception of a context's chain as its own group of frames, oldest cause first.
+
+    The causes are the ``__cause__`` / ``__context__`` entries captured with the context
+    (see :mod:`otrace.contexts.chain`); without any, one group holds the whole chain.
+    """
+    nodes: list[tuple[Mapping[str, Any], str]] = [(ctx, "")]
+    seen = {id(ctx)}
+    node: Any = ctx
+    while len(nodes) < 20:
+        link = next((k for k in ("__cause__", "__context__") if isinstance(node.get(k), Mapping)), "")
+        if not link or id(node[link]) in seen:
+            break
+        node = node[link]
+        seen.add(id(node))
+        nodes.append((node, link))
+    frames: list[FrameView] = []
+    groups: list[FrameGroup] = []
+    for i in range(len(nodes) - 1, -1, -1):
+        node, relation = nodes[i]  # how the exception after this one follows from it
+        start = len(frames)
+        frames.extend(chain_frames(node, live=live, start=start))
+        trc = node.get("__trc")
+        text = safe_str(trc.get("exception", ""), 500) if isinstance(trc, Mapping) else ""
+        groups.append(FrameGroup(title if i == 0 and title else text, start, len(frames), relation))
+    return frames, groups
+
+
 # -- sessions ------------------------------------------------------------------------------
 @dataclass
 class PageSession:
@@ -289,6 +344,11 @@ class PageSession:
     meta: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     created: float = field(default_factory=time.time)
+    groups: list[FrameGroup] = field(default_factory=list)
+
+    def frame_groups(self) -> list[FrameGroup]:
+        """The groups to show (one holding every frame when none were made)."""
+        return self.groups or [FrameGroup(self.title, 0, len(self.frames))]
 
 
 class SessionTable:
@@ -331,13 +391,15 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
     for key in ("request", "thread", "where"):
         if trc.get(key):
             meta[key] = safe_str(trc[key], 500)
+    frames, groups = exception_groups(ctx, live=live, title=title)
     return PageSession(
         trace_id=context_id(ctx),
         title=title,
         detail=detail,
-        frames=chain_frames(ctx, live=live),
+        frames=frames,
         live=live,
         meta=meta,
+        groups=groups if len(groups) > 1 else [],
     )
 
 
