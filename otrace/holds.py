@@ -44,7 +44,6 @@ _pending: dict[str, Break | Hold] = {}
 _eventloop_callback: Callable[[Callable[[], None]], Any] | None = None
 
 
-
 class AwaitError(OTraceError):
     """An ``await`` typed at the prompt could not run or did not finish in time."""
 
@@ -151,7 +150,9 @@ def run_coroutine(coro: Any, timeout: float, loop: Any = None) -> Any:
     except concurrent.futures.TimeoutError:
         if not fut.cancel():
             door(cancel)
-        raise AwaitError(f"await did not finish within {timeout:g}s (await_timeout); cancelled") from None
+        raise AwaitError(
+            f"await did not finish within {timeout:g}s (await_timeout); cancelled"
+        ) from None
     except KeyboardInterrupt:
         if not fut.cancel():
             door(cancel)

@@ -208,7 +208,9 @@ class HoldRule:
         self.last_error = why
         if not self._reported:
             self._reported = True
-            announce(f"hold #{self.number}: condition {self.condition!r} {why}; counted as no match")
+            announce(
+                f"hold #{self.number}: condition {self.condition!r} {why}; counted as no match"
+            )
 
 
 class HoldRules:

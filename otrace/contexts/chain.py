@@ -38,7 +38,12 @@ def describe(exc: BaseException) -> str:
 
 
 def add_causes(
-    exc: BaseException, values: dict[str, Any], trc: dict[str, Any], *, context_lines: int, deep: bool
+    exc: BaseException,
+    values: dict[str, Any],
+    trc: dict[str, Any],
+    *,
+    context_lines: int,
+    deep: bool,
 ) -> None:
     """Attach ``exc``'s chain of causes to a captured context's root ``values``/``trc``."""
     from otrace.contexts.capture import build_chain, traceback_frames

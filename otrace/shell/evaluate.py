@@ -103,17 +103,23 @@ def execute_async(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Cor
     tree = ast.parse(code, "<otrace>", "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = compile(ast.Expression(tree.body.pop().value), "<otrace>", "eval", flags=_AWAIT_FLAGS)
+        last = compile(
+            ast.Expression(tree.body.pop().value), "<otrace>", "eval", flags=_AWAIT_FLAGS
+        )
     body = compile(tree, "<otrace>", "exec", flags=_AWAIT_FLAGS) if tree.body else None
-    return _run_async(body, last, globals_dict, local_ns)
+    return run_async(body, last, globals_dict, local_ns)
 
 
 def evaluate_async(expr: str, globals_dict: dict[str, Any], local_ns: Any) -> Coroutine:
     """One expression containing ``await``, as a coroutine for the event loop."""
-    return _run_async(None, compile(expr, "<otrace>", "eval", flags=_AWAIT_FLAGS), globals_dict, local_ns)
+    return run_async(
+        None, compile(expr, "<otrace>", "eval", flags=_AWAIT_FLAGS), globals_dict, local_ns
+    )
 
 
-async def _run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns: Any) -> Any:
+async def run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns: Any) -> Any:
+    """Run compiled statements then an expression (either may be None or await), as a
+    coroutine; returns the expression's value."""
     if body is not None:
         result = eval(body, globals_dict, local_ns)
         if body.co_flags & inspect.CO_COROUTINE:

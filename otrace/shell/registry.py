@@ -171,7 +171,9 @@ def parse(cmd: Command, words: list[str]) -> Args:
     return args
 
 
-def _parse_long(cmd: Command, by_long: dict[str, Option], words: list[str], i: int, args: Args) -> int:
+def _parse_long(
+    cmd: Command, by_long: dict[str, Option], words: list[str], i: int, args: Args
+) -> int:
     """Parse ``--name``, ``--name value`` or ``--name=value`` at ``words[i]``; next index."""
     name, eq, value = words[i][2:].partition("=")
     opt = by_long.get(name)

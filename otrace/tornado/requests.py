@@ -116,8 +116,14 @@ async def _hold(
         "args": args,
         "kwargs": kwargs,
     }
-    trc = {"request": line, "hold_rule": rule.render(), "task": rec.task.get_name() if rec.task else None}
-    ctx = TraceContext("holds", f"{type(handler).__name__}.{method}", f"c{rule.number}", values, trc)
+    trc = {
+        "request": line,
+        "hold_rule": rule.render(),
+        "task": rec.task.get_name() if rec.task else None,
+    }
+    ctx = TraceContext(
+        "holds", f"{type(handler).__name__}.{method}", f"c{rule.number}", values, trc
+    )
     hold = holds.new_hold(ctx)
     STORE.add(ctx)
     announce(f"{ctx.id} {line}")

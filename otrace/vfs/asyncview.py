@@ -109,7 +109,9 @@ def chain_frames(chain: list[Any]) -> list[tuple[FrameType, int]]:
 
 
 def is_running(chain: list[Any]) -> bool:
-    return any(getattr(obj, "cr_running", False) or getattr(obj, "gi_running", False) for obj in chain)
+    return any(
+        getattr(obj, "cr_running", False) or getattr(obj, "gi_running", False) for obj in chain
+    )
 
 
 def program_frames(frames: list[tuple[FrameType, int]]) -> list[tuple[FrameType, int]]:

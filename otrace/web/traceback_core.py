@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 import io
 import os
 import secrets
@@ -42,6 +43,9 @@ from typing import Any
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
+from otrace.holds import AwaitError, run_coroutine
+from otrace.params import PARAMS
+from otrace.shell.evaluate import run_async
 
 LINK_KEYS = frozenset({"__trc", "__up", "__down"})
 MAX_FRAMES = 2000
@@ -313,7 +317,9 @@ def exception_groups(
     seen = {id(ctx)}
     node: Any = ctx
     while len(nodes) < 20:
-        link = next((k for k in ("__cause__", "__context__") if isinstance(node.get(k), Mapping)), "")
+        link = next(
+            (k for k in ("__cause__", "__context__") if isinstance(node.get(k), Mapping)), ""
+        )
         if not link or id(node[link]) in seen:
             break
         node = node[link]
@@ -472,13 +478,22 @@ def compile_input(code: str, filename: str) -> tuple[Any, Any]:
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    body = compile(tree, filename, "exec") if tree.body else None
-    expr = compile(last, filename, "eval") if last is not None else None
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # only code that awaits becomes a coroutine
+    body = compile(tree, filename, "exec", flags=flags) if tree.body else None
+    expr = compile(last, filename, "eval", flags=flags) if last is not None else None
     return body, expr
 
 
-def evaluate(code: str, frame: FrameView) -> EvalResult:
-    """Run ``code`` in ``frame``'s namespace; never raises.  Called in a worker thread."""
+def _awaits(*codes: Any) -> bool:
+    return any(c is not None and c.co_flags & inspect.CO_COROUTINE for c in codes)
+
+
+def evaluate(code: str, frame: FrameView, loop: Any = None) -> EvalResult:
+    """Run ``code`` in ``frame``'s namespace; never raises.  Called in a worker thread.
+
+    Code that uses ``await`` runs as a task on ``loop`` (the program's, for a live page),
+    bounded by ``await_timeout``; without a loop it is refused.
+    """
     route_stdout()
     buf = io.StringIO()
     token = _CAPTURE.set(buf)
@@ -486,17 +501,28 @@ def evaluate(code: str, frame: FrameView) -> EvalResult:
     filename = f"<frame {frame.index}: {frame.funcname}>"
     try:
         body, expr = compile_input(code, filename)
-        if body is not None:
-            exec(body, frame.globals, frame.locals)
-        if expr is not None:
-            value = eval(expr, frame.globals, frame.locals)
-            if value is not None:
-                try:
-                    result.value = _bounded(repr(value), MAX_VALUE)
-                except Exception as exc:
-                    result.value = safe_repr(value)
-                    result.error = f"repr failed: {safe_repr(exc)}"
-                frame.locals["_"] = value
+        value = None
+        if _awaits(body, expr):
+            if loop is None:
+                raise AwaitError(
+                    "await works on live pages only (nothing runs this program's loop)"
+                )
+            coro = run_async(body, expr, frame.globals, frame.locals)
+            value = run_coroutine(coro, PARAMS.await_timeout, loop)
+        else:
+            if body is not None:
+                exec(body, frame.globals, frame.locals)
+            if expr is not None:
+                value = eval(expr, frame.globals, frame.locals)
+        if expr is not None and value is not None:
+            try:
+                result.value = _bounded(repr(value), MAX_VALUE)
+            except Exception as exc:
+                result.value = safe_repr(value)
+                result.error = f"repr failed: {safe_repr(exc)}"
+            frame.locals["_"] = value
+    except AwaitError as exc:
+        result.error = str(exc)
     except SyntaxError as exc:
         result.error = "".join(traceback.format_exception_only(type(exc), exc))
     except BaseException as exc:  # the typed code's error is the answer, even SystemExit

@@ -3,6 +3,7 @@ the shell: every exception of the chain is its own group of frames, each evaluab
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -75,6 +76,11 @@ def test_cause_and_context_groups_in_chromium(serve, page):
     box.fill("digits_only * 2")
     box.press("Enter")
     parse.locator(".tb-value", has_text="'x12x12'").wait_for()
+    # await works on a live page: it runs on the server's loop
+    box.fill("await asyncio.sleep(0.05, 'awaited ' + digits_only)")
+    box.press("Enter")
+    parse.locator(".tb-value", has_text="'awaited x12'").wait_for()
+    assert asyncio  # the page evaluates in this module's globals
     # the handler frame appears in both groups: each copy evaluates on its own
     gets = page.locator(".tb-frame", has=page.locator(".tb-func", has_text="get"))
     assert gets.count() == 2

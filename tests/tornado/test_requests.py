@@ -154,7 +154,7 @@ def test_resume_raise_and_timeout_and_count(app_server, shell):
 def test_bad_conditions_never_break_a_request(app_server, shell):
     run(shell, "set safe_mode False")
     run(shell, "hold -c 'request.no_such_attribute == 1'")
-    out = run(shell, "hold -c '__import__(\"time\").sleep(0.2) or request.uri == \"/hello/x\"'")
+    out = run(shell, 'hold -c \'__import__("time").sleep(0.2) or request.uri == "/hello/x"\'')
     for i in range(3):
         assert app_server.get(f"/hello/{i}")[0] == 200
     assert holds.pending() == []

@@ -84,7 +84,11 @@ def resume(sh, args: Args) -> None:
             failed.append(ctx.id)
     sh.cwd = GLOBALS
     for trace_id in failed:
-        why = "nothing is waiting there" if error is None or holds.get(trace_id) is None else "--raise works on holds only"
+        why = (
+            "nothing is waiting there"
+            if error is None or holds.get(trace_id) is None
+            else "--raise works on holds only"
+        )
         sh.out.error(f"Unable to resume {trace_id} ({why})")
 
 
@@ -100,7 +104,9 @@ def _resume_payload(sh, args: Args) -> tuple[BaseException | None, object]:
     try:
         result = evaluate.evaluate(text, sh.eval_globals(), sh.namespace())
     except Exception as exc:
-        raise OTraceError(f"resume: cannot evaluate {text!r}: {type(exc).__name__}: {exc}") from None
+        raise OTraceError(
+            f"resume: cannot evaluate {text!r}: {type(exc).__name__}: {exc}"
+        ) from None
     if value_text is not None:
         return None, result
     if isinstance(result, type) and issubclass(result, BaseException):

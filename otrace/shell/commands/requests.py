@@ -150,7 +150,9 @@ def cancel(sh, args: Args) -> None:
     Asks for confirmation (answer y); -y does not ask.  Refused in safe mode.
     """
     if sh.params.safe_mode:
-        raise SafeModeError("cancel: cancelling tasks is not permitted in safe mode; set safe_mode False")
+        raise SafeModeError(
+            "cancel: cancelling tasks is not permitted in safe mode; set safe_mode False"
+        )
     if not args.words:
         raise UsageError("usage: cancel [-y] TASK|REQUEST")
     word = args.words[0]
