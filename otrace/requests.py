@@ -46,8 +46,8 @@ class RequestRecord:
         "coro",
         "task",
         "started",
-        "wall",
         "ended",
+        "about",
         "status",
         "exception",
         "__weakref__",
@@ -60,8 +60,8 @@ class RequestRecord:
         self.coro = coro
         self.task = task
         self.started = time.monotonic()
-        self.wall = time.time()
         self.ended: float | None = None
+        self.about: tuple[str, str, str, str] | None = None
         self.status: int | None = None
         self.exception: BaseException | None = None
 
@@ -69,6 +69,18 @@ class RequestRecord:
     def id(self) -> str:
         """The short name under ``/osh/requests`` (``r17``)."""
         return f"r{self.number}"
+
+    def describe(self) -> tuple[str, str, str, str]:
+        """(method, URI, remote address, handler class) -- kept once the request ends."""
+        if self.about is not None:
+            return self.about
+        request = self.request
+        return (
+            str(getattr(request, "method", "?")),
+            str(getattr(request, "uri", "?")),
+            str(getattr(request, "remote_ip", "?")),
+            type(self.handler).__name__,
+        )
 
     @property
     def duration(self) -> float:
@@ -82,7 +94,8 @@ class RequestRecord:
 
 
 class RequestTable:
-    """Requests in flight (``active``) and the last ``max_recent`` finished ones (``done``)."""
+    """Requests in flight (``active``, keyed by ``id(handler)``) and the last ``max_recent``
+    finished ones (``done``)."""
 
     def __init__(self) -> None:
         self.active: dict[int, RequestRecord] = {}
@@ -93,25 +106,48 @@ class RequestTable:
     def start(self, handler: Any, request: Any, coro: Any, task: Any) -> RequestRecord:
         """Note a request whose handler starts now.  Event-loop thread."""
         rec = RequestRecord(next(self._numbers), handler, request, coro, task)
-        self.active[rec.number] = rec
+        # keyed by the handler, so the integration finds the record again without storing
+        # anything on the handler (a new attribute there would slow every attribute access
+        # of that handler: CPython then gives up its shared-key instance layout)
+        self.active[id(handler)] = rec
         return rec
 
+    def of_handler(self, handler: Any) -> RequestRecord | None:
+        """The running request of ``handler``, if tracked.  Event-loop thread."""
+        return self.active.get(id(handler))
+
     def finish(self, rec: RequestRecord, status: Any, exception: BaseException | None) -> None:
-        """Move a request to ``done``.  Event-loop thread."""
+        """Move a request to ``done``, keeping a summary, not the handler, request and task:
+        holding on to their object graphs would cost memory and garbage-collector time.
+        Event-loop thread (or any, for a request whose coroutine is over)."""
+        if rec.ended is not None:
+            return
         rec.ended = time.monotonic()
         rec.status = status
-        if exception is not None:
-            rec.exception = exception
-        rec.coro = None  # a finished coroutine has nothing more to show
-        self.active.pop(rec.number, None)
+        rec.exception = exception
+        request = rec.request
+        handler = rec.handler
+        rec.about = (request.method, request.uri, request.remote_ip, type(handler).__name__)
+        if self.active.get(id(handler)) is rec:
+            del self.active[id(handler)]
+        rec.coro = rec.task = rec.handler = rec.request = None
         done = self.done
         done.append(rec)
         while len(done) > PARAMS.max_recent:
             done.popleft()
 
     def running(self) -> list[RequestRecord]:
-        """The requests in flight, oldest first.  Any thread."""
-        return sorted(list(self.active.values()), key=lambda r: r.number)
+        """The requests in flight, oldest first.  Any thread.
+
+        A request whose coroutine ended without the handler finishing (a handler with
+        ``auto_finish`` off that never calls ``finish``) is filed under ``done`` here.
+        """
+        recs = sorted(list(self.active.values()), key=lambda r: r.number)
+        for rec in recs:
+            coro = rec.coro
+            if coro is not None and getattr(coro, "cr_frame", True) is None:
+                self.finish(rec, getattr(rec.handler, "_status_code", None), None)
+        return [rec for rec in recs if rec.ended is None]
 
     def finished(self) -> list[RequestRecord]:
         """The finished requests kept, oldest first.  Any thread."""
@@ -120,7 +156,11 @@ class RequestTable:
     def get(self, name: str) -> RequestRecord | None:
         """The running request called ``name`` (``r17`` or ``17``), if still running."""
         number = _number(name)
-        return self.active.get(number) if number is not None else None
+        rec = next((r for r in list(self.active.values()) if r.number == number), None)
+        if rec is not None and rec.coro is not None and getattr(rec.coro, "cr_frame", 1) is None:
+            self.running()  # its coroutine is over: file it under done
+            return None
+        return rec
 
     def get_done(self, name: str) -> RequestRecord | None:
         number = _number(name)

@@ -102,10 +102,10 @@ def execute_async(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Cor
     """
     tree = ast.parse(code, "<otrace>", "exec")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = compile(
-            ast.Expression(tree.body.pop().value), "<otrace>", "eval", flags=_AWAIT_FLAGS
-        )
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = compile(ast.Expression(final.value), "<otrace>", "eval", flags=_AWAIT_FLAGS)
     body = compile(tree, "<otrace>", "exec", flags=_AWAIT_FLAGS) if tree.body else None
     return run_async(body, last, globals_dict, local_ns)
 

@@ -1,11 +1,11 @@
 """Request tracking and holds by condition for every ``tornado.web.RequestHandler``.
 
-:func:`install` wraps ``RequestHandler._execute`` (where Tornado starts a request's
-coroutine) once for the whole process, so any application is tracked without changes to
-its handlers: the wrapper notes the request in :data:`otrace.requests.REQUESTS`, tests the
-``hold -c`` rules when there are any, awaits the real ``_execute``, and files the request
-under ``done`` with its status.  ``_handle_request_exception`` is wrapped too, only to note
-the exception a request ended with.
+:func:`install` wraps three methods of ``RequestHandler`` once for the whole process, so
+any application is tracked without changes to its handlers: ``_execute`` (which makes the
+request's coroutine) notes the request in :data:`otrace.requests.REQUESTS` and tests the
+``hold -c`` rules when there are any; ``finish`` files it under ``done`` with its status;
+``_handle_request_exception`` notes the exception it ended with.  A request whose handler
+never finishes stays listed while its coroutine runs (see :meth:`RequestTable.running`).
 
 A request matching a hold rule is held at the start of its handler method (after
 ``prepare``): the method is shadowed on that one handler instance by a coroutine that awaits
@@ -46,30 +46,38 @@ def install() -> None:
         return
     handler = tornado.web.RequestHandler
     execute = handler._execute
+    finish_request = handler.finish
     on_error = handler._handle_request_exception
-    _originals["_execute"] = execute
-    _originals["_handle_request_exception"] = on_error
-    current_task = asyncio.current_task
-    start, finish = REQUESTS.start, REQUESTS.finish
+    _originals.update(_execute=execute, finish=finish_request, _handle_request_exception=on_error)
+    start, finish, active = REQUESTS.start, REQUESTS.finish, REQUESTS.active
 
+    # No coroutine of our own around the request's: its start is the call of _execute (the
+    # coroutine Tornado then runs as a task), its end the handler's finish().
     @functools.wraps(execute)
-    async def _execute(self: Any, transforms: Any, *args: Any, **kwargs: Any) -> None:
+    def _execute(self: Any, transforms: Any, *args: Any, **kwargs: Any) -> Any:
         coro = execute(self, transforms, *args, **kwargs)
-        rec = start(self, self.request, coro, current_task())
-        try:
-            if HOLD_RULES.rules:
-                _check_holds(self, rec)
-            await coro
-        finally:
-            finish(rec, self._status_code, self.__dict__.get("_otrace_exception"))
+        rec = start(self, self.request, coro, None)
+        if HOLD_RULES.rules:
+            _check_holds(self, rec)
+        return coro
+
+    @functools.wraps(finish_request)
+    def _finish(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = finish_request(self, *args, **kwargs)
+        rec = active.get(id(self))
+        if rec is not None:
+            finish(rec, self._status_code, rec.exception)
+        return result
 
     @functools.wraps(on_error)
     def _handle_request_exception(self: Any, e: BaseException) -> None:
-        if not isinstance(e, tornado.web.Finish):
-            self._otrace_exception = e
+        rec = active.get(id(self))
+        if rec is not None and not isinstance(e, tornado.web.Finish):
+            rec.exception = e
         on_error(self, e)
 
     handler._execute = _execute  # type: ignore[method-assign]
+    handler.finish = _finish  # type: ignore[method-assign]
     handler._handle_request_exception = _handle_request_exception  # type: ignore[method-assign]
 
 
@@ -116,11 +124,8 @@ async def _hold(
         "args": args,
         "kwargs": kwargs,
     }
-    trc = {
-        "request": line,
-        "hold_rule": rule.render(),
-        "task": rec.task.get_name() if rec.task else None,
-    }
+    task = asyncio.current_task()
+    trc = {"request": line, "hold_rule": rule.render(), "task": task.get_name() if task else None}
     ctx = TraceContext(
         "holds", f"{type(handler).__name__}.{method}", f"c{rule.number}", values, trc
     )

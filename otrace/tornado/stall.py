@@ -92,6 +92,10 @@ class Watchdog:
             return None
         frames = list(reversed(capture.outer_frames(frame)))
         del frame
+        if _waiting_for_io(frames):
+            # the loop sits in select(): it is idle, only late to be scheduled by the OS
+            # (a busy machine); no program code holds it
+            return None
         values, trc = capture.build_chain(frames, context_lines=5, deep=False, outer_locals=True)
         trc["stall_ms"] = PARAMS.stall_ms
         trc["seen_after_ms"] = round((late + self.interval) * 1000, 1)
@@ -101,6 +105,15 @@ class Watchdog:
         STORE.add(ctx)
         announce(f"{ctx.id} event loop stalled: {trc['where']}")
         return ctx
+
+
+def _waiting_for_io(frames: list[tuple[Any, int]]) -> bool:
+    if not frames:
+        return False
+    code = frames[-1][0].f_code
+    return code.co_name in ("select", "poll", "control") and code.co_filename.endswith(
+        "selectors.py"
+    )
 
 
 def _running(loop: asyncio.AbstractEventLoop, frames: list[tuple[Any, int]]) -> str:

@@ -192,11 +192,8 @@ class LiveNode(Mapping):
 
 
 def _request_line(rec: RequestRecord) -> str:
-    request = rec.request
-    method = safe_str(getattr(request, "method", "?"), 20)
-    uri = safe_str(getattr(request, "uri", "?"), 200)
-    remote = safe_str(getattr(request, "remote_ip", "?"), 60)
-    return f"{method} {uri}  {type(rec.handler).__name__}  {remote}  {rec.duration:.3f}s"
+    method, uri, remote, handler = (safe_str(x, 200) for x in rec.describe())
+    return f"{method} {uri}  {handler}  {remote}  {rec.duration:.3f}s"
 
 
 class RequestNode(LiveNode):
@@ -221,7 +218,10 @@ class RequestNode(LiveNode):
         if name == "request":
             return rec.request
         if name == "task":
-            return rec.task
+            task = task_of(rec)
+            if task is None:
+                raise KeyError(name)
+            return task
         if name == "awaiting":
             return [describe_awaitable(obj) for obj in self.chain()]
         if name == "where":
@@ -233,9 +233,9 @@ class RequestNode(LiveNode):
 
 
 class DoneNode(LiveNode):
-    """A finished request (``/osh/requests/done/r17``): how it ended."""
+    """A finished request (``/osh/requests/done/r17``): what it was and how it ended."""
 
-    keys_ = ("handler", "request", "status", "duration", "exception")
+    keys_ = ("method", "uri", "remote_ip", "handler_class", "status", "duration", "exception")
 
     def __init__(self, rec: RequestRecord) -> None:
         self.rec = rec
@@ -249,7 +249,11 @@ class DoneNode(LiveNode):
         rec = self.rec
         if name == "duration":
             return round(rec.duration, 6)
-        return getattr(rec, name)
+        if name in ("status", "exception"):
+            return getattr(rec, name)
+        return dict(
+            zip(("method", "uri", "remote_ip", "handler_class"), rec.describe(), strict=True)
+        )[name]
 
 
 class DoneDir(Mapping):
@@ -315,10 +319,28 @@ def task_name(task: Any) -> str:
 
 
 def request_of(task: Any, table: RequestTable = REQUESTS) -> RequestRecord | None:
+    """The running request whose coroutine ``task`` runs, if any."""
+    try:
+        coro = task.get_coro()
+    except Exception:
+        return None
     for rec in table.running():
-        if rec.task is task:
+        if rec.coro is coro:
             return rec
     return None
+
+
+def task_of(rec: RequestRecord, table: RequestTable = REQUESTS) -> Any:
+    """The task running a request's coroutine (looked up when asked: tracking costs less)."""
+    if rec.task is None and rec.coro is not None:
+        for task in all_tasks(table.loop):
+            try:
+                if task.get_coro() is rec.coro:
+                    rec.task = task
+                    break
+            except Exception:
+                continue
+    return rec.task
 
 
 class TaskNode(LiveNode):

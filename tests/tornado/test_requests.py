@@ -100,7 +100,8 @@ def test_browse_a_requests_handler_and_frame(app_server, shell):
     out = run(shell, f"ls -l /osh/requests/done/{rec.id}")
     assert "GET /slow?n=7  SlowHandler  127.0.0.1" in out and "status 200" in out, out
     out = run(shell, f"cdls /osh/requests/done/{rec.id} -l")
-    assert "status    = 200" in out and "exception = None" in out, out
+    assert re.search(r"status +  = 200", out) and re.search(r"exception +  = None", out), out
+    assert "uri           = '/slow?n=7'" in out, out
 
 
 def test_hold_by_header_while_others_are_served(app_server, shell):

@@ -100,7 +100,7 @@ def _resume_payload(sh, args: Args) -> tuple[BaseException | None, object]:
         raise UsageError("resume: give --raise or --value, not both")
     if sh.params.safe_mode:
         raise SafeModeError("resume: --raise and --value evaluate code; set safe_mode False")
-    text = raise_text if raise_text is not None else value_text
+    text = str(raise_text if raise_text is not None else value_text)
     try:
         result = evaluate.evaluate(text, sh.eval_globals(), sh.namespace())
     except Exception as exc:

@@ -15,7 +15,7 @@ from otrace.errors import OTraceError, SafeModeError, UsageError
 from otrace.requests import HOLD_RULES, REQUESTS
 from otrace.shell import evaluate
 from otrace.shell.registry import Args, Option, command
-from otrace.vfs.asyncview import TaskNode, TasksDir, describe_coroutine, task_state
+from otrace.vfs.asyncview import TaskNode, TasksDir, describe_coroutine, task_of, task_state
 
 
 def _positive_int(text: str) -> int:
@@ -102,7 +102,7 @@ def _handler_name(sh, word: str) -> str:
     return value.__name__ if inspect.isclass(value) else word.rsplit(".", 1)[-1]
 
 
-def _matches_everything(tree: ast.AST, condition: str, globals_dict: dict[str, Any]) -> str:
+def _matches_everything(tree: ast.Expression, condition: str, globals_dict: dict[str, Any]) -> str:
     """Why the condition looks like it matches every request ("" if it does not)."""
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     if not names & {"request", "handler"}:
@@ -110,7 +110,7 @@ def _matches_everything(tree: ast.AST, condition: str, globals_dict: dict[str, A
     finished = REQUESTS.finished()[-20:]
     if len(finished) < 3:
         return ""
-    code = compile(tree, "<hold condition>", "eval")  # type: ignore[arg-type]
+    code = compile(tree, "<hold condition>", "eval")
     for rec in finished:
         try:
             if not eval(code, globals_dict, {"request": rec.request, "handler": rec.handler}):
@@ -186,9 +186,10 @@ def _find_task(sh, word: str) -> tuple[Any, str]:
             if REQUESTS.get_done(word) is not None:
                 raise OTraceError(f"cancel: request {word} has already finished")
             raise OTraceError(f"cancel: no request {word} (ls /osh/requests)")
-        if rec.task is None:
-            raise OTraceError(f"cancel: request {word} has no task")
-        return rec.task, f"request {word}"
+        task = task_of(rec)
+        if task is None:
+            raise OTraceError(f"cancel: request {word} has no task (yet)")
+        return task, f"request {word}"
     try:
         node = TasksDir()[word]
     except KeyError:
