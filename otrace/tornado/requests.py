@@ -63,11 +63,14 @@ def install() -> None:
 
     @functools.wraps(finish_request)
     def _finish(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = finish_request(self, *args, **kwargs)
         rec = active.get(id(self))
-        if rec is not None:
-            finish(rec, self._status_code, rec.exception)
-        return result
+        if rec is None:
+            return finish_request(self, *args, **kwargs)
+        finish(rec, self._status_code, rec.exception)  # before the response goes out
+        try:
+            return finish_request(self, *args, **kwargs)
+        finally:
+            rec.status = self._status_code  # finish() may turn 200 into 304
 
     @functools.wraps(on_error)
     def _handle_request_exception(self: Any, e: BaseException) -> None:

@@ -6,8 +6,10 @@ nothing about otrace.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import threading
 
 import pytest
 import requests_app
@@ -99,6 +101,9 @@ def test_browse_a_requests_handler_and_frame(app_server, shell):
     assert "No such entry" in err, err
     out = run(shell, f"ls -l /osh/requests/done/{rec.id}")
     assert "GET /slow?n=7  SlowHandler  127.0.0.1" in out and "status 200" in out, out
+    assert app_server.get("/chained?amount=x1")[0] == 500
+    out = run(shell, "cdls /osh/requests/done -l")
+    assert "GET /chained?amount=x1  ChainedHandler" in out and "status 500  RuntimeError" in out
     out = run(shell, f"cdls /osh/requests/done/{rec.id} -l")
     assert re.search(r"status +  = 200", out) and re.search(r"exception +  = None", out), out
     assert "uri           = '/slow?n=7'" in out, out
@@ -176,7 +181,18 @@ def test_await_in_globals_and_in_a_held_frame(app_server, shell):
     run(shell, "cd ~~")
     assert run(shell, "await app.lookup(request.uri)") == "value-of-/hello/held"
     # the server keeps serving while an await runs at the prompt
-    assert app_server.get("/hello/free")[0] == 200
+    answer: dict = {}
+    waiter = threading.Thread(
+        target=lambda: answer.update(out=shell.execute("await asyncio.sleep(2, request.uri)")),
+        daemon=True,
+    )
+    waiter.start()
+    assert wait_for(lambda: any("run_async" in repr(t.get_coro()) for t in _tasks(app_server)))
+    for i in range(5):
+        assert app_server.get(f"/hello/free{i}")[0] == 200
+    assert waiter.is_alive()  # those were served while the await was still waiting
+    waiter.join(10)
+    assert answer["out"] == ("/hello/held\n", "")
     PARAMS.await_timeout = 0.3
     out, err = shell.execute("await asyncio.sleep(5)")
     assert "did not finish within 0.3s" in err, err
@@ -185,6 +201,10 @@ def test_await_in_globals_and_in_a_held_frame(app_server, shell):
     assert held_result["response"][0] == 200
     requests_app.RELEASE.set()
     thread.join(10)
+
+
+def _tasks(server) -> list:
+    return otornado.run_on_loop(asyncio.all_tasks, loop=server.loop)
 
 
 def test_await_needs_unsafe_mode_and_a_loop(shell):
