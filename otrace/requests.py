@@ -1,12 +1,12 @@
 """In-flight web requests and the rules that hold them, independent of any web framework.
 
-A server integration (``otrace.tornado``) reports each request to :data:`REQUESTS` when its
-handler starts (:meth:`RequestTable.start`) and when it ends (:meth:`RequestTable.finish`);
+A server integration (``otrace.tornado``) reports each request to the runtime's
+:class:`RequestTable` (``rt.requests``) when its handler starts (:meth:`RequestTable.start`) and when it ends (:meth:`RequestTable.finish`);
 ``/osh/requests`` presents the table.  The hot path is two dict operations and two clock
 reads per request, with no lock: CPython's dict operations are atomic, and readers take a
 copy (``list(...)``) before they look.
 
-:data:`HOLD_RULES` are the ``hold -c CONDITION`` rules: a Python expression over ``request``
+:class:`HoldRules` (``rt.hold_rules``) are the ``hold -c CONDITION`` rules: a Python expression over ``request``
 and ``handler``, tested by the integration at the start of each request.  A condition that
 raises, or takes longer than :data:`SLOW_CONDITION` seconds, counts as no match and is
 reported once (a debugging hook never breaks its host).
@@ -22,11 +22,13 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from otrace.errors import OTraceError
-from otrace.log import announce
-from otrace.params import PARAMS
+
+if TYPE_CHECKING:
+    from otrace.params import Params
 
 SLOW_CONDITION = 0.05
 """Seconds after which a hold condition counts as slow (its result is then ignored)."""
@@ -97,7 +99,8 @@ class RequestTable:
     """Requests in flight (``active``, keyed by ``id(handler)``) and the last ``max_recent``
     finished ones (``done``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, params: Params) -> None:
+        self.params = params
         self.active: dict[int, RequestRecord] = {}
         self.done: deque[RequestRecord] = deque()
         self.loop: Any = None  # the program's asyncio loop (for /osh/tasks, await)
@@ -133,7 +136,7 @@ class RequestTable:
         rec.coro = rec.task = rec.handler = rec.request = None
         done = self.done
         done.append(rec)
-        while len(done) > PARAMS.max_recent:
+        while len(done) > self.params.max_recent:
             done.popleft()
 
     def running(self) -> list[RequestRecord]:
@@ -198,7 +201,9 @@ class HoldRule:
         count: int | None = None,
         timeout: float | None = None,
         handlers: tuple[str, ...] = (),
+        announce: Callable[[str], None] = lambda text: None,
     ) -> None:
+        self.announce = announce
         self.number = number
         self.condition = condition
         self.code = code
@@ -248,7 +253,7 @@ class HoldRule:
         self.last_error = why
         if not self._reported:
             self._reported = True
-            announce(
+            self.announce(
                 f"hold #{self.number}: condition {self.condition!r} {why}; counted as no match"
             )
 
@@ -256,7 +261,8 @@ class HoldRule:
 class HoldRules:
     """The active hold rules.  Readers on the loop see an immutable tuple (no lock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str], None]) -> None:
+        self.announce = announce  # how a failing condition is reported (once)
         self.rules: tuple[HoldRule, ...] = ()
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
@@ -284,6 +290,7 @@ class HoldRules:
                 count=count,
                 timeout=timeout,
                 handlers=handlers,
+                announce=self.announce,
             )
             self.rules = (*self.rules, rule)
         return rule
@@ -310,7 +317,3 @@ class HoldRules:
                 rule.held += 1
             return rule
         return None
-
-
-REQUESTS = RequestTable()
-HOLD_RULES = HoldRules()

@@ -24,32 +24,40 @@ from typing import Any
 
 import tornado.web
 
-from otrace import holds
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import safe_str
-from otrace.contexts.store import STORE
-from otrace.log import announce, get_logger
-from otrace.requests import HOLD_RULES, REQUESTS, HoldRule, RequestRecord
+from otrace.holds import Hold
+from otrace.log import get_logger
+from otrace.requests import HoldRule, RequestRecord
+from otrace.runtime import Runtime
 
 log = get_logger("tornado.requests")
 
+# The methods are patched on RequestHandler itself, for the whole process; the runtime whose
+# tables they fill is the one given to install() last.
 _originals: dict[str, Any] = {}
+_installed_for: list[Runtime] = []
 
 
 def installed() -> bool:
     return bool(_originals)
 
 
-def install() -> None:
-    """Track every request of every Tornado application in this process.  Idempotent."""
+def install(rt: Runtime) -> None:
+    """Track every request of every Tornado application in this process in ``rt``'s tables.
+    Idempotent; another runtime takes over from the previous one."""
     if _originals:
-        return
+        if _installed_for and _installed_for[0] is rt:
+            return
+        uninstall()
+    _installed_for[:] = [rt]
     handler = tornado.web.RequestHandler
     execute = handler._execute
     finish_request = handler.finish
     on_error = handler._handle_request_exception
     _originals.update(_execute=execute, finish=finish_request, _handle_request_exception=on_error)
-    start, finish, active = REQUESTS.start, REQUESTS.finish, REQUESTS.active
+    table, rules = rt.requests, rt.hold_rules
+    start, finish, active = table.start, table.finish, table.active
 
     # No coroutine of our own around the request's: its start is the call of _execute (the
     # coroutine Tornado then runs as a task), its end the handler's finish().
@@ -57,8 +65,8 @@ def install() -> None:
     def _execute(self: Any, transforms: Any, *args: Any, **kwargs: Any) -> Any:
         coro = execute(self, transforms, *args, **kwargs)
         rec = start(self, self.request, coro, None)
-        if HOLD_RULES.rules:
-            _check_holds(self, rec)
+        if rules.rules:
+            _check_holds(rt, self, rec)
         return coro
 
     @functools.wraps(finish_request)
@@ -84,17 +92,20 @@ def install() -> None:
     handler._handle_request_exception = _handle_request_exception  # type: ignore[method-assign]
 
 
-def uninstall() -> None:
-    """Stop tracking new requests (the ones running finish as they started)."""
+def uninstall(rt: Runtime | None = None) -> None:
+    """Stop tracking new requests (for ``rt``: only if it is the one tracking)."""
+    if rt is not None and _installed_for and _installed_for[0] is not rt:
+        return
     for name, original in _originals.items():
         setattr(tornado.web.RequestHandler, name, original)
     _originals.clear()
+    _installed_for.clear()
 
 
-def _check_holds(handler: Any, rec: RequestRecord) -> None:
+def _check_holds(rt: Runtime, handler: Any, rec: RequestRecord) -> None:
     """Shadow the handler's method with a held one if a rule matches.  Loop thread."""
     try:
-        rule = HOLD_RULES.match(handler, handler.request)
+        rule = rt.hold_rules.match(handler, handler.request)
         if rule is None:
             return
         name = str(handler.request.method).lower()
@@ -105,7 +116,7 @@ def _check_holds(handler: Any, rec: RequestRecord) -> None:
 
     @functools.wraps(method)
     async def held(*args: Any, **kwargs: Any) -> Any:
-        await _hold(handler, rec, rule, name, args, kwargs)
+        await _hold(rt, handler, rec, rule, name, args, kwargs)
         result = method(*args, **kwargs)
         if result is not None:
             result = await result
@@ -115,7 +126,13 @@ def _check_holds(handler: Any, rec: RequestRecord) -> None:
 
 
 async def _hold(
-    handler: Any, rec: RequestRecord, rule: HoldRule, method: str, args: tuple, kwargs: dict
+    rt: Runtime,
+    handler: Any,
+    rec: RequestRecord,
+    rule: HoldRule,
+    method: str,
+    args: tuple,
+    kwargs: dict,
 ) -> Any:
     request = handler.request
     line = f"{request.method} {safe_str(request.uri, 200)}"
@@ -129,15 +146,18 @@ async def _hold(
     }
     task = asyncio.current_task()
     trc = {"request": line, "hold_rule": rule.render(), "task": task.get_name() if task else None}
-    ctx = TraceContext(
-        "holds", f"{type(handler).__name__}.{method}", f"c{rule.number}", values, trc
+    ctx, hold = rt.recorder.record(
+        "holds",
+        f"{type(handler).__name__}.{method}",
+        f"c{rule.number}",
+        values,
+        trc,
+        say=[lambda c: f"{c.id} {line}"],
     )
-    hold = holds.new_hold(ctx)
-    STORE.add(ctx)
-    announce(f"{ctx.id} {line}")
+    assert isinstance(hold, Hold)
     timer = None
     if rule.timeout is not None:
-        timer = hold.loop.call_later(rule.timeout, _time_out, ctx)
+        timer = hold.loop.call_later(rule.timeout, _time_out, rt, ctx)
     try:
         return await hold
     finally:
@@ -145,6 +165,6 @@ async def _hold(
             timer.cancel()
 
 
-def _time_out(ctx: TraceContext) -> None:
-    if holds.resume(ctx, reason="timeout"):
-        announce(f"{ctx.id} resumed: hold timeout")
+def _time_out(rt: Runtime, ctx: TraceContext) -> None:
+    if rt.holds.resume(ctx, reason="timeout"):
+        rt.announce(f"{ctx.id} resumed: hold timeout")

@@ -9,7 +9,8 @@ it did not turn (``__trc["stalled_ms"]``, to within ``stall_ms/2``).  One contex
 Off (0) by default: then there is no thread and no heartbeat.
 
 Thread rules: :func:`configure` from any thread; the heartbeat runs on the loop thread; the
-watchdog thread only reads the heartbeat, frames and the current task, and records.
+watchdog thread only reads the heartbeat, frames and the current task, and records (through
+the runtime's recorder).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import asyncio
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
 from otrace.contexts import capture
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import safe_repr
-from otrace.contexts.store import STORE
-from otrace.log import announce, get_logger
-from otrace.params import PARAMS
+from otrace.log import get_logger
+from otrace.runtime import Runtime
 from otrace.vfs.asyncview import is_program_file
 
 log = get_logger("tornado.stall")
@@ -34,7 +35,8 @@ log = get_logger("tornado.stall")
 class Watchdog:
     """Watches one asyncio loop; :meth:`start` and :meth:`stop` from any thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, stall_ms: int) -> None:
+    def __init__(self, rt: Runtime, loop: asyncio.AbstractEventLoop, stall_ms: int) -> None:
+        self.rt = rt
         self.loop = loop
         self.threshold = stall_ms / 1000
         self.interval = self.threshold / 2
@@ -70,7 +72,7 @@ class Watchdog:
         if ctx is not None:
             self.current = None
             ctx.trc["stalled_ms"] = round((now - self.last) * 1000, 1)
-            announce(f"{ctx.id} loop back after {ctx.trc['stalled_ms']:g} ms")
+            self.rt.announce(f"{ctx.id} loop back after {ctx.trc['stalled_ms']:g} ms")
         self.last = now
         if not self._stop.is_set():
             self._timer = self.loop.call_later(self.interval, self._beat)
@@ -97,13 +99,18 @@ class Watchdog:
             # (a busy machine); no program code holds it
             return None
         values, trc = capture.build_chain(frames, context_lines=5, deep=False, outer_locals=True)
-        trc["stall_ms"] = PARAMS.stall_ms
+        trc["stall_ms"] = round(self.threshold * 1000)
         trc["seen_after_ms"] = round((late + self.interval) * 1000, 1)
         trc["running"] = _running(self.loop, frames)
         trc["thread"] = "event loop"
-        ctx = TraceContext("stalls", _name_of(frames), "", values, trc)
-        STORE.add(ctx)
-        announce(f"{ctx.id} event loop stalled: {trc['where']}")
+        ctx, _ = self.rt.recorder.record(
+            "stalls",
+            _name_of(frames),
+            "",
+            values,
+            trc,
+            say=[lambda c: f"{c.id} event loop stalled: {trc['where']}"],
+        )
         return ctx
 
 
@@ -144,36 +151,48 @@ def _name_of(frames: list[tuple[Any, int]]) -> str:
     return f"{type(self_obj).__name__}.{name}" if self_obj is not None else name
 
 
-_watchdog: Watchdog | None = None
-_loop: asyncio.AbstractEventLoop | None = None
-_lock = threading.Lock()
+class _Watch:
+    """What one runtime watches: its loop and its watchdog (while ``stall_ms`` > 0)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.dog: Watchdog | None = None
+        self.lock = threading.Lock()
 
 
-def configure(loop: asyncio.AbstractEventLoop | None) -> None:
-    """Watch ``loop`` (None: stop watching) with the current ``stall_ms``.  Any thread."""
-    global _loop
-    _loop = loop
-    _apply()
+_watches: weakref.WeakKeyDictionary[Runtime, _Watch] = weakref.WeakKeyDictionary()
 
 
-def current() -> Watchdog | None:
-    return _watchdog
+def configure(rt: Runtime, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Watch ``loop`` for ``rt`` (None: stop watching) with its ``stall_ms``.  Any thread."""
+    watch = _watches.get(rt)
+    if watch is None:
+        watch = _watches[rt] = _Watch()
+        ref = weakref.ref(rt)
+
+        def on_param(name: str, old: Any, new: Any) -> None:
+            live = ref()
+            if name == "stall_ms" and live is not None:
+                _apply(live)
+
+        rt.params.add_listener(on_param)
+    watch.loop = loop
+    _apply(rt)
 
 
-def _apply() -> None:
-    global _watchdog
-    with _lock:
-        old, _watchdog = _watchdog, None
+def current(rt: Runtime) -> Watchdog | None:
+    """The running watchdog of ``rt``, if any.  Any thread."""
+    watch = _watches.get(rt)
+    return watch.dog if watch is not None else None
+
+
+def _apply(rt: Runtime) -> None:
+    watch = _watches[rt]
+    with watch.lock:
+        old, watch.dog = watch.dog, None
         if old is not None:
             old.stop()
-        if _loop is not None and PARAMS.stall_ms > 0 and not _loop.is_closed():
-            _watchdog = Watchdog(_loop, PARAMS.stall_ms)
-            _watchdog.start()
-
-
-def _on_param(name: str, old: Any, new: Any) -> None:
-    if name == "stall_ms":
-        _apply()
-
-
-PARAMS.add_listener(_on_param)
+        loop, stall_ms = watch.loop, rt.params.stall_ms
+        if loop is not None and stall_ms > 0 and not loop.is_closed():
+            watch.dog = Watchdog(rt, loop, stall_ms)
+            watch.dog.start()

@@ -10,7 +10,7 @@ Each request or task is a small mapping computed when it is read:
   leads to the outer coroutines' frames: browsed and evaluated like a trace context.
 
 ``ls -l`` shows one summary line per entry (:meth:`LiveNode.summary`).  Nothing here imports
-a web framework; the server integration fills :data:`otrace.requests.REQUESTS`.
+a web framework; the server integration fills the runtime's ``requests`` table.
 
 Thread rules: made and read on the shell's thread.  The coroutines looked at are suspended
 (the loop runs one at a time and only resumes them on its own thread); a frame seen while its
@@ -29,7 +29,7 @@ from typing import Any
 from otrace.contexts.capture import build_chain
 from otrace.contexts.record import FrameContext
 from otrace.contexts.safe import safe_repr, safe_str
-from otrace.requests import REQUESTS, RequestRecord, RequestTable
+from otrace.requests import RequestRecord, RequestTable
 
 MAX_CHAIN = 200
 
@@ -201,8 +201,9 @@ class RequestNode(LiveNode):
 
     keys_ = ("handler", "request", "task", "awaiting", "frame", "where")
 
-    def __init__(self, rec: RequestRecord) -> None:
+    def __init__(self, rec: RequestRecord, table: RequestTable) -> None:
         self.rec = rec
+        self.table = table
 
     def chain(self) -> list[Any]:
         coro = self.rec.coro
@@ -218,7 +219,7 @@ class RequestNode(LiveNode):
         if name == "request":
             return rec.request
         if name == "task":
-            task = task_of(rec)
+            task = task_of(rec, self.table)
             if task is None:
                 raise KeyError(name)
             return task
@@ -278,7 +279,7 @@ class DoneDir(Mapping):
 class RequestsDir(Mapping):
     """``/osh/requests``: one directory per request in flight, plus ``done``."""
 
-    def __init__(self, table: RequestTable = REQUESTS) -> None:
+    def __init__(self, table: RequestTable) -> None:
         self.table = table
 
     def __getitem__(self, name: str) -> Any:
@@ -287,7 +288,7 @@ class RequestsDir(Mapping):
         rec = self.table.get(name)
         if rec is None:
             raise KeyError(name)
-        return RequestNode(rec)
+        return RequestNode(rec, self.table)
 
     def __iter__(self) -> Iterator[str]:
         return iter([rec.id for rec in self.table.running()] + ["done"])
@@ -318,7 +319,7 @@ def task_name(task: Any) -> str:
     return name.replace("/", "|") or f"task-{id(task):x}"
 
 
-def request_of(task: Any, table: RequestTable = REQUESTS) -> RequestRecord | None:
+def request_of(task: Any, table: RequestTable) -> RequestRecord | None:
     """The running request whose coroutine ``task`` runs, if any."""
     try:
         coro = task.get_coro()
@@ -330,7 +331,7 @@ def request_of(task: Any, table: RequestTable = REQUESTS) -> RequestRecord | Non
     return None
 
 
-def task_of(rec: RequestRecord, table: RequestTable = REQUESTS) -> Any:
+def task_of(rec: RequestRecord, table: RequestTable) -> Any:
     """The task running a request's coroutine (looked up when asked: tracking costs less)."""
     if rec.task is None and rec.coro is not None:
         for task in all_tasks(table.loop):
@@ -348,7 +349,7 @@ class TaskNode(LiveNode):
 
     keys_ = ("task", "state", "coroutine", "awaiting", "frame", "where", "request")
 
-    def __init__(self, task: Any, table: RequestTable = REQUESTS) -> None:
+    def __init__(self, task: Any, table: RequestTable) -> None:
         self.task = task
         self.table = table
 
@@ -380,7 +381,7 @@ class TaskNode(LiveNode):
             rec = request_of(self.task, self.table)
             if rec is None:
                 raise KeyError(name)
-            return RequestNode(rec)
+            return RequestNode(rec, self.table)
         ctx = frame_context(self.chain())
         if ctx is None:
             raise KeyError(name)
@@ -397,9 +398,9 @@ def describe_coroutine(task: Any) -> str:
 
 
 class TasksDir(Mapping):
-    """``/osh/tasks``: the unfinished tasks of the program's loop (``REQUESTS.loop``)."""
+    """``/osh/tasks``: the unfinished tasks of the program's loop (``table.loop``)."""
 
-    def __init__(self, table: RequestTable = REQUESTS) -> None:
+    def __init__(self, table: RequestTable) -> None:
         self.table = table
 
     def _named(self) -> dict[str, Any]:

@@ -44,7 +44,6 @@ from otrace.contexts.capture import module_globals
 from otrace.contexts.record import parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
 from otrace.holds import AwaitError, run_coroutine
-from otrace.params import PARAMS
 from otrace.shell.evaluate import run_async
 
 LINK_KEYS = frozenset({"__trc", "__up", "__down"})
@@ -103,7 +102,7 @@ class ContextSource:
             return leaf if isinstance(leaf, Mapping) else None
 
         def list_ids() -> list[str]:
-            ids = []
+            ids: list[str] = []
             for names in tree.values():
                 for name, ctxids in names.items():
                     for ctxid, stamps in ctxids.items():
@@ -411,6 +410,7 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
 
 # -- evaluation ----------------------------------------------------------------------------
 _CAPTURE: ContextVar[io.StringIO | None] = ContextVar("otrace_tb_capture", default=None)
+# sys.stdout is process-wide, so is the lock that installs the routing stream on it.
 _route_lock = threading.Lock()
 
 
@@ -477,7 +477,7 @@ def compile_input(code: str, filename: str) -> tuple[Any, Any]:
     tree = ast.parse(code, filename, "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # only code that awaits becomes a coroutine
     body = compile(tree, filename, "exec", flags=flags) if tree.body else None
     expr = compile(last, filename, "eval", flags=flags) if last is not None else None
@@ -488,11 +488,13 @@ def _awaits(*codes: Any) -> bool:
     return any(c is not None and c.co_flags & inspect.CO_COROUTINE for c in codes)
 
 
-def evaluate(code: str, frame: FrameView, loop: Any = None) -> EvalResult:
+def evaluate(
+    code: str, frame: FrameView, loop: Any = None, await_timeout: float = 10.0
+) -> EvalResult:
     """Run ``code`` in ``frame``'s namespace; never raises.  Called in a worker thread.
 
     Code that uses ``await`` runs as a task on ``loop`` (the program's, for a live page),
-    bounded by ``await_timeout``; without a loop it is refused.
+    bounded by ``await_timeout`` seconds; without a loop it is refused.
     """
     route_stdout()
     buf = io.StringIO()
@@ -508,7 +510,7 @@ def evaluate(code: str, frame: FrameView, loop: Any = None) -> EvalResult:
                     "await works on live pages only (nothing runs this program's loop)"
                 )
             coro = run_async(body, expr, frame.globals, frame.locals)
-            value = run_coroutine(coro, PARAMS.await_timeout, loop)
+            value = run_coroutine(coro, await_timeout, loop)
         else:
             if body is not None:
                 exec(body, frame.globals, frame.locals)

@@ -10,8 +10,8 @@ import pytest
 import tornado.web
 
 import otrace
-from otrace.contexts import STORE
 from otrace.web import traceback as tbweb
+from tests.rt import STORE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

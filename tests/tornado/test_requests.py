@@ -10,6 +10,7 @@ import asyncio
 import io
 import re
 import threading
+from typing import Any
 
 import pytest
 import requests_app
@@ -18,26 +19,26 @@ from tornado_helpers import Server, wait_for
 import otrace
 import otrace.tornado as otornado
 from otrace import holds
-from otrace.contexts import STORE
-from otrace.params import PARAMS
-from otrace.requests import HOLD_RULES, REQUESTS
+from tests.rt import PARAMS, STORE
 
 pytestmark = pytest.mark.timeout(90)
 
+REQUESTS: Any = None  # the test's runtime's request table (set by app_server)
+
 
 @pytest.fixture
-def app_server():
+def app_server(runtime):
+    global REQUESTS
+    REQUESTS = runtime.requests
     requests_app.RELEASE.clear()
     requests_app.SEEN.clear()
-    REQUESTS.clear()
     srv = Server(requests_app.make_app).start()
     yield srv
     requests_app.RELEASE.set()
-    HOLD_RULES.remove()
+    runtime.hold_rules.remove()
     holds.release_all("shutdown")
     srv.stop()
     otornado.detach()
-    REQUESTS.clear()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ contexts, from any directory.
 
 from __future__ import annotations
 
-from otrace import holds
 from otrace.contexts import TraceContext
 from otrace.errors import OTraceError, SafeModeError, UsageError
 from otrace.shell import evaluate
@@ -78,7 +77,7 @@ def resume(sh, args: Args) -> None:
     ctxs = _contexts(sh, args.words)
     failed = []
     for ctx in ctxs:
-        if holds.resume(ctx, value, error=error):
+        if sh.runtime.holds.resume(ctx, value, error=error):
             sh.out.write(f"Resuming {ctx.id}" + (f" with {type(error).__name__}" if error else ""))
         else:
             failed.append(ctx.id)
@@ -86,7 +85,7 @@ def resume(sh, args: Args) -> None:
     for trace_id in failed:
         why = (
             "nothing is waiting there"
-            if error is None or holds.get(trace_id) is None
+            if error is None or sh.runtime.holds.get(trace_id) is None
             else "--raise works on holds only"
         )
         sh.out.error(f"Unable to resume {trace_id} ({why})")

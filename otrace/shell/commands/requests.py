@@ -1,6 +1,6 @@
 """Requests and tasks from the shell: hold (by condition), unhold, cancel.
 
-``hold -c`` rules are kept in :data:`otrace.requests.HOLD_RULES` and tested by the server
+``hold -c`` rules are kept in the runtime's ``hold_rules`` and tested by the server
 integration at the start of every request; held requests are ordinary holds
 (``/osh/recent/holds``, ``resume``).
 """
@@ -12,7 +12,6 @@ import inspect
 from typing import Any
 
 from otrace.errors import OTraceError, SafeModeError, UsageError
-from otrace.requests import HOLD_RULES, REQUESTS
 from otrace.shell import evaluate
 from otrace.shell.registry import Args, Option, command
 from otrace.vfs.asyncview import TaskNode, TasksDir, describe_coroutine, task_of, task_state
@@ -61,9 +60,9 @@ def hold(sh, args: Args) -> None:
     if condition is None:
         if args.opts or args.words:
             raise UsageError("hold: give -c CONDITION; usage: " + hold_usage())
-        if not HOLD_RULES.rules:
+        if not sh.runtime.hold_rules.rules:
             sh.out.write("No hold rules")
-        for rule in HOLD_RULES.rules:
+        for rule in sh.runtime.hold_rules.rules:
             sh.out.write(rule.render())
         return
     if sh.params.safe_mode:
@@ -78,13 +77,13 @@ def hold(sh, args: Args) -> None:
     count = args.opts.get("n")
     handlers = tuple(_handler_name(sh, word) for word in args.words)
     if count is None:
-        why = _matches_everything(tree, condition, sh.globals)
+        why = _matches_everything(sh, tree, sh.globals)
         if why:
             raise UsageError(
                 f"hold: {condition!r} {why}, so it would hold every request; "
                 "add -n N to hold only the next N"
             )
-    rule = HOLD_RULES.add(
+    rule = sh.runtime.hold_rules.add(
         condition, sh.globals, count=count, timeout=args.opts.get("t"), handlers=handlers
     )
     sh.out.write(f"Holding {rule.render()}")
@@ -102,22 +101,22 @@ def _handler_name(sh, word: str) -> str:
     return value.__name__ if inspect.isclass(value) else word.rsplit(".", 1)[-1]
 
 
-def _matches_everything(tree: ast.Expression, condition: str, globals_dict: dict[str, Any]) -> str:
+def _matches_everything(sh, tree: ast.Expression, globals_dict: dict[str, Any]) -> str:
     """Why the condition looks like it matches every request ("" if it does not)."""
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     if not names & {"request", "handler"}:
         return "does not look at request or handler"
-    finished = REQUESTS.finished()[-20:]
-    if len(finished) < 3:
+    running = sh.runtime.requests.running()[-50:]  # finished ones keep no request object
+    if len(running) < 3:
         return ""
     code = compile(tree, "<hold condition>", "eval")
-    for rec in finished:
+    for rec in running:
         try:
             if not eval(code, globals_dict, {"request": rec.request, "handler": rec.handler}):
                 return ""
         except Exception:
             return ""
-    return f"matches each of the last {len(finished)} finished requests"
+    return f"matches each of the {len(running)} requests in flight"
 
 
 @command("unhold", "unhold [RULE_NUMBER|all]", max_words=1, complete="none")
@@ -125,9 +124,9 @@ def unhold(sh, args: Args) -> None:
     """Remove a hold -c rule (by its #number), or all of them (requests already held stay held)."""
     word = args.words[0].lstrip("#") if args.words else "all"
     if word == "all":
-        gone = HOLD_RULES.remove()
+        gone = sh.runtime.hold_rules.remove()
     elif word.isdigit():
-        gone = HOLD_RULES.remove(int(word))
+        gone = sh.runtime.hold_rules.remove(int(word))
         if not gone:
             raise UsageError(f"unhold: no hold rule #{word} (type hold to list them)")
     else:
@@ -181,17 +180,17 @@ def cancel(sh, args: Args) -> None:
 
 def _find_task(sh, word: str) -> tuple[Any, str]:
     if word[:1] == "r" and word[1:].isdigit():
-        rec = REQUESTS.get(word)
+        rec = sh.runtime.requests.get(word)
         if rec is None:
-            if REQUESTS.get_done(word) is not None:
+            if sh.runtime.requests.get_done(word) is not None:
                 raise OTraceError(f"cancel: request {word} has already finished")
             raise OTraceError(f"cancel: no request {word} (ls /osh/requests)")
-        task = task_of(rec)
+        task = task_of(rec, sh.runtime.requests)
         if task is None:
             raise OTraceError(f"cancel: request {word} has no task (yet)")
         return task, f"request {word}"
     try:
-        node = TasksDir()[word]
+        node = TasksDir(sh.runtime.requests)[word]
     except KeyError:
         node = None
     if node is None:
