@@ -82,7 +82,12 @@ class Watchdog:
         while not self._stop.wait(self.interval):
             self.wakeups += 1
             late = time.monotonic() - self.last - self.interval
-            if late > self.threshold and self.current is None and self.loop_thread is not None:
+            if (
+                late > self.threshold
+                and self.current is None
+                and self.loop_thread is not None
+                and self.loop.is_running()  # a stopped loop is not a stalled one
+            ):
                 try:
                     self.current = self._record(late)
                 except Exception:

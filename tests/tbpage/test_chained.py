@@ -10,7 +10,7 @@ import pytest
 import tornado.web
 
 import otrace
-from otrace.web import traceback as tbweb
+import otrace.tornado as otornado
 from tests.rt import STORE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -49,7 +49,7 @@ def make_app():
         debug=True,
         autoreload=False,
     )
-    return app, tbweb.enable_tracebacks(app, pin=False)
+    return app, otornado.enable_tracebacks(app, pin=False)
 
 
 def group_titles(page):
