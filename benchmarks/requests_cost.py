@@ -76,6 +76,7 @@ async def _requests(app: tornado.web.Application, n: int) -> float:
 
 
 async def tracking(rounds: int, n: int) -> dict[str, list[float]]:
+    from otrace.runtime import default
     from otrace.tornado import requests as tracked
 
     app = tornado.web.Application([(r"/", Hello)])
@@ -86,37 +87,39 @@ async def tracking(rounds: int, n: int) -> dict[str, list[float]]:
         for r in range(rounds):
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 if mode == "on":
-                    tracked.install()
+                    tracked.install(default())
                 seen[mode].append(await _requests(app, n))
                 tracked.uninstall()
     return seen
 
 
 def watchdog_cpu(seconds: float, rounds: int) -> tuple[dict[str, list[float]], float]:
-    from otrace.params import PARAMS
+    from otrace.runtime import default
     from otrace.tornado import stall
+
+    rt = default()
 
     seen: dict[str, list[float]] = {"off": [], "on": []}
     wakeups = 0.0
 
     async def idle(mode: str) -> float:
         loop = asyncio.get_running_loop()
-        PARAMS.set("stall_ms", 100 if mode == "on" else 0)
-        stall.configure(loop)
-        dog = stall.current()
+        rt.params.set("stall_ms", 100 if mode == "on" else 0)
+        stall.configure(rt, loop)
+        dog = stall.current(rt)
         c0, t0 = time.process_time(), time.monotonic()
         await asyncio.sleep(seconds)
         cpu = (time.process_time() - c0) / (time.monotonic() - t0)
         if dog is not None:
             nonlocal wakeups
             wakeups = dog.wakeups / (time.monotonic() - t0)
-        stall.configure(None)
+        stall.configure(rt, None)
         return cpu
 
     for r in range(rounds):
         for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
             seen[mode].append(asyncio.run(idle(mode)))
-    PARAMS.set("stall_ms", 0)
+    rt.params.set("stall_ms", 0)
     return seen, wakeups
 
 

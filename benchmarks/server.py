@@ -81,9 +81,10 @@ def make_app(mode: str) -> tornado.web.Application:
             elif cmd == "cpu":
                 self.write(str(time.process_time()))
             elif cmd == "wakeups":
+                from otrace.runtime import default
                 from otrace.tornado import stall
 
-                dog = stall.current()
+                dog = stall.current(default())
                 self.write(f"{dog.wakeups if dog else 0} {time.monotonic()}")
 
     return tornado.web.Application([*handlers, (r"/ctl", Ctl)])
