@@ -1,6 +1,7 @@
 """A Tornado app for the request-aware shell tests: slow, plain, blocking and failing handlers.
 
-Nothing here knows about otrace: tracking comes from ``otrace.tornado.attach`` alone.
+Apart from ValueHandler's traceassert, nothing here knows about otrace: tracking comes from
+``otrace.tornado.attach`` alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import threading
 import time
 
 import tornado.web
+
+from otrace.tracing import traceassert
 
 RELEASE = threading.Event()  # slow requests finish once set
 SEEN: list[str] = []
@@ -55,6 +58,12 @@ class ChainedHandler(tornado.web.RequestHandler):
         self.write("ok\n")
 
 
+class ValueHandler(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        value = await traceassert(False, label="want_value", action="hold")
+        self.write(f"got {value!r}\n")
+
+
 def make_app() -> tornado.web.Application:
     return tornado.web.Application(
         [
@@ -62,6 +71,7 @@ def make_app() -> tornado.web.Application:
             (r"/hello.*", HelloHandler),
             (r"/block", BlockingHandler),
             (r"/chained", ChainedHandler),
+            (r"/value", ValueHandler),
         ]
     )
 

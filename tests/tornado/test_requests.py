@@ -158,6 +158,20 @@ def test_resume_raise_and_timeout_and_count(app_server, shell):
     assert ctx.trc["released"] == "timeout"
 
 
+def test_resume_value_for_a_traceassert_hold(app_server, shell):
+    run(shell, "set safe_mode False")
+    PARAMS.trace_active = True
+    thread, result = app_server.get_in_thread("/value")
+    assert wait_for(holds.pending)
+    (ctx,) = holds.pending()
+    out, err = shell.execute(f"resume --value 1 --raise KeyError {ctx.id}")
+    assert "not both" in err
+    out = run(shell, f"resume --value '{{\"answer\": 6 * 7}}' {ctx.id}")
+    assert out.startswith("Resuming ValueHandler.get:hd-want_value")
+    thread.join(10)
+    assert result["response"] == (200, "got {'answer': 42}\n")
+
+
 def test_bad_conditions_never_break_a_request(app_server, shell):
     run(shell, "set safe_mode False")
     run(shell, "hold -c 'request.no_such_attribute == 1'")
