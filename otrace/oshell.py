@@ -147,7 +147,8 @@ class OShell:
             self._run_init_file()
             if self.no_input:
                 return
-            if PARAMS.unpickle_file:
+            # (unless something is open there already, e.g. by otrace -p FILE --trust)
+            if PARAMS.unpickle_file and type(self.session.mounts.get("pickled")) is dict:
                 self.console.show(self.session.execute(f"unpickle {PARAMS.unpickle_file}"))
             if not (self._shut.is_set() or self._quit_at_start):
                 self.console.run()
