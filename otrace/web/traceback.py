@@ -46,7 +46,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import tornado.ioloop
-import tornado.template
 import tornado.web
 
 from otrace.contexts import STORE, TraceContext
@@ -55,6 +54,7 @@ from otrace.contexts.record import parse_trace_id
 from otrace.errors import OTraceError
 from otrace.log import announce, get_logger
 from otrace.params import PARAMS
+from otrace.web import traceback_render as _render
 from otrace.web.traceback_core import (
     ContextSource,
     EvalResult,
@@ -88,18 +88,9 @@ MAX_PIN_FAILURES = 10
 MAX_CODE = 100_000
 CONTEXT_LINES = 11
 
-_loader = tornado.template.Loader(
-    os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
-)
-_assets: dict[str, str] = {}
+_loader = _render.loader
+_asset = _render.asset
 _current: TracebackServer | None = None
-
-
-def _asset(name: str) -> str:
-    if name not in _assets:
-        with open(os.path.join(HERE, "static", name), encoding="utf-8") as f:
-            _assets[name] = f.read()
-    return _assets[name]
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -328,6 +319,7 @@ class TracebackServer:
             eval_url=self.prefix + "/eval",
             pin_url=self.prefix + "/pin",
             index_url=self.prefix + "/",
+            interactive=True,
             need_pin=not self.is_authorized(handler),
             pin_enabled=self.pin is not None,
             source_label=self.source.label,
