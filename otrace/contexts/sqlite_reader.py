@@ -261,6 +261,25 @@ class PickledTree(_Level):
         )
         return self.load(rows[0][0]) if rows else None
 
+    def newest(self) -> tuple[str, str, str, str] | None:
+        """The tree path (kind, Name, ctxid, label) of the last record written, if any."""
+        clause, args = self._clause(())
+        rows = self._query(
+            "SELECT kind, methodname, context_id, recnum FROM otrace_context"
+            f"{clause} ORDER BY created DESC, recnum DESC LIMIT 1",
+            args,
+        )
+        if not rows:
+            return None
+        kind, name, ctxid, recnum = rows[0]
+        prefix = tuple(escape_controls(str(v)) for v in (kind, name, ctxid))
+        if not all(prefix[i] in self._keyset(prefix[:i]) for i in range(3)):
+            return None  # removed from the displayed tree
+        for label in self._keys(prefix):
+            if self._labels[prefix][label][0] == recnum:
+                return (*prefix, label)  # type: ignore[return-value]
+        return None
+
     def count(self) -> int:
         """How many records match the filters (removed branches included)."""
         clause, args = self._clause(())
