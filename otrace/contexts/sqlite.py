@@ -6,10 +6,10 @@ This module wires the parts together; each part has a module of its own:
 * :mod:`.sqlite_writer` -- :class:`PickleWriter`, the thread that writes contexts to a file;
 * :mod:`.sqlite_reader` -- :class:`PickledTree`, a file read lazily as a read-only tree.
 
-Writing: :func:`install` hooks the ``pickle_file`` parameter and the store's ``on_add``
-listeners.  Once ``pickle_file`` names a file, every new context is frozen on the thread
-that created it and written by a :class:`PickleWriter`; the traced program never waits on
-the disk.  Several processes may write to one file (a server with worker processes).
+Writing: :func:`install` hooks the ``pickle_file`` parameter and subscribes to the runtime's
+``ContextRecorded`` events (:class:`PersistenceHook`, ``rt.persistence``).  Once
+``pickle_file`` names a file, every new context is frozen on the thread that created it and
+written by a :class:`PickleWriter`; the traced program never waits on the disk.  Several processes may write to one file (a server with worker processes).
 
 Reading: :func:`open_pickled` returns a :class:`PickledTree`, ``kind -> Name -> ctxid ->
 timestamp -> {":": context}``.  Records load as data only (no code named by the file runs)
@@ -25,7 +25,7 @@ import os
 import threading
 from typing import Any
 
-from otrace.contexts.record import TraceContext
+from otrace import _default
 from otrace.contexts.sqlite_format import FORMAT_NAME, FORMAT_VERSION, connect, resolve_path
 from otrace.contexts.sqlite_reader import (
     PickledEntry,
@@ -34,12 +34,14 @@ from otrace.contexts.sqlite_reader import (
     parse_filters,
 )
 from otrace.contexts.sqlite_writer import PickleWriter
-from otrace.contexts.store import STORE, ContextStore
-from otrace.params import PARAMS, Params
+from otrace.contexts.store import ContextStore
+from otrace.events import ContextRecorded
+from otrace.params import Params
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "PersistenceHook",
     "PickleWriter",
     "PickledEntry",
     "PickledTree",
@@ -54,8 +56,9 @@ __all__ = [
 ]
 
 
-class _Hook:
-    """The process's link between ``pickle_file``, the store and a :class:`PickleWriter`."""
+class PersistenceHook:
+    """A runtime's link between ``pickle_file``, its store and a :class:`PickleWriter`
+    (``rt.persistence``): it subscribes to :class:`~otrace.events.ContextRecorded`."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -97,18 +100,49 @@ class _Hook:
             self.writer = writer
         return writer
 
-    def on_add(self, ctx: TraceContext) -> None:
+    def on_recorded(self, event: ContextRecorded) -> None:
         writer = self.writer
         if writer is not None:
-            writer.submit(ctx)
+            writer.submit(event.ctx)
+
+    def install(
+        self,
+        params: Params,
+        store: ContextStore,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        **writer_options: Any,
+    ) -> None:
+        """See :func:`install`."""
+        self.uninstall()
+        self.params, self.store = params, store
+        self.workdir = os.fspath(workdir) if workdir is not None else os.getcwd()
+        self.options = dict(writer_options)
+        params.add_guard(self.guard)
+        params.add_listener(self.on_param)
+        store.events.subscribe(ContextRecorded, self.on_recorded)
+        current = params.get("pickle_file")
+        if current:
+            self.open(current)
+
+    def uninstall(self) -> None:
+        """See :func:`uninstall`."""
+        if self.params is not None:
+            self.params.remove_guard(self.guard)
+            self.params.remove_listener(self.on_param)
+        if self.store is not None:
+            self.store.events.unsubscribe(ContextRecorded, self.on_recorded)
+        self.params = self.store = None
+        self.open(None)
 
 
-_HOOK = _Hook()
+def _hook() -> PersistenceHook:
+    return _default.get().persistence
 
 
 def install(
-    params: Params = PARAMS,
-    store: ContextStore = STORE,
+    params: Params | None = None,
+    store: ContextStore | None = None,
     *,
     workdir: str | os.PathLike[str] | None = None,
     **writer_options: Any,
@@ -120,48 +154,43 @@ def install(
     hook is removed first).  If ``pickle_file`` is already set, the file is opened now.
     May be called from any thread; raises StoreError if the file in ``pickle_file`` is unusable.
     """
-    uninstall()
-    hook = _HOOK
-    hook.params, hook.store = params, store
-    hook.workdir = os.fspath(workdir) if workdir is not None else os.getcwd()
-    hook.options = dict(writer_options)
-    params.add_guard(hook.guard)
-    params.add_listener(hook.on_param)
-    store.on_add.append(hook.on_add)
-    current = params.get("pickle_file")
-    if current:
-        hook.open(current)
+    rt = _default.get()
+    rt.persistence.install(
+        params if params is not None else rt.params,
+        store if store is not None else rt.store,
+        workdir=workdir,
+        **writer_options,
+    )
 
 
 def uninstall() -> None:
     """Undo :func:`install` and close the writer (after writing what is queued)."""
-    hook = _HOOK
-    if hook.params is not None:
-        hook.params.remove_guard(hook.guard)
-        hook.params.remove_listener(hook.on_param)
-    if hook.store is not None and hook.on_add in hook.store.on_add:
-        hook.store.on_add.remove(hook.on_add)
-    hook.params = hook.store = None
-    close()
+    _hook().uninstall()
 
 
 def writer() -> PickleWriter | None:
     """The active writer, if ``pickle_file`` is set."""
-    return _HOOK.writer
+    return _hook().writer
 
 
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every context added so far is in the file; False on timeout."""
-    w = _HOOK.writer
+    w = _hook().writer
     return True if w is None else w.flush(timeout)
 
 
 def close(timeout: float = 10.0) -> None:
     """Write what is queued and close the file (``pickle_file`` keeps its value)."""
-    _HOOK.open(None, timeout)
+    _hook().open(None, timeout)
 
 
-atexit.register(close, 2.0)
+def _close_at_exit() -> None:
+    rt = _default.peek()
+    if rt is not None:
+        rt.persistence.open(None, 2.0)
+
+
+atexit.register(_close_at_exit)
 
 
 def open_pickled(
@@ -179,7 +208,8 @@ def open_pickled(
     writing the same file, what is queued is written first.  May be called from any thread.
     """
     target = resolve_path(path, workdir)
-    w = _HOOK.writer
+    rt = _default.peek()
+    w = rt.persistence.writer if rt is not None else None
     if w is not None and w.path == target:
         w.flush(5.0)
     return open_tree(target, dict(filters or {}), trust=trust)

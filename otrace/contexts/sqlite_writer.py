@@ -276,6 +276,8 @@ class PickleWriter:
                 return
 
 
+# Fork bookkeeping is process-wide by nature (os.register_at_fork is): connections a forked
+# child must not close, live writers, and writers whose I/O lock is held across a fork.
 _LEAKED: list[sqlite3.Connection] = []
 _WRITERS: weakref.WeakSet[PickleWriter] = weakref.WeakSet()
 _HELD: list[PickleWriter] = []

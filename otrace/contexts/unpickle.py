@@ -174,6 +174,7 @@ class Restricted(Unresolved):
 
 # repr text recorded by the writer, for stand-ins made from a whole stored value
 _REPRS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# A pure cache: one stand-in class per (module, name, restricted), the same for every runtime.
 _STANDINS: dict[tuple[str, str, bool], type] = {}
 _standin_lock = threading.Lock()
 

@@ -149,7 +149,7 @@ class StoredContexts(Mapping[str, ContextView]):
         return iter(sort_ids(self._source.list_ids()))
 
     def __len__(self) -> int:
-        return len(self._source.list_ids())
+        return len(list(self._source.list_ids()))
 
     @property
     def newest(self) -> ContextView:

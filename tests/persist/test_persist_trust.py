@@ -260,9 +260,9 @@ def test_set_pickle_file_waits_for_a_file_held_longer_than_a_second(tmp_path):
     code = (
         "import json, sys, time\n"
         "from otrace.contexts import sqlite\n"
-        "from otrace.contexts.store import STORE\n"
-        "from otrace.params import PARAMS\n"
-        "sqlite.install(PARAMS, STORE)\n"
+        "from otrace.runtime import default\n"
+        "PARAMS = default().params\n"
+        "sqlite.install()\n"
         "print('setting', flush=True)\n"
         "t = time.monotonic()\n"
         "try:\n"
