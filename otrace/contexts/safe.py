@@ -61,3 +61,12 @@ def escape_controls(text: str) -> str:
     ``\\x1b[2J`` instead of acting.
     """
     return text.translate(_CONTROLS)
+
+
+_TERMINAL = {c: e for c, e in _CONTROLS.items() if c not in (ord("\n"), ord("\t"))}
+
+
+def terminal_text(text: str) -> str:
+    """Like :func:`escape_controls`, but line breaks and tabs stay as they are (for values
+    printed as text, whose lines should still read as lines)."""
+    return text.translate(_TERMINAL)

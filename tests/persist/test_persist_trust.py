@@ -129,13 +129,25 @@ def test_shell_unpickle_and_cd_run_no_code_and_print_no_escapes(evil, tmp_path):
         lines = [s.execute("ls -R /osh/pickled").out]
         r = s.execute("cd /osh/pickled/exceptions/*/ex-Boom/*/:")
         assert not r.err, r.err
-        for line in ("ls", "ls -l", "ls -la", "ls -l __trc", "pwd", "evil", "direct._args"):
+        for line in (
+            "ls",
+            "ls -l",
+            "ls -la",
+            "ls -l __trc",
+            "pwd",
+            "evil",
+            "direct._args",
+            "text",  # a stored str, printed as text: escaped all the same
+            "pr text, count",
+            f"pr /osh/pickled/exceptions/{escape_controls(crafted.NAME)}/ex-Boom",
+        ):
             r = s.execute(line)
             lines += [r.out, r.err]
         lines.append(s.prompt())
         assert not marker.exists()
         for text in lines:
             no_escape(text)
+        assert s.execute("text").out == "plain \\x1b]52;c;b3duZWQ=\\x07\n"
         r = s.execute("evil.returncode")
         assert "not stored in this stand-in" in r.err and "--trust" in r.err, r.err
         assert "Traceback" not in r.err
