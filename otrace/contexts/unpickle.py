@@ -113,8 +113,9 @@ class Unresolved:
     takes the pickled state as attributes, so the object still browses like the original.
     """
 
-    _missing = ""
-    _why = "its class cannot be imported here"
+    # class-level, named like dunders so that ls does not list them beside the stored state
+    __otrace_missing__ = ""
+    __otrace_why__ = "its class cannot be imported here"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args:
@@ -144,32 +145,36 @@ class Unresolved:
             raise AttributeError(name)
         raise PlaceholderError(
             escape_controls(
-                f"{name}: not stored in this stand-in for {self._missing} ({self._why}); "
+                f"{name}: not stored in this stand-in for {self.__otrace_missing__} ({self.__otrace_why__}); "
                 "only its stored attributes are here"
             )
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise PlaceholderError(
-            escape_controls(f"cannot call a stand-in for {self._missing} ({self._why})")
+            escape_controls(
+                f"cannot call a stand-in for {self.__otrace_missing__} ({self.__otrace_why__})"
+            )
         )
 
     def __repr__(self) -> str:
         stored = _REPRS.get(self)
         if stored:
-            return escape_controls(f"<{self._label} {self._missing}: {stored}>")
+            return escape_controls(f"<{self.__otrace_label__} {self.__otrace_missing__}: {stored}>")
         attrs = ", ".join(f"{k}={safe_repr(v, 60)}" for k, v in list(vars(self).items())[:8])
-        return escape_controls(f"<{self._label} {self._missing}({attrs})>")
+        return escape_controls(f"<{self.__otrace_label__} {self.__otrace_missing__}({attrs})>")
 
-    _label = "unresolved"
+    __otrace_label__ = "unresolved"
 
 
 class Restricted(Unresolved):
     """Base of stand-ins for what a restricted load did not run: any non-value class or
     function named in the file."""
 
-    _why = "not loaded: the file is not trusted; open it with --trust to load real objects"
-    _label = "restricted"
+    __otrace_why__ = (
+        "not loaded: the file is not trusted; open it with --trust to load real objects"
+    )
+    __otrace_label__ = "restricted"
 
 
 # repr text recorded by the writer, for stand-ins made from a whole stored value
@@ -190,7 +195,7 @@ def standin(module: str, name: str, *, restricted: bool) -> type:
             title = "".join(c if c.isalnum() else "_" for c in name) or "_"
             if not title[0].isalpha() and title[0] != "_":
                 title = "_" + title
-            cls = type(title, (base,), {"_missing": label})
+            cls = type(title, (base,), {"__otrace_missing__": label})
             cls.__module__ = "otrace.contexts.unpickle._standins"
             _STANDINS[key] = cls
         return cls

@@ -33,9 +33,10 @@ class NotebookSession(Session):
     """A session whose ``~~`` is the newest context of the open file (else of this process)."""
 
     def newest_path(self) -> Parts | None:
-        tree = self.mounts.get("pickled")
-        if isinstance(tree, sqlite.PickledTree):
-            newest = tree.newest()
+        # any store's tree that can say which record is newest (SQLite's can)
+        newest_of = getattr(self.mounts.get("pickled"), "newest", None)
+        if callable(newest_of):
+            newest = newest_of()
             if newest is not None:
                 return ("osh", "pickled", *newest, ":")
         return super().newest_path()

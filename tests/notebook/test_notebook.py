@@ -142,6 +142,11 @@ def test_docs_notebook_against_a_traced_program(shop_store, kernel_env):
     assert "&lt;restricted shop.Cart: Cart(owner=&#x27;ada&#x27;, 2 items)&gt;" in page  # a local
     assert ".otrace-tb-embed .tb-frame" in page  # styles scoped to the fragment
     assert "<script" not in page
+    # library frames (runpy, otrace's own command line) are there, collapsed
+    assert '<details class="tb-frame tb-lib" data-index="0">' in page
+    assert '<details class="tb-frame tb-last" data-index=' in page  # the innermost, open
+    assert "tb-frames show-lib" in page and "(collapsed)" in page
+    assert "__trc (" in page and "<th>thread</th>" in page  # the __trc fields
     text = shown["text/plain"]  # the fallback for front ends without HTML
     assert text.startswith("ZeroDivisionError: float division by zero")
     assert "in checkout" in text and "discount = 0" in text
