@@ -26,6 +26,7 @@ from otrace.contexts import sqlite as store_sqlite
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import escape_controls
 from otrace.contexts.sanitize import PlaceholderError, Restricted, Unpicklable, Unresolved
+from otrace.contexts.sqlite_format import connect
 from otrace.shell.session import Session
 
 HERE = Path(__file__).resolve().parent
@@ -264,11 +265,23 @@ def test_writer_counts_are_exact_when_threads_interleave(tmp_path):
     assert stats["written"] == per_thread * threads, stats
 
 
-def test_set_pickle_file_waits_for_a_file_held_longer_than_a_second(tmp_path):
-    """Another process holds the file (a long write) for 1.5 s: setting pickle_file waits."""
+@pytest.mark.parametrize("hold", ["write", "read"])
+def test_set_pickle_file_waits_for_a_file_held_longer_than_a_second(tmp_path, hold):
+    """Another process holds the file for 1.5 s: setting pickle_file waits for it.
+
+    ``write``: a fresh file held as a first writer holds it.  ``read``: an otrace file not yet
+    in WAL mode, read by another process -- switching it to WAL needs the file to itself.
+    """
     path = tmp_path / "held.db"
+    if hold == "read":
+        connect(path, create=True).close()
     holder = sqlite3.connect(path, isolation_level=None, timeout=0)
-    holder.execute("BEGIN EXCLUSIVE")  # a fresh file, held as a first writer holds it
+    if hold == "write":
+        holder.execute("BEGIN EXCLUSIVE")
+    else:
+        holder.execute("PRAGMA journal_mode = DELETE")
+        holder.execute("BEGIN")
+        holder.execute("SELECT count(*) FROM otrace_meta").fetchone()
     code = (
         "import json, sys, time\n"
         "from otrace.contexts import sqlite\n"
