@@ -230,7 +230,13 @@ def _allowed() -> dict[tuple[str, str], Any]:
         (pathlib, ("PurePath", "PurePosixPath", "PureWindowsPath", "PosixPath", "WindowsPath")),
     ):
         for n in objects:
-            table[module.__name__, n] = getattr(module, n)
+            cls = getattr(module, n)
+            table[module.__name__, n] = cls
+            # where pickle says the class lives (pathlib._local in 3.13 and later), so a
+            # file written by any supported Python loads in any other
+            table[str(cls.__module__), cls.__qualname__] = cls
+            if module is pathlib:
+                table["pathlib._local", n] = cls
     table[_STORED_MODULE, "Unpicklable"] = Unpicklable
     table[_STORED_MODULE, "Blob"] = Blob
     return table

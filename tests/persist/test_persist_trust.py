@@ -93,6 +93,37 @@ def test_restricted_load_keeps_type_name_repr_and_attributes(tmp_path):
     tree.close()
 
 
+def test_value_types_load_for_real_when_restricted():
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import pathlib
+    import pickle
+    import uuid
+
+    from otrace.contexts.unpickle import loads
+
+    values = [
+        1, 2.5, 1j, True, None, "s", b"b", bytearray(b"x"), [1], (1,), {"a": 1}, {1},
+        frozenset({2}), range(3), slice(1, 2), ..., collections.OrderedDict(a=1),
+        collections.defaultdict(list, a=[1]), collections.deque([1]), collections.Counter("aab"),
+        datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC),
+        datetime.date(2024, 1, 2), datetime.timedelta(3), decimal.Decimal("1.25"),
+        fractions.Fraction(1, 3), uuid.UUID(int=5), pathlib.PurePosixPath("/a"),
+        pathlib.Path("/b"),
+    ]  # fmt: skip
+    for value in values:
+        loaded = loads(pickle.dumps(value, 5))
+        assert type(loaded) is type(value) and loaded == value, value
+    error = loads(pickle.dumps(ValueError("bad", 2), 5))
+    assert type(error) is ValueError and error.args == ("bad", 2)
+    # a path as Python 3.13 pickles it (pathlib._local) loads in every supported version
+    data = pickle.dumps(pathlib.PosixPath("/c"), 2)
+    data = data.replace(b"cpathlib\nPosixPath", b"cpathlib._local\nPosixPath")
+    assert b"pathlib._local" in data and loads(data) == pathlib.PosixPath("/c")
+
+
 def test_crafted_file_runs_no_code_unless_trusted(evil):
     path, marker = evil
     tree = store_sqlite.open_pickled(path)
