@@ -74,9 +74,7 @@ def check_line(line: str) -> None:
     if bad is not None:
         char = bad.group()
         what = "a NUL character" if char == "\x00" else f"a lone surrogate U+{ord(char):04X}"
-        raise LineError(
-            f"Input line contains {what} at column {bad.start() + 1}; nothing was run"
-        )
+        raise LineError(f"Input line contains {what} at column {bad.start() + 1}; nothing was run")
 
 
 def tokenize(line: str, operators: bool = False, partial: bool = False) -> list[Word]:
@@ -142,17 +140,26 @@ def _simple(line: str, operators: bool) -> list[Word]:
     ]
 
 
-def glue(words: list[Word]) -> list[Word]:
-    """Operators back into the words they touch, as if they had not been recognised."""
-    if not any(w.op for w in words):
+def glue(words: list[Word], keep: tuple[str, ...] = ()) -> list[Word]:
+    """Operators (but those in ``keep``) back into the words they touch, as if they had not
+    been recognised."""
+    if not any(w.op and w.text not in keep for w in words):
         return words
     out: list[Word] = []
-    after_op = False  # the previous token was an operator
+    after_op = False  # the previous token was an operator being glued
     for w in words:
+        kept = w.op and w.text in keep
         prev = out[-1] if out else None
-        if prev is not None and prev.end >= 0 and prev.end == w.start and (w.op or after_op):
+        if (
+            not kept
+            and prev is not None
+            and not prev.op
+            and prev.end >= 0
+            and prev.end == w.start < w.end  # touching, and not the empty word at the cursor
+            and (w.op or after_op)
+        ):
             out[-1] = Word(prev.text + w.text, prev.start, w.end)
         else:
-            out.append(Word(w.text, w.start, w.end) if w.op else w)
-        after_op = w.op
+            out.append(w if kept or not w.op else Word(w.text, w.start, w.end))
+        after_op = w.op and not kept
     return out

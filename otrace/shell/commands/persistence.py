@@ -6,10 +6,20 @@ import os
 
 from otrace.contexts import sqlite
 from otrace.errors import SafeModeError, UsageError
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, Option, command
+
+FILTER_CHOICES = tuple(
+    f + "=" for f in ("kind", "key", "methodname", "context_id", "timestamp", "pid")
+)
 
 
-@command("unpickle", "unpickle FILE [field=value ...]")
+@command(
+    "unpickle",
+    args=(
+        Arg("FILE", "file"),
+        Arg("field=value", "text", optional=True, repeat=True, choices=FILTER_CHOICES),
+    ),
+)
 def unpickle(sh, args: Args) -> None:
     """Open a pickle database under /osh/pickled (contexts load only when you enter ':').
 
@@ -17,8 +27,6 @@ def unpickle(sh, args: Args) -> None:
     hold: kind, key, methodname, context_id, timestamp, pid (globs allowed), e.g.
     unpickle trace.db methodname=Cart.boom kind=exceptions
     """
-    if not args.words:
-        raise UsageError("usage: unpickle FILE [field=value ...]")
     path = sh.tree.expand(args.words[0])
     filters = sqlite.parse_filters(args.words[1:])
     tree = sqlite.open_pickled(path, filters, workdir=sh.tree.work_dir or os.getcwd())
@@ -30,13 +38,15 @@ def unpickle(sh, args: Args) -> None:
     sh.out.write(f"{tree.count()} contexts in {path}; browse them under /osh/pickled")
 
 
-@command("rm", "rm [-r] path ...", options=(Option("r", "remove whole branches"),))
+@command(
+    "rm",
+    options=(Option("r", "remove whole branches"),),
+    args=(Arg("path", repeat=True),),
+)
 def rm(sh, args: Args) -> None:
     """Hide stored contexts from /osh/pickled (the database file itself is not changed)."""
     if sh.params.safe_mode:
         raise SafeModeError("rm: deletion not permitted in safe mode; set safe_mode False")
-    if not args.words:
-        raise UsageError("rm: specify entities to delete")
     tree = sh.mounts.get("pickled")
     removed = 0
     for word in args.words:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from otrace import log
 from otrace.errors import OTraceError, SafeModeError
-from otrace.shell.registry import Args, command
+from otrace.shell.registry import Arg, Args, command
 
 SAFE_MODE_MESSAGE = "Javascript console disabled in safe mode; set safe_mode False"
 
@@ -93,7 +93,7 @@ def make_backend(interface: Any) -> WebBackend:
     return LegacyWebBackend(interface)
 
 
-@command("_web", "_web javascript", raw=True, complete="none")
+@command("_web", args=(Arg("javascript", "text"),), raw=True)
 def web(sh, args: Args) -> None:
     """Evaluate JavaScript in the browser of the current /osh/web/<user> directory.
 
