@@ -58,6 +58,7 @@ class Line:
     rest: str = ""
     rest_start: int = -1
     chain: str | None = None
+    cursor: Word | None = None  # completion: the word being typed
 
 
 def prefixes() -> dict[str, Command]:
@@ -97,9 +98,9 @@ def read(session: Session, text: str, partial: bool = False) -> Line:
     if not tokens:
         return Line("empty")
     first = glue(tokens)[0]
-    after = [w for w in tokens if w.start >= first.end]
+    after = [w for w in tokens[1:] if w.start >= first.end]  # tokens[0] is in first
     if partial and not after:
-        return Line("first", text)
+        return Line("first", text, cursor=tokens[-1])
     name = first.text
     rest = text[first.end :]
     rest_start = first.end + len(rest) - len(rest.lstrip())
@@ -120,6 +121,7 @@ def read(session: Session, text: str, partial: bool = False) -> Line:
         command_name = name
     cmd = REGISTRY.get(command_name)
     line = Line("command", stripped, cmd, name, words, rest, rest_start)
+    line.cursor = tokens[-1] if partial else None
     if cmd is not None and cmd.chains:
         _split_chain(line, text)
         if line.chain is not None and not partial:
@@ -132,7 +134,8 @@ def read(session: Session, text: str, partial: bool = False) -> Line:
     ):
         return Line("command", stripped, REGISTRY["_web"], "_web", rest=stripped)
     if cmd is None or (not session.in_osh and not cmd.outside_osh):
-        return Line("python" if session.in_osh and cmd is None else "unix", stripped)
+        kind = "python" if session.in_osh and cmd is None else "unix"
+        return Line(kind, stripped, cursor=line.cursor)
     return line
 
 
