@@ -3,7 +3,7 @@
 :func:`complete` takes the text before the cursor and returns :class:`Completion` records
 (text to insert, where it starts relative to the cursor, what to display).  It asks the
 dispatcher (:func:`otrace.shell.dispatch.read`) what the line is and the command's
-declaration (:func:`otrace.shell.registry.expect`) what the word at the cursor is -- the
+declaration (:func:`otrace.shell.parsing.expect`) what the word at the cursor is -- the
 same reading that runs the line -- and then completes by what is expected:
 
 * the first word: command names and aliases (in ``/osh`` also names, since a first word that
@@ -46,7 +46,8 @@ from typing import Any
 
 from otrace.errors import OTraceError
 from otrace.shell import dispatch
-from otrace.shell.registry import REGISTRY, Arg, Command, Expect, expect
+from otrace.shell.parsing import Expect, expect
+from otrace.shell.registry import REGISTRY, Arg, Command
 from otrace.shell.tokens import MAX_LINE, LineError, tokenize
 from otrace.vfs import FsPath, as_dir
 

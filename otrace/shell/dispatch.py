@@ -13,8 +13,8 @@
    unix command elsewhere; outside ``/osh`` only commands declared ``outside_osh`` run.
 
 :func:`run` carries a line out; :func:`run_command` parses a command's words with
-:func:`otrace.shell.registry.parse` and calls it.  :mod:`otrace.shell.completion` asks
-:func:`read` and :func:`otrace.shell.registry.expect` what the cursor is on.
+:func:`otrace.shell.parsing.parse` and calls it.  :mod:`otrace.shell.completion` asks
+:func:`read` and :func:`otrace.shell.parsing.expect` what the cursor is on.
 
 Thread safety: the session's thread (see :class:`otrace.shell.session.Session`).
 """
@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 
 from otrace.errors import UsageError
 from otrace.shell.output import Result
-from otrace.shell.registry import REGISTRY, Args, Command, lookup, parse
+from otrace.shell.parsing import parse
+from otrace.shell.registry import REGISTRY, Args, Command, lookup
 from otrace.shell.tokens import OPERATORS, LineError, Word, check_line, glue, tokenize
 
 if TYPE_CHECKING:

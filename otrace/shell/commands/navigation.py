@@ -108,7 +108,8 @@ def cdls(sh, args: Args) -> None:
     if words and not words[0].startswith("-"):
         target = words.pop(0)
     change_dir(sh, target)
-    from otrace.shell.registry import REGISTRY, parse
+    from otrace.shell.parsing import parse
+    from otrace.shell.registry import REGISTRY
 
     if sh.in_osh:
         ls_cmd = REGISTRY["ls"]
