@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.errors import UsageError
-from otrace.shell.registry import Arg, Args, Command, Option, Redirect
+from otrace.shell.registry import REDIRECTS, Arg, Args, Command, Option, Redirect
 from otrace.shell.tokens import Word, glue
 
 
@@ -53,7 +53,8 @@ def _as_words(words: list[Word] | list[str]) -> list[Word]:
 
 
 def _scan(cmd: Command, words: list[Word], final: bool) -> tuple[Args, Expect | None]:
-    words = glue(words, keep=cmd.redirects)
+    # a command taking redirections sees every redirection operator (to refuse the others)
+    words = glue(words, keep=REDIRECTS if cmd.redirects else ())
     args = Args(usage=cmd.usage)
     by_letter = {o.letter: o for o in cmd.options}
     options_done = not cmd.parse_options
