@@ -188,13 +188,11 @@ def run_command(
 ) -> None:
     """Parse and run command ``name`` with ``rest`` (raw text) / ``words`` (split)."""
     cmd = lookup(name)
-    _call(
-        session,
-        cmd,
-        rest,
-        tokenize(rest, operators=True) if words is None else [Word(w) for w in words],
-        result,
-    )
+    if words is not None:
+        split = [Word(w) for w in words]
+    else:  # a raw command takes the text as it is (pr of Python with an odd quote)
+        split = [] if cmd.raw else tokenize(rest, operators=True)
+    _call(session, cmd, rest, split, result)
 
 
 def _call(session: Session, cmd: Command, rest: str, words: list[Word], result: Result) -> None:
