@@ -88,10 +88,10 @@ def tokenize(line: str, operators: bool = False, partial: bool = False) -> list[
     """
     check_line(line)
     if not ("'" in line or '"' in line or "\\" in line):  # the common case, at C speed
-        words = _simple(line, operators)
-        if partial and (not words or words[-1].end < len(line) or words[-1].op):
-            words.append(Word("", len(line), len(line)))
-        return words
+        simple = _simple(line, operators)
+        if partial and (not simple or simple[-1].end < len(line) or simple[-1].op):
+            simple.append(Word("", len(line), len(line)))
+        return simple
     pattern = _PLAIN_OPS if operators else _PLAIN
     words: list[Word] = []
     pieces: list[str] = []
@@ -100,7 +100,7 @@ def tokenize(line: str, operators: bool = False, partial: bool = False) -> list[
     while pos < n:
         m = pattern.match(line, pos)
         assert m is not None  # the pattern matches any character
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         if kind == "blank":
             if start >= 0:
                 words.append(Word("".join(pieces), start, pos))
