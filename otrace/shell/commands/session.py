@@ -38,7 +38,9 @@ def set_(sh, args: Args) -> None:
     sh.out.write(params.render(name))
 
 
-@command("help", args=(Arg("command|*", "command", optional=True),), outside_osh=True)
+@command(
+    "help", args=(Arg("command|*", "command", optional=True, choices=("*",)),), outside_osh=True
+)
 def help_(sh, args: Args) -> None:
     """Show the commands, one command's help, or every command's synopsis (help *)."""
     if not args.words:
