@@ -300,3 +300,26 @@ def prog_free_session(tmp_path):
     s = Session({"Cart": object}, allow_unsafe=True, work_dir=str(tmp_path))
     yield s
     s.close()
+
+
+def test_declaring_a_command_checks_its_aliases():
+    from otrace.shell.registry import command
+
+    with pytest.raises(ValueError, match="must start with _probe"):
+        command("_probe", aliases={"pp": "ls -l"})
+    with pytest.raises(RuntimeError, match="alias 'show' declared twice"):
+        command("_probe", aliases={"show": "_probe x"})(lambda sh, args: None)
+    assert "_probe" not in REGISTRY
+    try:
+
+        @command("_probe", args=(Arg("x", "text"),), aliases={"pp": "_probe 'a b'"})
+        def probe(sh, args):
+            """Probe."""
+            sh.out.write(repr(args.words))
+
+        assert builtin_aliases()["pp"] == ["_probe", "a b"]
+        assert REGISTRY["_probe"].usage == "_probe x"
+        with pytest.raises(RuntimeError, match="declared twice"):
+            command("_probe")(probe)
+    finally:
+        REGISTRY.pop("_probe", None)
