@@ -64,7 +64,7 @@ def trace(sh, args: Args) -> None:
     if not args.words:
         if args.opts:
             raise UsageError(f"trace: options need a target; usage: {args.usage}")
-        specs = tracing.traces()
+        specs = tracing.traces(sh.runtime.tracer)
         if not specs:
             sh.out.write("Nothing is traced")
         for spec in specs:
@@ -82,6 +82,7 @@ def trace(sh, args: Args) -> None:
         condition=args.opts.get("c", ""),
         action=args.opts.get("a"),
         count=args.opts.get("n", 0),
+        tracer=sh.runtime.tracer,
     )
     sh.out.write(f"Tracing {spec.render()}")
     for warning in spec.warnings:
@@ -93,14 +94,14 @@ def untrace(sh, args: Args) -> None:
     """Stop tracing a target (and unwrap it); 'untrace all' drops every trace."""
     word = args.words[0]
     if word == "all":
-        tracing.untrace_all()
+        tracing.untrace_all(sh.runtime.tracer)
         sh.out.write("untraced all tracing")
         return
     try:
         target, _, _, name = _trace_args(sh, word)
-        tracing.untrace(target)
+        tracing.untrace(target, sh.runtime.tracer)
     except (PathError, TraceError):
-        tracing.untrace(word)  # a registry key such as Cart. or a vanished name
+        tracing.untrace(word, sh.runtime.tracer)  # a registry key such as Cart. or a vanished name
         name = word
     sh.out.write(f"untraced {name}")
 
@@ -131,7 +132,7 @@ def tag(sh, args: Args) -> None:
     """
     obj = _tag_target(sh, args.words)
     label = args.words[1] if len(args.words) > 1 else "id"
-    sh.out.write(tracing.tag(obj, label))
+    sh.out.write(tracing.tag(obj, label, _recorder=sh.runtime.recorder))
 
 
 @command("untag", args=(Arg("object|.", optional=True),))
