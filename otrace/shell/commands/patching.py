@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import inspect
 import os
-import shlex
 import subprocess
 import tempfile
 from typing import Any
@@ -25,6 +24,7 @@ from otrace.shell.commands.inspect import source_of
 from otrace.shell.redirect import read_input, write_output
 from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.targets import resolve_target
+from otrace.shell.tokens import tokenize
 
 SAFE_MODE_MESSAGE = "Patching/unpatching not permitted in safe mode; set safe_mode False"
 PATCHES_DIR = ("osh", "patches")
@@ -107,7 +107,7 @@ def _without_decorators(text: str) -> str:
 def editor_command(sh) -> list[str]:
     """The editor: the ``editor`` parameter, else $VISUAL, else $EDITOR, else vi."""
     editor = sh.params.editor or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return shlex.split(editor)
+    return [w.text for w in tokenize(editor)]
 
 
 def run_editor(sh, text: str, label: str) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
-
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
-from otrace.shell.registry import REGISTRY, Arg, Args, command, lookup
+from otrace.shell.registry import REGISTRY, Arg, Args, command, lookup, render_words
 
 
 @command(
@@ -92,13 +90,13 @@ def alias(sh, args: Args) -> None:
     words = args.words
     if not words:
         for name in sorted(sh.aliases):
-            sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+            sh.out.write(f"{name} {render_words(sh.aliases[name])}")
         return
     name = words[0]
     if len(words) == 1:
         if name not in sh.aliases:
             raise UsageError(f"No such alias: {name}")
-        sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+        sh.out.write(f"{name} {render_words(sh.aliases[name])}")
         return
     if len(words) == 2 and words[1] == "":
         if sh.aliases.pop(name, None) is None:
