@@ -114,7 +114,7 @@ def test_hold_by_header_while_others_are_served(app_server, shell):
     run(shell, "set safe_mode False")
     out, err = shell.execute("hold -c True")
     assert "would hold every request" in err and "-n" in err, err
-    out = run(shell, """hold -c 'request.headers.get("X-Debug") == "me"' --timeout 30""")
+    out = run(shell, """hold -c 'request.headers.get("X-Debug") == "me"' --timeout=30""")
     assert "Holding #" in out
     thread, result = app_server.get_in_thread("/hello/pay", headers={"X-Debug": "me"})
     assert wait_for(holds.pending)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from otrace.contexts import TraceContext
 from otrace.errors import OTraceError, SafeModeError, UsageError
 from otrace.shell import evaluate
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.session import GLOBALS
+
+IDS = (Arg("trace_id", "trace_id", optional=True, repeat=True),)
 
 
 def _contexts(sh, words: list[str]) -> list[TraceContext]:
@@ -34,7 +36,7 @@ def _leave_if_inside(sh, ctxs: list[TraceContext]) -> None:
         sh.cwd = GLOBALS
 
 
-@command("save", "save [trace_id ...]", complete="none")
+@command("save", args=IDS)
 def save(sh, args: Args) -> None:
     """Keep contexts in /osh/saved, where they are never evicted."""
     for ctx in _contexts(sh, args.words):
@@ -42,7 +44,7 @@ def save(sh, args: Args) -> None:
         sh.out.write(f"Saved {ctx.id}")
 
 
-@command("del", "del [trace_id ...]", complete="none")
+@command("del", args=IDS)
 def del_(sh, args: Args) -> None:
     """Delete contexts from /osh/recent and /osh/saved (a waiting hold or break is released)."""
     ctxs = _contexts(sh, args.words)
@@ -58,12 +60,7 @@ RESUME_OPTIONS = (
 )
 
 
-@command(
-    "resume",
-    "resume [--raise EXC | --value EXPR] [trace_id ...]",
-    options=RESUME_OPTIONS,
-    complete="none",
-)
+@command("resume", options=RESUME_OPTIONS, args=IDS)
 def resume(sh, args: Args) -> None:
     """Let a held request or a stopped thread go on; then cd /osh/globals.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from otrace.errors import OTraceError, SafeModeError, UsageError
 from otrace.shell import evaluate
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, Option, command
 from otrace.vfs.asyncview import TaskNode, TasksDir, describe_coroutine, task_of, task_state
 
 
@@ -42,9 +42,8 @@ HOLD_OPTIONS = (
 
 @command(
     "hold",
-    "hold [-c CONDITION [-n N] [--timeout S] [HANDLER...]]",
     options=HOLD_OPTIONS,
-    complete="none",
+    args=(Arg("HANDLER", "text", optional=True, repeat=True),),
 )
 def hold(sh, args: Args) -> None:
     """Hold the next requests matching a condition at the start of their handler method.
@@ -59,7 +58,7 @@ def hold(sh, args: Args) -> None:
     condition = args.opts.get("c")
     if condition is None:
         if args.opts or args.words:
-            raise UsageError("hold: give -c CONDITION; usage: " + hold_usage())
+            raise UsageError(f"hold: give -c CONDITION; usage: {args.usage}")
         if not sh.runtime.hold_rules.rules:
             sh.out.write("No hold rules")
         for rule in sh.runtime.hold_rules.rules:
@@ -89,10 +88,6 @@ def hold(sh, args: Args) -> None:
     sh.out.write(f"Holding {rule.render()}")
 
 
-def hold_usage() -> str:
-    return "hold [-c CONDITION [-n N] [--timeout S] [HANDLER...]]"
-
-
 def _handler_name(sh, word: str) -> str:
     try:
         value = sh.resolve(word).value
@@ -119,7 +114,7 @@ def _matches_everything(sh, tree: ast.Expression, globals_dict: dict[str, Any]) 
     return f"matches each of the {len(running)} requests in flight"
 
 
-@command("unhold", "unhold [RULE_NUMBER|all]", max_words=1, complete="none")
+@command("unhold", args=(Arg("RULE_NUMBER|all", "text", optional=True, choices=("all",)),))
 def unhold(sh, args: Args) -> None:
     """Remove a hold -c rule (by its #number), or all of them (requests already held stay held)."""
     word = args.words[0].lstrip("#") if args.words else "all"
@@ -130,7 +125,7 @@ def unhold(sh, args: Args) -> None:
         if not gone:
             raise UsageError(f"unhold: no hold rule #{word} (type hold to list them)")
     else:
-        raise UsageError("usage: unhold [RULE_NUMBER|all]")
+        raise UsageError(f"usage: {args.usage}")
     for rule in gone:
         sh.out.write(f"Removed hold rule #{rule.number} -c {rule.condition!r}")
     if not gone:
@@ -139,9 +134,8 @@ def unhold(sh, args: Args) -> None:
 
 @command(
     "cancel",
-    "cancel [-y] TASK|REQUEST",
     options=(Option("y", "do not ask for confirmation"),),
-    max_words=1,
+    args=(Arg("TASK|REQUEST", "path"),),
 )
 def cancel(sh, args: Args) -> None:
     """Cancel an asyncio task of the program (a name in /osh/tasks, or a request id r17).
@@ -152,8 +146,6 @@ def cancel(sh, args: Args) -> None:
         raise SafeModeError(
             "cancel: cancelling tasks is not permitted in safe mode; set safe_mode False"
         )
-    if not args.words:
-        raise UsageError("usage: cancel [-y] TASK|REQUEST")
     word = args.words[0]
     task, label = _find_task(sh, word)
     if task.done():
