@@ -38,7 +38,7 @@ from otrace.shell.output import Result
 from otrace.shell.registry import builtin_aliases
 from otrace.shell.tokens import check_line
 from otrace.vfs import Resolved, Tree, as_dir, paths
-from otrace.vfs.asyncview import RequestsDir, TasksDir
+from otrace.vfs.live import RequestsDir, TasksDir
 from otrace.vfs.nodes import DirNamespace
 from otrace.vfs.paths import Parts
 
@@ -138,6 +138,12 @@ class Session:
         try:
             return self.tree.resolve(self.cwd)
         except PathError:
+            if self.cwd[:2] == ("osh", "requests") and len(self.cwd) > 2:
+                rid = self.cwd[2]
+                raise PathError(
+                    f"Stale directory {paths.render(self.cwd)}: request {rid} has finished "
+                    f"(see /osh/requests/done/{rid}); cd ~~g"
+                ) from None
             raise PathError(
                 f"Stale directory {paths.render(self.cwd)}: it is gone (an evicted or deleted "
                 "context?); cd ~~ or cd ~~g"

@@ -1,20 +1,17 @@
-"""``/osh/requests`` and ``/osh/tasks``: running requests and asyncio tasks as directories.
+"""Await chains, waiting frames and tasks, read from another thread; the base of live nodes.
 
-Each request or task is a small mapping computed when it is read:
+For a coroutine (a request's, a task's) :func:`await_chain` follows what it awaits down to
+the innermost awaitable; :func:`where` says where it waits (the innermost *program* frame:
+the standard library, installed packages and otrace are skipped unless nothing else is
+there, or ``running``); :func:`frame_context` snapshots that frame as a
+:class:`FrameContext` whose ``__up`` leads to the outer coroutines' frames, browsed and
+evaluated like a trace context.  :class:`LiveNode` is a mapping computed when read, shown by
+``ls -l`` as one summary line (:mod:`otrace.vfs.live` builds ``/osh/requests`` and
+``/osh/tasks`` from them).  Nothing here imports a web framework.
 
-* ``handler`` / ``request`` -- the live objects (requests only);
-* ``task`` -- the asyncio task, ``state`` -- pending, cancelling, done, cancelled, failed;
-* ``awaiting`` -- the await chain, outermost first, down to the innermost awaitable;
-* ``frame`` -- the innermost program frame of that chain (standard library and installed
-  packages skipped, unless nothing else is there), as a :class:`FrameContext` whose ``__up``
-  leads to the outer coroutines' frames: browsed and evaluated like a trace context.
-
-``ls -l`` shows one summary line per entry (:meth:`LiveNode.summary`).  Nothing here imports
-a web framework; the server integration fills the runtime's ``requests`` table.
-
-Thread rules: made and read on the shell's thread.  The coroutines looked at are suspended
-(the loop runs one at a time and only resumes them on its own thread); a frame seen while its
-coroutine runs is reported as ``running``.
+Thread rules: called on the shell's thread.  The coroutines looked at are suspended (the
+loop runs one at a time and only resumes them on its own thread); a frame seen while its
+coroutine runs is reported as ``running``.  :func:`all_tasks` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -28,8 +25,7 @@ from typing import Any
 
 from otrace.contexts.capture import build_chain
 from otrace.contexts.record import FrameContext
-from otrace.contexts.safe import safe_repr, safe_str
-from otrace.requests import RequestRecord, RequestTable
+from otrace.contexts.safe import safe_repr
 
 MAX_CHAIN = 200
 
@@ -191,112 +187,6 @@ class LiveNode(Mapping):
         return self.summary()
 
 
-def _request_line(rec: RequestRecord) -> str:
-    method, uri, remote, handler = (safe_str(x, 200) for x in rec.describe())
-    return f"{method} {uri}  {handler}  {remote}  {rec.duration:.3f}s"
-
-
-class RequestNode(LiveNode):
-    """One request in flight (``/osh/requests/r17``)."""
-
-    keys_ = ("handler", "request", "task", "awaiting", "frame", "where")
-
-    def __init__(self, rec: RequestRecord, table: RequestTable) -> None:
-        self.rec = rec
-        self.table = table
-
-    def chain(self) -> list[Any]:
-        coro = self.rec.coro
-        return await_chain(coro) if coro is not None else []
-
-    def summary(self) -> str:
-        return f"{_request_line(self.rec)}  {where(self.chain())}"
-
-    def entry(self, name: str) -> Any:
-        rec = self.rec
-        if name == "handler":
-            return rec.handler
-        if name == "request":
-            return rec.request
-        if name == "task":
-            task = task_of(rec, self.table)
-            if task is None:
-                raise KeyError(name)
-            return task
-        if name == "awaiting":
-            return [describe_awaitable(obj) for obj in self.chain()]
-        if name == "where":
-            return where(self.chain())
-        ctx = frame_context(self.chain())
-        if ctx is None:
-            raise KeyError(name)
-        return ctx
-
-
-class DoneNode(LiveNode):
-    """A finished request (``/osh/requests/done/r17``): what it was and how it ended."""
-
-    keys_ = ("method", "uri", "remote_ip", "handler_class", "status", "duration", "exception")
-
-    def __init__(self, rec: RequestRecord) -> None:
-        self.rec = rec
-
-    def summary(self) -> str:
-        exc = self.rec.exception
-        tail = f"  {type(exc).__name__}: {safe_str(exc, 200)}" if exc is not None else ""
-        return f"{_request_line(self.rec)}  status {self.rec.status}{tail}"
-
-    def entry(self, name: str) -> Any:
-        rec = self.rec
-        if name == "duration":
-            return round(rec.duration, 6)
-        if name in ("status", "exception"):
-            return getattr(rec, name)
-        return dict(
-            zip(("method", "uri", "remote_ip", "handler_class"), rec.describe(), strict=True)
-        )[name]
-
-
-class DoneDir(Mapping):
-    """``/osh/requests/done``: the last ``max_recent`` finished requests."""
-
-    def __init__(self, table: RequestTable) -> None:
-        self.table = table
-
-    def __getitem__(self, name: str) -> DoneNode:
-        rec = self.table.get_done(name)
-        if rec is None:
-            raise KeyError(name)
-        return DoneNode(rec)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([rec.id for rec in self.table.finished()])
-
-    def __len__(self) -> int:
-        return len(self.table.done)
-
-
-class RequestsDir(Mapping):
-    """``/osh/requests``: one directory per request in flight, plus ``done``."""
-
-    def __init__(self, table: RequestTable) -> None:
-        self.table = table
-
-    def __getitem__(self, name: str) -> Any:
-        if name == "done":
-            return DoneDir(self.table)
-        rec = self.table.get(name)
-        if rec is None:
-            raise KeyError(name)
-        return RequestNode(rec, self.table)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([rec.id for rec in self.table.running()] + ["done"])
-
-    def __len__(self) -> int:
-        return len(self.table.active) + 1
-
-
 # -- tasks ---------------------------------------------------------------------------------
 def all_tasks(loop: Any) -> list[Any]:
     """Every unfinished task of ``loop`` (from any thread; retried if the set changes)."""
@@ -319,75 +209,6 @@ def task_name(task: Any) -> str:
     return name.replace("/", "|") or f"task-{id(task):x}"
 
 
-def request_of(task: Any, table: RequestTable) -> RequestRecord | None:
-    """The running request whose coroutine ``task`` runs, if any."""
-    try:
-        coro = task.get_coro()
-    except Exception:
-        return None
-    for rec in table.running():
-        if rec.coro is coro:
-            return rec
-    return None
-
-
-def task_of(rec: RequestRecord, table: RequestTable) -> Any:
-    """The task running a request's coroutine (looked up when asked: tracking costs less)."""
-    if rec.task is None and rec.coro is not None:
-        for task in all_tasks(table.loop):
-            try:
-                if task.get_coro() is rec.coro:
-                    rec.task = task
-                    break
-            except Exception:
-                continue
-    return rec.task
-
-
-class TaskNode(LiveNode):
-    """One asyncio task (``/osh/tasks/Task-12``)."""
-
-    keys_ = ("task", "state", "coroutine", "awaiting", "frame", "where", "request")
-
-    def __init__(self, task: Any, table: RequestTable) -> None:
-        self.task = task
-        self.table = table
-
-    def chain(self) -> list[Any]:
-        try:
-            coro = self.task.get_coro()
-        except Exception:
-            return []
-        return await_chain(coro) if coro is not None and not self.task.done() else []
-
-    def summary(self) -> str:
-        coro = describe_coroutine(self.task)
-        rec = request_of(self.task, self.table)
-        what = f"request {rec.id} {_request_line(rec)}" if rec is not None else coro
-        return f"{task_state(self.task)}  {what}  {where(self.chain())}"
-
-    def entry(self, name: str) -> Any:
-        if name == "task":
-            return self.task
-        if name == "state":
-            return task_state(self.task)
-        if name == "coroutine":
-            return self.task.get_coro()
-        if name == "awaiting":
-            return [describe_awaitable(obj) for obj in self.chain()]
-        if name == "where":
-            return where(self.chain())
-        if name == "request":
-            rec = request_of(self.task, self.table)
-            if rec is None:
-                raise KeyError(name)
-            return RequestNode(rec, self.table)
-        ctx = frame_context(self.chain())
-        if ctx is None:
-            raise KeyError(name)
-        return ctx
-
-
 def describe_coroutine(task: Any) -> str:
     try:
         coro = task.get_coro()
@@ -395,31 +216,3 @@ def describe_coroutine(task: Any) -> str:
         return "?"
     qualname = getattr(coro, "__qualname__", None) or type(coro).__name__
     return f"{qualname}()"
-
-
-class TasksDir(Mapping):
-    """``/osh/tasks``: the unfinished tasks of the program's loop (``table.loop``)."""
-
-    def __init__(self, table: RequestTable) -> None:
-        self.table = table
-
-    def _named(self) -> dict[str, Any]:
-        named: dict[str, Any] = {}
-        for task in all_tasks(self.table.loop):
-            name = task_name(task)
-            if name in named:
-                name = f"{name}@{id(task):x}"
-            named[name] = task
-        return named
-
-    def __getitem__(self, name: str) -> TaskNode:
-        task = self._named().get(name)
-        if task is None:
-            raise KeyError(name)
-        return TaskNode(task, self.table)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._named()))
-
-    def __len__(self) -> int:
-        return len(self._named())

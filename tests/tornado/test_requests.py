@@ -98,6 +98,7 @@ def test_browse_a_requests_handler_and_frame(app_server, shell):
     assert wait_for(lambda: not REQUESTS.active)
     out, err = shell.execute("ls")
     assert "Stale directory" in err and "\n" not in err.strip(), err
+    assert f"request {rec.id} has finished (see /osh/requests/done/{rec.id})" in err
     out, err = shell.execute(f"cd /osh/requests/{rec.id}")
     assert "No such entry" in err, err
     out = run(shell, f"ls -l /osh/requests/done/{rec.id}")

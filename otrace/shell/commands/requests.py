@@ -14,7 +14,8 @@ from typing import Any
 from otrace.errors import OTraceError, SafeModeError, UsageError
 from otrace.shell import evaluate
 from otrace.shell.registry import Arg, Args, Option, command
-from otrace.vfs.asyncview import TaskNode, TasksDir, describe_coroutine, task_of, task_state
+from otrace.vfs.asyncview import describe_coroutine, task_state
+from otrace.vfs.live import TaskNode, TasksDir, task_of
 
 
 def _positive_int(text: str) -> int:
