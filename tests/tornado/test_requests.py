@@ -182,6 +182,15 @@ def test_bad_conditions_never_break_a_request(app_server, shell):
     assert holds.pending() == []
     out = run(shell, "hold")
     assert "AttributeError" in out and "took" in out, out
+    # a rule limited to other handlers leaves this one alone; unhold by number
+    out = run(shell, "hold -c 'request.uri == \"/hello/only\"' SlowHandler")
+    number = out.split("#")[1].split()[0]
+    assert app_server.get("/hello/only")[0] == 200 and holds.pending() == []
+    assert f"Removed hold rule #{number}" in run(shell, f"unhold {number}")
+    out, err = shell.execute(f"unhold {number}")
+    assert f"no hold rule #{number}" in err
+    assert "Removed hold rule" in run(shell, "unhold")
+    assert run(shell, "hold") == "No hold rules"
 
 
 def test_await_in_globals_and_in_a_held_frame(app_server, shell):
@@ -262,6 +271,7 @@ def test_stall_recorded_with_the_blocking_line(app_server, shell):
     assert wait_for(lambda: STORE.recent.get("stalls"))
     (ctx,) = [c for c in STORE.all.values() if c.kind == "stalls"]
     assert ctx.name == "BlockingHandler.get", ctx.id
+    assert "_execute" in ctx.trc["running"], ctx.trc["running"]  # the request's task
     line = requests_app.line_of("BLOCKING-LINE")
     assert any(f[1] == line and f[2] == "get" for f in ctx.trc["framestack"]), ctx.trc["framestack"]
     assert ctx["blocked_for"] == 0.3
