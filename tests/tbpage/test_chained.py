@@ -128,3 +128,18 @@ def test_cause_browsable_in_the_shell(serve):
         assert out.strip() == "x12", (out, err)
     finally:
         shell.shutdown()
+
+
+def test_await_refused_on_a_post_mortem_page():
+    from otrace.web.traceback_core import evaluate, open_session
+
+    try:
+        parse_amount("x")
+    except ValueError as exc:
+        from otrace.contexts.capture import capture_exception
+
+        values, trc = capture_exception(exc, exc.__traceback__, None)
+    session = open_session({**values, "__trc": trc}, live=False)
+    result = evaluate("await asyncio.sleep(0)", session.frames[-1], loop=None)
+    assert result.error == "await works on live pages only (nothing runs this program's loop)"
+    assert evaluate("digits_only + '!'", session.frames[-1]).value == "'x!'"
