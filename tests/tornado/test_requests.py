@@ -69,6 +69,10 @@ def test_fifty_slow_requests_listed_with_their_await_point(app_server, shell):
         (row,) = [r for r in rows if f"GET /slow?n={i} " in r]
         assert "SlowHandler" in row and "127.0.0.1" in row, row
         assert f"requests_app.py:{line} in get" in row, row
+    # the same lines with the paths given (ls lists the operands, as ls -d)
+    out = run(shell, "ls -l /osh/requests/r*")
+    assert len([r for r in out.splitlines() if r.startswith("/osh/requests/r")]) == 50, out
+    assert out.count(f"requests_app.py:{line} in get") == 50
     requests_app.RELEASE.set()
     for thread, result in clients:
         thread.join(10)
