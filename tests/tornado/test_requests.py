@@ -236,6 +236,24 @@ def _tasks(server) -> list:
     return otornado.run_on_loop(asyncio.all_tasks, loop=server.loop)
 
 
+def test_hold_and_resume_refusals_without_a_server(shell):
+    out, err = shell.execute("""hold -c 'request.headers.get("X-Debug") == "me"'""")
+    assert "calls are not permitted in safe mode" in err, err
+    out, err = shell.execute("resume --raise KeyError")
+    assert "set safe_mode False" in err, err
+    run(shell, "set safe_mode False")
+    out, err = shell.execute("hold -c 'request.uri =='")
+    assert "invalid condition" in err, err
+    out, err = shell.execute("hold -n 2")
+    assert "give -c CONDITION" in err, err
+    out, err = shell.execute("""hold -c 'request.headers.get("X-Debug") == "me"'""")
+    assert out.startswith("Holding #") and "no server tracks requests yet" in err, (out, err)
+    out, err = shell.execute("hold -c 'request.uri == 1' --timeout 0")
+    assert "positive number of seconds" in err, err
+    out, err = shell.execute("cancel Task-no-such")
+    assert "no task 'Task-no-such'" in err, err
+
+
 def test_await_needs_unsafe_mode_and_a_loop(shell):
     out, err = shell.execute("await asyncio.sleep(0)")
     assert "not permitted in safe mode" in err, err

@@ -87,6 +87,10 @@ def hold(sh, args: Args) -> None:
         condition, sh.globals, count=count, timeout=args.opts.get("t"), handlers=handlers
     )
     sh.out.write(f"Holding {rule.render()}")
+    if sh.runtime.requests.loop is None:
+        sh.out.error(
+            "warning: no server tracks requests yet (otrace.tornado.attach); the rule waits"
+        )
 
 
 def _handler_name(sh, word: str) -> str:
