@@ -69,16 +69,16 @@ def install(rt: Runtime) -> None:
             _check_holds(rt, self, rec)
         return coro
 
+    # finish's own signature: no argument packing on a path every request takes
     @functools.wraps(finish_request)
-    def _finish(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def _finish(self: Any, chunk: Any = None) -> Any:
         rec = active.get(id(self))
         if rec is None:
-            return finish_request(self, *args, **kwargs)
+            return finish_request(self, chunk)
         finish(rec, self._status_code, rec.exception)  # before the response goes out
-        try:
-            return finish_request(self, *args, **kwargs)
-        finally:
-            rec.status = self._status_code  # finish() may turn 200 into 304
+        result = finish_request(self, chunk)
+        rec.status = self._status_code  # finish() may turn 200 into 304
+        return result
 
     @functools.wraps(on_error)
     def _handle_request_exception(self: Any, e: BaseException) -> None:
