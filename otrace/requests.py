@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from otrace.contexts.safe import safe_str
 from otrace.errors import OTraceError
 
 if TYPE_CHECKING:
@@ -239,8 +240,10 @@ class HoldRule:
         start = time.perf_counter()
         try:
             result = bool(eval(self.code, self.globals, {"request": request, "handler": handler}))
-        except Exception as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: B036 - even exit() in a condition is no match
+            self._fail(f"{type(exc).__name__}: {safe_str(exc, 200)}")
             return False
         elapsed = time.perf_counter() - start
         if elapsed > SLOW_CONDITION:

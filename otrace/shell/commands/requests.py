@@ -114,7 +114,7 @@ def _matches_everything(sh, tree: ast.Expression, globals_dict: dict[str, Any]) 
         try:
             if not eval(code, globals_dict, {"request": rec.request, "handler": rec.handler}):
                 return ""
-        except Exception:
+        except BaseException:  # noqa: B036 - the program's objects may raise anything
             return ""
     return f"matches each of the {len(running)} requests in flight"
 
