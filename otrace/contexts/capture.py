@@ -280,6 +280,10 @@ def capture_exception(
     values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
     trc["exc_stack"] = LazyText(_format_exception, exc, tb)
     trc["exc_context"] = LazyText(_report, exc, values, trc.get("frame"))
+    # chained exceptions (raise ... from ...): see otrace.contexts.chain
+    from otrace.contexts.chain import add_causes
+
+    add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
 
 

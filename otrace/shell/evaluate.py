@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import ast
 import codeop
+import inspect
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 from otrace.errors import SafeModeError
@@ -77,6 +79,57 @@ def execute(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Any:
     if last is not None:
         return eval(compile(last, "<otrace>", "eval"), globals_dict, local_ns)
     return None
+
+
+_AWAIT_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def is_async(source: str, mode: str = "exec") -> bool:
+    """True if ``source`` uses ``await`` at its top level (it then runs on the event loop)."""
+    if "await" not in source:
+        return False
+    try:
+        code = compile(source, "<otrace>", mode, flags=_AWAIT_FLAGS)
+    except (SyntaxError, ValueError):
+        return False
+    return bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+def execute_async(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Coroutine:
+    """Like :func:`execute`, as a coroutine for the event loop (``await`` allowed).
+
+    The code is compiled here, so a syntax error is raised at once, in the caller's thread.
+    """
+    tree = ast.parse(code, "<otrace>", "exec")
+    last = None
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = compile(ast.Expression(final.value), "<otrace>", "eval", flags=_AWAIT_FLAGS)
+    body = compile(tree, "<otrace>", "exec", flags=_AWAIT_FLAGS) if tree.body else None
+    return run_async(body, last, globals_dict, local_ns)
+
+
+def evaluate_async(expr: str, globals_dict: dict[str, Any], local_ns: Any) -> Coroutine:
+    """One expression containing ``await``, as a coroutine for the event loop."""
+    return run_async(
+        None, compile(expr, "<otrace>", "eval", flags=_AWAIT_FLAGS), globals_dict, local_ns
+    )
+
+
+async def run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns: Any) -> Any:
+    """Run compiled statements then an expression (either may be None or await), as a
+    coroutine; returns the expression's value."""
+    if body is not None:
+        result = eval(body, globals_dict, local_ns)
+        if body.co_flags & inspect.CO_COROUTINE:
+            await result
+    if last is None:
+        return None
+    value = eval(last, globals_dict, local_ns)
+    if last.co_flags & inspect.CO_COROUTINE:
+        value = await value
+    return value
 
 
 def format_exception(exc: BaseException) -> str:
