@@ -24,8 +24,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import otrace
 from otrace import holds, log, logparams
+from otrace._version import __version__
 from otrace.console import make_console
 from otrace.errors import OTraceError
 from otrace.params import PARAMS
@@ -33,7 +33,7 @@ from otrace.shell import commands as _commands  # noqa: F401 - declares every co
 from otrace.shell.commands.web import make_backend as make_web_backend
 from otrace.shell.session import Session
 
-DEFAULT_BANNER = f"  ***otrace object shell (v{otrace.__version__})*** (type 'help' for info)"
+DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
 _STOP = object()
 
 
