@@ -10,8 +10,7 @@ from otrace import holds, log
 from otrace.compat import OTrace
 from otrace.contexts.store import STORE
 from otrace.params import PARAMS
-from otrace.tracing import unwrap_all
-from otrace.tracing import patching
+from otrace.tracing import patching, unwrap_all
 
 
 @pytest.fixture(autouse=True)
