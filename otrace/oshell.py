@@ -31,6 +31,7 @@ from otrace.errors import OTraceError
 from otrace.params import PARAMS
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
+from otrace.shell.evaluate import format_user_traceback
 from otrace.shell.session import Session
 
 DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
@@ -199,8 +200,8 @@ class OShell:
                 else:
                     func()
                 log.announce("Run completed")
-            except BaseException:  # noqa: B036 - report anything, keep serving
-                log.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+            except BaseException as exc:  # noqa: B036 - report anything, keep serving
+                log.announce("Error in completed run\n" + format_user_traceback(exc))
             finally:
                 self._running_task = False
 

@@ -24,7 +24,6 @@ pytestmark = [
 ]
 
 
-
 def names(*words: str) -> str:
     """A pattern matching a listing that has all these names, in any layout."""
     return "(?s)" + "".join(rf"(?=.*\b{w}\b)" for w in words)

@@ -14,16 +14,17 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
 ]
 
+DOCS = ("README.rst", "docs/GettingStarted.rst", "docs/UseWithTornado.rst")
 SESSIONS = [
     pytest.param(session, id=f"{doc}-{n}-{session.script}")
-    for doc in ("GettingStarted.rst", "UseWithTornado.rst")
-    for n, session in enumerate(parse(ROOT / "docs" / doc))
+    for doc in DOCS
+    for n, session in enumerate(parse(ROOT / doc))
 ]
 
 
 def test_the_tutorials_have_transcripts():
     scripts = {p.values[0].script for p in SESSIONS}
-    assert scripts >= {"hello_trace.py", "torna_trace.py"}
+    assert scripts >= {"hello_trace.py", "torna_trace.py", "otrace demo"}
 
 
 @pytest.mark.timeout(180)

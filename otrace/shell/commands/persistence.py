@@ -27,7 +27,9 @@ def unpickle(sh, args: Args) -> None:
     if isinstance(old, sqlite.PickledTree) and old is not tree:
         old.close()
     sh.params.set("unpickle_file", path)
-    sh.out.write(f"{tree.count()} contexts in {path}; browse them under /osh/pickled")
+    count = tree.count()
+    noun, them = ("context", "it") if count == 1 else ("contexts", "them")
+    sh.out.write(f"{count} {noun} in {path}; browse {them} under /osh/pickled")
 
 
 @command("rm", "rm [-r] path ...", options=(Option("r", "remove whole branches"),))
