@@ -247,7 +247,8 @@ def set_trace(
     init_file: str = "",
 ) -> OShell:
     """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
-    (or at once with ``new_thread``)."""
+    (or at once with ``new_thread``).  Called in a function, the shell starts in
+    ``/osh/locals`` (the caller's locals, taken from its frame when not given)."""
     if locals_dict is None:
         frame = sys._getframe(1)
         locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
@@ -258,5 +259,9 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
+    if locals_dict is not globals_dict:
+        # called in a function: start among its locals, so that its names resolve as typed
+        # (then the globals), as in pdb
+        shell.session.execute("cd /osh/locals")
     shell.loop(wait_to_run=wait_to_run)
     return shell

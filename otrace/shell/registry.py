@@ -138,6 +138,8 @@ def parse(cmd: Command, words: list[str]) -> Args:
             opt = by_letter.get(letter)
             if opt is None:
                 raise UsageError(f"{cmd.name}: invalid option -{letter}; usage: {cmd.usage}")
+            if letter in args.opts and opt.value:  # the second would silently win
+                raise UsageError(f"{cmd.name}: option -{letter} given twice; usage: {cmd.usage}")
             if not opt.value:
                 args.opts[letter] = True
                 continue

@@ -263,6 +263,9 @@ class Session:
         try:
             words = shlex.split(stripped)
         except ValueError as exc:
+            head = stripped.split(None, 1)[0]
+            if head in REGISTRY or head in self.aliases:
+                raise UsageError(f"{head}: unbalanced quotes ({exc})") from None
             if self.in_osh:  # maybe Python with an odd quote: let pr say what is wrong
                 self.run_command("pr", stripped, None, result)
                 return

@@ -38,6 +38,11 @@ def tag(obj: Any, label: str = "id", /, **extra: Any) -> str:
     ctx = TraceContext("tags", cls_name, label, values)
     try:
         setattr(obj, TAG_ATTR, ctx.id)
+    except (AttributeError, TypeError):
+        raise TraceError(
+            f"Cannot tag a {type(obj).__name__}: it takes no attributes "
+            "(tags go on objects of your own classes)"
+        ) from None
     except Exception as exc:
         raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None
     STORE.add(ctx)

@@ -14,7 +14,7 @@ from otrace.shell.registry import Args, command
 from otrace.shell.session import GLOBALS
 
 
-def _contexts(sh, words: list[str]) -> list[TraceContext]:
+def _contexts(sh, words: list[str], verb: str) -> list[TraceContext]:
     if words:
         found = sh.store.find(words)
         if not found:
@@ -23,7 +23,8 @@ def _contexts(sh, words: list[str]) -> list[TraceContext]:
     ctx = sh.context_root()
     if not isinstance(ctx, TraceContext):
         raise OTraceError(
-            "No match for trace_id: not in a trace context (give ids, e.g. resume *hold_check*)"
+            f"{verb}: not in a trace context; cd into one (cd ~~) or give ids: {verb} ID..."
+            + (" (globs work: resume *hold_check*)" if verb == "resume" else "")
         )
     return [ctx]
 
@@ -37,7 +38,7 @@ def _leave_if_inside(sh, ctxs: list[TraceContext]) -> None:
 @command("save", "save [trace_id ...]", complete="none")
 def save(sh, args: Args) -> None:
     """Keep contexts in /osh/saved, where they are never evicted."""
-    for ctx in _contexts(sh, args.words):
+    for ctx in _contexts(sh, args.words, "save"):
         sh.store.save(ctx)
         sh.out.write(f"Saved {ctx.id}")
 
@@ -45,7 +46,7 @@ def save(sh, args: Args) -> None:
 @command("del", "del [trace_id ...]", complete="none")
 def del_(sh, args: Args) -> None:
     """Delete contexts from /osh/recent and /osh/saved (a waiting hold or break is released)."""
-    ctxs = _contexts(sh, args.words)
+    ctxs = _contexts(sh, args.words, "del")
     for ctx in ctxs:
         sh.store.remove(ctx)
         sh.out.write(f"Deleted {ctx.id}")
@@ -55,7 +56,7 @@ def del_(sh, args: Args) -> None:
 @command("resume", "resume [trace_id ...]", complete="none")
 def resume(sh, args: Args) -> None:
     """Let a held request or a stopped thread go on; then cd /osh/globals."""
-    ctxs = _contexts(sh, args.words)
+    ctxs = _contexts(sh, args.words, "resume")
     failed = []
     for ctx in ctxs:
         if holds.resume(ctx):

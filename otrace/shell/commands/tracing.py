@@ -13,9 +13,12 @@ from otrace.shell.targets import resolve_target
 
 def _count(text: str) -> int:
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
         raise ValueError("Expected integer argument for option -n (N, +N or -N)") from None
+    if count == 0:
+        raise ValueError("0 traces nothing; N: trace N matches, -N: skip N first; no -n: all")
+    return count
 
 
 TRACE_OPTIONS = (
