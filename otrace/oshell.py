@@ -33,6 +33,7 @@ from otrace.shell import commands as _commands  # noqa: F401 - declares every co
 from otrace.shell.commands.web import make_backend as make_web_backend
 from otrace.shell.evaluate import format_user_traceback
 from otrace.shell.session import Session
+from otrace.tracing import dbkeys
 
 DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
 _STOP = object()
@@ -89,6 +90,9 @@ class OShell:
             self.session.hooks["web"] = make_web_backend(web_interface)
         if db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             self.session.mounts["db"] = db_interface.get_root_tree()
+            self.session.hooks["db"] = db_interface  # trace /osh/db/...: key_from_path
+            if hasattr(db_interface, "set_access_hook"):
+                db_interface.set_access_hook(dbkeys.access_hook)
         self.init_func = init_func
         self.init_file = init_file
         self.banner = DEFAULT_BANNER if banner is None else banner

@@ -37,7 +37,7 @@ from otrace.contexts.safe import safe_repr, safe_str
 from otrace.contexts.store import STORE
 from otrace.log import announce, get_logger
 from otrace.params import PARAMS
-from otrace.tracing import debugger
+from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate, get_tag
 
 log = get_logger("tracing")
@@ -583,6 +583,8 @@ def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
         ctx = TraceContext("exceptions", site.name, type(exc).__name__, values, trc)
+        if PARAMS.append_traceback:
+            annotate.annotate(exc, ctx)
         STORE.add(ctx)
         say(ctx.id)
     except Exception:
