@@ -36,6 +36,7 @@ from otrace.contexts.store import STORE
 from otrace.errors import OTraceError, OTraceException, TraceError
 from otrace.params import PARAMS
 from otrace.tracing import api as _api
+from otrace.tracing import dbkeys
 from otrace.tracing import patching as _patching
 from otrace.tracing.asserts import traceassert
 from otrace.tracing.tags import get_tag, set_tag, tag, untag
@@ -171,13 +172,17 @@ class OTrace:
         eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
         """Set the trace-event callback and the event-loop door (``hold_wrapper`` is
-        accepted and ignored: holds are awaitables)."""
+        accepted and ignored: holds are awaitables).  A :class:`DefaultCallback` restores
+        otrace's own output (the console, else stderr)."""
         if callback_handler is not None:
             if cls._sink is not None:
                 log.remove_sink(cls._sink)
+                cls._sink = None
             cls.callback_handler = callback_handler
-            cls._sink = _announce_to(callback_handler)
-            log.add_sink(cls._sink)
+            if type(callback_handler) is not DefaultCallback:
+                # a DefaultCallback is otrace's own output (console, else stderr): no sink
+                cls._sink = _announce_to(callback_handler)
+                log.add_sink(cls._sink)
         if eventloop_callback is not None:
             holds.set_eventloop_callback(eventloop_callback)
 
@@ -198,19 +203,27 @@ class OTrace:
         """Trace ``method`` (function, class, ``"Class.method"``, ``"*"``); returns its name.
 
         With no ``method``: the sorted list of traced names.  A name whose function is not
-        wrapped yet is kept until ``trace_entity`` (or a sibling) wraps it.
+        wrapped yet is kept until ``trace_entity`` (or a sibling) wraps it.  A name starting
+        with ``/`` is a database key, as the db interface reports it (``access_type``: get,
+        put, delete, modify or all).
         """
         if method is None:
-            return sorted({s.key for s in _api.traces()} | set(cls._pending))
+            keys = {k.key for k in dbkeys.traced_keys()}
+            return sorted({s.key for s in _api.traces()} | set(cls._pending) | keys)
         condition = _condition_text(argmatch or {}, trace_call, trace_return)
         if match_tag:
             tagged = f"tagged{match_tag}" if match_tag != "*" else "tagged"
             condition = f"{condition},{tagged}" if condition else tagged
-        options = {
+        options: dict[str, Any] = {
             "condition": condition,
             "action": break_action or None,
             "count": break_count if break_count >= 0 else 0,
         }
+        if isinstance(method, str) and method.startswith("/"):  # a database key
+            spec = dbkeys.trace_key(
+                method, access_type or condition, options["action"], options["count"]
+            )
+            return spec.key
         if isinstance(method, str) and method != "*":
             cls._pending[method] = options
             return method
@@ -221,6 +234,9 @@ class OTrace:
         """Stop tracing ``method`` (a name or object); ``"all"`` stops everything."""
         if method == "all":
             cls.clear_trace()
+            return
+        if isinstance(method, str) and method.startswith("/"):
+            dbkeys.untrace_key(method)
             return
         if isinstance(method, str):
             cls._pending.pop(method, None)
@@ -234,6 +250,7 @@ class OTrace:
     def clear_trace(cls) -> None:
         cls._pending.clear()
         _api.untrace_all()
+        dbkeys.untrace_all()
 
     # -- wrapping ---------------------------------------------------------------------
     @classmethod

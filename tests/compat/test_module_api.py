@@ -155,6 +155,9 @@ def test_setup_callback_handler_receives_trace_lines(shop):
     finally:
         otrace.OTrace.setup(callback_handler=otrace.DefaultCallback())
     assert got and got[0][0] == "trace" and got[0][1].startswith("helper:ex-ZeroDivisionError:")
+    assert otrace.OTrace._sink is None and Collect not in map(
+        type, [otrace.OTrace.callback_handler]
+    )
 
 
 def test_schedule_callback_without_and_with_a_loop():
@@ -181,3 +184,20 @@ def test_schedule_callback_without_and_with_a_loop():
 def test_otrace_has_no_instances():
     with pytest.raises(otrace.OTraceError):
         otrace.OTrace()
+
+
+def test_add_trace_of_a_database_key():
+    from otrace.tracing import dbkeys
+
+    class Cache:
+        def unpack(self):
+            return {"total": 3}
+
+    assert otrace.OTrace.add_trace("/carts/ann", access_type="put") == "/carts/ann"
+    assert otrace.OTrace.add_trace() == ["/carts/ann"]
+    dbkeys.access_hook("get", "/carts/ann", Cache())
+    assert STORE.newest is None
+    dbkeys.access_hook("put", "/carts/ann", Cache())
+    assert STORE.newest.id.startswith("_carts_ann:db-put:")
+    otrace.OTrace.remove_trace("/carts/ann")
+    assert otrace.OTrace.add_trace() == []
