@@ -26,6 +26,7 @@ from otrace.compat import (  # noqa: E402
 from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
+from otrace.runtime import Runtime  # noqa: E402 - also registers the default runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +43,7 @@ __all__ = [
     "OTraceError",
     "OTraceException",
     "TraceCallback",
+    "Runtime",
     "encrypt_password",
     "get_tag",
     "main",

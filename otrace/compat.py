@@ -32,9 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace import holds, log
-from otrace.contexts.store import STORE
 from otrace.errors import OTraceError, OTraceException, TraceError
-from otrace.params import PARAMS
+from otrace.runtime import default as _runtime
 from otrace.tracing import api as _api
 from otrace.tracing import dbkeys
 from otrace.tracing import patching as _patching
@@ -364,7 +363,7 @@ class OTrace:
     def tracereturn(value: Any) -> Any:
         """``return OTrace.tracereturn(result)``: with tracing active, keep ``str()`` of the
         caller's locals on its ``self`` as ``_trace_<function>_locals``; returns ``value``."""
-        if PARAMS.trace_active:
+        if _runtime().params.trace_active:
             frame = sys._getframe(1)
             try:
                 owner = frame.f_locals.get("self")
@@ -389,7 +388,8 @@ class OTrace:
     ) -> Any:
         """Evaluate ``expression`` with a context's values as locals (the newest context
         when ``trace_id`` is None).  OTraceError if there is no such context."""
-        ctx = STORE.get(trace_id) if trace_id else STORE.newest
+        store = _runtime().store
+        ctx = store.get(trace_id) if trace_id else store.newest
         if ctx is None:
             raise OTraceError(f"No trace context {trace_id or '(none recorded)'}")
         result = eval(expression, dict(globals_dict or {}), dict(ctx))  # noqa: S307

@@ -20,7 +20,7 @@ from tornado.options import define, options, parse_command_line
 
 import otrace
 import otrace.tornado
-from otrace.web.traceback import enable_tracebacks
+from otrace.tornado import enable_tracebacks
 
 define("debug", default=False, type=bool, help="Run in debug mode (interactive error pages)")
 define("port", default=8000, type=int, help="Port on which to listen")

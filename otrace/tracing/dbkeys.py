@@ -16,8 +16,12 @@ operation as its label, holding the entity as ``:`` and the caller's stack in
 accessing thread until ``resume`` (refused on an event loop's thread), ``-n`` counts as for
 functions.
 
-Thread rules: :func:`access_hook` runs on whatever thread accesses the data and never
-raises into it; the other functions may be called from any thread.
+The key traces of a runtime live beside its :class:`~otrace.tracing.registry.Tracer` (the
+functions take ``tracer``; default: the default runtime's).  :class:`OShell` gives its db
+interface :func:`access_hook_for` its runtime's tracer.
+
+Thread rules: an access hook runs on whatever thread accesses the data and never raises
+into it; the other functions may be called from any thread.
 """
 
 from __future__ import annotations
@@ -25,18 +29,19 @@ from __future__ import annotations
 import sys
 import threading
 import urllib.parse
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otrace import holds
+from otrace import _default
 from otrace.contexts import capture
-from otrace.contexts.record import TraceContext
-from otrace.contexts.store import STORE
 from otrace.errors import TraceError
 from otrace.log import get_logger
-from otrace.params import PARAMS
 from otrace.tracing.conditions import Predicate, parse_condition
-from otrace.tracing.engine import say
+
+if TYPE_CHECKING:
+    from otrace.tracing.registry import Tracer
 
 log = get_logger("tracing.db")
 
@@ -93,11 +98,37 @@ class _EntityView:
         return list(self._fields.items())
 
 
-_lock = threading.Lock()
-_keys: dict[str, KeyTrace] = {}
+class _KeyTable:
+    """One tracer's key traces."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.keys: dict[str, KeyTrace] = {}
 
 
-def trace_key(key: str, condition: str = "", action: str | None = None, count: int = 0) -> KeyTrace:
+_tables: weakref.WeakKeyDictionary[Any, _KeyTable] = weakref.WeakKeyDictionary()
+_tables_lock = threading.Lock()
+
+
+def _tracer(tracer: Tracer | None) -> Tracer:
+    return tracer if tracer is not None else _default.get().tracer
+
+
+def _table(tracer: Tracer) -> _KeyTable:
+    table = _tables.get(tracer)
+    if table is None:
+        with _tables_lock:
+            table = _tables.setdefault(tracer, _KeyTable())
+    return table
+
+
+def trace_key(
+    key: str,
+    condition: str = "",
+    action: str | None = None,
+    count: int = 0,
+    tracer: Tracer | None = None,
+) -> KeyTrace:
     """Trace accesses to ``key`` (see the module docstring); TraceError for a bad key."""
     if not key or ":" in key:
         raise TraceError(f"Invalid trace key: {key!r} (db keys may not contain ':')")
@@ -109,70 +140,89 @@ def trace_key(key: str, condition: str = "", action: str | None = None, count: i
     else:
         ops, predicate = ACCESS["all"], parse_condition(condition)
     spec = KeyTrace(key, ops, predicate, condition, action, count, _skip=max(-count, 0))
-    with _lock:
-        _keys[key] = spec
-    PARAMS.set("trace_active", True)
+    tracer = _tracer(tracer)
+    table = _table(tracer)
+    with table.lock:
+        table.keys[key] = spec
+    if not tracer.params.trace_active:
+        tracer.params.set("trace_active", True)
     return spec
 
 
-def untrace_key(key: str) -> None:
-    with _lock:
-        if _keys.pop(key, None) is None:
+def untrace_key(key: str, tracer: Tracer | None = None) -> None:
+    table = _table(_tracer(tracer))
+    with table.lock:
+        if table.keys.pop(key, None) is None:
             raise TraceError(f"Invalid db key for untracing: {key}")
 
 
-def untrace_all() -> None:
-    with _lock:
-        _keys.clear()
+def untrace_all(tracer: Tracer | None = None) -> None:
+    table = _table(_tracer(tracer))
+    with table.lock:
+        table.keys.clear()
 
 
-def traced_keys() -> list[KeyTrace]:
-    with _lock:
-        return sorted(_keys.values(), key=lambda k: k.key)
+def traced_keys(tracer: Tracer | None = None) -> list[KeyTrace]:
+    table = _table(_tracer(tracer))
+    with table.lock:
+        return sorted(table.keys.values(), key=lambda k: k.key)
 
 
 def context_name(key: str) -> str:
     return urllib.parse.unquote(key).replace("/", "_")
 
 
+def access_hook_for(tracer: Tracer | None = None) -> Callable[[str, str, Any], None]:
+    """The ``access_hook(op_type, entity_key, entity_cache)`` a db interface calls on every
+    access, for ``tracer``'s key traces; cheap when the key is not traced."""
+    tracer = _tracer(tracer)
+    table = _table(tracer)
+
+    def access_hook(op_type: str, entity_key: str, entity_cache: Any) -> None:
+        if not table.keys or not tracer.params.trace_active:
+            return
+        spec = table.keys.get(entity_key)
+        if spec is None or op_type not in spec.ops:
+            return
+        try:
+            _access(tracer, table, spec, op_type, entity_key, entity_cache)
+        except Exception:
+            log.exception("tracing the %s of %s failed", op_type, entity_key)
+
+    return access_hook
+
+
 def access_hook(op_type: str, entity_key: str, entity_cache: Any) -> None:
-    """Called by the db interface on every access; cheap when the key is not traced."""
-    if not _keys or not PARAMS.trace_active:
-        return
-    spec = _keys.get(entity_key)
-    if spec is None or op_type not in spec.ops:
-        return
-    try:
-        _access(spec, op_type, entity_key, entity_cache)
-    except Exception:
-        log.exception("tracing the %s of %s failed", op_type, entity_key)
+    """The access hook of the default runtime (for db interfaces set up without a shell)."""
+    access_hook_for()(op_type, entity_key, entity_cache)
 
 
-def _access(spec: KeyTrace, op: str, key: str, entity_cache: Any) -> None:
+def _access(
+    tracer: Tracer, table: _KeyTable, spec: KeyTrace, op: str, key: str, entity_cache: Any
+) -> None:
     entity = entity_cache.unpack() if hasattr(entity_cache, "unpack") else entity_cache
     if spec.predicate is not None:
         try:
-            if not spec.predicate(_EntityView(entity)):  # type: ignore[arg-type]
+            if not spec.predicate(_EntityView(entity)):
                 return
         except Exception as exc:
             spec.last_error = f"{type(exc).__name__}: {exc}"
             return
-    with _lock:
+    with table.lock:
         spec.matches += 1
         if spec._skip:
             spec._skip -= 1
             return
         if spec.count > 0 and spec.matches >= spec.count:
-            _keys.pop(key, None)  # this was the last one to trace
-    frame = sys._getframe(2)
+            table.keys.pop(key, None)  # this was the last one to trace
+    frame = sys._getframe(2)  # the accessing code (past this and the hook)
     trc = {"stack": capture.capture_call_stack(frame), "op": op, "key": key}
     del frame
-    kind = "breaks" if spec.action == "break" and holds.can_block() else "dbaccess"
-    ctx = TraceContext(kind, context_name(key), op, {":": entity}, trc)
-    live = holds.new_break(ctx) if kind == "breaks" else None
-    STORE.add(ctx)
-    say(f"{ctx.id} access {op} {key}")
-    if spec.action == "break" and live is None:
-        say(f"{ctx.id}: break refused: this thread runs an event loop (or the console)")
-    if live is not None:
+    recorder = tracer.recorder
+    kind, note = recorder.resolve_kind("dbaccess", spec.action, False)
+    say: list[Any] = [lambda c: f"{c.id} access {op} {key}"]
+    if note:
+        say.append(lambda c: f"{c.id}: break refused: this thread runs an event loop")
+    _ctx, live = recorder.record(kind, context_name(key), op, {":": entity}, trc, say=say)
+    if live is not None and hasattr(live, "wait"):
         live.wait()

@@ -1,4 +1,5 @@
-"""Fixtures for the compatibility tests: a fresh toy program, a clean engine around each test."""
+"""Fixtures for the compatibility tests: a fresh toy program (the root conftest gives each
+test its own runtime, closed afterwards)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,13 @@ import importlib
 
 import pytest
 
-from otrace import holds, log
 from otrace.compat import OTrace
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
-from otrace.tracing import patching, unwrap_all
 
 
 @pytest.fixture(autouse=True)
-def clean_engine():
-    PARAMS.reset()
-    STORE.clear()
+def _forget_compat_state():
     yield
-    holds.release_all("shutdown")
-    patching.unpatch_all()
-    OTrace.clear_trace()
-    unwrap_all()
-    STORE.clear()
-    PARAMS.reset()
+    OTrace._pending.clear()  # names waiting for trace_entity belong to the test
 
 
 @pytest.fixture
@@ -34,8 +24,8 @@ def shop():
 
 
 @pytest.fixture
-def announced():
+def announced(runtime):
     lines: list[str] = []
-    log.add_sink(lines.append)
+    runtime.add_sink(lines.append)
     yield lines
-    log.remove_sink(lines.append)
+    runtime.remove_sink(lines.append)

@@ -7,9 +7,8 @@ import traceback
 
 import pytest
 
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
 from otrace.tracing import trace
+from tests.rt import PARAMS, STORE
 
 
 def test_off_by_default_nothing_is_added(shop):

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from otrace.contexts.store import STORE
 from otrace.oshell import OShell
 from otrace.tracing import dbkeys
+from tests.rt import STORE
 
 
 class Entity:

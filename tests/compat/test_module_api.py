@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 import otrace
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
+from tests.rt import PARAMS, STORE
 
 
 def test_the_original_demo_imports():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from otrace import tracing
 from otrace.contexts.record import FrameContext
@@ -93,7 +94,10 @@ def trace(sh, args: Args) -> None:
                 "trace: options need a target; usage: "
                 + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET"
             )
-        specs = [*tracing.traces(), *dbkeys.traced_keys()]
+        specs: list[Any] = [
+            *tracing.traces(sh.runtime.tracer),
+            *dbkeys.traced_keys(sh.runtime.tracer),
+        ]
         if not specs:
             sh.out.write("Nothing is traced")
         for spec in specs:
@@ -105,7 +109,11 @@ def trace(sh, args: Args) -> None:
     key = _db_key(sh, args.words[0])
     if key is not None:
         keyspec = dbkeys.trace_key(
-            key, args.opts.get("c", ""), args.opts.get("a"), args.opts.get("n", 0)
+            key,
+            args.opts.get("c", ""),
+            args.opts.get("a"),
+            args.opts.get("n", 0),
+            sh.runtime.tracer,
         )
         sh.out.write(f"Tracing {keyspec.render()}")
         return
@@ -118,6 +126,7 @@ def trace(sh, args: Args) -> None:
         condition=args.opts.get("c", ""),
         action=args.opts.get("a"),
         count=args.opts.get("n", 0),
+        tracer=sh.runtime.tracer,
     )
     sh.out.write(f"Tracing {spec.render()}")
     for warning in spec.warnings:
@@ -131,20 +140,20 @@ def untrace(sh, args: Args) -> None:
         raise UsageError("usage: untrace Class.method|function|Class|*|all")
     word = args.words[0]
     if word == "all":
-        tracing.untrace_all()
-        dbkeys.untrace_all()
+        tracing.untrace_all(sh.runtime.tracer)
+        dbkeys.untrace_all(sh.runtime.tracer)
         sh.out.write("untraced all tracing")
         return
     key = _db_key(sh, word)
     if key is not None:
-        dbkeys.untrace_key(key)
+        dbkeys.untrace_key(key, sh.runtime.tracer)
         sh.out.write(f"untraced {key}")
         return
     try:
         target, _, _, name = _trace_args(sh, word)
-        tracing.untrace(target)
+        tracing.untrace(target, sh.runtime.tracer)
     except (PathError, TraceError):
-        tracing.untrace(word)  # a registry key such as Cart. or a vanished name
+        tracing.untrace(word, sh.runtime.tracer)  # a registry key such as Cart. or a vanished name
         name = word
     sh.out.write(f"untraced {name}")
 
@@ -169,7 +178,7 @@ def tag(sh, args: Args) -> None:
     """
     obj = _tag_target(sh, args.words)
     label = args.words[1] if len(args.words) > 1 else "id"
-    sh.out.write(tracing.tag(obj, label))
+    sh.out.write(tracing.tag(obj, label, _recorder=sh.runtime.recorder))
 
 
 @command("untag", "untag [object|.]", max_words=1)
