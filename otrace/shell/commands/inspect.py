@@ -13,6 +13,7 @@ from typing import Any
 
 from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
+from otrace.contexts.safe import terminal_text
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
 from otrace.shell import evaluate
 from otrace.shell.redirect import absolute_file, split_redirect
@@ -40,7 +41,9 @@ def pr(sh, args: Args) -> None:
         value = sh.tree.resolve(
             sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
         ).value
-        sh.out.write(safe_str(value, 1_000_000))
+        text = safe_str(value, 1_000_000)
+        # text stored in a file reaches the terminal with its control characters escaped
+        sh.out.write(terminal_text(text) if expr.startswith("/osh/pickled") else text)
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
         raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
@@ -78,10 +81,12 @@ def pr(sh, args: Args) -> None:
         sh.out.error(text)
         return
     if sh.params.pretty_print:
-        for v in values:
-            sh.out.write(pprint.pformat(v, width=max(sh.width, 20)))
+        lines = [pprint.pformat(v, width=max(sh.width, 20)) for v in values]
     else:
-        sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
+        lines = [" ".join(safe_str(v, 1_000_000) for v in values)]
+    stored = sh.cwd[1:2] == ("pickled",)  # values read from a file: escape what they print
+    for line in lines:
+        sh.out.write(terminal_text(line) if stored else line)
 
 
 @command("exec", "exec python_code   (also !python_code)", raw=True)
