@@ -34,7 +34,7 @@ def run(sh, line: str) -> tuple[str, str]:
 
 
 def test_an_unbalanced_quote_after_a_command_is_one_line(sh):
-    assert run(sh, 'cd "abc') == ("", "cd: unbalanced quotes (No closing quotation)")
+    assert run(sh, 'cd "abc') == ("", 'cd: No closing quotation (" at column 4)')
     assert run(sh, "pwd") == ("/osh/globals", "")
 
 

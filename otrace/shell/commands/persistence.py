@@ -7,14 +7,21 @@ import os
 from otrace.contexts import sqlite
 from otrace.contexts.safe import escape_controls
 from otrace.errors import SafeModeError, UsageError
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, DashWords, Option, command
+
+FILTER_CHOICES = tuple(
+    f + "=" for f in ("kind", "key", "methodname", "context_id", "timestamp", "pid")
+)
 
 
 @command(
     "unpickle",
-    "unpickle [-t|--trust] FILE [field=value ...]",
     options=(Option("t", "trust the file: load objects with full pickle (runs its code)"),),
-    keep_dash_words=lambda word: word == "--trust",
+    dash_words=DashWords("--trust", lambda word: word == "--trust"),
+    args=(
+        Arg("FILE", "file"),
+        Arg("field=value", "text", optional=True, repeat=True, choices=FILTER_CHOICES),
+    ),
 )
 def unpickle(sh, args: Args) -> None:
     """Open a pickle database under /osh/pickled (contexts load only when you enter ':').
@@ -27,8 +34,6 @@ def unpickle(sh, args: Args) -> None:
     loads them with full pickle, which runs whatever the file names: only for files you
     trust, and not in safe mode.
     """
-    if not args.words:
-        raise UsageError("usage: unpickle [-t|--trust] FILE [field=value ...]")
     trust = args.flag("t") or "--trust" in args.extra
     if trust and sh.params.safe_mode:
         raise SafeModeError(
@@ -58,13 +63,15 @@ def mount_pickled(sh, name: str, filter_words: list[str], *, trust: bool = False
     return f"{count} {noun} in {shown} ({how}); browse {them} under /osh/pickled"
 
 
-@command("rm", "rm [-r] path ...", options=(Option("r", "remove whole branches"),))
+@command(
+    "rm",
+    options=(Option("r", "remove whole branches"),),
+    args=(Arg("path", repeat=True),),
+)
 def rm(sh, args: Args) -> None:
     """Hide stored contexts from /osh/pickled (the database file itself is not changed)."""
     if sh.params.safe_mode:
         raise SafeModeError("rm: deletion not permitted in safe mode; set safe_mode False")
-    if not args.words:
-        raise UsageError("rm: specify entities to delete")
     tree = sh.mounts.get("pickled")
     removed = 0
     for word in args.words:
