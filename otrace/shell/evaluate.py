@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import codeop
 import inspect
+import os
 import traceback
 from collections.abc import Coroutine
 from typing import Any
@@ -130,6 +131,32 @@ async def run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns
     if last.co_flags & inspect.CO_COROUTINE:
         value = await value
     return value
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _hide_own_frames(te: traceback.TracebackException) -> None:
+    """Drop otrace's frames (e.g. a trace wrapper between the caller and the traced
+    function) from ``te`` and the exceptions chained to it: they are not the user's code."""
+    seen: set[int] = set()
+    todo = [te]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        kept = [f for f in item.stack if not f.filename.startswith(_OWN_DIR)]
+        if len(kept) != len(item.stack):
+            item.stack = traceback.StackSummary.from_list(kept)
+        todo.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+
+
+def format_user_traceback(exc: BaseException, tb: Any = None) -> str:
+    """The traceback of ``exc`` (from ``tb``, default its own) without otrace's frames."""
+    te = traceback.TracebackException(
+        type(exc), exc, tb if tb is not None else exc.__traceback__, compact=True
+    )
+    _hide_own_frames(te)
+    return "".join(te.format()).rstrip()
 
 
 def format_exception(exc: BaseException) -> str:
@@ -139,4 +166,4 @@ def format_exception(exc: BaseException) -> str:
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
-    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+    return format_user_traceback(exc, tb)

@@ -36,8 +36,8 @@ def kind_of(value: Any) -> str:
 
 
 def render_value(value: Any, limit: int = 300) -> str:
-    """The value side of ``ls -l``: mappings by their keys, sequences by their items' str,
-    requests and tasks by their summary line."""
+    """The value side of ``ls -l``: mappings by their keys, sequences by their items' repr
+    (so ``['0']`` does not read as ``[0]``), requests and tasks by their summary line."""
     if isinstance(value, LiveNode):
         try:
             return value.summary()[:limit]
@@ -55,8 +55,11 @@ def render_value(value: Any, limit: int = 300) -> str:
         except Exception:
             return safe_repr(value, limit)
     if isinstance(value, (list, tuple)):
-        items = [safe_str(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
-        text = "[" + ", ".join(items) + "]"
+        items = [safe_repr(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
+        if isinstance(value, tuple):
+            text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        else:
+            text = "[" + ", ".join(items) + "]"
         return text if len(text) <= limit else text[:limit] + "..."
     if isinstance(value, LazyText):
         return safe_str(value, limit)

@@ -138,6 +138,8 @@ def _options(cmd: Command, by_letter: dict[str, Option], args: Args, word: str) 
         opt = by_letter.get(letter)
         if opt is None:
             raise UsageError(f"{cmd.name}: invalid option -{letter}; usage: {cmd.usage}")
+        if opt.value and letter in args.opts:  # the second value would silently win
+            raise UsageError(f"{cmd.name}: option -{letter} given twice; usage: {cmd.usage}")
         if not opt.value:
             args.opts[letter] = True
             continue

@@ -47,7 +47,7 @@ def test_ls_exclusions(t):
 def test_ls_operands_and_globs(t):
     assert t.out("ls Cart") == "Cart"
     assert t.out("ls stats/*").split() == ["stats/count", "stats/path"]
-    assert t.out("ls -l lst stats") == "lst   = [10, 20, thirty]\nstats = {count, path}"
+    assert t.out("ls -l lst stats") == "lst   = [10, 20, 'thirty']\nstats = {count, path}"
     assert t.out("ls /osh/glob*") == "/osh/globals"
     assert "no matches" in t.err("ls nosuch*")
 

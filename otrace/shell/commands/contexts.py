@@ -16,7 +16,7 @@ from otrace.shell.session import GLOBALS
 IDS = (Arg("trace_id", "trace_id", optional=True, repeat=True),)
 
 
-def _contexts(sh, words: list[str]) -> list[TraceContext]:
+def _contexts(sh, words: list[str], verb: str) -> list[TraceContext]:
     if words:
         found = sh.store.find(words)
         if not found:
@@ -25,7 +25,8 @@ def _contexts(sh, words: list[str]) -> list[TraceContext]:
     ctx = sh.context_root()
     if not isinstance(ctx, TraceContext):
         raise OTraceError(
-            "No match for trace_id: not in a trace context (give ids, e.g. resume *hold_check*)"
+            f"{verb}: not in a trace context; cd into one (cd ~~) or give ids: {verb} ID..."
+            + (" (globs work: resume *hold_check*)" if verb == "resume" else "")
         )
     return [ctx]
 
@@ -39,7 +40,7 @@ def _leave_if_inside(sh, ctxs: list[TraceContext]) -> None:
 @command("save", args=IDS)
 def save(sh, args: Args) -> None:
     """Keep contexts in /osh/saved, where they are never evicted."""
-    for ctx in _contexts(sh, args.words):
+    for ctx in _contexts(sh, args.words, "save"):
         sh.store.save(ctx)
         sh.out.write(f"Saved {ctx.id}")
 
@@ -47,7 +48,7 @@ def save(sh, args: Args) -> None:
 @command("del", args=IDS)
 def del_(sh, args: Args) -> None:
     """Delete contexts from /osh/recent and /osh/saved (a waiting hold or break is released)."""
-    ctxs = _contexts(sh, args.words)
+    ctxs = _contexts(sh, args.words, "del")
     for ctx in ctxs:
         sh.store.remove(ctx)
         sh.out.write(f"Deleted {ctx.id}")
@@ -71,7 +72,7 @@ def resume(sh, args: Args) -> None:
     both need safe_mode False and work on holds only.
     """
     error, value = _resume_payload(sh, args)
-    ctxs = _contexts(sh, args.words)
+    ctxs = _contexts(sh, args.words, "resume")
     failed = []
     for ctx in ctxs:
         if sh.runtime.holds.resume(ctx, value, error=error):
