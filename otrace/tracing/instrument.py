@@ -167,8 +167,8 @@ def _future_flags(code: CodeType) -> int:
     return flags
 
 
-def _function_node(func: FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    """The function's definition parsed from its source, at its real lines and columns."""
+def _function_source(func: FunctionType) -> tuple[str, int]:
+    """The function's source block and the line offset to parse it at (TraceError if none)."""
     code = func.__code__
     if code.co_name == "<lambda>":
         raise TraceError("a lambda has no statement to instrument")
@@ -184,6 +184,15 @@ def _function_node(func: FunctionType) -> ast.FunctionDef | ast.AsyncFunctionDef
     if text[:1].isspace():
         # keep the columns (tracebacks point at them): parse inside an if block
         text, offset = "if 1:\n" + text, offset - 1
+    return text, offset
+
+
+def _function_node(
+    func: FunctionType, source: tuple[str, int]
+) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """The function's definition parsed from ``source``, at its real lines and columns."""
+    code = func.__code__
+    text, offset = source
     try:
         tree = ast.parse(text, code.co_filename)
     except SyntaxError:
@@ -209,7 +218,6 @@ def _module_for(
         stmt = ast.ClassDef(
             name=owner, bases=[], keywords=[], body=[node], decorator_list=[], **_TYPE_PARAMS
         )
-        ast.copy_location(stmt, node)
     free = [v for v in code.co_freevars if v != "__class__"]
     if free:
         body: list[ast.stmt] = [
@@ -224,8 +232,6 @@ def _module_for(
             returns=None,
             **_TYPE_PARAMS,
         )
-        for item in (scope, *body[:-1]):
-            ast.copy_location(item, node)
         stmt = scope
     # The compiler treats names the module imports differently (no LOAD_METHOD on them), so
     # the same names are marked imported here (these statements are never run).
@@ -233,9 +239,26 @@ def _module_for(
         ast.Import([ast.alias("_otrace_never_imported", name)])
         for name in sorted(_module_imports(code.co_filename, func.__globals__))
     ]
+    for mark in marks:
+        _locate(mark, node)
+    if stmt is not node:
+        _locate(stmt, node)
     module = ast.Module(body=[*marks, stmt], type_ignores=[])
-    ast.fix_missing_locations(module)
     return module, bool(free)
+
+
+def _locate(new: ast.AST, like: ast.AST) -> None:
+    """Give ``new`` and its children without a location ``like``'s (not the whole tree:
+    ``ast.fix_missing_locations`` over every node cost seconds for a few hundred functions)."""
+    todo = [new]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.stmt, ast.expr, ast.excepthandler, ast.arg, ast.alias)):
+            if getattr(node, "lineno", None) is not None and node is not new:
+                continue  # an original node: it and its children are located
+            if getattr(node, "lineno", None) is None:
+                ast.copy_location(node, like)
+        todo.extend(ast.iter_child_nodes(node))
 
 
 _imports: dict[str, tuple[int, frozenset[str]]] = {}
@@ -348,7 +371,8 @@ class _Returns(ast.NodeTransformer):
                 [ast.Expr(_probe("ret", _load(_CALL), ast.Constant(None)))],
                 [],
             )
-            return [ast.copy_location(hook, node), node]
+            _locate(hook, node)
+            return [hook, node]
         value = node.value if node.value is not None else ast.Constant(None)
         traced: ast.expr = _probe(
             "ret_async" if self.is_async else "ret", _load(_CALL), copy.deepcopy(value)
@@ -358,6 +382,8 @@ class _Returns(ast.NodeTransformer):
         node.value = ast.IfExp(
             ast.Compare(_load(_CALL), [ast.Is()], [ast.Constant(None)]), value, traced
         )
+        like = value if getattr(value, "lineno", None) is not None else node
+        _locate(node.value, like)
         return node
 
 
@@ -477,7 +503,8 @@ def _instrumented_node(
                 )
             )
         # the implicit ``return None`` at the end of the body
-        tail = _Returns(is_async, is_asyncgen).visit(ast.Return(None))
+        end = ast.copy_location(ast.Return(None), flat[-1] if flat else start)
+        tail = _Returns(is_async, is_asyncgen).visit(end)
         flat.extend(tail if isinstance(tail, list) else [tail])
         body = flat
     handler = ast.ExceptHandler(
@@ -495,7 +522,6 @@ def _instrumented_node(
                 ast.copy_location(sub, where)
     ast.copy_location(wrapped, start)
     node.body = doc + prologue + [wrapped]
-    ast.fix_missing_locations(node)
     return node
 
 
@@ -514,7 +540,7 @@ class Instrumented:
         self.probe = Probe(site)
         # Parsed again when code is built: ASTs kept for hundreds of traced functions would
         # be hundreds of thousands of objects for the program's garbage collector to walk.
-        _function_node(func)
+        self._source = _function_source(func)  # text: not an object graph the gc walks
         self._codes: dict[tuple, CodeType] = {}
         self._check()
 
@@ -523,7 +549,7 @@ class Instrumented:
         names = set(base.co_varnames) | set(base.co_names) | set(base.co_freevars)
         if _CALL in names or any(c in (_SITE, _PROBE) for c in base.co_consts):
             raise TraceError("it uses otrace's reserved names")
-        module, nested = _module_for(func, _function_node(func))
+        module, nested = _module_for(func, _function_node(func, self._source))
         plain = _compile(func, module)
         if not _same(plain, base):
             raise TraceError("its source does not match the running code (edited on disk?)")
@@ -545,7 +571,9 @@ class Instrumented:
         key = (calls, ast.dump(tests) if tests is not None else None)
         code = self._codes.get(key)
         if code is None:
-            node = _instrumented_node(_function_node(self.func), self.base, calls, tests)
+            node = _instrumented_node(
+                _function_node(self.func, self._source), self.base, calls, tests
+            )
             module, _ = _module_for(self.func, node)
             built = _compile(self.func, module)
             built = _requalify(
