@@ -32,11 +32,17 @@ RERAISING: set[type] = set()
 _LOADS = {"LOAD_GLOBAL", "LOAD_NAME"}
 _SKIP = {"CACHE", "NOP", "EXTENDED_ARG"}
 _DEPTH = 12
-# What a frame does with an exception at one instruction: None -- it propagates (no handler,
-# a ``with``/``finally`` cleanup, or otrace's own re-raising handler); "unknown"; or the
-# ``except`` clauses as (class name paths -- () for a bare except --, body re-raises).
-Clauses = list[tuple[tuple[tuple[str, ...], ...], bool]]
-_cache: dict[tuple[CodeType, int], Clauses | str | None] = {}
+# What the exception table says about an exception at one offset of one code object:
+#   None                       -- no handler: it leaves the frame;
+#   ("next", offset)           -- a cleanup (``with``, ``finally``, otrace's own handler) runs,
+#                                 then re-raises; go on from ``offset``;
+#   ("clauses", [(paths, reraise_at)], fallthrough)
+#                              -- ``except`` clauses: class name paths (() for a bare except),
+#                                 the offset of a re-raise in the body (or None); an exception
+#                                 no clause takes goes on at ``fallthrough`` (None: leaves);
+#   "unknown".
+Verdict = Any
+_cache: dict[tuple[CodeType, int], Verdict] = {}
 _tables: dict[CodeType, list[tuple[int, int, int]]] = {}
 
 
@@ -55,26 +61,26 @@ def _table(code: CodeType) -> list[tuple[int, int, int]]:
 
 
 def _listing(code: CodeType) -> tuple[dict[int, Any], list[int]]:
-    # not cached: only the (small) verdicts are, per instruction
+    # not cached: only the (small) verdicts are, per offset
     by_offset = {ins.offset: ins for ins in dis.get_instructions(code)}
     return by_offset, sorted(by_offset)
 
 
-def _reraises(by_offset: dict[int, Any], offsets: list[int], k: int) -> bool:
-    """Does the handler body starting at ``offsets[k]`` re-raise before it ends?"""
+def _reraise_at(by_offset: dict[int, Any], offsets: list[int], k: int) -> int | None:
+    """Offset of the re-raise ending the handler body that starts at ``offsets[k]``, if any."""
     for off in offsets[k : k + 400]:
         ins = by_offset[off]
         if ins.opname == "POP_EXCEPT":
-            return False
+            return None
         if ins.opname == "RERAISE" or (ins.opname == "RAISE_VARARGS" and ins.arg == 0):
-            return True
+            return off
         if ins.opname == "LOAD_CONST" and type(ins.argval) in RERAISING:
-            return True  # otrace's own handler: records and re-raises
-    return False
+            return off  # otrace's own handler: records and re-raises
+    return None
 
 
-def _handler(code: CodeType, lasti: int) -> Clauses | str | None:
-    """What ``code`` does with an exception raised at offset ``lasti`` (see ``Clauses``)."""
+def _handler(code: CodeType, lasti: int) -> Verdict:
+    """What the exception table of ``code`` does with an exception at ``lasti`` (see above)."""
     target = None
     for start, end, handler in _table(code):
         if start <= lasti < end:
@@ -85,9 +91,9 @@ def _handler(code: CodeType, lasti: int) -> Clauses | str | None:
     by_offset, offsets = _listing(code)
     if target not in by_offset:
         return "unknown"
-    if by_offset[target].opname != "PUSH_EXC_INFO":
-        return None  # a cleanup block that re-raises
-    clauses: Clauses = []
+    if by_offset[target].opname != "PUSH_EXC_INFO" or target == lasti:
+        return ("next", target) if target != lasti else "unknown"
+    clauses: list[tuple[tuple[tuple[str, ...], ...], int | None]] = []
     i = offsets.index(target) + 1
     while i < len(offsets):
         stack: list[Any] = []
@@ -117,18 +123,34 @@ def _handler(code: CodeType, lasti: int) -> Clauses | str | None:
             while k < len(offsets) and by_offset[offsets[k]].opname in _SKIP:
                 k += 1
             jump = by_offset[offsets[k]] if k < len(offsets) else None
-            clauses.append((tuple(paths), _reraises(by_offset, offsets, k + 1)))
+            clauses.append((tuple(paths), _reraise_at(by_offset, offsets, k + 1)))
             if jump is None or "JUMP" not in jump.opname or jump.argval not in by_offset:
-                return clauses
+                return "unknown"
             i = offsets.index(jump.argval)
             continue
-        if not stack and j == i and ins.opname == "POP_TOP":
-            clauses.append(((), _reraises(by_offset, offsets, j + 1)))  # bare except:
-            return clauses
-        if not clauses and not stack:
-            return None  # finally / with: runs cleanup code, then re-raises
-        return clauses
-    return clauses
+        if not stack and j == i and ins.opname == "POP_TOP" and clauses == []:
+            # bare except:
+            return ("clauses", [((), _reraise_at(by_offset, offsets, j + 1))], None)
+        if clauses and not stack and j == i and ins.opname == "POP_TOP":
+            clauses.append(((), _reraise_at(by_offset, offsets, j + 1)))  # trailing bare except
+            return ("clauses", clauses, None)
+        if clauses and not stack and j == i and ins.opname == "RERAISE":
+            return ("clauses", clauses, offsets[j])  # no clause took it: re-raised here
+        if not clauses:
+            return ("next", target)  # finally / with: cleanup code, then a re-raise
+        return "unknown"
+    return "unknown"
+
+
+def _verdict(code: CodeType, off: int) -> Verdict:
+    key = (code, off)
+    if key in _cache:
+        return _cache[key]
+    got = _handler(code, off)
+    if len(_cache) > 8192:
+        _cache.clear()
+    _cache[key] = got
+    return got
 
 
 def _resolve(path: tuple[str, ...], frame: FrameType) -> Any:
@@ -145,10 +167,10 @@ def _resolve(path: tuple[str, ...], frame: FrameType) -> Any:
 def leaves(exc: BaseException, caller: FrameType | None) -> bool:
     """False when a caller up the stack is certain to catch ``exc`` by its class.
 
-    Walks from ``caller`` outwards (at most 12 frames) past frames that let it through
-    (no handler, ``finally``/``with`` cleanup, handlers that re-raise): the first ``except``
-    naming a class it is an instance of decides -- a specific class means handled (False),
-    a catch-all means error handling (True).  Anything undecidable: True.
+    Walks from ``caller`` outwards (at most 12 frames), within each frame from the
+    innermost handler outwards, past what lets it through (no handler, ``finally``/``with``
+    cleanup, handlers that re-raise): the first ``except`` taking it decides -- a specific
+    class means handled (False), a catch-all means error handling (True).  Undecidable: True.
     """
     if isinstance(exc, _FLOW):
         return False
@@ -157,28 +179,38 @@ def leaves(exc: BaseException, caller: FrameType | None) -> bool:
     for _ in range(_DEPTH):
         if frame is None:
             return True
-        key = (frame.f_code, frame.f_lasti)
-        if key in _cache:
-            info = _cache[key]
-        else:
-            info = _handler(frame.f_code, frame.f_lasti)
-            if len(_cache) > 8192:
-                _cache.clear()
-            _cache[key] = info
-        if info == "unknown":
-            return True
-        if isinstance(info, list):
-            for paths, reraises in info:
+        code, off = frame.f_code, frame.f_lasti
+        for _step in range(16):
+            info = _verdict(code, off)
+            if info is None:
+                break  # it leaves this frame
+            if info == "unknown":
+                return True
+            if info[0] == "next":
+                off = info[1]
+                continue
+            _, clauses, fallthrough = info
+            taken = None
+            for paths, reraise in clauses:
                 if paths:
                     classes = [_resolve(p, frame) for p in paths]
                     hit = next((c for c in classes if isinstance(c, type) and c in mro), None)
                     if hit is None:
                         continue
-                    catch_all = hit in _CATCH_ALL
+                    taken = (hit in _CATCH_ALL, reraise)
                 else:
-                    catch_all = True
-                if reraises:
-                    break  # cleanup, then on up the stack
+                    taken = (True, reraise)
+                break
+            if taken is None:
+                if fallthrough is None:
+                    break
+                off = fallthrough
+                continue
+            catch_all, reraise = taken
+            if reraise is None:
                 return catch_all
+            off = reraise  # a cleanup that re-raises: on from its raise
+        else:
+            return True
         frame = frame.f_back
     return True
