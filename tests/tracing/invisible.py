@@ -150,3 +150,15 @@ def outer_catch_all():
         middle()
     except Exception:
         return "error page"
+
+
+def write_some():
+    raise BlockingIOError("would block")
+
+
+def handle_write():
+    try:
+        with open(__file__):  # the call sits in a with block inside the try
+            write_some()
+    except BlockingIOError:
+        return "later"

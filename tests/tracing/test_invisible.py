@@ -226,3 +226,7 @@ def test_handled_is_decided_up_the_stack_past_cleanups():
     assert "exceptions" not in STORE.recent  # caught by class two frames up
     assert prog.outer_catch_all() == "error page"
     assert sorted(STORE.recent["exceptions"]) == ["inner_raise", "middle"]
+    STORE.clear()
+    trace(prog.write_some, prog, "write_some")
+    assert prog.handle_write() == "later"  # the enclosing try of the same frame catches it
+    assert "exceptions" not in STORE.recent
