@@ -7,17 +7,18 @@ code from the console.  See README.rst and docs/.
 
 from __future__ import annotations
 
-__version__ = "0.40.0"
-
+from otrace.activation import install  # noqa: E402
 from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
+from otrace.version import __version__  # noqa: E402, F401 - the package's version
 
 __all__ = [
     "OShell",
     "OTraceError",
     "OTraceException",
     "encrypt_password",
+    "install",
     "set_trace",
     "verify_password",
 ]

@@ -5,6 +5,8 @@
 ``otrace -f NAME program.py [args]``  call ``NAME(args)`` (``NAME()`` without args) and exit;
                                       if it raises, keep the shell open at the exception's
                                       trace context for post-mortem.
+``otrace attach PID|NAME|SOCKET``     open a console on a running program's otrace service.
+``otrace ps``                         list the programs on this machine one can attach to.
 """
 
 from __future__ import annotations
@@ -58,7 +60,25 @@ def browse_pickled(path: str) -> int:
     return 0
 
 
+def service_command(args: list[str]) -> int:
+    """``otrace attach TARGET`` / ``otrace ps``."""
+    from otrace.console.attach import attach, ps
+
+    parser = argparse.ArgumentParser(prog=f"otrace {args[0]}")
+    if args[0] == "attach":
+        parser.description = "Open a console on a running program (quit or Ctrl-D detaches)."
+        parser.add_argument("target", help="a pid, a program name (see otrace ps) or a socket")
+        opts = parser.parse_args(args[1:])
+        return attach(opts.target)
+    parser.description = "List the programs on this machine an otrace console can attach to."
+    parser.parse_args(args[1:])
+    return ps()
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("attach", "ps") and not os.path.isfile(args[0]):
+        return service_command(args)
     parser = argparse.ArgumentParser(
         prog="otrace", description="Object shell for a Python program."
     )

@@ -1,4 +1,4 @@
-"""The shell itself: set, help, alias, source, repeat, lock, run, quit."""
+"""The shell itself: set, help, alias, source, repeat, lock, run, quit, shutdown."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
-from otrace.shell.registry import REGISTRY, Args, command, lookup
+from otrace.shell.registry import REGISTRY, Args, Option, command, lookup
 
 
 @command("set", "set [parameter [value]]", max_words=2, complete="param", outside_osh=True)
@@ -152,6 +152,36 @@ def run(sh, args: Args) -> None:
 
 @command("quit", "quit", max_words=0, outside_osh=True)
 def quit_(sh, args: Args) -> None:
-    """End the shell (and, for otrace script.py, the program)."""
-    sh.out.error("Shutting down...")
+    """Detach this console (as Ctrl-D does); the program runs on.
+
+    Other consoles stay attached; with the service listening, 'otrace attach PID' opens a
+    console again.  'shutdown' stops the program.
+    """
+    sh.out.error("Detaching console...")
     sh.out.action = "quit"
+
+
+@command(
+    "shutdown",
+    "shutdown [-y]",
+    options=(Option("y", "yes: do not ask for confirmation"),),
+    max_words=0,
+    outside_osh=True,
+)
+def shutdown(sh, args: Args) -> None:
+    """Stop the program: release holds and breaks, detach every console, end the program.
+
+    Asks for confirmation (-y does not).  Refused in safe mode.  The program ends through
+    its own shutdown path when it has one (otrace.tornado.attach stops the event loop),
+    else as if Ctrl-C had been pressed in its main thread.
+    """
+    stop = sh.hooks.get("shutdown")
+    if stop is None:
+        raise OTraceError("This shell is not attached to a program it can stop")
+    if sh.params.safe_mode:
+        raise OTraceError("shutdown not permitted in safe mode; set safe_mode False")
+    if not args.flag("y"):
+        sh.out.action, sh.out.action_arg = "confirm", "shutdown -y"
+        return
+    stop()
+    sh.out.error("Shutting down the program...")
