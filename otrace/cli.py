@@ -16,7 +16,6 @@ import importlib.util
 import os
 import signal
 import sys
-import threading
 import time
 
 from otrace.oshell import OShell
@@ -138,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         record_failure(exc, opts.function)
         shell.session.execute("cd ~~")
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
-        while not shell.is_shut_down:
-            threading.Event().wait(0.5)
+        # the console's thread ends when it detaches (quit, Ctrl-D, end of input)
+        while not shell.is_shut_down and shell.thread is not None and shell.thread.is_alive():
+            shell.thread.join(0.5)
+        shell.shutdown()
         return 1
     shell.shutdown()
     return 0

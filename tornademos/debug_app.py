@@ -48,7 +48,10 @@ def create_application(debug: bool = False, port: int = 8000) -> tornado.web.App
 def start_console() -> None:
     """Run the otrace console in its own thread, beside the IOLoop."""
     shell = otrace.OShell(
-        globals_dict=globals(), locals_dict=globals(), allow_unsafe=True, new_thread=True
+        globals_dict=globals(),
+        locals_dict=globals(),
+        allow_unsafe=True,
+        listen=True,  # otrace attach PID opens more consoles new_thread=True
     )
     shell.loop()
 

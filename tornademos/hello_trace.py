@@ -84,6 +84,7 @@ async def main(addr: str, port: int) -> None:
         globals_dict=globals(),
         locals_dict=locals(),
         allow_unsafe=True,
+        listen=True,  # otrace attach PID opens more consoles
         new_thread=True,
         eventloop_callback=loop.add_callback,
     )

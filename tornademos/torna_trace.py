@@ -66,6 +66,7 @@ async def main(addr: str, port: int) -> None:
         locals_dict=locals(),
         init_file=init_file,
         allow_unsafe=True,
+        listen=True,  # otrace attach PID opens more consoles
         new_thread=True,
         eventloop_callback=loop.add_callback,
     )

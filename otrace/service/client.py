@@ -61,6 +61,7 @@ class Job:
     width: int = 0
     thread: int = 0
     finished: bool = False
+    replied: bool = False
     abandoned: bool = False
     interrupted: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -274,7 +275,7 @@ class ClientSession:
                         return
                     self._run_job(job)
                 except BaseException:  # noqa: B036 - a late interrupt must not end the worker
-                    if job is not None and not job.finished:
+                    if job is not None and not job.replied:
                         self._finish(job, self._failed(job, KeyboardInterrupt()))
         finally:
             holds.NO_BREAK_THREADS.discard(threading.get_ident())
@@ -316,11 +317,15 @@ class ClientSession:
 
     def _finish(self, job: Job, reply: list[dict[str, Any]]) -> None:
         with self._job_lock:
-            job.finished = True
-            _clear_async_exception(job.thread)
-            if job.abandoned:
-                return
-            self._current = None
+            job.finished = True  # no interrupt is raised in this thread from now on
+            abandoned = job.abandoned
+            if not abandoned:
+                self._current = None
+        if job.interrupted:
+            _let_interrupt_fire()
+        if abandoned or job.replied:
+            return
+        job.replied = True
         for msg in reply:
             self.queue.put_reply(msg)
         job.done.set()
@@ -578,5 +583,14 @@ def _raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
 
 
-def _clear_async_exception(ident: int) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+def _let_interrupt_fire() -> None:
+    """Give an interrupt raised just before the job finished a place to land harmlessly.
+
+    (Clearing it with ``PyThreadState_SetAsyncExc(id, NULL)`` instead would leave the
+    interpreter's eval-breaker flag set on CPython 3.11, and a traced thread then spins.)
+    """
+    try:
+        for _ in range(3):
+            pass
+    except KeyboardInterrupt:
+        pass
