@@ -56,20 +56,19 @@ class RemoteSession:
     def hello(self, mode: str = "attach", timeout: float = 10.0) -> dict[str, Any]:
         """Greet the service; its ``welcome`` (or ``info``).  AttachError if refused."""
         self.sock.settimeout(timeout)
+        hello = {"t": "hello", "v": VERSION, "mode": mode, "user": _user(), "client": self.client}
+        send_error: OSError | None = None
         try:
-            self._send(
-                {
-                    "t": "hello",
-                    "v": VERSION,
-                    "mode": mode,
-                    "user": _user(),
-                    "client": self.client,
-                }
-            )
+            self._send(hello)
+        except OSError as exc:  # a refused peer is hung up on: its refusal may still be there
+            send_error = exc
+        try:
             reader = FrameReader()
             while True:
                 data = self.sock.recv(65536)
                 if not data:
+                    if send_error is not None:
+                        raise send_error
                     raise AttachError("the service closed the connection without answering")
                 messages = reader.feed(data)
                 if messages:
