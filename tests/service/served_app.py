@@ -68,9 +68,10 @@ async def main() -> None:
     sock, port = tornado.testing.bind_unused_port()
     server = HTTPServer(tornado.web.Application([(r"/", Handler)]))
     server.add_sockets([sock])
-    shell.loop()
+    path = shell.start_service()  # before loop(): the banner comes after these lines
     print(f"PORT {port}", flush=True)
-    print(f"SOCKET {shell.service.path}", flush=True)
+    print(f"SOCKET {path}", flush=True)
+    shell.loop()
     try:
         await stopped.wait()
     finally:
