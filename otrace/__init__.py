@@ -11,12 +11,14 @@ from otrace.activation import install  # noqa: E402
 from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
+from otrace.runtime import Runtime  # noqa: E402 - also registers the default runtime
 from otrace.version import __version__  # noqa: E402, F401 - the package's version
 
 __all__ = [
     "OShell",
     "OTraceError",
     "OTraceException",
+    "Runtime",
     "encrypt_password",
     "install",
     "set_trace",

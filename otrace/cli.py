@@ -36,14 +36,13 @@ def load_program(path: str):
 
 def record_failure(exc: BaseException, name: str) -> None:
     """Keep an exception that ended ``-f NAME`` as a trace context (for ``cd ~~``)."""
-    from otrace.contexts import STORE, TraceContext
     from otrace.contexts.capture import capture_exception
+    from otrace.runtime import default
 
     values, trc = capture_exception(
         exc, exc.__traceback__.tb_next if exc.__traceback__ else None, None
     )
-    ctx = TraceContext("exceptions", name, type(exc).__name__, values, trc)
-    STORE.add(ctx)
+    default().recorder.record("exceptions", name, type(exc).__name__, values, trc)
 
 
 def browse_pickled(path: str) -> int:

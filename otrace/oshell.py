@@ -31,10 +31,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from otrace import holds, log, logparams
+from otrace import log
 from otrace.console import AttachError, RemoteSession, make_console
 from otrace.errors import OTraceError, SafeModeError
-from otrace.params import PARAMS
+from otrace.runtime import Runtime, default
 from otrace.service import Service
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
@@ -80,8 +80,6 @@ class OShell:
         :meth:`start_service`).
     """
 
-    instance: OShell | None = None
-
     def __init__(
         self,
         globals_dict: dict[str, Any] | None = None,
@@ -100,18 +98,20 @@ class OShell:
         hold_wrapper: Any = None,
         eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
         listen: bool | str | None = None,
+        runtime: Runtime | None = None,
         _stdin: Any = None,
         _stdout: Any = None,
         _stderr: Any = None,
     ):
         if work_dir and not os.path.isabs(work_dir):
             raise OTraceError(f"work_dir must be absolute: {work_dir}")
+        self.runtime = rt = runtime if runtime is not None else default()
         self._session_args = (globals_dict, locals_dict, allow_unsafe, work_dir, add_env)
         self.db_interface = db_interface
         self.web_interface = web_interface
         self.listen = listen_setting(listen)
         self.banner = DEFAULT_BANNER if banner is None else banner
-        self.service = Service(self.new_session, banner=self.banner)
+        self.service = Service(self.new_session, banner=self.banner, runtime=rt)
         self.session = self.new_session()
         self.init_func = init_func
         self.init_file = init_file
@@ -132,13 +132,12 @@ class OShell:
         self._quit_at_start = False
         self._wait_to_run = False
         self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
-        OShell.instance = self
-        from otrace.contexts import sqlite
-
-        sqlite.install(workdir=work_dir or os.getcwd())  # so `set pickle_file` writes
-        logparams.install()
+        rt.shell = self  # the runtime's embedded shell (was OShell.instance)
+        # so `set pickle_file` writes
+        rt.persistence.install(rt.params, rt.store, workdir=work_dir or os.getcwd())
+        rt.logparams.install(rt.params)
         if eventloop_callback is not None:
-            holds.set_eventloop_callback(eventloop_callback)
+            rt.holds.set_eventloop_callback(eventloop_callback)
 
     # -- sessions -----------------------------------------------------------------------
     def new_session(self) -> Session:
@@ -146,11 +145,16 @@ class OShell:
         Each has its own cwd, directory stack, aliases and lock; the rest is shared."""
         globals_dict, locals_dict, allow_unsafe, work_dir, add_env = self._session_args
         session = Session(
-            globals_dict, locals_dict, allow_unsafe=allow_unsafe, work_dir=work_dir, add_env=add_env
+            globals_dict,
+            locals_dict,
+            allow_unsafe=allow_unsafe,
+            work_dir=work_dir,
+            add_env=add_env,
+            runtime=self.runtime,
         )
         if self.web_interface is not None:  # /osh/web: the browsers the app keeps connected
             session.mounts["web"] = self.web_interface.get_root_tree()
-            session.hooks["web"] = make_web_backend(self.web_interface)
+            session.hooks["web"] = make_web_backend(self.web_interface, self.runtime.announce)
         if self.db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             session.mounts["db"] = self.db_interface.get_root_tree()
         session.mounts["audit"] = self.service.audit.lines
@@ -198,7 +202,12 @@ class OShell:
                 backend.hello("attach")
                 local = self.stdin is sys.stdin
                 console = make_console(
-                    backend, self.stdin, self.stdout, self.stderr, self.echo_callback, local=local
+                    backend,
+                    self.stdin,
+                    self.stdout,
+                    self.stderr,
+                    self.echo_callback,
+                    local=self.runtime if local else None,
                 )
             except (AttachError, OSError) as exc:
                 log.logger.error("otrace: no local console: %s", exc)
@@ -214,8 +223,9 @@ class OShell:
             self._run_line(self._init_file_command())
             if self.no_input:
                 return
-            if PARAMS.unpickle_file:
-                self._run_line(f"unpickle {PARAMS.unpickle_file}")
+            unpickle_file = self.runtime.params.unpickle_file
+            if unpickle_file:
+                self._run_line(f"unpickle {unpickle_file}")
             if console is not None and not (self._shut.is_set() or self._quit_at_start):
                 console.run()
         finally:
@@ -324,9 +334,9 @@ class OShell:
                     func(args)
                 else:
                     func()
-                log.announce("Run completed")
+                self.runtime.announce("Run completed")
             except BaseException:  # noqa: B036 - report anything, keep serving
-                log.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+                self.runtime.announce("Error in completed run\n" + traceback.format_exc().rstrip())
             finally:
                 self._running_task = False
 
@@ -353,7 +363,7 @@ class OShell:
             if self._shut.is_set():
                 return
             self._shut.set()
-        holds.release_all("shutdown")
+        self.runtime.holds.release_all("shutdown")
         if self.console is not None:
             self.console.stop()
         self.service.stop("the program is shutting down")

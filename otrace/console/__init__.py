@@ -20,8 +20,10 @@ def is_terminal(stdin: Any, stdout: Any) -> bool:
         return False
 
 
-def make_console(backend, stdin, stdout, stderr, echo_callback=None, local=False) -> Console:
-    """The best console for these streams (called in the thread that will run it)."""
+def make_console(backend, stdin, stdout, stderr, echo_callback=None, local=None) -> Console:
+    """The best console for these streams (called in the thread that will run it).
+
+    ``local``: the program's runtime when the console is the program's own terminal."""
     if is_terminal(stdin, stdout):
         from otrace.console.terminal import TerminalConsole  # prompt_toolkit only when needed
 

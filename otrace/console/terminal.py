@@ -52,7 +52,7 @@ from otrace.console.pdb_handover import SUSPENDED, PdbHandover
 from otrace.console.plain import Console
 from otrace.console.repeat import AltScreenRepeat, printable_prefix
 from otrace.console.router import OutputRouter
-from otrace.tracing import DEBUGGER_HOOKS
+from otrace.events import DebuggerHandover
 
 HISTORY_ENV = "OTRACE_HISTORY"
 DEFAULT_HISTORY = "~/.otrace_history"
@@ -104,11 +104,11 @@ class ShellCompleter(Completer):
 class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
     """The interactive console (stdin and stdout are a terminal).
 
-    :param local: this is the program's own terminal (route the program's output above the
-        prompt, hand the terminal to pdb).
+    :param local: the program's runtime when this is the program's own terminal (route the
+        program's output above the prompt, hand the terminal to pdb); None in ``otrace attach``.
     """
 
-    def __init__(self, backend, stdin, stdout, stderr, echo_callback=None, local: bool = False):
+    def __init__(self, backend, stdin, stdout, stderr, echo_callback=None, local: Any = None):
         super().__init__(backend, stdin, stdout, stderr, echo_callback)
         self.local = local
         self._state = threading.RLock()  # guards the fields below and direct writes
@@ -229,6 +229,9 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
                 self._prompting = False
                 self._drain_now(partial=True)
 
+    def _on_handover(self, event: DebuggerHandover) -> None:
+        self.on_debugger(event.phase)
+
     # -- output -------------------------------------------------------------------------
     def render(self, text: str, kind: str) -> str:
         if kind == "python" and self._color:
@@ -320,15 +323,14 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
         loop = asyncio.new_event_loop()
         with self._state:
             self._loop = loop
-        undo = self._install_proxies() if self.local else None
-        if self.local:
-            DEBUGGER_HOOKS.append(self.on_debugger)
+        undo = self._install_proxies() if self.local is not None else None
+        if self.local is not None:
+            self.local.events.subscribe(DebuggerHandover, self._on_handover)
         try:
             super().run()
         finally:
-            if self.local:
-                with contextlib.suppress(ValueError):
-                    DEBUGGER_HOOKS.remove(self.on_debugger)
+            if self.local is not None:
+                self.local.events.unsubscribe(DebuggerHandover, self._on_handover)
             if undo is not None:
                 undo()
             with self._state:

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from otrace import holds
 from otrace.errors import OTraceError
 from otrace.log import get_logger
 from otrace.passwords import encrypt_password, verify_password
@@ -264,7 +263,8 @@ class ClientSession:
         t.start()
 
     def _work_loop(self, generation: int) -> None:
-        holds.NO_BREAK_THREADS.add(threading.get_ident())  # a break here would hang the console
+        exempt = self.service.runtime.holds.no_break_threads
+        exempt.add(threading.get_ident())  # a break here would hang the console
         try:
             while not self.closed.is_set() and generation == self._generation:
                 job = None
@@ -278,7 +278,7 @@ class ClientSession:
                     if job is not None and not job.replied:
                         self._finish(job, self._failed(job, KeyboardInterrupt()))
         finally:
-            holds.NO_BREAK_THREADS.discard(threading.get_ident())
+            exempt.discard(threading.get_ident())
 
     def _run_job(self, job: Job) -> None:
         job.thread = threading.get_ident()

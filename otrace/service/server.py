@@ -32,10 +32,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from otrace import log as announcements
-from otrace.contexts import STORE
+from otrace.events import Announcement, ContextRecorded, ContextRemoved
 from otrace.log import get_logger
-from otrace.params import PARAMS, Params
+from otrace.runtime import Runtime, default
 from otrace.service import paths
 from otrace.service.audit import AuditLog
 from otrace.service.client import ClientSession
@@ -51,6 +50,7 @@ class Service:
     :param new_session: makes the shell session of a newly attached console.
     :param program: the name shown by ``otrace ps`` and used in the default socket name.
     :param banner: shown by consoles when they attach.
+    :param runtime: whose events reach the consoles (default: the process's runtime).
     """
 
     def __init__(
@@ -59,12 +59,13 @@ class Service:
         *,
         program: str | None = None,
         banner: str = "",
-        params: Params = PARAMS,
+        runtime: Runtime | None = None,
     ) -> None:
         self.new_session = new_session
         self.program = program or paths.program_name()
         self.banner = banner
-        self.params = params
+        self.runtime = runtime if runtime is not None else default()
+        self.params = self.runtime.params
         self.path: str | None = None
         self.started = time.time()
         self.audit = AuditLog()
@@ -201,26 +202,31 @@ class Service:
             self._unhook_events()
 
     # -- events to consoles ---------------------------------------------------------------
-    # Until the runtime's event bus lands, this adapter listens where events are emitted
-    # today: log announcements and the store's add/remove hooks.
+    # Subscribed to the runtime's bus only while a console is attached: with none, the
+    # runtime's announcements go to stderr as before.  Subscribers run on the emitting
+    # (program) thread: they only queue.
     def _hook_events(self) -> None:
         with self._lock:
             if self._hooked:
                 return
             self._hooked = True
-        announcements.add_sink(self.announce)
-        STORE.on_add.append(self._on_context)
-        STORE.on_remove.append(self._on_context)
+        bus = self.runtime.events
+        bus.subscribe(Announcement, self._on_announcement)
+        bus.subscribe(ContextRecorded, self._on_context)
+        bus.subscribe(ContextRemoved, self._on_context)
 
     def _unhook_events(self) -> None:
         with self._lock:
             if not self._hooked or self._clients:
                 return
             self._hooked = False
-        announcements.remove_sink(self.announce)
-        for hooks in (STORE.on_add, STORE.on_remove):
-            with contextlib.suppress(ValueError):
-                hooks.remove(self._on_context)
+        bus = self.runtime.events
+        bus.unsubscribe(Announcement, self._on_announcement)
+        bus.unsubscribe(ContextRecorded, self._on_context)
+        bus.unsubscribe(ContextRemoved, self._on_context)
+
+    def _on_announcement(self, event: Announcement) -> None:
+        self.announce(event.text)
 
     def announce(self, text: str) -> None:
         """Queue ``text`` for every console; never blocks.  Any thread."""
@@ -232,8 +238,8 @@ class Service:
             if client is not origin:
                 client.announce(text)
 
-    def _on_context(self, ctx: Any) -> None:
-        if getattr(ctx, "kind", "") == "breaks":  # BRK: appears or goes in the prompts
+    def _on_context(self, event: ContextRecorded | ContextRemoved) -> None:
+        if getattr(event.ctx, "kind", "") == "breaks":  # BRK: appears or goes in the prompts
             for client in self.clients():
                 client.request_refresh()
 

@@ -71,7 +71,7 @@ def execute(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Any:
     tree = ast.parse(code, "<otrace>", "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
     if tree.body:
         exec(compile(tree, "<otrace>", "exec"), globals_dict, local_ns)
     if last is not None:

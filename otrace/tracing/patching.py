@@ -36,17 +36,19 @@ import __future__
 
 import ast
 import inspect
+import itertools
 import linecache
 import sys
 import textwrap
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from otrace import holds
+from otrace import _default, holds
 from otrace.errors import PatchError
+from otrace.holds import HoldTable
 
 EventloopCallback = Callable[[Callable[[], Any]], Any]
 
@@ -85,9 +87,31 @@ class Patch:
     _new_attr: Any = field(default=None, repr=False)
 
 
-PATCHES: dict[str, Patch] = {}
-_LOCK = threading.RLock()
-_counter = 0
+class PatchTable:
+    """The live patches of one runtime (``rt.patches``), by name; ``lock`` serializes changes."""
+
+    def __init__(self, holds: HoldTable | None = None) -> None:
+        self.holds = holds
+        self.lock = threading.RLock()
+        self.patches: dict[str, Patch] = {}
+
+    def get(self, name: str) -> Patch | None:
+        return self.patches.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.patches
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.patches))
+
+
+def _table(table: PatchTable | None) -> PatchTable:
+    return table if table is not None else _default.get().patches
+
+
+# Numbers the pseudo file names of compiled patches; unique per process, not per runtime
+# (itertools.count is atomic under the GIL, so it needs no lock and carries no other state).
+_serial = itertools.count(1)
 
 
 # -- finding things ---------------------------------------------------------------------
@@ -181,11 +205,8 @@ def compile_patch(
     For a method (``cls`` given) the text is a class body of a class named like ``cls``;
     names of ``like``'s closure are closure names of the new code too.
     """
-    global _counter
     text = textwrap.dedent(source).expandtabs()
-    with _LOCK:
-        _counter += 1
-        filename = f"<otrace patch {name} #{_counter}>"
+    filename = f"<otrace patch {name} #{next(_serial)}>"
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as exc:
@@ -303,7 +324,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
             if inherited is not _MISSING
             else "new attribute"
         )
-    elif fn.__code__.co_freevars != real.__code__.co_freevars:
+    elif fn.__code__.co_freevars != real.__code__.co_freevars:  # type: ignore[union-attr]
         mode, note = (
             "rebound",
             "free variables changed (closure or super()), so only the attribute is rebound",
@@ -372,7 +393,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
     return p
 
 
-def _install(p: Patch) -> None:
+def _install(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
         for key, value in p._saved_new.items():
             setattr(p.function, key, value)
@@ -380,10 +401,10 @@ def _install(p: Patch) -> None:
     else:
         _mark([p.function], p)
         _set(p.parent, p.attr, p._new_attr)
-    PATCHES[p.name] = p
+    table.patches[p.name] = p
 
 
-def _uninstall(p: Patch) -> None:
+def _uninstall(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
         for key, value in p._saved.items():
             setattr(p.function, key, value)
@@ -395,11 +416,14 @@ def _uninstall(p: Patch) -> None:
             _delete(p.parent, p.attr)
         else:
             _set(p.parent, p.attr, p._old_attr)
-    PATCHES.pop(p.name, None)
+    table.patches.pop(p.name, None)
 
 
 def run_on_loop(
-    func: Callable[[], Any], eventloop_callback: EventloopCallback | None, timeout: float = 10.0
+    func: Callable[[], Any],
+    eventloop_callback: EventloopCallback | None,
+    timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Any:
     """Make the change on the program's loop (``eventloop_callback``, else the process-wide
     door of :mod:`otrace.holds`; directly without either) and wait for it.
@@ -407,7 +431,10 @@ def run_on_loop(
     PatchError if the loop does not start it within ``timeout`` seconds (nothing changed).
     """
     try:
-        return holds.call_on_loop(func, timeout, eventloop_callback)
+        door = _table(table).holds
+        if door is None:
+            return holds.call_on_loop(func, timeout, eventloop_callback)
+        return door.call_on_loop(func, timeout, eventloop_callback)
     except TimeoutError:
         raise PatchError(
             f"The event loop did not run the change within {timeout:g}s; nothing changed"
@@ -423,6 +450,7 @@ def patch(
     repatch: bool = False,
     eventloop_callback: EventloopCallback | None = None,
     timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Patch:
     """Patch ``parent.attr`` (module, class or globals dict) with the function ``source`` defines.
 
@@ -431,49 +459,58 @@ def patch(
     the first patch.  PatchError (nothing changed) if the source does not compile, does not
     define the function, or raises.  Any thread.
     """
+    table = _table(table)
     if name is None:
         name = _qualname(parent, attr) if inspect.isclass(parent) else attr
-    with _LOCK:
-        old = PATCHES.get(name)
+    with table.lock:
+        old = table.patches.get(name)
         if old is not None and not repatch:
             raise PatchError(
                 f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
             )
     if old is None:
         p = _prepare(parent, attr, source, name)
-        with _LOCK:
-            run_on_loop(lambda: _install(p), eventloop_callback, timeout)
+        with table.lock:
+            run_on_loop(lambda: _install(p, table), eventloop_callback, timeout, table)
         return p
 
     def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
-        _uninstall(old)
+        _uninstall(old, table)
         try:
             new = _prepare(parent, attr, source, name)
         except BaseException:
-            _install(old)
+            _install(old, table)
             raise
-        _install(new)
+        _install(new, table)
         return new
 
-    with _LOCK:
-        return run_on_loop(swap, eventloop_callback, timeout)
+    with table.lock:
+        return run_on_loop(swap, eventloop_callback, timeout, table)
 
 
 def unpatch(
-    name: str, *, eventloop_callback: EventloopCallback | None = None, timeout: float = 10.0
+    name: str,
+    *,
+    eventloop_callback: EventloopCallback | None = None,
+    timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Patch:
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
-    with _LOCK:
-        p = PATCHES.get(name)
+    table = _table(table)
+    with table.lock:
+        p = table.patches.get(name)
         if p is None:
             raise PatchError(f"Unpatching failed for {name}: not patched")
-        run_on_loop(lambda: _uninstall(p), eventloop_callback, timeout)
+        run_on_loop(lambda: _uninstall(p, table), eventloop_callback, timeout, table)
     return p
 
 
-def unpatch_all(*, eventloop_callback: EventloopCallback | None = None) -> list[str]:
+def unpatch_all(
+    *, eventloop_callback: EventloopCallback | None = None, table: PatchTable | None = None
+) -> list[str]:
     """Undo every patch; the names undone.  Any thread."""
-    names = list(PATCHES)
+    table = _table(table)
+    names = list(table.patches)
     for n in reversed(names):
-        unpatch(n, eventloop_callback=eventloop_callback)
+        unpatch(n, eventloop_callback=eventloop_callback, table=table)
     return names

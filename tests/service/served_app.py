@@ -18,7 +18,6 @@ from tornado.httpserver import HTTPServer
 
 import otrace
 import otrace.tornado
-from otrace.params import PARAMS
 from otrace.tracing import traceassert
 
 
@@ -63,7 +62,7 @@ async def main() -> None:
         listen=os.environ.get("APP_LISTEN") or True,
         eventloop_callback=loop.add_callback,
     )
-    PARAMS.set("trace_active", True)  # traceassert holds 77
+    shell.runtime.params.set("trace_active", True)  # traceassert holds 77
     otrace.tornado.attach(shell, loop, on_stop=stopped.set)
     sock, port = tornado.testing.bind_unused_port()
     server = HTTPServer(tornado.web.Application([(r"/", Handler)]))

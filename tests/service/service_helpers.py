@@ -51,8 +51,12 @@ class Server:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.port = int(self.wait_line(r"^PORT (\d+)").group(1))
-        self.socket = self.wait_line(r"^SOCKET (.+)$").group(1)
+        try:
+            self.port = int(self.wait_line(r"^PORT (\d+)").group(1))
+            self.socket = self.wait_line(r"^SOCKET (.+)$").group(1)
+        except BaseException:
+            self.stop()
+            raise
         self.pid = self.proc.pid
 
     def _read(self) -> None:

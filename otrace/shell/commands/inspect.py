@@ -50,7 +50,9 @@ def pr(sh, args: Args) -> None:
         sh.out.error(evaluate.format_exception(exc))
         return
     parts = (
-        tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
+        tree.body.elts  # type: ignore[attr-defined]
+        if isinstance(tree.body, ast.Tuple) and not expr.startswith("(")  # type: ignore[attr-defined]
+        else None
     )
     try:
         ns = sh.namespace()
