@@ -96,6 +96,7 @@ class ClientSession:
         self.queue = OutputQueue()
         self.closed = threading.Event()
         self.attached = threading.Event()  # hello done (mode attach)
+        self.receiving = False  # attached: announcements are queued (a plain flag: hot path)
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._job_lock = threading.Lock()  # guards _current and async exceptions
         self._current: Job | None = None
@@ -149,7 +150,7 @@ class ClientSession:
     # -- from other threads -------------------------------------------------------------
     def announce(self, text: str) -> None:
         """Queue an announcement; never blocks.  Any thread."""
-        if self.attached.is_set():
+        if self.receiving:
             self.queue.put_announcement(text)
 
     def request_refresh(self) -> None:
@@ -223,6 +224,7 @@ class ClientSession:
             return
         self.sock.settimeout(None)
         self.attached.set()
+        self.receiving = True
         self.service.audit.record(
             self.peer, self.user, self.number, "att", f"(attached: {msg.get('client', '?')})"
         )

@@ -70,6 +70,7 @@ class Service:
         self.started = time.time()
         self.audit = AuditLog()
         self._clients: list[ClientSession] = []
+        self._snapshot: tuple[ClientSession, ...] = ()  # read without the lock by announce
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self._listener: socket.socket | None = None
@@ -187,6 +188,7 @@ class Service:
         )
         with self._lock:
             self._clients.append(client)
+            self._snapshot = tuple(self._clients)
             first = len(self._clients) == 1
         if first:
             self._hook_events()
@@ -197,6 +199,7 @@ class Service:
         with self._lock:
             if client in self._clients:
                 self._clients.remove(client)
+            self._snapshot = tuple(self._clients)
             last = not self._clients
         if last:
             self._unhook_events()
@@ -226,11 +229,14 @@ class Service:
         bus.unsubscribe(ContextRemoved, self._on_context)
 
     def _on_announcement(self, event: Announcement) -> None:
-        self.announce(event.text)
+        text = event.text  # on the traced thread: as little as possible
+        for client in self._snapshot:
+            if client.receiving:
+                client.queue.put_announcement(text)
 
     def announce(self, text: str) -> None:
         """Queue ``text`` for every console; never blocks.  Any thread."""
-        for client in self.clients():
+        for client in self._snapshot:
             client.announce(text)
 
     def announce_except(self, origin: ClientSession, text: str) -> None:

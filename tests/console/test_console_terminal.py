@@ -191,6 +191,8 @@ def test_output_from_other_threads_prints_above_the_partial_line(terminal):
     terminal.type("pr 40 +")
     terminal.wait_last_line("globals> pr 40 +")
     terminal.signal(signal.SIGUSR1)  # announce + print + log from the main thread
+    # the announcement comes through the service's queue, so it may come after the others
+    terminal.wait_for(r"event-from-main-thread", what="the announcement")
     screen = terminal.wait_for(
         r"(?s)^LOG logged-by-program$.*^globals> pr 40 \+$",
         what="the log line, then the prompt redrawn",
