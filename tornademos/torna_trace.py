@@ -3,7 +3,8 @@
 
 Entering 77 holds the request (when ``trace_active`` is on, as torna_trace.trc sets it):
 the browser waits, every other request is still served, and the shell can browse the held
-frame (``cd ~~``, ``ls``) and ``resume`` it.  ``quit`` stops the server.
+frame (``cd ~~``, ``ls``) and ``resume`` it.  ``shutdown`` stops the server (``quit`` only
+detaches the console; ``otrace attach PID`` opens one again).
 
     python tornademos/torna_trace.py [--addr 127.0.0.1] [--port 8888]
 """

@@ -4,15 +4,15 @@ Each client has three threads of its own, so that nothing it does can stall anot
 or the program:
 
 * the **reader** takes frames off the socket and acts on them (``interrupt`` at once);
-* the **worker** runs the session's commands and completions -- the only place where the
-  program's objects are touched.  It can be interrupted (an asynchronous
-  ``KeyboardInterrupt``) and, if it is stuck in program code, abandoned: the client gets its
-  prompt back within a second and a fresh worker carries on with the same session;
+* the **worker** (:mod:`otrace.service.worker`) runs the session's commands and
+  completions -- the only place where the program's objects are touched.  It can be
+  interrupted and, if it is stuck in program code, abandoned: the client gets its prompt back
+  within a second and a fresh worker thread carries on with the same session;
 * the **writer** sends what the :class:`~otrace.service.outqueue.OutputQueue` holds; only it
   ever waits for the client.
 
-``lock`` is enforced here, not in the console: while locked, every line is a password
-attempt and nothing else runs, whatever keys the client sends.
+``lock`` is enforced here (:mod:`otrace.service.lock`), not in the console: while locked,
+every line is a password attempt and nothing else runs, whatever keys the client sends.
 
 Thread safety: :meth:`announce`, :meth:`request_refresh` and :meth:`close` may be called from
 any thread (program threads included: they only queue).  Everything else runs on the
@@ -22,21 +22,19 @@ client's own threads.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import itertools
 import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from otrace.errors import OTraceError
 from otrace.log import get_logger
-from otrace.passwords import encrypt_password, verify_password
+from otrace.service.lock import ConsoleLock
 from otrace.service.outqueue import OutputQueue
 from otrace.service.peer import Peer
 from otrace.service.protocol import VERSION, FrameReader, ProtocolError, encode, split_text
+from otrace.service.worker import Job, Worker
 from otrace.shell.output import Result
 
 if TYPE_CHECKING:
@@ -44,26 +42,10 @@ if TYPE_CHECKING:
 
 log = get_logger("service")
 
-INTERRUPT_GRACE = 0.5  # seconds an interrupted command gets to stop before it is abandoned
 HELLO_TIMEOUT = 10.0
 SHARED_COMMANDS = frozenset(
     {"trace", "untrace", "tag", "untag", "edit", "unpatch", "rm", "del", "save", "resume"}
 )
-_worker_numbers = itertools.count(1)
-
-
-@dataclass
-class Job:
-    kind: str  # "exec" | "complete" | "cancel" | "refresh"
-    id: int = 0
-    text: str = ""
-    width: int = 0
-    thread: int = 0
-    finished: bool = False
-    replied: bool = False
-    abandoned: bool = False
-    interrupted: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class ClientSession:
@@ -97,13 +79,16 @@ class ClientSession:
         self.closed = threading.Event()
         self.attached = threading.Event()  # hello done (mode attach)
         self.receiving = False  # attached: announcements are queued (a plain flag: hot path)
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._job_lock = threading.Lock()  # guards _current and async exceptions
-        self._current: Job | None = None
+        self.worker = Worker(
+            f"otrace-console-{number}",
+            self._do,
+            self._failed,
+            self._deliver,
+            self._on_abandoned,
+            service.runtime.holds.no_break_threads,
+        )
         self._refresh_queued = False
-        self._generation = 0  # of the current worker; an abandoned one sees it changed
-        self._lock_stage = ""  # "", "set", "confirm", "unlock"
-        self._first_password = ""
+        self.lock = ConsoleLock(service.params)
         self._edit_answers: dict[int, queue.SimpleQueue[dict[str, Any]]] = {}
         self._threads: list[threading.Thread] = []
         self.on_close: list[Any] = []
@@ -126,11 +111,7 @@ class ClientSession:
         if reason:
             self.queue.put_reply({"t": "bye", "msg": reason})
         self.queue.close()
-        self._jobs.put(None)
-        with self._job_lock:
-            job = self._current
-        if job is not None:
-            self._abandon(job)  # a stuck command must not keep the session half alive
+        self.worker.stop()  # a stuck command must not keep the session half alive
         self.service._forget(self)
         if self.own_session:
             with contextlib.suppress(Exception):
@@ -158,7 +139,7 @@ class ClientSession:
         if not self.attached.is_set() or self._refresh_queued:
             return
         self._refresh_queued = True
-        self._jobs.put(Job("refresh"))
+        self.worker.submit(Job("refresh"))
 
     # -- reading ------------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -202,7 +183,7 @@ class ClientSession:
         elif kind == "complete":
             self._submit(Job("complete", _int(msg.get("id")), str(msg.get("text", ""))))
         elif kind == "interrupt":
-            self._interrupt()
+            self.worker.interrupt()
         elif kind == "edited":
             answers = self._edit_answers.get(_int(msg.get("id")))
             if answers is not None:
@@ -232,8 +213,8 @@ class ClientSession:
         if self.local:
             self.on_close.append(lambda c: c.session.hooks.pop("editor", None))
         if self.service.params.password and not self.local:
-            self._lock_stage = "unlock"  # a password is set: attaching consoles start locked
-        self._start_worker()
+            self.lock.lock()  # a password is set: attaching consoles start locked
+        self.worker.start()
         self.queue.put_reply(
             {
                 "t": "welcome",
@@ -245,56 +226,12 @@ class ClientSession:
             }
         )
 
-    # -- jobs ---------------------------------------------------------------------------
+    # -- jobs (run on the worker) ---------------------------------------------------------
     def _submit(self, job: Job) -> None:
-        with self._job_lock:
-            busy = self._current is not None and not self._current.abandoned
-        if busy and job.kind in ("exec", "cancel"):
+        if self.worker.busy() and job.kind in ("exec", "cancel"):
             self._reply_error(job, "A command is still running (Ctrl-C interrupts it)")
             return
-        self._jobs.put(job)
-
-    def _start_worker(self) -> None:
-        self._generation += 1
-        t = threading.Thread(
-            target=self._work_loop,
-            args=(self._generation,),
-            name=f"otrace-console-{self.number}-worker-{next(_worker_numbers)}",
-            daemon=True,
-        )
-        t.start()
-
-    def _work_loop(self, generation: int) -> None:
-        exempt = self.service.runtime.holds.no_break_threads
-        exempt.add(threading.get_ident())  # a break here would hang the console
-        try:
-            while not self.closed.is_set() and generation == self._generation:
-                job = None
-                try:
-                    job = self._jobs.get()
-                    if job is None:
-                        self._jobs.put(None)  # for a replacement worker, if any
-                        return
-                    self._run_job(job)
-                except BaseException:  # noqa: B036 - a late interrupt must not end the worker
-                    if job is not None and not job.replied:
-                        self._finish(job, self._failed(job, KeyboardInterrupt()))
-        finally:
-            exempt.discard(threading.get_ident())
-
-    def _run_job(self, job: Job) -> None:
-        job.thread = threading.get_ident()
-        with self._job_lock:
-            self._current = job
-        reply: list[dict[str, Any]] = []
-        try:
-            try:
-                reply = self._do(job)
-            except BaseException as exc:  # noqa: B036 - the program may raise anything
-                reply = self._failed(job, exc)
-        except BaseException:  # noqa: B036 - a second Ctrl-C while handling the first
-            reply = self._failed(job, KeyboardInterrupt())
-        self._finish(job, reply)
+        self.worker.submit(job)
 
     def _do(self, job: Job) -> list[dict[str, Any]]:
         if job.kind == "exec":
@@ -308,29 +245,17 @@ class ClientSession:
 
     def _cancel(self, job: Job) -> list[dict[str, Any]]:
         """Ctrl-C at a prompt: drop pending multi-line code, or a lock being set up."""
-        chunks: list[tuple[str, str, str]] = []
-        if self._lock_stage in ("set", "confirm"):
-            self._lock_stage, self._first_password = "", ""
-            chunks.append(("err", "Lock cancelled", "text"))
-        elif not self._lock_stage:
+        if self.lock.engaged:
+            chunks = [("err", text, "text") for text in self.lock.cancel()]
+        else:
+            chunks = []
             with contextlib.suppress(Exception):
                 self.session.cancel_code()
         return self._result_frames(job, chunks, "", "")
 
-    def _finish(self, job: Job, reply: list[dict[str, Any]]) -> None:
-        with self._job_lock:
-            job.finished = True  # no interrupt is raised in this thread from now on
-            abandoned = job.abandoned
-            if not abandoned:
-                self._current = None
-        if job.interrupted:
-            _let_interrupt_fire()
-        if abandoned or job.replied:
-            return
-        job.replied = True
-        for msg in reply:
+    def _deliver(self, frames: list[dict[str, Any]]) -> None:
+        for msg in frames:
             self.queue.put_reply(msg)
-        job.done.set()
 
     def _failed(self, job: Job, exc: BaseException) -> list[dict[str, Any]]:
         if job.interrupted and isinstance(exc, KeyboardInterrupt):
@@ -345,7 +270,7 @@ class ClientSession:
         return self._result_frames(job, [("err", text, "text")], "", "")
 
     def _exec(self, job: Job) -> list[dict[str, Any]]:
-        if self._lock_stage:
+        if self.lock.engaged:
             return self._lock_line(job)
         session = self.session
         if job.width > 10:
@@ -364,7 +289,7 @@ class ClientSession:
             action = "detach"
         elif action == "lock":
             action, arg = "", ""
-            self._lock_stage = "unlock" if self.service.params.password else "set"
+            self.lock.lock()
         frames = self._result_frames(job, result.chunks, action, arg)
         if action == "detach":
             threading.Thread(target=self._detach_soon, daemon=True).start()
@@ -387,35 +312,14 @@ class ClientSession:
             self.service.announce_except(self, f"*** {who}: {line.strip()}")
 
     def _lock_line(self, job: Job) -> list[dict[str, Any]]:
-        params = self.service.params
-        text = job.text
-        chunks: list[tuple[str, str, str]] = []
-        stage = self._lock_stage
-        if stage == "set":
-            if not text:
-                chunks.append(("err", "Lock cancelled", "text"))
-                self._lock_stage = ""
-            else:
-                self._first_password, self._lock_stage = text, "confirm"
-        elif stage == "confirm":
-            if text == self._first_password:
-                params.set("password", encrypt_password(text))
-                self._lock_stage = "unlock"
-            else:
-                chunks.append(("err", "Passwords differ; try again", "text"))
-                self._lock_stage = "set"
-            self._first_password = ""
-        elif verify_password(text, params.password):
-            self._lock_stage = ""
-            self.service.audit.record(self.peer, self.user, self.number, "ok", "(unlocked)")
-        else:
-            chunks.append(("err", "Wrong password", "text"))
-            self.service.audit.record(self.peer, self.user, self.number, "err", "(unlock)")
-        return self._result_frames(job, chunks, "", "")
+        errors, outcome = self.lock.answer(job.text)
+        if outcome:  # the password itself is never logged
+            self.service.audit.record(self.peer, self.user, self.number, outcome, "(unlock)")
+        return self._result_frames(job, [("err", e, "text") for e in errors], "", "")
 
     def _complete(self, job: Job) -> list[dict[str, Any]]:
         items: list[list[Any]] = []
-        if not self._lock_stage:
+        if not self.lock.engaged:
             complete = getattr(self.session, "complete", None)
             if complete is None:
                 from otrace.shell.completion import complete as complete_line
@@ -443,20 +347,8 @@ class ClientSession:
         return frames
 
     def _state(self) -> dict[str, Any]:
-        stage = self._lock_stage
-        if stage:
-            secret = {
-                "set": "Set password: ",
-                "confirm": "Confirm password: ",
-                "unlock": "Enter password to unlock: ",
-            }[stage]
-            return {
-                "prompt": secret,
-                "pending": False,
-                "secret": secret,
-                "locked": stage == "unlock",
-                "auto_lock": 0,
-            }
+        if self.lock.engaged:
+            return self.lock.state()
         params = self.service.params
         try:
             prompt = self.session.prompt()
@@ -478,48 +370,26 @@ class ClientSession:
         for msg in self._result_frames(job, [("err", text, "text")], "", ""):
             self.queue.put_reply(msg)
 
-    # -- interrupting -------------------------------------------------------------------
-    def _interrupt(self) -> None:
-        """Ctrl-C while a command runs: stop it, or abandon it after INTERRUPT_GRACE."""
-        with self._job_lock:
-            job = self._current
-            if job is not None and not job.finished and job.kind != "refresh":
-                job.interrupted = True
-                _raise_in_thread(job.thread, KeyboardInterrupt)
-            else:
-                job = None
-        if job is None:
-            return
-        if job.done.wait(INTERRUPT_GRACE):
-            return
-        self._abandon(job)
-
-    def _abandon(self, job: Job) -> None:
-        with self._job_lock:
-            if job.finished or job.abandoned:
-                return
-            job.abandoned = True
-            self._current = None
+    def _on_abandoned(self, job: Job) -> None:
+        """A command stuck in program code was abandoned after Ctrl-C (or at detach)."""
         self.service.audit.record(
             self.peer, self.user, self.number, "int", f"(abandoned) {job.text}"
         )
         if self.closed.is_set():
             return
-        note = (
-            "Interrupted; the command is still running in the program's code and was "
-            "abandoned (it finishes in the background).  The session goes on."
-        )
         if job.kind == "complete":
             self.queue.put_reply({"t": "completions", "id": job.id, "items": []})
-        else:
-            self._reply_error(job, note)
-        self._start_worker()
+            return
+        self._reply_error(
+            job,
+            "Interrupted; the command is still running in the program's code and was "
+            "abandoned (it finishes in the background).  The session goes on.",
+        )
 
     # -- editing on the operator's side ---------------------------------------------------
     def _remote_edit(self, text: str, label: str) -> str:
         """The ``editor`` hook: the client edits ``text`` and sends it back (worker thread)."""
-        with self._job_lock:
-            job = self._current
+        job = self.worker.current()
         edit_id = job.id if job is not None else 0
         answers: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._edit_answers[edit_id] = answers
@@ -578,21 +448,3 @@ def _encode_safe(msg: dict[str, Any]) -> bytes:
     except (ProtocolError, TypeError, ValueError):
         log.warning("dropped an unencodable frame of type %s", msg.get("t"))
         return b""
-
-
-def _raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
-    """Raise ``exc_type`` in thread ``ident`` at its next Python instruction."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
-
-
-def _let_interrupt_fire() -> None:
-    """Give an interrupt raised just before the job finished a place to land harmlessly.
-
-    (Clearing it with ``PyThreadState_SetAsyncExc(id, NULL)`` instead would leave the
-    interpreter's eval-breaker flag set on CPython 3.11, and a traced thread then spins.)
-    """
-    try:
-        for _ in range(3):
-            pass
-    except KeyboardInterrupt:
-        pass
