@@ -196,9 +196,9 @@ class OShell:
 
     def _run(self) -> None:
         console = None
-        if not self.no_input and self._has_console_input():
+        if not self.no_input and not self._shut.is_set() and self._has_console_input():
+            backend = RemoteSession(self.service.connect_local(self.session), "terminal")
             try:
-                backend = RemoteSession(self.service.connect_local(self.session), "terminal")
                 backend.hello("attach")
                 local = self.stdin is sys.stdin
                 console = make_console(
@@ -210,7 +210,9 @@ class OShell:
                     local=self.runtime if local else None,
                 )
             except (AttachError, OSError) as exc:
-                log.logger.error("otrace: no local console: %s", exc)
+                backend.close()
+                if not self._shut.is_set():
+                    log.logger.error("otrace: no local console: %s", exc)
         self.console = console
         try:
             if self.init_func is not None:

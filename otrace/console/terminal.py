@@ -117,6 +117,7 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
         self._init_router()
         self._init_handover()
         self._init_repeat()
+        self._held: list[str] = []  # announcements that came while pdb had the terminal
         try:
             self._color = bool(stdout.isatty())
         except (AttributeError, ValueError):
@@ -231,6 +232,11 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
 
     def _on_handover(self, event: DebuggerHandover) -> None:
         self.on_debugger(event.phase)
+        if event.phase == "leave":
+            with self._state:
+                held, self._held = self._held, []
+            for text in held:
+                self.announce(text)
 
     # -- output -------------------------------------------------------------------------
     def render(self, text: str, kind: str) -> str:
@@ -242,9 +248,12 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
         return text
 
     def announce(self, text: str) -> None:
-        """Print an announcement above the prompt (or now, if no prompt is shown).  Any
-        thread (the session's reader thread)."""
+        """Print an announcement above the prompt (or now, if no prompt is shown); while pdb
+        owns the terminal, keep it until pdb lets go.  Any thread (the session's reader)."""
         with self._state:
+            if not self._terminal_free.is_set():
+                self._held.append(text)  # not in the middle of pdb's own prompt line
+                return
             if self._repeating:
                 self._wake()  # an announcement ends repeat mode; it prints after it
             self._emit(self.stderr, text + "\n", whole=True, echo=True)

@@ -224,3 +224,22 @@ def test_stopped_client_does_not_slow_the_server(server):
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
             proc.wait()
+
+
+def test_edit_uses_the_operators_editor(server, tmp_path):
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/i + 1/i + 100/' \"$1\"\n")
+    editor.chmod(0o755)
+    env = dict(server.env, EDITOR=str(editor), VISUAL="")
+    proc = subprocess.run(
+        attach_cmd(str(server.pid)),
+        input="set safe_mode False\nedit Work.step\npr Work.step(1)\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+        timeout=30,
+    )
+    assert "Patched Work.step" in proc.stdout, proc.stderr
+    assert "101" in proc.stdout
+    assert server.get("n=1").startswith("ok")

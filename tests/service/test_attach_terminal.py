@@ -131,3 +131,11 @@ def test_lock_holds_against_keys(server, console):
     console.wait_for(r"Wrong password")
     console.line("sesame")
     console.wait_prompt("globals>")
+
+
+def test_repeat_through_an_attached_console(console):
+    console.line("repeat pr counts")
+    console.wait_for(r"^\{'requests': \d+\}$", what="the repeated output")
+    time.sleep(0.5)  # a few repetitions
+    console.type("x")
+    console.wait_prompt("globals> x")
