@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace import log
-from otrace.console import AttachError, RemoteSession, make_console
+from otrace.console import AttachError, Console, RemoteSession, make_console
 from otrace.errors import OTraceError, SafeModeError
 from otrace.runtime import Runtime, default
 from otrace.service import Service
@@ -123,7 +123,7 @@ class OShell:
         self.stdin = _stdin or sys.stdin
         self.stdout = _stdout or sys.stdout
         self.stderr = _stderr or sys.stderr
-        self.console = None
+        self.console: Console | None = None  # the local console, while it runs
         self.thread: threading.Thread | None = None
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False
@@ -195,7 +195,7 @@ class OShell:
             self._run()
 
     def _run(self) -> None:
-        console = None
+        console: Console | None = None
         if not self.no_input and not self._shut.is_set() and self._has_console_input():
             backend = RemoteSession(self.service.connect_local(self.session), "terminal")
             try:

@@ -113,7 +113,7 @@ def prepare_socket_path(path: str) -> None:
 
 def clean_stale(directory: str) -> list[str]:
     """Remove sockets of dead processes in ``directory`` (their audit logs stay, as records)."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
