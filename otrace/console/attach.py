@@ -97,8 +97,8 @@ def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = Non
         console.run()
     finally:
         backend.close()
-    if console.detached_by == "service":
-        return 2
+    if console.detached_by == "service" and not backend.bye:
+        return 2  # the connection was lost without a goodbye
     return 0
 
 
