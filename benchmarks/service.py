@@ -63,6 +63,10 @@ class Served:
         remote.hello()
         return remote
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         for c in self.consoles:
             c.close()
@@ -96,16 +100,19 @@ def figure_a(seconds: float, rounds: int) -> None:
             med = interleave(
                 {n: (lambda s=s: wrk(s.url, seconds)) for n, s in servers.items()}, rounds
             )
+            before = {n: s.cpu_seconds() for n, s in servers.items()}
+            time.sleep(3)  # idle: what do the consoles cost when nobody types?
+            idle = {n: s.cpu_seconds() - before[n] for n, s in servers.items()}
         finally:
             for s in servers.values():
                 s.stop()
     base = med["no otrace"]
-    rows = [(n, f"{v:.0f}", f"{v / base:.3f}") for n, v in med.items()]
+    rows = [(n, f"{v:.0f}", f"{v / base:.3f}", f"{idle[n]:.2f}") for n, v in med.items()]
     table(
         f"A. Tornado hello world, req/s (median of {rounds} interleaved rounds of {seconds:g}s, "
-        "wrk -t1 -c8)",
+        "wrk -t1 -c8); CPU seconds each server used in 3 idle seconds",
         rows,
-        ("server", "req/s", "ratio"),
+        ("server", "req/s", "ratio", "idle cpu s"),
     )
     for n, v in med.items():
         if n != "no otrace":
