@@ -159,6 +159,17 @@ def test_another_uid_is_refused_and_audited(tmp_path):
     path = shared / "app.sock"
     srv = Server(tmp_path, APP_LISTEN=str(path))
     try:
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        proc = subprocess.run(
+            [*as_nobody, *attach_cmd(str(path))],
+            capture_output=True,
+            text=True,
+            env=srv.env,
+            cwd="/",
+            timeout=30,
+        )
+        assert proc.returncode == 1  # the socket is 0600: the kernel already says no
+        assert f"permission denied: {path} (owned by uid 0)" in proc.stderr, proc.stderr
         os.chmod(path, 0o666)  # even with the file mode opened up, the peer check refuses
         proc = subprocess.run(
             [

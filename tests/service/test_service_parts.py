@@ -146,3 +146,36 @@ def test_in_process_service_two_clients_and_announcements(tmp_path):
     finally:
         service.stop()
     assert not os.path.exists(path)
+
+
+@pytest.mark.timeout(30)
+def test_otrace_listen_environment_and_version_mismatch(tmp_path, monkeypatch):
+    import otrace
+    from otrace.console.remote import AttachError, RemoteSession
+    from otrace.runtime import Runtime
+
+    path = tmp_path / "env.sock"
+    monkeypatch.setenv("OTRACE_LISTEN", str(path))
+    shell = otrace.OShell({"__name__": "envapp"}, no_input=True, banner="", runtime=Runtime())
+    try:
+        assert shell.start_service() == str(path) and path.exists()
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(path))
+        s.sendall(encode({"t": "hello", "v": 99, "mode": "attach"}))
+        s.settimeout(5)
+        data = s.recv(65536)
+        s.close()
+        assert b"protocol version 99 not supported" in data
+        remote = RemoteSession(socket.socket(socket.AF_UNIX))
+        remote.sock.connect(str(path))
+        assert remote.hello("info")["program"]
+        remote.close()
+    finally:
+        shell.shutdown()
+    assert not path.exists()
+    monkeypatch.setenv("OTRACE_LISTEN", "0")
+    assert otrace.OShell({}, no_input=True, runtime=Runtime()).start_service() is None
+    with pytest.raises(AttachError, match="no such socket"):
+        from otrace.console.attach import find_socket
+
+        find_socket(str(path))
