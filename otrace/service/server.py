@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import selectors
 import socket
@@ -78,6 +79,7 @@ class Service:
         self._wake_r, self._wake_w = -1, -1
         self._stopped = False
         self._hooked = False
+        self._log_handler = _ConsoleLogHandler(self)
 
     # -- identity -----------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -217,6 +219,7 @@ class Service:
         bus.subscribe(Announcement, self._on_announcement)
         bus.subscribe(ContextRecorded, self._on_context)
         bus.subscribe(ContextRemoved, self._on_context)
+        logging.getLogger("otrace").addHandler(self._log_handler)
 
     def _unhook_events(self) -> None:
         with self._lock:
@@ -227,6 +230,7 @@ class Service:
         bus.unsubscribe(Announcement, self._on_announcement)
         bus.unsubscribe(ContextRecorded, self._on_context)
         bus.unsubscribe(ContextRemoved, self._on_context)
+        logging.getLogger("otrace").removeHandler(self._log_handler)
 
     def _on_announcement(self, event: Announcement) -> None:
         text = event.text  # on the traced thread: as little as possible
@@ -274,3 +278,23 @@ class Service:
                     os.close(fd)
         self._wake_r = self._wake_w = -1
         self._unhook_events()
+
+
+class _ConsoleLogHandler(logging.Handler):
+    """otrace's own log records (warnings and up) to attached consoles, through their queues.
+
+    Not to the local console: the program's terminal already shows what is logged to it.
+    """
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(logging.WARNING)
+        self.service = service
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"otrace {record.levelname.lower()}: {record.getMessage()}"
+        except Exception:
+            return
+        for client in self.service._snapshot:
+            if client.receiving and not client.local:
+                client.queue.put_announcement(text)

@@ -138,6 +138,11 @@ def test_in_process_service_two_clients_and_announcements(tmp_path):
         assert remote.prompt() == "osh> " and local.prompt() == "globals> "  # own cwd each
         log.announce("something happened")
         assert got.wait(5) and heard == ["something happened"]
+        got.clear()
+        import logging
+
+        logging.getLogger("otrace.test").warning("disk %s", "full")
+        assert got.wait(5) and heard[-1] == "otrace warning: disk full"
         assert [c.text for c in remote.complete("pr val")] == ["value"]
         assert service.info()["consoles"] == 2
         assert "ok  value * 6" in "\n".join(service.audit.snapshot())
