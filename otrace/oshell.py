@@ -220,8 +220,8 @@ class OShell:
                     self.init_func(self)
                 except Exception:
                     self._say("init_func failed:\n" + traceback.format_exc().rstrip(), err=True)
-            if self.banner:
-                self._say(self.banner)
+            if self.banner and (console is not None or self.no_input):
+                self._say(self.banner)  # (consoles that attach later get it on attaching)
             self._run_line(self._init_file_command())
             if self.no_input:
                 return
