@@ -97,9 +97,7 @@ def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = Non
         console.run()
     finally:
         backend.close()
-    if console.detached_by == "service" and not backend.bye:
-        return 2  # the connection was lost without a goodbye
-    return 0
+    return 2 if backend.lost else 0  # 2: the connection was lost, not closed
 
 
 def service_info(path: str, timeout: float = 2.0) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from otrace.shell.completion import Completion
 from otrace.shell.output import Result
 
 COMPLETION_TIMEOUT = 5.0
+UNANSWERED_INTERRUPT = 5.0  # seconds after Ctrl-C with no answer: the service is gone
 _ENDED = {"t": "_ended"}
 
 
@@ -47,6 +49,8 @@ class RemoteSession:
         self.state: dict[str, Any] = {"prompt": "> ", "pending": False, "secret": ""}
         self.ended = threading.Event()
         self.bye = ""
+        self.lost = False  # the connection ended without the service saying goodbye
+        self._closing = False  # we detach: the end of the connection is expected
         self._ids = itertools.count(1)
         self._replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._send_lock = threading.Lock()
@@ -121,6 +125,8 @@ class RemoteSession:
         except (OSError, ProtocolError):
             pass
         finally:
+            if not self.bye and not self._closing:
+                self.lost = True
             self.ended.set()
             self._replies.put(_ENDED)
             with contextlib.suppress(Exception):
@@ -206,15 +212,26 @@ class RemoteSession:
         if not self._send_quietly({**msg, "id": request_id}):
             result.error(self._lost())
             return result
+        interrupted_at = 0.0
         while True:
             try:
                 reply = self._replies.get(timeout=0.1)
             except queue.Empty:
                 if poll is not None and poll():
                     self.interrupt()
+                    interrupted_at = interrupted_at or time.monotonic()
+                if interrupted_at and time.monotonic() - interrupted_at > UNANSWERED_INTERRUPT:
+                    # the service answers an interrupt within a second; a stopped or hung
+                    # process does not: give the operator back their terminal
+                    self.bye = "the service does not answer (process stopped or hung?)"
+                    self.close()
+                    self.lost = True
+                    result.error(self._lost())
+                    return result
                 continue
             except KeyboardInterrupt:
                 self.interrupt()
+                interrupted_at = interrupted_at or time.monotonic()
                 continue
             if reply is _ENDED:
                 self._replies.put(_ENDED)
@@ -235,6 +252,8 @@ class RemoteSession:
                 self._edit(reply, on_edit)
             elif kind == "done":
                 result.action = str(reply.get("action", ""))
+                if result.action == "detach":
+                    self._closing = True
                 result.action_arg = str(reply.get("arg", ""))
                 self.state = dict(reply.get("state") or self.state)
                 result.incomplete = self.pending_code
@@ -291,6 +310,7 @@ class RemoteSession:
         self.close()
 
     def close(self) -> None:
+        self._closing = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):

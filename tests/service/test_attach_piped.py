@@ -111,8 +111,8 @@ def test_sigkill_mid_command_leaves_the_service_usable(server):
     proc.kill()
     proc.communicate(timeout=10)
     assert server.get().startswith("ok")
-    rc, out, _ = attach_piped(server, "pr 2 ** 10\n")
-    assert rc == 0 and "1024" in out
+    rc, out, err = attach_piped(server, "pr 2 ** 10\n")
+    assert rc == 0 and "1024" in out, (rc, out, err, server.output())
 
 
 def test_garbage_and_huge_lines_end_only_that_session(server):

@@ -139,3 +139,21 @@ def test_repeat_through_an_attached_console(console):
     time.sleep(0.5)  # a few repetitions
     console.type("x")
     console.wait_prompt("globals> x")
+
+
+def test_a_stopped_program_does_not_hold_the_console_hostage(server, console):
+    import os
+    import signal
+
+    console.line("pr 1 + 1")
+    console.wait_for(r"^2$")
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        console.line("pr 2 + 2")
+        time.sleep(0.5)
+        console.send("C-c")
+        console.wait_for(r"does not answer", what="the console giving up", timeout=15)
+        console.wait_for(r"^EXIT-STATUS-2$", what="the attach client exiting")
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert server.get().startswith("ok")
