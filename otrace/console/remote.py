@@ -306,6 +306,7 @@ class RemoteSession:
 
     def detach(self) -> None:
         """Leave the session (the program runs on).  Any thread."""
+        self._closing = True  # before the service can hang up on us
         self._send_quietly({"t": "detach"})
         self.close()
 
