@@ -225,8 +225,9 @@ class OShell:
             self._run_line(self._init_file_command())
             if self.no_input:
                 return
+            # (unless something is open there already, e.g. by otrace -p FILE --trust)
             unpickle_file = self.runtime.params.unpickle_file
-            if unpickle_file:
+            if unpickle_file and type(self.session.mounts.get("pickled")) is dict:
                 self._run_line(f"unpickle {unpickle_file}")
             if console is not None and not (self._shut.is_set() or self._quit_at_start):
                 console.run()

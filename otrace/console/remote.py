@@ -168,6 +168,16 @@ class RemoteSession:
         return dict(self.state.get("aliases") or {})
 
     @property
+    def cwd(self) -> tuple[str, ...]:
+        return tuple(self.state.get("cwd") or ())
+
+    def expand_alias(self, name: str, args: list[str]) -> list[str]:
+        """As the session expands it (for highlighting what the line will run)."""
+        from otrace.shell.session import Session
+
+        return Session.expand_alias(self, name, args)  # type: ignore[arg-type]
+
+    @property
     def secret(self) -> str:
         """The password prompt when the session waits for one (locked), else ''."""
         return str(self.state.get("secret", ""))
