@@ -74,8 +74,9 @@ def attach(
       :func:`run_on_loop` targets this loop;
     * with a ``shell`` whose ``eventloop_callback`` was omitted, it is set to
       ``loop.add_callback``; with ``stop_loop``, the loop stops once the shell shuts down
-      (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
-      this instead of ``loop.stop``, see :func:`stop_on_shutdown`).
+      (``shutdown``), so ``loop.start()`` returns and the process can exit (``on_stop``:
+      call this instead of ``loop.stop``, see :func:`stop_on_shutdown`);
+    * a shell made with ``listen`` (or ``OTRACE_LISTEN``) starts listening for consoles.
 
     The loop is kept on the runtime (``runtime``, else the shell's, else the default one).
     Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
@@ -93,6 +94,9 @@ def attach(
             shell.eventloop_callback = loop.add_callback
         if stop_loop:
             stop_on_shutdown(shell, loop, on_stop=on_stop)
+        start_service = getattr(shell, "start_service", None)
+        if start_service is not None:
+            start_service()  # consoles can attach as soon as the loop runs (if it listens)
     return loop
 
 
