@@ -11,7 +11,7 @@ Typical main::
     loop = IOLoop.current()
     shell = OShell(globals(), locals(), init_file="app.trc", allow_unsafe=True,
                    new_thread=True, eventloop_callback=loop.add_callback)
-    otrace.tornado.attach(shell, loop)     # defaults + stop the loop when the shell quits
+    otrace.tornado.attach(shell, loop)     # defaults + stop the loop at shutdown
     shell.loop()
     app.listen(port)
     loop.start()
