@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from service_helpers import Server
 
@@ -13,6 +11,3 @@ def server(tmp_path):
     srv = Server(tmp_path)
     yield srv
     srv.stop()
-
-
-needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")

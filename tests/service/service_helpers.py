@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,7 +15,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 APP = Path(__file__).with_name("served_app.py")
 
 

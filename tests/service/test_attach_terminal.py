@@ -8,8 +8,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import needs_tmux
-from service_helpers import Attached
+from service_helpers import Attached, needs_tmux
 
 pytestmark = [pytest.mark.terminal, needs_tmux, pytest.mark.timeout(120)]
 
