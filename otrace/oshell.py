@@ -32,14 +32,16 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace import log
+from otrace._version import __version__
 from otrace.console import AttachError, Console, RemoteSession, make_console
 from otrace.errors import OTraceError, SafeModeError
 from otrace.runtime import Runtime, default
 from otrace.service import Service
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
+from otrace.shell.evaluate import format_user_traceback
 from otrace.shell.session import Session
-from otrace.version import __version__
+from otrace.tracing import dbkeys
 
 DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
 LISTEN_ENV = "OTRACE_LISTEN"
@@ -113,6 +115,8 @@ class OShell:
         self.banner = DEFAULT_BANNER if banner is None else banner
         self.service = Service(self.new_session, banner=self.banner, runtime=rt)
         self.session = self.new_session()
+        if db_interface is not None and hasattr(db_interface, "set_access_hook"):
+            db_interface.set_access_hook(dbkeys.access_hook_for(rt.tracer))
         self.init_func = init_func
         self.init_file = init_file
         self.no_input = no_input
@@ -157,6 +161,7 @@ class OShell:
             session.hooks["web"] = make_web_backend(self.web_interface, self.runtime.announce)
         if self.db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             session.mounts["db"] = self.db_interface.get_root_tree()
+            session.hooks["db"] = self.db_interface  # trace /osh/db/...: key_from_path
         session.mounts["audit"] = self.service.audit.lines
         session.hooks["shutdown"] = self._shutdown_command
         if getattr(self, "session", None) is not None:
@@ -338,8 +343,8 @@ class OShell:
                 else:
                     func()
                 self.runtime.announce("Run completed")
-            except BaseException:  # noqa: B036 - report anything, keep serving
-                self.runtime.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+            except BaseException as exc:  # noqa: B036 - report anything, keep serving
+                self.runtime.announce("Error in completed run\n" + format_user_traceback(exc))
             finally:
                 self._running_task = False
 
@@ -401,7 +406,8 @@ def set_trace(
     init_file: str = "",
 ) -> OShell:
     """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
-    (or at once with ``new_thread``)."""
+    (or at once with ``new_thread``).  Called in a function, the shell starts in
+    ``/osh/locals`` (the caller's locals, taken from its frame when not given)."""
     if locals_dict is None:
         frame = sys._getframe(1)
         locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
@@ -412,5 +418,9 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
+    if locals_dict is not globals_dict:
+        # called in a function: start among its locals, so that its names resolve as typed
+        # (then the globals), as in pdb
+        shell.session.execute("cd /osh/locals")
     shell.loop(wait_to_run=wait_to_run)
     return shell

@@ -1,8 +1,9 @@
 """``repeat`` in the terminal: redraw a command's output on the alternate screen until a key.
 
-The command runs every ``repeat_interval`` seconds; a key press ends it (a printable key is
-kept as the start of the next line), and so does an announcement (it is printed after it).
-Ctrl-C is a key here, like any other.
+The command runs every ``repeat_interval`` seconds; a key press ends it (the key only stops
+it: it is not the start of the next command), and so does an announcement (it is printed
+after it).  Ctrl-C is a key here, like any other.  The last output is shown again on the
+normal screen, where it stays.
 
 Thread safety: runs in the console's thread; :meth:`AltScreenRepeat._wake` from any thread.
 """
@@ -29,7 +30,6 @@ class AltScreenRepeat:
 
     def _init_repeat(self) -> None:
         self._repeating = False
-        self._typeahead = ""
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
 
@@ -44,7 +44,8 @@ class AltScreenRepeat:
             os.write(self._wake_w, b"x")
 
     def repeat(self, line: str) -> None:
-        """Run ``line`` every repeat_interval on the alternate screen until a key is pressed."""
+        """Run ``line`` every repeat_interval on the alternate screen until a key is pressed;
+        then show the last output on the normal screen, where it stays."""
         interval = float(self.backend.state.get("repeat_interval", 0.2))  # type: ignore[attr-defined]
         result = self.execute(line)  # type: ignore[attr-defined]
         if interval <= 0 or result.err or result.action:
@@ -74,8 +75,8 @@ class AltScreenRepeat:
                     break
                 result = self.execute(line)  # type: ignore[attr-defined]
                 if result.err or result.action:
-                    last = result  # shown on the normal screen, where it stays
                     break
+            last = result  # leaving the alternate screen wipes it: show this one again
         finally:
             self._write(self.stdout, ALT_SCREEN_OFF)  # type: ignore[attr-defined]
             with contextlib.suppress(termios.error, OSError):
@@ -101,20 +102,7 @@ class AltScreenRepeat:
         except (OSError, ValueError):
             return True
         if fd in ready:
-            try:
-                data = os.read(fd, 1024).decode("utf-8", "ignore")
-            except OSError:
-                data = ""
-            self._typeahead = printable_prefix(data)
+            with contextlib.suppress(OSError):
+                os.read(fd, 1024)  # the key only stops repeat: it is not the next command
             return True
         return bool(ready)
-
-
-def printable_prefix(keys: str) -> str:
-    """The typed text worth keeping: printable characters before any control key."""
-    out = []
-    for ch in keys:
-        if not ch.isprintable():
-            break
-        out.append(ch)
-    return "".join(out)

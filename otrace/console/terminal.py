@@ -13,7 +13,7 @@ to :class:`~otrace.console.plain.Console`:
 * Ctrl-C cancels the line (and pending multi-line code), and while a command runs it
   interrupts that command (the terminal does not send SIGINT meanwhile: the program never
   sees it); Ctrl-D and ``quit`` detach the console;
-* ``repeat`` on the alternate screen (:mod:`.repeat`); the local console hands the terminal
+* ``repeat`` on the alternate screen until a key (:mod:`.repeat`); the local console hands the terminal
   to pdb and takes it back (:mod:`.pdb_handover`); password prompts of a locked session
   read without echo and stay out of the history.
 
@@ -50,7 +50,7 @@ from prompt_toolkit.output import create_output
 from otrace.console.highlight import ShellLexer, highlight_python
 from otrace.console.pdb_handover import SUSPENDED, PdbHandover
 from otrace.console.plain import Console
-from otrace.console.repeat import AltScreenRepeat, printable_prefix
+from otrace.console.repeat import AltScreenRepeat
 from otrace.console.router import OutputRouter
 from otrace.events import DebuggerHandover
 
@@ -118,6 +118,7 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
         self._init_handover()
         self._init_repeat()
         self._held: list[str] = []  # announcements that came while pdb had the terminal
+        self._typeahead = ""  # keys typed while a command ran: the start of the next line
         try:
             self._color = bool(stdout.isatty())
         except (AttributeError, ValueError):
@@ -363,3 +364,13 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
             app = ps.app
             if app.is_running and app.future is not None and not app.future.done():
                 app.exit(exception=EOFError())
+
+
+def printable_prefix(keys: str) -> str:
+    """The typed text worth keeping: printable characters before any control key."""
+    out = []
+    for ch in keys:
+        if not ch.isprintable():
+            break
+        out.append(ch)
+    return "".join(out)
