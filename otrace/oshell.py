@@ -135,6 +135,7 @@ class OShell:
         self._shutdown_lock = threading.Lock()
         self._quit_at_start = False
         self._wait_to_run = False
+        self._stopping = False
         self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
         rt.shell = self  # the runtime's embedded shell (was OShell.instance)
         # so `set pickle_file` writes
@@ -259,7 +260,7 @@ class OShell:
 
     def _console_gone(self, console: Any) -> None:
         """The local console detached (or never was): say how to get back in."""
-        if self._shut.is_set():
+        if self._shut.is_set() or self._stopping:
             return
         path = self.service.path
         how = (
@@ -354,6 +355,7 @@ class OShell:
         if self.session.params.safe_mode:
             raise SafeModeError("shutdown not permitted in safe mode; set safe_mode False")
         ends_program = bool(self.on_shutdown) or self._wait_to_run
+        self._stopping = True  # the local console's detach is not "the program runs on"
 
         def stop() -> None:
             self.shutdown()

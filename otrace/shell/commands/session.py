@@ -185,3 +185,4 @@ def shutdown(sh, args: Args) -> None:
         return
     stop()
     sh.out.error("Shutting down the program...")
+    sh.out.action = "quit"  # this console goes at once: no prompt for a program that ends
