@@ -149,21 +149,24 @@ class Console:
             return False
         if result.action == "repeat":
             self.repeat(result.action_arg)
-        elif result.action == "confirm":
-            self.confirm(result.action_arg)
+        elif result.action == "confirm" and not self.confirm(result.action_arg):
+            self.detached_by = "quit"
+            return False
         return not self.backend.ended.is_set()
 
-    def confirm(self, line: str) -> None:
-        """Ask before running ``line`` (e.g. ``shutdown -y``)."""
+    def confirm(self, line: str) -> bool:
+        """Ask before running ``line`` (e.g. ``shutdown -y``); False if it detached us."""
         what = "Stop the program" if line.startswith("shutdown") else f"Run {line!r}"
         try:
             answer = self.read_line(f"{what}? [y/N] ")
         except KeyboardInterrupt:
             answer = None
         if answer is not None and answer.strip().lower() in ("y", "yes"):
-            self.show(self.execute(line))
-        else:
-            self._write(self.stderr, "Not confirmed\n")
+            result = self.execute(line)
+            self.show(result)
+            return result.action != "detach"
+        self._write(self.stderr, "Not confirmed\n")
+        return True
 
     def repeat(self, line: str) -> None:
         """Run ``line`` every repeat_interval until input arrives (or 10000 times)."""
