@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from otrace import _default
+from otrace.contexts import targets
 from otrace.contexts.record import TraceContext
 from otrace.contexts.sanitize import (
     DEFAULT_LIMITS,
@@ -53,7 +54,7 @@ from otrace.contexts.sanitize import (
     freeze_context,
 )
 from otrace.contexts.store import ContextStore
-from otrace.errors import StoreError
+from otrace.errors import OTraceError, StoreError
 from otrace.events import ContextRecorded
 from otrace.log import announce, get_logger
 from otrace.params import Params
@@ -447,7 +448,7 @@ class PersistenceHook:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.writer: PickleWriter | None = None
+        self.writer: Any = None  # a PickleWriter, or a database back end's BatchWriter
         self.params: Params | None = None
         self.store: ContextStore | None = None
         self.workdir: str | None = None
@@ -457,20 +458,28 @@ class PersistenceHook:
         """Refuse a ``pickle_file`` that cannot be opened (runs before the value is stored)."""
         if name != "pickle_file" or not value:
             return
-        path = resolve_path(value, self.workdir)
+        path = self.resolve(value)
         writer = self.writer
         if writer is not None and writer.path == path:
             return
-        _connect(path, create=True, busy_timeout=1.0).close()
+        if isinstance(path, targets.DatabaseTarget):
+            targets.check_writable(path, **self.options)
+        else:
+            _connect(path, create=True, busy_timeout=1.0).close()
+
+    def resolve(self, value: str | os.PathLike[str]) -> Path | targets.DatabaseTarget:
+        """A database URL parsed, or a file path resolved from the work directory."""
+        if targets.is_url(value):
+            return targets.parse(str(value))
+        return resolve_path(value, self.workdir)
 
     def on_param(self, name: str, old: Any, new: Any) -> None:
         if name == "pickle_file":
             self.open(new or None)
 
-    def open(
-        self, path: str | os.PathLike[str] | None, timeout: float = 10.0
-    ) -> PickleWriter | None:
-        target = resolve_path(path, self.workdir) if path else None
+    def open(self, path: str | os.PathLike[str] | None, timeout: float = 10.0) -> Any:
+        """Write to ``path`` (a file or a database URL) from now on; None: stop writing."""
+        target = self.resolve(path) if path else None
         with self.lock:
             current = self.writer
             if current is not None and target is not None and current.path == target:
@@ -480,7 +489,10 @@ class PersistenceHook:
             current.close(timeout)
         if target is None:
             return None
-        writer = PickleWriter(target, **self.options)
+        if isinstance(target, targets.DatabaseTarget):
+            writer = targets.open_writer(target, **self.options)
+        else:
+            writer = PickleWriter(target, **self.options)
         with self.lock:
             self.writer = writer
         return writer
@@ -509,6 +521,16 @@ class PersistenceHook:
         current = params.get("pickle_file")
         if current:
             self.open(current)
+        elif targets.from_environment():
+            self._from_environment(params)
+
+    def _from_environment(self, params: Params) -> None:
+        """``OTRACE_STORE`` names the store when ``pickle_file`` is unset; a store that
+        cannot be used is announced, and the program runs on without one."""
+        try:
+            params.set("pickle_file", targets.from_environment())
+        except OTraceError as exc:
+            announce(f"otrace: {targets.ENV} not used: {exc}")
 
     def uninstall(self) -> None:
         """See :func:`uninstall`."""
@@ -849,10 +871,18 @@ def open_pickled(
     """Open a pickle file for browsing; StoreError (one line) if it cannot be.
 
     ``filters`` maps ``kind``, ``key``, ``methodname``, ``context_id``, ``timestamp`` or
-    ``pid`` to a value (a glob if it has ``*?[``); all must match.  If this process is
+    ``pid`` to a value (a glob if it has ``*?[``); all must match.  ``path`` may also be a
+    database URL (:mod:`otrace.contexts.targets`; more filters there).  If this process is
     writing the same file, what is queued is written first.  May be called from any thread.
     """
     filters = dict(filters or {})
+    if targets.is_url(path):
+        db = targets.parse(str(path))
+        rt = _default.peek()
+        w = rt.persistence.writer if rt is not None else None
+        if w is not None and w.path == db:
+            w.flush(5.0)
+        return targets.open_reader(db, filters)
     unknown = sorted(set(filters) - set(_FIELDS))
     if unknown:
         raise StoreError(f"unknown filter field {unknown[0]!r} (use {', '.join(_FIELDS)})")

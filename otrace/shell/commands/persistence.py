@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from otrace.contexts import sqlite
+from otrace.contexts import sqlite, targets
 from otrace.errors import SafeModeError, UsageError
 from otrace.shell.registry import Args, Option, command
 
@@ -16,6 +16,8 @@ def unpickle(sh, args: Args) -> None:
     Relative names are taken from the work directory (~~w).  Filters, all of which must
     hold: kind, key, methodname, context_id, timestamp, pid (globs allowed), e.g.
     unpickle trace.db methodname=Cart.boom kind=exceptions
+    A PostgreSQL store (unpickle postgresql://user@host/db) also takes host=, since= and
+    until= (2026-12-02T05:30, seconds since the epoch, or an age: 10m, 2h).
     """
     if not args.words:
         raise UsageError("usage: unpickle FILE [field=value ...]")
@@ -27,7 +29,9 @@ def unpickle(sh, args: Args) -> None:
     if isinstance(old, sqlite.PickledTree) and old is not tree:
         old.close()
     sh.params.set("unpickle_file", path)
-    sh.out.write(f"{tree.count()} contexts in {path}; browse them under /osh/pickled")
+    sh.out.write(
+        f"{tree.count()} contexts in {targets.display(path)}; browse them under /osh/pickled"
+    )
 
 
 @command("rm", "rm [-r] path ...", options=(Option("r", "remove whole branches"),))
