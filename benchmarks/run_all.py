@@ -51,6 +51,12 @@ def main() -> None:
     else:
         print("\n(wrk not found: figures 1, 5, 6 skipped; apt-get install -y wrk)")
     run(sys.executable, "pickle_store.py", "5000" if opts.quick else "50000")
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        run(sys.executable, "store_backends.py", *flag)
+    else:
+        print(
+            "\n(PostgreSQL server not found: store_backends.py skipped; apt-get install postgresql)"
+        )
     print(f"\nall benchmarks: {time.monotonic() - t0:.0f} s")
 
 
