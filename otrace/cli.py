@@ -5,6 +5,8 @@
 ``otrace -f NAME program.py [args]``  call ``NAME(args)`` (``NAME()`` without args) and exit;
                                       if it raises, keep the shell open at the exception's
                                       trace context for post-mortem.
+``otrace inject PID``                 start otrace in a running Python that never imported
+                                      it (see otrace.inject).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def browse_pickled(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["inject"]:
+        from otrace.inject import main as inject_main
+
+        return inject_main(args[1:])
     parser = argparse.ArgumentParser(
         prog="otrace", description="Object shell for a Python program."
     )
