@@ -368,3 +368,53 @@ def test_a_dying_database_never_slows_the_program(own_cluster, announced, how, r
             assert any("reachable again" in a for a in announced), announced
     finally:
         store_sqlite.uninstall()
+
+
+# -- the post-mortem traceback page ---------------------------------------------------------------
+
+
+def test_postmortem_page_reads_a_postgresql_store(url):
+    import asyncio
+    import urllib.request
+    from urllib.parse import quote
+
+    import tornado.httpserver
+    import tornado.testing
+
+    from otrace.web import traceback as tbweb
+
+    run_writer(url, "rich")
+    source = tbweb.pickled_source(url, {"kind": "exceptions"})
+    (tid,) = source.list_ids()
+    assert tid.startswith("Cart.boom:ex-ZeroDivisionError:")
+    ready = threading.Event()
+    state: dict = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            app, server = tbweb.make_app(source, pin=False)
+            sock, state["port"] = tornado.testing.bind_unused_port()
+            http = tornado.httpserver.HTTPServer(app)
+            http.add_sockets([sock])
+            state["loop"], state["stop"] = asyncio.get_running_loop(), asyncio.Event()
+            state["prefix"] = server.prefix
+            ready.set()
+            await state["stop"].wait()
+            http.stop()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        base = f"http://127.0.0.1:{state['port']}{state['prefix']}"
+        with urllib.request.urlopen(base + "/", timeout=30) as resp:
+            index = resp.read().decode()
+        assert "Cart.boom" in index
+        with urllib.request.urlopen(f"{base}/ctx/{quote(tid, safe='')}", timeout=30) as resp:
+            page = resp.read().decode()
+        assert "ZeroDivisionError" in page and "inner" in page
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(10)
