@@ -1,25 +1,22 @@
-"""``< file`` and ``> file`` after a command's target (edit, view, unpatch)."""
+"""Redirections a command declares (:mod:`otrace.shell.registry`): reading ``< file`` and
+``<<WORD`` here-documents, writing ``> file``.
+
+The parser puts them in ``args.stdin``/``args.stdout``; a command calls :func:`read_input`
+and :func:`write_output` when (and if) it gets that far, so its own checks (safe mode, a
+valid target) come first.
+
+Thread safety: the session's thread.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
-from otrace.errors import UsageError
-
-
-def split_redirect(text: str) -> tuple[str, str, str]:
-    """Split ``target < file`` / ``target>file`` into (target, op, filename).
-
-    ``op`` is ``<``, ``>`` or empty.  A here-document start ``<<WORD`` is returned as op
-    ``<<`` with WORD as the file name.
-    """
-    for op in ("<<", "<", ">"):
-        if op in text:
-            head, _, tail = text.partition(op)
-            if op == "<" and tail.startswith("<"):
-                continue
-            return head.strip(), op, tail.strip()
-    return text.strip(), "", ""
+from otrace.errors import OTraceError, UsageError
+from otrace.shell.output import Result
+from otrace.shell.registry import Args
 
 
 def absolute_file(sh, name: str) -> str:
@@ -30,3 +27,70 @@ def absolute_file(sh, name: str) -> str:
     if not os.path.isabs(path):
         path = os.path.join(sh.tree.work_dir or os.getcwd(), path)
     return path
+
+
+def read_input(sh, args: Args, finish: Callable[[str], Any], missing: str) -> bool:
+    """Hand the text of ``args.stdin`` to ``finish``: now, or after the here-doc's lines.
+
+    ``< file`` reads the file; ``<`` alone or ``<<WORD`` take the front end's here-doc
+    (``sh.hooks["here_doc"]``) if it gave one; else ``<<WORD`` collects the lines that
+    follow, up to WORD, and a bare ``<`` is a UsageError saying ``missing``.  False if the
+    command has no input redirection.
+    """
+    redirect = args.stdin
+    if redirect is None:
+        return False
+    if redirect.op == "<" and redirect.target:
+        path = absolute_file(sh, redirect.target)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise OTraceError(f"Error in reading from '{path}': {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise OTraceError(
+                f"Error in reading from '{path}': not UTF-8 text ({exc.reason})"
+            ) from None
+        finish(text)
+        return True
+    here_doc = sh.hooks.get("here_doc")
+    if here_doc is not None:
+        finish(str(here_doc))
+    elif redirect.op == "<<":
+        collect_here_doc(sh, redirect.target, finish)
+    else:
+        raise UsageError(missing)
+    return True
+
+
+def collect_here_doc(sh, terminator: str, finish: Callable[[str], Any]) -> None:
+    """Take the session's next input lines, up to ``terminator``, then call ``finish``."""
+    lines: list[str] = []
+
+    def collect(line: str, result: Result) -> None:
+        if line.strip() == terminator:
+            sh.hooks.pop("collect_line", None)
+            previous, sh.out = sh.out, result
+            try:
+                finish("\n".join(lines) + "\n")
+            finally:
+                sh.out = previous
+            return
+        lines.append(line)
+        result.incomplete = True
+
+    sh.hooks["collect_line"] = collect
+    sh.out.incomplete = True
+
+
+def write_output(sh, args: Args, text: str) -> bool:
+    """Write ``text`` (ending with a newline) to the file of ``args.stdout``; False if none."""
+    if args.stdout is None:
+        return False
+    path = absolute_file(sh, args.stdout.target)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise OTraceError(f"Cannot write {path}: {exc.strerror}") from None
+    return True

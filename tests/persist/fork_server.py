@@ -10,6 +10,7 @@ writes what it has queued and exits.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -51,6 +52,7 @@ def busy(stop: threading.Event) -> None:
 
 
 def main() -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps a stuck worker
     rt = default()
     rt.persistence.install(rt.params, rt.store)
     rt.params.set_text("pickle_file", sys.argv[1])

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -57,8 +58,18 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
             children[int(m.group(1))] = int(m.group(2))
         seen = set()
         for n in range(40):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/?n={n}", timeout=30) as r:
-                body = json.loads(r.read())
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?n={n}", timeout=30) as r:
+                    body = json.loads(r.read())
+            except OSError as exc:
+                for pid in children.values():  # faulthandler: every thread's stack to stderr
+                    os.kill(pid, signal.SIGUSR1)
+                time.sleep(1)
+                for pid in children.values():
+                    os.kill(pid, signal.SIGKILL)
+                _out, err = proc.communicate(timeout=60)
+                children.clear()
+                raise AssertionError(f"request {n} failed ({exc}); workers' stacks:\n{err}")
             assert body["result"] == 2 * n
             seen.add(body["pid"])
         assert seen <= set(children.values())

@@ -125,7 +125,7 @@ def test_two_processes_write_and_one_store_reads_them_all(url):
     assert (a["written"], a["failed"], a["dropped"]) == (2, 0, 0)
     assert (b["written"], b["failed"], b["dropped"]) == (30, 0, 0)
 
-    tree = store_sqlite.open_pickled(url)
+    tree = store_sqlite.open_pickled(url, trust=True)
     assert tree.count() == 32
     assert sorted(tree) == ["exceptions", "traces"]
     host = socket.gethostname()
@@ -141,6 +141,11 @@ def test_two_processes_write_and_one_store_reads_them_all(url):
     assert ctx["__up"]["__down"] is ctx
     assert stamps[label][":"] is ctx  # browsing keeps identity
     assert "otrace@" in str(ctx.source) and "postgresql://" in str(ctx.source)
+
+    # without trust, stored objects load as data (the reader's restricted loading)
+    plain = store_sqlite.open_pickled(url, {"kind": "exceptions"})
+    point = plain["exceptions"]["Cart.boom"]["ex-ZeroDivisionError"][label][":"]["point"]
+    assert type(point) is not persist_shapes.Point and point.x == 3
 
     only_b = store_sqlite.open_pickled(url, {"pid": str(b["pid"]), "kind": "traces"})
     assert only_b.count() == 30

@@ -1,13 +1,14 @@
 """Reading a PostgreSQL store lazily: the SQLite reader's tree, over a PostgreSQL connection.
 
-:class:`PgTree` is a :class:`~otrace.contexts.sqlite.PickledTree` (the same levels, lazy
-loading, hidden branches and record labels) whose queries go to PostgreSQL: the connection's
+:class:`PgTree` is a :class:`~otrace.contexts.sqlite_reader.PickledTree` (the same levels,
+lazy loading -- restricted to data unless trusted --, hidden branches, escaped keys and record
+labels) whose queries go to PostgreSQL: the connection's
 ``search_path`` is the store's schema, so the tree's SQL runs there once its ``?``
 placeholders are written ``%s`` and ``GLOB`` is written ``SIMILAR TO``.  It adds the
 filters a shared store needs: ``host`` (a glob, like the text fields) and ``since`` /
 ``until`` (see :func:`parse_time`).
 
-Thread safety: as :class:`~otrace.contexts.sqlite.PickledTree` (queries on its lock).
+Thread safety: as :class:`~otrace.contexts.sqlite_reader.PickledTree` (queries on its lock).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 
 from otrace.contexts.postgres.format import connect
 from otrace.contexts.record import TraceContext
-from otrace.contexts.sqlite import PickledTree
+from otrace.contexts.sqlite_reader import PickledTree
 from otrace.contexts.targets import DatabaseTarget
 from otrace.contexts.writer_thread import one_line
 from otrace.errors import StoreError
@@ -93,10 +94,15 @@ class PgTree(PickledTree):
     context is the host that wrote it."""
 
     def __init__(
-        self, target: DatabaseTarget, conn: psycopg.Connection[Any], filters: dict[str, str]
+        self,
+        target: DatabaseTarget,
+        conn: psycopg.Connection[Any],
+        filters: dict[str, str],
+        *,
+        trust: bool = False,
     ) -> None:
         common = {k: v for k, v in filters.items() if k in _COMMON}
-        super().__init__(target.display, conn, common)  # type: ignore[arg-type]
+        super().__init__(target.display, conn, common, trust=trust)  # type: ignore[arg-type]
         self.target = target
         self.filters = dict(filters)
         where: list[str] = []
@@ -154,11 +160,12 @@ class PgTree(PickledTree):
 
 
 def open_reader(target: DatabaseTarget, filters: dict[str, str], **options: Any) -> PgTree:
-    """Open ``target`` for browsing; StoreError (one line) if it cannot be."""
+    """Open ``target`` for browsing; StoreError (one line) if it cannot be.  Records load
+    as data unless ``trust=True`` (see :mod:`otrace.contexts.unpickle`)."""
     check_filters(filters)
     conn = connect(target, create=False, connect_timeout=options.get("connect_timeout", 5.0))
     try:
-        tree = PgTree(target, conn, filters)
+        tree = PgTree(target, conn, filters, trust=bool(options.get("trust")))
         list(tree)  # the first query now, so a broken store fails here
     except Exception:
         conn.close()

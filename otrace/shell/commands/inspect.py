@@ -13,16 +13,17 @@ from typing import Any
 
 from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
+from otrace.contexts.safe import terminal_text
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
 from otrace.shell import evaluate
-from otrace.shell.redirect import absolute_file, split_redirect
-from otrace.shell.registry import REGISTRY, Args, Option, command
+from otrace.shell.redirect import write_output
+from otrace.shell.registry import REGISTRY, Arg, Args, Option, command
 from otrace.vfs import paths
 
 _LONE_EQ = re.compile(r"(^|[^=!<>])=($|[^=])")
 
 
-@command("pr", "pr python_expression", raw=True, complete="path")
+@command("pr", args=(Arg("python_expression", "python"),), raw=True)
 def pr(sh, args: Args) -> None:
     """Print the value of an expression (the DEFAULT command: a line that is not a command).
 
@@ -33,14 +34,16 @@ def pr(sh, args: Args) -> None:
     """
     expr = args.raw.strip()
     if not expr:
-        raise UsageError("usage: pr python_expression")
+        raise UsageError(f"usage: {args.usage}")
     if "\n" in expr:
         raise UsageError("Line breaks are not permitted in expressions")
     if expr.startswith("/osh") and " " not in expr:
         value = sh.tree.resolve(
             sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
         ).value
-        sh.out.write(safe_str(value, 1_000_000))
+        text = safe_str(value, 1_000_000)
+        # text stored in a file reaches the terminal with its control characters escaped
+        sh.out.write(terminal_text(text) if expr.startswith("/osh/pickled") else text)
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
         raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
@@ -78,13 +81,21 @@ def pr(sh, args: Args) -> None:
         sh.out.error(text)
         return
     if sh.params.pretty_print:
-        for v in values:
-            sh.out.write(pprint.pformat(v, width=max(sh.width, 20)))
+        lines = [pprint.pformat(v, width=max(sh.width, 20)) for v in values]
     else:
-        sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
+        lines = [" ".join(safe_str(v, 1_000_000) for v in values)]
+    stored = sh.cwd[1:2] == ("pickled",)  # values read from a file: escape what they print
+    for line in lines:
+        sh.out.write(terminal_text(line) if stored else line)
 
 
-@command("exec", "exec python_code   (also !python_code)", raw=True)
+@command(
+    "exec",
+    args=(Arg("python_code", "python"),),
+    raw=True,
+    prefix="!",
+    aliases={"interrupt": "exec 'import os, signal; os.kill(os.getpid(), signal.SIGINT)'"},
+)
 def exec_(sh, args: Args) -> None:
     """Execute Python statements in the current directory (assignments change live state).
 
@@ -97,7 +108,7 @@ def exec_(sh, args: Args) -> None:
         raise SafeModeError("Code execution not permitted in safe mode; set safe_mode False")
     code = args.raw
     if not code.strip():
-        raise UsageError("usage: exec python_code")
+        raise UsageError(f"usage: {args.usage}")
     if sh.start_code(code, sh.out):
         return
     sh.run_code(code, sh.out)
@@ -151,8 +162,10 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
 
 @command(
     "view",
-    "view [-d] [-i] [class/method/function] [> file]",
     options=VIEW_OPTIONS,
+    args=(Arg("class/method/function", optional=True),),
+    redirects=(">",),
+    aliases={"doc": "view -d -i", "show": "view -i"},
     outside_osh=True,
 )
 def view(sh, args: Args) -> None:
@@ -162,7 +175,7 @@ def view(sh, args: Args) -> None:
     line; in a call-trace context, the traced function; else the current directory's object.
     Objects that are not modules, classes or functions show their class.
     """
-    target, op, filename = split_redirect(" ".join(args.words))
+    target = args.words[0] if args.words else ""
     doc = args.flag("d")
     text = None
     if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
@@ -190,13 +203,7 @@ def view(sh, args: Args) -> None:
                 else f"No such object: {target}"
             )
         text = _doc_or_source(_viewable(matches[0].value), doc)
-    if op == ">":
-        path = absolute_file(sh, filename)
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text if text.endswith("\n") else text + "\n")
-        except OSError as exc:
-            raise OTraceError(f"Cannot write {path}: {exc.strerror}") from None
+    if write_output(sh, args, text):
         return
     opener = sh.hooks.get("view")
     if not args.flag("i") and opener is not None:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from otrace import log
 from otrace.errors import OTraceError, SafeModeError
-from otrace.shell.registry import Args, command
+from otrace.shell.registry import Arg, Args, command
 
 SAFE_MODE_MESSAGE = "Javascript console disabled in safe mode; set safe_mode False"
 
@@ -97,7 +97,7 @@ def make_backend(interface: Any, announce: Callable[[str], None] | None = None) 
     return LegacyWebBackend(interface, announce)
 
 
-@command("_web", "_web javascript", raw=True, complete="none")
+@command("_web", args=(Arg("javascript", "text"),), raw=True)
 def web(sh, args: Args) -> None:
     """Evaluate JavaScript in the browser of the current /osh/web/<user> directory.
 
