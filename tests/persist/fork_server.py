@@ -45,7 +45,8 @@ class Handler(tornado.web.RequestHandler):
 
 def busy(stop: threading.Event) -> None:
     i = 0
-    while not stop.is_set():
+    end = time.monotonic() + 2.0  # the parent never leaves fork_processes: stop on our own
+    while not stop.is_set() and time.monotonic() < end:
         SHOP.sell(-1000 - i)  # traced: store, recorder, writer queue, all under otrace locks
         i += 1
         time.sleep(0.0005)

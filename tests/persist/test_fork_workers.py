@@ -39,11 +39,14 @@ def store(request, tmp_path):
 
 
 def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
+    # stderr to a file: every traced call is announced there (nobody is attached), and a pipe
+    # nobody reads while requests run would fill and block the workers
+    errfile = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "fork_server.py"), store],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errfile,
         text=True,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
@@ -54,7 +57,7 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
         for _ in range(2):  # bounded by the test timeout; the workers print as they start
             line = proc.stdout.readline()
             m = re.match(r"child (\d) (\d+)", line)
-            assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+            assert m, (line, (tmp_path / "stderr.txt").read_text()[-3000:])
             children[int(m.group(1))] = int(m.group(2))
         seen = set()
         for n in range(40):
@@ -67,8 +70,9 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
                 time.sleep(1)
                 for pid in children.values():
                     os.kill(pid, signal.SIGKILL)
-                _out, err = proc.communicate(timeout=60)
+                proc.communicate(timeout=60)
                 children.clear()
+                err = (tmp_path / "stderr.txt").read_text()
                 raise AssertionError(f"request {n} failed ({exc}); workers' stacks:\n{err}")
             assert body["result"] == 2 * n
             seen.add(body["pid"])
@@ -77,12 +81,14 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
         for pid in children.values():
             os.kill(pid, signal.SIGTERM)
         try:
-            _out, err = proc.communicate(timeout=60)
+            proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _out, err = proc.communicate()
-    assert proc.returncode == 0, err
-    assert err.count("flushed=True") == 2, err
+            proc.communicate()
+        errfile.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 0, err[-3000:]
+    assert err.count("flushed=True") == 2, err[-3000:]
 
     tree = store_sqlite.open_pickled(store, {"kind": "traces"})
     per_pid: dict[int, list[int]] = {}
