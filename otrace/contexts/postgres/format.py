@@ -79,14 +79,28 @@ def connect(
 ) -> psycopg.Connection[Any]:
     """Connect and check (or, with ``create``, make) the schema; one-line StoreError else.
 
-    ``statement_timeout`` (seconds) bounds every later statement on the server.
+    ``statement_timeout`` (seconds) bounds every later statement on the server, and (over
+    TCP) how long the connection may go unanswered.
     """
+    network: dict[str, Any] = {}
+    if statement_timeout:
+        # over TCP, a peer that stops answering (a network partition) fails the connection
+        # instead of leaving the writer in the kernel's retransmissions for many minutes;
+        # libpq ignores these on a unix socket
+        network = dict(
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            tcp_user_timeout=int((statement_timeout + 5) * 1000),
+        )
     try:
         conn = psycopg.connect(
             target.url,
             autocommit=True,
             connect_timeout=max(1, round(connect_timeout)),
             application_name="otrace",
+            **network,
         )
     except psycopg.Error as exc:
         raise StoreError(f"{target}: cannot connect: {one_line(exc)}") from None
