@@ -14,8 +14,8 @@
   child starts afresh there (:meth:`~BatchWriter.reopen`).
 
 A back end subclasses it with :meth:`~BatchWriter.connect`, :meth:`~BatchWriter.write_rows`,
-:meth:`~BatchWriter.disconnect` and :meth:`~BatchWriter.abandon` (the SQLite writer of
-:mod:`otrace.contexts.sqlite` predates this class and keeps its own copy of the model).
+:meth:`~BatchWriter.disconnect` and :meth:`~BatchWriter.abandon`: the SQLite file
+(:mod:`otrace.contexts.sqlite_writer`) and PostgreSQL (:mod:`otrace.contexts.postgres.writer`).
 
 Thread safety: see :class:`BatchWriter`.
 """
@@ -64,6 +64,9 @@ class BatchWriter:
 
     #: how the writer names its target in announcements and thread names
     label = "?"
+    #: how long a fork waits for this writer's thread to finish its current write (seconds;
+    #: None: as long as it takes)
+    fork_wait: float | None = 2.0
 
     def __init__(
         self,
@@ -195,9 +198,12 @@ class BatchWriter:
             }
         return {**counts, "queued": self._queue.qsize()}
 
-    def count(self, name: str, n: int = 1) -> None:
+    def _count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the count ``name`` (any thread; a short lock)."""
         with self._count_lock:
             setattr(self, name, getattr(self, name) + n)
+
+    count = _count  # for back ends
 
     def report(self, kind: str, message: str, *, once: bool = True) -> None:
         """Announce ``message`` (the first time for ``kind`` unless ``once`` is False)."""
@@ -268,15 +274,14 @@ class BatchWriter:
 _WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 _HELD: list[BatchWriter] = []
 _REOPEN = threading.Lock()  # one program thread of a forked child restarts a writer
-# How long a fork waits for a writer thread to finish its current write.  Bounded: a slow
-# database must not hold up the program's fork for long; a child that forks mid-write never
-# touches the inherited connection anyway (abandon()).
-FORK_WAIT = 2.0
 
 
 def _before_fork() -> None:
+    # Bounded for a database (a slow one must not hold up the program's fork for long; a
+    # child never touches the connection it inherits anyway, see abandon()); SQLite waits.
     for w in list(_WRITERS):
-        if w._io_lock.acquire(timeout=FORK_WAIT):
+        wait = w.fork_wait
+        if w._io_lock.acquire(timeout=-1 if wait is None else wait):
             _HELD.append(w)
 
 
