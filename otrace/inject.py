@@ -335,7 +335,7 @@ def inject(
             if time.monotonic() > deadline:
                 raise InjectError(
                     f"start-up is scheduled in process {pid}, but its main thread has run no "
-                    f"Python code for {timeout:.0f} s (blocked in a call, or an idle event "
+                    f"Python code for {timeout:g} s (blocked in a call, or an idle event "
                     "loop): otrace starts when it does"
                 )
             if not Path(f"/proc/{pid}").exists():

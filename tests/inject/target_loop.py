@@ -1,6 +1,7 @@
 """A program that never imports otrace: it ticks, and says when otrace appears in it.
 
-python target_loop.py            prints "ready", then "tick N" every 0.2 s; when
+python target_loop.py [PAUSE]    prints "ready", then "tick N" every 0.2 s (with PAUSE, its
+                                 main thread sleeps PAUSE s in one call between ticks); when
                                  otrace.bootstrap shows up in sys.modules it prints
                                  "INJECTED <json>" (the start-up's facts, the thread it ran on)
 """
@@ -23,10 +24,14 @@ def busy() -> None:
 
 
 threading.Thread(target=busy, name="busy", daemon=True).start()
+pause = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
 seen = False
 tick = 0
 while True:
     time.sleep(0.01)
+    if pause:
+        time.sleep(pause)
+        tick += 19
     tick += 1
     if tick % 20 == 0:
         print(f"tick {tick}", flush=True)

@@ -175,6 +175,23 @@ def test_inject_into_a_tornado_server_under_load(targets):
     assert results["otrace"] >= 50 and results["ok"] > before + 50, results
 
 
+def test_a_main_thread_that_runs_no_python_code_starts_otrace_later(targets):
+    # the main thread sleeps 8 s at a time in one C call; another thread runs Python code
+    t = targets([sys.executable, str(HERE / "target_loop.py"), "8"])
+    t.expect(r"^ready")
+    t.expect(r"^tick")  # just back from a pause
+    res = inject(t.proc.pid, "--path", str(ROOT), "--timeout", "0.5")
+    assert res.returncode == 2
+    assert res.stderr.startswith(
+        f"otrace inject: start-up is scheduled in process {t.proc.pid}, but its main thread "
+        "has run no Python code for 0.5 s (blocked in a call, or an idle event loop): otrace "
+        "starts when it does"
+    ), res.stderr
+    # when the main thread runs Python code again, otrace starts there -- not on the busy thread
+    facts = json.loads(t.expect(r"^INJECTED (.*)$", timeout=30).group(1))
+    assert facts["started"]["thread"] == "MainThread"
+
+
 # -- refusals: one line, exit status 2, the target runs on --------------------------------------
 
 
