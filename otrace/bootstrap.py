@@ -53,8 +53,11 @@ def start_injected(**options: Any) -> dict[str, Any]:
     with _LOCK:
         if STARTED is not None:
             return {**STARTED, "again": True}
-        import otrace
         from otrace.runtime import default
+
+        # the package itself (imported before this module was); looked up, not imported,
+        # since the package's top level reaches every layer (the command line included)
+        otrace = sys.modules["otrace"]
 
         install = getattr(otrace, "install", None)
         if callable(install):

@@ -8,8 +8,9 @@ from typing import Any
 
 from otrace.contexts import safe_repr, safe_str
 from otrace.contexts.capture import LazyText
+from otrace.vfs.asyncview import LiveNode
 
-ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down"})
+ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down", "__cause__", "__context__"})
 
 
 def is_hidden(name: str) -> bool:
@@ -35,7 +36,13 @@ def kind_of(value: Any) -> str:
 
 
 def render_value(value: Any, limit: int = 300) -> str:
-    """The value side of ``ls -l``: mappings by their keys, sequences by their items' str."""
+    """The value side of ``ls -l``: mappings by their keys, sequences by their items' repr
+    (so ``['0']`` does not read as ``[0]``), requests and tasks by their summary line."""
+    if isinstance(value, LiveNode):
+        try:
+            return value.summary()[:limit]
+        except Exception as exc:
+            return f"<gone: {safe_str(exc, 100)}>"
     if isinstance(value, Mapping):
         try:
             keys = []
@@ -48,8 +55,11 @@ def render_value(value: Any, limit: int = 300) -> str:
         except Exception:
             return safe_repr(value, limit)
     if isinstance(value, (list, tuple)):
-        items = [safe_str(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
-        text = "[" + ", ".join(items) + "]"
+        items = [safe_repr(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
+        if isinstance(value, tuple):
+            text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        else:
+            text = "[" + ", ".join(items) + "]"
         return text if len(text) <= limit else text[:limit] + "..."
     if isinstance(value, LazyText):
         return safe_str(value, limit)

@@ -60,13 +60,10 @@ def pr(sh, args: Args) -> None:
     try:
         ns = sh.namespace()
         g = sh.eval_globals()
-        with sh.exec_guard():
-            if parts is None:
-                values = [evaluate.evaluate(expr, g, ns)]
-            else:
-                values = [
-                    eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts
-                ]
+        if evaluate.is_async(expr, "eval"):
+            values = [sh.run_await(evaluate.evaluate_async(expr, g, ns))]
+        else:
+            values = _evaluate_parts(sh, expr, parts, g, ns)
     except OTraceError:
         raise
     except BaseException as exc:  # noqa: B036 - typed code may raise anything
@@ -87,6 +84,13 @@ def pr(sh, args: Args) -> None:
     stored = sh.cwd[1:2] == ("pickled",)  # values read from a file: escape what they print
     for line in lines:
         sh.out.write(terminal_text(line) if stored else line)
+
+
+def _evaluate_parts(sh, expr: str, parts: Any, g: dict, ns: Any) -> list[Any]:
+    with sh.exec_guard():
+        if parts is None:
+            return [evaluate.evaluate(expr, g, ns)]
+        return [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
 
 
 @command(
