@@ -127,7 +127,7 @@ def test_inject_into_a_plain_loop(targets, python):
     facts = json.loads(t.expect(r"^INJECTED (.*)$").group(1))
     assert facts["started"]["thread"] == "MainThread" and facts["started"]["main_thread"]
     assert facts["started"]["pid"] == t.proc.pid
-    names = ["busy", "json", "seen", "started", "sys", "threading", "tick", "time"]
+    names = ["busy", "json", "pause", "seen", "started", "sys", "threading", "tick", "time"]
     assert facts["main_names"] == names  # the injected line defined nothing in __main__
     t.still_running()
     # a second injection finds it running
