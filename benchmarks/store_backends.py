@@ -42,6 +42,32 @@ def run_one(writer, contexts) -> tuple[float, float]:
     return (t1 - t0) / len(contexts) * 1e6, len(contexts) / (t2 - t0)
 
 
+def database_away(cluster, url: str, count: int) -> dict[str, tuple[float, float]]:
+    """Median and worst submit cost (us) with the database up, frozen, then stopped."""
+    from otrace.contexts import postgres
+
+    w = postgres.open_writer(
+        targets.parse(url), queue_size=1000, statement_timeout=2.0, report=lambda text: None
+    )
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        for state in ("up", "frozen", "stopped"):
+            if state == "frozen":
+                cluster.freeze()
+            elif state == "stopped":
+                cluster.thaw()
+                cluster.stop("immediate")
+            costs = []
+            for ctx in (make(i) for i in range(count)):
+                t0 = time.perf_counter()
+                w.submit(ctx)
+                costs.append((time.perf_counter() - t0) * 1e6)
+            out[state] = (statistics.median(costs), max(costs))
+    finally:
+        w.close(2.0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -75,6 +101,7 @@ def main() -> None:
                         results[name].append(run_one(w, contexts))
                     finally:
                         w.close()
+        away = database_away(cluster, url, count) if cluster is not None else None
     finally:
         if cluster is not None:
             cluster.destroy()
@@ -88,6 +115,20 @@ def main() -> None:
         f"PostgreSQL/SQLite: submit x{med['postgresql'][0] / med['sqlite'][0]:.2f}, "
         f"written per second x{med['postgresql'][1] / med['sqlite'][1]:.2f}"
     )
+    if away is not None:
+        rows = [(state, f"{us:.1f}", f"{worst / 1e3:.2f}") for state, (us, worst) in away.items()]
+        table(
+            "the traced thread while the database is up, frozen (SIGSTOP), stopped",
+            rows,
+            ("database", "submit us/ctx (median)", "worst submit ms"),
+        )
+        up = away["up"][0]
+        print(
+            "database frozen/up: x"
+            + f"{away['frozen'][0] / up:.2f}"
+            + ", stopped/up: x"
+            + f"{away['stopped'][0] / up:.2f}"
+        )
 
 
 if __name__ == "__main__":

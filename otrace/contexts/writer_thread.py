@@ -103,6 +103,11 @@ class BatchWriter:
         """In a forked child: drop the parent's connection without touching it."""
         raise NotImplementedError
 
+    def ready(self) -> bool:
+        """False while the target is known to be away (writer thread): a batch is then
+        dropped (counted as failed) without pickling it."""
+        return True
+
     def row(self, snap: Snapshot, blob: bytes) -> Row:
         """The row stored for ``snap`` (the shared record fields; back ends may add some)."""
         return (
@@ -150,6 +155,8 @@ class BatchWriter:
                 return
             if self._pid != os.getpid():
                 self.reopen()
+            if self._queue.full():  # dropping costs less than writing: no snapshot
+                raise queue.Full
             snap = freeze_context(ctx, self._pid, self.limits)
             self.count("submitted")
             self._queue.put_nowait(snap)
@@ -237,15 +244,22 @@ class BatchWriter:
             rows: list[Row] = []
             markers = []
             with self._io_lock:
+                ready = self.ready()
+                away = 0
                 for item in items:
                     if item is _STOP:
                         stop = True
                     elif isinstance(item, _Flush):
                         markers.append(item)
                     elif isinstance(item, Snapshot):
+                        if not ready:
+                            away += 1
+                            continue
                         row = self._encode(item)
                         if row is not None:
                             rows.append(row)
+                if away:
+                    self.count("failed", away)
                 if rows:
                     try:
                         self.write_rows(rows)

@@ -9,7 +9,7 @@ only freeze a context and queue it; the writer thread pickles and sends each bat
 * while the writer waits, the queue fills and further contexts are dropped (counted);
 * a lost connection fails its batch (counted), is announced once with the reason, and is
   retried with a growing pause (``retry_pause`` .. 30 s); batches that arrive while the
-  database is away are dropped at once (counted as failed).  When it is back that is
+  database is away are dropped at once, unpickled (counted as failed).  When it is back that is
   announced and writing resumes.
 
 Thread safety: as :class:`~otrace.contexts.writer_thread.BatchWriter`.
@@ -70,6 +70,9 @@ class PgWriter(BatchWriter):
             connect_timeout=self._connect_timeout,
             statement_timeout=self._statement_timeout,
         )
+
+    def ready(self) -> bool:
+        return self._conn is not None or time.monotonic() >= self._retry_at
 
     def row(self, snap: Snapshot, blob: bytes) -> Row:
         return (*super().row(snap, blob), self.host)
