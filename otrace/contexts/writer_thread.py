@@ -155,10 +155,10 @@ class BatchWriter:
                 return
             if self._pid != os.getpid():
                 self.reopen()
+            self.count("submitted")
             if self._queue.full():  # dropping costs less than writing: no snapshot
                 raise queue.Full
             snap = freeze_context(ctx, self._pid, self.limits)
-            self.count("submitted")
             self._queue.put_nowait(snap)
         except queue.Full:
             self.count("dropped")
