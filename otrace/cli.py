@@ -8,6 +8,8 @@
                                       trace context for post-mortem.
 ``otrace attach PID|NAME|SOCKET``     open a console on a running program's otrace service.
 ``otrace ps``                         list the programs on this machine one can attach to.
+``otrace inject PID``                 start otrace in a running Python that never imported
+                                      it (see otrace.inject).
 """
 
 from __future__ import annotations
@@ -115,6 +117,10 @@ def demo_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["inject"]:
+        from otrace.inject import main as inject_main
+
+        return inject_main(argv[1:])
     if argv[:1] == ["demo"] and not os.path.exists("demo"):
         return demo_main(argv[1:])
     if argv[:1] in (["attach"], ["ps"]) and not os.path.exists(argv[0]):
