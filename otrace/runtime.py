@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from otrace import _default
+from otrace import _default, forking
 from otrace.contexts.sqlite import PersistenceHook
 from otrace.contexts.store import ContextStore
 from otrace.events import Announcement, EventBus
@@ -73,6 +73,7 @@ class Runtime:
         self.loop: Any = None
         self.loop_thread: int | None = None
         self.shell: Any = None
+        forking.register(self)  # no lock of this runtime is inherited held by a forked child
 
     # -- announcements ------------------------------------------------------------------------
     def announce(self, text: str, level: int = logging.INFO) -> None:

@@ -131,6 +131,8 @@ async def run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns
     if last.co_flags & inspect.CO_COROUTINE:
         value = await value
     return value
+
+
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 

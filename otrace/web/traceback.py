@@ -120,6 +120,11 @@ def pickled_source(path: str, filters: Any = None, *, trust: bool = False) -> Co
             "post-mortem pages need otrace.contexts.sqlite (the SQLite context "
             "store), which this installation of otrace does not have"
         ) from None
+    from otrace.contexts import targets
+
+    if targets.is_url(path):
+        tree = open_pickled(path, filters if filters is not None else {})
+        return ContextSource.from_tree(tree, live=False, label=targets.display(path))
     if not os.path.exists(path):
         raise OTraceError(f"no such pickle database: {path}")
     tree = open_pickled(path, filters if filters is not None else {}, trust=trust)
@@ -642,7 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m otrace.web.traceback",
         description="Browse stored trace contexts as interactive tracebacks.",
     )
-    parser.add_argument("path", help="pickle database written with `set pickle_file`")
+    parser.add_argument(
+        "path", help="a store written with `set pickle_file` (a file or a postgresql:// URL)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument(
