@@ -18,7 +18,7 @@ pytestmark = [
     pytest.mark.suite,
     pytest.mark.timeout(1800),
     pytest.mark.skipif(
-        not os.path.isdir(os.path.join(SDIST, "tests")),
+        not SDIST or not os.path.isdir(os.path.join(SDIST, "tests")),
         reason="OTRACE_PYGMENTS_SDIST does not name an unpacked Pygments sdist",
     ),
 ]
