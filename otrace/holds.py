@@ -72,8 +72,9 @@ def call_on_loop(
     :func:`set_eventloop_callback`); without any door, or on a thread that runs an event
     loop itself (waiting would deadlock), ``func`` runs right here.  ``func``'s exception is
     re-raised here.  TimeoutError if the loop has not started ``func`` within ``timeout``
-    seconds -- it then never runs; once started, it is waited for.  For other threads (the
-    shell's).
+    seconds -- it then never runs; :class:`LoopBusy` (a TimeoutError) if it started but has
+    not finished within another ``timeout`` seconds.  Every wait is bounded, and the caller
+    must hold no lock the loop may need.  For other threads (the shell's).
     """
     door = callback if callback is not None else _eventloop_callback
     if door is None or running_loop() is not None:
@@ -94,7 +95,14 @@ def call_on_loop(
     except concurrent.futures.TimeoutError:
         if fut.cancel():
             raise TimeoutError(f"the event loop did not run {func!r} within {timeout:g}s") from None
-        return fut.result()
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise LoopBusy(f"{func!r} started on the event loop but did not finish") from None
+
+
+class LoopBusy(TimeoutError):
+    """A call started on the event loop but did not finish in time (it may still)."""
 
 
 def running_loop() -> Any:

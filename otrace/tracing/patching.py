@@ -35,7 +35,9 @@ from __future__ import annotations
 import __future__
 
 import ast
+import contextlib
 import inspect
+import itertools
 import linecache
 import sys
 import textwrap
@@ -86,8 +88,12 @@ class Patch:
 
 
 PATCHES: dict[str, Patch] = {}
+# _LOCK guards PATCHES and _BUSY only for a moment; it is never held while waiting for the
+# loop (the loop thread may need it, e.g. to install).  _BUSY holds the names being patched
+# or unpatched right now, so one name is changed by one caller at a time.
 _LOCK = threading.RLock()
-_counter = 0
+_BUSY: set[str] = set()
+_counter = itertools.count(1)
 
 
 # -- finding things ---------------------------------------------------------------------
@@ -181,11 +187,8 @@ def compile_patch(
     For a method (``cls`` given) the text is a class body of a class named like ``cls``;
     names of ``like``'s closure are closure names of the new code too.
     """
-    global _counter
     text = textwrap.dedent(source).expandtabs()
-    with _LOCK:
-        _counter += 1
-        filename = f"<otrace patch {name} #{_counter}>"
+    filename = f"<otrace patch {name} #{next(_counter)}>"  # no lock: runs on the loop too
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as exc:
@@ -380,7 +383,8 @@ def _install(p: Patch) -> None:
     else:
         _mark([p.function], p)
         _set(p.parent, p.attr, p._new_attr)
-    PATCHES[p.name] = p
+    with _LOCK:
+        PATCHES[p.name] = p
 
 
 def _uninstall(p: Patch) -> None:
@@ -395,7 +399,23 @@ def _uninstall(p: Patch) -> None:
             _delete(p.parent, p.attr)
         else:
             _set(p.parent, p.attr, p._old_attr)
-    PATCHES.pop(p.name, None)
+    with _LOCK:
+        if PATCHES.get(p.name) is p:
+            del PATCHES[p.name]
+
+
+@contextlib.contextmanager
+def _reserved(name: str):
+    """Own ``name`` for one patch/unpatch; PatchError if another caller is changing it."""
+    with _LOCK:
+        if name in _BUSY:
+            raise PatchError(f"{name} is being patched or unpatched by another session; try again")
+        _BUSY.add(name)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _BUSY.discard(name)
 
 
 def run_on_loop(
@@ -404,10 +424,16 @@ def run_on_loop(
     """Make the change on the program's loop (``eventloop_callback``, else the process-wide
     door of :mod:`otrace.holds`; directly without either) and wait for it.
 
-    PatchError if the loop does not start it within ``timeout`` seconds (nothing changed).
+    PatchError if the loop does not start it within ``timeout`` seconds (nothing changed), or
+    started it but did not finish within another ``timeout`` (then it may still complete).
     """
     try:
         return holds.call_on_loop(func, timeout, eventloop_callback)
+    except holds.LoopBusy:
+        raise PatchError(
+            f"The event loop started the change but did not finish it within {timeout:g}s; "
+            "see ls /osh/patches once it has"
+        ) from None
     except TimeoutError:
         raise PatchError(
             f"The event loop did not run the change within {timeout:g}s; nothing changed"
@@ -433,29 +459,28 @@ def patch(
     """
     if name is None:
         name = _qualname(parent, attr) if inspect.isclass(parent) else attr
-    with _LOCK:
-        old = PATCHES.get(name)
+    with _reserved(name):  # check, prepare and install as one step for this name
+        with _LOCK:
+            old = PATCHES.get(name)
         if old is not None and not repatch:
             raise PatchError(
                 f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
             )
-    if old is None:
-        p = _prepare(parent, attr, source, name)
-        with _LOCK:
+        if old is None:
+            p = _prepare(parent, attr, source, name)
             run_on_loop(lambda: _install(p), eventloop_callback, timeout)
-        return p
+            return p
 
-    def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
-        _uninstall(old)
-        try:
-            new = _prepare(parent, attr, source, name)
-        except BaseException:
-            _install(old)
-            raise
-        _install(new)
-        return new
+        def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
+            _uninstall(old)
+            try:
+                new = _prepare(parent, attr, source, name)
+            except BaseException:
+                _install(old)
+                raise
+            _install(new)
+            return new
 
-    with _LOCK:
         return run_on_loop(swap, eventloop_callback, timeout)
 
 
@@ -463,8 +488,9 @@ def unpatch(
     name: str, *, eventloop_callback: EventloopCallback | None = None, timeout: float = 10.0
 ) -> Patch:
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
-    with _LOCK:
-        p = PATCHES.get(name)
+    with _reserved(name):
+        with _LOCK:
+            p = PATCHES.get(name)
         if p is None:
             raise PatchError(f"Unpatching failed for {name}: not patched")
         run_on_loop(lambda: _uninstall(p), eventloop_callback, timeout)
