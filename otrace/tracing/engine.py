@@ -362,8 +362,10 @@ def register(spec: TraceSpec) -> None:
             old.active = False
         _registry[spec.key] = spec
         _refresh_all()
-    if not PARAMS.trace_active:
-        PARAMS.set("trace_active", True)
+        # switched under the lock: a count running out on a traced thread (unregister)
+        # must not turn tracing off after this spec arrived
+        if not PARAMS.trace_active:
+            PARAMS.set("trace_active", True)
 
 
 def unregister(key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
@@ -375,9 +377,8 @@ def unregister(key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
         del _registry[key]
         current.active = False
         _refresh_all()
-        empty = not _registry
-    if empty and PARAMS.trace_active:
-        PARAMS.set("trace_active", False)
+        if not _registry and PARAMS.trace_active:
+            PARAMS.set("trace_active", False)
     return current
 
 
@@ -388,8 +389,8 @@ def clear_registry() -> None:
             spec.active = False
         _registry.clear()
         _refresh_all()
-    if PARAMS.trace_active:
-        PARAMS.set("trace_active", False)
+        if PARAMS.trace_active:
+            PARAMS.set("trace_active", False)
 
 
 def specs() -> list[TraceSpec]:
@@ -599,6 +600,12 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
             kind = "breaks"
         else:
             note = "break refused: this thread runs an event loop (or the console); use -a hold on an async def"
+    elif action in ("pdb", "ipdb"):
+        if not holds.can_block():  # a debugger prompt would block the loop like a break
+            note = (
+                f"{action} refused: this thread runs an event loop (or the console); "
+                "use -a hold on an async def"
+            )
     elif action == "hold":
         if site.is_async and holds.running_loop() is not None:
             kind = "holds"
@@ -631,7 +638,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
         live.wait()
     elif isinstance(live, holds.Hold):
         call.hold = live
-    elif action in ("pdb", "ipdb"):
+    elif action in ("pdb", "ipdb") and not note:
         debugger.start_debugger(action)
 
 

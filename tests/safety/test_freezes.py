@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from otrace import holds
+from otrace.errors import TraceError
 from otrace.shell.session import Session
 from tests.safety.conftest import in_thread, loop_alive
 
@@ -79,3 +80,104 @@ def test_concurrent_patches_of_one_name_keep_the_true_original(prog):
     assert "exc" not in box and prog.respond(0) == "A"
     patching.unpatch("respond")
     assert prog.respond(0) == "v1 0", "the original was lost"
+
+
+def test_pdb_on_an_event_loop_thread_is_refused(prog, monkeypatch, announced):
+    import asyncio
+
+    from otrace import tracing
+    from otrace.tracing import debugger
+
+    started = []
+    monkeypatch.setattr(debugger, "start_debugger", lambda kind: started.append(kind))
+    for action in ("pdb", "ipdb"):
+        tracing.trace(prog.respond, prog, "respond", condition="call", action=action)
+
+        async def on_loop():
+            return prog.respond(1)
+
+        assert asyncio.run(on_loop()) == "v1 1"
+        tracing.untrace("respond")
+    assert started == [], "a debugger prompt would have frozen the event loop"
+    assert sum("pdb refused" in line for line in announced) == 2, announced
+
+
+def test_trace_active_is_switched_under_the_registry_lock(monkeypatch):
+    """A count running out on a traced thread while a new trace arrives (deterministic)."""
+    from otrace.params import PARAMS
+    from otrace.tracing import engine
+
+    first = engine.TraceSpec("first", None)
+    engine.register(first)
+    second = engine.TraceSpec("second", None)
+    state = {"armed": True}
+
+    class Interleave:  # the moment unregister looks at trace_active, a trace arrives
+        def __getattr__(self, name):
+            return getattr(PARAMS, name)
+
+        @property
+        def trace_active(self):
+            if state.pop("armed", False):
+                t = threading.Thread(target=engine.register, args=(second,), daemon=True)
+                t.start()
+                t.join(0.5)  # with the fix it waits for the lock; without, it completes
+            return PARAMS.trace_active
+
+    monkeypatch.setattr(engine, "PARAMS", Interleave())
+    engine.unregister("first", first)
+    deadline = threading.Event()
+    for _ in range(50):
+        if engine.get_spec("second") is second:
+            break
+        deadline.wait(0.05)
+    assert engine.get_spec("second") is second
+    assert PARAMS.trace_active, "a registered trace with tracing switched off never fires"
+
+
+@pytest.mark.parametrize("how", ["trace", "untrace"])
+def test_no_program_repr_runs_under_the_tracing_lock(prog, how):
+    """A slow __repr__ in a trace error message must not stall traced program threads."""
+    from otrace import tracing
+
+    release = threading.Event()
+
+    class Slow:
+        def __call__(self):
+            pass
+
+        def __repr__(self):
+            release.wait(3)
+            return "slow"
+
+        __str__ = __repr__
+
+    slow = Slow()
+    try:
+        tracing.trace(prog.respond, prog, "respond", condition="call", count=1)
+        box: dict = {}
+
+        def shell():
+            try:
+                getattr(tracing, how)(slow)
+            except TraceError as exc:
+                box["err"] = str(exc)
+
+        thread = threading.Thread(target=shell, daemon=True)
+        thread.start()
+        threading.Event().wait(0.3)  # let the shell reach the message (a sleep is the point)
+        took = time_call(lambda: prog.respond(1))  # the count runs out: takes the lock
+        release.set()
+        thread.join(5)
+        assert took < 1.0, f"a traced call stalled {took:.1f}s behind a program __repr__"
+        assert "slow" in box["err"]
+    finally:
+        release.set()
+
+
+def time_call(func) -> float:
+    import time
+
+    t0 = time.monotonic()
+    func()
+    return time.monotonic() - t0
