@@ -33,7 +33,6 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace.contexts.record import TraceContext
-from otrace.contexts.store import STORE
 from otrace.log import get_logger
 
 log = get_logger("holds")
@@ -251,14 +250,11 @@ def pending() -> list[TraceContext]:
 def resume(ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed") -> bool:
     """Release a pending break or hold with ``value``; False if nothing waits under that id.
 
-    The context is then removed from ``/osh/recent`` (it stays in ``/osh/saved`` if saved).
-    Any thread (typically the shell's).
+    The context stays in ``/osh/recent`` as an ordinary (evictable) context whose
+    ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
     """
     item = get(ctx_or_id)
-    if item is None or not item.release(value, reason):
-        return False
-    STORE.remove(item.ctx, keep_saved=True)
-    return True
+    return item is not None and item.release(value, reason)
 
 
 def release_all(reason: str = "shutdown") -> int:
