@@ -15,9 +15,10 @@ import os
 import signal
 import sys
 import threading
-import time
 
 from otrace.oshell import OShell
+
+INIT_TIMEOUT = 60.0  # seconds the -f function waits for the init file
 
 
 def load_program(path: str):
@@ -107,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         shell.loop(wait_to_run=True)
         return 0
-    shell.loop()
-    time.sleep(1.0)  # let the init file set its traces first
+    ready = shell.loop()
+    if not ready.wait(INIT_TIMEOUT):  # the init file sets the traces the function needs
+        print(
+            f"otrace: the init file did not finish within {INIT_TIMEOUT:g}s; running anyway",
+            file=sys.stderr,
+        )
     try:
         func(opts.args) if opts.args else func()
     except Exception as exc:
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         record_failure(exc, opts.function)
-        shell.session.execute("cd ~~")
+        shell.session.execute("cd ~~")  # under the session lock: the console may be busy
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
         while not shell.is_shut_down:
             threading.Event().wait(0.5)

@@ -106,6 +106,7 @@ class OShell:
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False
         self._shut = threading.Event()
+        self.ready = threading.Event()  # set once init_func and the init file have run
         self._shutdown_lock = threading.Lock()
         self._quit_at_start = False
         self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
@@ -118,10 +119,13 @@ class OShell:
             holds.set_eventloop_callback(eventloop_callback)
 
     # -- running ------------------------------------------------------------------------
-    def loop(self, wait_to_run: bool = False) -> None:
+    def loop(self, wait_to_run: bool = False) -> threading.Event:
         """Start the console: in this thread (returns after quit) or in its own thread.
 
         With ``wait_to_run`` the calling thread then serves ``run`` requests until shutdown.
+        Returns :attr:`ready`, set once ``init_func`` and the init file have run (or the
+        shell ended first): ``shell.loop().wait(timeout)`` before running program code that
+        the init file is meant to trace.
         """
         if wait_to_run:
             self.session.runner = self._request_run
@@ -132,6 +136,7 @@ class OShell:
                 self._serve_runs()
         else:
             self._run()
+        return self.ready
 
     def _run(self) -> None:
         self.console = make_console(self, self.stdin, self.stdout, self.stderr)
@@ -149,9 +154,11 @@ class OShell:
                 return
             if PARAMS.unpickle_file:
                 self.console.show(self.session.execute(f"unpickle {PARAMS.unpickle_file}"))
+            self.ready.set()
             if not (self._shut.is_set() or self._quit_at_start):
                 self.console.run()
         finally:
+            self.ready.set()
             log.remove_sink(self.console.announce)
             if not self.no_input:
                 self.shutdown()

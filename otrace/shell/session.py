@@ -14,9 +14,11 @@ A :class:`Session` turns an input line into a :class:`~otrace.shell.output.Resul
 Errors the operator caused (:class:`~otrace.errors.OTraceError`) are one line; any other
 exception is shown with its traceback, and the session carries on.
 
-Thread safety: a session is used from one thread at a time (the console's).  Its state
-(cwd, stacks, aliases) is private; the program's objects it looks at are shared, and it
-reads them as they are.
+Thread safety: a session belongs to one thread (the console's).  :meth:`Session.execute`
+takes the session's ``lock``, so another thread that must run a line in it (``otrace -f``
+opening the post-mortem context) waits for the line in progress instead of racing it.  Its
+state (cwd, stacks, aliases) is private; the program's objects it looks at are shared, and
+it reads them as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import os
 import shlex
 import subprocess
+import threading
 import traceback
 import weakref
 from collections.abc import Callable
@@ -112,6 +115,7 @@ class Session:
         self.out = Result()  # where the running command writes (set per command)
         self._pending: list[str] = []
         self._source_depth = 0
+        self.lock = threading.RLock()  # one line at a time (see the module docstring)
         # weak, so a session that is dropped without close() stops guarding the parameters
         self._guard = _weak_guard(self)
         self.params.add_guard(self._guard)
@@ -233,10 +237,11 @@ class Session:
 
     # -- input lines --------------------------------------------------------------------
     def execute(self, line: str) -> Result:
-        """Run one input line and return what it produced."""
+        """Run one input line and return what it produced (under the session's lock)."""
         result = Result()
         try:
-            self._line(line, result)
+            with self.lock:
+                self._line(line, result)
         except OTraceError as exc:
             result.error(str(exc))
         except Exception as exc:  # a bug in a command: show it, keep the shell alive
