@@ -17,6 +17,7 @@ import sys
 import threading
 
 from otrace.oshell import OShell
+from otrace.params import PARAMS
 
 INIT_TIMEOUT = 60.0  # seconds the -f function waits for the init file
 
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         init_file=module.__name__ + ".trc",
         work_dir=os.getcwd(),
     )
+    # the programmer's own program, run for debugging: start unsafe, as pdb would (an
+    # embedded shell in a live server, and otrace -p on a shared file, start in safe mode)
+    PARAMS.set("safe_mode", False)
     signal.signal(signal.SIGTERM, lambda *_: shell.shutdown())
     if func is None:
         shell.loop(wait_to_run=True)

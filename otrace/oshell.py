@@ -264,5 +264,6 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
+    PARAMS.set("safe_mode", False)  # pdb-style, in the programmer's own code: start unsafe
     shell.loop(wait_to_run=wait_to_run)
     return shell

@@ -26,6 +26,7 @@ class Option:
     value: str = ""  # name of the value in the usage line; empty for a flag
     choices: tuple[str, ...] = ()
     convert: Callable[[str], Any] | None = None
+    unsafe: str = ""  # why safe mode refuses this option (see otrace.shell.safety)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Command:
     complete: str = "path"  # what words complete to: path, param, command, alias, none
     outside_osh: bool = False  # also runs when the cwd is a real directory
     keep_dash_words: Callable[[str], bool] | None = None
+    unsafe: str = ""  # why safe mode refuses the command (see otrace.shell.safety)
+    safe_check: Callable[[Any, Args], None] | None = None  # safe-mode check of the arguments
 
     @property
     def doc(self) -> str:
@@ -92,14 +95,30 @@ def command(
     complete: str = "path",
     outside_osh: bool = False,
     keep_dash_words: Callable[[str], bool] | None = None,
+    unsafe: str = "",
+    safe_check: Callable[[Any, Args], None] | None = None,
 ):
-    """Declare a shell command (decorator)."""
+    """Declare a shell command (decorator).
+
+    ``unsafe`` says why safe mode refuses the command; ``safe_check(sh, args)`` refuses
+    some of its uses (both are enforced by :func:`otrace.shell.safety.check`).
+    """
 
     def register(func: Callable[[Any, Args], None]) -> Callable[[Any, Args], None]:
         if name in REGISTRY:
             raise RuntimeError(f"command {name!r} declared twice")
         REGISTRY[name] = Command(
-            name, func, usage, options, raw, max_words, complete, outside_osh, keep_dash_words
+            name,
+            func,
+            usage,
+            options,
+            raw,
+            max_words,
+            complete,
+            outside_osh,
+            keep_dash_words,
+            unsafe,
+            safe_check,
         )
         return func
 

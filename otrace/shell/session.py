@@ -39,7 +39,7 @@ from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.params import PARAMS, Params
-from otrace.shell import evaluate
+from otrace.shell import evaluate, safety
 from otrace.shell.output import Result
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
 from otrace.vfs import Resolved, Tree, as_dir, paths
@@ -106,6 +106,7 @@ class Session:
         }
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
+        self.tree.pure = lambda: bool(self.params.safe_mode)  # safe mode: pure views
         self.cwd: Parts = GLOBALS
         self.dirstack: list[Parts] = []
         self.aliases: dict[str, list[str]] = {k: list(v) for k, v in BUILTIN_ALIASES.items()}
@@ -322,6 +323,7 @@ class Session:
         else:
             args = parse(cmd, shlex.split(rest) if words is None else words)
             args.raw = rest
+        safety.check(self, cmd, args)  # safe mode: the one capability check
         previous, self.out = self.out, result
         try:
             cmd.func(self, args)
@@ -397,6 +399,7 @@ class Session:
     # -- unix commands ------------------------------------------------------------------
     def run_unix(self, line: str, result: Result) -> None:
         """Run ``line`` with bash in the current (real) directory, with a timeout."""
+        safety.check_unix(self, line)
         cwd = paths.render(self.cwd)
         env = dict(os.environ, **self.add_env)
         if self.params.osh_bin:

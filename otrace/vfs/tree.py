@@ -18,7 +18,7 @@ from typing import Any
 
 from otrace.errors import PathError
 from otrace.vfs import paths
-from otrace.vfs.nodes import FsPath, as_dir, is_dir_like
+from otrace.vfs.nodes import Dir, FsPath, as_dir, is_dir_like
 from otrace.vfs.paths import Parts
 
 GLOBALS: Parts = ("osh", "globals")
@@ -60,6 +60,12 @@ class Tree:
         self.mounts = mounts
         self.work_dir = work_dir
         self.newest = newest
+        # safe mode: views run no program code and hide private names (see nodes.Dir)
+        self.pure: Callable[[], bool] = lambda: False
+
+    def view(self, value: Any) -> Dir:
+        """``value`` as a directory under this tree's policy (pure in safe mode)."""
+        return as_dir(value, self.pure())
 
     # -- text -> parts ----------------------------------------------------------------
     def expand(self, text: str) -> str:
@@ -98,7 +104,7 @@ class Tree:
         value, used = self.root_value(parts)
         parent: Any = None
         for i, name in enumerate(parts[used:], start=used):
-            d = as_dir(value) if i == used or is_dir_like(value) else None
+            d = self.view(value) if i == used or is_dir_like(value) else None
             if d is None:
                 raise PathError(f"Not a directory: {paths.render(parts[:i])}")
             try:
@@ -128,7 +134,7 @@ class Tree:
                 if not is_dir_like(val):
                     continue
                 try:
-                    d = as_dir(val)
+                    d = self.view(val)
                 except PathError:
                     continue
                 if paths.has_glob(comp):

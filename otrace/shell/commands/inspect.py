@@ -14,10 +14,11 @@ from typing import Any
 from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
-from otrace.shell import evaluate
+from otrace.shell import evaluate, pure_eval, safety
 from otrace.shell.redirect import absolute_file, split_redirect
 from otrace.shell.registry import REGISTRY, Args, Option, command
 from otrace.vfs import paths
+from otrace.vfs.pure import pure_repr
 
 _LONE_EQ = re.compile(r"(^|[^=!<>])=($|[^=])")
 
@@ -36,18 +37,22 @@ def pr(sh, args: Args) -> None:
         raise UsageError("usage: pr python_expression")
     if "\n" in expr:
         raise UsageError("Line breaks are not permitted in expressions")
+    safe = bool(sh.params.safe_mode)
     if expr.startswith("/osh") and " " not in expr:
         value = sh.tree.resolve(
             sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
         ).value
-        sh.out.write(safe_str(value, 1_000_000))
+        sh.out.write(_shown(value, safe))
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
         raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
     try:
-        tree = evaluate.check_safe(expr) if sh.params.safe_mode else ast.parse(expr, mode="eval")
+        tree = evaluate.parse_expression(expr)
     except SyntaxError as exc:
         sh.out.error(evaluate.format_exception(exc))
+        return
+    if safe:
+        _pr_pure(sh, tree, expr)
         return
     parts = (
         tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
@@ -82,7 +87,33 @@ def pr(sh, args: Args) -> None:
         sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
 
 
-@command("exec", "exec python_code   (also !python_code)", raw=True)
+def _shown(value: Any, safe: bool) -> str:
+    """A value as pr prints it: str; in safe mode without running program code."""
+    if not safe:
+        return safe_str(value, 1_000_000)
+    return value if type(value) is str else pure_repr(value, 1_000_000)
+
+
+def _pr_pure(sh, tree: ast.Expression, expr: str) -> None:
+    """Safe mode: evaluate with only pure operations (see otrace.shell.pure_eval)."""
+    body = tree.body
+    parts = body.elts if isinstance(body, ast.Tuple) and not expr.startswith("(") else None
+    lookup = pure_eval.namespace_lookup(sh.here().value, sh.tree.view, sh.eval_globals())
+    evaluator = pure_eval.PureEvaluator(lookup)
+    try:
+        values = [evaluator.run(p) for p in (parts if parts is not None else [body])]
+    except OTraceError:
+        raise
+    except Exception as exc:  # the expression's own error (KeyError, NameError, ...)
+        builtin = type(exc).__module__ == "builtins"  # our own errors, of pure values
+        sh.out.error(
+            f"{type(exc).__name__}: {safe_str(exc, 500)}" if builtin else type(exc).__name__
+        )
+        return
+    sh.out.write(" ".join(_shown(v, True) for v in values))
+
+
+@command("exec", "exec python_code   (also !python_code)", raw=True, unsafe="Code execution")
 def exec_(sh, args: Args) -> None:
     """Execute Python statements in the current directory (assignments change live state).
 
@@ -147,11 +178,20 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
     return None
 
 
+def _safe_view(sh, args: Args) -> None:
+    target, op, _ = split_redirect(" ".join(args.words))
+    if op == ">":
+        safety.check_file_write("view > file")
+    if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
+        raise safety.refuse("view of files on the machine")
+
+
 @command(
     "view",
     "view [-d] [-i] [class/method/function] [> file]",
     options=VIEW_OPTIONS,
     outside_osh=True,
+    safe_check=_safe_view,
 )
 def view(sh, args: Args) -> None:
     """Show the source (or docstring) of an object, a trace context's code, or a file.

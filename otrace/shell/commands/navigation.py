@@ -10,7 +10,7 @@ from otrace.contexts.record import parse_trace_id
 from otrace.errors import PathError, UsageError
 from otrace.shell import listing
 from otrace.shell.registry import Args, Option, command
-from otrace.vfs import as_dir, paths
+from otrace.vfs import paths
 from otrace.vfs.nodes import is_dir_like
 from otrace.vfs.paths import Parts
 
@@ -201,7 +201,8 @@ def ls(sh, args: Args) -> None:
         _ls_operands(sh, args, kinds, width)
         return
     here = sh.here().value
-    d = as_dir(here)
+    d = sh.tree.view(here)
+    safe = bool(sh.params.safe_mode)
     limit = sh.params.ls_limit
     count = d.count()
     names = d.names(limit if count is not None and count > limit else None)
@@ -229,7 +230,7 @@ def ls(sh, args: Args) -> None:
     else:
         names.sort()
     if args.flag("l"):
-        for line in listing.long_lines(pairs or [], width):
+        for line in listing.long_lines(pairs or [], width, safe):
             sh.out.write(line)
     else:
         shown = [n for n, _ in pairs] if pairs is not None else names
@@ -262,7 +263,7 @@ def _ls_operands(sh, args: Args, kinds: set[str], width: int) -> None:
     if args.flag("t"):
         found.sort(key=lambda p: (_time_of(p[1]), p[0]))
     if args.flag("l"):
-        for line in listing.long_lines(found, width):
+        for line in listing.long_lines(found, width, bool(sh.params.safe_mode)):
             sh.out.write(line)
     else:
         for row in listing.columns([n for n, _ in found], width):

@@ -181,6 +181,7 @@ def _collect_here_doc(sh, terminator: str, finish) -> None:
     "edit",
     "edit [-f] class.method|function [< file | <<EOF]",
     options=(Option("f", "force: patch again an already patched function"),),
+    unsafe="Patching/unpatching",
 )
 def edit(sh, args: Args) -> None:
     """Patch a function or method of the running program with new source (from the editor).
@@ -231,7 +232,7 @@ def edit(sh, args: Args) -> None:
     finish(new)
 
 
-@command("unpatch", "unpatch class.method|function|* [> file]")
+@command("unpatch", "unpatch class.method|function|* [> file]", unsafe="Patching/unpatching")
 def unpatch(sh, args: Args) -> None:
     """Undo a patch: the original code runs again ('unpatch *' in /osh/patches: all of them).
 

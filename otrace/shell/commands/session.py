@@ -5,12 +5,30 @@ from __future__ import annotations
 import shlex
 
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
+from otrace.shell import safety
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
 from otrace.shell.registry import REGISTRY, Args, command, lookup
 
 
-@command("set", "set [parameter [value]]", max_words=2, complete="param", outside_osh=True)
+def _safe_set(sh, args: Args) -> None:
+    if len(args.words) == 2:
+        safety.check_param(args.words[0])
+
+
+def _safe_source(sh, args: Args) -> None:
+    if args.words and not args.words[0].endswith(".trc"):
+        raise safety.refuse("source of files other than .trc command files")
+
+
+@command(
+    "set",
+    "set [parameter [value]]",
+    max_words=2,
+    complete="param",
+    outside_osh=True,
+    safe_check=_safe_set,
+)
 def set_(sh, args: Args) -> None:
     """Show all parameters, show one, or set one (help set lists what each one does).
 
@@ -99,7 +117,7 @@ def alias(sh, args: Args) -> None:
     sh.aliases[name] = words[1:]
 
 
-@command("source", "source FILE", max_words=1, outside_osh=True)
+@command("source", "source FILE", max_words=1, outside_osh=True, safe_check=_safe_source)
 def source(sh, args: Args) -> None:
     """Run the commands in FILE (relative names: from the work directory ~~w).
 
@@ -126,7 +144,7 @@ def lock(sh, args: Args) -> None:
     sh.out.action = "lock"
 
 
-@command("run", "run function [arg ...]", complete="path")
+@command("run", "run function [arg ...]", complete="path", unsafe="run: running program functions")
 def run(sh, args: Args) -> None:
     """Run a function in the main thread (when otrace was started to wait for run).
 

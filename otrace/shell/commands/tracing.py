@@ -19,7 +19,13 @@ def _count(text: str) -> int:
 
 
 TRACE_OPTIONS = (
-    Option("a", "what to do on a match", value="ACTION", choices=tracing.ACTIONS),
+    Option(
+        "a",
+        "what to do on a match",
+        value="ACTION",
+        choices=tracing.ACTIONS,
+        unsafe="actions that stop, debug or tag the program",
+    ),
     Option(
         "c",
         "when: call, return, all, tagged[ARG], or NAME<op>VALUE,... (op: == != < <= > >=)",
@@ -122,7 +128,12 @@ def _tag_target(sh, words: list[str]):
     return here
 
 
-@command("tag", "tag [object|.] [label|id|time]", max_words=2)
+@command(
+    "tag",
+    "tag [object|.] [label|id|time]",
+    max_words=2,
+    unsafe="tag: adding an attribute to a program object",
+)
 def tag(sh, args: Args) -> None:
     """Tag an object (default: self in a trace context, else the current directory's object).
 
@@ -134,7 +145,12 @@ def tag(sh, args: Args) -> None:
     sh.out.write(tracing.tag(obj, label))
 
 
-@command("untag", "untag [object|.]", max_words=1)
+@command(
+    "untag",
+    "untag [object|.]",
+    max_words=1,
+    unsafe="untag: removing an attribute from a program object",
+)
 def untag(sh, args: Args) -> None:
     """Remove an object's tag."""
     tracing.untag(_tag_target(sh, args.words))

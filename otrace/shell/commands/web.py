@@ -93,7 +93,13 @@ def make_backend(interface: Any) -> WebBackend:
     return LegacyWebBackend(interface)
 
 
-@command("_web", "_web javascript", raw=True, complete="none")
+@command(
+    "_web",
+    "_web javascript",
+    raw=True,
+    complete="none",
+    unsafe="Javascript console disabled in safe mode",
+)
 def web(sh, args: Args) -> None:
     """Evaluate JavaScript in the browser of the current /osh/web/<user> directory.
 
