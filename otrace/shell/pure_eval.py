@@ -217,7 +217,7 @@ class PureEvaluator:
 
     def _room(self, size: int) -> None:
         if size > MAX_SIZE:
-            raise Impure(f"result too large for safe mode ({size} > {MAX_SIZE})")
+            raise refuse(f"a result this large ({size} > {MAX_SIZE} items)")
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
@@ -235,9 +235,9 @@ class PureEvaluator:
                     self._room(len(seq) * max(n, 0))
         elif isinstance(op, ast.Pow) and type(left) is int and type(right) is int:
             if right > 0 and max(left.bit_length(), 1) * right > MAX_SIZE * 8:
-                raise Impure("power too large for safe mode")
+                raise refuse("a power this large")
         elif isinstance(op, ast.LShift) and type(right) is int and right > MAX_SIZE * 8:
-            raise Impure("shift too large for safe mode")
+            raise refuse("a shift this large")
         elif isinstance(op, ast.Add) and type(left) in (list, tuple, str, bytes):
             self._room(len(left) + len(right))
         elif isinstance(op, ast.Mod) and type(left) in (str, bytes):

@@ -69,6 +69,20 @@ class Impure(SafeModeError):
     """Reading or computing this would run the program's code."""
 
 
+class Unread:
+    """Stands for a value safe mode did not read (a property, ...) in listings."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"<not read in safe mode: {self.why}>"
+
+
+def refused(what: str) -> Impure:
+    return Impure(f"{what} not permitted in safe mode; {HINT}")
+
+
 def is_trusted(t: type) -> bool:
     """A type otrace itself defines (contexts, stored records, placeholders): its code is ours."""
     try:
@@ -128,13 +142,11 @@ def _bind(value: Any, obj: Any, owner: type) -> Any:
     if isinstance(value, property):
         if obj is None:
             return value
-        raise Impure(f"reading a property runs its code; {HINT}")
+        raise refused("reading a property (runs its code)")
     if _lookup_class(type(value), "__get__")[0]:
         if obj is None and not _has_python_method(type(value), "__get__"):
             return value.__get__(None, owner)
-        raise Impure(
-            f"reading a {type_name(value)} descriptor runs program code (cached_property, ...); {HINT}"
-        )
+        raise refused(f"reading a {type_name(value)} (runs program code)")
     return value
 
 
@@ -147,7 +159,7 @@ def static_get(obj: Any, name: str) -> Any:
     getattribute = _lookup_class(t, "__getattribute__")[1]
     if getattribute not in _PLAIN_GETATTRIBUTE:
         if not is_trusted(t):
-            raise Impure(f"{type_name(obj)} overrides __getattribute__; {HINT}")
+            raise refused(f"reading {type_name(obj)} attributes (its __getattribute__ is code)")
         return getattr(obj, name)
     if isinstance(obj, type):
         found, meta_value = _lookup_class(t, name)
@@ -171,7 +183,7 @@ def static_get(obj: Any, name: str) -> Any:
     if found:
         return _bind(cls_value, obj, t)
     if _lookup_class(t, "__getattr__")[0]:
-        raise Impure(f"{type_name(obj)}.__getattr__ would compute {name!r}; {HINT}")
+        raise refused(f"{type_name(obj)}.__getattr__ for {name!r} (program code)")
     raise AttributeError(name)
 
 
@@ -219,7 +231,7 @@ def dict_lookup(d: dict, key: Any) -> tuple[bool, Any]:
     ``__eq__``; here only keys of the same pure scalar type are compared.
     """
     if type(key) not in SCALARS:
-        raise Impure(f"a {type_name(key)} key would run program code (hash/eq); {HINT}")
+        raise refused(f"a {type_name(key)} key (its hash/eq is program code)")
     try:
         value = dict.get(d, key, _MISSING)  # fast path: pure when every key is a pure scalar
     except Exception:
@@ -234,7 +246,7 @@ def dict_lookup(d: dict, key: Any) -> tuple[bool, Any]:
 
 def _all_scalar_keys(d: dict) -> bool:
     if len(d) > MAX_KEY_SCAN:
-        raise Impure(f"dictionary too large to search without its own code; {HINT}")
+        raise refused("looking up a key in a dict this large")
     return all(type(k) in SCALARS for k in list(dict.keys(d)))
 
 
@@ -276,7 +288,9 @@ def _repr_into(value: Any, out: list[str], depth: int, room: list[int]) -> None:
         out.append("...")
         return
     t = type(value)
-    if t in SCALARS:
+    if t is Unread:
+        text = repr(value)
+    elif t in SCALARS:
         if t is int and value.bit_length() > 4000:
             text = f"<int of {value.bit_length()} bits>"
         elif t in (str, bytes) and len(value) > room[0]:

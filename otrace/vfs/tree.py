@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.errors import PathError
+from otrace.errors import PathError, SafeModeError
 from otrace.vfs import paths
 from otrace.vfs.nodes import Dir, FsPath, as_dir, is_dir_like
 from otrace.vfs.paths import Parts
+from otrace.vfs.pure import Unread
 
 GLOBALS: Parts = ("osh", "globals")
 
@@ -146,5 +147,11 @@ class Tree:
                         nxt.append((prefix + (name,), d.get(name), val))
                     except KeyError:
                         continue
+                    except SafeModeError as exc:  # a property, ...: matched, not read
+                        if not d._public([name]):
+                            continue
+                        nxt.append(
+                            (prefix + (name,), Unread(str(exc).split(" not permitted")[0]), val)
+                        )
             frontier = nxt
         return [Resolved(p, v, par) for p, v, par in frontier]

@@ -7,12 +7,13 @@ from typing import Any
 
 from otrace.contexts import TraceContext
 from otrace.contexts.record import parse_trace_id
-from otrace.errors import PathError, UsageError
+from otrace.errors import PathError, SafeModeError, UsageError
 from otrace.shell import listing
 from otrace.shell.registry import Args, Option, command
 from otrace.vfs import paths
 from otrace.vfs.nodes import is_dir_like
 from otrace.vfs.paths import Parts
+from otrace.vfs.pure import Unread
 
 
 def change_dir(sh, text: str | None) -> None:
@@ -221,6 +222,8 @@ def ls(sh, args: Args) -> None:
                 pairs.append((n, d.get(n)))
             except KeyError:
                 continue
+            except SafeModeError as exc:  # a property, ...: listed, not read
+                pairs.append((n, Unread(str(exc).split(" not permitted")[0])))
         if kinds:
             pairs = [(n, v) for n, v in pairs if listing.kind_of(v) in kinds]
     if args.flag("t") and pairs is not None:
