@@ -22,6 +22,9 @@ def get_logger(name: str) -> logging.Logger:
 # that prints above its prompt; with no sink they go to stderr.
 
 _sinks: list = []
+_STDERR_ESCAPES = {
+    c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)
+}
 
 
 def add_sink(sink) -> None:
@@ -40,8 +43,8 @@ def announce(text: str) -> None:
     if not sinks:
         import sys
 
-        try:
-            sys.stderr.write(text + "\n")
+        try:  # the lowest layer: escape control characters here (no console escapes them)
+            sys.stderr.write(text.translate(_STDERR_ESCAPES) + "\n")
         except Exception:
             pass
         return

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+from otrace.contexts.safe import terminal_text
+
 
 class Console:
     """What every front end does: show results and announcements, run repeat and lock."""
@@ -51,8 +53,8 @@ class Console:
         return text
 
     def announce(self, text: str) -> None:
-        """Show a trace event (from any thread)."""
-        self._write(self.stderr, text + "\n")
+        """Show a trace event (from any thread); program data in it is escaped."""
+        self._write(self.stderr, terminal_text(text) + "\n")
 
     # -- the loop -----------------------------------------------------------------------
     def read_line(self, prompt: str) -> str | None:
@@ -63,7 +65,7 @@ class Console:
         """Read and run lines until quit or end of input."""
         while not self.stopped:
             try:
-                line = self.read_line(self.shell.session.prompt())
+                line = self.read_line(terminal_text(self.shell.session.prompt()))
             except KeyboardInterrupt:
                 self.shell.session.cancel_code()
                 continue

@@ -55,6 +55,7 @@ from prompt_toolkit.output import create_output
 from otrace.console.highlight import ShellLexer, highlight_python
 from otrace.console.plain import Console
 from otrace.contexts import STORE
+from otrace.contexts.safe import terminal_text
 from otrace.shell.completion import complete
 from otrace.tracing import DEBUGGER_HOOKS
 
@@ -155,7 +156,7 @@ class TerminalConsole(Console):
     # -- prompt -------------------------------------------------------------------------
     def _message(self) -> str:
         try:
-            return self.shell.session.prompt()
+            return terminal_text(self.shell.session.prompt())
         except Exception:
             return "> "
 
@@ -292,7 +293,7 @@ class TerminalConsole(Console):
         with self._state:
             if self._repeating:
                 self._wake()  # a trace event ends repeat mode; it prints after it
-            self._emit(self.stderr, text + "\n", whole=True, echo=True)
+            self._emit(self.stderr, terminal_text(text) + "\n", whole=True, echo=True)
 
     def _emit(self, stream: Any, text: str, whole: bool = False, echo: bool = False) -> None:
         """Write ``text`` to ``stream`` now, or above the prompt when one is shown.

@@ -46,3 +46,27 @@ def safe_str(obj: object, limit: int = 2000) -> str:
     if len(text) > limit:
         text = text[:limit] + "..."
     return text
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_CONTROLS.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})  # C1 controls (CSI, OSC, ...)
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes, so it cannot drive a terminal.
+
+    For names and text that come from outside otrace (a file, a browser) before they are
+    shown: escape sequences (clear screen, clipboard writes, fake prompts) print as
+    ``\\x1b[2J`` instead of acting.
+    """
+    return text.translate(_CONTROLS)
+
+
+_TERMINAL = {c: e for c, e in _CONTROLS.items() if c not in (ord("\n"), ord("\t"))}
+
+
+def terminal_text(text: str) -> str:
+    """Like :func:`escape_controls`, but line breaks and tabs stay as they are (for values
+    printed as text, whose lines should still read as lines)."""
+    return text.translate(_TERMINAL)
