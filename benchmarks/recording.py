@@ -24,8 +24,10 @@ from _common import emit, interleave, machine, table
 
 from otrace.contexts import sqlite
 from otrace.log import add_sink
-from otrace.params import PARAMS
+from otrace.runtime import default
 from otrace.tracing import trace, unwrap_all
+
+PARAMS = default().params
 
 SRC = """
 class Order:

@@ -80,8 +80,9 @@ def make_app(mode: str) -> tornado.web.Application:
 
 def fill_recent(count: int) -> None:
     from otrace.contexts.record import TraceContext
-    from otrace.contexts.store import STORE
-    from otrace.params import PARAMS
+    from otrace.runtime import default
+
+    STORE, PARAMS = default().store, default().params
 
     PARAMS.set("max_recent", count + 10)
     PARAMS.set("ls_limit", count + 10)  # ls lists all of them
@@ -122,7 +123,9 @@ def main() -> None:
     if opts.mode != "plain":
         import otrace
         import otrace.tornado as otornado
-        from otrace.params import PARAMS
+        from otrace.runtime import default
+
+        PARAMS = default().params
 
         read_fd, _write_fd = os.pipe()  # the idle shell waits on a pipe nobody writes to
         shell = otrace.OShell(

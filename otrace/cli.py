@@ -17,7 +17,6 @@ import sys
 import threading
 
 from otrace.oshell import OShell
-from otrace.params import PARAMS
 
 INIT_TIMEOUT = 60.0  # seconds the -f function waits for the init file
 
@@ -37,14 +36,13 @@ def load_program(path: str):
 
 def record_failure(exc: BaseException, name: str) -> None:
     """Keep an exception that ended ``-f NAME`` as a trace context (for ``cd ~~``)."""
-    from otrace.contexts import STORE, TraceContext
     from otrace.contexts.capture import capture_exception
+    from otrace.runtime import default
 
     values, trc = capture_exception(
         exc, exc.__traceback__.tb_next if exc.__traceback__ else None, None
     )
-    ctx = TraceContext("exceptions", name, type(exc).__name__, values, trc)
-    STORE.add(ctx)
+    default().recorder.record("exceptions", name, type(exc).__name__, values, trc)
 
 
 def browse_pickled(path: str) -> int:
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # the programmer's own program, run for debugging: start unsafe, as pdb would (an
     # embedded shell in a live server, and otrace -p on a shared file, start in safe mode)
-    PARAMS.set("safe_mode", False)
+    shell.runtime.params.set("safe_mode", False)
     signal.signal(signal.SIGTERM, lambda *_: shell.shutdown())
     if func is None:
         shell.loop(wait_to_run=True)

@@ -11,12 +11,16 @@ context's ``__trc["released"]`` says why: ``"resumed"``, ``"shutdown"``, ``"dele
 ``"cancelled"`` (the awaiting task was cancelled) or whatever reason the caller gave (the
 console uses ``"disconnected"``).
 
+The table is a :class:`HoldTable` owned by the runtime (``rt.holds``); the module-level
+functions act on the default runtime's table, for program code and tests.
+
 Thread rules:
 
 * :func:`new_break` and :meth:`Break.wait` run on the traced thread (which then blocks).
   A thread running an asyncio event loop must not block: :func:`can_block` says whether the
   current thread may (the tracing engine refuses a break otherwise and points to ``hold``).
-  Threads listed in :data:`NO_BREAK_THREADS` (the console adds its own) are refused too.
+  Threads listed in :attr:`HoldTable.no_break_threads` (the console adds its own) are refused
+  too.
 * :func:`new_hold` must be called on the event-loop thread, inside a running loop.
 * :func:`resume`, :func:`release_all`, :func:`pending` and :meth:`release` may be called from
   any thread.  A hold's future is only ever resolved on its loop, through
@@ -30,74 +34,20 @@ import concurrent.futures
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from otrace import _default
 from otrace.contexts.record import TraceContext
+from otrace.events import HoldRegistered, HoldReleased
 from otrace.log import get_logger
+
+if TYPE_CHECKING:
+    from otrace.contexts.store import ContextStore
+    from otrace.events import EventBus
 
 log = get_logger("holds")
 
-_lock = threading.Lock()
-_pending: dict[str, Break | Hold] = {}
-_eventloop_callback: Callable[[Callable[[], None]], Any] | None = None
-
-NO_BREAK_THREADS: set[int] = set()
-"""Idents of threads that must never block on a break (e.g. the console's own thread)."""
-
-
-def set_eventloop_callback(callback: Callable[[Callable[[], None]], Any] | None) -> None:
-    """Resolve holds with ``callback(fn)`` (must run ``fn`` on the loop; thread-safe).
-
-    ``None`` restores the default, ``loop.call_soon_threadsafe`` of the hold's own loop.
-    Process-wide; call from any thread (typically at start-up).
-    """
-    global _eventloop_callback
-    _eventloop_callback = callback
-
-
-def eventloop_callback() -> Callable[[Callable[[], None]], Any] | None:
-    """The program's thread-safe door to its event loop, if one was set.  Any thread."""
-    return _eventloop_callback
-
-
-def call_on_loop(
-    func: Callable[[], Any],
-    timeout: float = 10.0,
-    callback: Callable[[Callable[[], None]], Any] | None = None,
-) -> Any:
-    """Run ``func`` on the program's event loop and wait for its result.
-
-    The call goes through ``callback`` (default: the door set with
-    :func:`set_eventloop_callback`); without any door, or on a thread that runs an event
-    loop itself (waiting would deadlock), ``func`` runs right here.  ``func``'s exception is
-    re-raised here.  TimeoutError if the loop has not started ``func`` within ``timeout``
-    seconds -- it then never runs; :class:`LoopBusy` (a TimeoutError) if it started but has
-    not finished within another ``timeout`` seconds.  Every wait is bounded, and the caller
-    must hold no lock the loop may need.  For other threads (the shell's).
-    """
-    door = callback if callback is not None else _eventloop_callback
-    if door is None or running_loop() is not None:
-        return func()
-    fut: concurrent.futures.Future = concurrent.futures.Future()
-
-    def job() -> None:
-        if not fut.set_running_or_notify_cancel():
-            return
-        try:
-            fut.set_result(func())
-        except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
-            fut.set_exception(exc)
-
-    door(job)
-    try:
-        return fut.result(timeout)
-    except concurrent.futures.TimeoutError:
-        if fut.cancel():
-            raise TimeoutError(f"the event loop did not run {func!r} within {timeout:g}s") from None
-    try:
-        return fut.result(timeout)
-    except concurrent.futures.TimeoutError:
-        raise LoopBusy(f"{func!r} started on the event loop but did not finish") from None
+LoopDoor = Callable[[Callable[[], None]], Any]
 
 
 class LoopBusy(TimeoutError):
@@ -112,9 +62,133 @@ def running_loop() -> Any:
     return aio._get_running_loop()
 
 
-def can_block() -> bool:
-    """True if the current thread may block on a break (no running loop, not exempt)."""
-    return running_loop() is None and threading.get_ident() not in NO_BREAK_THREADS
+class HoldTable:
+    """The pending breaks and holds of one runtime, and its door to the event loop."""
+
+    def __init__(self, store: ContextStore, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self._lock = threading.Lock()
+        self._pending: dict[str, Break | Hold] = {}
+        self._door: LoopDoor | None = None
+        #: Idents of threads that must never block on a break (e.g. the console's own thread).
+        self.no_break_threads: set[int] = set()
+
+    # -- the event-loop door ---------------------------------------------------------------
+    def set_eventloop_callback(self, callback: LoopDoor | None) -> None:
+        """Resolve holds with ``callback(fn)`` (must run ``fn`` on the loop; thread-safe).
+
+        ``None`` restores the default, ``loop.call_soon_threadsafe`` of the hold's own loop.
+        Call from any thread (typically at start-up).
+        """
+        self._door = callback
+
+    def eventloop_callback(self) -> LoopDoor | None:
+        """The program's thread-safe door to its event loop, if one was set.  Any thread."""
+        return self._door
+
+    def call_on_loop(
+        self, func: Callable[[], Any], timeout: float = 10.0, callback: LoopDoor | None = None
+    ) -> Any:
+        """Run ``func`` on the program's event loop and wait for its result.
+
+        The call goes through ``callback`` (default: the door set with
+        :meth:`set_eventloop_callback`); without any door, or on a thread that runs an event
+        loop itself (waiting would deadlock), ``func`` runs right here.  ``func``'s exception
+        is re-raised here.  TimeoutError if the loop has not started ``func`` within
+        ``timeout`` seconds -- it then never runs; :class:`LoopBusy` (a TimeoutError) if it
+        started but has not finished within another ``timeout`` seconds.  Every wait is
+        bounded, and the caller must hold no lock the loop may need.  For other threads (the
+        shell's).
+        """
+        door = callback if callback is not None else self._door
+        if door is None or running_loop() is not None:
+            return func()
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+
+        def job() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fut.set_result(func())
+            except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
+                fut.set_exception(exc)
+
+        door(job)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if fut.cancel():
+                raise TimeoutError(
+                    f"the event loop did not run {func!r} within {timeout:g}s"
+                ) from None
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise LoopBusy(f"{func!r} started on the event loop but did not finish") from None
+
+    def can_block(self) -> bool:
+        """True if the current thread may block on a break (no running loop, not exempt)."""
+        return running_loop() is None and threading.get_ident() not in self.no_break_threads
+
+    # -- the table -------------------------------------------------------------------------
+    def _register(self, item: Break | Hold) -> None:
+        with self._lock:
+            self._pending[item.ctx.id] = item
+        item.ctx.live = item
+        self.events.emit(HoldRegistered(item.ctx, item.kind))
+
+    def _forget(self, item: _Pending) -> None:
+        with self._lock:
+            if self._pending.get(item.ctx.id) is item:
+                del self._pending[item.ctx.id]
+
+    def new_break(self, ctx: TraceContext) -> Break:
+        """Register a break for ``ctx`` (before the context is stored); traced thread."""
+        item = Break(ctx, self)
+        self._register(item)
+        return item
+
+    def new_hold(self, ctx: TraceContext) -> Hold:
+        """Register a hold for ``ctx`` on the running loop; event-loop thread only.
+
+        Raises RuntimeError when no loop runs in this thread.
+        """
+        loop = running_loop()
+        if loop is None:
+            raise RuntimeError("a hold needs a running asyncio event loop")
+        item = Hold(ctx, loop, self)
+        self._register(item)
+        return item
+
+    def get(self, ctx_or_id: TraceContext | str) -> Break | Hold | None:
+        """The pending break or hold of a context (or trace id), if any.  Any thread."""
+        trace_id = ctx_or_id if isinstance(ctx_or_id, str) else ctx_or_id.id
+        with self._lock:
+            return self._pending.get(trace_id)
+
+    def pending(self) -> list[TraceContext]:
+        """Contexts whose break or hold still waits, oldest first.  Any thread."""
+        with self._lock:
+            items = list(self._pending.values())
+        return sorted((i.ctx for i in items), key=lambda c: c.created)
+
+    def resume(
+        self, ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed"
+    ) -> bool:
+        """Release a pending break or hold with ``value``; False if nothing waits under that id.
+
+        The context stays in ``/osh/recent`` as an ordinary (evictable) context whose
+        ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
+        """
+        item = self.get(ctx_or_id)
+        return item is not None and item.release(value, reason)
+
+    def release_all(self, reason: str = "shutdown") -> int:
+        """Release every pending break and hold (shutdown); returns how many.  Any thread."""
+        with self._lock:
+            items = list(self._pending.values())
+        return sum(1 for item in items if item.release(None, reason))
 
 
 class _Pending:
@@ -122,8 +196,9 @@ class _Pending:
 
     kind = ""
 
-    def __init__(self, ctx: TraceContext) -> None:
+    def __init__(self, ctx: TraceContext, table: HoldTable) -> None:
         self.ctx = ctx
+        self.table = table
         self.value: Any = None
         self.released: str | None = None
         self._once = threading.Lock()
@@ -138,13 +213,12 @@ class _Pending:
                 return False
             self.released = reason
         self.value = value
-        with _lock:
-            if _pending.get(self.ctx.id) is self:
-                del _pending[self.ctx.id]
+        self.table._forget(self)
         if self.ctx.live is self:
             self.ctx.live = None
         self.ctx.trc["released"] = reason
         self._wake(value)
+        self.table.events.emit(HoldReleased(self.ctx, reason))
         return True
 
     def _wake(self, value: Any) -> None:  # pragma: no cover - overridden
@@ -160,8 +234,8 @@ class Break(_Pending):
 
     kind = "break"
 
-    def __init__(self, ctx: TraceContext) -> None:
-        super().__init__(ctx)
+    def __init__(self, ctx: TraceContext, table: HoldTable) -> None:
+        super().__init__(ctx, table)
         self.event = threading.Event()
 
     def _wake(self, value: Any) -> None:
@@ -178,8 +252,8 @@ class Hold(_Pending):
 
     kind = "hold"
 
-    def __init__(self, ctx: TraceContext, loop: Any) -> None:
-        super().__init__(ctx)
+    def __init__(self, ctx: TraceContext, loop: Any, table: HoldTable) -> None:
+        super().__init__(ctx, table)
         self.loop = loop
         self.future = loop.create_future()
         self.future.add_done_callback(self._on_done)
@@ -196,69 +270,63 @@ class Hold(_Pending):
         if self.future.done():
             return
         try:
-            if _eventloop_callback is not None:
-                _eventloop_callback(self._resolve)
+            door = self.table.eventloop_callback()
+            if door is not None:
+                door(self._resolve)
             else:
                 self.loop.call_soon_threadsafe(self._resolve)
         except RuntimeError:  # loop closed: nobody can be waiting any more
             log.debug("loop of %s is closed", self.ctx.id)
 
-    def __await__(self):
+    def __await__(self) -> Any:
         return self.future.__await__()
 
 
-def _register(item: Break | Hold) -> None:
-    with _lock:
-        _pending[item.ctx.id] = item
-    item.ctx.live = item
+# -- the default runtime's table (program code and tests) ------------------------------------
+
+
+def _table() -> HoldTable:
+    return _default.get().holds
+
+
+def set_eventloop_callback(callback: LoopDoor | None) -> None:
+    """:meth:`HoldTable.set_eventloop_callback` of the default runtime."""
+    _table().set_eventloop_callback(callback)
+
+
+def eventloop_callback() -> LoopDoor | None:
+    return _table().eventloop_callback()
+
+
+def call_on_loop(
+    func: Callable[[], Any], timeout: float = 10.0, callback: LoopDoor | None = None
+) -> Any:
+    return _table().call_on_loop(func, timeout, callback)
+
+
+def can_block() -> bool:
+    return _table().can_block()
 
 
 def new_break(ctx: TraceContext) -> Break:
-    """Register a break for ``ctx`` (before the context is added to the store); traced thread."""
-    item = Break(ctx)
-    _register(item)
-    return item
+    return _table().new_break(ctx)
 
 
 def new_hold(ctx: TraceContext) -> Hold:
-    """Register a hold for ``ctx`` on the running loop; event-loop thread only.
-
-    Raises RuntimeError when no loop runs in this thread.
-    """
-    loop = running_loop()
-    if loop is None:
-        raise RuntimeError("a hold needs a running asyncio event loop")
-    item = Hold(ctx, loop)
-    _register(item)
-    return item
+    return _table().new_hold(ctx)
 
 
 def get(ctx_or_id: TraceContext | str) -> Break | Hold | None:
-    """The pending break or hold of a context (or trace id), if any.  Any thread."""
-    trace_id = ctx_or_id if isinstance(ctx_or_id, str) else ctx_or_id.id
-    with _lock:
-        return _pending.get(trace_id)
+    return _table().get(ctx_or_id)
 
 
 def pending() -> list[TraceContext]:
-    """Contexts whose break or hold still waits, oldest first.  Any thread."""
-    with _lock:
-        items = list(_pending.values())
-    return sorted((i.ctx for i in items), key=lambda c: c.created)
+    return _table().pending()
 
 
 def resume(ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed") -> bool:
-    """Release a pending break or hold with ``value``; False if nothing waits under that id.
-
-    The context stays in ``/osh/recent`` as an ordinary (evictable) context whose
-    ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
-    """
-    item = get(ctx_or_id)
-    return item is not None and item.release(value, reason)
+    return _table().resume(ctx_or_id, value, reason=reason)
 
 
 def release_all(reason: str = "shutdown") -> int:
-    """Release every pending break and hold (shutdown); returns how many.  Any thread."""
-    with _lock:
-        items = list(_pending.values())
-    return sum(1 for item in items if item.release(None, reason))
+    return _table().release_all(reason)

@@ -7,6 +7,9 @@ nor changes its level (the original did, which changed the host application's lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+
+from otrace import _default
 
 logger = logging.getLogger("otrace")
 
@@ -18,38 +21,19 @@ def get_logger(name: str) -> logging.Logger:
 
 # -- announcements -----------------------------------------------------------------------
 # Trace events ("Cart.boom:ex-ZeroDivisionError:261121-04-40-49") are announced to the
-# operator as they happen, from whichever thread traced them.  A console registers a sink
-# that prints above its prompt; with no sink they go to stderr.
-
-_sinks: list = []
-_STDERR_ESCAPES = {
-    c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)
-}
+# operator as they happen, from whichever thread traced them, as ``Announcement`` events on
+# the runtime's bus (``Runtime.announce``).  These functions act on the default runtime.
 
 
-def add_sink(sink) -> None:
-    """Send announcements to ``sink(text)`` (called from any thread; must not block long)."""
-    _sinks.append(sink)
+def add_sink(sink: Callable[[str], None]) -> None:
+    """Send the default runtime's announcements to ``sink(text)`` (any thread; must not block)."""
+    _default.get().add_sink(sink)
 
 
-def remove_sink(sink) -> None:
-    if sink in _sinks:
-        _sinks.remove(sink)
+def remove_sink(sink: Callable[[str], None]) -> None:
+    _default.get().remove_sink(sink)
 
 
 def announce(text: str) -> None:
-    """Tell the operator about a trace event.  Safe from any thread; never raises."""
-    sinks = list(_sinks)
-    if not sinks:
-        import sys
-
-        try:  # the lowest layer: escape control characters here (no console escapes them)
-            sys.stderr.write(text.translate(_STDERR_ESCAPES) + "\n")
-        except Exception:
-            pass
-        return
-    for sink in sinks:
-        try:
-            sink(text)
-        except Exception:
-            logger.exception("announcement sink failed")
+    """Tell the operator about a trace event (default runtime).  Any thread; never raises."""
+    _default.get().announce(text)

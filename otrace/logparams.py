@@ -14,25 +14,35 @@ import logging.handlers
 from typing import Any
 
 from otrace.log import logger
-from otrace.params import PARAMS, Params
+from otrace.params import Params
 
 DEFAULT_PORT = 9020
-_remote: logging.Handler | None = None
 
 
-def on_param(name: str, old: Any, new: Any) -> None:
-    global _remote
-    if name == "log_level":
-        logger.setLevel(new)
-    elif name == "log_remote":
-        if _remote is not None:
-            logger.removeHandler(_remote)
-            _remote.close()
-            _remote = None
-        if new:
-            host, _, port = str(new).partition(":")
-            _remote = logging.handlers.SocketHandler(host, int(port or DEFAULT_PORT))
-            logger.addHandler(_remote)
+class LogParams:
+    """Applies one runtime's ``log_*`` parameters (owns the remote handler, if any)."""
+
+    def __init__(self) -> None:
+        self.remote: logging.Handler | None = None
+
+    def on_param(self, name: str, old: Any, new: Any) -> None:
+        if name == "log_level":
+            logger.setLevel(new)
+        elif name == "log_remote":
+            if self.remote is not None:
+                logger.removeHandler(self.remote)
+                self.remote.close()
+                self.remote = None
+            if new:
+                host, _, port = str(new).partition(":")
+                self.remote = logging.handlers.SocketHandler(host, int(port or DEFAULT_PORT))
+                logger.addHandler(self.remote)
+
+    def install(self, params: Params) -> None:
+        """Apply the log parameters from now on (idempotent)."""
+        if self.on_param not in params._listeners:
+            params.add_listener(self.on_param)
+            params.add_guard(check)
 
 
 def check(name: str, value: Any) -> None:
@@ -42,10 +52,3 @@ def check(name: str, value: Any) -> None:
         host, _, port = str(value).partition(":")
         if not host or (port and not port.isdigit()):
             raise ParamError("log_remote: expected host[:port]")
-
-
-def install(params: Params = PARAMS) -> None:
-    """Apply the log parameters from now on (idempotent)."""
-    if on_param not in params._listeners:
-        params.add_listener(on_param)
-        params.add_guard(check)

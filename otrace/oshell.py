@@ -25,10 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 import otrace
-from otrace import holds, log, logparams
+from otrace import log
 from otrace.console import make_console
 from otrace.errors import OTraceError
-from otrace.params import PARAMS
+from otrace.runtime import Runtime, default
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
 from otrace.shell.session import Session
@@ -55,8 +55,6 @@ class OShell:
     :param web_interface, db_interface: providers for ``/osh/web`` and ``/osh/db``.
     """
 
-    instance: OShell | None = None
-
     def __init__(
         self,
         globals_dict: dict[str, Any] | None = None,
@@ -74,18 +72,25 @@ class OShell:
         web_interface: Any = None,
         hold_wrapper: Any = None,
         eventloop_callback: Callable[[Callable[[], Any]], Any] | None = None,
+        runtime: Runtime | None = None,
         _stdin: Any = None,
         _stdout: Any = None,
         _stderr: Any = None,
     ):
         if work_dir and not os.path.isabs(work_dir):
             raise OTraceError(f"work_dir must be absolute: {work_dir}")
+        self.runtime = rt = runtime if runtime is not None else default()
         self.session = Session(
-            globals_dict, locals_dict, allow_unsafe=allow_unsafe, work_dir=work_dir, add_env=add_env
+            globals_dict,
+            locals_dict,
+            allow_unsafe=allow_unsafe,
+            work_dir=work_dir,
+            add_env=add_env,
+            runtime=rt,
         )
         if web_interface is not None:  # /osh/web: the browsers the app keeps connected
             self.session.mounts["web"] = web_interface.get_root_tree()
-            self.session.hooks["web"] = make_web_backend(web_interface)
+            self.session.hooks["web"] = make_web_backend(web_interface, rt.announce)
         if db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             self.session.mounts["db"] = db_interface.get_root_tree()
         self.init_func = init_func
@@ -101,7 +106,7 @@ class OShell:
         self.stdin = _stdin or sys.stdin
         self.stdout = _stdout or sys.stdout
         self.stderr = _stderr or sys.stderr
-        self.console = None
+        self.console: Any = None
         self.thread: threading.Thread | None = None
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False
@@ -110,13 +115,12 @@ class OShell:
         self._shutdown_lock = threading.Lock()
         self._quit_at_start = False
         self.on_shutdown: list[Callable[[], Any]] = []  # called once, at shutdown, any thread
-        OShell.instance = self
-        from otrace.contexts import sqlite
-
-        sqlite.install(workdir=work_dir or os.getcwd())  # so `set pickle_file` writes
-        logparams.install()
+        rt.shell = self  # the runtime's embedded shell (was OShell.instance)
+        # so `set pickle_file` writes
+        rt.persistence.install(rt.params, rt.store, workdir=work_dir or os.getcwd())
+        rt.logparams.install(rt.params)
         if eventloop_callback is not None:
-            holds.set_eventloop_callback(eventloop_callback)
+            rt.holds.set_eventloop_callback(eventloop_callback)
 
     # -- running ------------------------------------------------------------------------
     def loop(self, wait_to_run: bool = False) -> threading.Event:
@@ -140,7 +144,7 @@ class OShell:
 
     def _run(self) -> None:
         self.console = make_console(self, self.stdin, self.stdout, self.stderr)
-        log.add_sink(self.console.announce)
+        self.runtime.add_sink(self.console.announce)
         try:
             if self.init_func is not None:
                 try:
@@ -152,14 +156,15 @@ class OShell:
             self._run_init_file()
             if self.no_input:
                 return
-            if PARAMS.unpickle_file:
-                self.console.show(self.session.execute(f"unpickle {PARAMS.unpickle_file}"))
+            unpickle_file = self.runtime.params.unpickle_file
+            if unpickle_file:
+                self.console.show(self.session.execute(f"unpickle {unpickle_file}"))
             self.ready.set()
             if not (self._shut.is_set() or self._quit_at_start):
                 self.console.run()
         finally:
             self.ready.set()
-            log.remove_sink(self.console.announce)
+            self.runtime.remove_sink(self.console.announce)
             if not self.no_input:
                 self.shutdown()
 
@@ -205,9 +210,9 @@ class OShell:
                     func(args)
                 else:
                     func()
-                log.announce("Run completed")
+                self.runtime.announce("Run completed")
             except BaseException:  # noqa: B036 - report anything, keep serving
-                log.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+                self.runtime.announce("Error in completed run\n" + traceback.format_exc().rstrip())
             finally:
                 self._running_task = False
 
@@ -219,7 +224,7 @@ class OShell:
             if self._shut.is_set():
                 return
             self._shut.set()
-        holds.release_all("shutdown")
+        self.runtime.holds.release_all("shutdown")
         if self.console is not None:
             self.console.stop()
         self._runs.put(_STOP)
@@ -264,6 +269,8 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
-    PARAMS.set("safe_mode", False)  # pdb-style, in the programmer's own code: start unsafe
+    shell.runtime.params.set(
+        "safe_mode", False
+    )  # pdb-style, in the programmer's own code: start unsafe
     shell.loop(wait_to_run=wait_to_run)
     return shell

@@ -1,9 +1,9 @@
 """The ``set`` parameters: one table of name, type, default and help.
 
-Parameters are process-wide, like the tracing they steer: wrappers read them on every call,
-so reading is a plain attribute access (``PARAMS.trace_active``).  Writing goes through
+Each runtime owns one :class:`Params` (``rt.params``); wrappers read them on every call, so
+reading is a plain attribute access (``params.trace_active``).  Writing goes through
 :meth:`Params.set_text` (text typed at the shell) or :meth:`Params.set` (a Python value);
-both validate and then tell listeners, which is how ``pickle_file`` opens its database or
+both validate and then tell listeners (and emit :class:`~otrace.events.ParamChanged`), which is how ``pickle_file`` opens its database or
 ``log_level`` reaches the ``otrace`` logger.
 
 Thread safety: reads may happen from any thread.  Writes are made by the shell thread (or by
@@ -15,9 +15,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from otrace.errors import ParamError
+from otrace.events import EventBus, ParamChanged
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", "", "none"}
@@ -67,7 +68,8 @@ class Param:
             raise ParamError(
                 f"{self.name}: expected {self.type.__name__}, not {type(value).__name__}"
             )
-        if self.minimum is not None and value < self.minimum:
+        number = cast(float, value)  # int or float here (checked above)
+        if self.minimum is not None and number < self.minimum:
             raise ParamError(f"{self.name}: must be at least {self.minimum:g}")
         return value
 
@@ -161,9 +163,40 @@ Listener = Callable[[str, Any, Any], None]
 
 
 class Params:
-    """The live parameter values, readable as attributes (``PARAMS.max_recent``)."""
+    """The live parameter values, readable as typed attributes (``params.max_recent``).
 
-    def __init__(self, table: tuple[Param, ...] = TABLE) -> None:
+    The annotations below are the table's names and types (a test checks they agree); the
+    values are set from :data:`TABLE` and change only through :meth:`set`/:meth:`set_text`.
+    """
+
+    allow_xml: bool
+    append_traceback: bool
+    assert_context: int
+    auto_lock: int
+    deep_copy: bool
+    editor: str
+    exec_lock: bool
+    log_format: str
+    log_level: int
+    log_remote: str
+    log_truncate: int
+    ls_limit: int
+    max_recent: int
+    osh_bin: str
+    password: str
+    pickle_file: str
+    pretty_print: bool
+    repeat_interval: float
+    safe_mode: bool
+    save_tags: bool
+    shell_timeout: float
+    trace_active: bool
+    trace_related: bool
+    unpickle_file: str
+    web_timeout: float
+
+    def __init__(self, table: tuple[Param, ...] = TABLE, events: EventBus | None = None) -> None:
+        self._events = events
         self._table = {p.name: p for p in table}
         self._listeners: list[Listener] = []
         self._guards: list[Callable[[str, Any], None]] = []
@@ -181,6 +214,9 @@ class Params:
         for name, old, new in changed:
             for listener in list(self.__dict__.get("_listeners", ())):
                 listener(name, old, new)
+            events = self.__dict__.get("_events")
+            if events is not None:
+                events.emit(ParamChanged(name, old, new))
 
     def names(self) -> list[str]:
         return sorted(self._table)
@@ -228,6 +264,8 @@ class Params:
             object.__setattr__(self, p.name, value)
         for listener in list(self._listeners):
             listener(p.name, old, value)
+        if self._events is not None and old != value:
+            self._events.emit(ParamChanged(p.name, old, value))
         return value
 
     def render(self, name: str) -> str:
@@ -242,6 +280,3 @@ class Params:
             object.__setattr__(self, name, value)
         else:
             self.set(name, value)
-
-
-PARAMS = Params()

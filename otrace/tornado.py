@@ -17,6 +17,10 @@ Typical main::
     loop.start()
     shell.shutdown()
 
+Interactive traceback pages: :func:`enable_tracebacks` mounts the page of
+:mod:`otrace.web.traceback` in an application running in debug mode and makes its handlers'
+uncaught exceptions render it.
+
 Handlers that may be held should inherit :class:`HoldAwareMixin` first, so that a client
 disconnecting while its request is held releases the hold (``__trc["released"]`` is then
 ``"disconnected"``).
@@ -34,17 +38,26 @@ import concurrent.futures
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import tornado.web
 from tornado.ioloop import IOLoop
 
 from otrace import holds
 from otrace.log import get_logger
+from otrace.runtime import Runtime, default
+
+if TYPE_CHECKING:
+    from otrace.web.traceback import TracebackServer
 
 log = get_logger("tornado")
 
-_loop: IOLoop | None = None
-_loop_thread: int | None = None
+
+def _runtime(shell: Any = None, runtime: Runtime | None = None) -> Runtime:
+    if runtime is not None:
+        return runtime
+    rt = getattr(shell, "runtime", None)
+    return rt if isinstance(rt, Runtime) else default()
 
 
 def attach(
@@ -53,6 +66,7 @@ def attach(
     *,
     stop_loop: bool = True,
     on_stop: Callable[[], Any] | None = None,
+    runtime: Runtime | None = None,
 ) -> IOLoop:
     """Make ``loop`` (default: ``IOLoop.current()``) the application's loop for otrace.
 
@@ -63,16 +77,17 @@ def attach(
       (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
       this instead of ``loop.stop``, see :func:`stop_on_shutdown`).
 
+    The loop is kept on the runtime (``runtime``, else the shell's, else the default one).
     Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
     any thread with an explicit ``loop``.
     """
-    global _loop, _loop_thread
+    rt = _runtime(shell, runtime)
     if loop is None:
         loop = IOLoop.current()
-    _loop = loop
-    _loop_thread = None
-    loop.add_callback(_note_loop_thread, loop)
-    holds.set_eventloop_callback(_bridge(loop))
+    rt.loop = loop
+    rt.loop_thread = None
+    loop.add_callback(_note_loop_thread, loop, rt)
+    rt.holds.set_eventloop_callback(_bridge(loop))
     if shell is not None:
         if getattr(shell, "eventloop_callback", None) is None:
             shell.eventloop_callback = loop.add_callback
@@ -95,23 +110,22 @@ def _bridge(loop: IOLoop) -> Callable[[Callable[[], Any]], Any]:
     return callback
 
 
-def detach() -> None:
+def detach(runtime: Runtime | None = None) -> None:
     """Forget the attached loop; holds go back to their own loop's ``call_soon_threadsafe``."""
-    global _loop, _loop_thread
-    _loop = None
-    _loop_thread = None
-    holds.set_eventloop_callback(None)
+    rt = _runtime(None, runtime)
+    rt.loop = None
+    rt.loop_thread = None
+    rt.holds.set_eventloop_callback(None)
 
 
-def _note_loop_thread(loop: IOLoop) -> None:
-    global _loop_thread
-    if loop is _loop:
-        _loop_thread = threading.get_ident()
+def _note_loop_thread(loop: IOLoop, rt: Runtime) -> None:
+    if loop is rt.loop:
+        rt.loop_thread = threading.get_ident()
 
 
-def attached_loop() -> IOLoop | None:
+def attached_loop(runtime: Runtime | None = None) -> IOLoop | None:
     """The loop given to :func:`attach`, if any.  Any thread."""
-    return _loop
+    return _runtime(None, runtime).loop
 
 
 def stop_on_shutdown(
@@ -147,7 +161,7 @@ def run_on_loop(
     ``fn`` is called directly (an awaitable result is then returned as is, not waited on).
     Exceptions raised by ``fn`` are re-raised here.
     """
-    target = loop or _loop or _current_or_none()
+    target = loop or default().loop or _current_or_none()
     if target is None:
         raise RuntimeError("no Tornado loop: call otrace.tornado.attach(shell, loop) first")
     if _on_loop_thread(target):
@@ -216,3 +230,45 @@ def hold_wrapper(hold: Any) -> Any:
     Returns an :class:`asyncio.Future` a Tornado coroutine can await or ``yield``.
     """
     return asyncio.ensure_future(hold)
+
+
+# -- interactive traceback pages ----------------------------------------------------------------
+def enable_tracebacks(
+    app: tornado.web.Application, *, runtime: Runtime | None = None, **options: Any
+) -> TracebackServer | None:
+    """Serve interactive traceback pages from ``app`` if it runs in debug mode.
+
+    Adds the page's routes (ahead of the application's own) and makes uncaught handler
+    exceptions render the page.  Returns the :class:`~otrace.web.traceback.TracebackServer`
+    (``options`` go to it), or None -- changing nothing -- when ``app.settings["debug"]`` is
+    false.  The server becomes ``runtime``'s (default: the default runtime's) traceback page.
+    Call on the event-loop thread before serving.
+    """
+    from otrace.web.traceback import TracebackServer  # the page: only when asked for
+
+    if not app.settings.get("debug"):
+        return None
+    existing = getattr(app, "otrace_tracebacks", None)
+    if isinstance(existing, TracebackServer):
+        return existing
+    server = TracebackServer(**options)
+    app.otrace_tracebacks = server  # type: ignore[attr-defined]
+    router = app.wildcard_router
+    rules = [router.process_rule(tornado.web.url(*r)) for r in server.routes()]
+    router.rules[0:0] = rules
+    original = app.get_handler_delegate
+
+    def get_handler_delegate(
+        request: Any,
+        target_class: Any,
+        target_kwargs: Any = None,
+        path_args: Any = None,
+        path_kwargs: Any = None,
+    ) -> Any:
+        return original(
+            request, server.debug_class(target_class), target_kwargs, path_args, path_kwargs
+        )
+
+    app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
+    (runtime if runtime is not None else default()).traceback_server = server
+    return server

@@ -1,20 +1,22 @@
-"""Shared fixtures: every test starts with default parameters and an empty context store."""
+"""Shared fixtures: every test runs on its own runtime (default parameters, empty store)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from otrace.contexts import STORE
-from otrace.params import PARAMS
+from otrace.runtime import Runtime, use
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state():
-    PARAMS.reset()
-    STORE.clear()
-    yield
-    STORE.clear()
-    PARAMS.reset()
+def runtime() -> Iterator[Runtime]:
+    """A fresh :class:`Runtime`, the default one for the test's duration (``tests.rt`` names
+    its store and parameters); closed afterwards (holds released, wrappers and patches
+    removed)."""
+    with use() as rt:
+        yield rt
+        rt.close()
 
 
 @pytest.fixture(scope="module")

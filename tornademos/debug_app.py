@@ -16,7 +16,7 @@ import tornado.web
 from tornado.options import define, options, parse_command_line
 
 import otrace
-from otrace.web.traceback import enable_tracebacks
+from otrace.tornado import enable_tracebacks
 
 define("debug", default=False, type=bool, help="Run in debug mode (interactive error pages)")
 define("port", default=8000, type=int, help="Port on which to listen")

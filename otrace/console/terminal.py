@@ -38,7 +38,7 @@ import select
 import sys
 import termios
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -54,10 +54,9 @@ from prompt_toolkit.output import create_output
 
 from otrace.console.highlight import ShellLexer, highlight_python
 from otrace.console.plain import Console
-from otrace.contexts import STORE
 from otrace.contexts.safe import terminal_text
+from otrace.events import ContextRecorded, ContextRemoved, DebuggerHandover
 from otrace.shell.completion import complete
-from otrace.tracing import DEBUGGER_HOOKS
 
 _SUSPENDED = object()  # a prompt left because a debugger took the terminal
 HISTORY_ENV = "OTRACE_HISTORY"
@@ -225,15 +224,18 @@ class TerminalConsole(Console):
     def _suspend_prompt(self) -> None:
         app = self.prompt_session.app
         if app.is_running and app.future is not None and not app.future.done():
-            app.exit(result=_SUSPENDED)
+            app.exit(result=_SUSPENDED)  # type: ignore[call-overload]
 
     def _wait_for_terminal(self) -> None:
         # the 0.5 s wake-ups only happen while pdb runs, to notice stop()
         while not self._terminal_free.wait(0.5) and not self.stopped:
             pass
 
-    def _on_context(self, ctx: Any) -> None:
-        if ctx.kind == "breaks":  # BRK: appears or goes away in the prompt
+    def _on_handover(self, event: DebuggerHandover) -> None:
+        self.on_debugger(event.phase)
+
+    def _on_context_event(self, event: ContextRecorded | ContextRemoved) -> None:
+        if event.ctx.kind == "breaks":  # BRK: appears or goes away in the prompt
             self.refresh()
 
     def _auto_lock(self) -> None:
@@ -259,7 +261,7 @@ class TerminalConsole(Console):
             if self.stopped or self._loop is None:
                 return None
             if main and not self._terminal_free.is_set():
-                return _SUSPENDED  # pdb has just taken the terminal: draw nothing
+                return _SUSPENDED  # type: ignore[return-value]  # pdb has the terminal: draw nothing
             self._prompting = True
             loop = self._loop
         params = self.shell.session.params
@@ -362,19 +364,19 @@ class TerminalConsole(Console):
         proxy_out, proxy_err = _PromptSafeStream(self, real_out), _PromptSafeStream(self, real_err)
         sys.stdout, sys.stderr = proxy_out, proxy_err
         redirected = _redirect_log_streams({real_out: proxy_out, real_err: proxy_err})
-        DEBUGGER_HOOKS.append(self.on_debugger)
-        STORE.on_add.append(self._on_context)
-        STORE.on_remove.append(self._on_context)
+        bus = self.shell.session.runtime.events
+        subscriptions: list[tuple[type, Callable[[Any], None]]] = [
+            (DebuggerHandover, self._on_handover),
+            (ContextRecorded, self._on_context_event),
+            (ContextRemoved, self._on_context_event),
+        ]
+        for event_type, fn in subscriptions:
+            bus.subscribe(event_type, fn)
         try:
             super().run()
         finally:
-            for hooks, hook in (
-                (DEBUGGER_HOOKS, self.on_debugger),
-                (STORE.on_add, self._on_context),
-                (STORE.on_remove, self._on_context),
-            ):
-                with contextlib.suppress(ValueError):
-                    hooks.remove(hook)
+            for event_type, fn in subscriptions:
+                bus.unsubscribe(event_type, fn)
             for handler, stream in redirected:
                 with contextlib.suppress(Exception):
                     handler.setStream(stream)

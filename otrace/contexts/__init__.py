@@ -8,11 +8,10 @@
 
 from otrace.contexts.record import KINDS, FrameContext, TraceContext, make_trace_id, parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
-from otrace.contexts.store import STORE, ContextStore
+from otrace.contexts.store import ContextStore
 
 __all__ = [
     "KINDS",
-    "STORE",
     "ContextStore",
     "FrameContext",
     "TraceContext",

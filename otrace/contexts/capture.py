@@ -24,6 +24,8 @@ from typing import Any
 from otrace.contexts.record import FrameContext
 from otrace.contexts.safe import safe_repr, safe_str
 
+# Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
+# code objects themselves; only ever added to (a registry of constants, not runtime state).
 _HIDDEN: set[CodeType] = set()
 FrameLine = tuple[str, int, str, "list[str] | None"]
 

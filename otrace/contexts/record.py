@@ -28,6 +28,8 @@ KINDS: dict[str, str] = {
 }
 CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 
+# Process-wide on purpose (not per runtime): trace ids must stay unique across every
+# runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
 _last_ts = ""
 
@@ -98,7 +100,7 @@ class FrameContext(dict):
     def trc(self) -> dict[str, Any]:
         return self["__trc"]
 
-    __hash__ = object.__hash__  # identity, so contexts can live in sets and weak maps
+    __hash__ = object.__hash__  # type: ignore[assignment]  # identity, so contexts can live in sets and weak maps
 
     def __eq__(self, other: object) -> bool:
         return self is other

@@ -111,6 +111,7 @@ class Unresolved:
         return f"<unresolved {self._missing}({attrs})>"
 
 
+# A pure cache: one stand-in class per missing (module, name), the same for every runtime.
 _STANDINS: dict[tuple[str, str], type] = {}
 
 

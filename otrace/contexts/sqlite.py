@@ -1,7 +1,7 @@
 """Post-mortem persistence of trace contexts in SQLite (``set pickle_file`` / ``unpickle``).
 
-Writing: :func:`install` hooks the ``pickle_file`` parameter and the store's ``on_add``
-listeners.  Once ``pickle_file`` names a file, every new context is frozen on the thread that
+Writing: :func:`install` hooks the ``pickle_file`` parameter and subscribes to the runtime's
+``ContextRecorded`` events (:class:`PersistenceHook`, ``rt.persistence``).  Once ``pickle_file`` names a file, every new context is frozen on the thread that
 created it (see :mod:`otrace.contexts.sanitize`; cheap) and put on a bounded queue; a
 :class:`PickleWriter` thread pickles and inserts it.  The traced program never waits on the
 disk: if the queue is full the context is dropped and counted, and a full disk, a locked file
@@ -42,6 +42,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from otrace import _default
 from otrace.contexts.record import TraceContext
 from otrace.contexts.sanitize import (
     DEFAULT_LIMITS,
@@ -51,10 +52,11 @@ from otrace.contexts.sanitize import (
     encode,
     freeze_context,
 )
-from otrace.contexts.store import STORE, ContextStore
+from otrace.contexts.store import ContextStore
 from otrace.errors import StoreError
+from otrace.events import ContextRecorded
 from otrace.log import announce, get_logger
-from otrace.params import PARAMS, Params
+from otrace.params import Params
 
 log = get_logger("pickle")
 
@@ -407,6 +409,8 @@ class PickleWriter:
                 return
 
 
+# Fork bookkeeping is process-wide by nature (os.register_at_fork is): connections a forked
+# child must not close, live writers, and writers whose I/O lock is held across a fork.
 _LEAKED: list[sqlite3.Connection] = []
 _WRITERS: weakref.WeakSet[PickleWriter] = weakref.WeakSet()
 _HELD: list[PickleWriter] = []
@@ -437,8 +441,9 @@ os.register_at_fork(
 )
 
 
-class _Hook:
-    """The process's link between ``pickle_file``, the store and a :class:`PickleWriter`."""
+class PersistenceHook:
+    """A runtime's link between ``pickle_file``, its store and a :class:`PickleWriter`
+    (``rt.persistence``): it subscribes to :class:`~otrace.events.ContextRecorded`."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -480,18 +485,49 @@ class _Hook:
             self.writer = writer
         return writer
 
-    def on_add(self, ctx: TraceContext) -> None:
+    def on_recorded(self, event: ContextRecorded) -> None:
         writer = self.writer
         if writer is not None:
-            writer.submit(ctx)
+            writer.submit(event.ctx)
+
+    def install(
+        self,
+        params: Params,
+        store: ContextStore,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        **writer_options: Any,
+    ) -> None:
+        """See :func:`install`."""
+        self.uninstall()
+        self.params, self.store = params, store
+        self.workdir = os.fspath(workdir) if workdir is not None else os.getcwd()
+        self.options = dict(writer_options)
+        params.add_guard(self.guard)
+        params.add_listener(self.on_param)
+        store.events.subscribe(ContextRecorded, self.on_recorded)
+        current = params.get("pickle_file")
+        if current:
+            self.open(current)
+
+    def uninstall(self) -> None:
+        """See :func:`uninstall`."""
+        if self.params is not None:
+            self.params.remove_guard(self.guard)
+            self.params.remove_listener(self.on_param)
+        if self.store is not None:
+            self.store.events.unsubscribe(ContextRecorded, self.on_recorded)
+        self.params = self.store = None
+        self.open(None)
 
 
-_HOOK = _Hook()
+def _hook() -> PersistenceHook:
+    return _default.get().persistence
 
 
 def install(
-    params: Params = PARAMS,
-    store: ContextStore = STORE,
+    params: Params | None = None,
+    store: ContextStore | None = None,
     *,
     workdir: str | os.PathLike[str] | None = None,
     **writer_options: Any,
@@ -503,48 +539,43 @@ def install(
     hook is removed first).  If ``pickle_file`` is already set, the file is opened now.
     May be called from any thread; raises StoreError if the file in ``pickle_file`` is unusable.
     """
-    uninstall()
-    hook = _HOOK
-    hook.params, hook.store = params, store
-    hook.workdir = os.fspath(workdir) if workdir is not None else os.getcwd()
-    hook.options = dict(writer_options)
-    params.add_guard(hook.guard)
-    params.add_listener(hook.on_param)
-    store.on_add.append(hook.on_add)
-    current = params.get("pickle_file")
-    if current:
-        hook.open(current)
+    rt = _default.get()
+    rt.persistence.install(
+        params if params is not None else rt.params,
+        store if store is not None else rt.store,
+        workdir=workdir,
+        **writer_options,
+    )
 
 
 def uninstall() -> None:
     """Undo :func:`install` and close the writer (after writing what is queued)."""
-    hook = _HOOK
-    if hook.params is not None:
-        hook.params.remove_guard(hook.guard)
-        hook.params.remove_listener(hook.on_param)
-    if hook.store is not None and hook.on_add in hook.store.on_add:
-        hook.store.on_add.remove(hook.on_add)
-    hook.params = hook.store = None
-    close()
+    _hook().uninstall()
 
 
 def writer() -> PickleWriter | None:
     """The active writer, if ``pickle_file`` is set."""
-    return _HOOK.writer
+    return _hook().writer
 
 
 def flush(timeout: float = 10.0) -> bool:
     """Wait until every context added so far is in the file; False on timeout."""
-    w = _HOOK.writer
+    w = _hook().writer
     return True if w is None else w.flush(timeout)
 
 
 def close(timeout: float = 10.0) -> None:
     """Write what is queued and close the file (``pickle_file`` keeps its value)."""
-    _HOOK.open(None, timeout)
+    _hook().open(None, timeout)
 
 
-atexit.register(close, 2.0)
+def _close_at_exit() -> None:
+    rt = _default.peek()
+    if rt is not None:
+        rt.persistence.open(None, 2.0)
+
+
+atexit.register(_close_at_exit)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -828,7 +859,8 @@ def open_pickled(
     if "pid" in filters and not filters["pid"].isdigit():
         raise StoreError(f"pid filter must be a number, not {filters['pid']!r}")
     target = resolve_path(path, workdir)
-    w = _HOOK.writer
+    rt = _default.peek()
+    w = rt.persistence.writer if rt is not None else None
     if w is not None and w.path == target:
         w.flush(5.0)
     conn = _connect(target, create=False, busy_timeout=5.0)

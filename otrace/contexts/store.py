@@ -8,7 +8,7 @@ released (resumed, cancelled, disconnected, ...) it is an ordinary context, kept
 ``__trc["released"]`` reason and evicted like any other.  ``saved`` never evicts.  ``all`` maps every trace id still kept anywhere to its context.
 
 Thread safety: every method may be called from any thread; mutations take the store's lock.
-Listeners run in the calling thread, outside the lock, and must not raise (errors are logged).
+Events are emitted in the calling thread, outside the lock (see otrace.events).
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from otrace.contexts.record import KINDS, TraceContext
+from otrace.events import ContextRecorded, ContextRemoved, EventBus
 from otrace.log import get_logger
-from otrace.params import PARAMS
+from otrace.params import Params
 
 log = get_logger("contexts")
-
-
-Listener = Callable[[TraceContext], None]
 
 
 def _put(tree: dict, ctx: TraceContext) -> None:
@@ -53,9 +51,15 @@ def _pop(tree: dict, ctx: TraceContext) -> bool:
 
 
 class ContextStore:
-    """The process's trace contexts (one instance, :data:`STORE`, serves the shell)."""
+    """A runtime's trace contexts (``rt.store``; the shell browses it as /osh/recent, /osh/saved).
 
-    def __init__(self) -> None:
+    Adding emits :class:`~otrace.events.ContextRecorded`, removing (or evicting)
+    :class:`~otrace.events.ContextRemoved` on ``events``.  Any thread.
+    """
+
+    def __init__(self, params: Params | None = None, events: EventBus | None = None) -> None:
+        self.params = params if params is not None else Params()
+        self.events = events if events is not None else EventBus()
         self._lock = threading.RLock()
         self.recent: dict[str, dict] = {}
         self.saved: dict[str, dict] = {}
@@ -63,8 +67,6 @@ class ContextStore:
         self._order: dict[str, OrderedDict[str, TraceContext]] = {k: OrderedDict() for k in KINDS}
         self._saved_ids: set[str] = set()
         self._newest: TraceContext | None = None
-        self.on_add: list[Listener] = []
-        self.on_remove: list[Listener] = []
 
     # -- adding ------------------------------------------------------------------------
     def add(self, ctx: TraceContext) -> None:
@@ -77,10 +79,10 @@ class ContextStore:
             order[ctx.id] = ctx
             self._newest = ctx
             evicted = self._evict(order)
-        self._notify(self.on_add, ctx)
+        self.events.emit(ContextRecorded(ctx))
         for old in evicted:
             if old.id not in self._saved_ids:
-                self._notify(self.on_remove, old)
+                self.events.emit(ContextRemoved(old))
 
     def _evict(self, order: OrderedDict[str, TraceContext]) -> list[TraceContext]:
         """Drop the oldest contexts of one kind beyond ``max_recent`` (lock held).
@@ -89,7 +91,7 @@ class ContextStore:
         ``max_recent`` released contexts stay beside any number still waiting.
         """
         evicted: list[TraceContext] = []
-        excess = len(order) - PARAMS.max_recent
+        excess = len(order) - self.params.max_recent
         if excess <= 0:
             return evicted
         for old in list(order.values()):
@@ -136,7 +138,7 @@ class ContextStore:
                 self.all.pop(ctx.id, None)
             if self._newest is ctx:
                 self._newest = self._latest()
-        self._notify(self.on_remove, ctx)
+        self.events.emit(ContextRemoved(ctx))
 
     def clear(self) -> None:
         """Forget everything (releasing whatever waits); used by tests and shutdown."""
@@ -178,14 +180,3 @@ class ContextStore:
                 if best is None or last.created >= best.created:
                     best = last
         return best
-
-    @staticmethod
-    def _notify(listeners: list[Listener], ctx: TraceContext) -> None:
-        for listener in list(listeners):
-            try:
-                listener(ctx)
-            except Exception:
-                log.exception("context listener %r failed", listener)
-
-
-STORE = ContextStore()

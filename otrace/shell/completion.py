@@ -379,7 +379,8 @@ def _ordered(names: list[str]) -> list[str]:
 # -- Python names -----------------------------------------------------------------------
 def _complete_python(session, text: str) -> list[Completion]:
     """Complete the dotted name at the end of Python ``text``."""
-    tail = _TAIL.search(text).group()
+    match = _TAIL.search(text)
+    tail = match.group() if match is not None else ""
     before = text[: len(text) - len(tail)]
     if tail[:1].isdigit() or tail.startswith(".") or before.endswith((")", "]", "}", "'", '"')):
         return []  # a number, or an attribute of an expression we will not evaluate

@@ -70,7 +70,7 @@ def parse_expression(source: str) -> ast.Expression:
         if "too many nested" in str(exc.msg):
             raise UsageError("Expression nested too deeply") from None
         raise
-    depth_stack = [(tree, 0)]
+    depth_stack: list[tuple[ast.AST, int]] = [(tree, 0)]
     while depth_stack:
         node, depth = depth_stack.pop()
         if depth > MAX_DEPTH:
@@ -97,7 +97,7 @@ def execute(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Any:
     tree = ast.parse(code, "<otrace>", "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
     if tree.body:
         exec(compile(tree, "<otrace>", "exec"), globals_dict, local_ns)
     if last is not None:

@@ -82,6 +82,8 @@ class Command:
         return "\n".join(lines)
 
 
+# The command declarations, filled by @command when otrace.shell.commands is imported and
+# read-only after that: code, not state, so every runtime and session shares it.
 REGISTRY: dict[str, Command] = {}
 
 

@@ -33,12 +33,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from otrace import holds
-from otrace.contexts import STORE, ContextStore, TraceContext
+from otrace.contexts import ContextStore
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
-from otrace.params import PARAMS, Params
+from otrace.params import Params
+from otrace.runtime import Runtime, default
 from otrace.shell import evaluate, safety
 from otrace.shell.output import Result
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
@@ -83,9 +83,15 @@ class Session:
         allow_unsafe: bool = False,
         work_dir: str = "",
         add_env: dict[str, str] | None = None,
-        store: ContextStore = STORE,
-        params: Params = PARAMS,
+        store: ContextStore | None = None,
+        params: Params | None = None,
+        runtime: Runtime | None = None,
     ):
+        # the runtime this session works on (default: the process's); store and params
+        # default to the runtime's
+        self.runtime = rt = runtime if runtime is not None else default()
+        store = store if store is not None else rt.store
+        params = params if params is not None else rt.params
         self.globals = globals_dict if globals_dict is not None else {}
         self.locals = locals_dict if locals_dict is not None else self.globals
         self.store = store
@@ -112,7 +118,7 @@ class Session:
         self.aliases: dict[str, list[str]] = {k: list(v) for k, v in BUILTIN_ALIASES.items()}
         self.width = 80
         self.runner: Callable[[Callable[..., Any], list[str]], None] | None = None
-        self.hooks: dict[str, Callable[..., Any]] = {}  # front-end services (editor, ...)
+        self.hooks: dict[str, Any] = {}  # front-end services (editor, ...)
         self.out = Result()  # where the running command writes (set per command)
         self._pending: list[str] = []
         self._source_depth = 0
@@ -168,7 +174,7 @@ class Session:
             return parts[:7]
         return None
 
-    def context_root(self) -> TraceContext | None:
+    def context_root(self) -> FrameContext | None:
         """The trace context whose directory tree holds the cwd, if any."""
         root = self.context_root_parts()
         if root is None:
@@ -183,7 +189,7 @@ class Session:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
         if self._pending or "collect_line" in self.hooks:
             return "... "
-        prefix = "BRK:" if any(c.kind == "breaks" for c in holds.pending()) else ""
+        prefix = "BRK:" if any(c.kind == "breaks" for c in self.runtime.holds.pending()) else ""
         parts = self.cwd
         if not parts:
             return prefix + "/> "
@@ -384,9 +390,7 @@ class Session:
     def exec_guard(self):
         """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""
         if self.params.exec_lock:
-            from otrace.tracing import engine
-
-            return engine._lock
+            return self.runtime.tracer.lock
         return contextlib.nullcontext()
 
     @property

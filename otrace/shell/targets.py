@@ -55,9 +55,11 @@ def resolve_target(sh, text: str) -> Target:
         if attr.startswith("__") and not attr.endswith("__"):
             mangled = f"_{parent.__name__.lstrip('_')}{attr}"
         for candidate in (attr, mangled):
-            owner = _defining_class(parent, candidate)
-            if owner is not None:
-                return Target(owner, candidate, vars(owner)[candidate], f"{owner.__name__}.{attr}")
+            defining = _defining_class(parent, candidate)
+            if defining is not None:
+                return Target(
+                    defining, candidate, vars(defining)[candidate], f"{defining.__name__}.{attr}"
+                )
         raise PathError(f"{text}: not an attribute defined by {parent.__name__} or its bases")
     if isinstance(parent, dict) and res.parts[:2] == ("osh", "globals") and len(res.parts) == 3:
         module = sys.modules.get(parent.get("__name__", ""))

@@ -7,7 +7,10 @@ Public API (the shell's ``trace``/``untrace``/``tag``/``resume`` commands call t
   pass-through); :func:`unwrap_all`; :func:`traces` (specs sorted by key; each has
   ``render()``, ``matches``, ``traced``, ``last_error``, ``warnings``);
 * :func:`traceassert`; :func:`tag`, :func:`untag`, :func:`get_tag`, :func:`set_tag`;
-* :data:`DEBUGGER_HOOKS` / :func:`set_debugger_streams` (terminal hand-over for pdb);
+* :func:`set_debugger_streams` (pdb's streams; the terminal hand-over is a
+  :class:`~otrace.events.DebuggerHandover` event);
+* :class:`Tracer` -- a runtime's registry (``rt.tracer``); every function above takes
+  ``tracer=`` and defaults to the default runtime's;
 * breaks and holds are resumed through :mod:`otrace.holds` (``resume``, ``release_all``).
 
 Adding a trace turns ``trace_active`` on; removing the last one turns it off (so
@@ -37,13 +40,13 @@ from otrace.tracing.conditions import (
     Tagged,
     parse_condition,
 )
-from otrace.tracing.debugger import DEBUGGER_HOOKS, set_debugger_streams
+from otrace.tracing.debugger import set_debugger_streams
 from otrace.tracing.engine import ACTIONS, TraceSpec
+from otrace.tracing.registry import Tracer
 from otrace.tracing.tags import get_tag, set_tag, tag, untag
 
 __all__ = [
     "ACTIONS",
-    "DEBUGGER_HOOKS",
     "NEVER_WRAPPED",
     "READY",
     "Always",
@@ -54,6 +57,7 @@ __all__ = [
     "Predicate",
     "Tagged",
     "TraceSpec",
+    "Tracer",
     "get_tag",
     "parse_condition",
     "set_debugger_streams",

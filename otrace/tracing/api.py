@@ -16,7 +16,9 @@ is keyed and named ``Base.inherited`` -- so calls through every subclass of ``Ba
 traced.  The spec carries a warning saying so.
 
 Thread rules: every function here may be called from any thread (the shell's, usually);
-installation and registry changes are serialized by the engine's lock.
+installation and registry changes are serialized by the tracer's lock.  Each function acts on
+``tracer`` (a runtime's :class:`~otrace.tracing.registry.Tracer`), by default the default
+runtime's.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from otrace import _default
 from otrace.contexts.safe import safe_str
 from otrace.errors import TraceError
-from otrace.params import PARAMS
-from otrace.tracing import engine
 from otrace.tracing.conditions import Predicate, missing_names, parse_condition
 from otrace.tracing.engine import ACTIONS, TraceSpec
+from otrace.tracing.registry import Tracer
 from otrace.tracing.wrappers import Patch, is_wrapper, wrap_raw
 
 NEVER_WRAPPED = frozenset(
@@ -50,14 +52,15 @@ NEVER_WRAPPED = frozenset(
     }
 )
 
-_patches: dict[tuple[int, str], Patch] = {}
-_owned: dict[str, list[Patch]] = {}
+
+def _tracer(tracer: Tracer | None) -> Tracer:
+    return tracer if tracer is not None else _default.get().tracer
 
 
-def _install(parent: Any, attr: str, name: str, keys: tuple[str, ...]) -> Patch:
+def _install(parent: Any, attr: str, name: str, keys: tuple[str, ...], tracer: Tracer) -> Patch:
     """Wrap ``parent.attr`` (or return the existing patch)."""
     slot = (id(parent), attr)
-    patch = _patches.get(slot)
+    patch = tracer.patches.get(slot)
     if patch is not None:
         return patch
     in_class = isinstance(parent, type)
@@ -65,19 +68,19 @@ def _install(parent: Any, attr: str, name: str, keys: tuple[str, ...]) -> Patch:
     inner = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
     if is_wrapper(inner) or (isinstance(raw, property) and is_wrapper(raw.fget)):
         raise TraceError(f"Cannot trace {name}: already wrapped elsewhere")
-    installed, sites = wrap_raw(raw, name, keys, in_class)
+    installed, sites = wrap_raw(raw, name, keys, in_class, tracer)
     setattr(parent, attr, installed)
     patch = Patch(parent, attr, raw, installed, sites)
-    _patches[slot] = patch
+    tracer.patches[slot] = patch
     for site in sites:
-        engine.add_site(site)
+        tracer.add_site(site)
     return patch
 
 
-def _uninstall(patch: Patch) -> None:
-    _patches.pop((id(patch.parent), patch.attr), None)
+def _uninstall(patch: Patch, tracer: Tracer) -> None:
+    tracer.patches.pop((id(patch.parent), patch.attr), None)
     for site in patch.sites:
-        engine.drop_site(site)
+        tracer.drop_site(site)
     patch.uninstall()
 
 
@@ -194,6 +197,7 @@ def trace(
     condition: str | Predicate | None = "",
     action: str | None = None,
     count: int = 0,
+    tracer: Tracer | None = None,
 ) -> TraceSpec:
     """Trace ``target`` (see the module docstring) and return its spec.
 
@@ -211,10 +215,13 @@ def trace(
     if action is not None and action not in ACTIONS:
         raise TraceError(f"Invalid action {action!r}: expected one of {', '.join(ACTIONS)}")
     predicate = (
-        parse_condition(condition) if isinstance(condition, str) or condition is None else condition
+        parse_condition(condition or "")
+        if isinstance(condition, str) or condition is None
+        else condition
     )
     if not isinstance(count, int) or isinstance(count, bool):
         raise TraceError("Expected integer argument for option -n")
+    tracer = _tracer(tracer)
     # Resolving reads program objects (getattr, repr in messages): never under the lock,
     # which traced threads need too.
     key, targets, warnings = _resolve(target, parent, attr_name)
@@ -231,11 +238,11 @@ def trace(
             )
     is_class = inspect.isclass(target)
     bulk = is_class or inspect.ismodule(target)
-    with engine._lock:
+    with tracer.lock:
         patches: list[Patch] = []
         for p, a, n, k in targets:
             try:
-                patches.append(_install(p, a, n, k))
+                patches.append(_install(p, a, n, k, tracer))
             except TraceError as exc:
                 if not bulk:
                     raise
@@ -254,9 +261,9 @@ def trace(
                         f"{site.name} has no argument {', '.join(missing)}: never matches"
                     )
             patch.owners.add(key)
-        owned = _owned.setdefault(key, [])
+        owned = tracer.owned.setdefault(key, [])
         owned.extend(p for p in patches if p not in owned)
-        engine.register(spec)
+        tracer.register(spec)
     if is_class:
         try:
             target._otrace_class_trace = True
@@ -265,7 +272,7 @@ def trace(
     return spec
 
 
-def _key_of(obj: Any) -> str | None:
+def _key_of(obj: Any, tracer: Tracer) -> str | None:
     if isinstance(obj, str):
         return obj
     if inspect.ismodule(obj):
@@ -273,30 +280,31 @@ def _key_of(obj: Any) -> str | None:
     if inspect.isclass(obj):
         return f"{obj.__name__}."
     func = getattr(obj, "__func__", obj)
-    for patch in _patches.values():
+    for patch in tracer.patches.values():
         for site in patch.sites:
             if func is site.func or func is site.wrapper:
                 return site.name
     return None
 
 
-def untrace(target: Any) -> bool:
+def untrace(target: Any, tracer: Tracer | None = None) -> bool:
     """Stop a trace (key like ``Cart.add_item``/``Cart.``/``*``, or the object) and unwrap it.
 
     Wrappers shared with another still-registered trace stay.  Raises TraceError if nothing
     is traced under that name.  Any thread.
     """
-    key = _key_of(target)
+    tracer = _tracer(tracer)
+    key = _key_of(target, tracer)
     is_class = inspect.isclass(target)
-    with engine._lock:
-        known = key is not None and (key in _owned or engine.get_spec(key) is not None)
+    with tracer.lock:
+        known = key is not None and (key in tracer.owned or tracer.get_spec(key) is not None)
         if known:
             assert key is not None
-            engine.unregister(key)
-            for patch in _owned.pop(key, []):
+            tracer.unregister(key)
+            for patch in tracer.owned.pop(key, []):
                 patch.owners.discard(key)
                 if not patch.owners:
-                    _uninstall(patch)
+                    _uninstall(patch, tracer)
     if not known:  # formatted outside the lock: str() of a program object is program code
         raise TraceError(f"Invalid class/method for untracing: {safe_str(target, 200)}")
     if is_class and "_otrace_class_trace" in vars(target):
@@ -307,28 +315,30 @@ def untrace(target: Any) -> bool:
     return True
 
 
-def untrace_all() -> None:
+def untrace_all(tracer: Tracer | None = None) -> None:
     """Drop every trace spec; wrappers stay installed, as pass-through.  Any thread."""
-    engine.clear_registry()
+    _tracer(tracer).clear_registry()
 
 
-def unwrap_all() -> None:
+def unwrap_all(tracer: Tracer | None = None) -> None:
     """Drop every spec and remove every wrapper (tests, shutdown)."""
-    with engine._lock:
-        engine.clear_registry()
-        for patch in list(_patches.values()):
-            _uninstall(patch)
-        _owned.clear()
-    if PARAMS.trace_active:
-        PARAMS.set("trace_active", False)
+    tracer = _tracer(tracer)
+    with tracer.lock:
+        tracer.clear_registry()
+        for patch in list(tracer.patches.values()):
+            _uninstall(patch, tracer)
+        tracer.owned.clear()
+    if tracer.params.trace_active:
+        tracer.params.set("trace_active", False)
 
 
-def traces() -> list[TraceSpec]:
+def traces(tracer: Tracer | None = None) -> list[TraceSpec]:
     """The registered trace specs, sorted by key."""
-    return engine.specs()
+    return _tracer(tracer).specs()
 
 
-def wrapped() -> list[str]:
+def wrapped(tracer: Tracer | None = None) -> list[str]:
     """Names of every function currently wrapped (traced or pass-through)."""
-    with engine._lock:
-        return sorted(site.name for patch in _patches.values() for site in patch.sites)
+    tracer = _tracer(tracer)
+    with tracer.lock:
+        return sorted(site.name for patch in tracer.patches.values() for site in patch.sites)

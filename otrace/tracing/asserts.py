@@ -11,13 +11,9 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
-from otrace import holds
+from otrace import _default, holds
 from otrace.contexts import capture
-from otrace.contexts.record import TraceContext
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
 from otrace.tracing import debugger
-from otrace.tracing.engine import say
 
 
 class Ready:
@@ -52,28 +48,22 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     """
     if condition:
         return READY if action == "hold" else None
-    if not PARAMS.trace_active:
+    recorder = _default.get().recorder
+    params = recorder.params
+    if not params.trace_active:
         if __debug__:
             raise AssertionError(label)
         return None  # pragma: no cover - python -O
     frame = sys._getframe(1)
-    kind, note = "asserts", ""
-    if action == "break":
-        if holds.can_block():
-            kind = "breaks"
-        else:
-            note = (
-                "break refused: this thread runs an event loop (or the console); use action='hold'"
-            )
-    elif action == "hold":
-        if holds.running_loop() is not None:
-            kind = "holds"
-        else:
-            note = "hold ignored: no asyncio event loop runs in this thread"
-    context_lines = PARAMS.assert_context
+    kind, note = recorder.resolve_kind("asserts", action, holds.running_loop() is not None)
+    if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
+        note += ": this thread runs an event loop (or the console); use action='hold'"
+    elif note:
+        note = "hold ignored: no asyncio event loop runs in this thread"
+    context_lines = params.assert_context
     frames = list(reversed(capture.outer_frames(frame)))
     values, trc = capture.build_chain(
-        frames, context_lines=context_lines, deep=PARAMS.deep_copy, outer_locals=context_lines > 0
+        frames, context_lines=context_lines, deep=params.deep_copy, outer_locals=context_lines > 0
     )
     trc["argstr"] = capture.format_args(frame)
     trc["task"] = capture.current_task_name()
@@ -84,23 +74,17 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     except Exception:
         has_self = self_obj is not None
     name = f"{type(self_obj).__name__}.{funcname}" if has_self else funcname
-    ctx = TraceContext(kind, name, label, values, trc)
-    live: holds.Break | holds.Hold | None = None
-    if kind == "breaks":
-        live = holds.new_break(ctx)
-    elif kind == "holds":
-        live = holds.new_hold(ctx)
     del frame, frames
-    STORE.add(ctx)
-    say(ctx.id)
+    lines = [lambda c: c.id]
     if note:
-        say(f"{ctx.id}: {note}")
+        lines.append(lambda c: f"{c.id}: {note}")
+    ctx, live = recorder.record(kind, name, label, values, trc, say=lines)
     if isinstance(live, holds.Break):
         live.wait()
         return None
     if isinstance(live, holds.Hold):
         return live
-    if action in ("pdb", "ipdb"):
-        debugger.start_debugger(action)
+    if action in ("pdb", "ipdb") and not note:
+        debugger.start_debugger(action, _default.get().tracer)
         return None
     return READY if action == "hold" else None

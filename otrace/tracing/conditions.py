@@ -253,7 +253,7 @@ class And(Predicate):
         flat: list[Predicate] = []
         for part in parts:
             flat.extend(part.parts if isinstance(part, And) else [part])
-        self.parts = tuple(flat)
+        self.parts: tuple[Predicate, ...] = tuple(flat)
         self.uses_return = any(p.uses_return for p in self.parts)
 
     def names(self) -> set[str]:

@@ -1,4 +1,4 @@
-"""The tracing engine at call time: trace specs, the registry, and what a traced call does.
+"""Trace specs and sites, and the fast pre-filters compiled from a spec's condition.
 
 A :class:`TraceSpec` is one ``trace`` command: a registry key (``Cart.add_item``,
 ``Cart.`` for a whole class, ``shop.*`` for a whole module, ``*`` for every wrapped
@@ -6,48 +6,38 @@ function), a condition, an action and a count.  A :class:`Site` is one installed
 around one function; it knows its registry keys, most specific first (``C.m``, ``.m``,
 ``C.``, ``module.*``, ``*``), and holds ``state`` = ``(spec, quick)`` -- the spec that
 currently applies and a fast pre-filter compiled from its condition for that function's
-signature (None for an exceptions-only trace) -- recomputed whenever the registry changes.  So a wrapped call reads one
-attribute, one parameter and (for conditions) calls one small filter before the real call;
-arguments are bound with the function's cached :class:`inspect.Signature` only when a
-condition needs names the filter cannot index, or a context is made.
+signature (None for an exceptions-only trace) -- recomputed whenever the registry changes.  So a
+wrapped call reads one attribute, one parameter and (for conditions) calls one small filter
+before the real call; arguments are bound with the function's cached
+:class:`inspect.Signature` only when a condition needs names the filter cannot index, or a
+context is made.
 
-Per-call state lives in a :class:`Call` created by the call itself (threads and recursion
-never share it).
+The registry itself is the runtime's :class:`~otrace.tracing.registry.Tracer` (each site
+knows its tracer); what a traced call does is in :mod:`otrace.tracing.handlers`.
 
-Thread rules: registry changes (:func:`register`, :func:`unregister`, ...) take the
-registry lock and may come from any thread (the shell's, usually; count exhaustion happens on
-the traced thread).  :func:`on_call`, :func:`on_return` and :func:`on_exception` run on the
-traced thread and never raise into the program (except that breaks block, by design).
+Thread rules: :meth:`Site.refresh` and :meth:`Site.publish` run under the tracer's lock (any
+thread); :meth:`TraceSpec.take` runs on the traced thread.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otrace import holds
-from otrace.contexts import capture
-from otrace.contexts.record import TraceContext
-from otrace.contexts.safe import safe_repr, safe_str
-from otrace.contexts.store import STORE
-from otrace.log import announce, get_logger
-from otrace.params import PARAMS
-from otrace.tracing import debugger
-from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate, get_tag
+from otrace.contexts.safe import safe_str
+from otrace.log import get_logger
+from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate
+
+if TYPE_CHECKING:
+    from otrace.tracing.registry import Tracer
 
 log = get_logger("tracing")
 
 ACTIONS = ("break", "pdb", "ipdb", "hold", "tag")
 _EMPTY = inspect.Parameter.empty
-
-_lock = threading.RLock()
-_registry: dict[str, TraceSpec] = {}
-_sites: set[Site] = set()
 
 
 def _always(args: tuple, kwargs: dict) -> bool:
@@ -181,6 +171,7 @@ class TraceSpec:
         self.created = time.time()
         self.active = True
         self._lock = threading.Lock()
+        self.tracer: Tracer | None = None  # set when registered
 
     @property
     def condition(self) -> str:
@@ -226,7 +217,8 @@ class TraceSpec:
             self.traced += 1
             exhausted = not self.active
         if exhausted:
-            unregister(self.key, self)
+            if self.tracer is not None:
+                self.tracer.unregister(self.key, self)
         return True
 
     def __repr__(self) -> str:
@@ -237,8 +229,14 @@ class Site:
     """One installed wrapper around one function (see the module docstring)."""
 
     def __init__(
-        self, func: Callable, name: str, keys: tuple[str, ...], self_index: int | None
+        self,
+        func: Callable,
+        name: str,
+        keys: tuple[str, ...],
+        self_index: int | None,
+        tracer: Tracer,
     ) -> None:
+        self.tracer = tracer
         self.func = func
         self.name = name
         self.keys = keys
@@ -300,11 +298,11 @@ class Site:
 
     def publish(self) -> None:
         """Show wrappers the armed state while trace_active is on (registry lock held)."""
-        self.state = self.armed if PARAMS.trace_active else None
+        self.state = self.armed if self.tracer.params.trace_active else None
 
     def _pick(self, force: bool):
         for key in self.keys:
-            spec = _registry.get(key)
+            spec = self.tracer.registry.get(key)
             if spec is not None:
                 if not force and self.armed is not None and self.armed[0] is spec:
                     return self.armed  # unchanged: keep the compiled filter
@@ -312,370 +310,14 @@ class Site:
                 quick = None if predicate is None else compile_quick(predicate, self.params)
                 consts = None
                 if self.retune is not None:
-                    plan = None if PARAMS.trace_related else inline_plan(predicate, self.params)
+                    plan = (
+                        None
+                        if self.tracer.params.trace_related
+                        else inline_plan(predicate, self.params)
+                    )
                     consts = self.retune(plan)
                 return (spec, quick, consts)
         return None
 
     def __repr__(self) -> str:
         return f"<Site {self.name}>"
-
-
-# -- registry ------------------------------------------------------------------------------
-
-
-def _refresh_all(force: bool = False) -> None:
-    for site in list(_sites):
-        site.refresh(force)
-
-
-def _on_param(name: str, old: Any, new: Any) -> None:
-    if name == "trace_related" and bool(old) != bool(new):
-        with _lock:
-            _refresh_all(force=True)
-    elif name == "trace_active" and bool(old) != bool(new):
-        with _lock:
-            for site in list(_sites):
-                site.publish()
-
-
-PARAMS.add_listener(_on_param)
-
-
-def add_site(site: Site) -> None:
-    with _lock:
-        _sites.add(site)
-        site.refresh()
-
-
-def drop_site(site: Site) -> None:
-    with _lock:
-        _sites.discard(site)
-        site.armed = site.state = None
-
-
-def register(spec: TraceSpec) -> None:
-    """Make ``spec`` the trace for its key (replacing any) and turn ``trace_active`` on."""
-    with _lock:
-        old = _registry.get(spec.key)
-        if old is not None:
-            old.active = False
-        _registry[spec.key] = spec
-        _refresh_all()
-        # switched under the lock: a count running out on a traced thread (unregister)
-        # must not turn tracing off after this spec arrived
-        if not PARAMS.trace_active:
-            PARAMS.set("trace_active", True)
-
-
-def unregister(key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
-    """Remove the spec under ``key`` (only if it is ``spec``, when given).  Any thread."""
-    with _lock:
-        current = _registry.get(key)
-        if current is None or (spec is not None and current is not spec):
-            return None
-        del _registry[key]
-        current.active = False
-        _refresh_all()
-        if not _registry and PARAMS.trace_active:
-            PARAMS.set("trace_active", False)
-    return current
-
-
-def clear_registry() -> None:
-    """Remove every spec (wrappers stay, as pass-through) and turn ``trace_active`` off."""
-    with _lock:
-        for spec in _registry.values():
-            spec.active = False
-        _registry.clear()
-        _refresh_all()
-        if PARAMS.trace_active:
-            PARAMS.set("trace_active", False)
-
-
-def specs() -> list[TraceSpec]:
-    with _lock:
-        return sorted(_registry.values(), key=lambda s: s.key)
-
-
-def get_spec(key: str) -> TraceSpec | None:
-    return _registry.get(key)
-
-
-# -- per call ------------------------------------------------------------------------------
-
-
-class Call:
-    """The state of one traced invocation (private to it)."""
-
-    __slots__ = (
-        "site",
-        "spec",
-        "args",
-        "kwargs",
-        "frame",
-        "result",
-        "returned",
-        "ctx",
-        "hold",
-        "_bound",
-    )
-
-    def __init__(
-        self, site: Site, spec: TraceSpec, args: tuple, kwargs: dict, frame: FrameType
-    ) -> None:
-        self.site = site
-        self.spec = spec
-        self.args = args
-        self.kwargs = kwargs
-        self.frame = frame
-        self.result: Any = None
-        self.returned = False
-        self.ctx: TraceContext | None = None
-        self.hold: holds.Hold | None = None
-        self._bound: dict[str, Any] | None = None
-
-    def arguments(self) -> dict[str, Any]:
-        """Bound arguments by name, defaults applied (``*args``/``**kwargs`` under their names)."""
-        if self._bound is None:
-            sig = self.site.signature
-            try:
-                if sig is None:
-                    raise TypeError("no signature")
-                bound = sig.bind(*self.args, **self.kwargs)
-                bound.apply_defaults()
-                self._bound = dict(bound.arguments)
-            except TypeError:
-                self._bound = {"args": self.args, "kwargs": dict(self.kwargs)}
-        return self._bound
-
-    def flat_arguments(self) -> list[tuple[str, Any]]:
-        """(name, value) pairs with ``*args`` items and ``**kwargs`` entries spread out."""
-        site = self.site
-        out: list[tuple[str, Any]] = []
-        for name, value in self.arguments().items():
-            if name == site.varargs and isinstance(value, tuple):
-                out.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
-            elif name == site.varkw and isinstance(value, dict):
-                out.extend(value.items())
-            else:
-                out.append((name, value))
-        return out
-
-    def value_of(self, name: str) -> Any:
-        if name == "return":
-            if not self.returned:
-                raise ConditionError("return value is not known at call time")
-            return self.result
-        site = self.site
-        entry = site.params.get(name)
-        if entry is not None:
-            index, keyword, default = entry
-            if index is not None and index < len(self.args):
-                return self.args[index]
-            if keyword is not None and keyword in self.kwargs:
-                return self.kwargs[keyword]
-            if default is not _EMPTY:
-                return default
-            raise ConditionError(f"argument {name!r} was not passed")
-        if site.varkw is not None and name in self.kwargs:
-            return self.kwargs[name]
-        raise ConditionError(f"no argument {name!r}")
-
-    def self_obj(self) -> Any:
-        index = self.site.self_index
-        if index is not None and len(self.args) > index:
-            return self.args[index]
-        return None
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, type):
-        return value.__name__
-    return safe_str(value, 200)
-
-
-def format_call_args(call: Call) -> str:
-    """``self=<...>, name=apple, qty=3`` for log lines (values bounded)."""
-    parts = []
-    varargs = call.site.varargs
-    for name, value in call.arguments().items():
-        if name == varargs:
-            if value:
-                parts.append(safe_repr(value, 200))
-        else:
-            parts.append(f"{name}={_value_text(value)}")
-    return ", ".join(parts)
-
-
-def say(text: str) -> None:
-    """Announce a trace event (truncated to ``log_truncate``)."""
-    limit = PARAMS.log_truncate
-    if limit and len(text) > limit:
-        text = text[:limit] + "..."
-    announce(text)
-
-
-def _evaluate(spec: TraceSpec, predicate: Predicate, call: Call) -> str | None:
-    try:
-        return predicate.match(call)
-    except Exception as exc:  # a condition never breaks the traced call
-        spec.note_error(exc)
-        return None
-
-
-def on_call(site: Site, spec: TraceSpec, args: tuple, kwargs: dict) -> Call | None:
-    """Call-time processing; returns the Call if anything remains to do at return."""
-    try:
-        call = Call(site, spec, args, kwargs, sys._getframe(1))
-        predicate = spec.predicate
-        if predicate is None:
-            _related(call)
-            return None
-        if spec.when == "return":
-            return call
-        label = _evaluate(spec, predicate, call)
-        if label is None:
-            _related(call)
-            return None
-        if not spec.take():
-            return None
-        _record(call, label)
-        return call
-    except Exception:
-        log.exception("tracing the call of %s failed", site.name)
-        return None
-
-
-def on_return(call: Call, result: Any) -> holds.Hold | None:
-    """Return-time processing; returns a hold the (async) wrapper must await, if any."""
-    try:
-        spec = call.spec
-        ctx = call.ctx
-        if ctx is not None:
-            ctx.trc["return_value"] = result
-            if spec.log_return:
-                say(f"{ctx.id} return {safe_str(result, 500)}")
-            return None
-        call.result, call.returned = result, True
-        label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
-        if label is None:
-            _related(call)
-            return None
-        if not spec.take():
-            return None
-        if spec.action == "tag":
-            _tag_self(call, label)
-            return None
-        _record(call, label, at_return=True)
-        return call.hold
-    except Exception:
-        log.exception("tracing the return of %s failed", call.site.name)
-        return None
-
-
-def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
-    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function."""
-    try:
-        wrapper_frame = sys._getframe(1)
-        values, trc = capture.capture_exception(
-            exc, exc.__traceback__, wrapper_frame.f_back, deep=PARAMS.deep_copy
-        )
-        trc["func"] = site.func
-        trc["task"] = capture.current_task_name()
-        ctx = TraceContext("exceptions", site.name, type(exc).__name__, values, trc)
-        STORE.add(ctx)
-        say(ctx.id)
-    except Exception:
-        log.exception("recording the exception of %s failed", site.name)
-
-
-def _record(call: Call, label: str, at_return: bool = False) -> None:
-    """Make the call/return context, announce it, then act (break, pdb, hold)."""
-    site, spec = call.site, call.spec
-    action = spec.action
-    kind, note = "traces", ""
-    if action == "break":
-        if holds.can_block():
-            kind = "breaks"
-        else:
-            note = "break refused: this thread runs an event loop (or the console); use -a hold on an async def"
-    elif action in ("pdb", "ipdb"):
-        if not holds.can_block():  # a debugger prompt would block the loop like a break
-            note = (
-                f"{action} refused: this thread runs an event loop (or the console); "
-                "use -a hold on an async def"
-            )
-    elif action == "hold":
-        if site.is_async and holds.running_loop() is not None:
-            kind = "holds"
-        else:
-            note = "hold ignored: only async def functions can be held"
-    argstr = format_call_args(call)
-    trc: dict[str, Any] = {
-        "func": site.func,
-        "stack": capture.capture_call_stack(call.frame),
-        "argstr": argstr,
-        "task": capture.current_task_name(),
-    }
-    if at_return:
-        trc["return_value"] = call.result
-    values = capture.snapshot(call.arguments(), PARAMS.deep_copy)
-    ctx = TraceContext(kind, site.name, label, values, trc)
-    call.ctx = ctx
-    live: holds.Break | holds.Hold | None = None
-    if kind == "breaks":
-        live = holds.new_break(ctx)
-    elif kind == "holds":
-        live = holds.new_hold(ctx)
-    STORE.add(ctx)
-    say(f"{ctx.id} {argstr}")
-    if at_return:
-        say(f"{ctx.id} return {safe_str(call.result, 500)}")
-    if note:
-        say(f"{ctx.id}: {note}")
-    if isinstance(live, holds.Break):
-        live.wait()
-    elif isinstance(live, holds.Hold):
-        call.hold = live
-    elif action in ("pdb", "ipdb") and not note:
-        debugger.start_debugger(action)
-
-
-def _tag_self(call: Call, label: str) -> None:
-    from otrace.tracing.tags import tag
-
-    obj = call.self_obj()
-    if obj is None:
-        call.spec.note_error(ConditionError(f"{call.site.name}: no self to tag"))
-        return
-    extra = {k: v for k, v in call.arguments().items() if k != "self"}
-    try:
-        tag(obj, f"{label};0x{id(obj):x}", **extra)
-    except Exception as exc:
-        call.spec.note_error(exc)
-
-
-def _related(call: Call) -> None:
-    """``trace_related``: note calls whose arguments (or return value) carry a tag."""
-    if not PARAMS.trace_related:
-        return
-    try:
-        values = [v for _, v in call.flat_arguments()]
-        if call.returned:
-            values.append(call.result)
-        owner = call.self_obj()
-        for value in values:
-            tag_id = get_tag(value)
-            if not tag_id or value is owner:
-                continue
-            tag_ctx = STORE.get(tag_id)
-            if tag_ctx is not None:
-                key = type(owner).__name__ if owner is not None else call.site.name
-                tag_ctx.trc.setdefault("related", {})[key] = (
-                    owner if owner is not None else call.site.func
-                )
-            say(f"{call.site.name}: related to {tag_id} {format_call_args(call)}")
-            return
-    except Exception:
-        log.exception("related tracing of %s failed", call.site.name)

@@ -43,12 +43,13 @@ import sys
 import textwrap
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from otrace import holds
+from otrace import _default, holds
 from otrace.errors import PatchError
+from otrace.holds import HoldTable
 
 EventloopCallback = Callable[[Callable[[], Any]], Any]
 
@@ -87,13 +88,53 @@ class Patch:
     _new_attr: Any = field(default=None, repr=False)
 
 
-PATCHES: dict[str, Patch] = {}
-# _LOCK guards PATCHES and _BUSY only for a moment; it is never held while waiting for the
-# loop (the loop thread may need it, e.g. to install).  _BUSY holds the names being patched
-# or unpatched right now, so one name is changed by one caller at a time.
-_LOCK = threading.RLock()
-_BUSY: set[str] = set()
-_counter = itertools.count(1)
+class PatchTable:
+    """The live patches of one runtime (``rt.patches``), by name.
+
+    ``lock`` guards ``patches`` and ``busy`` for a moment only; it is never held while
+    waiting for the event loop (the loop thread may need it to install).  ``busy`` holds the
+    names being patched or unpatched right now: one name is changed by one caller at a time,
+    from its check to its install.
+    """
+
+    def __init__(self, holds: HoldTable | None = None) -> None:
+        self.holds = holds
+        self.lock = threading.RLock()
+        self.patches: dict[str, Patch] = {}
+        self.busy: set[str] = set()
+
+    @contextlib.contextmanager
+    def reserved(self, name: str) -> Iterator[None]:
+        """Own ``name`` for one patch/unpatch; PatchError if another caller is changing it."""
+        with self.lock:
+            if name in self.busy:
+                raise PatchError(
+                    f"{name} is being patched or unpatched by another session; try again"
+                )
+            self.busy.add(name)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.busy.discard(name)
+
+    def get(self, name: str) -> Patch | None:
+        return self.patches.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.patches
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.patches))
+
+
+def _table(table: PatchTable | None) -> PatchTable:
+    return table if table is not None else _default.get().patches
+
+
+# Numbers the pseudo file names of compiled patches; unique per process, not per runtime
+# (itertools.count is atomic under the GIL, so it needs no lock and carries no other state).
+_serial = itertools.count(1)
 
 
 # -- finding things ---------------------------------------------------------------------
@@ -188,7 +229,7 @@ def compile_patch(
     names of ``like``'s closure are closure names of the new code too.
     """
     text = textwrap.dedent(source).expandtabs()
-    filename = f"<otrace patch {name} #{next(_counter)}>"  # no lock: runs on the loop too
+    filename = f"<otrace patch {name} #{next(_serial)}>"
     try:
         tree = ast.parse(text, filename)
     except SyntaxError as exc:
@@ -306,7 +347,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
             if inherited is not _MISSING
             else "new attribute"
         )
-    elif fn.__code__.co_freevars != real.__code__.co_freevars:
+    elif fn.__code__.co_freevars != real.__code__.co_freevars:  # type: ignore[union-attr]
         mode, note = (
             "rebound",
             "free variables changed (closure or super()), so only the attribute is rebound",
@@ -375,7 +416,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
     return p
 
 
-def _install(p: Patch) -> None:
+def _install(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
         for key, value in p._saved_new.items():
             setattr(p.function, key, value)
@@ -383,11 +424,11 @@ def _install(p: Patch) -> None:
     else:
         _mark([p.function], p)
         _set(p.parent, p.attr, p._new_attr)
-    with _LOCK:
-        PATCHES[p.name] = p
+    with table.lock:
+        table.patches[p.name] = p
 
 
-def _uninstall(p: Patch) -> None:
+def _uninstall(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
         for key, value in p._saved.items():
             setattr(p.function, key, value)
@@ -399,36 +440,29 @@ def _uninstall(p: Patch) -> None:
             _delete(p.parent, p.attr)
         else:
             _set(p.parent, p.attr, p._old_attr)
-    with _LOCK:
-        if PATCHES.get(p.name) is p:
-            del PATCHES[p.name]
-
-
-@contextlib.contextmanager
-def _reserved(name: str):
-    """Own ``name`` for one patch/unpatch; PatchError if another caller is changing it."""
-    with _LOCK:
-        if name in _BUSY:
-            raise PatchError(f"{name} is being patched or unpatched by another session; try again")
-        _BUSY.add(name)
-    try:
-        yield
-    finally:
-        with _LOCK:
-            _BUSY.discard(name)
+    with table.lock:
+        if table.patches.get(p.name) is p:
+            del table.patches[p.name]
 
 
 def run_on_loop(
-    func: Callable[[], Any], eventloop_callback: EventloopCallback | None, timeout: float = 10.0
+    func: Callable[[], Any],
+    eventloop_callback: EventloopCallback | None,
+    timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Any:
     """Make the change on the program's loop (``eventloop_callback``, else the process-wide
     door of :mod:`otrace.holds`; directly without either) and wait for it.
 
     PatchError if the loop does not start it within ``timeout`` seconds (nothing changed), or
     started it but did not finish within another ``timeout`` (then it may still complete).
+    The caller holds no lock while it waits.
     """
     try:
-        return holds.call_on_loop(func, timeout, eventloop_callback)
+        door = _table(table).holds
+        if door is None:
+            return holds.call_on_loop(func, timeout, eventloop_callback)
+        return door.call_on_loop(func, timeout, eventloop_callback)
     except holds.LoopBusy:
         raise PatchError(
             f"The event loop started the change but did not finish it within {timeout:g}s; "
@@ -449,6 +483,7 @@ def patch(
     repatch: bool = False,
     eventloop_callback: EventloopCallback | None = None,
     timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Patch:
     """Patch ``parent.attr`` (module, class or globals dict) with the function ``source`` defines.
 
@@ -457,49 +492,58 @@ def patch(
     the first patch.  PatchError (nothing changed) if the source does not compile, does not
     define the function, or raises.  Any thread.
     """
+    table = _table(table)
     if name is None:
         name = _qualname(parent, attr) if inspect.isclass(parent) else attr
-    with _reserved(name):  # check, prepare and install as one step for this name
-        with _LOCK:
-            old = PATCHES.get(name)
+    with table.reserved(name):  # check, prepare and install as one step for this name
+        with table.lock:
+            old = table.patches.get(name)
         if old is not None and not repatch:
             raise PatchError(
                 f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
             )
         if old is None:
             p = _prepare(parent, attr, source, name)
-            run_on_loop(lambda: _install(p), eventloop_callback, timeout)
+            run_on_loop(lambda: _install(p, table), eventloop_callback, timeout, table)
             return p
 
         def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
-            _uninstall(old)
+            _uninstall(old, table)
             try:
                 new = _prepare(parent, attr, source, name)
             except BaseException:
-                _install(old)
+                _install(old, table)
                 raise
-            _install(new)
+            _install(new, table)
             return new
 
-        return run_on_loop(swap, eventloop_callback, timeout)
+        return run_on_loop(swap, eventloop_callback, timeout, table)
 
 
 def unpatch(
-    name: str, *, eventloop_callback: EventloopCallback | None = None, timeout: float = 10.0
+    name: str,
+    *,
+    eventloop_callback: EventloopCallback | None = None,
+    timeout: float = 10.0,
+    table: PatchTable | None = None,
 ) -> Patch:
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
-    with _reserved(name):
-        with _LOCK:
-            p = PATCHES.get(name)
+    table = _table(table)
+    with table.reserved(name):
+        with table.lock:
+            p = table.patches.get(name)
         if p is None:
             raise PatchError(f"Unpatching failed for {name}: not patched")
-        run_on_loop(lambda: _uninstall(p), eventloop_callback, timeout)
+        run_on_loop(lambda: _uninstall(p, table), eventloop_callback, timeout, table)
     return p
 
 
-def unpatch_all(*, eventloop_callback: EventloopCallback | None = None) -> list[str]:
+def unpatch_all(
+    *, eventloop_callback: EventloopCallback | None = None, table: PatchTable | None = None
+) -> list[str]:
     """Undo every patch; the names undone.  Any thread."""
-    names = list(PATCHES)
+    table = _table(table)
+    names = list(table.patches)
     for n in reversed(names):
-        unpatch(n, eventloop_callback=eventloop_callback)
+        unpatch(n, eventloop_callback=eventloop_callback, table=table)
     return names

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from otrace import _default
 from otrace.contexts.record import TraceContext, new_timestamp
-from otrace.contexts.store import STORE
 from otrace.errors import TraceError
-from otrace.log import announce
-from otrace.params import PARAMS
 from otrace.tracing.conditions import get_tag
 
 TAG_ATTR = "_otrace_tag"
@@ -22,11 +20,13 @@ TAG_ATTR = "_otrace_tag"
 __all__ = ["TAG_ATTR", "get_tag", "set_tag", "tag", "untag"]
 
 
-def tag(obj: Any, label: str = "id", /, **extra: Any) -> str:
+def tag(obj: Any, label: str = "id", /, _recorder: Any = None, **extra: Any) -> str:
     """Tag ``obj``; returns the new trace id.
 
     ``label``: ``"id"`` -> ``0x<hex id>``, ``"time"`` -> a fresh timestamp, anything else
-    -> that text.  ``extra`` values are stored in the context next to ``self``.
+    -> that text.  ``extra`` values are stored in the context next to ``self``.  The context is
+    recorded by ``_recorder`` (a runtime's :class:`~otrace.recorder.Recorder`; default: the
+    default runtime's).
     Raises TraceError when the object takes no attributes.
     """
     if label == "id":
@@ -35,15 +35,24 @@ def tag(obj: Any, label: str = "id", /, **extra: Any) -> str:
         label = new_timestamp()
     cls_name = obj.__name__ if isinstance(obj, type) else type(obj).__name__
     values = {"self": obj, **{k: v for k, v in extra.items() if k != "self"}}
-    ctx = TraceContext("tags", cls_name, label, values)
-    try:
-        setattr(obj, TAG_ATTR, ctx.id)
-    except Exception as exc:
-        raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None
-    STORE.add(ctx)
-    if PARAMS.save_tags:
-        STORE.save(ctx)
-    announce(ctx.id)
+    recorder = _recorder if _recorder is not None else _default.get().recorder
+
+    def attach(ctx: TraceContext) -> None:
+        try:
+            setattr(obj, TAG_ATTR, ctx.id)
+        except Exception as exc:
+            raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None
+
+    ctx, _ = recorder.record(
+        "tags",
+        cls_name,
+        label,
+        values,
+        prepare=attach,
+        save=recorder.params.save_tags,
+        say=[lambda c: c.id],
+        truncate=False,
+    )
     return ctx.id
 
 

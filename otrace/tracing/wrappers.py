@@ -37,19 +37,22 @@ from typing import Any
 from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
-from otrace.params import PARAMS
-from otrace.tracing.engine import Site, filter_source, on_call, on_exception, on_return
+from otrace.tracing.engine import Site, filter_source
+from otrace.tracing.handlers import on_call, on_exception, on_return
+from otrace.tracing.registry import Tracer
 
 log = get_logger("tracing")
 
 
 def _make_sync(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
             return func(*args, **kwargs)
         spec, quick, _ = state
-        if (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+        if (quick is None or not quick(args, kwargs)) and not params.trace_related:
             # Not matching (or exceptions only): no Call, only the exception hook.
             try:
                 return func(*args, **kwargs)
@@ -76,6 +79,8 @@ def _make_sync(site: Site, func: Callable) -> Callable:
 # need not read that parameter.
 _INLINE_SYNC = """
 def _make_sync(site, func):
+    params = site.tracer.params
+
     def wrapper(*args, **kwargs):
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -90,7 +95,7 @@ def _make_sync(site, func):
                 except Exception as exc:
                     on_exception(site, spec, exc)
                     raise
-        elif (quick is None or not quick(args, kwargs)) and not PARAMS.trace_related:
+        elif (quick is None or not quick(args, kwargs)) and not params.trace_related:
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -108,6 +113,7 @@ def _make_sync(site, func):
 
     return wrapper
 """
+# A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
 _shapes_lock = threading.Lock()
@@ -166,6 +172,8 @@ def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | 
 
 
 def _make_generator(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -173,7 +181,7 @@ def _make_generator(site: Site, func: Callable) -> Callable:
         spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or params.trace_related
             else None
         )
         try:
@@ -189,6 +197,8 @@ def _make_generator(site: Site, func: Callable) -> Callable:
 
 
 def _make_coroutine(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         state = site.state
         if state is None:  # not traced, or trace_active off
@@ -196,7 +206,7 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
         spec, quick, _ = state
         call = (
             on_call(site, spec, args, kwargs)
-            if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+            if (quick is not None and quick(args, kwargs)) or params.trace_related
             else None
         )
         if call is not None and call.hold is not None:
@@ -216,6 +226,8 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
 
 
 def _make_asyncgen(site: Site, func: Callable) -> Callable:
+    params = site.tracer.params  # captured at wrap time: no lookup per call
+
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         inner = func(*args, **kwargs)
         state = site.state
@@ -225,7 +237,7 @@ def _make_asyncgen(site: Site, func: Callable) -> Callable:
             spec, quick, _ = state
             call = (
                 on_call(site, spec, args, kwargs)
-                if (quick is not None and quick(args, kwargs)) or PARAMS.trace_related
+                if (quick is not None and quick(args, kwargs)) or params.trace_related
                 else None
             )
             if call is not None and call.hold is not None:
@@ -344,11 +356,13 @@ class Patch:
             setattr(self.parent, self.attr, self.original)
 
 
-def wrap_raw(raw: Any, name: str, keys: tuple[str, ...], in_class: bool) -> tuple[Any, list[Site]]:
-    """Wrap a raw attribute value; returns (replacement, sites)."""
+def wrap_raw(
+    raw: Any, name: str, keys: tuple[str, ...], in_class: bool, tracer: Tracer
+) -> tuple[Any, list[Site]]:
+    """Wrap a raw attribute value for ``tracer``; returns (replacement, sites)."""
 
     def one(func: Any, self_index: int | None) -> tuple[Callable, Site]:
-        site = Site(check_function(func, name), name, keys, self_index)
+        site = Site(check_function(func, name), name, keys, self_index, tracer)
         return make_wrapper(site), site
 
     if isinstance(raw, staticmethod):

@@ -56,7 +56,6 @@ _C_DESCRIPTORS = (
     types.MethodDescriptorType,
     types.ClassMethodDescriptorType,
     types.WrapperDescriptorType,
-    types.BuiltinFunctionType,
 )
 _PLAIN_GETATTRIBUTE = (
     object.__getattribute__,
@@ -139,6 +138,8 @@ def _bind(value: Any, obj: Any, owner: type) -> Any:
         return types.MethodType(value.__func__, owner)
     if isinstance(value, _C_DESCRIPTORS):
         return value.__get__(obj, owner)
+    if isinstance(value, types.BuiltinFunctionType):  # C functions do not bind
+        return value
     if isinstance(value, property):
         if obj is None:
             return value
@@ -342,8 +343,8 @@ def _container_repr(value: Any, out: list[str], depth: int, room: list[int]) -> 
             _repr_into(v, out, depth + 1, room)
         out.append("}")
         return
-    items = list(value) if t is not set and t is not frozenset else list(value)
-    opener, closer = {list: ("[", "]"), tuple: ("(", ")")}.get(t, ("{", "}"))
+    items = list(value)
+    opener, closer = ("[", "]") if t is list else ("(", ")") if t is tuple else ("{", "}")
     if t is frozenset:
         opener, closer = "frozenset({", "})"
     if t is set and not items:

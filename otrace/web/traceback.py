@@ -3,7 +3,10 @@ prompt in each frame to evaluate code there -- for live handler errors and store
 
 Turn it on for an application in debug mode with one line::
 
-    otrace.web.traceback.enable_tracebacks(app)
+    otrace.tornado.enable_tracebacks(app)
+
+(the Tornado wiring -- mounting the page's routes and capturing handler exceptions -- lives
+in :mod:`otrace.tornado`; this module is the page itself).
 
 An uncaught exception in a handler then becomes a trace context in
 ``/osh/recent/exceptions/<Handler>.<method>/ex-<Error>/...`` and the browser gets the
@@ -49,12 +52,12 @@ import tornado.ioloop
 import tornado.template
 import tornado.web
 
-from otrace.contexts import STORE, TraceContext
+from otrace.contexts import TraceContext
 from otrace.contexts import capture as _capture
 from otrace.contexts.record import parse_trace_id
 from otrace.errors import OTraceError
 from otrace.log import announce, get_logger
-from otrace.params import PARAMS
+from otrace.runtime import Runtime, default
 from otrace.web.traceback_core import (
     ContextSource,
     EvalResult,
@@ -70,7 +73,6 @@ __all__ = [
     "ContextSource",
     "TracebackServer",
     "capture_handler_exception",
-    "enable_tracebacks",
     "live_source",
     "make_app",
     "pickled_source",
@@ -91,8 +93,7 @@ CONTEXT_LINES = 11
 _loader = tornado.template.Loader(
     os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
 )
-_assets: dict[str, str] = {}
-_current: TracebackServer | None = None
+_assets: dict[str, str] = {}  # a pure cache of the packaged static files
 
 
 def _asset(name: str) -> str:
@@ -103,10 +104,12 @@ def _asset(name: str) -> str:
 
 
 # -- sources -------------------------------------------------------------------------------
-def live_source() -> ContextSource:
-    """The contexts this process holds (``/osh/recent`` and ``/osh/saved``)."""
+def live_source(runtime: Runtime | None = None) -> ContextSource:
+    """The contexts this process holds (``/osh/recent`` and ``/osh/saved`` of ``runtime``,
+    default: the default runtime's)."""
+    store = (runtime if runtime is not None else default()).store
     return ContextSource(
-        get=STORE.get, list_ids=lambda: list(STORE.all), live=True, label="this process"
+        get=store.get, list_ids=lambda: list(store.all), live=True, label="this process"
     )
 
 
@@ -372,9 +375,10 @@ class TracebackServer:
 
     def render_exception(self, handler: tornado.web.RequestHandler, exc_info: Any) -> bytes | None:
         """Capture a handler's exception as a context and render its page (None: no page)."""
-        ctx = capture_handler_exception(handler, exc_info)
         self.learn_base(handler.request)
-        announce(f"{ctx.id}  {self.url_for(ctx)}")
+        ctx = capture_handler_exception(
+            handler, exc_info, say=[lambda c: f"{c.id}  {self.url_for(c)}"]
+        )
         if self.check_host(handler.request) is not None:
             return None
         return self.render_page(self.open(ctx, live=True), handler)
@@ -408,20 +412,27 @@ def _security_headers(handler: tornado.web.RequestHandler) -> str:
     return nonce
 
 
-def capture_handler_exception(handler: tornado.web.RequestHandler, exc_info: Any) -> TraceContext:
+def capture_handler_exception(
+    handler: tornado.web.RequestHandler,
+    exc_info: Any,
+    say: Iterable[str | Callable[[TraceContext], str]] = (),
+) -> TraceContext:
     """Snapshot an uncaught handler exception into ``/osh/recent/exceptions``.
 
     The context is named ``<Handler>.<method>`` with the label ``<ExcName>``; its ``__trc``
-    also records the request line.  Called on the event-loop thread.
+    also records the request line.  Recorded by the default runtime's recorder, which
+    announces ``say`` (lines or ``f(ctx)``).  Called on the event-loop thread.
     """
+    recorder = default().recorder
     exc_type, exc, tb = exc_info
     values, trc = _capture.capture_exception(
-        exc, tb, None, context_lines=CONTEXT_LINES, deep=PARAMS.deep_copy
+        exc, tb, None, context_lines=CONTEXT_LINES, deep=recorder.params.deep_copy
     )
     trc["request"] = f"{handler.request.method} {handler.request.uri}"
     name = f"{type(handler).__name__}.{(handler.request.method or 'get').lower()}"
-    ctx = TraceContext("exceptions", name, exc_type.__name__, values, trc)
-    STORE.add(ctx)
+    ctx, _ = recorder.record(
+        "exceptions", name, exc_type.__name__, values, trc, say=say, truncate=False
+    )
     return ctx
 
 
@@ -576,50 +587,12 @@ class _EvalHandler(_JsonPost):
         self.finish(result.as_json())
 
 
-# -- wiring ----------------------------------------------------------------------------------
-def enable_tracebacks(app: tornado.web.Application, **options: Any) -> TracebackServer | None:
-    """Serve interactive traceback pages from ``app`` if it runs in debug mode.
-
-    Adds the page's routes (ahead of the application's own) and makes uncaught handler
-    exceptions render the page.  Returns the :class:`TracebackServer` (``options`` go to
-    it), or None -- changing nothing -- when ``app.settings["debug"]`` is false.
-    Call on the event-loop thread before serving.
-    """
-    global _current
-    if not app.settings.get("debug"):
-        return None
-    existing = getattr(app, "otrace_tracebacks", None)
-    if isinstance(existing, TracebackServer):
-        return existing
-    server = TracebackServer(**options)
-    app.otrace_tracebacks = server  # type: ignore[attr-defined]
-    router = app.wildcard_router
-    rules = [router.process_rule(tornado.web.url(*r)) for r in server.routes()]
-    router.rules[0:0] = rules
-    original = app.get_handler_delegate
-
-    def get_handler_delegate(
-        request: Any,
-        target_class: Any,
-        target_kwargs: Any = None,
-        path_args: Any = None,
-        path_kwargs: Any = None,
-    ) -> Any:
-        return original(
-            request, server.debug_class(target_class), target_kwargs, path_args, path_kwargs
-        )
-
-    app.get_handler_delegate = get_handler_delegate  # type: ignore[method-assign]
-    _current = server
-    return server
-
-
 def traceback_url(ctx: Mapping[str, Any] | str) -> str | None:
     """The page URL for a context or trace id, or None if no page is being served.
 
     For the shell to print next to a context.  Safe from any thread.
     """
-    server = _current
+    server = default().traceback_server
     return server.url_for(ctx) if server is not None else None
 
 
@@ -627,13 +600,12 @@ def make_app(
     source: ContextSource, **options: Any
 ) -> tuple[tornado.web.Application, TracebackServer]:
     """A stand-alone application serving pages for ``source`` (``/`` goes to the index)."""
-    global _current
     server = TracebackServer(source, **options)
     handlers: list[Any] = list(server.routes())
     if server.prefix:
         handlers.append((r"/", tornado.web.RedirectHandler, {"url": server.prefix + "/"}))
     app = tornado.web.Application(handlers)
-    _current = server
+    default().traceback_server = server
     return app, server
 
 

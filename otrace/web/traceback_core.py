@@ -99,7 +99,7 @@ class ContextSource:
             return leaf if isinstance(leaf, Mapping) else None
 
         def list_ids() -> list[str]:
-            ids = []
+            ids: list[str] = []
             for names in tree.values():
                 for name, ctxids in names.items():
                     for ctxid, stamps in ctxids.items():
@@ -343,6 +343,7 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
 
 # -- evaluation ----------------------------------------------------------------------------
 _CAPTURE: ContextVar[io.StringIO | None] = ContextVar("otrace_tb_capture", default=None)
+# sys.stdout is process-wide, so is the lock that installs the routing stream on it.
 _route_lock = threading.Lock()
 
 
@@ -409,7 +410,7 @@ def compile_input(code: str, filename: str) -> tuple[Any, Any]:
     tree = ast.parse(code, filename, "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
     body = compile(tree, filename, "exec") if tree.body else None
     expr = compile(last, filename, "eval") if last is not None else None
     return body, expr

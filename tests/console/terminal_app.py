@@ -12,8 +12,10 @@ import sys
 
 import otrace
 from otrace import holds, log
-from otrace.contexts import STORE, TraceContext
-from otrace.params import PARAMS
+from otrace.contexts import TraceContext
+from otrace.runtime import default
+
+STORE, PARAMS = default().store, default().params
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(message)s")
 

@@ -7,10 +7,10 @@ import shlex
 import pytest
 
 import otrace.shell.commands  # noqa: F401 - declares the commands
-from otrace.params import PARAMS
 from otrace.shell.completion import MAX_RESULTS, Completion, complete, python_start, split_words
 from otrace.shell.registry import REGISTRY, Command, Option
 from otrace.shell.session import Session
+from tests.rt import PARAMS
 
 
 class Cart:

@@ -11,6 +11,7 @@ from tornado.ioloop import IOLoop
 from otrace import holds
 from otrace.errors import PatchError
 from otrace.tracing import patching as engine
+from tests.rt import PATCHES
 from tests.shell.conftest import Transcript
 
 
@@ -88,4 +89,4 @@ def test_loop_that_never_runs_it(prog):
             timeout=0.2,
         )
     assert prog.plain(5) == 7
-    assert engine.PATCHES == {}
+    assert PATCHES == {}

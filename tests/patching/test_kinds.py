@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from otrace.tracing import patching as engine
+from tests.rt import PATCHES
 
 
 def src(text: str) -> str:
@@ -92,7 +93,7 @@ def test_super_keeps_working(prog, t, patchfile):
     )
     t.out(f"edit Cart.greet < {path}")
     assert prog.Cart().greet() == "patched cart: hello from Base"
-    assert engine.PATCHES["Cart.greet"].mode == "in place"
+    assert PATCHES["Cart.greet"].mode == "in place"
 
 
 def test_inherited_method_goes_on_the_named_class(prog, t, patchfile):
@@ -132,7 +133,7 @@ def test_closure_function(prog, t, patchfile):
             return count
     """)
     t.out(f"edit counter < {patchfile(same_free)}")
-    assert engine.PATCHES["counter"].mode == "in place"
+    assert PATCHES["counter"].mode == "in place"
     assert prog.counter() == 101  # the closure's state is kept
     t.out("unpatch counter")
     assert prog.counter() == 102

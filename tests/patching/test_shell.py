@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 from otrace.shell.session import Session
-from otrace.tracing import patching as engine
+from tests.rt import PATCHES
 from tests.shell.conftest import Transcript
 
 NEW_PLAIN = "def plain(a, b=2):\n    return a - b\n"
@@ -60,7 +60,7 @@ def test_error_cases_leave_the_old_code(prog, t, patchfile):
     assert "Unpatching failed for plain" in t.err("unpatch plain")
     t.out("cd /osh")
     assert "Patching only works in subdirectory of globals/patches" in t.err("edit recent")
-    assert engine.PATCHES == {}
+    assert PATCHES == {}
 
 
 def test_second_edit_needs_force(prog, t, patchfile):
@@ -160,7 +160,7 @@ def test_editor_unchanged_and_parameter_wins(prog, t, tmp_path, monkeypatch):
     t.out("set editor true")
     # the decorator is stripped from what the editor shows
     assert t.out("edit Cart.make") == "No changes"
-    assert engine.PATCHES == {}
+    assert PATCHES == {}
     t.out("set editor false")
     assert "failed" in t.err("edit Cart.make")
 

@@ -16,8 +16,9 @@ import time
 import persist_shapes
 
 from otrace.contexts import sqlite
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
+from otrace.runtime import default
+
+STORE, PARAMS = default().store, default().params
 
 
 class MainOnly:

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import otrace.shell.commands  # noqa: F401
-from otrace.contexts import STORE, TraceContext, sqlite
+from otrace.contexts import TraceContext, sqlite
 from otrace.shell.session import Session
+from tests.rt import STORE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -76,8 +77,9 @@ def test_cli_pickled(tmp_path):
     db = tmp_path / "t.db"
     script = (
         f"import sys; sys.path.insert(0, {ROOT!r})\n"
-        "from otrace.contexts import STORE, TraceContext, sqlite\n"
-        "from otrace.params import PARAMS\n"
+        "from otrace.contexts import TraceContext, sqlite\n"
+        "from otrace.runtime import default\n"
+        "STORE, PARAMS = default().store, default().params\n"
         f"sqlite.install(); PARAMS.set('pickle_file', {str(db)!r})\n"
         "STORE.add(TraceContext('exceptions', 'f', 'KeyError', {'k': 'gone'}))\n"
         "sqlite.flush(10)\n"

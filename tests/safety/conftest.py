@@ -1,4 +1,4 @@
-"""Fixtures for the safety tests: a clean engine, store, parameters and patches per test."""
+"""Fixtures for the safety tests (each test has its own runtime: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ from tornado.ioloop import IOLoop
 
 import otrace.shell.commands  # noqa: F401 - declares the commands
 from otrace import holds, log
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
-from otrace.tracing import patching, unwrap_all
-
-
-@pytest.fixture(autouse=True)
-def clean_engine():
-    PARAMS.reset()
-    STORE.clear()
-    yield
-    holds.release_all("shutdown")
-    holds.set_eventloop_callback(None)
-    unwrap_all()
-    for name in list(patching.PATCHES):
-        try:
-            patching.unpatch(name, timeout=2)
-        except Exception:
-            patching.PATCHES.pop(name, None)
-    STORE.clear()
-    PARAMS.reset()
 
 
 @pytest.fixture

@@ -102,37 +102,37 @@ def test_pdb_on_an_event_loop_thread_is_refused(prog, monkeypatch, announced):
     assert sum("pdb refused" in line for line in announced) == 2, announced
 
 
-def test_trace_active_is_switched_under_the_registry_lock(monkeypatch):
+def test_trace_active_is_switched_under_the_registry_lock(runtime, monkeypatch):
     """A count running out on a traced thread while a new trace arrives (deterministic)."""
-    from otrace.params import PARAMS
-    from otrace.tracing import engine
+    from otrace.tracing.engine import TraceSpec
 
-    first = engine.TraceSpec("first", None)
-    engine.register(first)
-    second = engine.TraceSpec("second", None)
+    tracer, params = runtime.tracer, runtime.params
+    first = TraceSpec("first", None)
+    tracer.register(first)
+    second = TraceSpec("second", None)
     state = {"armed": True}
 
     class Interleave:  # the moment unregister looks at trace_active, a trace arrives
         def __getattr__(self, name):
-            return getattr(PARAMS, name)
+            return getattr(params, name)
 
         @property
         def trace_active(self):
             if state.pop("armed", False):
-                t = threading.Thread(target=engine.register, args=(second,), daemon=True)
+                t = threading.Thread(target=tracer.register, args=(second,), daemon=True)
                 t.start()
                 t.join(0.5)  # with the fix it waits for the lock; without, it completes
-            return PARAMS.trace_active
+            return params.trace_active
 
-    monkeypatch.setattr(engine, "PARAMS", Interleave())
-    engine.unregister("first", first)
-    deadline = threading.Event()
+    monkeypatch.setattr(tracer, "params", Interleave())
+    tracer.unregister("first", first)
+    pause = threading.Event()
     for _ in range(50):
-        if engine.get_spec("second") is second:
+        if tracer.get_spec("second") is second:
             break
-        deadline.wait(0.05)
-    assert engine.get_spec("second") is second
-    assert PARAMS.trace_active, "a registered trace with tracing switched off never fires"
+        pause.wait(0.05)
+    assert tracer.get_spec("second") is second
+    assert params.trace_active, "a registered trace with tracing switched off never fires"
 
 
 @pytest.mark.parametrize("how", ["trace", "untrace"])

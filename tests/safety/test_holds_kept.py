@@ -8,8 +8,7 @@ import importlib
 import pytest
 
 from otrace import holds, tracing
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
+from tests.rt import PARAMS, STORE
 
 
 @pytest.fixture

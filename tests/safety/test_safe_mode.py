@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from otrace.params import PARAMS
 from otrace.shell.session import Session
+from tests.rt import PARAMS
 
 
 @pytest.fixture

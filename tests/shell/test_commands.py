@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from otrace.params import PARAMS
 from otrace.passwords import encrypt_password, verify_password
 from otrace.shell.session import Session
+from tests.rt import PARAMS
 
 
 def test_pr_is_the_default_command(t):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from otrace.contexts import STORE, TraceContext
+from otrace.contexts import TraceContext
+from tests.rt import STORE
 
 
 def test_start_in_globals_and_ls(t, sh):
@@ -200,7 +201,7 @@ def test_hostile_objects(t, sh, shop):
 
 
 def test_evicted_context_is_reported_stale_and_cd_goes_home(t, sh):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     STORE.add(TraceContext("traces", "f", "call", {"a": 1}))
     t.out("cd ~~")

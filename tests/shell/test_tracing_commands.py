@@ -7,15 +7,8 @@ import time
 
 import pytest
 
-from otrace import holds, tracing
-from otrace.contexts import STORE
-from otrace.params import PARAMS
-
-
-@pytest.fixture(autouse=True)
-def _unwrap():
-    yield
-    tracing.unwrap_all()
+from otrace import holds
+from tests.rt import PARAMS, STORE
 
 
 def test_trace_exception_and_browse(t, sh, shop):

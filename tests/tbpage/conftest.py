@@ -11,7 +11,6 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from otrace.contexts import STORE
 from otrace.log import add_sink, remove_sink
 
 
@@ -78,13 +77,6 @@ def serve() -> Iterator[Callable[[Callable[[], Any]], ServerThread]]:
     yield start
     for s in servers:
         s.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_store() -> Iterator[None]:
-    STORE.clear()
-    yield
-    STORE.clear()
 
 
 @pytest.fixture

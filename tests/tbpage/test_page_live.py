@@ -11,8 +11,9 @@ import urllib.request
 import pytest
 import tornado.web
 
-from otrace.contexts import STORE
+import otrace.tornado as otornado
 from otrace.web import traceback as tbweb
+from tests.rt import STORE
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -41,7 +42,7 @@ def make_app(debug=True, **options):
         app = tornado.web.Application(
             [(r"/", IndexHandler), (r"/error/", BrokenHandler)], debug=debug, autoreload=False
         )
-        server = tbweb.enable_tracebacks(app, **options)
+        server = otornado.enable_tracebacks(app, **options)
         return app, server
 
     return make
@@ -264,8 +265,8 @@ def test_async_handler_and_enable_twice(serve):
             debug=True,
             autoreload=False,
         )
-        server = tbweb.enable_tracebacks(app, pin=False)
-        assert tbweb.enable_tracebacks(app) is server
+        server = otornado.enable_tracebacks(app, pin=False)
+        assert otornado.enable_tracebacks(app) is server
         return app, server
 
     srv = serve(make)

@@ -86,9 +86,11 @@ def test_missing_sqlite_store_or_file_gives_a_clear_message(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from otrace.contexts import STORE, TraceContext, capture
+    from otrace.contexts import TraceContext, capture
     from otrace.contexts import sqlite
-    from otrace.params import PARAMS
+    from otrace.runtime import default
+
+    STORE, PARAMS = default().store, default().params
 
     def checkout(cart):
         total = sum(cart.values())

@@ -12,9 +12,8 @@ from tornado_helpers import wait_for
 import otrace
 import otrace.tornado as otornado
 from otrace import holds
-from otrace.contexts import STORE
-from otrace.params import PARAMS
 from otrace.tracing import trace
+from tests.rt import PARAMS, STORE
 
 
 def make_shell() -> otrace.OShell:

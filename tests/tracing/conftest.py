@@ -1,24 +1,10 @@
-"""Fixtures for the tracing tests: a clean engine, store and parameters around each test."""
+"""Fixtures for the tracing tests (each test has its own runtime: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from otrace import holds, log
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
-from otrace.tracing import unwrap_all
-
-
-@pytest.fixture(autouse=True)
-def clean_engine():
-    PARAMS.reset()
-    STORE.clear()
-    yield
-    holds.release_all("shutdown")
-    unwrap_all()
-    STORE.clear()
-    PARAMS.reset()
+from otrace import log
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from otrace import holds
-from otrace.contexts.store import STORE
-from otrace.tracing import DEBUGGER_HOOKS, get_tag, set_debugger_streams, trace, traceassert, traces
+from otrace.events import DebuggerHandover
+from otrace.tracing import get_tag, set_debugger_streams, trace, traceassert, traces
+from tests.rt import STORE
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -123,7 +124,7 @@ def test_thousands_of_holds(sample):
         threading.Thread(target=resume_everything).start()
         return await asyncio.wait_for(asyncio.gather(*tasks), 20)
 
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     assert asyncio.run(main()) == [77] * 2000
@@ -131,7 +132,7 @@ def test_thousands_of_holds(sample):
 
 
 async def test_traceassert_hold_true_and_false(sample):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     assert await sample.held(1) == 1  # true condition: completed awaitable
@@ -145,7 +146,7 @@ async def test_traceassert_hold_true_and_false(sample):
 
 
 async def test_deleting_a_hold_releases_it(sample):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     PARAMS.trace_active = True
     task = asyncio.create_task(sample.held(77))
@@ -157,9 +158,13 @@ async def test_deleting_a_hold_releases_it(sample):
     assert ctx.trc["released"] == "deleted"
 
 
-def test_pdb_action_with_scripted_stdin(sample):
+def test_pdb_action_with_scripted_stdin(sample, runtime):
     events = []
-    DEBUGGER_HOOKS.append(events.append)
+
+    def on_handover(event: DebuggerHandover) -> None:
+        events.append(event.phase)
+
+    runtime.events.subscribe(DebuggerHandover, on_handover)
     out = io.StringIO()
     set_debugger_streams(io.StringIO("p a\np b\ncontinue\n"), out)
     try:
@@ -170,7 +175,7 @@ def test_pdb_action_with_scripted_stdin(sample):
         t.join(10)
         assert results == [11]
     finally:
-        DEBUGGER_HOOKS.remove(events.append)
+        runtime.events.unsubscribe(DebuggerHandover, on_handover)
         set_debugger_streams()
     text = out.getvalue()
     assert "--Call--" in text and "def plain(a, b=2):" in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from otrace.contexts.store import STORE
 from otrace.errors import TraceError
 from otrace.tracing import (
     Always,
@@ -18,6 +17,7 @@ from otrace.tracing import (
     trace,
     traces,
 )
+from tests.rt import STORE
 
 
 def ids(kind="traces"):
@@ -232,7 +232,7 @@ def test_varkw_condition(sample):
 
 
 def test_trace_active_switches_recording_off_and_on(sample):
-    from otrace.params import PARAMS
+    from tests.rt import PARAMS
 
     trace(sample.plain, sample, "plain", condition="call")
     sample.plain(1)

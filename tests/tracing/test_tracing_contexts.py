@@ -8,9 +8,8 @@ import threading
 import pytest
 
 from otrace.contexts.record import parse_trace_id
-from otrace.contexts.store import STORE
-from otrace.params import PARAMS
 from otrace.tracing import get_tag, set_tag, tag, trace, traceassert, traces, untag, untrace
+from tests.rt import PARAMS, STORE
 
 TS = r"\d{6}-\d\d-\d\d-\d\d(\.\d+)?"
 

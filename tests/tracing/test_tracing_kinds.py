@@ -9,9 +9,9 @@ import traceback
 import pytest
 
 from otrace.contexts.capture import traceback_frames
-from otrace.contexts.store import STORE
 from otrace.errors import TraceError
 from otrace.tracing import trace, traces, untrace, untrace_all, wrapped
+from tests.rt import STORE
 
 CONDITIONS = ["", "all", "return", "a==1"]
 

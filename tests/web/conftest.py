@@ -6,8 +6,8 @@ import pytest
 from webbridge_helpers import SECRET, Clients, Server, wait_for
 
 from otrace import OShell
-from otrace.params import PARAMS
 from otrace.web.bridge import WebBridge
+from tests.rt import PARAMS
 from tornademos import chat_websock
 
 

@@ -7,7 +7,6 @@ contexts, from any directory.
 
 from __future__ import annotations
 
-from otrace import holds
 from otrace.contexts import TraceContext
 from otrace.errors import OTraceError
 from otrace.shell.registry import Args, command
@@ -58,7 +57,7 @@ def resume(sh, args: Args) -> None:
     ctxs = _contexts(sh, args.words)
     failed = []
     for ctx in ctxs:
-        if holds.resume(ctx):
+        if sh.runtime.holds.resume(ctx):
             sh.out.write(f"Resuming {ctx.id}")
         else:
             failed.append(ctx.id)

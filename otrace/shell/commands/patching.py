@@ -45,7 +45,7 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
         name = text or (cwd[2] if len(cwd) > 2 else "")
         if not name:
             raise UsageError("Name a patch (see ls /osh/patches)")
-        p = engine.PATCHES.get(name)
+        p = sh.runtime.patches.get(name)
         if p is None:
             raise PathError(f"Invalid patch class/method: {name}")
         return p.parent, p.attr, name
@@ -151,6 +151,7 @@ def apply_patch(sh, parent: Any, attr: str, name: str, source: str, force: bool)
         source,
         name=name,
         repatch=force,
+        table=sh.runtime.patches,
     )
     sh.patches[name] = p.function
     sh.out.write(f"Patched {name}")
@@ -198,7 +199,7 @@ def edit(sh, args: Args) -> None:
     text, op, filename = split_redirect(" ".join(args.words))
     parent, attr, name = patch_target(sh, text)
     force = args.flag("f")
-    if name in engine.PATCHES and not force:
+    if name in sh.runtime.patches and not force:
         raise PatchError(f"Error: specify '-f' option to force editing of patched {name}")
 
     def finish(source: str) -> None:
@@ -248,14 +249,14 @@ def unpatch(sh, args: Args) -> None:
             raise UsageError("'unpatch *' only works in /osh/patches")
         if op:
             raise UsageError("Can save only one patch to a file")
-        names = list(sh.patches) or list(engine.PATCHES)
+        names = list(sh.patches) or list(sh.runtime.patches)
         if not names:
             sh.out.write("No patches")
         for name in names:
             _unpatch_one(sh, name)
         return
     _parent, _attr, name = patch_target(sh, text)
-    p = engine.PATCHES.get(name)
+    p = sh.runtime.patches.get(name)
     if p is None:
         raise PatchError(f"Unpatching failed for {name}: not patched")
     if op == ">":
@@ -270,7 +271,7 @@ def unpatch(sh, args: Args) -> None:
 
 def _unpatch_one(sh, name: str) -> None:
     try:
-        engine.unpatch(name)
+        engine.unpatch(name, table=sh.runtime.patches)
     except PatchError:
         sh.patches.pop(name, None)
         raise

@@ -74,7 +74,7 @@ def trace(sh, args: Args) -> None:
                 "trace: options need a target; usage: "
                 + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET"
             )
-        specs = tracing.traces()
+        specs = tracing.traces(sh.runtime.tracer)
         if not specs:
             sh.out.write("Nothing is traced")
         for spec in specs:
@@ -92,6 +92,7 @@ def trace(sh, args: Args) -> None:
         condition=args.opts.get("c", ""),
         action=args.opts.get("a"),
         count=args.opts.get("n", 0),
+        tracer=sh.runtime.tracer,
     )
     sh.out.write(f"Tracing {spec.render()}")
     for warning in spec.warnings:
@@ -105,14 +106,14 @@ def untrace(sh, args: Args) -> None:
         raise UsageError("usage: untrace Class.method|function|Class|*|all")
     word = args.words[0]
     if word == "all":
-        tracing.untrace_all()
+        tracing.untrace_all(sh.runtime.tracer)
         sh.out.write("untraced all tracing")
         return
     try:
         target, _, _, name = _trace_args(sh, word)
-        tracing.untrace(target)
+        tracing.untrace(target, sh.runtime.tracer)
     except (PathError, TraceError):
-        tracing.untrace(word)  # a registry key such as Cart. or a vanished name
+        tracing.untrace(word, sh.runtime.tracer)  # a registry key such as Cart. or a vanished name
         name = word
     sh.out.write(f"untraced {name}")
 
@@ -142,7 +143,7 @@ def tag(sh, args: Args) -> None:
     """
     obj = _tag_target(sh, args.words)
     label = args.words[1] if len(args.words) > 1 else "id"
-    sh.out.write(tracing.tag(obj, label))
+    sh.out.write(tracing.tag(obj, label, _recorder=sh.runtime.recorder))
 
 
 @command(

@@ -21,6 +21,7 @@ never be waited on from the event-loop thread that serves the browsers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from otrace import log
@@ -47,8 +48,10 @@ class LegacyWebBackend:
     Thread safety: :meth:`evaluate` from the shell thread; the hook from any thread.
     """
 
-    def __init__(self, interface: Any):
+    def __init__(self, interface: Any, announce: Callable[[str], None] | None = None):
         self.interface = interface
+        # the runtime's announce (default: the default runtime's), for unrequested output
+        self._announce = announce if announce is not None else log.announce
         self._lock = threading.Lock()
         self._waiting: str | None = None  # browser name we wait for
         self._done = threading.Event()
@@ -66,7 +69,7 @@ class LegacyWebBackend:
                     self._done.set()
                 return
         if data:
-            log.announce(f"web {name or '?'}: {data}")
+            self._announce(f"web {name or '?'}: {data}")
 
     def evaluate(self, path_comps: list[str], code: str, timeout: float) -> tuple[str, str]:
         name = path_comps[0]
@@ -86,11 +89,12 @@ class LegacyWebBackend:
                 self._waiting = None
 
 
-def make_backend(interface: Any) -> WebBackend:
-    """The backend for ``web_interface``: itself if it can ``evaluate``, else adapted."""
+def make_backend(interface: Any, announce: Callable[[str], None] | None = None) -> WebBackend:
+    """The backend for ``web_interface``: itself if it can ``evaluate``, else adapted (output
+    nobody asked for goes to ``announce``)."""
     if callable(getattr(interface, "evaluate", None)):
         return interface
-    return LegacyWebBackend(interface)
+    return LegacyWebBackend(interface, announce)
 
 
 @command(

@@ -1,0 +1,104 @@
+"""The one way a trace event becomes a context: :class:`Recorder`.
+
+Every producer -- traced calls and exceptions, ``traceassert``, tags, the traceback page,
+``otrace -f`` -- asks the runtime's recorder to record.  It makes the context, registers a
+break or hold when asked, stores it (the store emits ``ContextRecorded``), and announces the
+given lines (``Announcement`` events).  What happens next (blocking on the break, handing the
+hold to the wrapper, starting pdb) stays with the caller, which knows its thread.
+
+Thread rules: :meth:`Recorder.record` runs on the thread of the event (a program thread or the
+event loop) and never waits; :meth:`Recorder.announce` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from otrace.contexts.record import TraceContext
+from otrace.contexts.safe import terminal_text
+from otrace.contexts.store import ContextStore
+from otrace.events import Announcement, EventBus
+from otrace.holds import Break, Hold, HoldTable
+from otrace.params import Params
+
+
+class Recorder:
+    """Makes, registers, stores and announces contexts for one runtime."""
+
+    def __init__(
+        self, store: ContextStore, holds: HoldTable, params: Params, events: EventBus
+    ) -> None:
+        self.store = store
+        self.holds = holds
+        self.params = params
+        self.events = events
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        label: str,
+        values: dict[str, Any],
+        trc: dict[str, Any] | None = None,
+        *,
+        say: Iterable[str | Callable[[TraceContext], str]] = (),
+        save: bool = False,
+        truncate: bool = True,
+        prepare: Callable[[TraceContext], None] | None = None,
+    ) -> tuple[TraceContext, Break | Hold | None]:
+        """Record one context; returns it and its break or hold (for kinds breaks/holds).
+
+        ``say``: lines announced after storing, each a string or ``f(ctx)`` (most need the new
+        id); they are cut to ``log_truncate`` unless ``truncate`` is False.  A ``holds`` context
+        must be recorded on the event-loop thread.  ``prepare(ctx)`` runs first; if it raises,
+        nothing is recorded and the exception propagates.
+        """
+        ctx = TraceContext(kind, name, label, values, trc)
+        if prepare is not None:
+            prepare(ctx)
+        live: Break | Hold | None = None
+        if kind == "breaks":
+            live = self.holds.new_break(ctx)
+        elif kind == "holds":
+            live = self.holds.new_hold(ctx)
+        self.store.add(ctx)
+        if save:
+            self.store.save(ctx)
+        for line in say:
+            text = line(ctx) if callable(line) else line
+            self.announce(text, truncate=truncate)
+        return ctx, live
+
+    def resolve_kind(self, kind: str, action: str | None, hold_ok: bool) -> tuple[str, str]:
+        """The kind to record for ``action`` on this thread, and a refusal note (or "").
+
+        ``break``, ``pdb`` and ``ipdb`` need a thread that may block; ``hold`` needs ``hold_ok`` (an awaiting
+        caller on a running loop).  Traced thread.
+        """
+        if action == "break":
+            if self.holds.can_block():
+                return "breaks", ""
+            return kind, "break refused"
+        if action in ("pdb", "ipdb") and not self.holds.can_block():
+            return kind, f"{action} refused"  # a debugger prompt blocks the loop like a break
+        if action == "hold":
+            if hold_ok:
+                return "holds", ""
+            return kind, "hold ignored"
+        return kind, ""
+
+    def announce(self, text: str, *, truncate: bool = False) -> None:
+        """Tell the operator (``Announcement``; stderr while nobody listens).  Never raises."""
+        if truncate:
+            limit = self.params.log_truncate
+            if limit and len(text) > limit:
+                text = text[:limit] + "..."
+        if self.events.has_subscribers(Announcement):
+            self.events.emit(Announcement(text))
+            return
+        try:  # no console to escape it: program data must not drive the terminal
+            sys.stderr.write(terminal_text(text) + "\n")
+        except Exception:
+            pass

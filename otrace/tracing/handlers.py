@@ -1,0 +1,289 @@
+"""What a traced call does at call, return and exception time (on the traced thread).
+
+Per-call state lives in a :class:`Call` created by the call itself (threads and recursion
+never share it).  A matching call becomes a context through the runtime's recorder
+(``site.tracer.recorder``), so these handlers never touch the store or the console directly.
+They run on the traced thread and never raise into the program (except that breaks block, by
+design).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from otrace import holds
+from otrace.contexts import capture
+from otrace.contexts.record import TraceContext
+from otrace.contexts.safe import safe_repr, safe_str
+from otrace.log import get_logger
+from otrace.tracing import debugger
+from otrace.tracing.conditions import ConditionError, Predicate, get_tag
+from otrace.tracing.engine import _EMPTY, Site, TraceSpec
+
+log = get_logger("tracing")
+
+
+# -- per call ------------------------------------------------------------------------------
+
+
+class Call:
+    """The state of one traced invocation (private to it)."""
+
+    __slots__ = (
+        "site",
+        "spec",
+        "args",
+        "kwargs",
+        "frame",
+        "result",
+        "returned",
+        "ctx",
+        "hold",
+        "_bound",
+    )
+
+    def __init__(
+        self, site: Site, spec: TraceSpec, args: tuple, kwargs: dict, frame: FrameType
+    ) -> None:
+        self.site = site
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+        self.frame = frame
+        self.result: Any = None
+        self.returned = False
+        self.ctx: TraceContext | None = None
+        self.hold: holds.Hold | None = None
+        self._bound: dict[str, Any] | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """Bound arguments by name, defaults applied (``*args``/``**kwargs`` under their names)."""
+        if self._bound is None:
+            sig = self.site.signature
+            try:
+                if sig is None:
+                    raise TypeError("no signature")
+                bound = sig.bind(*self.args, **self.kwargs)
+                bound.apply_defaults()
+                self._bound = dict(bound.arguments)
+            except TypeError:
+                self._bound = {"args": self.args, "kwargs": dict(self.kwargs)}
+        return self._bound
+
+    def flat_arguments(self) -> list[tuple[str, Any]]:
+        """(name, value) pairs with ``*args`` items and ``**kwargs`` entries spread out."""
+        site = self.site
+        out: list[tuple[str, Any]] = []
+        for name, value in self.arguments().items():
+            if name == site.varargs and isinstance(value, tuple):
+                out.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+            elif name == site.varkw and isinstance(value, dict):
+                out.extend(value.items())
+            else:
+                out.append((name, value))
+        return out
+
+    def value_of(self, name: str) -> Any:
+        if name == "return":
+            if not self.returned:
+                raise ConditionError("return value is not known at call time")
+            return self.result
+        site = self.site
+        entry = site.params.get(name)
+        if entry is not None:
+            index, keyword, default = entry
+            if index is not None and index < len(self.args):
+                return self.args[index]
+            if keyword is not None and keyword in self.kwargs:
+                return self.kwargs[keyword]
+            if default is not _EMPTY:
+                return default
+            raise ConditionError(f"argument {name!r} was not passed")
+        if site.varkw is not None and name in self.kwargs:
+            return self.kwargs[name]
+        raise ConditionError(f"no argument {name!r}")
+
+    def self_obj(self) -> Any:
+        index = self.site.self_index
+        if index is not None and len(self.args) > index:
+            return self.args[index]
+        return None
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    return safe_str(value, 200)
+
+
+def format_call_args(call: Call) -> str:
+    """``self=<...>, name=apple, qty=3`` for log lines (values bounded)."""
+    parts = []
+    varargs = call.site.varargs
+    for name, value in call.arguments().items():
+        if name == varargs:
+            if value:
+                parts.append(safe_repr(value, 200))
+        else:
+            parts.append(f"{name}={_value_text(value)}")
+    return ", ".join(parts)
+
+
+def say(site: Site, text: str) -> None:
+    """Announce a trace event (truncated to ``log_truncate``)."""
+    site.tracer.recorder.announce(text, truncate=True)
+
+
+def _evaluate(spec: TraceSpec, predicate: Predicate, call: Call) -> str | None:
+    try:
+        return predicate.match(call)
+    except Exception as exc:  # a condition never breaks the traced call
+        spec.note_error(exc)
+        return None
+
+
+def on_call(site: Site, spec: TraceSpec, args: tuple, kwargs: dict) -> Call | None:
+    """Call-time processing; returns the Call if anything remains to do at return."""
+    try:
+        call = Call(site, spec, args, kwargs, sys._getframe(1))
+        predicate = spec.predicate
+        if predicate is None:
+            _related(call)
+            return None
+        if spec.when == "return":
+            return call
+        label = _evaluate(spec, predicate, call)
+        if label is None:
+            _related(call)
+            return None
+        if not spec.take():
+            return None
+        _record(call, label)
+        return call
+    except Exception:
+        log.exception("tracing the call of %s failed", site.name)
+        return None
+
+
+def on_return(call: Call, result: Any) -> holds.Hold | None:
+    """Return-time processing; returns a hold the (async) wrapper must await, if any."""
+    try:
+        spec = call.spec
+        ctx = call.ctx
+        if ctx is not None:
+            ctx.trc["return_value"] = result
+            if spec.log_return:
+                say(call.site, f"{ctx.id} return {safe_str(result, 500)}")
+            return None
+        call.result, call.returned = result, True
+        label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
+        if label is None:
+            _related(call)
+            return None
+        if not spec.take():
+            return None
+        if spec.action == "tag":
+            _tag_self(call, label)
+            return None
+        _record(call, label, at_return=True)
+        return call.hold
+    except Exception:
+        log.exception("tracing the return of %s failed", call.site.name)
+        return None
+
+
+def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
+    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function."""
+    try:
+        wrapper_frame = sys._getframe(1)
+        recorder = site.tracer.recorder
+        values, trc = capture.capture_exception(
+            exc, exc.__traceback__, wrapper_frame.f_back, deep=recorder.params.deep_copy
+        )
+        trc["func"] = site.func
+        trc["task"] = capture.current_task_name()
+        recorder.record(
+            "exceptions", site.name, type(exc).__name__, values, trc, say=[lambda c: c.id]
+        )
+    except Exception:
+        log.exception("recording the exception of %s failed", site.name)
+
+
+def _record(call: Call, label: str, at_return: bool = False) -> None:
+    """Make the call/return context, announce it, then act (break, pdb, hold)."""
+    site, spec = call.site, call.spec
+    action = spec.action
+    recorder = site.tracer.recorder
+    kind, note = recorder.resolve_kind(
+        "traces", action, site.is_async and holds.running_loop() is not None
+    )
+    if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
+        note += ": this thread runs an event loop (or the console); use -a hold on an async def"
+    elif note:
+        note = "hold ignored: only async def functions can be held"
+    argstr = format_call_args(call)
+    trc: dict[str, Any] = {
+        "func": site.func,
+        "stack": capture.capture_call_stack(call.frame),
+        "argstr": argstr,
+        "task": capture.current_task_name(),
+    }
+    if at_return:
+        trc["return_value"] = call.result
+    values = capture.snapshot(call.arguments(), recorder.params.deep_copy)
+    lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
+    if at_return:
+        result = call.result
+        lines.append(lambda c: f"{c.id} return {safe_str(result, 500)}")
+    if note:
+        lines.append(lambda c: f"{c.id}: {note}")
+    ctx, live = recorder.record(kind, site.name, label, values, trc, say=lines)
+    call.ctx = ctx
+    if isinstance(live, holds.Break):
+        live.wait()
+    elif isinstance(live, holds.Hold):
+        call.hold = live
+    elif action in ("pdb", "ipdb") and not note:
+        debugger.start_debugger(action, site.tracer)
+
+
+def _tag_self(call: Call, label: str) -> None:
+    from otrace.tracing.tags import tag
+
+    obj = call.self_obj()
+    if obj is None:
+        call.spec.note_error(ConditionError(f"{call.site.name}: no self to tag"))
+        return
+    extra = {k: v for k, v in call.arguments().items() if k != "self"}
+    try:
+        tag(obj, f"{label};0x{id(obj):x}", _recorder=call.site.tracer.recorder, **extra)
+    except Exception as exc:
+        call.spec.note_error(exc)
+
+
+def _related(call: Call) -> None:
+    """``trace_related``: note calls whose arguments (or return value) carry a tag."""
+    if not call.site.tracer.params.trace_related:
+        return
+    try:
+        values = [v for _, v in call.flat_arguments()]
+        if call.returned:
+            values.append(call.result)
+        owner = call.self_obj()
+        for value in values:
+            tag_id = get_tag(value)
+            if not tag_id or value is owner:
+                continue
+            tag_ctx = call.site.tracer.recorder.store.get(tag_id)
+            if tag_ctx is not None:
+                key = type(owner).__name__ if owner is not None else call.site.name
+                tag_ctx.trc.setdefault("related", {})[key] = (
+                    owner if owner is not None else call.site.func
+                )
+            say(call.site, f"{call.site.name}: related to {tag_id} {format_call_args(call)}")
+            return
+    except Exception:
+        log.exception("related tracing of %s failed", call.site.name)

@@ -1,0 +1,111 @@
+"""The trace registry of one runtime: specs by key, installed sites, and what is wrapped.
+
+A :class:`Tracer` (``rt.tracer``) owns the registry lock, the specs (one per key), the sites
+(installed wrappers) and the patches (rebound attributes).  Registry changes may come from any
+thread (the shell's, usually; count exhaustion happens on the traced thread) and take the lock;
+wrappers never take it -- they read ``site.state``, republished under the lock on every change.
+Each change emits :class:`~otrace.events.TraceChanged`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import IO, TYPE_CHECKING, Any
+
+from otrace.events import EventBus, TraceChanged
+from otrace.params import Params
+
+if TYPE_CHECKING:
+    from otrace.recorder import Recorder
+    from otrace.tracing.engine import Site, TraceSpec
+    from otrace.tracing.wrappers import Patch
+
+
+class Tracer:
+    """Specs, sites and patches of one runtime (see the module docstring)."""
+
+    def __init__(self, params: Params, recorder: Recorder, events: EventBus) -> None:
+        self.params = params
+        self.recorder = recorder
+        self.events = events
+        self.lock = threading.RLock()
+        self.registry: dict[str, TraceSpec] = {}
+        self.sites: set[Site] = set()
+        # rebound attributes by (id(parent), attr), and the patches each trace key installed
+        self.patches: dict[tuple[int, str], Patch] = {}
+        self.owned: dict[str, list[Patch]] = {}
+        # streams for the next pdb (None: the process's stdin/stdout); tests script pdb
+        self.debugger_streams: tuple[IO[str] | None, IO[str] | None] = (None, None)
+        params.add_listener(self._on_param)
+
+    def _refresh_all(self, force: bool = False) -> None:
+        for site in list(self.sites):
+            site.refresh(force)
+
+    def _on_param(self, name: str, old: Any, new: Any) -> None:
+        if name == "trace_related" and bool(old) != bool(new):
+            with self.lock:
+                self._refresh_all(force=True)
+        elif name == "trace_active" and bool(old) != bool(new):
+            with self.lock:
+                for site in list(self.sites):
+                    site.publish()
+
+    def add_site(self, site: Site) -> None:
+        with self.lock:
+            self.sites.add(site)
+            site.refresh()
+
+    def drop_site(self, site: Site) -> None:
+        with self.lock:
+            self.sites.discard(site)
+            site.armed = site.state = None
+
+    def register(self, spec: TraceSpec) -> None:
+        """Make ``spec`` the trace for its key (replacing any) and turn ``trace_active`` on."""
+        spec.tracer = self
+        with self.lock:
+            old = self.registry.get(spec.key)
+            if old is not None:
+                old.active = False
+            self.registry[spec.key] = spec
+            self._refresh_all()
+            # switched under the lock: a count running out on a traced thread (unregister)
+            # must not turn tracing off after this spec arrived
+            if not self.params.trace_active:
+                self.params.set("trace_active", True)
+        self.events.emit(TraceChanged(spec.key, spec))
+
+    def unregister(self, key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
+        """Remove the spec under ``key`` (only if it is ``spec``, when given).  Any thread."""
+        with self.lock:
+            current = self.registry.get(key)
+            if current is None or (spec is not None and current is not spec):
+                return None
+            del self.registry[key]
+            current.active = False
+            self._refresh_all()
+            if not self.registry and self.params.trace_active:
+                self.params.set("trace_active", False)
+        self.events.emit(TraceChanged(key, None))
+        return current
+
+    def clear_registry(self) -> None:
+        """Remove every spec (wrappers stay, as pass-through) and turn ``trace_active`` off."""
+        with self.lock:
+            keys = list(self.registry)
+            for spec in self.registry.values():
+                spec.active = False
+            self.registry.clear()
+            self._refresh_all()
+            if self.params.trace_active:
+                self.params.set("trace_active", False)
+        for key in keys:
+            self.events.emit(TraceChanged(key, None))
+
+    def specs(self) -> list[TraceSpec]:
+        with self.lock:
+            return sorted(self.registry.values(), key=lambda s: s.key)
+
+    def get_spec(self, key: str) -> TraceSpec | None:
+        return self.registry.get(key)
