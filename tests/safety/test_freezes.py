@@ -181,3 +181,36 @@ def time_call(func) -> float:
     t0 = time.monotonic()
     func()
     return time.monotonic() - t0
+
+
+def test_no_patch_lock_is_held_while_waiting_for_the_loop(prog, loop_thread):
+    """While one patch waits for a busy loop, patching another name is not held up."""
+    import time
+
+    from otrace.tracing import patching
+
+    loop = loop_thread["loop"]
+    busy, release = threading.Event(), threading.Event()
+    loop.add_callback(lambda: (busy.set(), release.wait(5)))  # the loop is busy for a while
+    assert busy.wait(5)
+    first = threading.Thread(
+        target=lambda: patching.patch(
+            prog,
+            "respond",
+            "def respond(x):\n    return 'A'\n",
+            eventloop_callback=loop.add_callback,
+        ),
+        daemon=True,
+    )
+    first.start()
+    try:
+        time.sleep(0.2)  # let the first patch reach its wait (a sleep is the point)
+        t0 = time.monotonic()
+        ok, result = in_thread(lambda: patching.patch(prog, "handle", "async def handle(x):\n    return x\n"), 5)
+        took = time.monotonic() - t0
+        assert ok and took < 1.0, f"a patch of another name waited {took:.1f}s for a lock"
+        assert result.name == "handle", result
+    finally:
+        release.set()
+        first.join(10)
+    assert prog.respond(1) == "A"
