@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 
-from otrace.errors import UsageError
+from otrace.errors import OTraceError, UsageError
 
 
 def split_redirect(text: str) -> tuple[str, str, str]:
@@ -20,6 +21,33 @@ def split_redirect(text: str) -> tuple[str, str, str]:
                 continue
             return head.strip(), op, tail.strip()
     return text.strip(), "", ""
+
+
+MAX_READ = 10_000_000  # bytes read from a file named at the shell (source, view, edit <)
+
+
+def read_text(path: str, what: str) -> str:
+    """The text of a regular file of at most MAX_READ bytes; OTraceError otherwise.
+
+    Devices, FIFOs and sockets are refused before they are opened (``/dev/zero`` never ends,
+    a FIFO blocks until a writer comes).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise OTraceError(f"{what}: file {path} not found") from None
+    except OSError as exc:
+        raise OTraceError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OTraceError(f"{what}: {path} is not a regular file")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(MAX_READ + 1)
+    except OSError as exc:
+        raise OTraceError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if len(text) > MAX_READ:
+        raise OTraceError(f"{what}: {path} is larger than {MAX_READ} characters")
+    return text
 
 
 def absolute_file(sh, name: str) -> str:

@@ -41,6 +41,7 @@ from otrace.params import Params
 from otrace.runtime import Runtime, default
 from otrace.shell import evaluate, safety
 from otrace.shell.output import Result
+from otrace.shell.redirect import read_text
 from otrace.shell.registry import REGISTRY, Args, lookup, parse
 from otrace.vfs import Resolved, Tree, as_dir, paths
 from otrace.vfs.nodes import DirNamespace
@@ -434,13 +435,9 @@ class Session:
         """Run the commands of a file, in place; errors name the file and line."""
         if self._source_depth > 20:
             raise OTraceError(f"source: nested too deeply at {path}")
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            raise OTraceError(f"Input file {path} not found") from None
-        except OSError as exc:
-            raise OTraceError(f"Error in reading from '{path}': {exc.strerror}") from None
+        if not os.path.exists(path):
+            raise OTraceError(f"Input file {path} not found")
+        lines = read_text(path, "source").splitlines()  # bounded; devices refused
         self._source_depth += 1
         try:
             for number, line in enumerate(lines, 1):

@@ -260,13 +260,14 @@ def as_dir(value: Any, pure: bool = False) -> Dir:
         if t is list or t is tuple:
             return SequenceDir(value, True)
         return AttrDir(value, True)
-    if isinstance(value, FsPath):
+    t = type(value)  # type(), not isinstance: a program's __class__ may raise or lie
+    if t is FsPath:
         if not value.is_dir():
             raise PathError(f"Not a directory: {value.path}")
         return FsDir(value)
-    if isinstance(value, Mapping):
+    if issubclass(t, Mapping):
         return MappingDir(value)
-    if isinstance(value, (list, tuple)):
+    if issubclass(t, (list, tuple)):
         return SequenceDir(value)
     return AttrDir(value)
 

@@ -82,6 +82,11 @@ def refused(what: str) -> Impure:
     return Impure(f"{what} not permitted in safe mode; {HINT}")
 
 
+def _is(value: Any, cls: type | tuple[type, ...]) -> bool:
+    """``isinstance`` by the real type: a program's ``__class__`` is never asked."""
+    return issubclass(type(value), cls)
+
+
 def is_trusted(t: type) -> bool:
     """A type otrace itself defines (contexts, stored records, placeholders): its code is ours."""
     try:
@@ -120,7 +125,7 @@ def _lookup_class(t: type, name: str) -> tuple[bool, Any]:
 
 def _has_python_method(t: type, name: str) -> bool:
     found, value = _lookup_class(t, name)
-    return found and isinstance(value, types.FunctionType)
+    return found and _is(value, types.FunctionType)
 
 
 def _is_data_descriptor(value: Any) -> bool:
@@ -130,17 +135,17 @@ def _is_data_descriptor(value: Any) -> bool:
 
 def _bind(value: Any, obj: Any, owner: type) -> Any:
     """What reading a class attribute through ``obj`` gives, if that runs no program code."""
-    if isinstance(value, types.FunctionType):
+    if _is(value, types.FunctionType):
         return value if obj is None else types.MethodType(value, obj)
-    if isinstance(value, staticmethod):
+    if _is(value, staticmethod):
         return value.__func__
-    if isinstance(value, classmethod):
+    if _is(value, classmethod):
         return types.MethodType(value.__func__, owner)
-    if isinstance(value, _C_DESCRIPTORS):
+    if _is(value, _C_DESCRIPTORS):
         return value.__get__(obj, owner)
-    if isinstance(value, types.BuiltinFunctionType):  # C functions do not bind
+    if _is(value, types.BuiltinFunctionType):  # C functions do not bind
         return value
-    if isinstance(value, property):
+    if _is(value, property):
         if obj is None:
             return value
         raise refused("reading a property (runs its code)")
@@ -162,7 +167,7 @@ def static_get(obj: Any, name: str) -> Any:
         if not is_trusted(t):
             raise refused(f"reading {type_name(obj)} attributes (its __getattribute__ is code)")
         return getattr(obj, name)
-    if isinstance(obj, type):
+    if _is(obj, type):
         found, meta_value = _lookup_class(t, name)
         if found and _is_data_descriptor(meta_value):
             return _bind(meta_value, obj, t)
@@ -189,11 +194,11 @@ def static_get(obj: Any, name: str) -> Any:
 
 
 def _instance_dict(obj: Any) -> dict | None:
-    if isinstance(obj, types.ModuleType):
+    if _is(obj, types.ModuleType):
         d = object.__getattribute__(obj, "__dict__")
         return d if type(d) is dict else None
     found, slot = _lookup_class(type(obj), "__dict__")
-    if not found or not isinstance(slot, types.GetSetDescriptorType):
+    if not found or not _is(slot, types.GetSetDescriptorType):
         return None
     try:
         d = slot.__get__(obj, type(obj))
@@ -205,7 +210,7 @@ def _instance_dict(obj: Any) -> dict | None:
 def static_names(obj: Any, limit: int | None = None) -> list[str]:
     """Attribute names of ``obj`` from ``__dict__``s only (never ``__dir__``)."""
     names: dict[str, None] = {}
-    inst = obj if isinstance(obj, type) else None
+    inst = obj if _is(obj, type) else None
     if inst is None:
         d = _instance_dict(obj)
         if d is not None:
@@ -314,7 +319,7 @@ def _repr_into(value: Any, out: list[str], depth: int, room: list[int]) -> None:
     elif t is types.ModuleType:
         name = _instance_dict(value) or {}
         text = f"<module {name.get('__name__', '?')!r}>"
-    elif isinstance(value, type):
+    elif _is(value, type):
         text = f"<class {_class_name(value)!r}>"
     else:
         text = f"<{type_name(value)} object at {id(value):#x}>"

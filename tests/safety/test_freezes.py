@@ -206,7 +206,9 @@ def test_no_patch_lock_is_held_while_waiting_for_the_loop(prog, loop_thread):
     try:
         time.sleep(0.2)  # let the first patch reach its wait (a sleep is the point)
         t0 = time.monotonic()
-        ok, result = in_thread(lambda: patching.patch(prog, "handle", "async def handle(x):\n    return x\n"), 5)
+        ok, result = in_thread(
+            lambda: patching.patch(prog, "handle", "async def handle(x):\n    return x\n"), 5
+        )
         took = time.monotonic() - t0
         assert ok and took < 1.0, f"a patch of another name waited {took:.1f}s for a lock"
         assert result.name == "handle", result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
+import os
 import pprint
 import re
 import sys
@@ -15,7 +16,7 @@ from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
 from otrace.shell import evaluate, pure_eval, safety
-from otrace.shell.redirect import absolute_file, split_redirect
+from otrace.shell.redirect import absolute_file, read_text, split_redirect
 from otrace.shell.registry import REGISTRY, Args, Option, command
 from otrace.vfs import paths
 from otrace.vfs.pure import pure_repr
@@ -207,11 +208,10 @@ def view(sh, args: Args) -> None:
         if not target:
             raise UsageError("No object to display")
         path = target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
-        try:
-            with open(sh.tree.expand(path), encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
-            raise PathError(f"File {target} not found") from None
+        path = sh.tree.expand(path)
+        if not os.path.exists(path):
+            raise PathError(f"File {target} not found")
+        text = read_text(path, "view")  # bounded; devices refused
     elif not target or target == ".":
         here = sh.here().value
         if isinstance(here, FrameContext):

@@ -207,6 +207,9 @@ def ls(sh, args: Args) -> None:
     limit = sh.params.ls_limit
     count = d.count()
     names = d.names(limit if count is not None and count > limit else None)
+    if count is None and len(names) > limit:  # attribute views: dir() has no cheap count
+        count = len(names)
+        names = names[:limit]
     if not args.flag("a"):
         names = [n for n in names if not listing.is_hidden(n)]
     for word in args.extra:
@@ -244,7 +247,7 @@ def ls(sh, args: Args) -> None:
 
 
 def _time_of(value: Any) -> float:
-    if isinstance(value, TraceContext):
+    if issubclass(type(value), TraceContext):  # type(): a program's __class__ may raise
         return value.created
     return float("inf")
 

@@ -22,7 +22,7 @@ from typing import Any
 import otrace.tracing.patching as engine
 from otrace.errors import OTraceError, PatchError, PathError, SafeModeError, UsageError
 from otrace.shell.commands.inspect import source_of
-from otrace.shell.redirect import absolute_file, split_redirect
+from otrace.shell.redirect import absolute_file, read_text, split_redirect
 from otrace.shell.registry import Args, Option, command
 from otrace.shell.targets import resolve_target
 
@@ -207,12 +207,7 @@ def edit(sh, args: Args) -> None:
 
     if op == "<" and filename:
         path = absolute_file(sh, filename)
-        try:
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
-        except OSError as exc:
-            raise OTraceError(f"Error in reading from '{path}': {exc.strerror}") from None
-        finish(source)
+        finish(read_text(path, "edit"))  # bounded; devices refused
         return
     if op in ("<", "<<"):
         here_doc = sh.hooks.get("here_doc")
