@@ -45,14 +45,18 @@ def record_failure(exc: BaseException, name: str) -> None:
     default().recorder.record("exceptions", name, type(exc).__name__, values, trc)
 
 
-def browse_pickled(path: str) -> int:
-    """A shell on a pickle database alone: ``otrace -p trace.db``."""
+def browse_pickled(path: str, *, trust: bool = False) -> int:
+    """A shell on a pickle database alone: ``otrace -p trace.db [--trust]``."""
+    from otrace.contexts.safe import escape_controls
+    from otrace.errors import OTraceError
+    from otrace.shell.commands.persistence import mount_pickled
+
     shell = OShell({"__name__": "__otrace_postmortem__"}, allow_unsafe=True, work_dir=os.getcwd())
-    out, err = shell.execute(f"unpickle '{path}'")
-    if err:
-        print(f"otrace: {err.strip()}", file=sys.stderr)
+    try:
+        print(mount_pickled(shell.session, path, [], trust=trust))
+    except OTraceError as exc:
+        print(f"otrace: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
-    print(out.strip())
     shell.execute("cd /osh/pickled")
     shell.loop()
     return 0
@@ -70,12 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         help="open a pickle database (set pickle_file) for post-mortem browsing",
     )
     parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="with -p: load stored objects with full pickle, which runs code the file names "
+        "(default: load them as data)",
+    )
+    parser.add_argument(
         "program", nargs="?", help="the program file (imported, not run as __main__)"
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the function")
     opts = parser.parse_args(argv)
+    if opts.trust and not opts.pickled:
+        parser.error("--trust goes with -p DB")
     if opts.pickled:
-        return browse_pickled(opts.pickled)
+        return browse_pickled(opts.pickled, trust=opts.trust)
     if not opts.program:
         parser.error("a program file (or -p DB) is required")
     if not os.path.isfile(opts.program) or not os.access(opts.program, os.R_OK):

@@ -156,8 +156,9 @@ class OShell:
             self._run_init_file()
             if self.no_input:
                 return
+            # (unless something is open there already, e.g. by otrace -p FILE --trust)
             unpickle_file = self.runtime.params.unpickle_file
-            if unpickle_file:
+            if unpickle_file and type(self.session.mounts.get("pickled")) is dict:
                 self.console.show(self.session.execute(f"unpickle {unpickle_file}"))
             self.ready.set()
             if not (self._shut.is_set() or self._quit_at_start):

@@ -19,21 +19,45 @@ Writing happens in two steps, so that the traced program pays little:
 :class:`~otrace.contexts.record.FrameContext` chain.  A class that cannot be imported in the
 reading process (say, defined in the writer's ``__main__``) is replaced by a stand-in subclass
 of :class:`Unresolved` that keeps the object's attributes; a value that still fails to load
-becomes an :class:`Unpicklable` placeholder.  Loading runs ``pickle``: only open files you trust.
+becomes an :class:`Unpicklable` placeholder.  Loading is restricted unless the file is
+trusted (see :mod:`otrace.contexts.unpickle`): no code named by the file runs.
 
 Thread safety: every function may be called from any thread; none keeps shared state.
 """
 
 from __future__ import annotations
 
-import io
 import pickle
 from dataclasses import dataclass
 from typing import Any
 
 from otrace.contexts.capture import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
-from otrace.contexts.safe import safe_repr, safe_str
+from otrace.contexts.safe import escape_controls, safe_repr, safe_str
+from otrace.contexts.unpickle import (
+    Blob,
+    PlaceholderError,
+    Restricted,
+    Unpicklable,
+    Unresolved,
+    loads,
+    note_repr,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Blob",
+    "Limits",
+    "PlaceholderError",
+    "Restricted",
+    "Snapshot",
+    "Unpicklable",
+    "Unresolved",
+    "decode",
+    "encode",
+    "freeze_context",
+    "loads",
+]
 
 PROTOCOL = 5
 _SCALARS = (int, float, bool, type(None), complex)
@@ -52,90 +76,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-@dataclass(frozen=True)
-class Unpicklable:
-    """Stands for a value that could not be stored (or loaded): its type and a bounded repr."""
-
-    type_name: str
-    module: str
-    repr_text: str
-    reason: str = ""
-
-    def __repr__(self) -> str:
-        why = f" ({self.reason})" if self.reason else ""
-        return f"<unpicklable {self.module}.{self.type_name}{why}: {self.repr_text}>"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class Blob:
-    """One value pickled on its own (loaded by :func:`decode`)."""
-
-    data: bytes
-    type_name: str
-    module: str
-
-
-class Unresolved:
-    """Base of stand-ins for classes the reading process cannot import.
-
-    A stand-in is called like the missing class (its arguments are kept in ``_args``) and
-    takes the pickled state as attributes, so the object still browses like the original.
-    """
-
-    _missing = ""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if args:
-            self._args = args
-        if kwargs:
-            self._kwargs = kwargs
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
-            state = {**(state[0] or {}), **state[1]}  # (dict, slots) state
-        if isinstance(state, dict):
-            for key, value in state.items():
-                try:
-                    object.__setattr__(self, str(key), value)
-                except Exception:
-                    pass
-        else:
-            self._state = state
-
-    def __repr__(self) -> str:
-        attrs = ", ".join(f"{k}={safe_repr(v, 60)}" for k, v in list(vars(self).items())[:8])
-        return f"<unresolved {self._missing}({attrs})>"
-
-
-# A pure cache: one stand-in class per missing (module, name), the same for every runtime.
-_STANDINS: dict[tuple[str, str], type] = {}
-
-
-def _standin(module: str, name: str) -> type:
-    key = (module, name)
-    cls = _STANDINS.get(key)
-    if cls is None:
-        cls = type(name.replace(".", "_"), (Unresolved,), {"_missing": f"{module}.{name}"})
-        cls.__module__ = "otrace.contexts.sanitize._unresolved"
-        _STANDINS[key] = cls
-    return cls
-
-
-class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except Exception:
-            return _standin(module, name)
-
-
-def loads(data: bytes) -> Any:
-    """Unpickle, standing in for classes that cannot be imported here."""
-    return _Unpickler(io.BytesIO(data)).load()
 
 
 # -- step 1: on the creating thread ----------------------------------------------------------
@@ -256,7 +196,10 @@ def _leaf(obj: Any, limits: Limits) -> Any:
         return _placeholder(obj, limits, f"too large: {len(data)} bytes pickled")
     cls = type(obj)
     return Blob(
-        data, getattr(cls, "__qualname__", cls.__name__), str(getattr(cls, "__module__", ""))
+        data,
+        getattr(cls, "__qualname__", cls.__name__),
+        str(getattr(cls, "__module__", "")),
+        safe_repr(obj, limits.repr_limit),
     )
 
 
@@ -321,13 +264,14 @@ def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def _restore(obj: Any, memo: dict[int, Any]) -> Any:
+def _restore(obj: Any, memo: dict[int, Any], trust: bool) -> Any:
     cls = type(obj)
     if cls is Blob:
         done = memo.get(id(obj))
         if done is None:
             try:
-                done = (loads(obj.data),)
+                done = (loads(obj.data, trust=trust),)
+                note_repr(done[0], getattr(obj, "repr_text", ""))
             except Exception as exc:
                 done = (
                     Unpicklable(
@@ -344,27 +288,46 @@ def _restore(obj: Any, memo: dict[int, Any]) -> Any:
         if done is None:
             memo[id(obj)] = obj
             for k, v in list(obj.items()):
-                obj[k] = _restore(v, memo)
+                obj[k] = _restore(v, memo, trust)
         return obj
     if cls is list:
         if id(obj) not in memo:
             memo[id(obj)] = obj
-            obj[:] = [_restore(v, memo) for v in obj]
+            obj[:] = [_restore(v, memo, trust) for v in obj]
         return obj
     if cls is tuple:
         done = memo.get(id(obj))
         if done is None:
-            done = tuple(_restore(v, memo) for v in obj)
+            done = tuple(_restore(v, memo, trust) for v in obj)
             memo[id(obj)] = done
         return done
     return obj
 
 
-def decode(data: bytes, *, key: str, kind: str, created: float) -> TraceContext:
-    """Rebuild the context pickled by :func:`encode` (raises on a damaged record)."""
-    record = loads(data)
+def _names(values: Any) -> dict[Any, Any]:
+    """A frame's values with names a crafted file could use on a terminal escaped."""
+    if not isinstance(values, dict):
+        return {"__value": values}
+    return {
+        escape_controls(k) if isinstance(k, str) and not k.isprintable() else k: v
+        for k, v in values.items()
+    }
+
+
+def decode(
+    data: bytes, *, key: str, kind: str, created: float, trust: bool = False
+) -> TraceContext:
+    """Rebuild the context pickled by :func:`encode` (raises on a damaged record).
+
+    Loading is restricted (no code from the file runs, see :mod:`otrace.contexts.unpickle`)
+    unless ``trust``.
+    """
+    record = loads(data, trust=trust)
     memo: dict[int, Any] = {}
-    frames = [(_restore(v, memo), _restore(t, memo)) for v, t in record["frames"]]
+    frames = [
+        (_names(_restore(v, memo, trust)), _names(_restore(t, memo, trust)))
+        for v, t in record["frames"]
+    ]
     root_index = record["root"]
     nodes: list[FrameContext] = []
     for i, (values, trc) in enumerate(frames):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from otrace.params import TABLE
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
-from otrace.shell.registry import REGISTRY
-from otrace.shell.session import BUILTIN_ALIASES
+from otrace.shell.registry import REGISTRY, builtin_aliases, render_words
 
 
 def reference_rst() -> str:
@@ -28,8 +27,8 @@ def reference_rst() -> str:
         out += ["    " + line if line else "" for line in cmd.help_text().splitlines()]
         out.append("")
     out += ["Built-in aliases", "----------------", ""]
-    for alias, words in sorted(BUILTIN_ALIASES.items()):
-        out.append(f"- ``{alias}``: ``{' '.join(words)}``")
+    for alias, words in sorted(builtin_aliases().items()):
+        out.append(f"- ``{alias}``: ``{render_words(words)}``")
     out += ["", "Parameters (``set``)", "--------------------", ""]
     for p in sorted(TABLE, key=lambda p: p.name):
         out.append(f"- ``{p.name}`` ({p.type.__name__}, default ``{p.default!r}``): {p.help}")

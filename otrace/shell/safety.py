@@ -56,6 +56,10 @@ def check(sh: Any, cmd: Any, args: Any) -> None:
     for opt in cmd.options:
         if opt.unsafe and args.opts.get(opt.letter):
             raise refuse(f"{cmd.name} -{opt.letter}: {opt.unsafe}")
+    if args.stdout is not None:
+        raise refuse(f"{cmd.name} > file: writing files")
+    if args.stdin is not None and args.stdin.op == "<" and args.stdin.target:
+        raise refuse(f"{cmd.name} < file: reading files")
     if cmd.safe_check is not None:
         cmd.safe_check(sh, args)
 

@@ -1,15 +1,14 @@
 """One operator's shell: where they are, what they typed, and what comes back.
 
-A :class:`Session` turns an input line into a :class:`~otrace.shell.output.Result`:
+A :class:`Session` holds one operator's state (cwd, directory stack, aliases, pending
+multi-line code, front-end hooks) and turns an input line into a
+:class:`~otrace.shell.output.Result`:
 
-1. a pending multi-line Python statement takes the line as its next line;
-2. ``!code`` is ``exec code``; otherwise the line is split with shell rules, aliases are
-   expanded, and a first word that is not a command makes the whole line a ``pr``
-   expression;
-3. outside ``/osh`` only the commands declared ``outside_osh`` run; anything else is a unix
-   command in that directory;
-4. ``cd``-family commands may chain one more command with ``;`` (which runs only if the
-   ``cd`` worked).
+1. a command collecting following lines (a here-doc) takes the line;
+2. a pending multi-line Python statement takes the line as its next line;
+3. otherwise :mod:`otrace.shell.dispatch` reads the line (the declared grammar of
+   :mod:`otrace.shell.registry`) and runs it; unix commands are run by
+   :mod:`otrace.shell.unix` and ``source`` files by :mod:`otrace.shell.source`.
 
 Errors the operator caused (:class:`~otrace.errors.OTraceError`) are one line; any other
 exception is shown with its traceback, and the session carries on.
@@ -25,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import subprocess
 import threading
 import traceback
 import weakref
@@ -36,32 +33,19 @@ from typing import Any
 from otrace.contexts import ContextStore
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import FrameContext
-from otrace.errors import OTraceError, ParamError, PathError, UsageError
+from otrace.errors import OTraceError, ParamError, PathError
 from otrace.params import Params
 from otrace.runtime import Runtime, default
-from otrace.shell import evaluate, safety
+from otrace.shell import dispatch, evaluate, source, unix
 from otrace.shell.output import Result
-from otrace.shell.redirect import read_text
-from otrace.shell.registry import REGISTRY, Args, lookup, parse
+from otrace.shell.registry import builtin_aliases
+from otrace.shell.tokens import check_line
 from otrace.vfs import Resolved, Tree, as_dir, paths
 from otrace.vfs.nodes import DirNamespace
 from otrace.vfs.paths import Parts
 
 GLOBALS: Parts = ("osh", "globals")
 CONTEXT_TREES = ("recent", "saved")
-CD_FAMILY = frozenset({"cd", "cdls", "pushd", "popd", "swapd"})
-
-BUILTIN_ALIASES: dict[str, list[str]] = {
-    "cde": ["cd", ":"],
-    "cdt": ["cd", "__trc"],
-    "up": ["cd", "__up"],
-    "dn": ["cd", "__down"],
-    "uv": ["cd", "__up", ";", "view", "-i"],
-    "dv": ["cd", "__down", ";", "view", "-i"],
-    "doc": ["view", "-d", "-i"],
-    "show": ["view", "-i"],
-    "interrupt": ["exec", "import os, signal; os.kill(os.getpid(), signal.SIGINT)"],
-}
 
 
 class Session:
@@ -114,16 +98,16 @@ class Session:
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
         self.tree.pure = lambda: bool(self.params.safe_mode)  # safe mode: pure views
+        self.lock = threading.RLock()  # one line at a time (see the module docstring)
         self.cwd: Parts = GLOBALS
         self.dirstack: list[Parts] = []
-        self.aliases: dict[str, list[str]] = {k: list(v) for k, v in BUILTIN_ALIASES.items()}
+        self.aliases: dict[str, list[str]] = builtin_aliases()
         self.width = 80
         self.runner: Callable[[Callable[..., Any], list[str]], None] | None = None
         self.hooks: dict[str, Any] = {}  # front-end services (editor, ...)
         self.out = Result()  # where the running command writes (set per command)
         self._pending: list[str] = []
         self._source_depth = 0
-        self.lock = threading.RLock()  # one line at a time (see the module docstring)
         # weak, so a session that is dropped without close() stops guarding the parameters
         self._guard = _weak_guard(self)
         self.params.add_guard(self._guard)
@@ -245,11 +229,11 @@ class Session:
 
     # -- input lines --------------------------------------------------------------------
     def execute(self, line: str) -> Result:
-        """Run one input line and return what it produced (under the session's lock)."""
+        """Run one input line and return what it produced."""
         result = Result()
         try:
             with self.lock:
-                self._line(line, result)
+                self.run_line(line, result)
         except OTraceError as exc:
             result.error(str(exc))
         except Exception as exc:  # a bug in a command: show it, keep the shell alive
@@ -259,7 +243,9 @@ class Session:
             )
         return result
 
-    def _line(self, line: str, result: Result) -> None:
+    def run_line(self, line: str, result: Result) -> None:
+        """Run one input line, writing to ``result``; errors propagate (see :meth:`execute`)."""
+        check_line(line)
         collect = self.hooks.get("collect_line")  # a command reading following lines (here-doc)
         if collect is not None:
             collect(line, result)
@@ -267,75 +253,11 @@ class Session:
         if self._pending:
             self._continue_code(line, result)
             return
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            return
-        if stripped.startswith("!"):
-            self.run_command("exec", stripped[1:].strip(), None, result)
-            return
-        try:
-            words = shlex.split(stripped)
-        except ValueError as exc:
-            if self.in_osh:  # maybe Python with an odd quote: let pr say what is wrong
-                self.run_command("pr", stripped, None, result)
-                return
-            raise UsageError(f"Cannot split line: {exc}") from None
-        if not words:
-            return
-        first = words[0]
-        if first in self.aliases:
-            words = self.expand_alias(first, words[1:])
-            stripped = " ".join(words)
-            first = words[0]
-        if first in CD_FAMILY and ";" in stripped:
-            self._chain(stripped, result)
-            return
-        if (
-            self.cwd[:2] == ("osh", "web")
-            and len(self.cwd) > 2
-            and first not in _WEB_LOCAL
-            and "_web" in REGISTRY
-        ):
-            self.run_command("_web", stripped, None, result)  # JavaScript for a browser
-            return
-        if first not in REGISTRY:
-            if not self.in_osh:
-                self.run_unix(stripped, result)
-            else:
-                self.run_command("pr", stripped, None, result)
-            return
-        cmd = REGISTRY[first]
-        if not self.in_osh and not cmd.outside_osh:
-            self.run_unix(stripped, result)
-            return
-        rest = (
-            stripped[len(first) :].strip() if stripped.startswith(first) else shlex.join(words[1:])
-        )
-        self.run_command(first, rest, words[1:], result)
-
-    def _chain(self, text: str, result: Result) -> None:
-        head, _, tail = text.partition(";")
-        before = len(result.chunks)
-        self._line(head, result)
-        if any(s == "err" for s, _, _ in result.chunks[before:]):
-            return  # the cd failed: do not run the rest where the operator did not mean
-        if tail.strip():
-            self._line(tail, result)
+        dispatch.run(self, dispatch.read(self, line), result)
 
     def run_command(self, name: str, rest: str, words: list[str] | None, result: Result) -> None:
         """Parse and run command ``name`` with ``rest`` (raw text) / ``words`` (split)."""
-        cmd = lookup(name)
-        if cmd.raw:
-            args = Args(raw=rest, words=words or [])
-        else:
-            args = parse(cmd, shlex.split(rest) if words is None else words)
-            args.raw = rest
-        safety.check(self, cmd, args)  # safe mode: the one capability check
-        previous, self.out = self.out, result
-        try:
-            cmd.func(self, args)
-        finally:
-            self.out = previous
+        dispatch.run_command(self, name, rest, words, result)
 
     def expand_alias(self, name: str, args: list[str]) -> list[str]:
         """Expand an alias: ``\\*`` all args, ``\\**`` args as Python values, ``\\N`` one arg."""
@@ -401,69 +323,14 @@ class Session:
     def cancel_code(self) -> None:
         self._pending = []
 
-    # -- unix commands ------------------------------------------------------------------
+    # -- unix commands and files of commands -------------------------------------------
     def run_unix(self, line: str, result: Result) -> None:
         """Run ``line`` with bash in the current (real) directory, with a timeout."""
-        safety.check_unix(self, line)
-        cwd = paths.render(self.cwd)
-        env = dict(os.environ, **self.add_env)
-        if self.params.osh_bin:
-            env["PATH"] = os.path.abspath(self.params.osh_bin) + os.pathsep + env.get("PATH", "")
-        try:
-            proc = subprocess.run(
-                ["/bin/bash", "-c", line],
-                cwd=cwd,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=self.params.shell_timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise OTraceError(
-                f"Timed out command execution '{line}' (shell_timeout {self.params.shell_timeout:g}s)"
-            ) from None
-        except OSError as exc:
-            raise OTraceError(f"Cannot run '{line}': {exc}") from None
-        if proc.stdout:
-            result.write(proc.stdout.rstrip("\n"))
-        if proc.stderr:
-            result.error(proc.stderr.rstrip("\n"))
+        unix.run_unix(self, line, result)
 
-    # -- files of commands --------------------------------------------------------------
     def source(self, path: str, result: Result, echo: bool = True) -> None:
         """Run the commands of a file, in place; errors name the file and line."""
-        if self._source_depth > 20:
-            raise OTraceError(f"source: nested too deeply at {path}")
-        if not os.path.exists(path):
-            raise OTraceError(f"Input file {path} not found")
-        lines = read_text(path, "source").splitlines()  # bounded; devices refused
-        self._source_depth += 1
-        try:
-            for number, line in enumerate(lines, 1):
-                if not line.strip() or line.lstrip().startswith("#"):
-                    continue
-                silent = line.startswith("noecho ")
-                if silent:
-                    line = line[len("noecho ") :]
-                if echo and not silent:
-                    result.write(self.prompt() + line)
-                sub = self.execute(line)
-                for stream, text, kind in sub.chunks:
-                    if stream == "err":
-                        result.error(f"{path}:{number}: {text}")
-                    else:
-                        result.chunks.append((stream, text, kind))
-                if sub.action == "quit":
-                    result.action = "quit"
-                    return
-        finally:
-            self._source_depth -= 1
-
-
-_WEB_LOCAL = frozenset(
-    {"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias", "quit", "repeat", "set"}
-)
+        source.run_file(self, path, result, echo)
 
 
 def _weak_guard(session: Session) -> Callable[[str, Any], None]:

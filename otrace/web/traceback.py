@@ -49,7 +49,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import tornado.ioloop
-import tornado.template
 import tornado.web
 
 from otrace.contexts import TraceContext
@@ -58,6 +57,7 @@ from otrace.contexts.record import parse_trace_id
 from otrace.errors import OTraceError
 from otrace.log import announce, get_logger
 from otrace.runtime import Runtime, default
+from otrace.web import traceback_render as _render
 from otrace.web.traceback_core import (
     ContextSource,
     EvalResult,
@@ -90,17 +90,8 @@ MAX_PIN_FAILURES = 10
 MAX_CODE = 100_000
 CONTEXT_LINES = 11
 
-_loader = tornado.template.Loader(
-    os.path.join(HERE, "templates"), autoescape="xhtml_escape", whitespace="all"
-)
-_assets: dict[str, str] = {}  # a pure cache of the packaged static files
-
-
-def _asset(name: str) -> str:
-    if name not in _assets:
-        with open(os.path.join(HERE, "static", name), encoding="utf-8") as f:
-            _assets[name] = f.read()
-    return _assets[name]
+_loader = _render.loader
+_asset = _render.asset
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -113,8 +104,10 @@ def live_source(runtime: Runtime | None = None) -> ContextSource:
     )
 
 
-def pickled_source(path: str, filters: Any = None) -> ContextSource:
+def pickled_source(path: str, filters: Any = None, *, trust: bool = False) -> ContextSource:
     """The contexts stored in a ``pickle_file`` database, read with the SQLite store.
+
+    Stored objects load as data (no code named by the file runs) unless ``trust``.
 
     Raises :class:`OTraceError` with a clear message if the SQLite store is missing or the
     file cannot be opened.
@@ -128,7 +121,7 @@ def pickled_source(path: str, filters: Any = None) -> ContextSource:
         ) from None
     if not os.path.exists(path):
         raise OTraceError(f"no such pickle database: {path}")
-    tree = open_pickled(path, filters if filters is not None else {})
+    tree = open_pickled(path, filters if filters is not None else {}, trust=trust)
     return ContextSource.from_tree(tree, live=False, label=os.path.basename(path))
 
 
@@ -329,6 +322,7 @@ class TracebackServer:
             eval_url=self.prefix + "/eval",
             pin_url=self.prefix + "/pin",
             index_url=self.prefix + "/",
+            interactive=True,
             need_pin=not self.is_authorized(handler),
             pin_enabled=self.pin is not None,
             source_label=self.source.label,
@@ -610,7 +604,13 @@ def make_app(
 
 
 def serve_postmortem(
-    path: str, port: int = 8765, *, address: str = "127.0.0.1", filters: Any = None, **options: Any
+    path: str,
+    port: int = 8765,
+    *,
+    address: str = "127.0.0.1",
+    filters: Any = None,
+    trust: bool = False,
+    **options: Any,
 ) -> None:
     """Serve the contexts stored in ``path`` (a ``pickle_file`` database) until stopped.
 
@@ -619,7 +619,7 @@ def serve_postmortem(
     """
 
     async def run() -> None:
-        source = pickled_source(path, filters)
+        source = pickled_source(path, filters, trust=trust)
         host = "localhost" if address in ("127.0.0.1", "::1", "localhost") else address
         options.setdefault("base_url", f"http://{host}:{port}")
         app, _server = make_app(source, **options)
@@ -630,7 +630,8 @@ def serve_postmortem(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m otrace.web.traceback FILE [--port N] [--filter FIELD=VALUE] [--no-pin]``."""
+    """``python -m otrace.web.traceback FILE [--port N] [--filter FIELD=VALUE] [--no-pin]
+    [--trust]``."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -648,11 +649,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only contexts whose key/methodname/context_id/timestamp match",
     )
     parser.add_argument("--no-pin", action="store_true", help="evaluate without a PIN")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="load stored objects with full pickle, which runs code the file names "
+        "(default: load them as data)",
+    )
     args = parser.parse_args(argv)
     filters = dict(f.split("=", 1) for f in args.filter if "=" in f)
     try:
         serve_postmortem(
-            args.path, args.port, address=args.address, filters=filters, pin=not args.no_pin
+            args.path,
+            args.port,
+            address=args.address,
+            filters=filters,
+            pin=not args.no_pin,
+            trust=args.trust,
         )
     except OTraceError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -287,6 +287,7 @@ class PageSession:
     frames: list[FrameView]
     live: bool
     meta: dict[str, str] = field(default_factory=dict)
+    fields: list[tuple[str, str]] = field(default_factory=list)  # the root's __trc, shown
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     created: float = field(default_factory=time.time)
 
@@ -331,6 +332,11 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
     for key in ("request", "thread", "where"):
         if trc.get(key):
             meta[key] = safe_str(trc[key], 500)
+    fields = [
+        (safe_str(k, 100), safe_repr(v, 400))
+        for k, v in sorted(trc.items(), key=lambda kv: str(kv[0]))
+        if k not in ("frame", "exc_stack")  # shown as the frames and the plain traceback
+    ][:100]
     return PageSession(
         trace_id=context_id(ctx),
         title=title,
@@ -338,6 +344,7 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
         frames=chain_frames(ctx, live=live),
         live=live,
         meta=meta,
+        fields=fields,
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import otrace.shell.commands  # noqa: F401 - declares the commands
 from otrace.shell.completion import MAX_RESULTS, Completion, complete, python_start, split_words
-from otrace.shell.registry import REGISTRY, Command, Option
+from otrace.shell.registry import REGISTRY, Arg, Command, Option
 from otrace.shell.session import Session
 from tests.rt import PARAMS
 
@@ -100,8 +100,8 @@ def test_option_value_choices(session):
     REGISTRY["_demo"] = Command(
         "_demo",
         demo,
-        "_demo [-k kind] path",
         options=(Option("k", "kind", value="kind", choices=("fast", "slow")),),
+        args=(Arg("path"),),
     )
     try:
         assert texts(session, "_demo -k ") == ["fast ", "slow "]
@@ -142,6 +142,8 @@ def test_dotted_attribute_paths(session):
 
 
 def test_hidden_names_are_offered_after_public_ones(session):
+    assert not [t for t in texts(session, "ls Cart.") if "._" in t]  # safe mode: no private names
+    session.execute("set safe_mode False")
     got = texts(session, "ls Cart.")
     assert "Cart._secret" in got and "Cart.__init__" in got
     first_hidden = next(i for i, t in enumerate(got) if t.startswith("Cart._"))

@@ -129,7 +129,7 @@ class Terminal:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
-            return True, "unknown"
+            return False, ""  # tmux reaped it between the two looks: its status comes next poll
         fields = stat.rsplit(")", 1)[1].split()
         if fields[0] != "Z":
             return False, ""  # the pty closed, the process is still finishing

@@ -83,7 +83,7 @@ def test_contexts_written_in_another_process_read_back(tmp_path):
     (stats,) = run_writer(path, "rich")
     assert stats["written"] == 2 and stats["failed"] == 0 and stats["dropped"] == 0
 
-    tree = store_sqlite.open_pickled(path)
+    tree = store_sqlite.open_pickled(path, trust=True)
     assert sorted(tree) == ["exceptions", "traces"]
     stamps = tree["exceptions"]["Cart.boom"]["ex-ZeroDivisionError"]
     (label,) = list(stamps)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from otrace.contexts import TraceContext
 from otrace.errors import OTraceError
-from otrace.shell.registry import Args, command
+from otrace.shell.registry import Arg, Args, command
 from otrace.shell.session import GLOBALS
+
+IDS = (Arg("trace_id", "trace_id", optional=True, repeat=True),)
 
 
 def _contexts(sh, words: list[str]) -> list[TraceContext]:
@@ -33,7 +35,7 @@ def _leave_if_inside(sh, ctxs: list[TraceContext]) -> None:
         sh.cwd = GLOBALS
 
 
-@command("save", "save [trace_id ...]", complete="none")
+@command("save", args=IDS)
 def save(sh, args: Args) -> None:
     """Keep contexts in /osh/saved, where they are never evicted."""
     for ctx in _contexts(sh, args.words):
@@ -41,7 +43,7 @@ def save(sh, args: Args) -> None:
         sh.out.write(f"Saved {ctx.id}")
 
 
-@command("del", "del [trace_id ...]", complete="none")
+@command("del", args=IDS)
 def del_(sh, args: Args) -> None:
     """Delete contexts from /osh/recent and /osh/saved (a waiting hold or break is released)."""
     ctxs = _contexts(sh, args.words)
@@ -51,7 +53,7 @@ def del_(sh, args: Args) -> None:
     _leave_if_inside(sh, ctxs)
 
 
-@command("resume", "resume [trace_id ...]", complete="none")
+@command("resume", args=IDS)
 def resume(sh, args: Args) -> None:
     """Let a held request or a stopped thread go on; then cd /osh/globals."""
     ctxs = _contexts(sh, args.words)

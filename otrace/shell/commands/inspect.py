@@ -16,15 +16,15 @@ from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
 from otrace.shell import evaluate, pure_eval, safety
-from otrace.shell.redirect import absolute_file, read_text, split_redirect
-from otrace.shell.registry import REGISTRY, Args, Option, command
+from otrace.shell.redirect import read_text, write_output
+from otrace.shell.registry import REGISTRY, Arg, Args, Option, command
 from otrace.vfs import paths
 from otrace.vfs.pure import pure_repr
 
 _LONE_EQ = re.compile(r"(^|[^=!<>])=($|[^=])")
 
 
-@command("pr", "pr python_expression", raw=True, complete="path")
+@command("pr", args=(Arg("python_expression", "python"),), raw=True)
 def pr(sh, args: Args) -> None:
     """Print the value of an expression (the DEFAULT command: a line that is not a command).
 
@@ -35,7 +35,7 @@ def pr(sh, args: Args) -> None:
     """
     expr = args.raw.strip()
     if not expr:
-        raise UsageError("usage: pr python_expression")
+        raise UsageError(f"usage: {args.usage}")
     if "\n" in expr:
         raise UsageError("Line breaks are not permitted in expressions")
     safe = bool(sh.params.safe_mode)
@@ -43,7 +43,7 @@ def pr(sh, args: Args) -> None:
         value = sh.tree.resolve(
             sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
         ).value
-        sh.out.write(_shown(value, safe))
+        sh.out.write(_shown(value, safe))  # Result.write escapes control characters
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
         raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
@@ -82,10 +82,11 @@ def pr(sh, args: Args) -> None:
         sh.out.error(text)
         return
     if sh.params.pretty_print:
-        for v in values:
-            sh.out.write(pprint.pformat(v, width=max(sh.width, 20)))
+        lines = [pprint.pformat(v, width=max(sh.width, 20)) for v in values]
     else:
-        sh.out.write(" ".join(safe_str(v, 1_000_000) for v in values))
+        lines = [" ".join(safe_str(v, 1_000_000) for v in values)]
+    for line in lines:
+        sh.out.write(line)  # Result.write escapes control characters
 
 
 def _shown(value: Any, safe: bool) -> str:
@@ -114,7 +115,14 @@ def _pr_pure(sh, tree: ast.Expression, expr: str) -> None:
     sh.out.write(" ".join(_shown(v, True) for v in values))
 
 
-@command("exec", "exec python_code   (also !python_code)", raw=True, unsafe="Code execution")
+@command(
+    "exec",
+    args=(Arg("python_code", "python"),),
+    raw=True,
+    prefix="!",
+    aliases={"interrupt": "exec 'import os, signal; os.kill(os.getpid(), signal.SIGINT)'"},
+    unsafe="Code execution",
+)
 def exec_(sh, args: Args) -> None:
     """Execute Python statements in the current directory (assignments change live state).
 
@@ -127,7 +135,7 @@ def exec_(sh, args: Args) -> None:
         raise SafeModeError("Code execution not permitted in safe mode; set safe_mode False")
     code = args.raw
     if not code.strip():
-        raise UsageError("usage: exec python_code")
+        raise UsageError(f"usage: {args.usage}")
     if sh.start_code(code, sh.out):
         return
     sh.run_code(code, sh.out)
@@ -180,19 +188,19 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
 
 
 def _safe_view(sh, args: Args) -> None:
-    target, op, _ = split_redirect(" ".join(args.words))
-    if op == ">":
-        safety.check_file_write("view > file")
+    target = args.words[0] if args.words else ""
     if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
         raise safety.refuse("view of files on the machine")
 
 
 @command(
     "view",
-    "view [-d] [-i] [class/method/function] [> file]",
     options=VIEW_OPTIONS,
+    args=(Arg("class/method/function", optional=True),),
+    redirects=(">",),
+    aliases={"doc": "view -d -i", "show": "view -i"},
     outside_osh=True,
-    safe_check=_safe_view,
+    safe_check=lambda sh, args: _safe_view(sh, args),
 )
 def view(sh, args: Args) -> None:
     """Show the source (or docstring) of an object, a trace context's code, or a file.
@@ -201,17 +209,18 @@ def view(sh, args: Args) -> None:
     line; in a call-trace context, the traced function; else the current directory's object.
     Objects that are not modules, classes or functions show their class.
     """
-    target, op, filename = split_redirect(" ".join(args.words))
+    target = args.words[0] if args.words else ""
     doc = args.flag("d")
     text = None
     if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
         if not target:
             raise UsageError("No object to display")
-        path = target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
-        path = sh.tree.expand(path)
+        path = sh.tree.expand(
+            target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
+        )
         if not os.path.exists(path):
             raise PathError(f"File {target} not found")
-        text = read_text(path, "view")  # bounded; devices refused
+        text = read_text(path, "view")  # bounded; devices and FIFOs refused
     elif not target or target == ".":
         here = sh.here().value
         if isinstance(here, FrameContext):
@@ -228,13 +237,7 @@ def view(sh, args: Args) -> None:
                 else f"No such object: {target}"
             )
         text = _doc_or_source(_viewable(matches[0].value), doc)
-    if op == ">":
-        path = absolute_file(sh, filename)
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text if text.endswith("\n") else text + "\n")
-        except OSError as exc:
-            raise OTraceError(f"Cannot write {path}: {exc.strerror}") from None
+    if write_output(sh, args, text):
         return
     opener = sh.hooks.get("view")
     if not args.flag("i") and opener is not None:

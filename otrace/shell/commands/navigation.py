@@ -9,7 +9,7 @@ from otrace.contexts import TraceContext
 from otrace.contexts.record import parse_trace_id
 from otrace.errors import PathError, SafeModeError, UsageError
 from otrace.shell import listing
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, DashWords, Option, command
 from otrace.vfs import paths
 from otrace.vfs.nodes import is_dir_like
 from otrace.vfs.paths import Parts
@@ -67,7 +67,23 @@ def _in_recent(sh, ctx: TraceContext) -> bool:
     return sh.store.recent.get(kind, {}).get(name, {}).get(ctxid, {}).get(ts) is ctx
 
 
-@command("cd", "cd [path]", max_words=1, outside_osh=True)
+PATH = (Arg("path", optional=True),)
+
+
+@command(
+    "cd",
+    args=PATH,
+    chains=True,
+    outside_osh=True,
+    aliases={
+        "cde": "cd :",
+        "cdt": "cd __trc",
+        "up": "cd __up",
+        "dn": "cd __down",
+        "uv": "cd __up ; view -i",
+        "dv": "cd __down ; view -i",
+    },
+)
 def cd(sh, args: Args) -> None:
     """Change directory (no path: the default -- the context root, /osh/globals or home).
 
@@ -80,16 +96,21 @@ def cd(sh, args: Args) -> None:
 
 
 @command(
-    "cdls", "cdls [path] [ls options and names]", outside_osh=True, keep_dash_words=lambda w: True
+    "cdls",
+    args=(Arg("path", optional=True), Arg("ls options and names", optional=True, repeat=True)),
+    chains=True,
+    outside_osh=True,
+    parse_options=False,
 )
 def cdls(sh, args: Args) -> None:
     """Change directory, then list it (cd path; ls ...)."""
-    words = list(args.extra) + args.words
+    words = list(args.words)
     target = None
     if words and not words[0].startswith("-"):
         target = words.pop(0)
     change_dir(sh, target)
-    from otrace.shell.registry import REGISTRY, parse
+    from otrace.shell.parsing import parse
+    from otrace.shell.registry import REGISTRY
 
     if sh.in_osh:
         ls_cmd = REGISTRY["ls"]
@@ -100,9 +121,7 @@ def cdls(sh, args: Args) -> None:
 
 @command(
     "pwd",
-    "pwd [-a]",
     options=(Option("a", "also show the directory stack, most recent first"),),
-    max_words=0,
     outside_osh=True,
 )
 def pwd(sh, args: Args) -> None:
@@ -113,7 +132,7 @@ def pwd(sh, args: Args) -> None:
             sh.out.write(paths.render(parts))
 
 
-@command("pushd", "pushd [path]", max_words=1, outside_osh=True)
+@command("pushd", args=PATH, chains=True, outside_osh=True)
 def pushd(sh, args: Args) -> None:
     """Remember the current directory on the stack, then cd to path."""
     here = sh.cwd
@@ -123,9 +142,8 @@ def pushd(sh, args: Args) -> None:
 
 @command(
     "popd",
-    "popd [-a]",
     options=(Option("a", "go to the oldest directory and empty the stack"),),
-    max_words=0,
+    chains=True,
     outside_osh=True,
 )
 def popd(sh, args: Args) -> None:
@@ -140,7 +158,7 @@ def popd(sh, args: Args) -> None:
         sh.dirstack.pop()
 
 
-@command("swapd", "swapd", max_words=0, outside_osh=True)
+@command("swapd", chains=True, outside_osh=True)
 def swapd(sh, args: Args) -> None:
     """Exchange the current directory with the top of the stack."""
     if not sh.dirstack:
@@ -185,9 +203,9 @@ LS_OPTIONS = (
 
 @command(
     "ls",
-    "ls [-acflmtv] [-.|-..|-.Base] [path|glob ...]",
     options=LS_OPTIONS,
-    keep_dash_words=lambda w: w.startswith("-."),
+    args=(Arg("path|glob", optional=True, repeat=True),),
+    dash_words=DashWords("-.|-..|-.Base", lambda w: w.startswith("-.")),
 )
 def ls(sh, args: Args) -> None:
     """List the current directory, or the paths matching the names given (like ls -d).

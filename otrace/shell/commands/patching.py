@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import inspect
 import os
-import shlex
 import subprocess
 import tempfile
 from typing import Any
@@ -22,9 +21,10 @@ from typing import Any
 import otrace.tracing.patching as engine
 from otrace.errors import OTraceError, PatchError, PathError, SafeModeError, UsageError
 from otrace.shell.commands.inspect import source_of
-from otrace.shell.redirect import absolute_file, read_text, split_redirect
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.redirect import read_input, write_output
+from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.targets import resolve_target
+from otrace.shell.tokens import tokenize
 
 SAFE_MODE_MESSAGE = "Patching/unpatching not permitted in safe mode; set safe_mode False"
 PATCHES_DIR = ("osh", "patches")
@@ -107,7 +107,7 @@ def _without_decorators(text: str) -> str:
 def editor_command(sh) -> list[str]:
     """The editor: the ``editor`` parameter, else $VISUAL, else $EDITOR, else vi."""
     editor = sh.params.editor or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    return shlex.split(editor)
+    return [w.text for w in tokenize(editor)]
 
 
 def run_editor(sh, text: str, label: str) -> str:
@@ -159,29 +159,11 @@ def apply_patch(sh, parent: Any, attr: str, name: str, source: str, force: bool)
         sh.out.write(f"  (attribute rebound: {p.note})")
 
 
-def _collect_here_doc(sh, terminator: str, finish) -> None:
-    lines: list[str] = []
-
-    def collect(line: str, result) -> None:
-        if line.strip() == terminator:
-            sh.hooks.pop("collect_line", None)
-            previous, sh.out = sh.out, result
-            try:
-                finish("\n".join(lines) + "\n")
-            finally:
-                sh.out = previous
-            return
-        lines.append(line)
-        result.incomplete = True
-
-    sh.hooks["collect_line"] = collect
-    sh.out.incomplete = True
-
-
 @command(
     "edit",
-    "edit [-f] class.method|function [< file | <<EOF]",
     options=(Option("f", "force: patch again an already patched function"),),
+    args=(Arg("class.method|function", "target", optional=True),),
+    redirects=("<", "<<"),
     unsafe="Patching/unpatching",
 )
 def edit(sh, args: Args) -> None:
@@ -196,8 +178,7 @@ def edit(sh, args: Args) -> None:
     listed in /osh/patches; 'unpatch' puts the original back.  Refused in safe mode.
     """
     _check_safe(sh)
-    text, op, filename = split_redirect(" ".join(args.words))
-    parent, attr, name = patch_target(sh, text)
+    parent, attr, name = patch_target(sh, args.words[0] if args.words else "")
     force = args.flag("f")
     if name in sh.runtime.patches and not force:
         raise PatchError(f"Error: specify '-f' option to force editing of patched {name}")
@@ -205,21 +186,8 @@ def edit(sh, args: Args) -> None:
     def finish(source: str) -> None:
         apply_patch(sh, parent, attr, name, source, force)
 
-    if op == "<" and filename:
-        path = absolute_file(sh, filename)
-        finish(read_text(path, "edit"))  # bounded; devices refused
+    if read_input(sh, args, finish, f"Expecting here_doc input for editing {name}"):
         return
-    if op in ("<", "<<"):
-        here_doc = sh.hooks.get("here_doc")
-        if here_doc is not None:
-            finish(str(here_doc))
-        elif op == "<<":
-            _collect_here_doc(sh, filename or "EOF", finish)
-        else:
-            raise UsageError(f"Expecting here_doc input for editing {name}")
-        return
-    if op == ">":
-        raise UsageError("edit reads a file (<), it does not write one")
     old = _current_source(parent, attr)
     new = run_editor(sh, old, name.replace(".", "_"))
     if new.strip() == old.strip():
@@ -228,7 +196,12 @@ def edit(sh, args: Args) -> None:
     finish(new)
 
 
-@command("unpatch", "unpatch class.method|function|* [> file]", unsafe="Patching/unpatching")
+@command(
+    "unpatch",
+    args=(Arg("class.method|function|*", "target", optional=True),),
+    redirects=(">",),
+    unsafe="Patching/unpatching",
+)
 def unpatch(sh, args: Args) -> None:
     """Undo a patch: the original code runs again ('unpatch *' in /osh/patches: all of them).
 
@@ -236,13 +209,11 @@ def unpatch(sh, args: Args) -> None:
     again later with 'edit X < /path'.  Refused in safe mode.
     """
     _check_safe(sh)
-    text, op, filename = split_redirect(" ".join(args.words))
-    if op == "<":
-        raise UsageError("unpatch writes a file (>), it does not read one")
+    text = args.words[0] if args.words else ""
     if text == "*":
         if sh.cwd[:2] != PATCHES_DIR:
             raise UsageError("'unpatch *' only works in /osh/patches")
-        if op:
+        if args.stdout is not None:
             raise UsageError("Can save only one patch to a file")
         names = list(sh.patches) or list(sh.runtime.patches)
         if not names:
@@ -254,13 +225,7 @@ def unpatch(sh, args: Args) -> None:
     p = sh.runtime.patches.get(name)
     if p is None:
         raise PatchError(f"Unpatching failed for {name}: not patched")
-    if op == ">":
-        path = absolute_file(sh, filename)
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(p.source if p.source.endswith("\n") else p.source + "\n")
-        except OSError as exc:
-            raise OTraceError(f"Cannot write {path}: {exc.strerror}") from None
+    write_output(sh, args, p.source)
     _unpatch_one(sh, name)
 
 

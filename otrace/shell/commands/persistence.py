@@ -5,38 +5,71 @@ from __future__ import annotations
 import os
 
 from otrace.contexts import sqlite
+from otrace.contexts.safe import escape_controls
 from otrace.errors import SafeModeError, UsageError
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, DashWords, Option, command
+
+FILTER_CHOICES = tuple(
+    f + "=" for f in ("kind", "key", "methodname", "context_id", "timestamp", "pid")
+)
 
 
-@command("unpickle", "unpickle FILE [field=value ...]")
+@command(
+    "unpickle",
+    options=(Option("t", "trust the file: load objects with full pickle (runs its code)"),),
+    dash_words=DashWords("--trust", lambda word: word == "--trust"),
+    args=(
+        Arg("FILE", "file"),
+        Arg("field=value", "text", optional=True, repeat=True, choices=FILTER_CHOICES),
+    ),
+)
 def unpickle(sh, args: Args) -> None:
     """Open a pickle database under /osh/pickled (contexts load only when you enter ':').
 
     Relative names are taken from the work directory (~~w).  Filters, all of which must
     hold: kind, key, methodname, context_id, timestamp, pid (globs allowed), e.g.
     unpickle trace.db methodname=Cart.boom kind=exceptions
+    Stored values load as data: objects of other classes become stand-ins that keep their
+    type name, repr and attributes, and no code named by the file runs.  -t (--trust)
+    loads them with full pickle, which runs whatever the file names: only for files you
+    trust, and not in safe mode.
     """
-    if not args.words:
-        raise UsageError("usage: unpickle FILE [field=value ...]")
-    path = sh.tree.expand(args.words[0])
-    filters = sqlite.parse_filters(args.words[1:])
-    tree = sqlite.open_pickled(path, filters, workdir=sh.tree.work_dir or os.getcwd())
+    trust = args.flag("t") or "--trust" in args.extra
+    if trust and sh.params.safe_mode:
+        raise SafeModeError(
+            "unpickle --trust runs code named by the file; not in safe mode "
+            "(set safe_mode False, or start otrace -p FILE --trust)"
+        )
+    sh.out.write(mount_pickled(sh, args.words[0], args.words[1:], trust=trust))
+
+
+def mount_pickled(sh, name: str, filter_words: list[str], *, trust: bool = False) -> str:
+    """Open a context file under /osh/pickled for session ``sh``; the line to show.
+
+    For ``unpickle`` and ``otrace -p`` (whose ``--trust`` is the operator's own word).
+    """
+    path = sh.tree.expand(name)
+    filters = sqlite.parse_filters(filter_words)
+    tree = sqlite.open_pickled(path, filters, workdir=sh.tree.work_dir or os.getcwd(), trust=trust)
     old = sh.mounts.get("pickled")
     sh.mounts["pickled"] = tree
     if isinstance(old, sqlite.PickledTree) and old is not tree:
         old.close()
     sh.params.set("unpickle_file", path)
-    sh.out.write(f"{tree.count()} contexts in {path}; browse them under /osh/pickled")
+    how = "trusted: full pickle" if trust else "loaded as data; -t to trust the file"
+    shown = escape_controls(str(path))
+    return f"{tree.count()} contexts in {shown} ({how}); browse them under /osh/pickled"
 
 
-@command("rm", "rm [-r] path ...", options=(Option("r", "remove whole branches"),))
+@command(
+    "rm",
+    options=(Option("r", "remove whole branches"),),
+    args=(Arg("path", repeat=True),),
+)
 def rm(sh, args: Args) -> None:
     """Hide stored contexts from /osh/pickled (the database file itself is not changed)."""
     if sh.params.safe_mode:
         raise SafeModeError("rm: deletion not permitted in safe mode; set safe_mode False")
-    if not args.words:
-        raise UsageError("rm: specify entities to delete")
     tree = sh.mounts.get("pickled")
     removed = 0
     for word in args.words:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.shell import safety
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
-from otrace.shell.registry import REGISTRY, Args, command, lookup
+from otrace.shell.registry import REGISTRY, Arg, Args, command, lookup, render_words
 
 
 def _safe_set(sh, args: Args) -> None:
@@ -23,11 +21,9 @@ def _safe_source(sh, args: Args) -> None:
 
 @command(
     "set",
-    "set [parameter [value]]",
-    max_words=2,
-    complete="param",
+    args=(Arg("parameter", "param", optional=True), Arg("value", "param_value", optional=True)),
     outside_osh=True,
-    safe_check=_safe_set,
+    safe_check=lambda sh, args: _safe_set(sh, args),
 )
 def set_(sh, args: Args) -> None:
     """Show all parameters, show one, or set one (help set lists what each one does).
@@ -52,7 +48,9 @@ def set_(sh, args: Args) -> None:
     sh.out.write(params.render(name))
 
 
-@command("help", "help [command|*]", max_words=1, complete="command", outside_osh=True)
+@command(
+    "help", args=(Arg("command|*", "command", optional=True, choices=("*",)),), outside_osh=True
+)
 def help_(sh, args: Args) -> None:
     """Show the commands, one command's help, or every command's synopsis (help *)."""
     if not args.words:
@@ -87,10 +85,12 @@ def help_(sh, args: Args) -> None:
 
 @command(
     "alias",
-    "alias [name [command words...]]",
+    args=(
+        Arg("name", "alias", optional=True),
+        Arg("command words", "line", optional=True, repeat=True),
+    ),
     outside_osh=True,
-    complete="alias",
-    keep_dash_words=lambda w: True,
+    parse_options=False,
 )
 def alias(sh, args: Args) -> None:
     """Define, show, list or delete aliases (alias name "" deletes).
@@ -99,16 +99,16 @@ def alias(sh, args: Args) -> None:
     \\1, \\2 ... for one each; without markers the arguments are appended.  Write the
     markers inside single quotes or with a doubled backslash: alias hi pr '"\\1-\\2"'.
     """
-    words = list(args.extra) + args.words
+    words = args.words
     if not words:
         for name in sorted(sh.aliases):
-            sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+            sh.out.write(f"{name} {render_words(sh.aliases[name])}")
         return
     name = words[0]
     if len(words) == 1:
         if name not in sh.aliases:
             raise UsageError(f"No such alias: {name}")
-        sh.out.write(f"{name} {shlex.join(sh.aliases[name])}")
+        sh.out.write(f"{name} {render_words(sh.aliases[name])}")
         return
     if len(words) == 2 and words[1] == "":
         if sh.aliases.pop(name, None) is None:
@@ -117,34 +117,41 @@ def alias(sh, args: Args) -> None:
     sh.aliases[name] = words[1:]
 
 
-@command("source", "source FILE", max_words=1, outside_osh=True, safe_check=_safe_source)
+@command(
+    "source",
+    args=(Arg("FILE", "file"),),
+    outside_osh=True,
+    safe_check=lambda sh, args: _safe_source(sh, args),
+)
 def source(sh, args: Args) -> None:
     """Run the commands in FILE (relative names: from the work directory ~~w).
 
     Blank lines and lines starting with # are skipped; each line is echoed after the prompt
     unless it starts with 'noecho '.  An error names the file and line, and the rest runs.
     """
-    if not args.words:
-        raise UsageError("usage: source FILE")
     sh.source(absolute_file(sh, args.words[0]), sh.out)
 
 
-@command("repeat", "repeat command", raw=True, complete="command", outside_osh=True)
+@command("repeat", args=(Arg("command", "line"),), raw=True, outside_osh=True)
 def repeat(sh, args: Args) -> None:
     """Run a command every repeat_interval seconds, redrawing, until a key is pressed."""
     line = args.raw.strip()
     if not line:
-        raise UsageError("usage: repeat command")
+        raise UsageError(f"usage: {args.usage}")
     sh.out.action, sh.out.action_arg = "repeat", line
 
 
-@command("lock", "lock", max_words=0, outside_osh=True)
+@command("lock", outside_osh=True)
 def lock(sh, args: Args) -> None:
     """Lock the console until the password is typed (asks for one if none is set)."""
     sh.out.action = "lock"
 
 
-@command("run", "run function [arg ...]", complete="path", unsafe="run: running program functions")
+@command(
+    "run",
+    args=(Arg("function"), Arg("arg", "text", optional=True, repeat=True)),
+    unsafe="run: running program functions",
+)
 def run(sh, args: Args) -> None:
     """Run a function in the main thread (when otrace was started to wait for run).
 
@@ -155,8 +162,6 @@ def run(sh, args: Args) -> None:
         raise OTraceError(
             "Cannot run function unless otrace is in a separate thread and the main thread waits (otrace script.py, or loop(wait_to_run=True))"
         )
-    if not args.words:
-        raise UsageError("Must specify function to run")
     name = args.words[0]
     try:
         func = sh.tree.resolve(sh.tree.parts(name, sh.cwd)).value
@@ -168,7 +173,7 @@ def run(sh, args: Args) -> None:
     sh.out.error(f"Running {name}")
 
 
-@command("quit", "quit", max_words=0, outside_osh=True)
+@command("quit", outside_osh=True)
 def quit_(sh, args: Args) -> None:
     """End the shell (and, for otrace script.py, the program)."""
     sh.out.error("Shutting down...")

@@ -7,7 +7,7 @@ import inspect
 from otrace import tracing
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, PathError, TraceError, UsageError
-from otrace.shell.registry import Args, Option, command
+from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.targets import resolve_target
 
 
@@ -34,7 +34,7 @@ TRACE_OPTIONS = (
     Option(
         "n",
         "+N: trace N matches then stop; -N: skip the first N matches",
-        value="COUNT",
+        value="±COUNT",
         convert=_count,
     ),
 )
@@ -53,9 +53,8 @@ def _trace_args(sh, text: str):
 
 @command(
     "trace",
-    "trace [-a ACTION] [-c COND] [-n ±COUNT] [Class.method|function|Class|module|*]",
     options=TRACE_OPTIONS,
-    max_words=1,
+    args=(Arg("Class.method|function|Class|module|*", "target", optional=True),),
 )
 def trace(sh, args: Args) -> None:
     """Trace a function, method, whole class or module; without a name, list the traces.
@@ -70,10 +69,7 @@ def trace(sh, args: Args) -> None:
     """
     if not args.words:
         if args.opts:
-            raise UsageError(
-                "trace: options need a target; usage: "
-                + "trace [-a ACTION] [-c COND] [-n ±COUNT] TARGET"
-            )
+            raise UsageError(f"trace: options need a target; usage: {args.usage}")
         specs = tracing.traces(sh.runtime.tracer)
         if not specs:
             sh.out.write("Nothing is traced")
@@ -99,11 +95,9 @@ def trace(sh, args: Args) -> None:
         sh.out.error(f"warning: {warning}")
 
 
-@command("untrace", "untrace Class.method|function|Class|*|all", max_words=1)
+@command("untrace", args=(Arg("Class.method|function|Class|*|all", "target", choices=("all",)),))
 def untrace(sh, args: Args) -> None:
     """Stop tracing a target (and unwrap it); 'untrace all' drops every trace."""
-    if not args.words:
-        raise UsageError("usage: untrace Class.method|function|Class|*|all")
     word = args.words[0]
     if word == "all":
         tracing.untrace_all(sh.runtime.tracer)
@@ -131,8 +125,10 @@ def _tag_target(sh, words: list[str]):
 
 @command(
     "tag",
-    "tag [object|.] [label|id|time]",
-    max_words=2,
+    args=(
+        Arg("object|.", optional=True),
+        Arg("label|id|time", "text", optional=True, choices=("id", "time")),
+    ),
     unsafe="tag: adding an attribute to a program object",
 )
 def tag(sh, args: Args) -> None:
@@ -148,8 +144,7 @@ def tag(sh, args: Args) -> None:
 
 @command(
     "untag",
-    "untag [object|.]",
-    max_words=1,
+    args=(Arg("object|.", optional=True),),
     unsafe="untag: removing an attribute from a program object",
 )
 def untag(sh, args: Args) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from otrace import log
 from otrace.errors import OTraceError, SafeModeError
-from otrace.shell.registry import Args, command
+from otrace.shell.registry import Arg, Args, command
 
 SAFE_MODE_MESSAGE = "Javascript console disabled in safe mode; set safe_mode False"
 
@@ -99,9 +99,8 @@ def make_backend(interface: Any, announce: Callable[[str], None] | None = None) 
 
 @command(
     "_web",
-    "_web javascript",
+    args=(Arg("javascript", "text"),),
     raw=True,
-    complete="none",
     unsafe="Javascript console disabled in safe mode",
 )
 def web(sh, args: Args) -> None:
