@@ -36,7 +36,21 @@ if TYPE_CHECKING:
 
 #: Commands that keep their meaning below /osh/web/<user> (everything else is JavaScript).
 WEB_LOCAL = frozenset(
-    {"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias", "quit", "repeat", "set"}
+    {
+        "ls",
+        "cd",
+        "cdls",
+        "pushd",
+        "popd",
+        "swapd",
+        "pwd",
+        "help",
+        "alias",
+        "quit",
+        "repeat",
+        "set",
+        "remotelog",
+    }
 )
 
 
