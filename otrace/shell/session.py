@@ -168,7 +168,7 @@ class Session:
             value = self.tree.resolve(root).value
         except PathError:
             return None
-        return value if isinstance(value, FrameContext) else None
+        return value if issubclass(type(value), FrameContext) else None
 
     def prompt(self) -> str:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
@@ -216,7 +216,7 @@ class Session:
         ctx = None
         try:
             value = self.here().value
-            if isinstance(value, FrameContext):
+            if issubclass(type(value), FrameContext):  # type(): __class__ may raise
                 ctx = value
         except OTraceError:
             pass

@@ -34,6 +34,8 @@ def run_unix(session: Session, line: str, result: Result) -> None:
             env=env,
             capture_output=True,
             text=True,
+            encoding="utf-8",
+            errors="replace",  # a command's output need not be UTF-8
             timeout=params.shell_timeout,
             stdin=subprocess.DEVNULL,
         )

@@ -95,6 +95,7 @@ class Dir:
 class MappingDir(Dir):
     value: Mapping
     trusted = False  # an otrace type: read through its own methods even when pure
+    _scalar_keys: bool | None = None  # pure: every key a builtin scalar (cached per view)
 
     def names(self, limit: int | None = None) -> list[str]:
         if self.pure and self.trusted:
@@ -122,14 +123,16 @@ class MappingDir(Dir):
             try:
                 return m[name]
             except KeyError:
-                if name.lstrip("-").isdigit() and int(name) in m:
+                if name.lstrip("-").isdecimal() and int(name) in m:
                     return m[int(name)]
                 raise
         if self.pure:
             self._check_name(name)
-            found, value = _pure.dict_lookup(m, name)  # type: ignore[arg-type]
-            if not found and name.lstrip("-").isdigit():
-                found, value = _pure.dict_lookup(m, int(name))  # type: ignore[arg-type]
+            if self._scalar_keys is None:  # one scan per view, not per lookup
+                self._scalar_keys = _pure.all_scalar_keys(m)  # type: ignore[arg-type]
+            found, value = _pure.dict_lookup(m, name, self._scalar_keys)  # type: ignore[arg-type]
+            if not found and name.lstrip("-").isdecimal():
+                found, value = _pure.dict_lookup(m, int(name), self._scalar_keys)  # type: ignore[arg-type]
             if not found:
                 raise KeyError(name)
             return value
@@ -139,7 +142,7 @@ class MappingDir(Dir):
             pass
         except Exception as exc:
             raise KeyError(name) from exc
-        if name.lstrip("-").isdigit():
+        if name.lstrip("-").isdecimal():
             try:
                 return m[int(name)]
             except Exception:

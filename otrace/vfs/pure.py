@@ -230,11 +230,12 @@ def static_names(obj: Any, limit: int | None = None) -> list[str]:
     return out if limit is None else out[:limit]
 
 
-def dict_lookup(d: dict, key: Any) -> tuple[bool, Any]:
+def dict_lookup(d: dict, key: Any, scalar_keys: bool | None = None) -> tuple[bool, Any]:
     """(found, value) for ``key`` in an exact dict, never calling a key's ``__eq__``.
 
     ``d[key]`` compares stored keys whose hash collides, and a program's key may answer
-    ``__eq__``; here only keys of the same pure scalar type are compared.
+    ``__eq__``; here only keys of the same pure scalar type are compared.  ``scalar_keys``:
+    the caller's cached :func:`all_scalar_keys` (one scan for many lookups).
     """
     if type(key) not in SCALARS:
         raise refused(f"a {type_name(key)} key (its hash/eq is program code)")
@@ -242,7 +243,9 @@ def dict_lookup(d: dict, key: Any) -> tuple[bool, Any]:
         value = dict.get(d, key, _MISSING)  # fast path: pure when every key is a pure scalar
     except Exception:
         value = _MISSING
-    if _all_scalar_keys(d):  # then no key can answer __eq__ with program code
+    if scalar_keys is None:
+        scalar_keys = all_scalar_keys(d)
+    if scalar_keys:  # then no key can answer __eq__ with program code
         return (value is not _MISSING), (None if value is _MISSING else value)
     for k, v in list(dict.items(d)):
         if type(k) is type(key) and k == key:
@@ -250,7 +253,8 @@ def dict_lookup(d: dict, key: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _all_scalar_keys(d: dict) -> bool:
+def all_scalar_keys(d: dict) -> bool:
+    """Every key of ``d`` is a pure scalar (lookups then run no program code); O(len(d))."""
     if len(d) > MAX_KEY_SCAN:
         raise refused("looking up a key in a dict this large")
     return all(type(k) in SCALARS for k in list(dict.keys(d)))

@@ -10,6 +10,7 @@ import pprint
 import re
 import sys
 import textwrap
+import types
 from typing import Any
 
 from otrace.contexts import safe_str
@@ -147,12 +148,25 @@ VIEW_OPTIONS = (
 )
 
 
+_ROUTINES = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
+
+
 def source_of(obj: Any) -> str:
     """The current source of a function, method or class (a patch's source if patched)."""
+    if not issubclass(type(obj), (types.ModuleType, type, *_ROUTINES, classmethod, staticmethod)):
+        raise OTraceError(f"No source for a {type(obj).__name__} object (not code)")
     func = getattr(obj, "__func__", obj)
     patched = getattr(func, "_otrace_patch_source", None)
-    if patched:
-        return patched if isinstance(patched, str) else "".join(patched)
+    if type(patched) is str and patched:
+        return patched
+    if type(patched) is list and all(type(p) is str for p in patched):
+        return "".join(patched)
     func = getattr(func, "_otrace_orig_function", func)
     try:
         text = inspect.getsource(func)
@@ -162,12 +176,15 @@ def source_of(obj: Any) -> str:
 
 
 def _viewable(value: Any) -> Any:
-    if isinstance(value, (classmethod, staticmethod, property)):
-        return value.__func__ if not isinstance(value, property) else value.fget
-    if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+    """What ``view`` shows for a value: by its real type (a program's ``__class__`` may
+    raise), and only code objects; anything else shows its class."""
+    t = type(value)
+    if issubclass(t, (classmethod, staticmethod, property)):
+        return value.__func__ if not issubclass(t, property) else value.fget
+    if issubclass(t, (types.ModuleType, type, *_ROUTINES)):
         return value
     if (
-        isinstance(value, dict)
+        issubclass(t, dict)
         and "__name__" in value
         and sys.modules.get(value["__name__"]) is not None
     ):
@@ -223,7 +240,7 @@ def view(sh, args: Args) -> None:
         text = read_text(path, "view")  # bounded; devices and FIFOs refused
     elif not target or target == ".":
         here = sh.here().value
-        if isinstance(here, FrameContext):
+        if issubclass(type(here), FrameContext):  # type(): __class__ may raise
             text = _context_view(here, doc)
         if text is None:
             obj = _viewable(here)

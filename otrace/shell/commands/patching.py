@@ -16,6 +16,7 @@ import inspect
 import os
 import subprocess
 import tempfile
+import types
 from typing import Any
 
 import otrace.tracing.patching as engine
@@ -63,12 +64,13 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
     if tgt.is_class:
         raise PatchError("Class patching not yet implemented; patch methods individually")
     named = res.parent
-    if inspect.ismethod(res.value) and not inspect.isclass(named):
+    # type(), not isinstance: a program's __class__ may raise
+    if issubclass(type(res.value), types.MethodType) and not issubclass(type(named), type):
         owner = res.value.__self__
-        named = owner if inspect.isclass(owner) else type(owner)
+        named = owner if issubclass(type(owner), type) else type(owner)
     if (
-        inspect.isclass(named)
-        and inspect.isclass(tgt.parent)
+        issubclass(type(named), type)
+        and issubclass(type(tgt.parent), type)
         and named is not tgt.parent
         and issubclass(named, tgt.parent)
     ):

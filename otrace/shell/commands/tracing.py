@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 
 from otrace import tracing
 from otrace.contexts.record import FrameContext
@@ -17,6 +18,17 @@ def _count(text: str) -> int:
     except ValueError:
         raise ValueError("Expected integer argument for option -n (N, +N or -N)") from None
 
+
+TRACEABLE = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    type,
+    classmethod,
+    staticmethod,
+    property,
+)
 
 TRACE_OPTIONS = (
     Option(
@@ -45,6 +57,8 @@ def _trace_args(sh, text: str):
     if text == "*":
         return "*", None, None, "*"
     target = resolve_target(sh, text)
+    if not issubclass(type(target.obj), TRACEABLE):  # type(): no program code runs here
+        raise TraceError(f"Cannot trace {text}: not a function, method, class or module")
     if inspect.ismodule(target.obj):
         return target.obj, None, None, target.name
     parent = target.parent if not isinstance(target.parent, dict) else None
@@ -116,7 +130,7 @@ def _tag_target(sh, words: list[str]):
     if words and words[0] != ".":
         return sh.resolve(words[0]).value
     here = sh.here().value
-    if isinstance(here, FrameContext):
+    if issubclass(type(here), FrameContext):  # type(): a program's __class__ may raise
         if "self" not in here:
             raise OTraceError("No self object to tag in trace context")
         return here["self"]
