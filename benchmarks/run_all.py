@@ -50,6 +50,7 @@ def main() -> None:
         run(sys.executable, "web.py", *flag)
     else:
         print("\n(wrk not found: figures 1, 5, 6 skipped; apt-get install -y wrk)")
+    run(sys.executable, "requests_cost.py", *flag)
     run(sys.executable, "pickle_store.py", "5000" if opts.quick else "50000")
     run(sys.executable, "shell_input.py", *flag)
     print(f"\nall benchmarks: {time.monotonic() - t0:.0f} s")

@@ -1,10 +1,13 @@
 """A Tornado hello-world server for the load benchmarks, run in its own process.
 
-    python benchmarks/server.py --mode {plain,idle,assert,holds,shell}
+    python benchmarks/server.py --mode {plain,idle,untracked,stall,assert,holds,shell}
 
 * ``plain``  -- no otrace at all (the baseline);
 * ``idle``   -- ``OShell(new_thread=True)`` reading a pipe nobody writes to, plus
   ``otrace.tornado.attach``; the handler is the same as ``plain``;
+  request tracking (``/osh/requests``) is on, as ``attach`` makes it;
+* ``untracked`` -- ``idle`` with ``attach(track_requests=False)``;
+* ``stall``  -- ``idle`` with the stall watchdog on (``stall_ms`` 100);
 * ``assert`` -- ``idle`` and the handler also awaits a true ``traceassert(..., action="hold")``
   (``trace_active`` on); ``?number=77`` makes it false, so the request is held;
 * ``holds``  -- same as ``assert`` (the driver holds requests with ``number=77``);
@@ -12,7 +15,8 @@
   runs shell commands through ``OShell.execute`` when told to on stdin.
 
 Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release`` answers control
-questions (resident memory in bytes, held count, release every hold).  Stdin commands (shell
+questions (resident memory in bytes, held count, release every hold, stall watchdog
+wake-ups so far, CPU seconds used by the process).  Stdin commands (shell
 mode): ``go <count>`` -> one ``SHELL {json}`` line with round-trip times in seconds.
 """
 
@@ -74,6 +78,14 @@ def make_app(mode: str) -> tornado.web.Application:
                 from otrace import holds
 
                 self.write(str(holds.release_all("resumed")))
+            elif cmd == "cpu":
+                self.write(str(time.process_time()))
+            elif cmd == "wakeups":
+                from otrace.runtime import default
+                from otrace.tornado import stall
+
+                dog = stall.current(default())
+                self.write(f"{dog.wakeups if dog else 0} {time.monotonic()}")
 
     return tornado.web.Application([*handlers, (r"/ctl", Ctl)])
 
@@ -111,7 +123,9 @@ def shell_driver(shell) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--mode", choices=("plain", "idle", "assert", "holds", "shell"), default="plain"
+        "--mode",
+        choices=("plain", "idle", "untracked", "stall", "assert", "holds", "shell"),
+        default="plain",
     )
     parser.add_argument("--recent", type=int, default=10_000)
     opts = parser.parse_args()
@@ -135,10 +149,12 @@ def main() -> None:
             _stdout=io.StringIO(),
             _stderr=io.StringIO(),
         )
-        otornado.attach(shell, loop, stop_loop=False)
+        otornado.attach(shell, loop, stop_loop=False, track_requests=opts.mode != "untracked")
         shell.loop()
         if opts.mode in ("assert", "holds"):
             PARAMS.set("trace_active", True)
+        if opts.mode == "stall":
+            PARAMS.set("stall_ms", 100)
         if opts.mode == "shell":
             fill_recent(opts.recent)
             threading.Thread(target=shell_driver, args=(shell,), daemon=True).start()

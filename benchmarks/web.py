@@ -11,7 +11,10 @@ the server's GIL.  Rounds alternate baseline and candidate; medians are reported
 5. holds: req/s of other clients while 1,000 requests are held vs none held; resident
    memory per held request; time to resume 1,000 holds (until every client has its answer);
 6. shell responsiveness: ``OShell.execute`` round trips (ls of a 10,000-entry recent
-   directory, cd, pr) under full load vs no load, p50/p99.
+   directory, cd, pr) under full load vs no load, p50/p99;
+7. request tracking and the stall watchdog: req/s with tracking (``idle``: what ``attach``
+   does) vs no otrace (target >= 0.98) and vs ``attach(track_requests=False)``; with
+   ``stall_ms`` 100 vs off (target >= 0.99), and the watchdog's wake-ups per second.
 """
 
 from __future__ import annotations
@@ -234,12 +237,88 @@ def figure6(seconds: float, rounds: int, count: int) -> None:
     )
 
 
+def wrk_cpu(server: Server, seconds: float) -> tuple[float, float]:
+    """(req/s, server CPU microseconds per request) of one wrk run against ``server``."""
+    out_cpu0 = float(server.ctl("cpu"))
+    out = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", server.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = float(server.ctl("cpu")) - out_cpu0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+    return rps, cpu / max(total, 1) * 1e6
+
+
+def figure7(seconds: float, rounds: int) -> None:
+    """req/s, and the server's CPU time per request, which a busy machine disturbs less."""
+    modes = ("plain", "untracked", "idle", "stall")
+    servers = {m: Server(m) for m in modes}
+    rps: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for s in servers.values():
+            wrk(s.url, 1)  # warm up
+        first = servers["stall"].ctl("wakeups").split()
+        for r in range(rounds):
+            for m in modes if r % 2 == 0 else tuple(reversed(modes)):
+                a, b = wrk_cpu(servers[m], seconds)
+                rps[m].append(a)
+                cpu[m].append(b)
+        last = servers["stall"].ctl("wakeups").split()
+    finally:
+        for s in servers.values():
+            s.stop()
+    per_s = (int(last[0]) - int(first[0])) / (float(last[1]) - float(first[1]))
+    med = {m: statistics.median(v) for m, v in rps.items()}
+    us = {m: statistics.median(v) for m, v in cpu.items()}
+
+    def row(name: str, a: str, b: str, target: str) -> tuple:
+        return (
+            name,
+            f"{med[a]:.0f}",
+            f"{med[a] / med[b]:.3f}",
+            f"{us[a]:.1f}",
+            f"{us[b] / us[a]:.3f}",
+            target,
+        )
+
+    rows = [
+        row("tracked / no otrace", "idle", "plain", ">= 0.98"),
+        row("tracked / untracked", "idle", "untracked", ""),
+        row("stall_ms 100 / off", "stall", "idle", ">= 0.99"),
+        ("watchdog wake-ups per second", f"{per_s:.1f}", "", "", "", "20 (stall_ms/2)"),
+    ]
+    table(
+        f"7. Request tracking and stall watchdog (median of {rounds} interleaved rounds of "
+        f"{seconds:g}s; no otrace: {med['plain']:.0f} req/s, {us['plain']:.1f} CPU us/request)",
+        rows,
+        ("figure", "req/s", "ratio", "CPU us/req", "CPU ratio", "target"),
+    )
+    emit(
+        "requests",
+        tracked_ratio=med["idle"] / med["plain"],
+        tracked_cpu_ratio=us["plain"] / us["idle"],
+        target=0.98,
+        tracking_only_cpu_ratio=us["untracked"] / us["idle"],
+    )
+    emit(
+        "stall",
+        ratio=med["stall"] / med["idle"],
+        cpu_ratio=us["idle"] / us["stall"],
+        target=0.99,
+        wakeups_per_s=per_s,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--only", default="1,5,6")
+    parser.add_argument("--only", default="1,5,6,7")
     opts = parser.parse_args()
     seconds = opts.seconds or (1 if opts.quick else 3)
     rounds = opts.rounds or (3 if opts.quick else 5)
@@ -253,6 +332,8 @@ def main() -> None:
         figure5(seconds, 2 if opts.quick else rounds, 1000)
     if "6" in only:
         figure6(seconds, 1 if opts.quick else 3, 20 if opts.quick else 80)
+    if "7" in only:
+        figure7(seconds, rounds)
 
 
 if __name__ == "__main__":

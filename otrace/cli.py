@@ -2,7 +2,8 @@
 
 ``otrace program.py``                 import the program and open the shell; ``run main``,
                                       ``run test a b`` call its functions in the main thread.
-``otrace -f NAME program.py [args]``  call ``NAME(args)`` (``NAME()`` without args) and exit;
+``otrace demo [--port N]``            run the Tornado demo with the console and say what to try.
+``otrace -f NAME program.py [args]``  call ``NAME(*args)`` (see :func:`call_with_args`) and exit;
                                       if it raises, keep the shell open at the exception's
                                       trace context for post-mortem.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import signal
 import sys
@@ -32,6 +34,27 @@ def load_program(path: str):
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     spec.loader.exec_module(module)
     return module
+
+
+def call_with_args(func, args: list[str]):
+    """``otrace -f NAME prog.py a b`` calls ``NAME('a', 'b')`` -- or ``NAME(['a', 'b'])``
+    when NAME's only parameter is called ``args`` or ``argv`` (the original's ``main(args)``
+    convention, where the list was always passed)."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    if (
+        len(params) == 1
+        and params[0].name in ("args", "argv")
+        and params[0].kind
+        in (
+            params[0].POSITIONAL_ONLY,
+            params[0].POSITIONAL_OR_KEYWORD,
+        )
+    ):
+        return func(list(args))
+    return func(*args)
 
 
 def record_failure(exc: BaseException, name: str) -> None:
@@ -62,7 +85,23 @@ def browse_pickled(path: str, *, trust: bool = False) -> int:
     return 0
 
 
+def demo_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="otrace demo", description="Run the Tornado demo with the otrace console."
+    )
+    parser.add_argument("--port", type=int, default=8888, help="0 or busy: any free port")
+    parser.add_argument("--addr", default="127.0.0.1", help="address to listen on")
+    opts = parser.parse_args(argv)
+    from otrace import demo
+
+    return demo.run(opts.addr, opts.port)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["demo"] and not os.path.exists("demo"):
+        return demo_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="otrace", description="Object shell for a Python program."
     )
@@ -129,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
-        func(opts.args) if opts.args else func()
+        call_with_args(func, opts.args)
     except Exception as exc:
-        import traceback
+        from otrace.shell.evaluate import format_user_traceback
 
-        traceback.print_exc()
+        print(format_user_traceback(exc), file=sys.stderr)
         record_failure(exc, opts.function)
         shell.session.execute("cd ~~")  # under the session lock: the console may be busy
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from otrace import _default
 from otrace.contexts.record import TraceContext
+from otrace.errors import OTraceError
 from otrace.events import HoldRegistered, HoldReleased
 from otrace.log import get_logger
 
@@ -52,6 +53,10 @@ LoopDoor = Callable[[Callable[[], None]], Any]
 
 class LoopBusy(TimeoutError):
     """A call started on the event loop but did not finish in time (it may still)."""
+
+
+class AwaitError(OTraceError):
+    """An ``await`` typed at the prompt could not run or did not finish in time."""
 
 
 def running_loop() -> Any:
@@ -127,6 +132,55 @@ class HoldTable:
         except concurrent.futures.TimeoutError:
             raise LoopBusy(f"{func!r} started on the event loop but did not finish") from None
 
+    def run_coroutine(self, coro: Any, timeout: float, loop: Any = None) -> Any:
+        """Run ``coro`` as a task on the program's event loop and wait for its result.
+
+        ``loop`` (an asyncio loop) is used when given (a held task's own loop), else the
+        door.  Other requests go on meanwhile.  After ``timeout`` seconds, or on
+        KeyboardInterrupt, the task is cancelled and :class:`AwaitError` raised; the
+        coroutine's own exception is re-raised here.  For other threads than the loop's
+        (the shell's).
+        """
+        door = loop.call_soon_threadsafe if loop is not None else self._door
+        if door is None or running_loop() is not None:
+            coro.close()
+            raise AwaitError(
+                "await cannot wait here: this thread runs an event loop"
+                if door is not None
+                else "await needs the program's event loop: call otrace.tornado.attach, "
+                "or give OShell an eventloop_callback"
+            )
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        tasks: list[Any] = []
+
+        def start() -> None:
+            if not fut.set_running_or_notify_cancel():
+                coro.close()
+                return
+            try:
+                task = sys.modules["asyncio"].ensure_future(coro)
+            except BaseException as exc:  # noqa: B036 - handed back to the waiting thread
+                coro.close()
+                fut.set_exception(exc)
+                return
+            tasks.append(task)
+            task.add_done_callback(lambda t: _copy_outcome(t, fut))
+
+        def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+
+        door(start)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            why = f"await did not finish within {timeout:g}s (await_timeout); cancelled"
+        except KeyboardInterrupt:
+            why = "await interrupted; the task was cancelled"
+        if not fut.cancel():
+            door(cancel)
+        raise AwaitError(why)
+
     def can_block(self) -> bool:
         """True if the current thread may block on a break (no running loop, not exempt)."""
         return running_loop() is None and threading.get_ident() not in self.no_break_threads
@@ -174,15 +228,23 @@ class HoldTable:
         return sorted((i.ctx for i in items), key=lambda c: c.created)
 
     def resume(
-        self, ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed"
+        self,
+        ctx_or_id: TraceContext | str,
+        value: Any = None,
+        *,
+        reason: str = "resumed",
+        error: BaseException | None = None,
     ) -> bool:
         """Release a pending break or hold with ``value``; False if nothing waits under that id.
 
-        The context stays in ``/osh/recent`` as an ordinary (evictable) context whose
+        ``error`` (holds only) is raised in the held task instead of returning a value.  The
+        context stays in ``/osh/recent`` as an ordinary (evictable) context whose
         ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
         """
         item = self.get(ctx_or_id)
-        return item is not None and item.release(value, reason)
+        if error is not None and not isinstance(item, Hold):
+            return False
+        return item is not None and item.release(value, reason, error)
 
     def release_all(self, reason: str = "shutdown") -> int:
         """Release every pending break and hold (shutdown); returns how many.  Any thread."""
@@ -200,11 +262,15 @@ class _Pending:
         self.ctx = ctx
         self.table = table
         self.value: Any = None
+        self.error: BaseException | None = None
         self.released: str | None = None
         self._once = threading.Lock()
 
-    def release(self, value: Any = None, reason: str = "deleted") -> bool:
-        """Let the waiter go on with ``value``; False if it was already released.
+    def release(
+        self, value: Any = None, reason: str = "deleted", error: BaseException | None = None
+    ) -> bool:
+        """Let the waiter go on with ``value`` (a hold: or raise ``error`` in it); False if it
+        was already released.
 
         Any thread.
         """
@@ -213,6 +279,7 @@ class _Pending:
                 return False
             self.released = reason
         self.value = value
+        self.error = error
         self.table._forget(self)
         if self.ctx.live is self:
             self.ctx.live = None
@@ -263,7 +330,11 @@ class Hold(_Pending):
             self.release(None, "cancelled")
 
     def _resolve(self) -> None:
-        if not self.future.done():
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
             self.future.set_result(self.value)
 
     def _wake(self, value: Any) -> None:
@@ -280,6 +351,18 @@ class Hold(_Pending):
 
     def __await__(self) -> Any:
         return self.future.__await__()
+
+
+def _copy_outcome(task: Any, fut: concurrent.futures.Future) -> None:
+    """Hand a finished task's outcome to the thread waiting in ``run_coroutine``."""
+    if fut.done():
+        return
+    if task.cancelled():
+        fut.set_exception(AwaitError("await: the task was cancelled"))
+    elif task.exception() is not None:
+        fut.set_exception(task.exception())
+    else:
+        fut.set_result(task.result())
 
 
 # -- the default runtime's table (program code and tests) ------------------------------------
@@ -324,8 +407,18 @@ def pending() -> list[TraceContext]:
     return _table().pending()
 
 
-def resume(ctx_or_id: TraceContext | str, value: Any = None, *, reason: str = "resumed") -> bool:
-    return _table().resume(ctx_or_id, value, reason=reason)
+def resume(
+    ctx_or_id: TraceContext | str,
+    value: Any = None,
+    *,
+    reason: str = "resumed",
+    error: BaseException | None = None,
+) -> bool:
+    return _table().resume(ctx_or_id, value, reason=reason, error=error)
+
+
+def run_coroutine(coro: Any, timeout: float, loop: Any = None) -> Any:
+    return _table().run_coroutine(coro, timeout, loop)
 
 
 def release_all(reason: str = "shutdown") -> int:

@@ -24,16 +24,18 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import otrace
 from otrace import log
+from otrace._version import __version__
 from otrace.console import make_console
 from otrace.errors import OTraceError
 from otrace.runtime import Runtime, default
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
+from otrace.shell.evaluate import format_user_traceback
 from otrace.shell.session import Session
+from otrace.tracing import dbkeys
 
-DEFAULT_BANNER = f"  ***otrace object shell (v{otrace.__version__})*** (type 'help' for info)"
+DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
 _STOP = object()
 
 
@@ -93,6 +95,9 @@ class OShell:
             self.session.hooks["web"] = make_web_backend(web_interface, rt.announce)
         if db_interface is not None:  # /osh/db: the application's own tree, browsed as is
             self.session.mounts["db"] = db_interface.get_root_tree()
+            self.session.hooks["db"] = db_interface  # trace /osh/db/...: key_from_path
+            if hasattr(db_interface, "set_access_hook"):
+                db_interface.set_access_hook(dbkeys.access_hook_for(rt.tracer))
         self.init_func = init_func
         self.init_file = init_file
         self.banner = DEFAULT_BANNER if banner is None else banner
@@ -212,8 +217,8 @@ class OShell:
                 else:
                     func()
                 self.runtime.announce("Run completed")
-            except BaseException:  # noqa: B036 - report anything, keep serving
-                self.runtime.announce("Error in completed run\n" + traceback.format_exc().rstrip())
+            except BaseException as exc:  # noqa: B036 - report anything, keep serving
+                self.runtime.announce("Error in completed run\n" + format_user_traceback(exc))
             finally:
                 self._running_task = False
 
@@ -259,7 +264,8 @@ def set_trace(
     init_file: str = "",
 ) -> OShell:
     """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
-    (or at once with ``new_thread``)."""
+    (or at once with ``new_thread``).  Called in a function, the shell starts in
+    ``/osh/locals`` (the caller's locals, taken from its frame when not given)."""
     if locals_dict is None:
         frame = sys._getframe(1)
         locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
@@ -270,8 +276,10 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
-    shell.runtime.params.set(
-        "safe_mode", False
-    )  # pdb-style, in the programmer's own code: start unsafe
+    shell.runtime.params.set("safe_mode", False)  # pdb-style, in the programmer's own code
+    if locals_dict is not globals_dict:
+        # called in a function: start among its locals, so that its names resolve as typed
+        # (then the globals), as in pdb
+        shell.session.execute("cd /osh/locals")
     shell.loop(wait_to_run=wait_to_run)
     return shell

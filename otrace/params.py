@@ -97,6 +97,13 @@ TABLE: tuple[Param, ...] = (
         minimum=0,
     ),
     Param(
+        "await_timeout",
+        float,
+        10.0,
+        "Seconds an await typed at the prompt may run on the event loop before it is cancelled",
+        minimum=0.1,
+    ),
+    Param(
         "deep_copy",
         bool,
         False,
@@ -147,6 +154,13 @@ TABLE: tuple[Param, ...] = (
         True,
         "Refuse calls, assignments, exec, edit and rm (turning it off needs allow_unsafe)",
     ),
+    Param(
+        "stall_ms",
+        int,
+        0,
+        "Record a context in /osh/recent/stalls when the event loop does not turn for this many ms (0: off)",
+        minimum=0,
+    ),
     Param("save_tags", bool, False, "Also save every new tag context in /osh/saved"),
     Param("shell_timeout", float, 10.0, "Seconds a unix command outside /osh may run", minimum=0.1),
     Param(
@@ -173,6 +187,7 @@ class Params:
     append_traceback: bool
     assert_context: int
     auto_lock: int
+    await_timeout: float
     deep_copy: bool
     editor: str
     exec_lock: bool
@@ -190,6 +205,7 @@ class Params:
     safe_mode: bool
     save_tags: bool
     shell_timeout: float
+    stall_ms: int
     trace_active: bool
     trace_related: bool
     unpickle_file: str

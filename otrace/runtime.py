@@ -24,6 +24,7 @@ from otrace.holds import HoldTable
 from otrace.logparams import LogParams
 from otrace.params import Params
 from otrace.recorder import Recorder
+from otrace.requests import HoldRules, RequestTable
 from otrace.tracing.patching import PatchTable
 from otrace.tracing.registry import Tracer
 
@@ -64,6 +65,8 @@ class Runtime:
         self.patches = PatchTable(self.holds)
         self.persistence = PersistenceHook()
         self.logparams = LogParams()
+        self.requests = RequestTable(self.params)  # filled by a server integration
+        self.hold_rules = HoldRules(self.recorder.announce)  # hold -c
         # slots filled by the integrations
         self.traceback_server: Any = None
         self.loop: Any = None
@@ -89,6 +92,7 @@ class Runtime:
         from otrace.tracing.api import unwrap_all
         from otrace.tracing.patching import unpatch_all
 
+        self.hold_rules.remove()
         self.holds.release_all("shutdown")
         self.holds.set_eventloop_callback(None)  # the loop may be gone: undo patches here
         unwrap_all(self.tracer)

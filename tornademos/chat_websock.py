@@ -9,8 +9,12 @@ a browser or two, sign in by name, and in the console::
     user1
     web> set safe_mode False
     web> cd user1
-    web..user1> document.body.style.background = "red"
-    web..user1> repeat "User is typing: " + document.querySelector("#message").value
+    web..user1> $("body").css("background","red")
+    [object Object]
+    web..user1> repeat "User is typing: "+$("#message").val()
+
+(``$`` is a pinch of jQuery in static/chat.js -- ``css``, ``val``, ``text`` -- so the original
+tutorial's lines work; any JavaScript does, e.g. ``document.body.style.background = "red"``.)
 
 Users sign in by name (kept in a signed cookie); the chat socket is an ordinary Tornado
 ``WebSocketHandler`` with :class:`otrace.web.bridge.BridgeSocketMixin`, so each signed-in
@@ -30,6 +34,8 @@ import sys
 from typing import Any
 
 import tornado.escape
+import tornado.httpserver
+import tornado.netutil
 import tornado.web
 import tornado.websocket
 
@@ -67,23 +73,24 @@ class BaseHandler(tornado.web.RequestHandler):
         return value.decode("utf-8") if value else None
 
 
-class LoginHandler(BaseHandler):
+class AuthLoginHandler(BaseHandler):
     def get(self) -> None:
         self.render("chat_login.html")
 
     def post(self) -> None:
-        name = self.get_argument("name", "").strip()[:40]
+        # "username" is the original demo's field name
+        name = self.get_argument("username", self.get_argument("name", "")).strip()[:40]
         if not name:
-            self.redirect("/login")
+            self.redirect("/auth/login")
             return
         self.set_signed_cookie(COOKIE, name, httponly=True, samesite="Lax")
         self.redirect("/")
 
 
-class LogoutHandler(BaseHandler):
+class AuthLogoutHandler(BaseHandler):
     def get(self) -> None:
         self.clear_cookie(COOKIE)
-        self.redirect("/login")
+        self.redirect("/auth/login")
 
 
 class MainHandler(BaseHandler):
@@ -137,13 +144,15 @@ def make_app(
     return tornado.web.Application(
         [
             (r"/", MainHandler),
-            (r"/login", LoginHandler),
-            (r"/logout", LogoutHandler),
+            (r"/auth/login", AuthLoginHandler),
+            (r"/auth/logout", AuthLogoutHandler),
+            (r"/login", AuthLoginHandler),
+            (r"/logout", AuthLogoutHandler),
             (r"/chatsocket", ChatSocketHandler, {"bridge": bridge}),
             (r"/otrace/(otrace-bridge\.js)", tornado.web.StaticFileHandler, {"path": STATIC_DIR}),
         ],
         cookie_secret=cookie_secret or secrets.token_hex(32),
-        login_url="/login",
+        login_url="/auth/login",
         template_path=os.path.join(HERE, "templates"),
         static_path=os.path.join(HERE, "static"),
         xsrf_cookies=True,
@@ -153,7 +162,10 @@ def make_app(
 
 
 async def serve(app: tornado.web.Application, port: int, addr: str, shell: OShell | None) -> None:
-    server = app.listen(port, address=addr)
+    sockets = tornado.netutil.bind_sockets(port, address=addr)
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]  # the real one with --port 0
     print(f"chat_websock: Listening on {addr}:{port}", flush=True)
     try:
         while shell is None or not shell.is_shut_down:

@@ -1,93 +1,143 @@
 #!/usr/bin/env python3
 """torna_trace: a Tornado 6 form that answers a number's reciprocal, with otrace embedded.
 
-Entering 77 holds the request (when ``trace_active`` is on, as torna_trace.trc sets it):
-the browser waits, every other request is still served, and the shell can browse the held
-frame (``cd ~~``, ``ls``) and ``resume`` it.  ``quit`` stops the server.
+The names and shapes are the original UseWithTornado tutorial's: ``GetHandler.get`` holds
+the request for 77 through ``traceassert(number != "77", label="hold_check",
+action="hold")`` (when ``trace_active`` is on, as torna_trace.trc sets it) and
+``GetHandler.respond(number)`` computes the answer; ``Request_stats`` counts requests.
+While 77 is held, every other request is still served; ``cd ~~``, look, ``resume``.
+``quit`` stops the server.
 
-    python tornademos/torna_trace.py [--addr 127.0.0.1] [--port 8888]
+    cd tornademos && python torna_trace.py [--port=8888] [--addr=127.0.0.1]
 """
 
-from __future__ import annotations
-
-import argparse
 import asyncio
-import html
+import logging
 import os
+import sys
 
+import tornado.httpserver
 import tornado.ioloop
+import tornado.netutil
+import tornado.options
 import tornado.web
+from tornado.options import define, options
 
-import otrace
-import otrace.tornado
-from otrace.tracing import traceassert
+HERE = os.path.dirname(os.path.abspath(__file__))
+if __name__ == "__main__":  # run from a checkout: find the otrace package next to us
+    sys.path.insert(0, os.path.dirname(HERE))
 
-FORM = """<!DOCTYPE html>
-<html><head><title>Reciprocal</title></head><body>
-<form action="/" method="get">
-  Number: <input type="text" name="number" value="{number}" autofocus>
-  <input type="submit" value="Reciprocal">
-</form>
-<p>{answer}</p>
-</body></html>
+import otrace.tornado  # noqa: E402
+from otrace import OShell, traceassert  # noqa: E402
+
+Page_template = """<html>
+<head><title>Hello Trace</title></head>
+<body>
+  <h2>Hello Trace</h2>
+  <form method="get" action="/">
+    Find reciprocal of:
+    <input id="number" name="number" type="text" autocomplete="off" autofocus>
+    <input type="submit" value="Submit">
+  </form>
+  <p>
+  <span>%s</span>
+</body>
+</html>
 """
 
-
-def reciprocal(number: str) -> str:
-    try:
-        return f"The reciprocal of {number} is {1.0 / float(number):.6g}"
-    except (ValueError, ZeroDivisionError) as exc:
-        return f"No reciprocal for {number!r}: {exc}"
+# Request statistics
+Request_stats = {"count": 0, "path": ""}
 
 
 class GetHandler(otrace.tornado.HoldAwareMixin, tornado.web.RequestHandler):
-    """The form; 77 is held (``resume`` it from the shell)."""
+    """``GET /?number=N``; 77 is held until ``resume``."""
 
     async def get(self) -> None:
-        number = self.get_argument("number", "")
-        if number:
-            await traceassert(number != "77", label="hold_check", action="hold")
-        if self.disconnected:
+        Request_stats["count"] += 1
+        Request_stats["path"] = self.request.uri
+
+        # Retrieve user input
+        number = self.get_argument("number", None)
+
+        # Trace assertion: hold this request (and only this one) for 77
+        await traceassert(number != "77", label="hold_check", action="hold")
+
+        if self.disconnected:  # the browser gave up while the request was held
             return
-        answer = reciprocal(number) if number else ""
-        self.write(FORM.format(number=html.escape(number), answer=html.escape(answer)))
+        if number is None:
+            # No user input; display input form
+            self.finish(Page_template % "")
+        else:
+            # Process user input and display response
+            self.finish(Page_template % self.respond(number))
+
+    def respond(self, number: str) -> str:
+        # Respond to request by processing user input
+        value = float(number)
+
+        # Trace assertion (uncomment with `edit GetHandler.respond` to try it)
+        ##traceassert(value > 0.001, label="num_check")
+
+        # Compute reciprocal of number
+        response = f"The reciprocal of {value} is {1.0 / value}"
+        return response
 
 
-def make_app() -> tornado.web.Application:
-    return tornado.web.Application([(r"/", GetHandler)])
+def _no_access_log(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log would write over the console; the shell shows what matters."""
 
 
-async def main(addr: str, port: int) -> None:
-    loop = tornado.ioloop.IOLoop.current()
+async def main() -> None:
+    # Set up tornado application to handle "/" url only
+    app = tornado.web.Application(handlers=[(r"/", GetHandler)], log_function=_no_access_log)
+
+    # Start tornado HTTP server (--port=0: any free port, printed)
+    sockets = tornado.netutil.bind_sockets(options.port, address=options.addr)
+    http_server = tornado.httpserver.HTTPServer(app)
+    http_server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    print(f"Listening on {options.addr}:{port}", file=sys.stderr, flush=True)
+
+    # Test function that raises an exception
+    def test_fun() -> None:
+        raise Exception("TEST EXCEPTION")
+
+    # Initialize OShell instance (to run on separate thread)
+    IO_loop = tornado.ioloop.IOLoop.current()
     stopped = asyncio.Event()
-    init_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torna_trace.trc")
-    shell = otrace.OShell(
-        globals_dict=globals(),
+    trace_shell = OShell(
         locals_dict=locals(),
-        init_file=init_file,
+        globals_dict=globals(),
         allow_unsafe=True,
+        init_file=os.path.join(HERE, "torna_trace.trc"),
         new_thread=True,
-        eventloop_callback=loop.add_callback,
+        hold_wrapper=otrace.tornado.hold_wrapper,
+        eventloop_callback=IO_loop.add_callback,
     )
-    otrace.tornado.attach(shell, loop, on_stop=stopped.set)
-    server = make_app().listen(port, address=addr)
-    print(f"Listening on http://{addr}:{port}/", flush=True)
-    shell.loop()
+    otrace.tornado.attach(trace_shell, IO_loop, on_stop=stopped.set)  # quit stops the server
     try:
+        # Start oshell, then serve until it quits
+        trace_shell.loop()
         await stopped.wait()
     finally:
-        shell.shutdown()
-        server.stop()
-        await server.close_all_connections()
-    print("Server stopped", flush=True)
+        trace_shell.shutdown()  # releases every hold
+        http_server.stop()
+        await http_server.close_all_connections()
+    print("Server stopped", file=sys.stderr, flush=True)
+
+
+def _command_line() -> None:
+    # Define command line options
+    define("port", default=8888, help="run on the given port (0: any free port)", type=int)
+    define("addr", default="127.0.0.1", help="IP address")
+    tornado.options.options.logging = "none"  # Tornado's own log lines would mix with the shell
+    tornado.options.parse_command_line()
+    logging.getLogger("tornado").setLevel(logging.ERROR)
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--addr", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8888, help="port to listen on")
-    options = parser.parse_args()
-    try:
-        asyncio.run(main(options.addr, options.port))
-    except KeyboardInterrupt:
-        pass
+    _command_line()

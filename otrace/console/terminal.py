@@ -14,8 +14,8 @@ What it adds to :class:`~otrace.console.plain.Console`:
 * the prompt names where you are and is redrawn by :meth:`TerminalConsole.refresh` (e.g. the
   ``BRK:`` prefix when a break becomes pending);
 * Ctrl-C cancels the line (and pending multi-line code); Ctrl-D ends the shell;
-* ``repeat`` redraws on the alternate screen until a key is pressed (the key is kept as the
-  start of the next line when it is printable, and a trace event ends it too); ``lock``
+* ``repeat`` redraws on the alternate screen until a key is pressed (the key only stops it,
+  and a trace event ends it too), then shows its last output on the normal screen; ``lock``
   reads passwords without echo (and keeps them out of the history).
 
 Idle costs nothing: one asyncio loop lives for the whole console and runs only while a prompt
@@ -426,7 +426,8 @@ class TerminalConsole(Console):
 
     # -- repeat -------------------------------------------------------------------------
     def repeat(self, line: str) -> None:
-        """Run ``line`` every repeat_interval on the alternate screen until a key is pressed."""
+        """Run ``line`` every repeat_interval on the alternate screen until a key is pressed;
+        then show the last output on the normal screen, where it stays."""
         session = self.shell.session
         params = session.params
         result = session.execute(line)
@@ -457,8 +458,8 @@ class TerminalConsole(Console):
                     break
                 result = session.execute(line)
                 if result.err or result.action:
-                    last = result  # shown on the normal screen, where it stays
                     break
+            last = result  # leaving the alternate screen wipes it: show this one again
         finally:
             self._write(self.stdout, ALT_SCREEN_OFF)
             with contextlib.suppress(termios.error, OSError):
@@ -484,23 +485,10 @@ class TerminalConsole(Console):
         except (OSError, ValueError):
             return True
         if fd in ready:
-            try:
-                data = os.read(fd, 1024).decode("utf-8", "ignore")
-            except OSError:
-                data = ""
-            self._typeahead = _printable_prefix(data)
+            with contextlib.suppress(OSError):
+                os.read(fd, 1024)  # the key only stops repeat: it is not the next command
             return True
         return bool(ready)
-
-
-def _printable_prefix(keys: str) -> str:
-    """The typed text worth keeping: printable characters before any control key."""
-    out = []
-    for ch in keys:
-        if not ch.isprintable():
-            break
-        out.append(ch)
-    return "".join(out)
 
 
 class _PromptSafeStream(io.TextIOBase):

@@ -250,6 +250,10 @@ def capture_exception(
     values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
     trc["exc_stack"] = LazyText(lambda: "".join(traceback.format_exception(type(exc), exc, tb)))
     trc["exc_context"] = LazyText(lambda: render_report(exc, _chain_frames(values, trc)))
+    # chained exceptions (raise ... from ...): see otrace.contexts.chain
+    from otrace.contexts.chain import add_causes
+
+    add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
 
 

@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "holds": "hd",
     "tags": "tg",
     "dbaccess": "db",
+    "stalls": "st",
 }
 CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 

@@ -129,10 +129,50 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
 
 
 def _frame_values(frame: FrameContext, limits: Limits, memo: dict[int, Any]) -> tuple[dict, dict]:
-    values = {k: _freeze(v, 1, limits, memo) for k, v in list(frame.items()) if k not in _LINKS}
+    values = {
+        k: _freeze_cause(v, limits, memo) if k in _CAUSES else _freeze(v, 1, limits, memo)
+        for k, v in list(frame.items())
+        if k not in _LINKS
+    }
     trc = frame.get("__trc")
     trc = _freeze(dict(trc), 0, limits, memo) if isinstance(trc, dict) else {}
     return values, trc
+
+
+# A chained exception (``__cause__``/``__context__``, see otrace.contexts.chain) is a frame
+# chain of its own: stored as plain data under a marker key, rebuilt by decode.
+_CAUSES = ("__cause__", "__context__")
+_CHAIN_MARK = "__otrace_frames__"
+
+
+def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
+    if not isinstance(node, FrameContext):
+        return _freeze(node, 1, limits, memo)
+    chain: list[FrameContext] = []
+    while isinstance(node, FrameContext) and node not in chain:
+        chain.append(node)
+        node = node.get("__up")
+    return {_CHAIN_MARK: [_frame_values(f, limits, memo) for f in reversed(chain)]}
+
+
+def _thaw_causes(values: dict[Any, Any]) -> None:
+    """Turn stored cause chains in ``values`` back into frame chains (rooted innermost)."""
+    for key in _CAUSES:
+        stored = values.get(key)
+        if not (isinstance(stored, dict) and isinstance(stored.get(_CHAIN_MARK), list)):
+            continue
+        outer: FrameContext | None = None
+        for frame_values, trc in stored[_CHAIN_MARK]:
+            if not isinstance(frame_values, dict):
+                continue
+            frame_values = _names(frame_values)
+            _thaw_causes(frame_values)
+            node = FrameContext(frame_values, _names(trc) if isinstance(trc, dict) else {})
+            if outer is not None:
+                node["__up"] = outer
+                outer["__down"] = node
+            outer = node
+        values[key] = outer
 
 
 def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
@@ -328,6 +368,8 @@ def decode(
         (_names(_restore(v, memo, trust)), _names(_restore(t, memo, trust)))
         for v, t in record["frames"]
     ]
+    for values, _ in frames:
+        _thaw_causes(values)
     root_index = record["root"]
     nodes: list[FrameContext] = []
     for i, (values, trc) in enumerate(frames):

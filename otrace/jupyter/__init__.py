@@ -45,4 +45,4 @@ def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext otrace.jupyter``: close the shell's file."""
     magics = ipython.magics_manager.registry.get("OTraceMagics")
     if magics is not None:
-        magics.otrace.close()
+        magics.osh.close()

@@ -31,7 +31,7 @@ class OTraceMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.otrace = NotebookShell()
+        self.osh = NotebookShell()
 
     @line_cell_magic
     def otrace(self, line: str, cell: str | None = None) -> Any:
@@ -51,13 +51,13 @@ class OTraceMagics(Magics):
         if not words:
             raise IPythonUsageError("usage: %otrace open FILE | get PATH | any shell line")
         if words[0] == "open":
-            sys.stdout.write(self.otrace.open(words[1:]) + "\n")
+            sys.stdout.write(self.osh.open(words[1:]) + "\n")
             return None
         if words[0] == "get":
             if len(words) > 2:
                 raise IPythonUsageError("usage: %otrace get PATH")
-            return self.otrace.get(words[1] if len(words) > 1 else ".")
-        out, err = self.otrace.execute(line)
+            return self.osh.get(words[1] if len(words) > 1 else ".")
+        out, err = self.osh.execute(line)
         if err:
             sys.stderr.write(err)
         return out if out else None
@@ -70,7 +70,7 @@ class OTraceMagics(Magics):
             index = int(words[1])
         except ValueError:
             raise IPythonUsageError(f"frame: {words[1]!r} is not a frame number") from None
-        view = self.otrace.current(words[2] if len(words) == 3 else "")
+        view = self.osh.current(words[2] if len(words) == 3 else "")
         try:
             view.frame(index)
         except IndexError as exc:

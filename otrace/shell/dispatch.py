@@ -108,6 +108,9 @@ def read(session: Session, text: str, partial: bool = False) -> Line:
     except LineError as exc:
         if partial:
             raise
+        head = stripped.split(None, 1)[0]
+        if head in REGISTRY or head in session.aliases:  # cd "abc: cd's error, not Python's
+            raise UsageError(f"{head}: {exc}") from None
         if not session.in_osh:
             raise UsageError(f"Cannot split line: {exc}") from None
         return Line("python", stripped)  # Python with an odd quote: pr says what is wrong

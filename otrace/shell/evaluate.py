@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import ast
 import codeop
+import inspect
+import os
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 from otrace.errors import SafeModeError, UsageError
@@ -105,6 +108,85 @@ def execute(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Any:
     return None
 
 
+_AWAIT_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def is_async(source: str, mode: str = "exec") -> bool:
+    """True if ``source`` uses ``await`` at its top level (it then runs on the event loop)."""
+    if "await" not in source:
+        return False
+    try:
+        code = compile(source, "<otrace>", mode, flags=_AWAIT_FLAGS)
+    except (SyntaxError, ValueError):
+        return False
+    return bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+def execute_async(code: str, globals_dict: dict[str, Any], local_ns: Any) -> Coroutine:
+    """Like :func:`execute`, as a coroutine for the event loop (``await`` allowed).
+
+    The code is compiled here, so a syntax error is raised at once, in the caller's thread.
+    """
+    tree = ast.parse(code, "<otrace>", "exec")
+    last = None
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = compile(ast.Expression(final.value), "<otrace>", "eval", flags=_AWAIT_FLAGS)
+    body = compile(tree, "<otrace>", "exec", flags=_AWAIT_FLAGS) if tree.body else None
+    return run_async(body, last, globals_dict, local_ns)
+
+
+def evaluate_async(expr: str, globals_dict: dict[str, Any], local_ns: Any) -> Coroutine:
+    """One expression containing ``await``, as a coroutine for the event loop."""
+    return run_async(
+        None, compile(expr, "<otrace>", "eval", flags=_AWAIT_FLAGS), globals_dict, local_ns
+    )
+
+
+async def run_async(body: Any, last: Any, globals_dict: dict[str, Any], local_ns: Any) -> Any:
+    """Run compiled statements then an expression (either may be None or await), as a
+    coroutine; returns the expression's value."""
+    if body is not None:
+        result = eval(body, globals_dict, local_ns)
+        if body.co_flags & inspect.CO_COROUTINE:
+            await result
+    if last is None:
+        return None
+    value = eval(last, globals_dict, local_ns)
+    if last.co_flags & inspect.CO_COROUTINE:
+        value = await value
+    return value
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _hide_own_frames(te: traceback.TracebackException) -> None:
+    """Drop otrace's frames (e.g. a trace wrapper between the caller and the traced
+    function) from ``te`` and the exceptions chained to it: they are not the user's code."""
+    seen: set[int] = set()
+    todo = [te]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        kept = [f for f in item.stack if not f.filename.startswith(_OWN_DIR)]
+        if len(kept) != len(item.stack):
+            item.stack = traceback.StackSummary.from_list(kept)
+        todo.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+
+
+def format_user_traceback(exc: BaseException, tb: Any = None) -> str:
+    """The traceback of ``exc`` (from ``tb``, default its own) without otrace's frames."""
+    te = traceback.TracebackException(
+        type(exc), exc, tb if tb is not None else exc.__traceback__, compact=True
+    )
+    _hide_own_frames(te)
+    return "".join(te.format()).rstrip()
+
+
 def format_exception(exc: BaseException) -> str:
     """The traceback of an error in typed code, without the shell's own frames."""
     tb = exc.__traceback__
@@ -112,4 +194,4 @@ def format_exception(exc: BaseException) -> str:
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
-    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+    return format_user_traceback(exc, tb)

@@ -8,9 +8,10 @@ from typing import Any
 
 from otrace.contexts import safe_repr, safe_str
 from otrace.contexts.capture import LazyText
+from otrace.vfs.asyncview import LiveNode
 from otrace.vfs.pure import pure_repr
 
-ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down"})
+ALWAYS_SHOWN = frozenset({"__call__", "__trc", "__up", "__down", "__cause__", "__context__"})
 
 
 def is_hidden(name: str) -> bool:
@@ -37,14 +38,21 @@ def kind_of(value: Any) -> str:
 
 
 def render_value(value: Any, limit: int = 300, pure: bool = False) -> str:
-    """The value side of ``ls -l``: mappings by their keys, sequences by their items' str.
+    """The value side of ``ls -l``: mappings by their keys, sequences by their items' repr
+    (so ``['0']`` does not read as ``[0]``), requests and tasks by their summary line.
 
-    ``pure`` (safe mode): no program ``__repr__``/``__str__`` runs (see vfs.pure).
+    ``pure`` (safe mode): no program ``__repr__``/``__str__`` runs (see vfs.pure).  Types are
+    told by ``type()``: ``isinstance`` would ask a program's ``__class__``, which may raise.
     """
+    t = type(value)
+    if issubclass(t, LiveNode):
+        try:
+            return value.summary()[:limit]
+        except Exception as exc:
+            return f"<gone: {safe_str(exc, 100)}>"
     if pure:
         return _pure_render(value, limit)
-    t = type(value)
-    if not (issubclass(t, Mapping) or t in (list, tuple) or t is LazyText):
+    if not (issubclass(t, (Mapping, list, tuple)) or t is LazyText):
         return safe_repr(value, limit)
     if isinstance(value, Mapping):
         try:
@@ -58,8 +66,11 @@ def render_value(value: Any, limit: int = 300, pure: bool = False) -> str:
         except Exception:
             return safe_repr(value, limit)
     if isinstance(value, (list, tuple)):
-        items = [safe_str(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
-        text = "[" + ", ".join(items) + "]"
+        items = [safe_repr(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
+        if isinstance(value, tuple):
+            text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        else:
+            text = "[" + ", ".join(items) + "]"
         return text if len(text) <= limit else text[:limit] + "..."
     if isinstance(value, LazyText):
         return safe_str(value, limit)
@@ -78,8 +89,11 @@ def _pure_render(value: Any, limit: int) -> str:
         shown = [one(k) for k in keys[:20]] + (["..."] if len(keys) > 20 else [])
         return "{" + ", ".join(shown) + "}"
     if t in (list, tuple):
-        items = [one(v) for v in value[:20]] + (["..."] if len(value) > 20 else [])
-        text = "[" + ", ".join(items) + "]"
+        items = [pure_repr(v, 60) for v in value[:20]] + (["..."] if len(value) > 20 else [])
+        if t is tuple:
+            text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+        else:
+            text = "[" + ", ".join(items) + "]"
         return text if len(text) <= limit else text[:limit] + "..."
     if t is LazyText:
         return safe_str(value, limit)

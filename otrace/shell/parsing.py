@@ -57,6 +57,7 @@ def _scan(cmd: Command, words: list[Word], final: bool) -> tuple[Args, Expect | 
     words = glue(words, keep=REDIRECTS if cmd.redirects else ())
     args = Args(usage=cmd.usage)
     by_letter = {o.letter: o for o in cmd.options}
+    by_long = {o.long: o for o in cmd.options if o.long}
     options_done = not cmd.parse_options
     pending_opt: Option | None = None
     pending_op = ""
@@ -75,6 +76,10 @@ def _scan(cmd: Command, words: list[Word], final: bool) -> tuple[Args, Expect | 
             pending_opt = None
         elif not options_done and w.text == "--":
             options_done = True
+        elif (
+            not options_done and w.text.startswith("--") and w.text[2:].partition("=")[0] in by_long
+        ):
+            pending_opt = _long_option(cmd, by_long, args, w.text)
         elif not options_done and _is_option(w.text):
             if cmd.dash_words is not None and cmd.dash_words.match(w.text):
                 args.extra.append(w.text)
@@ -133,6 +138,8 @@ def _options(cmd: Command, by_letter: dict[str, Option], args: Args, word: str) 
         opt = by_letter.get(letter)
         if opt is None:
             raise UsageError(f"{cmd.name}: invalid option -{letter}; usage: {cmd.usage}")
+        if opt.value and letter in args.opts:  # the second value would silently win
+            raise UsageError(f"{cmd.name}: option -{letter} given twice; usage: {cmd.usage}")
         if not opt.value:
             args.opts[letter] = True
             continue
@@ -141,6 +148,19 @@ def _options(cmd: Command, by_letter: dict[str, Option], args: Args, word: str) 
             return opt
         args.opts[letter] = _value(cmd, opt, value)
         return None
+    return None
+
+
+def _long_option(cmd: Command, by_long: dict[str, Option], args: Args, word: str) -> Option | None:
+    """Read ``--name`` or ``--name=value``; the option still waiting for its value, if any."""
+    name, eq, value = word[2:].partition("=")
+    opt = by_long[name]
+    if not opt.value:
+        args.opts[opt.letter] = True
+        return None
+    if not eq:
+        return opt
+    args.opts[opt.letter] = _value(cmd, opt, value)
     return None
 
 

@@ -20,7 +20,7 @@ A command is a function ``fn(sh, args)`` (``sh``: the :class:`~otrace.shell.sess
 What can be declared (all keywords):
 
 * ``options``: :class:`Option` switches ``-x`` (with ``value=`` they take a value;
-  ``choices=`` and ``convert=`` check it).  Options come before the positional words;
+  ``choices=`` and ``convert=`` check it; ``long=`` also accepts ``--name`` / ``--name=V``).  Options come before the positional words;
   ``--`` ends them.
 * ``args``: the positional words, as :class:`Arg` (name shown in the usage, a *kind* that
   says how TAB completes it -- see :data:`KINDS` -- and ``optional``/``repeat``).  More
@@ -86,6 +86,7 @@ class Option:
     choices: tuple[str, ...] = ()
     convert: Callable[[str], Any] | None = None
     unsafe: str = ""  # why safe mode refuses this option (see otrace.shell.safety)
+    long: str = ""  # also accepted as --long / --long=VALUE (stored under the letter)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,11 @@ class Command:
         flags = "".join(o.letter for o in self.options if not o.value)
         if flags:
             parts.append(f"[-{flags}]")
-        parts += [f"[-{o.letter} {o.value}]" for o in self.options if o.value]
+        parts += [
+            f"[-{o.letter} {o.value}{f'|--{o.long} {o.value}' if o.long else ''}]"
+            for o in self.options
+            if o.value
+        ]
         if self.dash_words is not None:
             parts.append(f"[{self.dash_words.usage}]")
         parts += [a.usage for a in self.args if not a.optional]
@@ -222,7 +227,8 @@ class Command:
             for opt in self.options:
                 arg = f" {opt.value}" if opt.value else ""
                 choice = f" ({'|'.join(opt.choices)})" if opt.choices else ""
-                lines.append(f"  -{opt.letter}{arg:<10} {opt.help}{choice}")
+                name = f"-{opt.letter}" + (f", --{opt.long}" if opt.long else "")
+                lines.append(f"  {name}{arg:<10} {opt.help}{choice}")
         if self.aliases:
             lines += ["", "Aliases:"]
             lines += [f"  {a:<10} {render_words(w)}" for a, w in sorted(self.aliases.items())]

@@ -32,7 +32,7 @@ from typing import Any
 
 from otrace.contexts import ContextStore
 from otrace.contexts.capture import module_globals
-from otrace.contexts.record import FrameContext
+from otrace.contexts.record import FrameContext, TraceContext
 from otrace.errors import OTraceError, ParamError, PathError
 from otrace.params import Params
 from otrace.runtime import Runtime, default
@@ -41,6 +41,7 @@ from otrace.shell.output import Result
 from otrace.shell.registry import builtin_aliases
 from otrace.shell.tokens import check_line
 from otrace.vfs import Resolved, Tree, as_dir, paths
+from otrace.vfs.live import RequestsDir, TasksDir
 from otrace.vfs.nodes import DirNamespace
 from otrace.vfs.paths import Parts
 
@@ -94,6 +95,8 @@ class Session:
             "pickled": {},
             "web": {},
             "db": {},
+            "requests": RequestsDir(rt.requests),
+            "tasks": TasksDir(rt.requests),
         }
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
@@ -140,6 +143,12 @@ class Session:
         try:
             return self.tree.resolve(self.cwd)
         except PathError:
+            if self.cwd[:2] == ("osh", "requests") and len(self.cwd) > 2:
+                rid = self.cwd[2]
+                raise PathError(
+                    f"Stale directory {paths.render(self.cwd)}: request {rid} has finished "
+                    f"(see /osh/requests/done/{rid}); cd ~~g"
+                ) from None
             raise PathError(
                 f"Stale directory {paths.render(self.cwd)}: it is gone (an evicted or deleted "
                 "context?); cd ~~ or cd ~~g"
@@ -298,8 +307,12 @@ class Session:
 
     def run_code(self, code: str, result: Result) -> None:
         try:
-            with self.exec_guard():
-                value = evaluate.execute(code, self.eval_globals(), self.namespace())
+            if evaluate.is_async(code):
+                coro = evaluate.execute_async(code, self.eval_globals(), self.namespace())
+                value = self.run_await(coro)
+            else:
+                with self.exec_guard():
+                    value = evaluate.execute(code, self.eval_globals(), self.namespace())
         except OTraceError:
             raise
         except BaseException as exc:  # noqa: B036 - typed code may raise SystemExit too
@@ -309,6 +322,17 @@ class Session:
             from otrace.contexts import safe_repr
 
             result.write(safe_repr(value, 100_000))
+
+    def run_await(self, coro: Any) -> Any:
+        """Run typed code that awaits as a task on the program's loop, bounded by
+        ``await_timeout``: in a held frame on the held task's loop, else through the
+        program's event-loop door."""
+        loop = None
+        ctx = self.context_root()
+        if ctx is not None:
+            live = self.runtime.holds.get(ctx.id) if isinstance(ctx, TraceContext) else None
+            loop = getattr(live, "loop", None)
+        return self.runtime.holds.run_coroutine(coro, self.params.await_timeout, loop)
 
     def exec_guard(self):
         """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""

@@ -19,7 +19,7 @@ from otrace.contexts import capture
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import safe_repr, safe_str
 from otrace.log import get_logger
-from otrace.tracing import debugger
+from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import ConditionError, Predicate, get_tag
 from otrace.tracing.engine import _EMPTY, Site, TraceSpec
 
@@ -205,8 +205,17 @@ def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
         )
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
+        prepare = None
+        if recorder.params.append_traceback:
+            prepare = lambda ctx: annotate.annotate(exc, ctx)  # noqa: E731
         recorder.record(
-            "exceptions", site.name, type(exc).__name__, values, trc, say=[lambda c: c.id]
+            "exceptions",
+            site.name,
+            type(exc).__name__,
+            values,
+            trc,
+            say=[lambda c: c.id],
+            prepare=prepare,
         )
     except Exception:
         log.exception("recording the exception of %s failed", site.name)

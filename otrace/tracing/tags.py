@@ -42,6 +42,11 @@ def tag(obj: Any, label: str = "id", /, _recorder: Any = None, **extra: Any) -> 
     def attach(ctx: TraceContext) -> None:
         try:
             setattr(obj, TAG_ATTR, ctx.id)
+        except (AttributeError, TypeError):
+            raise TraceError(
+                f"Cannot tag a {type(obj).__name__}: it takes no attributes "
+                "(tags go on objects of your own classes)"
+            ) from None
         except Exception as exc:
             raise TraceError(f"Error in tag: {type(exc).__name__}: {safe_str(exc, 200)}") from None
 

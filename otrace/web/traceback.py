@@ -246,7 +246,10 @@ class TracebackServer:
         frame = session.frames[index]
         loop = tornado.ioloop.IOLoop.current()
         try:
-            fut = loop.run_in_executor(self._executor, evaluate, code, frame)
+            program_loop = asyncio.get_running_loop() if session.live else None  # for await
+            fut = loop.run_in_executor(
+                self._executor, evaluate, code, frame, program_loop, self.eval_timeout
+            )
         except RuntimeError as exc:
             return EvalResult(error=str(exc))
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import inspect
 import io
 import os
 import secrets
@@ -42,6 +43,8 @@ from typing import Any
 from otrace.contexts.capture import module_globals
 from otrace.contexts.record import parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
+from otrace.holds import AwaitError, run_coroutine
+from otrace.shell.evaluate import run_async
 
 LINK_KEYS = frozenset({"__trc", "__up", "__down"})
 MAX_FRAMES = 2000
@@ -207,10 +210,11 @@ def _first_line(filename: str, lineno: int, lines: list[str]) -> int:
     return guess
 
 
-def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
+def chain_frames(ctx: Mapping[str, Any], *, live: bool, start: int = 0) -> list[FrameView]:
     """The frames of a context chain, outermost first, each with copied locals.
 
-    ``ctx`` is the root (the innermost frame); ``__up`` leads outwards.
+    ``ctx`` is the root (the innermost frame); ``__up`` leads outwards.  Indices start at
+    ``start`` (a chained exception's frames follow the ones before them on the page).
     """
     nodes: list[Mapping[str, Any]] = []
     seen: set[int] = set()
@@ -235,7 +239,7 @@ def chain_frames(ctx: Mapping[str, Any], *, live: bool) -> list[FrameView]:
         values = {k: v for k, v in node.items() if k not in LINK_KEYS}
         frames.append(
             FrameView(
-                index=index,
+                index=start + index,
                 filename=filename,
                 lineno=lineno,
                 funcname=funcname,
@@ -276,6 +280,62 @@ def describe(ctx: Mapping[str, Any]) -> tuple[str, str]:
         return tid or "trace context", ""
 
 
+# -- chained exceptions --------------------------------------------------------------------
+RELATION_TEXT = {
+    "__cause__": "The above exception was the direct cause of the following exception:",
+    "__context__": "During handling of the above exception, another exception occurred:",
+}
+
+
+@dataclass
+class FrameGroup:
+    """The frames of one exception of a chain: ``frames[start:end]`` of the page session.
+
+    ``relation`` says how the *next* group follows from this one (empty for the last).
+    """
+
+    title: str
+    start: int
+    end: int
+    relation: str = ""
+
+    @property
+    def relation_text(self) -> str:
+        return RELATION_TEXT.get(self.relation, "")
+
+
+def exception_groups(
+    ctx: Mapping[str, Any], *, live: bool, title: str = ""
+) -> tuple[list[FrameView], list[FrameGroup]]:
+    """Every exception of a context's chain as its own group of frames, oldest cause first.
+
+    The causes are the ``__cause__`` / ``__context__`` entries captured with the context
+    (see :mod:`otrace.contexts.chain`); without any, one group holds the whole chain.
+    """
+    nodes: list[tuple[Mapping[str, Any], str]] = [(ctx, "")]
+    seen = {id(ctx)}
+    node: Any = ctx
+    while len(nodes) < 20:
+        link = next(
+            (k for k in ("__cause__", "__context__") if isinstance(node.get(k), Mapping)), ""
+        )
+        if not link or id(node[link]) in seen:
+            break
+        node = node[link]
+        seen.add(id(node))
+        nodes.append((node, link))
+    frames: list[FrameView] = []
+    groups: list[FrameGroup] = []
+    for i in range(len(nodes) - 1, -1, -1):
+        node, relation = nodes[i]  # how the exception after this one follows from it
+        start = len(frames)
+        frames.extend(chain_frames(node, live=live, start=start))
+        trc = node.get("__trc")
+        text = safe_str(trc.get("exception", ""), 500) if isinstance(trc, Mapping) else ""
+        groups.append(FrameGroup(title if i == 0 and title else text, start, len(frames), relation))
+    return frames, groups
+
+
 # -- sessions ------------------------------------------------------------------------------
 @dataclass
 class PageSession:
@@ -290,6 +350,11 @@ class PageSession:
     fields: list[tuple[str, str]] = field(default_factory=list)  # the root's __trc, shown
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     created: float = field(default_factory=time.time)
+    groups: list[FrameGroup] = field(default_factory=list)
+
+    def frame_groups(self) -> list[FrameGroup]:
+        """The groups to show (one holding every frame when none were made)."""
+        return self.groups or [FrameGroup(self.title, 0, len(self.frames))]
 
 
 class SessionTable:
@@ -337,13 +402,15 @@ def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
         for k, v in sorted(trc.items(), key=lambda kv: str(kv[0]))
         if k not in ("frame", "exc_stack")  # shown as the frames and the plain traceback
     ][:100]
+    frames, groups = exception_groups(ctx, live=live, title=title)
     return PageSession(
         trace_id=context_id(ctx),
         title=title,
         detail=detail,
-        frames=chain_frames(ctx, live=live),
+        frames=frames,
         live=live,
         meta=meta,
+        groups=groups if len(groups) > 1 else [],
         fields=fields,
     )
 
@@ -418,13 +485,24 @@ def compile_input(code: str, filename: str) -> tuple[Any, Any]:
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)  # type: ignore[attr-defined]
-    body = compile(tree, filename, "exec") if tree.body else None
-    expr = compile(last, filename, "eval") if last is not None else None
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # only code that awaits becomes a coroutine
+    body = compile(tree, filename, "exec", flags=flags) if tree.body else None
+    expr = compile(last, filename, "eval", flags=flags) if last is not None else None
     return body, expr
 
 
-def evaluate(code: str, frame: FrameView) -> EvalResult:
-    """Run ``code`` in ``frame``'s namespace; never raises.  Called in a worker thread."""
+def _awaits(*codes: Any) -> bool:
+    return any(c is not None and c.co_flags & inspect.CO_COROUTINE for c in codes)
+
+
+def evaluate(
+    code: str, frame: FrameView, loop: Any = None, await_timeout: float = 10.0
+) -> EvalResult:
+    """Run ``code`` in ``frame``'s namespace; never raises.  Called in a worker thread.
+
+    Code that uses ``await`` runs as a task on ``loop`` (the program's, for a live page),
+    bounded by ``await_timeout`` seconds; without a loop it is refused.
+    """
     route_stdout()
     buf = io.StringIO()
     token = _CAPTURE.set(buf)
@@ -432,17 +510,28 @@ def evaluate(code: str, frame: FrameView) -> EvalResult:
     filename = f"<frame {frame.index}: {frame.funcname}>"
     try:
         body, expr = compile_input(code, filename)
-        if body is not None:
-            exec(body, frame.globals, frame.locals)
-        if expr is not None:
-            value = eval(expr, frame.globals, frame.locals)
-            if value is not None:
-                try:
-                    result.value = _bounded(repr(value), MAX_VALUE)
-                except Exception as exc:
-                    result.value = safe_repr(value)
-                    result.error = f"repr failed: {safe_repr(exc)}"
-                frame.locals["_"] = value
+        value = None
+        if _awaits(body, expr):
+            if loop is None:
+                raise AwaitError(
+                    "await works on live pages only (nothing runs this program's loop)"
+                )
+            coro = run_async(body, expr, frame.globals, frame.locals)
+            value = run_coroutine(coro, await_timeout, loop)
+        else:
+            if body is not None:
+                exec(body, frame.globals, frame.locals)
+            if expr is not None:
+                value = eval(expr, frame.globals, frame.locals)
+        if expr is not None and value is not None:
+            try:
+                result.value = _bounded(repr(value), MAX_VALUE)
+            except Exception as exc:
+                result.value = safe_repr(value)
+                result.error = f"repr failed: {safe_repr(exc)}"
+            frame.locals["_"] = value
+    except AwaitError as exc:
+        result.error = str(exc)
     except SyntaxError as exc:
         result.error = "".join(traceback.format_exception_only(type(exc), exc))
     except BaseException as exc:  # the typed code's error is the answer, even SystemExit

@@ -12,6 +12,7 @@ import held_app as test_app
 import tornado.httpserver
 import tornado.ioloop
 import tornado.testing
+import tornado.web
 
 import otrace.tornado as otornado
 
@@ -19,7 +20,8 @@ import otrace.tornado as otornado
 class Server:
     """A Tornado server running in its own thread (its loop is the app's loop)."""
 
-    def __init__(self) -> None:
+    def __init__(self, make_app: Callable[[], tornado.web.Application] | None = None) -> None:
+        self.make_app = make_app or test_app.make_app
         self.port = 0
         self.loop: tornado.ioloop.IOLoop | None = None
         self._ready = threading.Event()
@@ -29,7 +31,7 @@ class Server:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self.loop = tornado.ioloop.IOLoop.current()
         sock, self.port = tornado.testing.bind_unused_port()
-        server = tornado.httpserver.HTTPServer(test_app.make_app())
+        server = tornado.httpserver.HTTPServer(self.make_app())
         server.add_sockets([sock])
         otornado.attach(loop=self.loop)
         self.loop.add_callback(self._ready.set)
@@ -48,21 +50,25 @@ class Server:
             self.loop.add_callback(self.loop.stop)
             self.thread.join(10)
 
-    def get(self, path: str, timeout: float = 10) -> tuple[int, str]:
+    def get(
+        self, path: str, timeout: float = 10, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, resp.read().decode()
         finally:
             conn.close()
 
-    def get_in_thread(self, path: str) -> tuple[threading.Thread, dict]:
+    def get_in_thread(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[threading.Thread, dict]:
         result: dict = {}
 
         def run() -> None:
             try:
-                result["response"] = self.get(path, timeout=30)
+                result["response"] = self.get(path, timeout=30, headers=headers)
             except Exception as exc:  # reported by the test
                 result["error"] = exc
 

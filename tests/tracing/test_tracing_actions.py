@@ -35,7 +35,7 @@ def test_break_blocks_worker_until_resumed_from_another_thread(sample, announced
     (ctx,) = holds.pending()
     assert ctx.kind == "breaks" and ctx.id.startswith("plain:br-call:") and ctx.live is not None
     assert ctx.trc["thread"] == "worker-1" and ctx["a"] == 9
-    assert f"{ctx.id} a=9, b=2" in announced
+    assert wait_for(lambda: f"{ctx.id} a=9, b=2" in announced)  # announced after pending
     time.sleep(0.05)
     assert worker.is_alive() and results == []
     resumer = threading.Thread(target=lambda: results.append(holds.resume(ctx.id)))

@@ -10,6 +10,30 @@
 
   if (window.otrace) window.otrace.attach(socket);
 
+  /* A pinch of jQuery, so that the original tutorial's console lines work in this page:
+   * $("body").css("background", "red"), $("#message").val().  The value prints as
+   * [object Object], as jQuery's did. */
+  window.$ = function (selector) {
+    var nodes = Array.prototype.slice.call(document.querySelectorAll(selector));
+    return {
+      length: nodes.length,
+      css: function (name, value) {
+        if (value === undefined) return nodes.length ? getComputedStyle(nodes[0])[name] : undefined;
+        nodes.forEach(function (n) { n.style[name] = value; });
+        return this;
+      },
+      val: function (value) {
+        if (value === undefined) return nodes.length ? nodes[0].value : undefined;
+        nodes.forEach(function (n) { n.value = value; });
+        return this;
+      },
+      text: function () {
+        return nodes.map(function (n) { return n.textContent; }).join("");
+      },
+      toJSON: function () { return undefined; }
+    };
+  };
+
   socket.addEventListener("open", function () {
     document.body.setAttribute("data-connected", "yes");
   });

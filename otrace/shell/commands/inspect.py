@@ -62,13 +62,10 @@ def pr(sh, args: Args) -> None:
     try:
         ns = sh.namespace()
         g = sh.eval_globals()
-        with sh.exec_guard():
-            if parts is None:
-                values = [evaluate.evaluate(expr, g, ns)]
-            else:
-                values = [
-                    eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts
-                ]
+        if evaluate.is_async(expr, "eval"):
+            values = [sh.run_await(evaluate.evaluate_async(expr, g, ns))]
+        else:
+            values = _evaluate_parts(sh, expr, parts, g, ns)
     except OTraceError:
         raise
     except BaseException as exc:  # noqa: B036 - typed code may raise anything
@@ -114,6 +111,13 @@ def _pr_pure(sh, tree: ast.Expression, expr: str) -> None:
         )
         return
     sh.out.write(" ".join(_shown(v, True) for v in values))
+
+
+def _evaluate_parts(sh, expr: str, parts: Any, g: dict, ns: Any) -> list[Any]:
+    with sh.exec_guard():
+        if parts is None:
+            return [evaluate.evaluate(expr, g, ns)]
+        return [eval(compile(ast.Expression(p), "<otrace>", "eval"), g, ns) for p in parts]
 
 
 @command(

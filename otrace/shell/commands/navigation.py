@@ -92,6 +92,8 @@ def cd(sh, args: Args) -> None:
     ~~w (work directory), ~<trace-id> (that context), : (back to the entity root).
     A glob must match exactly one entry.
     """
+    if args.words and args.words[0] == "~~" and sh.store.newest is None:
+        sh.out.write("No trace context yet: ~~ is /osh/globals until one is recorded")
     change_dir(sh, args.words[0] if args.words else None)
 
 
@@ -134,7 +136,15 @@ def pwd(sh, args: Args) -> None:
 
 @command("pushd", args=PATH, chains=True, outside_osh=True)
 def pushd(sh, args: Args) -> None:
-    """Remember the current directory on the stack, then cd to path."""
+    """Remember the current directory on the stack, then cd to path (no path: exchange the
+    current directory with the top of the stack, like swapd)."""
+    if not args.words:
+        if not sh.dirstack:
+            raise UsageError(
+                "pushd: no other directory; pushd PATH remembers this one, goes to PATH"
+            )
+        swapd(sh, args)
+        return
     here = sh.cwd
     change_dir(sh, args.words[0] if args.words else None)
     sh.dirstack.append(here)

@@ -58,7 +58,9 @@ def mount_pickled(sh, name: str, filter_words: list[str], *, trust: bool = False
     sh.params.set("unpickle_file", path)
     how = "trusted: full pickle" if trust else "loaded as data; -t to trust the file"
     shown = escape_controls(str(path))
-    return f"{tree.count()} contexts in {shown} ({how}); browse them under /osh/pickled"
+    count = tree.count()
+    noun, them = ("context", "it") if count == 1 else ("contexts", "them")
+    return f"{count} {noun} in {shown} ({how}); browse {them} under /osh/pickled"
 
 
 @command(

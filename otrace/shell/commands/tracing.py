@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import inspect
 import types
+from typing import Any
 
 from otrace import tracing
 from otrace.contexts.record import FrameContext
 from otrace.errors import OTraceError, PathError, TraceError, UsageError
 from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.targets import resolve_target
+from otrace.tracing import dbkeys
 
 
 def _count(text: str) -> int:
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
         raise ValueError("Expected integer argument for option -n (N, +N or -N)") from None
+    if count == 0:
+        raise ValueError("0 traces nothing; N: trace N matches, -N: skip N first; no -n: all")
+    return count
 
 
 TRACEABLE = (
@@ -52,6 +57,25 @@ TRACE_OPTIONS = (
 )
 
 
+def _db_key(sh, text: str) -> str | None:
+    """The db interface's key for a /osh/db/... operand (None for other operands)."""
+    if text in ("*", "all"):
+        return None
+    try:
+        parts = sh.tree.parts(text, sh.cwd)
+    except PathError:
+        return None
+    if parts[:2] != ("osh", "db") or len(parts) < 3:
+        return None
+    interface = sh.hooks.get("db")
+    if interface is None:
+        raise UsageError("trace: no db interface (OShell(db_interface=...)) for /osh/db keys")
+    key = interface.key_from_path(list(parts[2:]))
+    if not key:
+        raise UsageError(f"Invalid db path for tracing: {text}")
+    return key
+
+
 def _trace_args(sh, text: str):
     """(target, parent, attr, shown name) for trace/untrace operands."""
     if text == "*":
@@ -80,11 +104,16 @@ def trace(sh, args: Args) -> None:
     (block the thread until resume; refused on an event-loop thread), hold (async def: the
     request waits until resume), pdb/ipdb (debugger in the traced thread), tag (tag self).
     Each event leaves a trace context in /osh/recent and is announced at the console.
+    A /osh/db/... path traces that database key (with a db interface): -c get, put, delete,
+    modify or all, or conditions on the entity's fields; -a break.
     """
     if not args.words:
         if args.opts:
             raise UsageError(f"trace: options need a target; usage: {args.usage}")
-        specs = tracing.traces(sh.runtime.tracer)
+        specs: list[Any] = [
+            *tracing.traces(sh.runtime.tracer),
+            *dbkeys.traced_keys(sh.runtime.tracer),
+        ]
         if not specs:
             sh.out.write("Nothing is traced")
         for spec in specs:
@@ -92,6 +121,17 @@ def trace(sh, args: Args) -> None:
             if spec.last_error:
                 line += f"   last condition error: {spec.last_error}"
             sh.out.write(line)
+        return
+    key = _db_key(sh, args.words[0])
+    if key is not None:
+        keyspec = dbkeys.trace_key(
+            key,
+            args.opts.get("c", ""),
+            args.opts.get("a"),
+            args.opts.get("n", 0),
+            sh.runtime.tracer,
+        )
+        sh.out.write(f"Tracing {keyspec.render()}")
         return
     target, parent, attr, name = _trace_args(sh, args.words[0])
     spec = tracing.trace(
@@ -115,7 +155,13 @@ def untrace(sh, args: Args) -> None:
     word = args.words[0]
     if word == "all":
         tracing.untrace_all(sh.runtime.tracer)
+        dbkeys.untrace_all(sh.runtime.tracer)
         sh.out.write("untraced all tracing")
+        return
+    key = _db_key(sh, word)
+    if key is not None:
+        dbkeys.untrace_key(key, sh.runtime.tracer)
+        sh.out.write(f"untraced {key}")
         return
     try:
         target, _, _, name = _trace_args(sh, word)

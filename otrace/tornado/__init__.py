@@ -1,5 +1,9 @@
 """Tornado 6 integration: the event-loop bridge, holds on requests, clean shutdown.
 
+:func:`attach` also turns on request tracking for every ``tornado.web.Application``
+(``/osh/requests``, ``hold -c``; see :mod:`.requests`), names the loop whose tasks
+``/osh/tasks`` lists, and arms the stall watchdog (``set stall_ms``; see :mod:`.stall`).
+
 A Tornado server runs every request on one thread, so a breakpoint there would stop them
 all.  otrace *holds* one request instead: the handler awaits a hold (``await
 traceassert(ok, "label", action="hold")`` or ``trace -a hold Handler.method`` on an
@@ -46,6 +50,8 @@ from tornado.ioloop import IOLoop
 from otrace import holds
 from otrace.log import get_logger
 from otrace.runtime import Runtime, default
+from otrace.tornado import requests as _requests
+from otrace.tornado import stall as _stall
 
 if TYPE_CHECKING:
     from otrace.web.traceback import TracebackServer
@@ -67,6 +73,7 @@ def attach(
     stop_loop: bool = True,
     on_stop: Callable[[], Any] | None = None,
     runtime: Runtime | None = None,
+    track_requests: bool = True,
 ) -> IOLoop:
     """Make ``loop`` (default: ``IOLoop.current()``) the application's loop for otrace.
 
@@ -75,7 +82,10 @@ def attach(
     * with a ``shell`` whose ``eventloop_callback`` was omitted, it is set to
       ``loop.add_callback``; with ``stop_loop``, the loop stops once the shell shuts down
       (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
-      this instead of ``loop.stop``, see :func:`stop_on_shutdown`).
+      this instead of ``loop.stop``, see :func:`stop_on_shutdown`);
+    * with ``track_requests``, every request handler is tracked (``/osh/requests``, ``hold
+      -c``) and the loop's tasks are listed in ``/osh/tasks``; ``set stall_ms N`` watches
+      this loop for stalls.
 
     The loop is kept on the runtime (``runtime``, else the shell's, else the default one).
     Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
@@ -88,6 +98,11 @@ def attach(
     rt.loop_thread = None
     loop.add_callback(_note_loop_thread, loop, rt)
     rt.holds.set_eventloop_callback(_bridge(loop))
+    aio = getattr(loop, "asyncio_loop", None)
+    rt.requests.loop = aio
+    if track_requests:
+        _requests.install(rt)
+    _stall.configure(rt, aio)
     if shell is not None:
         if getattr(shell, "eventloop_callback", None) is None:
             shell.eventloop_callback = loop.add_callback
@@ -116,6 +131,9 @@ def detach(runtime: Runtime | None = None) -> None:
     rt.loop = None
     rt.loop_thread = None
     rt.holds.set_eventloop_callback(None)
+    _requests.uninstall(rt)
+    _stall.configure(rt, None)
+    rt.requests.loop = None
 
 
 def _note_loop_thread(loop: IOLoop, rt: Runtime) -> None:
