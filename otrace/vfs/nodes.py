@@ -232,9 +232,10 @@ class FsDir(Dir):
             raise PathError(f"cannot list {self.value.path}: {exc.strerror}") from None
         if self.value.path == "/":
             names.append("osh")
-        return names[:limit]
+        return self._public(names)[:limit]
 
     def get(self, name: str) -> Any:
+        self._check_name(name)
         path = os.path.join(self.value.path, name)
         if not os.path.lexists(path):
             raise KeyError(name)
@@ -252,8 +253,10 @@ def as_dir(value: Any, pure: bool = False) -> Dir:
         raise PathError("Stale directory (the entry is None or gone)")
     if pure:
         t = type(value)
-        if t is FsPath:
-            raise SafeModeError("the real filesystem is not browsed in safe mode; " + _pure.HINT)
+        if t is FsPath:  # names of files, never their contents
+            if not value.is_dir():
+                raise PathError(f"Not a directory: {value.path}")
+            return FsDir(value, True)
         if _pure.is_trusted(t) and isinstance(value, Mapping):  # otrace's own: its code is ours
             d = MappingDir(value, True)
             d.trusted = True

@@ -30,7 +30,8 @@ from typing import Any
 from otrace.errors import SafeModeError
 
 HINT = "set safe_mode False"
-OTRACE_NAMES = frozenset({"__trc", "__up", "__down"})  # otrace's own entries in contexts
+# otrace's own entries in contexts (a chained exception's cause and context too)
+OTRACE_NAMES = frozenset({"__trc", "__up", "__down", "__cause__", "__context__"})
 
 SCALARS: tuple[type, ...] = (
     type(None),

@@ -50,6 +50,7 @@ import concurrent.futures
 import itertools
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,7 @@ def escape_name(user: str) -> str:
     return name
 
 
+_REMOTELOG = re.compile(r"\s*otrace\.remotelog\((true|false)\)\s*;?\s*")
 MAX_MESSAGE = 1_000_000  # characters of a message the bridge parses at all
 LOG_TEXT = 2_000  # characters of one unasked message announced
 LOG_BURST = 20  # unasked messages announced at once ...
@@ -196,6 +198,9 @@ class WebBridge:
     def submit(self, name: str, code: str) -> concurrent.futures.Future:
         """Send ``code`` to browser ``name``; the future gets (stdout, stderr) or an error."""
         conn = self.connection(name)
+        switch = _REMOTELOG.fullmatch(code)
+        if switch:  # the operator typed otrace.remotelog(...): that is asking for it
+            conn.logs_wanted = switch.group(1) == "true"
         fut: concurrent.futures.Future = concurrent.futures.Future()
         req_id = next(self._ids)
         with self._lock:

@@ -42,8 +42,7 @@ def refused(sh, line: str) -> str:
 
 
 def test_unix_commands_outside_osh(sh, tmp_path):
-    refused(sh, f"cd {tmp_path}")
-    sh.cwd = tuple(p for p in str(tmp_path).split("/") if p)  # as if it had got there
+    assert not sh.execute(f"cd {tmp_path}").err  # moving and listing names is inspection
     refused(sh, "touch made_by_bash")
     assert not (tmp_path / "made_by_bash").exists()
 
@@ -84,8 +83,8 @@ def test_private_names_are_not_revealed(sh):
 
 def test_files_on_the_machine_are_not_read(sh):
     refused(sh, "view /etc/hostname")
-    refused(sh, "ls /etc/*")
     refused(sh, "source /etc/hostname")
+    assert "hostname" in sh.execute("ls /etc/h*").out  # names of files, never their contents
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def test_debug_demo_binds_loopback_only():
     with open(os.path.join(ROOT, "tornademos", "debug_app.py"), encoding="utf-8") as f:
         src = f.read()
     assert re.search(r'define\("address", default="127\.0\.0\.1"', src)
-    assert "app.listen(options.port, address=options.address)" in src
+    assert "bind_sockets(options.port, address=options.address)" in src
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tornademos", "debug_app.py"), "--help"],
         capture_output=True,

@@ -15,8 +15,8 @@ def _safe_set(sh, args: Args) -> None:
 
 
 def _safe_source(sh, args: Args) -> None:
-    if args.words and not args.words[0].endswith(".trc"):
-        raise safety.refuse("source of files other than .trc command files")
+    if args.words and not args.words[0].endswith((".trc", ".osh")):
+        raise safety.refuse("source of files other than .trc/.osh command files")
 
 
 @command(
