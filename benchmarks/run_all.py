@@ -53,6 +53,13 @@ def main() -> None:
     run(sys.executable, "requests_cost.py", *flag)
     run(sys.executable, "pickle_store.py", "5000" if opts.quick else "50000")
     run(sys.executable, "shell_input.py", *flag)
+    run(sys.executable, "service.py", *flag)
+    if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        run(sys.executable, "store_backends.py", *flag)
+    else:
+        print(
+            "\n(PostgreSQL server not found: store_backends.py skipped; apt-get install postgresql)"
+        )
     print(f"\nall benchmarks: {time.monotonic() - t0:.0f} s")
 
 

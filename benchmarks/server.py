@@ -1,6 +1,6 @@
 """A Tornado hello-world server for the load benchmarks, run in its own process.
 
-    python benchmarks/server.py --mode {plain,idle,untracked,stall,assert,holds,shell}
+    python benchmarks/server.py --mode {plain,idle,untracked,stall,assert,holds,shell,service}
 
 * ``plain``  -- no otrace at all (the baseline);
 * ``idle``   -- ``OShell(new_thread=True)`` reading a pipe nobody writes to, plus
@@ -11,6 +11,8 @@
 * ``assert`` -- ``idle`` and the handler also awaits a true ``traceassert(..., action="hold")``
   (``trace_active`` on); ``?number=77`` makes it false, so the request is held;
 * ``holds``  -- same as ``assert`` (the driver holds requests with ``number=77``);
+* ``service`` -- the otrace service listening on ``--listen PATH`` and no terminal (stdin is
+  /dev/null, as under systemd); consoles attach from outside;
 * ``shell``  -- ``idle`` with ``max_recent`` high and 10,000 contexts in /osh/recent; a thread
   runs shell commands through ``OShell.execute`` when told to on stdin.
 
@@ -124,9 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--mode",
-        choices=("plain", "idle", "untracked", "stall", "assert", "holds", "shell"),
+        choices=("plain", "idle", "untracked", "stall", "assert", "holds", "shell", "service"),
         default="plain",
     )
+    parser.add_argument("--listen", help="socket path (service mode)")
     parser.add_argument("--recent", type=int, default=10_000)
     opts = parser.parse_args()
     sock = tornado.netutil.bind_sockets(0, "127.0.0.1")
@@ -141,11 +144,16 @@ def main() -> None:
 
         PARAMS = default().params
 
-        read_fd, _write_fd = os.pipe()  # the idle shell waits on a pipe nobody writes to
+        if opts.mode == "service":
+            stdin = open(os.devnull)  # noqa: SIM115 - no terminal: consoles attach
+        else:
+            read_fd, _write_fd = os.pipe()  # the idle shell waits on a pipe nobody writes to
+            stdin = os.fdopen(read_fd)
         shell = otrace.OShell(
             {"__name__": "bench", "PORT": port},
             new_thread=True,
-            _stdin=os.fdopen(read_fd),
+            listen=opts.listen or False,
+            _stdin=stdin,
             _stdout=io.StringIO(),
             _stderr=io.StringIO(),
         )

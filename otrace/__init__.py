@@ -12,6 +12,7 @@ traceassert``; ``otrace.OTrace.add_trace(...)``, ``otrace.tag(obj)``, ...): see
 from __future__ import annotations
 
 from otrace._version import __version__ as __version__
+from otrace.activation import install  # noqa: E402
 from otrace.compat import (  # noqa: E402
     DefaultCallback,
     OTrace,
@@ -45,6 +46,7 @@ __all__ = [
     "TraceCallback",
     "Runtime",
     "encrypt_password",
+    "install",
     "get_tag",
     "main",
     "schedule_callback",

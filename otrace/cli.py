@@ -6,6 +6,10 @@
 ``otrace -f NAME program.py [args]``  call ``NAME(*args)`` (see :func:`call_with_args`) and exit;
                                       if it raises, keep the shell open at the exception's
                                       trace context for post-mortem.
+``otrace attach PID|NAME|SOCKET``     open a console on a running program's otrace service.
+``otrace ps``                         list the programs on this machine one can attach to.
+``otrace inject PID``                 start otrace in a running Python that never imported
+                                      it (see otrace.inject).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import inspect
 import os
 import signal
 import sys
-import threading
 
 from otrace.oshell import OShell
 
@@ -85,6 +88,21 @@ def browse_pickled(path: str, *, trust: bool = False) -> int:
     return 0
 
 
+def service_command(args: list[str]) -> int:
+    """``otrace attach TARGET`` / ``otrace ps``."""
+    from otrace.console.attach import attach, ps
+
+    parser = argparse.ArgumentParser(prog=f"otrace {args[0]}")
+    if args[0] == "attach":
+        parser.description = "Open a console on a running program (quit or Ctrl-D detaches)."
+        parser.add_argument("target", help="a pid, a program name (see otrace ps) or a socket")
+        opts = parser.parse_args(args[1:])
+        return attach(opts.target)
+    parser.description = "List the programs on this machine an otrace console can attach to."
+    parser.parse_args(args[1:])
+    return ps()
+
+
 def demo_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="otrace demo", description="Run the Tornado demo with the otrace console."
@@ -100,8 +118,14 @@ def demo_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv[:1] == ["inject"]:
+        from otrace.inject import main as inject_main
+
+        return inject_main(argv[1:])
     if argv[:1] == ["demo"] and not os.path.exists("demo"):
         return demo_main(argv[1:])
+    if argv[:1] in (["attach"], ["ps"]) and not os.path.exists(argv[0]):
+        return service_command(argv)
     parser = argparse.ArgumentParser(
         prog="otrace", description="Object shell for a Python program."
     )
@@ -176,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         record_failure(exc, opts.function)
         shell.session.execute("cd ~~")  # under the session lock: the console may be busy
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
-        while not shell.is_shut_down:
-            threading.Event().wait(0.5)
+        # the console's thread ends when it detaches (quit, Ctrl-D, end of input)
+        while not shell.is_shut_down and shell.thread is not None and shell.thread.is_alive():
+            shell.thread.join(0.5)
+        shell.shutdown()
         return 1
     shell.shutdown()
     return 0

@@ -2,7 +2,7 @@
 
 Runs ``tornademos/torna_trace.py`` (shipped with otrace) as if started by hand, after
 printing a short guide: open the page, submit 77 (held), look at it from the console,
-``resume``, ``quit``.
+``resume``, ``shutdown``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ Try this:
   1. open {url} and submit 3, then 77 -- 77 is held, its page waits
      (or, in another terminal: curl '{url}?number=77')
   2. here, at the prompt:  ls ~~     cd ~~     ls -l     number     resume
-  3. help lists the commands; quit stops the server.
+  3. help lists the commands; shutdown stops the server (quit only detaches this console).
 Tutorials: docs/GettingStarted.rst (hello_trace.py) and docs/UseWithTornado.rst.
 """
 
@@ -38,7 +38,7 @@ def port_in_use(addr: str, port: int) -> bool:
 
 
 def run(addr: str = "127.0.0.1", port: int = 8888) -> int:
-    """Print the guide and run the demo in this process (returns when it quits)."""
+    """Print the guide and run the demo in this process (returns when it shuts down)."""
     if port == 0 or port_in_use(addr, port):
         if port:
             print(f"(port {port} is busy; using another)", file=sys.stderr)

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from otrace import _default
+from otrace import _default, forking
 from otrace.contexts.sqlite import PersistenceHook
 from otrace.contexts.store import ContextStore
 from otrace.events import Announcement, EventBus
@@ -72,6 +72,7 @@ class Runtime:
         self.loop: Any = None
         self.loop_thread: int | None = None
         self.shell: Any = None
+        forking.register(self)  # no lock of this runtime is inherited held by a forked child
 
     # -- announcements ------------------------------------------------------------------------
     def announce(self, text: str) -> None:

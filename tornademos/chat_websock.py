@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             globals_dict=globals(),
             locals_dict={"app": app, "bridge": bridge},
             allow_unsafe=True,
+            listen=True,  # otrace attach PID opens more consoles
             new_thread=True,
             web_interface=bridge,
         )

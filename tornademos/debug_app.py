@@ -5,7 +5,7 @@
 ``/`` says hello; ``/error/`` raises.  With ``--debug`` the error page is interactive:
 every frame's source and locals, and a prompt in each frame (the PIN is printed on this
 console).  The same exception is a trace context under ``/osh/recent/exceptions`` in the
-otrace console, which runs alongside; ``quit`` there stops the server.  Without ``--debug``
+otrace console, which runs alongside; ``shutdown`` there stops the server.  Without ``--debug``
 errors are Tornado's plain 500.  (``--port=0``: any free port, printed.)
 """
 
@@ -59,10 +59,14 @@ def _log_errors_only(handler: tornado.web.RequestHandler) -> None:
 
 
 def start_console(stopped: asyncio.Event) -> otrace.OShell:
-    """Run the otrace console in its own thread, beside the IOLoop; ``quit`` sets
-    ``stopped`` (the server then stops)."""
+    """Run the otrace console in its own thread, beside the IOLoop; ``shutdown`` sets
+    ``stopped`` (the server then stops); ``quit`` detaches the console."""
     shell = otrace.OShell(
-        globals_dict=globals(), locals_dict=globals(), allow_unsafe=True, new_thread=True
+        globals_dict=globals(),
+        locals_dict=globals(),
+        allow_unsafe=True,
+        new_thread=True,
+        listen=True,  # otrace attach PID opens more consoles
     )
     otrace.tornado.attach(shell, on_stop=stopped.set)
     shell.loop()

@@ -155,7 +155,7 @@ def _no_access_log(handler: tornado.web.RequestHandler) -> None:
 
 
 async def run_server(trace_shell: otrace.OShell | None = None) -> None:
-    """Serve until the shell quits (or forever without a shell)."""
+    """Serve until the shell shuts down (or forever without a shell)."""
     stopped = asyncio.Event()
     if trace_shell is not None:
         otrace.tornado.attach(trace_shell, on_stop=stopped.set)
@@ -189,6 +189,7 @@ def trace_main(args: list[str] | None = None) -> None:
         allow_unsafe=True,
         new_thread=True,
         work_dir=HERE,
+        listen=True,  # otrace attach PID opens more consoles
     )
     try:
         asyncio.run(run_server(trace_shell))

@@ -6,7 +6,7 @@ the request for 77 through ``traceassert(number != "77", label="hold_check",
 action="hold")`` (when ``trace_active`` is on, as torna_trace.trc sets it) and
 ``GetHandler.respond(number)`` computes the answer; ``Request_stats`` counts requests.
 While 77 is held, every other request is still served; ``cd ~~``, look, ``resume``.
-``quit`` stops the server.
+``shutdown`` stops the server (``quit`` only detaches the console).
 
     cd tornademos && python torna_trace.py [--port=8888] [--addr=127.0.0.1]
 """
@@ -113,10 +113,11 @@ async def main() -> None:
         new_thread=True,
         hold_wrapper=otrace.tornado.hold_wrapper,
         eventloop_callback=IO_loop.add_callback,
+        listen=True,  # otrace attach PID opens more consoles
     )
-    otrace.tornado.attach(trace_shell, IO_loop, on_stop=stopped.set)  # quit stops the server
+    otrace.tornado.attach(trace_shell, IO_loop, on_stop=stopped.set)  # shutdown stops it
     try:
-        # Start oshell, then serve until it quits
+        # Start oshell, then serve until its shutdown
         trace_shell.loop()
         await stopped.wait()
     finally:

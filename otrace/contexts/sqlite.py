@@ -23,9 +23,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from otrace import _default
+from otrace.contexts import targets
 from otrace.contexts.sqlite_format import FORMAT_NAME, FORMAT_VERSION, connect, resolve_path
 from otrace.contexts.sqlite_reader import (
     PickledEntry,
@@ -35,7 +37,9 @@ from otrace.contexts.sqlite_reader import (
 )
 from otrace.contexts.sqlite_writer import PickleWriter
 from otrace.contexts.store import ContextStore
+from otrace.errors import OTraceError
 from otrace.events import ContextRecorded
+from otrace.log import announce
 from otrace.params import Params
 
 __all__ = [
@@ -62,7 +66,7 @@ class PersistenceHook:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.writer: PickleWriter | None = None
+        self.writer: Any = None  # a PickleWriter, or a database back end's BatchWriter
         self.params: Params | None = None
         self.store: ContextStore | None = None
         self.workdir: str | None = None
@@ -72,20 +76,28 @@ class PersistenceHook:
         """Refuse a ``pickle_file`` that cannot be opened (runs before the value is stored)."""
         if name != "pickle_file" or not value:
             return
-        path = resolve_path(value, self.workdir)
+        path = self.resolve(value)
         writer = self.writer
         if writer is not None and writer.path == path:
             return
-        connect(path, create=True, busy_timeout=self.options.get("busy_timeout", 5.0)).close()
+        if isinstance(path, targets.DatabaseTarget):
+            targets.check_writable(path, **self.options)
+        else:
+            connect(path, create=True, busy_timeout=self.options.get("busy_timeout", 5.0)).close()
+
+    def resolve(self, value: str | os.PathLike[str]) -> Path | targets.DatabaseTarget:
+        """A database URL parsed, or a file path resolved from the work directory."""
+        if targets.is_url(value):
+            return targets.parse(str(value))
+        return resolve_path(value, self.workdir)
 
     def on_param(self, name: str, old: Any, new: Any) -> None:
         if name == "pickle_file":
             self.open(new or None)
 
-    def open(
-        self, path: str | os.PathLike[str] | None, timeout: float = 10.0
-    ) -> PickleWriter | None:
-        target = resolve_path(path, self.workdir) if path else None
+    def open(self, path: str | os.PathLike[str] | None, timeout: float = 10.0) -> Any:
+        """Write to ``path`` (a file or a database URL) from now on; None: stop writing."""
+        target = self.resolve(path) if path else None
         with self.lock:
             current = self.writer
             if current is not None and target is not None and current.path == target:
@@ -95,7 +107,10 @@ class PersistenceHook:
             current.close(timeout)
         if target is None:
             return None
-        writer = PickleWriter(target, **self.options)
+        if isinstance(target, targets.DatabaseTarget):
+            writer = targets.open_writer(target, **self.options)
+        else:
+            writer = PickleWriter(target, **self.options)
         with self.lock:
             self.writer = writer
         return writer
@@ -124,6 +139,16 @@ class PersistenceHook:
         current = params.get("pickle_file")
         if current:
             self.open(current)
+        elif targets.from_environment():
+            self._from_environment(params)
+
+    def _from_environment(self, params: Params) -> None:
+        """``OTRACE_STORE`` names the store when ``pickle_file`` is unset; a store that
+        cannot be used is announced, and the program runs on without one."""
+        try:
+            params.set("pickle_file", targets.from_environment())
+        except OTraceError as exc:
+            announce(f"otrace: {targets.ENV} not used: {exc}")
 
     def uninstall(self) -> None:
         """See :func:`uninstall`."""
@@ -203,13 +228,16 @@ def open_pickled(
     """Open a context file for browsing; StoreError (one line) if it cannot be.
 
     ``filters`` maps ``kind``, ``key``, ``methodname``, ``context_id``, ``timestamp`` or
-    ``pid`` to a value (a glob if it has ``*?[``); all must match.  Records load as data
+    ``pid`` to a value (a glob if it has ``*?[``); all must match.  ``path`` may also be a
+    database URL (:mod:`otrace.contexts.targets`; more filters there).  Records load as data
     only, unless ``trust`` (full ``pickle``: only for files you trust).  If this process is
     writing the same file, what is queued is written first.  May be called from any thread.
     """
-    target = resolve_path(path, workdir)
+    target = targets.parse(str(path)) if targets.is_url(path) else resolve_path(path, workdir)
     rt = _default.peek()
     w = rt.persistence.writer if rt is not None else None
     if w is not None and w.path == target:
         w.flush(5.0)
+    if isinstance(target, targets.DatabaseTarget):
+        return targets.open_reader(target, dict(filters or {}), trust=trust)
     return open_tree(target, dict(filters or {}), trust=trust)

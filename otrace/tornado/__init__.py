@@ -15,7 +15,7 @@ Typical main::
     loop = IOLoop.current()
     shell = OShell(globals(), locals(), init_file="app.trc", allow_unsafe=True,
                    new_thread=True, eventloop_callback=loop.add_callback)
-    otrace.tornado.attach(shell, loop)     # defaults + stop the loop when the shell quits
+    otrace.tornado.attach(shell, loop)     # defaults + stop the loop at shutdown
     shell.loop()
     app.listen(port)
     loop.start()
@@ -81,11 +81,12 @@ def attach(
       :func:`run_on_loop` targets this loop;
     * with a ``shell`` whose ``eventloop_callback`` was omitted, it is set to
       ``loop.add_callback``; with ``stop_loop``, the loop stops once the shell shuts down
-      (``quit``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
+      (``shutdown``), so ``loop.start()`` returns and the process can exit (``on_stop``: call
       this instead of ``loop.stop``, see :func:`stop_on_shutdown`);
     * with ``track_requests``, every request handler is tracked (``/osh/requests``, ``hold
       -c``) and the loop's tasks are listed in ``/osh/tasks``; ``set stall_ms N`` watches
       this loop for stalls.
+    * a shell made with ``listen`` (or ``OTRACE_LISTEN``) starts listening for consoles.
 
     The loop is kept on the runtime (``runtime``, else the shell's, else the default one).
     Returns the loop.  Call before ``loop.start()`` from the thread that will run it, or from
@@ -108,6 +109,9 @@ def attach(
             shell.eventloop_callback = loop.add_callback
         if stop_loop:
             stop_on_shutdown(shell, loop, on_stop=on_stop)
+        start_service = getattr(shell, "start_service", None)
+        if start_service is not None:
+            start_service()  # consoles can attach as soon as the loop runs (if it listens)
     return loop
 
 

@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m otrace.web.traceback",
         description="Browse stored trace contexts as interactive tracebacks.",
     )
-    parser.add_argument("path", help="pickle database written with `set pickle_file`")
+    parser.add_argument(
+        "path", help="a store written with `set pickle_file` (a file or a postgresql:// URL)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument(

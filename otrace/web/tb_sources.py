@@ -37,6 +37,11 @@ def pickled_source(path: str, filters: Any = None, *, trust: bool = False) -> Co
             "post-mortem pages need otrace.contexts.sqlite (the SQLite context "
             "store), which this installation of otrace does not have"
         ) from None
+    from otrace.contexts import targets
+
+    if targets.is_url(path):
+        tree = open_pickled(path, filters if filters is not None else {})
+        return ContextSource.from_tree(tree, live=False, label=targets.display(path))
     if not os.path.exists(path):
         raise OTraceError(f"no such pickle database: {path}")
     tree = open_pickled(path, filters if filters is not None else {}, trust=trust)

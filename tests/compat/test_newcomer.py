@@ -166,10 +166,10 @@ def test_set_trace_in_a_function_reaches_its_locals(tmp_path):
     assert "after 42" in p.stdout
 
 
-def test_debug_app_quit_stops_the_server_and_requests_are_not_logged(tmp_path):
+def test_debug_app_shutdown_stops_the_server_and_requests_are_not_logged(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tornademos" / "debug_app.py"), "--debug", "--port=0"],
-        env={**ENV, "HOME": str(tmp_path), "OTRACE_HISTORY": ""},
+        env={**ENV, "HOME": str(tmp_path), "OTRACE_HISTORY": "", "XDG_RUNTIME_DIR": str(tmp_path)},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -183,7 +183,7 @@ def test_debug_app_quit_stops_the_server_and_requests_are_not_logged(tmp_path):
         url = line.split()[2]
         with urllib.request.urlopen(url.replace("localhost", "127.0.0.1"), timeout=30) as resp:
             assert resp.read() == b"Hello, world!"
-        proc.stdin.write("quit\n")
+        proc.stdin.write("set safe_mode False\nshutdown -y\n")  # quit would only detach
         proc.stdin.flush()
         out, _ = proc.communicate(timeout=30)
     finally:

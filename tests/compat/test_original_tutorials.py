@@ -131,8 +131,10 @@ def _check(term: TmuxTerminal, command: str, pattern: str | None) -> str:
 
 
 def _quit(term: TmuxTerminal) -> None:
-    term.type("quit")
-    term.key("Enter")
+    """Stop the demo (``quit`` would only detach the console)."""
+    for line in ("set safe_mode False", "shutdown -y"):
+        term.type(line)
+        term.key("Enter")
     term.wait_for(r"^Server stopped|chat_websock: stopped|Pane is dead")
 
 

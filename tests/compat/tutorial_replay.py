@@ -2,7 +2,8 @@
 
 A transcript is a literal block whose first line starts a demo, e.g.
 ``tornademos$ python hello_trace.py``; the literal blocks after it that contain prompt lines
-(``globals> ls``) continue the same session, until ``quit``.  Between blocks, invisible rst
+(``globals> ls``) continue the same session, until ``shutdown -y`` (or ``quit`` of a program
+that ends with its console).  Between blocks, invisible rst
 comments tell the replay what a browser would do meanwhile::
 
     .. tutorial: fetch /?number=77
@@ -197,10 +198,12 @@ def start(session: Session, tmp: Path) -> TmuxTerminal:
 def _type(term: TmuxTerminal, command: str, before: int) -> list[str]:
     term.type(command)
     term.key("Enter")
-    if command.strip() == "quit":
+    if command.strip() in ("quit", "shutdown -y"):
         hist = _wait(
             term,
-            lambda h: bool(h) and h[-1].startswith(("Server stopped", "Pane is dead")),
+            lambda h: (
+                bool(h) and (h[-1].startswith(("Server stopped", "Pane is dead")) or _ended(term))
+            ),
             "the program to stop",
         )
         return [h for h in hist if not h.startswith("Pane is dead")]
@@ -209,6 +212,19 @@ def _type(term: TmuxTerminal, command: str, before: int) -> list[str]:
         lambda h: len(h) > before and _is_idle_prompt(h[-1]),
         f"the prompt after {command!r}",
     )
+
+
+def _ended(term: TmuxTerminal) -> bool:
+    """The pane's program has exited, even if tmux has not reaped it yet (a zombie: under
+    load tmux can take seconds to mark the pane dead)."""
+    pid = term.tmux("display", "-p", "-t", "t", "#{pane_pid}").strip()
+    if not pid.isdigit():
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _fetch(term: TmuxTerminal, browser: Browser, step: str, before: int) -> list[str]:

@@ -191,6 +191,8 @@ def test_output_from_other_threads_prints_above_the_partial_line(terminal):
     terminal.type("pr 40 +")
     terminal.wait_last_line("globals> pr 40 +")
     terminal.signal(signal.SIGUSR1)  # announce + print + log from the main thread
+    # the announcement comes through the service's queue, so it may come after the others
+    terminal.wait_for(r"event-from-main-thread", what="the announcement")
     screen = terminal.wait_for(
         r"(?s)^LOG logged-by-program$.*^globals> pr 40 \+$",
         what="the log line, then the prompt redrawn",
@@ -350,3 +352,30 @@ def test_pdb_action_gets_the_terminal_and_gives_it_back(terminal):
     terminal.type("pr 40 + 2")
     terminal.send("Enter")
     terminal.wait_for(r"^42$", what="the shell answering again")
+
+
+def test_ctrl_c_during_a_command_interrupts_it_not_the_program(terminal):
+    """The local console is a client too: Ctrl-C reaches the command, never the program."""
+    terminal.type("!import time; time.sleep(30)")
+    terminal.send("Enter")
+    time.sleep(0.5)
+    terminal.send("C-c")
+    terminal.wait_for(r"Interrupted", what="the interrupt's message", timeout=5)
+    terminal.wait_last_line("globals>", timeout=5)
+    assert terminal.dead() == (False, "")
+    terminal.type("pr 6 * 7")
+    terminal.send("Enter")
+    terminal.wait_for(r"^42$", what="the shell answering again")
+
+
+def test_system_exit_from_a_repr_is_contained(terminal):
+    terminal.type("!class Boom:\n    def __repr__(self): raise SystemExit(9)")
+    terminal.send("Enter")
+    terminal.wait_last_line("...")
+    terminal.send("Enter")
+    terminal.wait_last_line("globals>")
+    terminal.type("pr Boom()")
+    terminal.send("Enter")
+    terminal.wait_for(r"SystemExit", what="one error line")
+    terminal.wait_last_line("globals>")
+    assert terminal.dead() == (False, "")

@@ -157,7 +157,7 @@ def test_repeat_lock_quit_are_front_end_actions(sh):
     assert (r.action, r.action_arg) == ("repeat", "ls -l stats/*")
     assert sh.execute("lock").action == "lock"
     r = sh.execute("quit")
-    assert r.action == "quit" and "Shutting down" in r.err
+    assert r.action == "quit" and "Detaching console" in r.err
 
 
 def test_run_without_runner(t):

@@ -39,7 +39,7 @@ def test_oshell_blocking_with_init_file(tmp_path):
     assert "globals> set max_recent 5" in text
     assert "{'n': 1}" in text
     assert "osh..stats> " in text
-    assert "Shutting down" in err.getvalue()
+    assert "Detaching console" in err.getvalue()
     assert shell.is_shut_down
 
 

@@ -1,10 +1,11 @@
-"""The tornademos as real processes: hold on 77, browse, resume, quit with holds pending."""
+"""The tornademos as real processes: hold on 77, browse, resume, shutdown with holds pending."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -13,7 +14,8 @@ from pathlib import Path
 import tornado.testing
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+RUNTIME = tempfile.mkdtemp(prefix="otrace-demos-")  # the demos' sockets, not the user's
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_RUNTIME_DIR": RUNTIME}
 
 
 def free_port() -> int:
@@ -51,7 +53,7 @@ def send(proc: subprocess.Popen, line: str, delay: float = 0.5) -> None:
     time.sleep(delay)
 
 
-def test_torna_trace_hold_resume_and_quit_with_pending_holds():
+def test_torna_trace_hold_resume_and_shutdown_with_pending_holds():
     port = free_port()
     proc = start("torna_trace.py", port)
     try:
@@ -68,14 +70,15 @@ def test_torna_trace_hold_resume_and_quit_with_pending_holds():
         send(proc, "resume")
         held.join(10)
         assert "The reciprocal of 77.0 is 0.012987" in out["held"]
-        # quit with two requests held: they are released and the process exits
+        # shutdown with two requests held: they are released and the process exits
         others = [
             threading.Thread(target=fetch, args=(port, "number=77", out, f"h{i}")) for i in range(2)
         ]
         for t in others:
             t.start()
         time.sleep(0.7)
-        send(proc, "quit")
+        send(proc, "set safe_mode False")
+        send(proc, "shutdown -y")
         for t in others:
             t.join(10)
         assert all("0.012987" in out[f"h{i}"] for i in range(2)), out
@@ -99,7 +102,8 @@ def test_hello_trace_submit_from_shell():
         send(proc, "submit(0)")
         send(proc, "cd ~~")
         send(proc, "pr self.value")
-        send(proc, "quit")
+        send(proc, "set safe_mode False")
+        send(proc, "shutdown -y")
         text, _ = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:

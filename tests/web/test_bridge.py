@@ -295,7 +295,7 @@ def test_refuses_to_wait_on_the_event_loop(chat_server, clients):
 
 
 def test_demo_runs_as_a_program(tmp_path):
-    """chat_websock.py --port/--addr serves the login page; quit in its console stops it."""
+    """chat_websock.py --port/--addr serves the login page; shutdown in its console stops it."""
     import os
     import socket
     import subprocess
@@ -318,7 +318,7 @@ def test_demo_runs_as_a_program(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=dict(os.environ, PYTHONPATH=root),
+        env=dict(os.environ, PYTHONPATH=root, XDG_RUNTIME_DIR=str(tmp_path)),
         cwd=tmp_path,
     )
     try:
@@ -326,7 +326,7 @@ def test_demo_runs_as_a_program(tmp_path):
         assert any(f"Listening on 127.0.0.1:{port}" in line for line in lines), lines
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as resp:
             assert b'id="name"' in resp.read()
-        proc.stdin.write("cd /osh/web\nls\nquit\n")
+        proc.stdin.write("cd /osh/web\nls\nset safe_mode False\nshutdown -y\n")
         proc.stdin.flush()
         assert proc.wait(15) == 0
     finally:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 
-from otrace.contexts import sqlite
+from otrace.contexts import sqlite, targets
 from otrace.contexts.safe import escape_controls
 from otrace.errors import SafeModeError, UsageError
 from otrace.shell.registry import Arg, Args, DashWords, Option, command
 
 FILTER_CHOICES = tuple(
-    f + "=" for f in ("kind", "key", "methodname", "context_id", "timestamp", "pid")
+    f + "="
+    for f in ("kind", "key", "methodname", "context_id", "timestamp", "pid")
+    + ("host", "since", "until")  # a PostgreSQL store's
 )
 
 
@@ -29,6 +31,8 @@ def unpickle(sh, args: Args) -> None:
     Relative names are taken from the work directory (~~w).  Filters, all of which must
     hold: kind, key, methodname, context_id, timestamp, pid (globs allowed), e.g.
     unpickle trace.db methodname=Cart.boom kind=exceptions
+    A PostgreSQL store (unpickle postgresql://user@host/db) also takes host=, since= and
+    until= (2026-12-02T05:30, seconds since the epoch, or an age: 10m, 2h).
     Stored values load as data: objects of other classes become stand-ins that keep their
     type name, repr and attributes, and no code named by the file runs.  -t (--trust)
     loads them with full pickle, which runs whatever the file names: only for files you
@@ -57,7 +61,7 @@ def mount_pickled(sh, name: str, filter_words: list[str], *, trust: bool = False
         old.close()
     sh.params.set("unpickle_file", path)
     how = "trusted: full pickle" if trust else "loaded as data; -t to trust the file"
-    shown = escape_controls(str(path))
+    shown = escape_controls(targets.display(str(path)))
     count = tree.count()
     noun, them = ("context", "it") if count == 1 else ("contexts", "them")
     return f"{count} {noun} in {shown} ({how}); browse {them} under /osh/pickled"

@@ -1,4 +1,4 @@
-"""The shell itself: set, help, alias, source, repeat, lock, run, quit."""
+"""The shell itself: set, help, alias, source, repeat, lock, run, quit, shutdown."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from otrace.errors import OTraceError, ParamError, PathError, UsageError
 from otrace.shell import safety
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
-from otrace.shell.registry import REGISTRY, Arg, Args, command, lookup, render_words
+from otrace.shell.registry import REGISTRY, Arg, Args, Option, command, lookup, render_words
 
 
 def _safe_set(sh, args: Args) -> None:
@@ -175,6 +175,35 @@ def run(sh, args: Args) -> None:
 
 @command("quit", outside_osh=True)
 def quit_(sh, args: Args) -> None:
-    """End the shell (and, for otrace script.py, the program)."""
-    sh.out.error("Shutting down...")
+    """Detach this console (as Ctrl-D does); the program runs on.
+
+    Other consoles stay attached; with the service listening, 'otrace attach PID' opens a
+    console again.  'shutdown' stops the program.
+    """
+    sh.out.error("Detaching console...")
     sh.out.action = "quit"
+
+
+@command(
+    "shutdown",
+    options=(Option("y", "yes: do not ask for confirmation"),),
+    outside_osh=True,
+)
+def shutdown(sh, args: Args) -> None:
+    """Stop the program: release holds and breaks, detach every console, end the program.
+
+    Asks for confirmation (-y does not).  Refused in safe mode.  The program ends through
+    its own shutdown path when it has one (otrace.tornado.attach stops the event loop),
+    else as if Ctrl-C had been pressed in its main thread.
+    """
+    stop = sh.hooks.get("shutdown")
+    if stop is None:
+        raise OTraceError("This shell is not attached to a program it can stop")
+    if sh.params.safe_mode:
+        raise OTraceError("shutdown not permitted in safe mode; set safe_mode False")
+    if not args.flag("y"):
+        sh.out.action, sh.out.action_arg = "confirm", "shutdown -y"
+        return
+    stop()
+    sh.out.error("Shutting down the program...")
+    sh.out.action = "quit"  # this console goes at once: no prompt for a program that ends

@@ -1,0 +1,320 @@
+"""The bounded background writer every context store back end shares (``set pickle_file``).
+
+:class:`BatchWriter` owns the part of writing that does not depend on where records go:
+
+* :meth:`~BatchWriter.submit`, called on the thread that created a context, freezes it (see
+  :mod:`otrace.contexts.sanitize`; cheap) and puts it on a bounded queue.  It never blocks and
+  never raises: a full queue drops the context, counted and announced once.
+* The writer's own thread takes batches off the queue, pickles each value on its own
+  (:func:`~otrace.contexts.sanitize.encode`, the one record format every back end stores) and
+  hands the rows to the back end's :meth:`~BatchWriter.write_rows`.
+* Counts (submitted, written, dropped, failed) and one announcement per kind of trouble.
+* ``fork``: the writer thread's I/O is fenced by a lock taken around ``os.fork`` (bounded), so
+  a child never inherits a connection half-way through a write; a writer used in a forked
+  child starts afresh there (:meth:`~BatchWriter.reopen`).
+
+A back end subclasses it with :meth:`~BatchWriter.connect`, :meth:`~BatchWriter.write_rows`,
+:meth:`~BatchWriter.disconnect` and :meth:`~BatchWriter.abandon`: the SQLite file
+(:mod:`otrace.contexts.sqlite_writer`) and PostgreSQL (:mod:`otrace.contexts.postgres.writer`).
+
+Thread safety: see :class:`BatchWriter`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import weakref
+from typing import Any
+
+from otrace.contexts.record import TraceContext
+from otrace.contexts.sanitize import DEFAULT_LIMITS, Limits, Snapshot, encode, freeze_context
+from otrace.log import announce, get_logger
+
+log = get_logger("pickle")
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+# A row as the writer hands it to the back end: the snapshot's fields and its pickled bytes.
+Row = tuple[Any, ...]
+
+
+class BatchWriter:
+    """Writes frozen contexts from a thread of its own, in batches (abstract; see module).
+
+    :meth:`submit` may be called from any thread and never blocks or raises; :meth:`flush`
+    and :meth:`close` may be called from any thread except the writer's own.  The subclass's
+    :meth:`connect` runs in the constructor (so an unusable target is refused at once, as a
+    :class:`~otrace.errors.StoreError`) and :meth:`write_rows` on the writer thread.
+    """
+
+    #: how the writer names its target in announcements and thread names
+    label = "?"
+    #: how long a fork waits for this writer's thread to finish its current write (seconds;
+    #: None: as long as it takes)
+    fork_wait: float | None = 2.0
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        limits: Limits = DEFAULT_LIMITS,
+        report=announce,
+    ) -> None:
+        self.limits = limits
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._report_sink = report
+        self._closed = False
+        self.connect()
+        self._start()
+
+    # -- for the back end --------------------------------------------------------------
+    def connect(self) -> None:
+        """Open the connection, in the constructor (raise StoreError if unusable).  After a
+        fork the child's writer thread connects again (see :meth:`write_rows`)."""
+        raise NotImplementedError
+
+    def write_rows(self, rows: list[Row]) -> None:
+        """Write one batch (writer thread; connect first if not connected); count with
+        :meth:`count`, announce trouble with :meth:`report`."""
+        raise NotImplementedError
+
+    def disconnect(self) -> None:
+        """Close the connection (writer thread, at the end)."""
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        """In a forked child: drop the parent's connection without touching it."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """False while the target is known to be away (writer thread): a batch is then
+        dropped (counted as failed) without pickling it."""
+        return True
+
+    def row(self, snap: Snapshot, blob: bytes) -> Row:
+        """The row stored for ``snap`` (the shared record fields; back ends may add some)."""
+        return (
+            snap.key,
+            snap.kind,
+            snap.name,
+            snap.ctxid,
+            snap.timestamp,
+            snap.created,
+            snap.pid,
+            blob,
+        )
+
+    # -- setup -------------------------------------------------------------------------
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        # the counts change on program threads (submit) and on the writer thread at once
+        self._count_lock = threading.Lock()
+        self.submitted = self.written = self.dropped = self.failed = 0
+        self._reported: set[str] = set()
+        # Held by the writer thread while it pickles and talks to its database, and taken
+        # around os.fork() (see _before_fork), so a child does not inherit a write half done.
+        self._io_lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(self._queue_size)
+        _WRITERS.add(self)
+        self._thread = threading.Thread(
+            target=self._run, name=f"otrace-writer-{self.label}", daemon=True
+        )
+        self._thread.start()
+
+    def reopen(self) -> None:
+        """In a forked child: leave the parent's connection alone and start over (the new
+        writer thread connects; the program thread that noticed the fork does not wait)."""
+        with _REOPEN:
+            if self._pid != os.getpid():
+                self.abandon()
+                self._start()
+
+    # -- any thread --------------------------------------------------------------------
+    def submit(self, ctx: TraceContext) -> None:
+        """Freeze ``ctx`` now and queue it for writing.  Never blocks, never raises."""
+        try:
+            if self._closed:
+                return
+            if self._pid != os.getpid():
+                self.reopen()
+            self.count("submitted")
+            if self._queue.full():  # dropping costs less than writing: no snapshot
+                raise queue.Full
+            snap = freeze_context(ctx, self._pid, self.limits)
+            self._queue.put_nowait(snap)
+        except queue.Full:
+            self.count("dropped")
+            self.report("queue", "writing cannot keep up; contexts are being dropped")
+        except Exception as exc:
+            self.count("failed")
+            self.report("submit", f"cannot snapshot {getattr(ctx, 'id', ctx)!r}: {one_line(exc)}")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (or failed); False on timeout."""
+        if self._pid != os.getpid():
+            return True  # forked, nothing submitted here yet
+        if self._closed or not self._thread.is_alive():
+            return self._queue.empty()
+        marker = _Flush()
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        return marker.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (waiting up to ``timeout``), then stop and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pid != os.getpid():
+            return
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """Counts of contexts submitted, written, dropped (queue full) and failed (errors)."""
+        with self._count_lock:
+            counts = {
+                "submitted": self.submitted,
+                "written": self.written,
+                "dropped": self.dropped,
+                "failed": self.failed,
+            }
+        return {**counts, "queued": self._queue.qsize()}
+
+    def _count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the count ``name`` (any thread; a short lock)."""
+        with self._count_lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    count = _count  # for back ends
+
+    def report(self, kind: str, message: str, *, once: bool = True) -> None:
+        """Announce ``message`` (the first time for ``kind`` unless ``once`` is False)."""
+        if once:
+            with self._lock:
+                if kind in self._reported:
+                    return
+                self._reported.add(kind)
+        text = f"otrace: pickle_file {self.label}: {message}" + (" (reported once)" if once else "")
+        log.info("%s", text)
+        try:
+            self._report_sink(text)
+        except Exception:
+            pass
+
+    def forget_reports(self, *kinds: str) -> None:
+        """Let ``kinds`` be announced again (say, after a database came back)."""
+        with self._lock:
+            self._reported.difference_update(kinds)
+
+    # -- writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            items = [self._queue.get()]
+            while len(items) < self._batch_size:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows: list[Row] = []
+            markers = []
+            with self._io_lock:
+                ready = self.ready()
+                away = 0
+                for item in items:
+                    if item is _STOP:
+                        stop = True
+                    elif isinstance(item, _Flush):
+                        markers.append(item)
+                    elif isinstance(item, Snapshot):
+                        if not ready:
+                            away += 1
+                            continue
+                        row = self._encode(item)
+                        if row is not None:
+                            rows.append(row)
+                if away:
+                    self.count("failed", away)
+                if rows:
+                    try:
+                        self.write_rows(rows)
+                    except Exception as exc:  # never let the thread die
+                        self.count("failed", len(rows))
+                        self.report("write", f"cannot write: {one_line(exc)}")
+            for marker in markers:
+                marker.done.set()
+        try:
+            self.disconnect()
+        except Exception:
+            pass
+
+    def _encode(self, snap: Snapshot) -> Row | None:
+        try:
+            blob = encode(snap, self.limits)
+        except Exception as exc:
+            self.count("failed")
+            self.report("encode", f"cannot pickle {snap.key}: {one_line(exc)}")
+            return None
+        return self.row(snap, blob)
+
+
+# Fork bookkeeping is process-wide by nature (os.register_at_fork is): live writers, and those
+# whose I/O lock is held across a fork.
+_WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
+_HELD: list[BatchWriter] = []
+_REOPEN = threading.Lock()  # one program thread of a forked child restarts a writer
+
+
+def _before_fork() -> None:
+    # Bounded for a database (a slow one must not hold up the program's fork for long; a
+    # child never touches the connection it inherits anyway, see abandon()); SQLite waits.
+    for w in list(_WRITERS):
+        wait = w.fork_wait
+        if w._io_lock.acquire(timeout=-1 if wait is None else wait):
+            _HELD.append(w)
+
+
+def _after_fork_in_parent() -> None:
+    while _HELD:
+        _HELD.pop()._io_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # the writer threads did not come along; their locks are ours to drop
+    global _REOPEN
+    _REOPEN = threading.Lock()
+    _HELD.clear()
+    for w in list(_WRITERS):
+        w._io_lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

@@ -1,0 +1,100 @@
+"""A client's outgoing frames: replies in order, announcements bounded.
+
+Program threads put announcements here; they never wait, and take no lock unless the writer
+sleeps: the queue holds at most ``limit`` announcements and drops the oldest when full
+(``deque(maxlen=...)``, atomic under the GIL), counting them, and the client is told how many
+it missed.  (Two program threads racing may lose one count of a drop; never an announcement
+that was kept.)  Replies to the client's own requests (results, completions) are never
+dropped.  One writer thread per client takes frames out and sends them, and only it may
+block (on a slow or stopped client).
+
+Thread safety: :meth:`put_announcement`, :meth:`put_reply` and :meth:`close` from any thread;
+:meth:`take` from the client's writer thread only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from typing import Any
+
+DEFAULT_LIMIT = 1000
+
+
+class OutputQueue:
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = limit
+        self._replies: deque[dict[str, Any]] = deque()
+        self._announcements: deque[str] = deque(maxlen=limit)  # appending drops the oldest
+        self._puts = 0  # announcements ever put
+        self._accounted = 0  # of those: taken or counted as dropped
+        self._dropped = 0  # since last told
+        self.dropped_total = 0
+        self._mutex = threading.Lock()
+        self._ready = threading.Condition(self._mutex)
+        self._waiting = False  # the writer sleeps in take(): only then is a notify needed
+        self._closed = False
+
+    def put_announcement(self, text: str) -> None:
+        """Queue ``text``; never blocks beyond a short uncontended lock.  Any thread."""
+        # the hot path of a traced thread: an append, a count, a flag
+        if self._closed:
+            return
+        self._announcements.append(text)
+        self._puts += 1
+        if self._waiting:  # the writer published this under the mutex before sleeping
+            with self._mutex:
+                self._ready.notify()
+
+    def put_reply(self, msg: dict[str, Any]) -> None:
+        """Queue a reply frame (kept, in order).  Any thread."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._replies.append(msg)
+            if self._waiting:
+                self._ready.notify()
+
+    def take(self, timeout: float | None = None) -> list[dict[str, Any]] | None:
+        """The frames to send now (replies first); [] on timeout; None once closed and empty."""
+        with self._ready:
+            self._waiting = True
+            try:
+                if not self._closed and not self._replies and not self._announcements:
+                    self._ready.wait(timeout)
+            finally:
+                self._waiting = False
+            if self._closed:
+                # a last reply (``bye``) still goes out; announcements do not
+                out = list(self._replies)
+                self._replies.clear()
+                return out or None
+            out = list(self._replies)
+            self._replies.clear()
+            texts = []
+            with contextlib.suppress(IndexError):
+                while True:
+                    texts.append(self._announcements.popleft())
+            dropped = max(0, self._puts - self._accounted - len(texts))
+            self._accounted += len(texts) + dropped
+            self._dropped += dropped
+            self.dropped_total += dropped
+            if self._dropped:
+                out.append({"t": "dropped", "n": self._dropped})
+                self._dropped = 0
+            out.extend({"t": "announce", "text": t} for t in texts)
+            return out
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+    def pending_drops(self) -> int:
+        """Announcements dropped and not yet reported (approximate).  Any thread."""
+        return max(0, self._puts - self._accounted - len(self._announcements)) + self._dropped
+
+    def __len__(self) -> int:
+        with self._mutex:
+            return len(self._replies) + len(self._announcements)
