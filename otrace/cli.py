@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_user_traceback(exc), file=sys.stderr)
         record_failure(exc, opts.function)
-        shell.session.execute("cd ~~")  # under the session lock: the console may be busy
+        shell._run_line("cd ~~")  # through the console's service: never beside its own line
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
         # the console's thread ends when it detaches (quit, Ctrl-D, end of input)
         while not shell.is_shut_down and shell.thread is not None and shell.thread.is_alive():

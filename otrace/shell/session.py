@@ -13,18 +13,16 @@ multi-line code, front-end hooks) and turns an input line into a
 Errors the operator caused (:class:`~otrace.errors.OTraceError`) are one line; any other
 exception is shown with its traceback, and the session carries on.
 
-Thread safety: a session belongs to one thread (the console's).  :meth:`Session.execute`
-takes the session's ``lock``, so another thread that must run a line in it (``otrace -f``
-opening the post-mortem context) waits for the line in progress instead of racing it.  Its
-state (cwd, stacks, aliases) is private; the program's objects it looks at are shared, and
-it reads them as they are.
+Thread safety: a session is used from one thread at a time (the service runs its lines;
+another thread goes through the service too, as ``otrace -f`` does to open the post-mortem
+context).  Its state (cwd, stacks, aliases) is private; the program's objects it looks at
+are shared, and it reads them as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import traceback
 import weakref
 from collections.abc import Callable
@@ -101,7 +99,6 @@ class Session:
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
         self.tree.pure = lambda: bool(self.params.safe_mode)  # safe mode: pure views
-        self.lock = threading.RLock()  # one line at a time (see the module docstring)
         self.cwd: Parts = GLOBALS
         self.dirstack: list[Parts] = []
         self.aliases: dict[str, list[str]] = builtin_aliases()
@@ -241,8 +238,7 @@ class Session:
         """Run one input line and return what it produced."""
         result = Result()
         try:
-            with self.lock:
-                self.run_line(line, result)
+            self.run_line(line, result)
         except OTraceError as exc:
             result.error(str(exc))
         except Exception as exc:  # a bug in a command: show it, keep the shell alive

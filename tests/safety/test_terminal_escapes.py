@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import otrace
 from otrace import log, tracing
@@ -52,11 +53,16 @@ def test_trace_announcements_escape_program_data():
             assert shell.loop().wait(10)
             assert shell.execute("trace -c call nasty")[0].startswith("Tracing")
             nasty(payload)
+            for _ in range(100):  # announcements reach the console through its queue
+                if "nasty:tr-call:" in out.getvalue() + err.getvalue():
+                    break
+                threading.Event().wait(0.05)
         finally:
             tracing.unwrap_all()
             shell.shutdown()
-    assert "nasty:tr-call:" in err.getvalue()
-    assert "\\x1b[2J" in err.getvalue()
+    said = out.getvalue() + err.getvalue()
+    assert "nasty:tr-call:" in said
+    assert "\\x1b[2J" in said
     assert_clean(out.getvalue() + err.getvalue())
 
 
