@@ -83,6 +83,7 @@ class ContextStore:
         for old in evicted:
             if old.id not in self._saved_ids:
                 self.events.emit(ContextRemoved(old))
+                old.unlink()
 
     def _evict(self, order: OrderedDict[str, TraceContext]) -> list[TraceContext]:
         """Drop the oldest contexts of one kind beyond ``max_recent`` (lock held).
@@ -138,7 +139,10 @@ class ContextStore:
                 self.all.pop(ctx.id, None)
             if self._newest is ctx:
                 self._newest = self._latest()
+            gone = ctx.id not in self.all
         self.events.emit(ContextRemoved(ctx))
+        if gone:
+            ctx.unlink()
 
     def clear(self) -> None:
         """Forget everything (releasing whatever waits); used by tests and shutdown."""

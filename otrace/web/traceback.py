@@ -43,6 +43,7 @@ thread (the shell's).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -181,7 +182,7 @@ class TracebackServer:
     def announce_pin(self) -> None:
         where = self.index_url()
         if self.pin:
-            announce(f"otrace traceback page {where}  PIN: {self.pin}")
+            announce(f"otrace traceback page {where}  PIN: {self.pin}", logging.WARNING)
         else:
             announce(f"otrace traceback page {where}  (PIN disabled)")
 
