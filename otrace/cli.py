@@ -95,7 +95,28 @@ def service_command(args: list[str]) -> int:
     if args[0] == "attach":
         parser.description = "Open a console on a running program (quit or Ctrl-D detaches)."
         parser.add_argument("target", help="a pid, a program name (see otrace ps) or a socket")
+        parser.add_argument(
+            "--inject",
+            action="store_true",
+            help="TARGET is the pid of a Python process without otrace: start otrace in it "
+            "first (as otrace inject does), then attach",
+        )
+        parser.add_argument(
+            "--path",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="with --inject: a directory holding the otrace package for the target",
+        )
+        parser.add_argument("--gdb", help="with --inject: the gdb to use")
+        parser.add_argument(
+            "--timeout", type=float, default=10.0, help="with --inject: seconds to wait"
+        )
         opts = parser.parse_args(args[1:])
+        if opts.inject:
+            from otrace.console.attach import attach_injected
+
+            return attach_injected(opts.target, opts.path, opts.gdb, opts.timeout)
         return attach(opts.target)
     parser.description = "List the programs on this machine an otrace console can attach to."
     parser.parse_args(args[1:])

@@ -74,6 +74,33 @@ def _owner(path: str) -> str:
         return ""
 
 
+def attach_injected(
+    target: str, paths_: list[str], gdb: str | None = None, timeout: float = 10.0
+) -> int:
+    """``otrace attach --inject PID``: start otrace in ``PID`` (see :mod:`otrace.inject`),
+    then attach to the service that start-up opened."""
+    from otrace.inject import InjectError, describe, inject
+
+    if not target.isdigit():
+        _say(sys.stderr, f"otrace: --inject needs a pid, not {target!r}")
+        return 2
+    try:
+        result = inject(int(target), paths=paths_, gdb=gdb, timeout=timeout)
+    except InjectError as exc:
+        _say(sys.stderr, f"otrace inject: {exc}")
+        return 2
+    _say(sys.stderr, describe(result))
+    path = result.get("socket") or ""
+    if not path:
+        _say(
+            sys.stderr,
+            f"otrace: process {target} started otrace without a service to attach to "
+            f"(started {result.get('started')}; an older otrace?)",
+        )
+        return 2
+    return attach(str(path))
+
+
 def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
     """Open a console on ``target``; the exit status (0 after detaching)."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
