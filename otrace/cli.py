@@ -108,19 +108,54 @@ def service_command(args: list[str]) -> int:
             metavar="DIR",
             help="with --inject: a directory holding the otrace package for the target",
         )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="TARGET is a program name: one console over all its processes (a fleet)",
+        )
         parser.add_argument("--gdb", help="with --inject: the gdb to use")
         parser.add_argument(
             "--timeout", type=float, default=10.0, help="with --inject: seconds to wait"
         )
         opts = parser.parse_args(args[1:])
-        if opts.inject:
-            from otrace.console.attach import attach_injected
+        if opts.all:
+            from otrace.fleet.console import attach_all
 
+            return attach_all(opts.target)
+        if opts.inject:
             return attach_injected(opts.target, opts.path, opts.gdb, opts.timeout)
         return attach(opts.target)
     parser.description = "List the programs on this machine an otrace console can attach to."
     parser.parse_args(args[1:])
     return ps()
+
+
+def attach_injected(
+    target: str, paths_: list[str], gdb: str | None = None, timeout: float = 10.0
+) -> int:
+    """``otrace attach --inject PID``: start otrace in ``PID`` (see :mod:`otrace.inject`),
+    then attach to the service that start-up opened."""
+    from otrace.console.attach import _say, attach
+    from otrace.inject import InjectError, describe, inject
+
+    if not target.isdigit():
+        _say(sys.stderr, f"otrace: --inject needs a pid, not {target!r}")
+        return 2
+    try:
+        result = inject(int(target), paths=paths_, gdb=gdb, timeout=timeout)
+    except InjectError as exc:
+        _say(sys.stderr, f"otrace inject: {exc}")
+        return 2
+    _say(sys.stderr, describe(result))
+    path = result.get("socket") or ""
+    if not path:
+        _say(
+            sys.stderr,
+            f"otrace: process {target} started otrace without a service to attach to "
+            f"(started {result.get('started')}; an older otrace?)",
+        )
+        return 2
+    return attach(str(path))
 
 
 def demo_main(argv: list[str]) -> int:

@@ -74,33 +74,6 @@ def _owner(path: str) -> str:
         return ""
 
 
-def attach_injected(
-    target: str, paths_: list[str], gdb: str | None = None, timeout: float = 10.0
-) -> int:
-    """``otrace attach --inject PID``: start otrace in ``PID`` (see :mod:`otrace.inject`),
-    then attach to the service that start-up opened."""
-    from otrace.inject import InjectError, describe, inject
-
-    if not target.isdigit():
-        _say(sys.stderr, f"otrace: --inject needs a pid, not {target!r}")
-        return 2
-    try:
-        result = inject(int(target), paths=paths_, gdb=gdb, timeout=timeout)
-    except InjectError as exc:
-        _say(sys.stderr, f"otrace inject: {exc}")
-        return 2
-    _say(sys.stderr, describe(result))
-    path = result.get("socket") or ""
-    if not path:
-        _say(
-            sys.stderr,
-            f"otrace: process {target} started otrace without a service to attach to "
-            f"(started {result.get('started')}; an older otrace?)",
-        )
-        return 2
-    return attach(str(path))
-
-
 def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
     """Open a console on ``target``; the exit status (0 after detaching)."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
@@ -161,13 +134,23 @@ def ps(stdout: Any = None) -> int:
     if not rows:
         _say(stdout, f"No attachable processes (sockets in {paths.socket_dir()})")
         return 0
+    # grouped by program (a forked server's workers together), each group by pid
+    rows.sort(key=lambda r: (r[1], int(r[0]) if r[0].isdigit() else 0))
     header = ("PID", "PROGRAM", "CONSOLES", "UPTIME", "SOCKET")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
-    for row in (header, *rows):
-        _say(
-            stdout,
-            "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4],
-        )
+
+    def show(row: tuple[str, ...]) -> None:
+        cells = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+        _say(stdout, cells + "  " + row[4])
+
+    show(header)
+    programs = sorted({r[1] for r in rows})
+    for program in programs:
+        group = [r for r in rows if r[1] == program]
+        if len(programs) > 1 or len(group) > 1:
+            _say(stdout, f"{program}: {len(group)} process(es); otrace attach --all {program}")
+        for row in group:
+            show(row)
     return 0
 
 
