@@ -102,6 +102,7 @@ class FleetSession:
     def _look(self) -> None:
         for pid, member in list(self.members.items()):
             if not member.alive:
+                self._failed[pid] = "left"  # not joined again (e.g. a zombie's old socket)
                 with self._lock:
                     self.members.pop(pid, None)
                     if self.focus == pid:

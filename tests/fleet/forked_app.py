@@ -58,5 +58,6 @@ if __name__ == "__main__":
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     print(f"PORT {sockets[0].getsockname()[1]}", flush=True)
     print(f"PARENT {os.getpid()} SOCKET {parent_socket}", flush=True)
-    tornado.process.fork_processes(int(os.environ.get("APP_WORKERS", "4")), max_restarts=0)
+    # (a worker that dies is replaced: the parent forks a new one)
+    tornado.process.fork_processes(int(os.environ.get("APP_WORKERS", "4")))
     asyncio.run(serve(sockets))

@@ -148,16 +148,19 @@ def test_fleet_console_over_four_workers(fleet):
     assert f"pid={holder}" in answer[0], (answer, screen)
     assert f"pid={holder}" in answer[0] and "number=77" in answer[0]
 
-    # SIGKILL one worker: it leaves, the others answer
+    # SIGKILL one worker: it leaves, the others answer; the parent forks a replacement,
+    # which joins the fleet
     victim = next(p for p in workers if str(p) != holder)
     os.kill(victim, signal.SIGKILL)
     console.wait_for(rf"\*\*\* worker {victim} left the fleet")
-    screen = console.run("worker_pid", r"fleet\[4\] globals> *$")
+    screen = console.wait_for(r"\*\*\* worker (\d+) joined the fleet")
+    newcomer = int(re.search(r"\*\*\* worker (\d+) joined the fleet", screen).group(1))
+    assert newcomer not in workers
+    screen = console.run("worker_pid", rf"(?s)\[worker {newcomer}\] {newcomer}.*globals> *$")
     for pid in workers:
         if pid != victim:
             assert f"[worker {pid}] {pid}" in screen
     assert f"[worker {victim}]" not in screen
-    screen = console.run("untrace Work.step", r"\[all 4 workers\] untraced Work.step")
-
+    console.run("untrace Work.step", r"\[all 5 workers\] untraced Work.step")
     console.line("quit")
     console.wait_for(r"EXIT-STATUS-0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -70,7 +71,8 @@ class Forked:
             return resp.read().decode()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        # the whole group: workers outlive a parent that ended (they hold its stdout)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self._reader.join(5)
