@@ -14,6 +14,7 @@ to a sink that drops them; ``max_recent`` stays at its default, so the store evi
 from __future__ import annotations
 
 import argparse
+import linecache
 import sys
 import tempfile
 import time
@@ -50,6 +51,8 @@ def deep(k, f, *args):
 
 def make() -> types.ModuleType:
     mod = types.ModuleType("bench_rec")
+    # its source, as an imported module has it: traced in place
+    linecache.cache["<bench_rec>"] = (len(SRC), None, SRC.splitlines(True), "<bench_rec>")
     exec(compile(SRC, "<bench_rec>", "exec"), mod.__dict__)
     sys.modules[mod.__name__] = mod
     return mod
@@ -61,6 +64,7 @@ def main() -> None:
     opts = parser.parse_args()
     n, rounds = (300, 3) if opts.quick else (1500, 5)
     add_sink(lambda text: None)
+    PARAMS.set("trace_handled", True)  # the loop catches the ValueError: record it anyway
     print(machine())
     mod = make()
     order = mod.Order(3)
@@ -118,14 +122,24 @@ def main() -> None:
     unwrap_all()
     sqlite.uninstall()
     rows = []
+    # issue 19's targets (pickle_file: the traced thread's share, not measured apart here)
+    targets = {"exception: shallow": 40.0, "call: shallow": 15.0}
     for k, v in med.items():
         base = med["exception: untraced raise" if k.startswith("exc") else "call: untraced call"]
-        rows.append((k, f"{v * 1e6:.1f}", f"{(v - base) * 1e6:.1f}"))
-        emit("recording", case=k, us_total=v * 1e6, us_per_context=(v - base) * 1e6)
+        target = targets.get(k)
+        rows.append(
+            (
+                k,
+                f"{v * 1e6:.1f}",
+                f"{(v - base) * 1e6:.1f}",
+                f"<= {target:g}" if target else "--",
+            )
+        )
+        emit("recording", case=k, us_total=v * 1e6, us_per_context=(v - base) * 1e6, target=target)
     table(
         f"4. Recording, 20-frame stack (median of {rounds} rounds of {n})",
         rows,
-        ("case", "us per call", "us per context (minus baseline)"),
+        ("case", "us per call", "us per context (minus baseline)", "target"),
     )
     tmp.cleanup()
 

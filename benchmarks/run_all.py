@@ -2,7 +2,9 @@
 
     python benchmarks/run_all.py [--quick]
 
-Full run: about 4 minutes; ``--quick``: under a minute.  Figures 1, 5 and 6 need ``wrk``
+Every figure is printed with its target and the machine.  Full run: about 4 minutes plus
+Tornado's suite (six runs of it, about 30 s each on an idle machine); ``--quick``: a few
+minutes.  Figures 1, 5 and 6 need ``wrk``
 (``apt-get install -y wrk``); figure 3's comparison needs ``pip install hunter`` (benchmark
 environment only).  ``trace_overhead.py`` also runs under every Python 3.12/3.13 found in
 ``~/.pyenv/versions`` (or ``--python PATH``, repeatable).
@@ -60,6 +62,12 @@ def main() -> None:
         print(
             "\n(PostgreSQL server not found: store_backends.py skipped; apt-get install postgresql)"
         )
+    # Tornado's own suite with Tornado traced (issue 20): minutes per mode
+    run(
+        sys.executable,
+        "tornado_suite.py",
+        *(["--quick", "--modes", "exceptions"] if opts.quick else []),
+    )
     print(f"\nall benchmarks: {time.monotonic() - t0:.0f} s")
 
 

@@ -28,6 +28,7 @@ from otrace.errors import OTraceError, OTraceException  # noqa: E402
 from otrace.oshell import OShell, set_trace  # noqa: E402
 from otrace.passwords import encrypt_password, verify_password  # noqa: E402
 from otrace.runtime import Runtime  # noqa: E402 - also registers the default runtime
+from otrace.tracing.api import trace, untrace  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +54,9 @@ __all__ = [
     "set_tag",
     "set_trace",
     "tag",
+    "trace",
     "traceassert",
     "untag",
+    "untrace",
     "verify_password",
 ]

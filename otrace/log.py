@@ -34,6 +34,9 @@ def remove_sink(sink: Callable[[str], None]) -> None:
     _default.get().remove_sink(sink)
 
 
-def announce(text: str) -> None:
-    """Tell the operator about a trace event (default runtime).  Any thread; never raises."""
-    _default.get().announce(text)
+def announce(text: str, level: int = logging.INFO) -> None:
+    """Tell the operator about a trace event (default runtime).  Any thread; never raises.
+
+    ``level``: for the ``otrace.announce`` logger when no console listens.
+    """
+    _default.get().announce(text, level)

@@ -167,6 +167,12 @@ TABLE: tuple[Param, ...] = (
         "trace_active", bool, False, "Master switch for traces and traceassert (trace turns it on)"
     ),
     Param("trace_related", bool, False, "Record calls whose arguments carry a tag"),
+    Param(
+        "trace_handled",
+        bool,
+        False,
+        "Exception traces also record exceptions the caller catches at once (and StopIteration)",
+    ),
     Param("unpickle_file", str, "", "Pickle database to open under /osh/pickled"),
     Param(
         "web_timeout", float, 5.0, "Seconds to wait for a browser's answer in /osh/web", minimum=0.1
@@ -208,6 +214,7 @@ class Params:
     stall_ms: int
     trace_active: bool
     trace_related: bool
+    trace_handled: bool
     unpickle_file: str
     web_timeout: float
 

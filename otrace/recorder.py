@@ -12,7 +12,7 @@ event loop) and never waits; :meth:`Recorder.announce` may be called from any th
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +21,13 @@ from otrace.contexts.store import ContextStore
 from otrace.events import Announcement, EventBus
 from otrace.holds import Break, Hold, HoldTable
 from otrace.params import Params
+
+# Announcements without a console: this logger does not propagate, so a program's own
+# logging (and test runners that count every record, as Tornado's does) never sees them;
+# attach a handler to it to collect them.  Warnings (the traceback page's PIN) still reach
+# stderr through logging's last resort when it has no handler.
+_announce_log = logging.getLogger("otrace.announce")
+_announce_log.propagate = False
 
 
 class Recorder:
@@ -86,8 +93,14 @@ class Recorder:
             return kind, "hold ignored"
         return kind, ""
 
-    def announce(self, text: str, *, truncate: bool = False) -> None:
-        """Tell the operator (``Announcement``; stderr while nobody listens).  Never raises."""
+    def announce(self, text: str, *, truncate: bool = False, level: int = logging.INFO) -> None:
+        """Tell the operator (``Announcement``).  Never raises.
+
+        While nobody listens (no console), the text goes to the ``otrace.announce`` logger at
+        ``level`` -- never to ``sys.stderr`` directly: the program owns its stderr (Tornado's
+        test runner fails a run that writes to it).  WARNING is for what the operator must
+        see even when the program configured no logging (Python prints warnings to stderr).
+        """
         if truncate:
             limit = self.params.log_truncate
             if limit and len(text) > limit:
@@ -96,6 +109,6 @@ class Recorder:
             self.events.emit(Announcement(text))
             return
         try:
-            sys.stderr.write(text + "\n")
+            _announce_log.log(level, "%s", text)
         except Exception:
             pass

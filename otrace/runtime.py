@@ -13,6 +13,7 @@ See docs/architecture.rst for the parts, who owns what, threads and the events.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,9 +76,10 @@ class Runtime:
         forking.register(self)  # no lock of this runtime is inherited held by a forked child
 
     # -- announcements ------------------------------------------------------------------------
-    def announce(self, text: str) -> None:
-        """Tell the operator (``Announcement``; stderr while nobody listens).  Any thread."""
-        self.recorder.announce(text)
+    def announce(self, text: str, level: int = logging.INFO) -> None:
+        """Tell the operator (``Announcement``; the ``otrace.announce`` logger at ``level``
+        while nobody listens).  Any thread."""
+        self.recorder.announce(text, level=level)
 
     def add_sink(self, sink: Callable[[str], None]) -> None:
         """Subscribe ``sink(text)`` to announcements (must not block).  Any thread."""

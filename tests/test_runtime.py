@@ -112,18 +112,31 @@ def test_a_failing_subscriber_is_reported_once_and_never_raises(
     assert bus.failures(bad) == 3
 
 
-def test_announcements_go_to_stderr_without_subscribers(
-    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+def test_announcements_go_to_the_logger_without_subscribers(
+    runtime: Runtime, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    runtime.announce("nobody listens")
-    assert capsys.readouterr().err == "nobody listens\n"
+    # the program owns its stderr (issue 20): no console, no output, only the otrace logger
+    seen: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    announce_log = logging.getLogger("otrace.announce")  # does not propagate: attach to it
+    announce_log.addHandler(handler)
+    old_level = announce_log.level
+    announce_log.setLevel(logging.INFO)
+    try:
+        runtime.announce("nobody listens")
+    finally:
+        announce_log.removeHandler(handler)
+        announce_log.setLevel(old_level)
+    assert capfd.readouterr().err == ""
+    assert seen == ["nobody listens"]
     said: list[str] = []
     runtime.add_sink(said.append)
     runtime.announce("now someone does")
     runtime.remove_sink(said.append)
     runtime.announce("gone again")
     assert said == ["now someone does"]
-    assert capsys.readouterr().err == "gone again\n"
+    assert capfd.readouterr().err == ""
 
 
 def test_params_attributes_match_the_table() -> None:

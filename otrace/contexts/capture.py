@@ -38,35 +38,43 @@ def hide_code(*codes: CodeType) -> None:
 def is_hidden(frame: FrameType) -> bool:
     if frame.f_code in _HIDDEN:
         return True
+    if "__tracebackhide__" not in frame.f_code.co_varnames:
+        return False
     try:
-        return (
-            bool(frame.f_locals.get("__tracebackhide__"))
-            if "__tracebackhide__" in frame.f_code.co_varnames
-            else False
-        )
+        return bool(frame_locals(frame).get("__tracebackhide__"))
     except Exception:
         return False
 
 
 class LazyText:
-    """Text rendered on first use (``str()``), then kept."""
+    """Text rendered on first use (``str()``) by ``render(*args)``, then kept.
 
-    __slots__ = ("_render", "_text")
+    ``repr`` never renders (a report formats the program's values; code that ``repr``s
+    garbage must not trigger that): it shows the text, cut, once rendered.  Give ``render``
+    a module-level function and the data it needs, not a closure over the record that will
+    hold this text -- that would make a reference cycle.
+    """
 
-    def __init__(self, render: Callable[[], str]):
-        self._render: Callable[[], str] | None = render
+    __slots__ = ("_args", "_render", "_text")
+
+    def __init__(self, render: Callable[..., str], *args: Any):
+        self._render: Callable[..., str] | None = render
+        self._args = args
         self._text = ""
 
     def __str__(self) -> str:
         if self._render is not None:
             try:
-                self._text = self._render()
+                self._text = self._render(*self._args)
             except Exception as exc:  # a debugger's report must not fail the reader
                 self._text = f"<could not render: {safe_repr(exc)}>"
-            self._render = None
+            self._render, self._args = None, ()
         return self._text
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        if self._render is not None:
+            return "<text rendered when read>"
+        return repr(self._text) if len(self._text) <= 200 else repr(self._text[:200]) + "..."
 
     def __getstate__(self) -> str:
         return str(self)
@@ -79,7 +87,7 @@ class LazyText:
 
 
 def _lazy_from_text(text: str) -> LazyText:
-    lt = LazyText(lambda: text)
+    lt = LazyText(str, text)
     str(lt)
     return lt
 
@@ -117,11 +125,31 @@ def snapshot(values: dict[str, Any], deep: bool) -> dict[str, Any]:
     return out
 
 
+_CACHES_LOCALS = sys.version_info < (3, 13)
+_CO_OPTIMIZED = 0x1
+
+
 def frame_locals(frame: FrameType) -> dict[str, Any]:
+    """A copy of ``frame``'s variables that leaves nothing behind in the frame.
+
+    Before 3.13, reading ``f_locals`` of a function frame fills a dict cached on the frame
+    with the variables' current values, and it stays there until the frame returns: an
+    object the function ``del``s later would live on.  So when that dict was made by this
+    read (nobody else holds it), it is emptied again; the next read refills it anyway.
+    """
     try:
-        return dict(frame.f_locals)
+        cached = frame.f_locals
+        out = dict(cached)
     except Exception:
         return {}
+    if (
+        _CACHES_LOCALS
+        and frame.f_code.co_flags & _CO_OPTIMIZED
+        and type(cached) is dict
+        and sys.getrefcount(cached) == 3  # the frame's, ours, getrefcount's argument
+    ):
+        cached.clear()
+    return out
 
 
 def format_args(frame: FrameType, limit: int = 200) -> str:
@@ -218,7 +246,9 @@ def build_chain(
         else:
             # A module-level frame's variables are its module's globals (see /osh/globals):
             # copying a whole namespace per context would cost more than it shows.
-            keep = outer_locals and frame.f_locals is not frame.f_globals
+            keep = outer_locals and (
+                bool(code.co_flags & _CO_OPTIMIZED) or frame.f_locals is not frame.f_globals
+            )
             node = FrameContext(snapshot(frame_locals(frame), deep) if keep else {}, trc)
             if previous is not None:
                 node["__up"] = previous
@@ -248,13 +278,21 @@ def capture_exception(
     outer = list(reversed(outer_frames(caller)))
     frames = outer + inner
     values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
-    trc["exc_stack"] = LazyText(lambda: "".join(traceback.format_exception(type(exc), exc, tb)))
-    trc["exc_context"] = LazyText(lambda: render_report(exc, _chain_frames(values, trc)))
+    trc["exc_stack"] = LazyText(_format_exception, exc, tb)
+    trc["exc_context"] = LazyText(_report, exc, values, trc.get("frame"))
     # chained exceptions (raise ... from ...): see otrace.contexts.chain
     from otrace.contexts.chain import add_causes
 
     add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
+
+
+def _format_exception(exc: BaseException, tb: TracebackType | None) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _report(exc: BaseException, values: dict[str, Any], frame: FrameLine | None) -> str:
+    return render_report(exc, _chain_frames(values, {"frame": frame}) if frame else [])
 
 
 def _chain_frames(
@@ -298,9 +336,11 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
         (f.f_code.co_filename, line, f.f_code.co_name, None)
         for f, line in reversed(outer_frames(frame))
     ]
-    return LazyText(
-        lambda: "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
-    )
+    return LazyText(_format_stack, summary)
+
+
+def _format_stack(summary: list) -> str:
+    return "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
 
 
 def module_globals(module: str, live: bool) -> dict[str, Any] | None:

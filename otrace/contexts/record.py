@@ -8,6 +8,8 @@ unique (the original could run out of digits and overwrite contexts).
 
 A context is a ``dict`` of captured names (arguments, locals) plus ``__trc`` (bookkeeping),
 and ``__up``/``__down`` links to the neighbouring frames, so that it browses as a directory.
+The ``__down`` links close reference cycles; the store drops them (:meth:`TraceContext.unlink`)
+when it lets a context go.
 """
 
 from __future__ import annotations
@@ -142,6 +144,21 @@ class TraceContext(FrameContext):
         info.setdefault("context", self.kind)
         info.setdefault("thread", threading.current_thread().name)
         info.setdefault("related", {})
+
+    def unlink(self) -> None:
+        """Drop the ``__down`` links of its frame chain, once the store no longer keeps it.
+
+        ``__up`` (root to callers) and ``__down`` (back) make every context a reference
+        cycle; without ``__down`` a dropped context is freed at once, with its captured
+        locals, instead of waiting for the cycle collector (and showing up in the program's
+        own ``gc.garbage`` checks).  Any thread.
+        """
+        node = self.get("__up")
+        seen = {id(self)}
+        while isinstance(node, FrameContext) and id(node) not in seen:
+            seen.add(id(node))
+            node.pop("__down", None)
+            node = node.get("__up")
 
     @property
     def path(self) -> tuple[str, str, str, str]:

@@ -7,6 +7,7 @@ structure or takes a lock; a debugger must show *something* and carry on.
 from __future__ import annotations
 
 import reprlib
+from typing import Any
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 200
@@ -46,6 +47,90 @@ def safe_str(obj: object, limit: int = 2000) -> str:
     if len(text) > limit:
         text = text[:limit] + "..."
     return text
+
+
+_SCALARS = (int, float, complex, bool, type(None), bytes, str)
+
+
+def brief(obj: object, limit: int = 200) -> str:
+    """A bounded text for a value that runs no code of the program's.
+
+    Exact built-in scalars and containers (``list``, ``tuple``, ``dict``, ``set``) are shown
+    like ``repr`` (long strings cut before they are quoted, containers cut after a few items);
+    anything else -- instances of program classes, subclasses of built-ins -- as
+    ``object.__repr__`` (``<module.Class object at 0x...>``), and an exception as its type
+    and ``brief`` of its arguments.  For trace announcements and argument summaries made on
+    the traced thread, where a program ``__repr__``/``__str__`` could call traced code,
+    block, or be arbitrarily slow.
+    """
+    out: list[str] = []
+    _brief(obj, out, limit, 3)
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_BRACKETS: dict[Any, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    dict: ("{", "}"),
+    set: ("{", "}"),
+    frozenset: ("{", "}"),
+}
+_ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
+
+
+def _brief(obj: Any, out: list[str], budget: int, depth: int) -> None:
+    kind = type(obj)
+    if kind is str:
+        text = obj if len(obj) <= budget else obj[:budget]
+        out.append(repr(text) + ("..." if text is not obj else ""))
+    elif kind is bytes:
+        out.append(repr(obj[:budget]))
+    elif kind in _SCALARS:
+        out.append(repr(obj) if kind is not int or obj.bit_length() < 200 else "<big int>")
+    elif kind in (list, tuple, set, frozenset, dict):
+        if depth <= 0:
+            out.append(f"<{kind.__name__} of {len(obj)}>")
+            return
+        open_, close = _BRACKETS[kind]
+        start = len(out)
+        out.append(open_)
+        items = list(obj.items()) if kind is dict else list(obj)
+        for n, item in enumerate(items[:10]):
+            if n:
+                out.append(", ")
+            if sum(map(len, out[start:])) > budget:
+                out.append("...")
+                break
+            if kind is dict:
+                _brief(item[0], out, 40, depth - 1)
+                out.append(": ")
+                _brief(item[1], out, 60, depth - 1)
+            else:
+                _brief(item, out, 60, depth - 1)
+        else:
+            if len(items) > 10:
+                out.append(", ...")
+        if kind is tuple and len(items) == 1:
+            out.append(",")
+        out.append(close)
+    elif isinstance(obj, BaseException):
+        out.append(f"{kind.__name__}(")
+        args = _ARGS.__get__(obj)
+        for n, arg in enumerate(args[:3]):
+            if n:
+                out.append(", ")
+            _brief(arg, out, 100, depth - 1)
+        out.append(")")
+    else:
+        out.append(object.__repr__(obj))
+
+
+def exc_text(exc: BaseException, limit: int = 300) -> str:
+    """``str(exc)`` for the usual exception (its string arguments), without its ``__str__``."""
+    args = _ARGS.__get__(exc)
+    text = ", ".join(a if type(a) is str else brief(a, 100) for a in args[:3])
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}

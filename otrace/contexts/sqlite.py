@@ -21,6 +21,7 @@ Thread safety: every public function and method may be called from any thread.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from pathlib import Path
@@ -148,7 +149,7 @@ class PersistenceHook:
         try:
             params.set("pickle_file", targets.from_environment())
         except OTraceError as exc:
-            announce(f"otrace: {targets.ENV} not used: {exc}")
+            announce(f"otrace: {targets.ENV} not used: {exc}", logging.WARNING)
 
     def uninstall(self) -> None:
         """See :func:`uninstall`."""

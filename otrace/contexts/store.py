@@ -90,6 +90,7 @@ class ContextStore:
         for old in evicted:
             if old.id not in self._saved_ids:
                 self.events.emit(ContextRemoved(old))
+                old.unlink()
 
     def save(self, ctx: TraceContext) -> None:
         """Copy a context into ``saved`` (it then outlives eviction)."""
@@ -120,7 +121,10 @@ class ContextStore:
                 self.all.pop(ctx.id, None)
             if self._newest is ctx:
                 self._newest = self._latest()
+            gone = ctx.id not in self.all
         self.events.emit(ContextRemoved(ctx))
+        if gone:
+            ctx.unlink()
 
     def clear(self) -> None:
         """Forget everything (releasing whatever waits); used by tests and shutdown."""

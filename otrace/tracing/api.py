@@ -30,10 +30,11 @@ from typing import Any
 
 from otrace import _default
 from otrace.errors import TraceError
+from otrace.tracing import instrument
 from otrace.tracing.conditions import Predicate, missing_names, parse_condition
 from otrace.tracing.engine import ACTIONS, TraceSpec
 from otrace.tracing.registry import Tracer
-from otrace.tracing.wrappers import Patch, is_wrapper, wrap_raw
+from otrace.tracing.wrappers import Patch, cached_function, is_wrapper, wrap_raw
 
 NEVER_WRAPPED = frozenset(
     {
@@ -68,7 +69,8 @@ def _install(parent: Any, attr: str, name: str, keys: tuple[str, ...], tracer: T
     if is_wrapper(inner) or (isinstance(raw, property) and is_wrapper(raw.fget)):
         raise TraceError(f"Cannot trace {name}: already wrapped elsewhere")
     installed, sites = wrap_raw(raw, name, keys, in_class, tracer)
-    setattr(parent, attr, installed)
+    if installed is not raw:  # else traced in place: the attribute is untouched
+        setattr(parent, attr, installed)
     patch = Patch(parent, attr, raw, installed, sites)
     tracer.patches[slot] = patch
     for site in sites:
@@ -80,7 +82,9 @@ def _uninstall(patch: Patch, tracer: Tracer) -> None:
     tracer.patches.pop((id(patch.parent), patch.attr), None)
     for site in patch.sites:
         tracer.drop_site(site)
-    patch.uninstall()
+        instrument.release(site)
+    if patch.installed is not patch.original:
+        patch.uninstall()
 
 
 def _module_key(obj: Any) -> str:
@@ -103,7 +107,7 @@ def _class_targets(cls: type) -> list[tuple[Any, str, str, tuple[str, ...]]]:
         func = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
         if isinstance(raw, property):
             func = raw.fget or raw.fset or raw.fdel
-        if inspect.isfunction(func):
+        if inspect.isfunction(func) or cached_function(raw) is not None:
             out.append((cls, attr, f"{cls.__name__}.{attr}", _method_keys(cls, attr)))
     return out
 
@@ -113,7 +117,7 @@ def _module_targets(module: ModuleType) -> list[tuple[Any, str, str, tuple[str, 
     for attr, obj in list(vars(module).items()):
         if getattr(obj, "__module__", None) != module.__name__:
             continue
-        if inspect.isfunction(obj):
+        if inspect.isfunction(obj) or cached_function(obj) is not None:
             out.append((module, attr, attr, _function_keys(obj, attr)))
         elif inspect.isclass(obj):
             out.extend(_class_targets(obj))
@@ -251,6 +255,14 @@ def trace(
             )
         for patch in patches:
             for site in patch.sites:
+                because = getattr(site, "wrapped_because", None)
+                if because:
+                    spec.warnings.append(f"{site.name}: traced with a wrapper ({because})")
+                alias = getattr(site, "alias_of", None)
+                if alias is not None:
+                    spec.warnings.append(
+                        f"{site.name} is the same function as {alias.name}: traced as {alias.name}"
+                    )
                 missing = missing_names(predicate, set(site.params), site.varkw is not None)
                 if missing:
                     spec.warnings.append(

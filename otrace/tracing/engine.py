@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from otrace.contexts.safe import safe_str
+from otrace.contexts.safe import exc_text, safe_str
 from otrace.log import get_logger
 from otrace.tracing.conditions import OPS, And, ArgTest, ConditionError, Predicate
 
@@ -196,7 +196,7 @@ class TraceSpec:
         text = (
             safe_str(exc, 300)
             if isinstance(exc, ConditionError)
-            else f"{type(exc).__name__}: {safe_str(exc, 300)}"
+            else f"{type(exc).__name__}: {exc_text(exc)}"
         )
         self.errors += 1
         self.last_error = text
@@ -252,6 +252,8 @@ class Site:
         # set by wrappers.make_wrapper: retune(plan) -> inline constants (or None)
         self.retune: Callable[[tuple | None], tuple | None] | None = None
         self.wrapper: Callable | None = None
+        # set by instrument.instrument: on_state(state) swaps the function's code
+        self.on_state: Callable[[tuple | None], None] | None = None
         self._sig: inspect.Signature | None = None
         self._params: dict[str, tuple] | None = None
         self.varargs: str | None = None
@@ -299,6 +301,8 @@ class Site:
     def publish(self) -> None:
         """Show wrappers the armed state while trace_active is on (registry lock held)."""
         self.state = self.armed if self.tracer.params.trace_active else None
+        if self.on_state is not None:
+            self.on_state(self.state)
 
     def _pick(self, force: bool):
         for key in self.keys:

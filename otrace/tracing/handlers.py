@@ -17,7 +17,7 @@ from typing import Any
 from otrace import holds
 from otrace.contexts import capture
 from otrace.contexts.record import TraceContext
-from otrace.contexts.safe import safe_repr, safe_str
+from otrace.contexts.safe import brief
 from otrace.log import get_logger
 from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import ConditionError, Predicate, get_tag
@@ -115,18 +115,23 @@ class Call:
 
 def _value_text(value: Any) -> str:
     if isinstance(value, type):
-        return value.__name__
-    return safe_str(value, 200)
+        return type.__dict__["__name__"].__get__(value)
+    if type(value) is str:  # as typed in conditions: unquoted
+        return value if len(value) <= 200 else value[:200] + "..."
+    return brief(value, 200)
 
 
 def format_call_args(call: Call) -> str:
-    """``self=<...>, name=apple, qty=3`` for log lines (values bounded)."""
+    """``self=<...>, name=apple, qty=3`` for log lines (values bounded).
+
+    Runs none of the program's code (no ``__repr__``/``__str__``): see :func:`brief`.
+    """
     parts = []
     varargs = call.site.varargs
     for name, value in call.arguments().items():
         if name == varargs:
             if value:
-                parts.append(safe_repr(value, 200))
+                parts.append(brief(value, 200))
         else:
             parts.append(f"{name}={_value_text(value)}")
     return ", ".join(parts)
@@ -145,10 +150,15 @@ def _evaluate(spec: TraceSpec, predicate: Predicate, call: Call) -> str | None:
         return None
 
 
-def on_call(site: Site, spec: TraceSpec, args: tuple, kwargs: dict) -> Call | None:
-    """Call-time processing; returns the Call if anything remains to do at return."""
+def on_call(
+    site: Site, spec: TraceSpec, args: tuple, kwargs: dict, frame: FrameType | None = None
+) -> Call | None:
+    """Call-time processing; returns the Call if anything remains to do at return.
+
+    ``frame``: where the call stack shown starts (default: the frame calling this).
+    """
     try:
-        call = Call(site, spec, args, kwargs, sys._getframe(1))
+        call = Call(site, spec, args, kwargs, frame if frame is not None else sys._getframe(1))
         predicate = spec.predicate
         if predicate is None:
             _related(call)
@@ -176,7 +186,7 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         if ctx is not None:
             ctx.trc["return_value"] = result
             if spec.log_return:
-                say(call.site, f"{ctx.id} return {safe_str(result, 500)}")
+                say(call.site, f"{ctx.id} return {brief(result, 500)}")
             return None
         call.result, call.returned = result, True
         label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
@@ -195,13 +205,19 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         return None
 
 
-def on_exception(site: Site, spec: TraceSpec, exc: BaseException) -> None:
-    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function."""
+def on_exception(
+    site: Site, spec: TraceSpec, exc: BaseException, caller: FrameType | None = None
+) -> None:
+    """Record an ``exceptions`` context for ``exc`` leaving ``site``'s function for ``caller``.
+
+    ``caller`` defaults to the caller of the frame calling this function (a wrapper's).
+    """
     try:
-        wrapper_frame = sys._getframe(1)
+        if caller is None:
+            caller = sys._getframe(1).f_back
         recorder = site.tracer.recorder
         values, trc = capture.capture_exception(
-            exc, exc.__traceback__, wrapper_frame.f_back, deep=recorder.params.deep_copy
+            exc, exc.__traceback__, caller, deep=recorder.params.deep_copy
         )
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
@@ -246,7 +262,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
     if at_return:
         result = call.result
-        lines.append(lambda c: f"{c.id} return {safe_str(result, 500)}")
+        lines.append(lambda c: f"{c.id} return {brief(result, 500)}")
     if note:
         lines.append(lambda c: f"{c.id}: {note}")
     ctx, live = recorder.record(kind, site.name, label, values, trc, say=lines)

@@ -49,6 +49,7 @@ from typing import Any
 from otrace import _default, holds
 from otrace.errors import PatchError
 from otrace.holds import HoldTable
+from otrace.tracing import instrument
 
 EventloopCallback = Callable[[Callable[[], Any]], Any]
 
@@ -263,7 +264,8 @@ def compile_patch(
 
 # -- installing ---------------------------------------------------------------------------
 def _copy_function(f: types.FunctionType) -> types.FunctionType:
-    new = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    code = instrument.base_code(f)  # a traced function's own code, not its instrumented one
+    new = types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
     new.__kwdefaults__ = f.__kwdefaults__
     new.__qualname__ = f.__qualname__
     new.__module__ = f.__module__
@@ -349,7 +351,7 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
         assert real is not None
         p.function = real
         p._saved = {
-            "__code__": real.__code__,
+            "__code__": instrument.base_code(real),
             "__defaults__": real.__defaults__,
             "__kwdefaults__": real.__kwdefaults__,
             "__doc__": real.__doc__,
@@ -393,10 +395,18 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
     return p
 
 
+def _set_attrs(func: types.FunctionType, values: dict[str, Any]) -> None:
+    """Set the saved attributes, the code last: a traced function is instrumented again for
+    the new code (its signature may have changed) by :func:`instrument.set_code`."""
+    for key, value in values.items():
+        if key != "__code__":
+            setattr(func, key, value)
+    instrument.set_code(func, values["__code__"])
+
+
 def _install(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
-        for key, value in p._saved_new.items():
-            setattr(p.function, key, value)
+        _set_attrs(p.function, p._saved_new)
         _mark(chain(_get(p.parent, p.attr)) + [p.function], p)
     else:
         _mark([p.function], p)
@@ -406,8 +416,7 @@ def _install(p: Patch, table: PatchTable) -> None:
 
 def _uninstall(p: Patch, table: PatchTable) -> None:
     if p.mode == "in place":
-        for key, value in p._saved.items():
-            setattr(p.function, key, value)
+        _set_attrs(p.function, p._saved)
         current = _get(p.parent, p.attr, None)
         _unmark((chain(current) if current is not None else []) + [p.function])
     else:

@@ -1,4 +1,13 @@
-"""Wrappers for every kind of Python callable, and installing them on classes and modules.
+"""Tracing a callable: in place when possible, else a wrapper; installing on classes and modules.
+
+A traced function is instrumented in place (:mod:`otrace.tracing.instrument`): the program
+keeps the same function object and sees no wrapper.  A wrapper is used only where that is
+impossible -- no source (``exec``'d code, a ``.pyc`` without its ``.py``), source that no
+longer matches the running code, a lambda.  There the program can tell: the attribute holds
+another object (``is`` and pickling by reference differ), ``inspect`` must follow
+``__wrapped__``, the wrapper's frame is on the stack while the function runs and keeps the
+arguments alive, and generator / async wrappers check arguments only when first iterated.
+The trace's warnings name every function traced with a wrapper and why.
 
 One wrapper template per kind, chosen from the original's code flags:
 
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from types import CodeType
@@ -37,11 +47,38 @@ from typing import Any
 from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
+from otrace.tracing import handlers, instrument
 from otrace.tracing.engine import Site, filter_source
-from otrace.tracing.handlers import on_call, on_exception, on_return
+from otrace.tracing.instrument import _busy, busy, record_exception
 from otrace.tracing.registry import Tracer
 
 log = get_logger("tracing")
+
+
+# What the wrappers call: the handlers, skipped while this thread records (a traced function
+# called by recording runs untraced), exceptions through instrument.py's leave filter.
+def on_call(site: Site, spec: Any, args: tuple, kwargs: dict) -> Any:
+    if busy():
+        return None
+    _busy.on = True
+    try:
+        return handlers.on_call(site, spec, args, kwargs, sys._getframe(1))
+    finally:
+        _busy.on = False
+
+
+def on_return(call: Any, result: Any) -> Any:
+    if busy():
+        return None
+    _busy.on = True
+    try:
+        return handlers.on_return(call, result)
+    finally:
+        _busy.on = False
+
+
+def on_exception(site: Site, spec: Any, exc: BaseException) -> None:
+    record_exception(site, spec, exc, sys._getframe(1).f_back)
 
 
 def _make_sync(site: Site, func: Callable) -> Callable:
@@ -359,28 +396,66 @@ class Patch:
 def wrap_raw(
     raw: Any, name: str, keys: tuple[str, ...], in_class: bool, tracer: Tracer
 ) -> tuple[Any, list[Site]]:
-    """Wrap a raw attribute value for ``tracer``; returns (replacement, sites)."""
+    """Trace a raw attribute value for ``tracer``; returns (replacement, sites).
+
+    The replacement is ``raw`` itself when every function in it was instrumented in place.
+    A site traced with a wrapper carries the reason as ``site.wrapped_because``.
+    """
 
     def one(func: Any, self_index: int | None) -> tuple[Callable, Site]:
         site = Site(check_function(func, name), name, keys, self_index, tracer)
-        return make_wrapper(site), site
+        try:
+            instrument.instrument(site)
+        except TraceError as exc:
+            site.wrapped_because = str(exc)  # type: ignore[attr-defined]
+        else:
+            return site.func, site
+        wrapper = make_wrapper(site)
+        instrument.note_wrapped(site)
+        return wrapper, site
 
+    cached = cached_function(raw)
+    if cached is not None:
+        # functools.lru_cache / cached_property: only in place, a wrapper would bypass the cache
+        site = Site(cached, name, keys, 0 if in_class else None, tracer)
+        try:
+            instrument.instrument(site)
+        except TraceError as exc:
+            raise TraceError(
+                f"Cannot trace {name}: it is a {type(raw).__module__}.{type(raw).__qualname__} "
+                f"around a Python function that cannot be instrumented in place ({exc}); "
+                "a wrapper would bypass the cache"
+            ) from None
+        return raw, [site]
     if isinstance(raw, staticmethod):
         wrapper, site = one(raw.__func__, None)
-        return staticmethod(wrapper), [site]
+        return (raw if wrapper is raw.__func__ else staticmethod(wrapper)), [site]
     if isinstance(raw, classmethod):
         wrapper, site = one(raw.__func__, 0)
-        return classmethod(wrapper), [site]
+        return (raw if wrapper is raw.__func__ else classmethod(wrapper)), [site]
     if isinstance(raw, property):
         new, sites = raw, []
         for accessor, rebuild in (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter")):
             func = getattr(raw, accessor)
             if func is not None:
                 wrapper, site = one(func, 0)
-                new = getattr(new, rebuild)(wrapper)
+                if wrapper is not func:
+                    new = getattr(new, rebuild)(wrapper)
                 sites.append(site)
         if not sites:
             raise TraceError(f"Cannot trace {name}: property without accessors")
         return new, sites
     wrapper, site = one(raw, 0 if in_class else None)
     return wrapper, [site]
+
+
+def cached_function(raw: Any) -> Callable | None:
+    """The Python function inside ``functools.lru_cache`` / ``functools.cached_property``."""
+    func: Any
+    if isinstance(raw, functools.cached_property):
+        func = raw.func
+    elif type(raw).__name__ == "_lru_cache_wrapper" and hasattr(raw, "cache_info"):
+        func = getattr(raw, "__wrapped__", None)
+    else:
+        return None
+    return func if inspect.isfunction(func) else None

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -232,7 +233,7 @@ class TracebackServer:
     def announce_pin(self) -> None:
         where = self.index_url()
         if self.pin:
-            announce(f"otrace traceback page {where}  PIN: {self.pin}")
+            announce(f"otrace traceback page {where}  PIN: {self.pin}", logging.WARNING)
         else:
             announce(f"otrace traceback page {where}  (PIN disabled)")
 

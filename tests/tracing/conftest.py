@@ -5,6 +5,20 @@ from __future__ import annotations
 import pytest
 
 from otrace import log
+from otrace.tracing import instrument
+
+
+@pytest.fixture(autouse=True, params=["inplace", "wrapper"])
+def backend(request):
+    """Every tracing test runs with functions instrumented in place, and with wrappers."""
+    instrument.FORCE_WRAPPER = request.param == "wrapper"
+    yield request.param
+    instrument.FORCE_WRAPPER = False
+
+
+def original_of(func):
+    """The program's function below a tracing wrapper (itself when traced in place)."""
+    return getattr(func, "_otrace_orig_function", func)
 
 
 @pytest.fixture

@@ -151,12 +151,15 @@ def test_return_condition_for_functions_and_methods(sample, announced):
     assert any(line.endswith("return 3") for line in announced)
 
 
-def test_missing_argument_is_no_match_with_warning(sample):
+def test_missing_argument_is_no_match_with_warning(sample, backend):
     spec = trace(sample.plain, sample, "plain", condition="nosuch==1")
     assert any("no argument nosuch" in w for w in spec.warnings)
     sample.plain(1)
     assert "traces" not in STORE.recent
-    assert "nosuch" in spec.last_error
+    if backend == "inplace":  # certain not to match: the call hook is not even generated
+        assert spec.last_error is None
+    else:
+        assert "nosuch" in spec.last_error
 
 
 def test_failing_condition_counts_as_no_match_and_is_recorded(sample):

@@ -1,0 +1,317 @@
+"""In-place instrumentation: a traced function runs instrumented code in its own ``__code__``.
+
+Instead of rebinding an attribute to a wrapper, the function object itself gets a new code
+object compiled from its own source with the trace hooks added, the way ``edit`` already
+swaps ``__code__``.  So the program keeps the same function object (identity, pickling by
+name, ``__defaults__``, ``inspect`` without ``__wrapped__``), no frame is added to the stack
+and no reference to the arguments is kept beyond what the function itself holds.
+
+What the instrumented code adds (all of it reads constants of the code object; nothing is
+added to the module's globals):
+
+* exceptions-only trace: ``try: <body> except Exception: PROBE.exc(); raise`` -- free on a call
+  that does not raise (3.11+ exception tables);
+* a condition: before the body ``_otrace_call_ = None`` and, while the trace is published,
+  the condition's argument tests inline (``a == 1``) before ``PROBE.call(<args>)``; every
+  ``return X`` becomes ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``.
+  ``_otrace_call_`` is the one local added (seen by ``locals()``; ``co_varnames`` of the
+  arguments are unchanged).
+
+While no trace applies (or ``trace_active`` is off) the original code object runs again: an
+installed but inactive trace costs nothing.  Code is built from the source ``linecache``
+has; before anything is swapped the source is compiled unchanged and compared with the
+running code (bytecode, names, variables, flags), so a file edited on disk after import is
+refused (a wrapper is used instead; see :mod:`otrace.tracing.wrappers`).  Nothing is
+executed: the function's code object is taken out of the compiled constants, so
+decorators and default values do not run again.
+
+Thread rules: :func:`instrument`, :meth:`Instrumented.apply` and :func:`set_code` run under
+the registry lock (any thread); the probes run on the traced thread.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import sys
+import threading
+from collections.abc import Callable
+from types import CodeType, FunctionType
+from typing import Any
+
+from otrace.contexts.capture import hide_code
+from otrace.errors import TraceError
+from otrace.log import get_logger
+from otrace.tracing import engine, handlers
+from otrace.tracing.codegen import (
+    CALL_LOCAL,
+    CO_NESTED,
+    PROBE_CONST,
+    SITE_CONST,
+    compile_at,
+    fill,
+    function_node,
+    function_source,
+    inline_tests,
+    instrumented_node,
+    module_for,
+    requalify,
+    same_code,
+)
+from otrace.tracing.conditions import And, ArgTest, Predicate
+from otrace.tracing.handled import RERAISING, leaves
+
+log = get_logger("tracing")
+
+# Set while this thread records: traced functions called by recording itself (a condition's
+# __eq__, a repr asked for) run untraced, so tracing never re-enters itself.
+_busy = threading.local()
+
+
+def busy() -> bool:
+    return getattr(_busy, "on", False)
+
+
+class Probe:
+    """What instrumented code calls (a constant of that code); one per traced function."""
+
+    __slots__ = ("site",)
+
+    def __init__(self, site: engine.Site) -> None:
+        self.site = site
+
+    def call(self, args: tuple, kwargs: dict) -> handlers.Call | None:
+        site = self.site
+        state = site.state
+        if state is None or busy():
+            return None
+        spec, quick, _ = state
+        _busy.on = True
+        try:
+            if (quick is None or not quick(args, kwargs)) and not site.tracer.params.trace_related:
+                return None
+            return handlers.on_call(site, spec, args, kwargs, sys._getframe(2))
+        finally:
+            _busy.on = False
+
+    def ret(self, call: handlers.Call, value: Any) -> Any:
+        if not busy():
+            _busy.on = True
+            try:
+                handlers.on_return(call, value)
+            finally:
+                _busy.on = False
+        return value
+
+    async def ret_async(self, call: handlers.Call, value: Any) -> Any:
+        hold = None
+        if not busy():
+            _busy.on = True
+            try:
+                hold = handlers.on_return(call, value)
+            finally:
+                _busy.on = False
+        if hold is not None:
+            await hold
+        return value
+
+    def exc(self) -> None:
+        state = self.site.state
+        if state is None or busy():
+            return
+        exc = sys.exc_info()[1]
+        frame = sys._getframe(1)
+        record_exception(self.site, state[0], exc, frame.f_back)
+
+
+def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> None:
+    """Record ``exc`` leaving ``site``'s function towards ``caller`` (unless it is handled there)."""
+    if not isinstance(exc, Exception) or busy():
+        return
+    try:
+        if not site.tracer.params.trace_handled and not leaves(exc, caller):
+            return
+    except Exception:  # pragma: no cover - deciding must never break the program
+        pass
+    _busy.on = True
+    try:
+        handlers.on_exception(site, spec, exc, caller)
+    finally:
+        _busy.on = False
+
+
+RERAISING.add(Probe)
+hide_code(Probe.call.__code__, Probe.ret.__code__, Probe.ret_async.__code__, Probe.exc.__code__)
+
+
+class Instrumented:
+    """One function instrumented in place; ``base`` is the code it runs untraced."""
+
+    def __init__(self, site: engine.Site, func: FunctionType) -> None:
+        self.site = site
+        self.func = func
+        self.base = func.__code__
+        self.probe = Probe(site)
+        # Parsed again when code is built: ASTs kept for hundreds of traced functions would
+        # be hundreds of thousands of objects for the program's garbage collector to walk.
+        self._source = function_source(func)  # text: not an object graph the gc walks
+        self._codes: dict[tuple, CodeType] = {}
+        self._check()
+
+    def _check(self) -> None:
+        func, base = self.func, self.base
+        names = set(base.co_varnames) | set(base.co_names) | set(base.co_freevars)
+        if CALL_LOCAL in names or any(c in (SITE_CONST, PROBE_CONST) for c in base.co_consts):
+            raise TraceError("it uses otrace's reserved names")
+        module, nested = module_for(func, function_node(func, self._source))
+        plain = compile_at(func, module)
+        if not same_code(plain, base):
+            raise TraceError("its source does not match the running code (edited on disk?)")
+        self._nested = nested
+
+    def code_for(self, state: tuple | None) -> CodeType:
+        """The code to run while ``state`` (the site's published state) applies."""
+        if state is None:
+            return self.base
+        spec = state[0]
+        predicate = spec.predicate
+        related = self.site.tracer.params.trace_related
+        params = set(self.base.co_varnames[: _nparams(self.base)])
+        calls = related or (
+            predicate is not None
+            and not _never(predicate, params, bool(self.base.co_flags & inspect.CO_VARKEYWORDS))
+        )
+        tests = inline_tests(predicate, params) if calls and not related else None
+        key = (calls, ast.dump(tests) if tests is not None else None)
+        code = self._codes.get(key)
+        if code is None:
+            node = instrumented_node(
+                function_node(self.func, self._source), self.base, calls, tests
+            )
+            module, _ = module_for(self.func, node)
+            built = compile_at(self.func, module)
+            built = requalify(
+                built,
+                built.co_qualname,
+                self.base.co_qualname,
+                (built.co_flags & ~CO_NESTED) | (self.base.co_flags & CO_NESTED),
+            )
+            built = built.replace(co_name=self.base.co_name)
+            code = fill(built, self.site, self.probe)
+            if len(self._codes) > 8:
+                self._codes.clear()
+            self._codes[key] = code
+        return code
+
+    def apply(self, state: tuple | None) -> None:
+        """Run the code for ``state`` from the next call on (registry lock held)."""
+        try:
+            code = self.code_for(state)
+        except Exception:
+            log.exception("instrumenting %s failed; it runs untraced", self.site.name)
+            code = self.base
+        if self.func.__code__ is not code:
+            self.func.__code__ = code
+
+    def restore(self) -> None:
+        self.func.__code__ = self.base
+
+
+def _never(predicate: Predicate, params: set[str], varkw: bool) -> bool:
+    """True when ``predicate`` names an argument this function cannot have: no call can
+    match (the trace warned when it was made), so only exceptions are traced."""
+    parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+    return (
+        not varkw
+        and all(isinstance(p, ArgTest) for p in parts)
+        and any(p.arg != "return" and p.arg not in params for p in parts)  # type: ignore[attr-defined]
+    )
+
+
+def _nparams(code: CodeType) -> int:
+    n = code.co_argcount + code.co_kwonlyargcount
+    n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    return n
+
+
+# -- the registry of instrumented functions ---------------------------------------------------
+
+_instrumented: dict[int, Instrumented] = {}
+# Tests and benchmarks: trace with wrappers only (the fallback back end).
+FORCE_WRAPPER = False
+_wrapped: dict[int, engine.Site] = {}
+
+
+def instrument(site: engine.Site) -> Instrumented:
+    """Instrument ``site.func`` in place (TraceError saying why it cannot be)."""
+    func = site.func
+    if not isinstance(func, FunctionType):
+        raise TraceError("it is not a Python function")
+    first = _instrumented.get(id(func))
+    if first is not None:
+        # the same function under another name (``get = head = _unimplemented``): its code
+        # already reports to the first name's site; this site is an alias of it
+        site.alias_of = first.site  # type: ignore[attr-defined]
+        return first
+    if FORCE_WRAPPER:
+        raise TraceError("wrappers forced")
+    inst = Instrumented(site, func)
+    _instrumented[id(func)] = inst
+    site.on_state = inst.apply
+    return inst
+
+
+def release(site: engine.Site) -> None:
+    """Put the original code back (registry lock held)."""
+    inst = _instrumented.get(id(site.func))
+    if inst is not None and inst.site is site:
+        del _instrumented[id(site.func)]
+        site.on_state = None
+        inst.restore()
+    _wrapped.pop(id(site.func), None)
+
+
+def note_wrapped(site: engine.Site) -> None:
+    _wrapped[id(site.func)] = site
+
+
+def instrumented(func: Any) -> Instrumented | None:
+    return _instrumented.get(id(func))
+
+
+def base_code(func: FunctionType) -> CodeType:
+    """The code ``func`` runs when untraced (what ``edit`` saves and compares)."""
+    inst = _instrumented.get(id(func))
+    return inst.base if inst is not None and inst.func is func else func.__code__
+
+
+def set_code(func: FunctionType, code: CodeType, on_loop: Callable | None = None) -> None:
+    """Give ``func`` new code (``edit``), re-instrumenting it if it is traced.
+
+    The signature may change: the traced site's argument map and filters are rebuilt, and
+    the instrumented variants are generated again from the new source.
+    """
+    inst = _instrumented.get(id(func))
+    site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
+    if site is None:
+        func.__code__ = code
+        return
+    with site.tracer.lock:
+        inst = _instrumented.get(id(func))
+        site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
+        func.__code__ = code
+        if site is None:
+            return
+        site._sig = site._params = None
+        site.varargs = site.varkw = None
+        if inst is not None and inst.func is func:
+            try:
+                fresh = Instrumented(site, func)
+            except TraceError as exc:
+                log.warning("%s: %s; traced again only after untrace/trace", site.name, exc)
+                del _instrumented[id(func)]
+                site.on_state = None
+                return
+            _instrumented[id(func)] = fresh
+            site.on_state = fresh.apply
+        site.refresh(force=True)
