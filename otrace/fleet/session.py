@@ -191,10 +191,10 @@ class FleetSession:
         if first == "ls" and any(_under(w, RECENT) for w in words[1:]):
             return self._list_recent([w for w in words[1:] if _under(w, RECENT)])
         if first == "cd" and len(words) == 2 and _under(words[1], RECENT) and "@" in words[1]:
-            path, _, pid = words[1].rpartition("@")
-            if pid.isdigit() and int(pid) in self.members:
-                self.focus = int(pid)
-                return self.members[int(pid)].execute(f"cd {path}", width, on_edit)
+            path, _, pid_text = words[1].rpartition("@")
+            if pid_text.isdigit() and int(pid_text) in self.members:
+                self.focus = int(pid_text)
+                return self.members[self.focus].execute(f"cd {path}", width, on_edit)
         if first == "resume":
             return self._resume(words, width)
         return self.broadcast(line, width, poll, on_edit)
