@@ -118,6 +118,10 @@ def service_command(args: list[str]) -> int:
             "--timeout", type=float, default=10.0, help="with --inject: seconds to wait"
         )
         opts = parser.parse_args(args[1:])
+        if opts.target.startswith("ssh://") and not opts.all:
+            from otrace.fleet.ssh import attach_ssh
+
+            return attach_ssh(opts.target)
         if opts.all:
             from otrace.fleet.console import attach_all
 
@@ -177,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         from otrace.inject import main as inject_main
 
         return inject_main(argv[1:])
+    if argv[:1] == ["bridge"] and not os.path.exists("bridge"):
+        parser = argparse.ArgumentParser(
+            prog="otrace bridge",
+            description="Copy standard input/output to and from an otrace service's socket "
+            "(what otrace attach ssh://host/PROGRAM runs on the far host).",
+        )
+        parser.add_argument("target", help="a pid, a program name or a socket")
+        from otrace.fleet.ssh import bridge
+
+        return bridge(parser.parse_args(argv[1:]).target)
     if argv[:1] == ["demo"] and not os.path.exists("demo"):
         return demo_main(argv[1:])
     if argv[:1] in (["attach"], ["ps"]) and not os.path.exists(argv[0]):

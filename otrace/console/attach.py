@@ -74,12 +74,20 @@ def _owner(path: str) -> str:
         return ""
 
 
-def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
-    """Open a console on ``target``; the exit status (0 after detaching)."""
+def attach(
+    target: str,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    sock: socket.socket | None = None,
+) -> int:
+    """Open a console on ``target`` (or over ``sock``, already connected to a service,
+    e.g. through ssh); the exit status (0 after detaching)."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     try:
-        path = find_socket(target)
-        backend = RemoteSession(connect(path), client="otrace attach")
+        if sock is None:
+            sock = connect(find_socket(target))
+        backend = RemoteSession(sock, client="otrace attach")
         welcome = backend.hello("attach")
     except AttachError as exc:
         _say(stderr, f"otrace: {exc}")
