@@ -272,9 +272,13 @@ class FleetSession:
         answers = self._everywhere(f"ls {pattern}")
         prefixes = [w.rstrip("/") for w in wanted]
         found: list[tuple[str, int, str]] = []
+        notes: list[str] = []
         for pid, answer in answers.items():
             for stream, text, _ in answer.chunks:
                 if stream != "out":
+                    continue
+                if not text.lstrip().startswith(RECENT + "/"):
+                    notes.append(f"[worker {pid}] {text.strip()}")  # e.g. ls_limit reached
                     continue
                 # (``ls`` may put several paths on a line; context names have no blanks)
                 for path in text.split():
@@ -285,6 +289,8 @@ class FleetSession:
         result = Result()
         for _time, pid, path in sorted(found):
             result.write(f"{path}@{pid}")
+        for note in notes:
+            result.write(note)
         gone = [pid for pid, a in answers.items() if failed(a) and "Disconnected" in a.err]
         for pid in gone:
             result.error(f"[worker {pid}] {answers[pid].err.strip()}")
