@@ -96,6 +96,9 @@ def service_command(args: list[str]) -> int:
         parser.description = "Open a console on a running program (quit or Ctrl-D detaches)."
         parser.add_argument("target", help="a pid, a program name (see otrace ps) or a socket")
         parser.add_argument(
+            "more", nargs="*", help="with --all: more ssh://[user@]host/PROGRAM addresses"
+        )
+        parser.add_argument(
             "--inject",
             action="store_true",
             help="TARGET is the pid of a Python process without otrace: start otrace in it "
@@ -125,7 +128,16 @@ def service_command(args: list[str]) -> int:
         if opts.all:
             from otrace.fleet.console import attach_all
 
-            return attach_all(opts.target)
+            if not opts.target.startswith("ssh://"):
+                return attach_all(opts.target)
+            urls = [opts.target, *opts.more]
+            programs = {u.rstrip("/").rsplit("/", 1)[-1] for u in urls}
+            if len(programs) != 1 or not all(u.startswith("ssh://") for u in urls):
+                parser.error("--all ssh://HOST/PROGRAM ...: one program, every target ssh://")
+            hosts = tuple(u.rstrip("/").rsplit("/", 1)[0] for u in urls)
+            return attach_all(programs.pop(), hosts=hosts)
+        if opts.more:
+            parser.error("several targets only with --all ssh://...")
         if opts.inject:
             return attach_injected(opts.target, opts.path, opts.gdb, opts.timeout)
         return attach(opts.target)

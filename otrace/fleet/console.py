@@ -13,10 +13,17 @@ from otrace.console.remote import AttachError
 from otrace.fleet.session import FleetSession
 
 
-def attach_all(program: str, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
-    """Open a fleet console on ``program``; the exit status (0 after detaching)."""
+def attach_all(
+    program: str,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    hosts: tuple[str, ...] = (),
+) -> int:
+    """Open a fleet console on ``program`` (on this host, or on ``hosts``: ssh:// addresses
+    without the program); the exit status (0 after detaching)."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
-    fleet = FleetSession(program)
+    fleet = FleetSession(program, hosts=hosts)
     try:
         notes = fleet.start()
     except AttachError as exc:

@@ -36,10 +36,12 @@ class Member:
         path: str,
         on_announce: Callable[[int, str], Any],
         on_state: Callable[[], Any],
+        open_socket: Callable[[], Any] | None = None,
     ) -> None:
         self.pid = pid
         self.path = path
-        self.remote = RemoteSession(connect(path), client="otrace attach --all")
+        sock = open_socket() if open_socket is not None else connect(path)
+        self.remote = RemoteSession(sock, client="otrace attach --all")
         self.remote.on_announce = lambda text: on_announce(pid, text)
         self.remote.on_state = on_state
         self.welcome: dict[str, Any] = {}
@@ -63,11 +65,15 @@ class Member:
 
 
 def attach_member(
-    pid: int, path: str, on_announce: Callable[[int, str], Any], on_state: Callable[[], Any]
+    pid: int,
+    path: str,
+    on_announce: Callable[[int, str], Any],
+    on_state: Callable[[], Any],
+    open_socket: Callable[[], Any] | None = None,
 ) -> Member | str:
-    """A member attached to ``path``, or why it could not be."""
+    """A member attached to ``path`` (or over ``open_socket()``), or why it could not be."""
     try:
-        member = Member(pid, path, on_announce, on_state)
+        member = Member(pid, path, on_announce, on_state, open_socket)
     except AttachError as exc:
         return str(exc)
     try:
@@ -83,3 +89,29 @@ def socket_owner_ok(path: str) -> bool:
         return os.stat(path).st_uid == os.getuid()
     except OSError:
         return False
+
+
+def find_remote(url: str, program: str) -> dict[int, str]:
+    """pid -> ``ssh://.../pid`` of the processes named ``program`` on the host of ``url``
+    (``otrace ps`` run there through ssh).  AttachError if the host cannot be asked."""
+    import subprocess
+
+    from otrace.fleet.ssh import ssh_command
+
+    command = ssh_command(f"{url.rstrip('/')}/{program}")
+    command[-1] = command[-1].replace(" bridge ", " ps ", 1).rsplit(" ", 1)[0]
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AttachError(f"{url}: cannot list its processes ({exc})") from None
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["ssh failed"])[-1]
+        raise AttachError(f"{url}: {why}")
+    found: dict[int, str] = {}
+    for line in done.stdout.splitlines():
+        cells = line.split()
+        if len(cells) >= 2 and cells[0].isdigit() and cells[1] == program:
+            found[int(cells[0])] = f"{url.rstrip('/')}/{cells[0]}"
+    return found

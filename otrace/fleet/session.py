@@ -47,9 +47,13 @@ CONTEXT_DEPTH = 4  # /osh/recent/<kind>/<function>/<condition>/<time>
 class FleetSession:
     """Every attachable process of ``program`` (sockets in ``directory``) behind one console."""
 
-    def __init__(self, program: str, directory: str | None = None) -> None:
+    def __init__(
+        self, program: str, directory: str | None = None, hosts: tuple[str, ...] = ()
+    ) -> None:
         self.program = program
         self.directory = directory
+        self.hosts = hosts  # ssh://[user@]host[:port] (no local processes when given)
+        self._looks = 0
         self.on_announce: Callable[[str], Any] = lambda text: None
         self.on_state: Callable[[], Any] = lambda: None
         self.members: dict[int, _members.Member] = {}
@@ -65,20 +69,48 @@ class FleetSession:
     def start(self) -> list[str]:
         """Attach to every worker there is now; messages for the operator.  AttachError if
         there is none."""
-        sockets = _members.find_sockets(self.program, self.directory)
+        notes: list[str] = []
+        sockets = self._discover(notes)
         if not sockets:
+            if notes:
+                raise AttachError("; ".join(notes))
             raise AttachError(
                 f"no otrace service for a program named {self.program!r} (see otrace ps)"
             )
-        notes = [self._join(pid, path) for pid, path in sorted(sockets.items())]
+        notes += [self._join(pid, path) for pid, path in sorted(sockets.items())]
         if not self.members:
             raise AttachError("; ".join(n for n in notes if n))
         self._watcher = threading.Thread(target=self._watch, name="otrace-fleet", daemon=True)
         self._watcher.start()
         return [n for n in notes if n]
 
+    def _discover(self, notes: list[str]) -> dict[int, str]:
+        """pid -> socket path (or ssh address) of every process of the program."""
+        if not self.hosts:
+            return _members.find_sockets(self.program, self.directory)
+        found: dict[int, str] = {}
+        for url in self.hosts:
+            try:
+                remote = _members.find_remote(url, self.program)
+            except AttachError as exc:
+                notes.append(str(exc))  # an unreachable host: one line, the rest works
+                continue
+            for pid, address in remote.items():
+                if pid in found:
+                    notes.append(f"pid {pid} of {address} collides with {found[pid]}; left out")
+                else:
+                    found[pid] = address
+        return found
+
     def _join(self, pid: int, path: str) -> str:
-        member = _members.attach_member(pid, path, self._member_announce, self._member_state)
+        opener = None
+        if path.startswith("ssh://"):
+            from otrace.fleet.ssh import ssh_socket
+
+            opener = lambda: ssh_socket(path)[0]  # noqa: E731
+        member = _members.attach_member(
+            pid, path, self._member_announce, self._member_state, opener
+        )
         if isinstance(member, str):
             self._failed[pid] = member
             return f"worker {pid}: {member}"
@@ -110,7 +142,10 @@ class FleetSession:
                 why = member.remote.bye or "its connection ended"
                 self.on_announce(f"*** worker {pid} left the fleet ({why})")
                 self.on_state()
-        sockets = _members.find_sockets(self.program, self.directory)
+        self._looks += 1
+        if self.hosts and self._looks % 20:
+            return  # other hosts are asked every 10 s (each look is an ssh login)
+        sockets = self._discover([])
         for pid, path in sorted(sockets.items()):
             if pid in self.members or pid in self._failed:
                 continue

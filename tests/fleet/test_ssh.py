@@ -112,3 +112,41 @@ def test_attach_over_ssh(sshd, tmp_path):
         assert "no otrace service for a program named 'nothing'" in bad.stderr, bad.stderr
     finally:
         server.stop()
+
+
+def test_fleet_console_over_ssh(sshd, tmp_path):
+    """``--all ssh://host/PROGRAM``: the program's processes on the far host, and an
+    unreachable host named in one line while the reachable one works."""
+    port, key = sshd
+    server = Server(tmp_path)
+    try:
+        far = " ".join(
+            f"{k}={shlex.quote(server.env[k])}" for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME")
+        )
+        env = dict(server.env)
+        env["OTRACE_SSH"] = (
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+            f"-o ConnectTimeout=5 -i {key}"
+        )
+        env["OTRACE_REMOTE"] = f"env {far} {shlex.quote(sys.executable)} -m otrace"
+        dead = free_port()  # nothing listens there
+        done = subprocess.run(
+            [sys.executable, "-m", "otrace", "attach", "--all"]
+            + [
+                f"ssh://root@127.0.0.1:{port}/served_app",
+                f"ssh://root@127.0.0.1:{dead}/served_app",
+            ],
+            input="counts\nls /osh/workers\nquit\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(ROOT),
+            timeout=90,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"Attached to 1 processes of served_app (pids {server.pid})" in done.stderr
+        assert f"ssh://root@127.0.0.1:{dead}:" in done.stderr  # the unreachable host, named
+        assert f"[worker {server.pid}] {{'requests': 0}}" in done.stdout
+        assert f"ssh://root@127.0.0.1:{port}/{server.pid}" in done.stdout
+    finally:
+        server.stop()
