@@ -20,9 +20,10 @@ import inspect
 import os
 import signal
 import sys
-import time
 
 from otrace.oshell import OShell
+
+INIT_TIMEOUT = 60.0  # seconds the -f function waits for the init file
 
 
 def load_program(path: str):
@@ -259,12 +260,19 @@ def main(argv: list[str] | None = None) -> int:
         init_file=module.__name__ + ".trc",
         work_dir=os.getcwd(),
     )
+    # the programmer's own program, run for debugging: start unsafe, as pdb would (an
+    # embedded shell in a live server, and otrace -p on a shared file, start in safe mode)
+    shell.runtime.params.set("safe_mode", False)
     signal.signal(signal.SIGTERM, lambda *_: shell.shutdown())
     if func is None:
         shell.loop(wait_to_run=True)
         return 0
-    shell.loop()
-    time.sleep(1.0)  # let the init file set its traces first
+    ready = shell.loop()
+    if not ready.wait(INIT_TIMEOUT):  # the init file sets the traces the function needs
+        print(
+            f"otrace: the init file did not finish within {INIT_TIMEOUT:g}s; running anyway",
+            file=sys.stderr,
+        )
     try:
         call_with_args(func, opts.args)
     except Exception as exc:
@@ -272,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_user_traceback(exc), file=sys.stderr)
         record_failure(exc, opts.function)
-        shell.session.execute("cd ~~")
+        shell._run_line("cd ~~")  # through the console's service: never beside its own line
         print("The shell is open at the exception's context (cd ~~); quit to end.", file=sys.stderr)
         # the console's thread ends when it detaches (quit, Ctrl-D, end of input)
         while not shell.is_shut_down and shell.thread is not None and shell.thread.is_alive():

@@ -51,6 +51,10 @@ log = get_logger("holds")
 LoopDoor = Callable[[Callable[[], None]], Any]
 
 
+class LoopBusy(TimeoutError):
+    """A call started on the event loop but did not finish in time (it may still)."""
+
+
 class AwaitError(OTraceError):
     """An ``await`` typed at the prompt could not run or did not finish in time."""
 
@@ -97,8 +101,10 @@ class HoldTable:
         :meth:`set_eventloop_callback`); without any door, or on a thread that runs an event
         loop itself (waiting would deadlock), ``func`` runs right here.  ``func``'s exception
         is re-raised here.  TimeoutError if the loop has not started ``func`` within
-        ``timeout`` seconds -- it then never runs; once started, it is waited for.  For other
-        threads (the shell's).
+        ``timeout`` seconds -- it then never runs; :class:`LoopBusy` (a TimeoutError) if it
+        started but has not finished within another ``timeout`` seconds.  Every wait is
+        bounded, and the caller must hold no lock the loop may need.  For other threads (the
+        shell's).
         """
         door = callback if callback is not None else self._door
         if door is None or running_loop() is not None:
@@ -121,7 +127,10 @@ class HoldTable:
                 raise TimeoutError(
                     f"the event loop did not run {func!r} within {timeout:g}s"
                 ) from None
-            return fut.result()
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise LoopBusy(f"{func!r} started on the event loop but did not finish") from None
 
     def run_coroutine(self, coro: Any, timeout: float, loop: Any = None) -> Any:
         """Run ``coro`` as a task on the program's event loop and wait for its result.
@@ -229,16 +238,13 @@ class HoldTable:
         """Release a pending break or hold with ``value``; False if nothing waits under that id.
 
         ``error`` (holds only) is raised in the held task instead of returning a value.  The
-        context is then removed from ``/osh/recent`` (it stays in ``/osh/saved`` if saved).
-        Any thread (typically the shell's).
+        context stays in ``/osh/recent`` as an ordinary (evictable) context whose
+        ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
         """
         item = self.get(ctx_or_id)
         if error is not None and not isinstance(item, Hold):
             return False
-        if item is None or not item.release(value, reason, error):
-            return False
-        self.store.remove(item.ctx, keep_saved=True)
-        return True
+        return item is not None and item.release(value, reason, error)
 
     def release_all(self, reason: str = "shutdown") -> int:
         """Release every pending break and hold (shutdown); returns how many.  Any thread."""

@@ -132,6 +132,7 @@ class OShell:
         self._runs: queue.Queue = queue.Queue()
         self._running_task = False
         self._shut = threading.Event()
+        self.ready = threading.Event()  # set once init_func and the init file have run
         self._shutdown_lock = threading.Lock()
         self._quit_at_start = False
         self._wait_to_run = False
@@ -182,11 +183,14 @@ class OShell:
             return None
 
     # -- running ------------------------------------------------------------------------
-    def loop(self, wait_to_run: bool = False) -> None:
+    def loop(self, wait_to_run: bool = False) -> threading.Event:
         """Start the service and the local console: in this thread (returns when the
         console detaches) or in its own thread.
 
         With ``wait_to_run`` the calling thread then serves ``run`` requests until shutdown.
+        Returns :attr:`ready`, set once ``init_func`` and the init file have run (or the
+        shell ended first): ``shell.loop().wait(timeout)`` before running program code that
+        the init file is meant to trace.
         """
         self.start_service()
         if wait_to_run:
@@ -199,6 +203,7 @@ class OShell:
                 self._serve_runs()
         else:
             self._run()
+        return self.ready
 
     def _run(self) -> None:
         console: Console | None = None
@@ -235,9 +240,11 @@ class OShell:
             unpickle_file = self.runtime.params.unpickle_file
             if unpickle_file and type(self.session.mounts.get("pickled")) is dict:
                 self._run_line(f"unpickle {unpickle_file}")
+            self.ready.set()
             if console is not None and not (self._shut.is_set() or self._quit_at_start):
                 console.run()
         finally:
+            self.ready.set()
             if console is not None:
                 console.backend.close()
             if not self.no_input:
@@ -420,6 +427,7 @@ def set_trace(
         new_thread=new_thread or wait_to_run,
         init_file=init_file or None,
     )
+    shell.runtime.params.set("safe_mode", False)  # pdb-style, in the programmer's own code
     if locals_dict is not globals_dict:
         # called in a function: start among its locals, so that its names resolve as typed
         # (then the globals), as in pdb

@@ -138,7 +138,7 @@ TABLE: tuple[Param, ...] = (
         "max_recent",
         int,
         10,
-        "Contexts kept in /osh/recent per context type (breaks and holds are exempt)",
+        "Contexts kept in /osh/recent per context type (waiting breaks and holds are exempt)",
         minimum=1,
     ),
     Param("osh_bin", str, "", "Directory put in front of PATH for unix commands run outside /osh"),

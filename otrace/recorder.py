@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from otrace.contexts.record import TraceContext
+from otrace.contexts.safe import terminal_text
 from otrace.contexts.store import ContextStore
 from otrace.events import Announcement, EventBus
 from otrace.holds import Break, Hold, HoldTable
@@ -80,13 +81,15 @@ class Recorder:
     def resolve_kind(self, kind: str, action: str | None, hold_ok: bool) -> tuple[str, str]:
         """The kind to record for ``action`` on this thread, and a refusal note (or "").
 
-        ``break`` needs a thread that may block; ``hold`` needs ``hold_ok`` (an awaiting
+        ``break``, ``pdb`` and ``ipdb`` need a thread that may block; ``hold`` needs ``hold_ok`` (an awaiting
         caller on a running loop).  Traced thread.
         """
         if action == "break":
             if self.holds.can_block():
                 return "breaks", ""
             return kind, "break refused"
+        if action in ("pdb", "ipdb") and not self.holds.can_block():
+            return kind, f"{action} refused"  # a debugger prompt blocks the loop like a break
         if action == "hold":
             if hold_ok:
                 return "holds", ""
@@ -109,6 +112,6 @@ class Recorder:
             self.events.emit(Announcement(text))
             return
         try:
-            _announce_log.log(level, "%s", text)
+            _announce_log.log(level, "%s", terminal_text(text))  # program data: escaped
         except Exception:
             pass

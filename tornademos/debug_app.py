@@ -1,6 +1,6 @@
 """Tornado with an interactive traceback page in the browser (and the otrace console).
 
-    python tornademos/debug_app.py --debug --port=8000
+    python tornademos/debug_app.py --debug --port=8000 [--address=127.0.0.1]
 
 ``/`` says hello; ``/error/`` raises.  With ``--debug`` the error page is interactive:
 every frame's source and locals, and a prompt in each frame (the PIN is printed on this
@@ -24,6 +24,7 @@ from otrace.tornado import enable_tracebacks
 
 define("debug", default=False, type=bool, help="Run in debug mode (interactive error pages)")
 define("port", default=8000, type=int, help="Port on which to listen")
+define("address", default="127.0.0.1", help="Address to listen on (loopback unless told otherwise)")
 
 
 class IndexHandler(tornado.web.RequestHandler):
@@ -73,7 +74,7 @@ def start_console(stopped: asyncio.Event) -> otrace.OShell:
 
 
 async def serve() -> None:
-    sockets = tornado.netutil.bind_sockets(options.port, address="127.0.0.1")
+    sockets = tornado.netutil.bind_sockets(options.port, address=options.address)
     port = sockets[0].getsockname()[1]
     app = create_application(debug=options.debug, port=port)
     server = tornado.httpserver.HTTPServer(app)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from otrace.contexts.safe import terminal_text
 from otrace.errors import OTraceError
 
 
@@ -78,8 +79,9 @@ class Console:
         return text
 
     def announce(self, text: str) -> None:
-        """Show a trace event (called on the session's reader thread)."""
-        self._write(self.stderr, text + "\n")
+        """Show a trace event (called on the session's reader thread); program data in it
+        is escaped."""
+        self._write(self.stderr, terminal_text(text) + "\n")
 
     # -- the loop -----------------------------------------------------------------------
     def read_line(self, prompt: str) -> str | None:
@@ -105,7 +107,7 @@ class Console:
                 if secret:
                     line = self.read_secret(secret)
                 else:
-                    line = self.read_line(backend.prompt())
+                    line = self.read_line(terminal_text(backend.prompt()))
             except KeyboardInterrupt:
                 self.show(backend.cancel())
                 continue

@@ -52,6 +52,7 @@ from otrace.console.pdb_handover import SUSPENDED, PdbHandover
 from otrace.console.plain import Console
 from otrace.console.repeat import AltScreenRepeat
 from otrace.console.router import OutputRouter
+from otrace.contexts.safe import terminal_text
 from otrace.events import DebuggerHandover
 
 HISTORY_ENV = "OTRACE_HISTORY"
@@ -146,7 +147,7 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
 
     # -- prompt -------------------------------------------------------------------------
     def _message(self) -> str:
-        return self.backend.prompt()
+        return terminal_text(self.backend.prompt())
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
@@ -257,7 +258,7 @@ class TerminalConsole(OutputRouter, PdbHandover, AltScreenRepeat, Console):
                 return
             if self._repeating:
                 self._wake()  # an announcement ends repeat mode; it prints after it
-            self._emit(self.stderr, text + "\n", whole=True, echo=True)
+            self._emit(self.stderr, terminal_text(text) + "\n", whole=True, echo=True)
 
     # -- running commands ---------------------------------------------------------------
     def width(self) -> int:

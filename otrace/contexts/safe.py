@@ -19,7 +19,7 @@ _REPR.maxlevel = 3
 def _failed(obj: object, exc: BaseException) -> str:
     try:
         name = type(obj).__name__
-    except Exception:  # pragma: no cover - type() itself cannot fail in practice
+    except BaseException:  # noqa: B036  # pragma: no cover - type() itself cannot fail
         name = "object"
     return f"<{name} object; repr failed: {type(exc).__name__}>"
 
@@ -28,7 +28,7 @@ def safe_repr(obj: object, limit: int = 2000) -> str:
     """A bounded ``repr`` of ``obj``; a failing ``repr`` gives a placeholder."""
     try:
         text = _REPR.repr(obj)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: B036 - a program's repr may raise SystemExit too
         return _failed(obj, exc)
     if len(text) > limit:
         text = text[:limit] + "..."
@@ -37,12 +37,12 @@ def safe_repr(obj: object, limit: int = 2000) -> str:
 
 def safe_str(obj: object, limit: int = 2000) -> str:
     """A bounded ``str`` of ``obj`` (strings pass through); failures give a placeholder."""
-    if isinstance(obj, str):
+    if type(obj) is str:  # type(): a program's __class__ may raise
         text = obj
     else:
         try:
             text = str(obj)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: B036 - a program's str may raise SystemExit too
             return _failed(obj, exc)
     if len(text) > limit:
         text = text[:limit] + "..."

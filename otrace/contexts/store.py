@@ -2,9 +2,10 @@
 
 ``recent`` and ``saved`` are nested dicts ``kind -> Name -> ctxid -> timestamp -> context``,
 which the shell browses as they are.  ``recent`` keeps at most ``max_recent`` contexts per
-kind (oldest evicted first); breaks and holds are exempt, since they stand for a thread or
-request that is waiting -- they leave only through ``resume`` or ``del``.  ``saved`` never
-evicts.  ``all`` maps every trace id still kept anywhere to its context.
+kind (oldest evicted first); a break or hold still waiting (its ``live`` is set) is exempt,
+since it stands for a thread or request -- it leaves only through ``resume`` or ``del``.  Once
+released (resumed, cancelled, disconnected, ...) it is an ordinary context, kept with its
+``__trc["released"]`` reason and evicted like any other.  ``saved`` never evicts.  ``all`` maps every trace id still kept anywhere to its context.
 
 Thread safety: every method may be called from any thread; mutations take the store's lock.
 Events are emitted in the calling thread, outside the lock (see otrace.events).
@@ -23,8 +24,6 @@ from otrace.log import get_logger
 from otrace.params import Params
 
 log = get_logger("contexts")
-
-EXEMPT_KINDS = frozenset({"breaks", "holds"})
 
 
 def _put(tree: dict, ctx: TraceContext) -> None:
@@ -79,18 +78,37 @@ class ContextStore:
             order = self._order.setdefault(ctx.kind, OrderedDict())
             order[ctx.id] = ctx
             self._newest = ctx
-            if ctx.kind not in EXEMPT_KINDS:
-                while len(order) > self.params.max_recent:
-                    _, old = order.popitem(last=False)
-                    _pop(self.recent, old)
-                    if old.id not in self._saved_ids:
-                        self.all.pop(old.id, None)
-                    evicted.append(old)
+            evicted = self._evict(order)
         self.events.emit(ContextRecorded(ctx))
         for old in evicted:
             if old.id not in self._saved_ids:
                 self.events.emit(ContextRemoved(old))
                 old.unlink()
+
+    def _evict(self, order: OrderedDict[str, TraceContext]) -> list[TraceContext]:
+        """Drop the oldest contexts of one kind beyond ``max_recent`` (lock held).
+
+        Waiting breaks and holds are skipped, not counted against the others: at most
+        ``max_recent`` released contexts stay beside any number still waiting.
+        """
+        evicted: list[TraceContext] = []
+        excess = len(order) - self.params.max_recent
+        if excess <= 0:
+            return evicted
+        for old in list(order.values()):
+            if excess <= 0:
+                break
+            if old.live is not None:
+                continue
+            del order[old.id]
+            excess -= 1
+            _pop(self.recent, old)
+            if old.id not in self._saved_ids:
+                self.all.pop(old.id, None)
+            evicted.append(old)
+        if self._newest is not None and self._newest.id not in self.all:
+            self._newest = self._latest()
+        return evicted
 
     def save(self, ctx: TraceContext) -> None:
         """Copy a context into ``saved`` (it then outlives eviction)."""

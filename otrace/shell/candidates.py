@@ -20,7 +20,7 @@ from itertools import islice
 from typing import Any
 
 from otrace.errors import OTraceError
-from otrace.vfs import FsPath, as_dir
+from otrace.vfs import FsPath
 
 SCAN_LIMIT = 20_000  # names looked at in one directory / namespace
 MAX_RESULTS = 500  # completions returned at most
@@ -84,7 +84,7 @@ def complete_path(
     try:
         parent_parts = tree.parts(dir_text, cwd) if dir_text else cwd
         parent = tree.resolve(parent_parts).value
-        d = as_dir(parent)
+        d = tree.view(parent)  # safe mode: no private names, no property runs
         names = d.names(SCAN_LIMIT)
     except OTraceError:
         return []
@@ -157,15 +157,16 @@ def _namespace_names(session) -> list[str]:
     here: Any = None
     try:
         here = session.here().value
-        names.extend(as_dir(here).names(SCAN_LIMIT))
+        names.extend(session.tree.view(here).names(SCAN_LIMIT))
     except OTraceError:
         pass
     glob = session.eval_globals()
     if glob is not here:
+        private = session.tree.pure()  # safe mode: no private names
         names.extend(
             k
             for k in islice(iter(list(glob) if len(glob) < SCAN_LIMIT else glob), SCAN_LIMIT)
-            if isinstance(k, str)
+            if isinstance(k, str) and not (private and k.startswith("_"))
         )
     names.extend(dir(builtins))
     return names
@@ -173,7 +174,7 @@ def _namespace_names(session) -> list[str]:
 
 def _lookup_name(session, name: str) -> Any:
     try:
-        return as_dir(session.here().value).get(name)
+        return session.tree.view(session.here().value).get(name)
     except (KeyError, OTraceError):
         pass
     glob = session.eval_globals()

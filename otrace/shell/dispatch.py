@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from otrace.errors import UsageError
+from otrace.shell import safety
 from otrace.shell.output import Result
 from otrace.shell.parsing import parse
 from otrace.shell.registry import REGISTRY, Args, Command, lookup
@@ -35,7 +36,21 @@ if TYPE_CHECKING:
 
 #: Commands that keep their meaning below /osh/web/<user> (everything else is JavaScript).
 WEB_LOCAL = frozenset(
-    {"ls", "cd", "cdls", "pushd", "popd", "swapd", "pwd", "help", "alias", "quit", "repeat", "set"}
+    {
+        "ls",
+        "cd",
+        "cdls",
+        "pushd",
+        "popd",
+        "swapd",
+        "pwd",
+        "help",
+        "alias",
+        "quit",
+        "repeat",
+        "set",
+        "remotelog",
+    }
 )
 
 
@@ -204,6 +219,7 @@ def _call(session: Session, cmd: Command, rest: str, words: list[Word], result: 
     else:
         args = parse(cmd, words)
         args.raw = rest
+    safety.check(session, cmd, args)  # safe mode: the one capability check
     previous, session.out = session.out, result
     try:
         cmd.func(session, args)

@@ -22,7 +22,9 @@ import traceback
 from collections.abc import Coroutine
 from typing import Any
 
-from otrace.errors import SafeModeError
+from otrace.errors import SafeModeError, UsageError
+
+MAX_DEPTH = 200  # levels of an expression tree pr accepts (the compiler recurses)
 
 _UNSAFE_NODES: dict[type, str] = {
     ast.Call: "calls",
@@ -53,6 +55,30 @@ def check_safe(source: str, mode: str = "eval") -> ast.AST:
             raise SafeModeError(
                 f"attribute names starting with '_' are not permitted in safe mode (.{node.attr}); {SAFE_HINT}"
             )
+    return tree
+
+
+def parse_expression(source: str) -> ast.Expression:
+    """Parse an expression for pr; UsageError (one line) if it is nested too deeply.
+
+    CPython's parser and compiler recurse: a few thousand nested brackets or unary minus
+    signs raise RecursionError or MemoryError, which must not reach the operator as an
+    internal error.
+    """
+    try:
+        tree = ast.parse(source, mode="eval")
+    except (RecursionError, MemoryError):
+        raise UsageError("Expression nested too deeply") from None
+    except SyntaxError as exc:
+        if "too many nested" in str(exc.msg):
+            raise UsageError("Expression nested too deeply") from None
+        raise
+    depth_stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while depth_stack:
+        node, depth = depth_stack.pop()
+        if depth > MAX_DEPTH:
+            raise UsageError(f"Expression nested too deeply (more than {MAX_DEPTH} levels)")
+        depth_stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return tree
 
 

@@ -3,12 +3,16 @@
 A :class:`Result` collects what one input line produced as chunks of (stream, text, kind):
 ``stream`` is ``out`` or ``err``; ``kind`` tells a front end how it may render the text
 (``python`` source may be highlighted, ``text`` is shown as is).  The terminal, the browser
-and tests all render the same chunks.
+and tests all render the same chunks.  Text is stored with its control characters escaped
+(line breaks and tabs aside): values, names and messages come from the program, a file or a
+browser, and must not drive the operator's terminal (clear screen, OSC 52 clipboard writes).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from otrace.contexts.safe import terminal_text
 
 
 @dataclass
@@ -19,12 +23,12 @@ class Result:
     action_arg: str = ""
 
     def write(self, text: str, kind: str = "text") -> None:
-        """Write a line (or lines) of normal output."""
-        self.chunks.append(("out", text, kind))
+        """Write a line (or lines) of normal output (control characters escaped)."""
+        self.chunks.append(("out", terminal_text(text), kind))
 
     def error(self, text: str) -> None:
-        """Write an error line."""
-        self.chunks.append(("err", text, "text"))
+        """Write an error line (control characters escaped)."""
+        self.chunks.append(("err", terminal_text(text), "text"))
 
     @property
     def out(self) -> str:

@@ -11,12 +11,41 @@ Thread safety: the session's thread.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
 from otrace.errors import OTraceError, UsageError
 from otrace.shell.output import Result
 from otrace.shell.registry import Args
+
+MAX_READ = 10_000_000  # characters read from a file named at the shell (source, view, < file)
+
+
+def read_text(path: str, what: str) -> str:
+    """The text of a regular file of at most MAX_READ characters; OTraceError otherwise.
+
+    Devices, FIFOs and sockets are refused before they are opened (``/dev/zero`` never ends,
+    a FIFO blocks until a writer comes).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise OTraceError(f"{what} from '{path}': no such file") from None
+    except OSError as exc:
+        raise OTraceError(f"{what} from '{path}': {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OTraceError(f"{what} from '{path}': not a regular file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_READ + 1)
+    except OSError as exc:
+        raise OTraceError(f"{what} from '{path}': {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise OTraceError(f"{what} from '{path}': not UTF-8 text ({exc.reason})") from None
+    if len(text) > MAX_READ:
+        raise OTraceError(f"{what} from '{path}': larger than {MAX_READ} characters")
+    return text
 
 
 def absolute_file(sh, name: str) -> str:
@@ -41,17 +70,7 @@ def read_input(sh, args: Args, finish: Callable[[str], Any], missing: str) -> bo
     if redirect is None:
         return False
     if redirect.op == "<" and redirect.target:
-        path = absolute_file(sh, redirect.target)
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise OTraceError(f"Error in reading from '{path}': {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise OTraceError(
-                f"Error in reading from '{path}': not UTF-8 text ({exc.reason})"
-            ) from None
-        finish(text)
+        finish(read_text(absolute_file(sh, redirect.target), "Error in reading"))
         return True
     here_doc = sh.hooks.get("here_doc")
     if here_doc is not None:

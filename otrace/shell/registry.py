@@ -85,6 +85,7 @@ class Option:
     value: str = ""  # name of the value in the usage line; empty for a flag
     choices: tuple[str, ...] = ()
     convert: Callable[[str], Any] | None = None
+    unsafe: str = ""  # why safe mode refuses this option (see otrace.shell.safety)
     long: str = ""  # also accepted as --long / --long=VALUE (stored under the letter)
 
 
@@ -154,6 +155,8 @@ class Command:
     outside_osh: bool = False
     parse_options: bool = True
     dash_words: DashWords | None = None
+    unsafe: str = ""  # why safe mode refuses the command (see otrace.shell.safety)
+    safe_check: Callable[[Any, Args], None] | None = None  # safe-mode check of the arguments
 
     def __post_init__(self) -> None:
         for i, arg in enumerate(self.args):
@@ -250,8 +253,15 @@ def command(
     outside_osh: bool = False,
     parse_options: bool = True,
     dash_words: DashWords | None = None,
+    unsafe: str = "",
+    safe_check: Callable[[Any, Args], None] | None = None,
 ) -> Callable[[Callable[[Any, Args], None]], Callable[[Any, Args], None]]:
-    """Declare a shell command (decorator); see the module docstring."""
+    """Declare a shell command (decorator); see the module docstring.
+
+    ``unsafe`` says why safe mode refuses the command; ``safe_check(sh, args)`` refuses some
+    of its uses (both enforced by :func:`otrace.shell.safety.check`, with the options'
+    ``unsafe`` and the ``<``/``>`` redirections).
+    """
     alias_words = {a: [w.text for w in tokenize(text)] for a, text in (aliases or {}).items()}
     for alias, words in alias_words.items():
         if not words or words[0] != name:
@@ -276,6 +286,8 @@ def command(
             outside_osh=outside_osh,
             parse_options=parse_options,
             dash_words=dash_words,
+            unsafe=unsafe,
+            safe_check=safe_check,
         )
         return func
 

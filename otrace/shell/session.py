@@ -13,9 +13,10 @@ multi-line code, front-end hooks) and turns an input line into a
 Errors the operator caused (:class:`~otrace.errors.OTraceError`) are one line; any other
 exception is shown with its traceback, and the session carries on.
 
-Thread safety: a session is used from one thread at a time (the console's).  Its state
-(cwd, stacks, aliases) is private; the program's objects it looks at are shared, and it
-reads them as they are.
+Thread safety: a session is used from one thread at a time (the service runs its lines;
+another thread goes through the service too, as ``otrace -f`` does to open the post-mortem
+context).  Its state (cwd, stacks, aliases) is private; the program's objects it looks at
+are shared, and it reads them as they are.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Session:
         }
         self.mounts.update(mounts or {})
         self.tree = Tree(self.mounts, work_dir=work_dir, newest=self.newest_path)
+        self.tree.pure = lambda: bool(self.params.safe_mode)  # safe mode: pure views
         self.cwd: Parts = GLOBALS
         self.dirstack: list[Parts] = []
         self.aliases: dict[str, list[str]] = builtin_aliases()
@@ -172,7 +174,7 @@ class Session:
             value = self.tree.resolve(root).value
         except PathError:
             return None
-        return value if isinstance(value, FrameContext) else None
+        return value if issubclass(type(value), FrameContext) else None
 
     def prompt(self) -> str:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
@@ -220,7 +222,7 @@ class Session:
         ctx = None
         try:
             value = self.here().value
-            if isinstance(value, FrameContext):
+            if issubclass(type(value), FrameContext):  # type(): __class__ may raise
                 ctx = value
         except OTraceError:
             pass

@@ -5,10 +5,12 @@ Thread safety: the session's thread.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from otrace.errors import OTraceError
 from otrace.shell.output import Result
+from otrace.shell.redirect import read_text
 
 if TYPE_CHECKING:
     from otrace.shell.session import Session
@@ -24,17 +26,9 @@ def run_file(session: Session, path: str, result: Result, echo: bool = True) -> 
     """
     if session._source_depth > MAX_DEPTH:
         raise OTraceError(f"source: nested too deeply at {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise OTraceError(f"Input file {path} not found") from None
-    except OSError as exc:
-        raise OTraceError(f"Error in reading from '{path}': {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise OTraceError(
-            f"Error in reading from '{path}': not UTF-8 text ({exc.reason})"
-        ) from None
+    if not os.path.exists(path):
+        raise OTraceError(f"Input file {path} not found")
+    lines = read_text(path, "Error in reading").splitlines()  # bounded; devices and FIFOs refused
     session._source_depth += 1
     try:
         for number, line in enumerate(lines, 1):

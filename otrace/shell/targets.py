@@ -8,8 +8,8 @@ trace goes there, and the name says so: ``Base.inherited``) -- the original cras
 
 from __future__ import annotations
 
-import inspect
 import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,12 @@ class Target:
 
     @property
     def is_class(self) -> bool:
-        return inspect.isclass(self.obj)
+        return issubclass(type(self.obj), type)  # type(): __class__ may raise
+
+
+def _is(value: Any, cls: type | tuple[type, ...]) -> bool:
+    """``isinstance`` by the real type: a program's ``__class__`` is never asked."""
+    return issubclass(type(value), cls)
 
 
 def _defining_class(cls: type, attr: str) -> type | None:
@@ -46,11 +51,11 @@ def resolve_target(sh, text: str) -> Target:
     attr = res.name
     parent = res.parent
     obj = res.value
-    if inspect.ismethod(obj) and not inspect.isclass(parent):
+    if _is(obj, types.MethodType) and not _is(parent, type):  # type(): no program code
         # a bound method reached through an instance: trace it on the class
-        owner = obj.__self__ if inspect.isclass(obj.__self__) else type(obj.__self__)
+        owner = obj.__self__ if _is(obj.__self__, type) else type(obj.__self__)
         parent, attr = owner, obj.__func__.__name__
-    if inspect.isclass(parent):
+    if _is(parent, type):
         mangled = attr
         if attr.startswith("__") and not attr.endswith("__"):
             mangled = f"_{parent.__name__.lstrip('_')}{attr}"
@@ -61,10 +66,10 @@ def resolve_target(sh, text: str) -> Target:
                     defining, candidate, vars(defining)[candidate], f"{defining.__name__}.{attr}"
                 )
         raise PathError(f"{text}: not an attribute defined by {parent.__name__} or its bases")
-    if isinstance(parent, dict) and res.parts[:2] == ("osh", "globals") and len(res.parts) == 3:
+    if _is(parent, dict) and res.parts[:2] == ("osh", "globals") and len(res.parts) == 3:
         module = sys.modules.get(parent.get("__name__", ""))
         if module is not None and getattr(module, "__dict__", None) is parent:
             parent = module
-    if inspect.ismodule(parent) or isinstance(parent, dict):
+    if _is(parent, (types.ModuleType, dict)):
         return Target(parent, attr, obj, attr)
     raise PathError(f"{text}: not a function or method of a module or class")

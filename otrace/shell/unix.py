@@ -11,6 +11,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from otrace.errors import OTraceError
+from otrace.shell import safety
 from otrace.shell.output import Result
 from otrace.vfs import paths
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 def run_unix(session: Session, line: str, result: Result) -> None:
     """Run ``line`` with bash in the session's current (real) directory, with a timeout."""
+    safety.check_unix(session, line)
     params = session.params
     cwd = paths.render(session.cwd)
     env = dict(os.environ, **session.add_env)
@@ -32,6 +34,8 @@ def run_unix(session: Session, line: str, result: Result) -> None:
             env=env,
             capture_output=True,
             text=True,
+            encoding="utf-8",
+            errors="replace",  # a command's output need not be UTF-8
             timeout=params.shell_timeout,
             stdin=subprocess.DEVNULL,
         )

@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from otrace import _default
+from otrace.contexts.safe import safe_str
 from otrace.errors import TraceError
 from otrace.tracing import instrument
 from otrace.tracing.conditions import Predicate, missing_names, parse_condition
@@ -181,9 +182,9 @@ def _find_parent(func: Any) -> tuple[Any, str]:
     module = sys.modules.get(getattr(func, "__module__", "") or "")
     qual = getattr(func, "__qualname__", "")
     if module is None or not qual or "<locals>" in qual:
-        raise TraceError(
-            f"Cannot trace {getattr(func, '__name__', func)!r}: give its parent and attribute name"
-        )
+        shown = getattr(func, "__name__", None)
+        shown = shown if isinstance(shown, str) else safe_str(func, 200)
+        raise TraceError(f"Cannot trace {shown!r}: give its parent and attribute name")
     *outer, attr = qual.split(".")
     parent: Any = module
     for part in outer:
@@ -225,20 +226,23 @@ def trace(
     if not isinstance(count, int) or isinstance(count, bool):
         raise TraceError("Expected integer argument for option -n")
     tracer = _tracer(tracer)
-    with tracer.lock:
-        key, targets, warnings = _resolve(target, parent, attr_name)
-        if action == "hold" and len(targets) == 1:
-            raw = (
-                vars(targets[0][0]).get(targets[0][1])
-                if isinstance(targets[0][0], type)
-                else getattr(targets[0][0], targets[0][1])
+    # Resolving reads program objects (getattr, repr in messages): never under the lock,
+    # which traced threads need too.
+    key, targets, warnings = _resolve(target, parent, attr_name)
+    if action == "hold" and len(targets) == 1:
+        raw = (
+            vars(targets[0][0]).get(targets[0][1])
+            if isinstance(targets[0][0], type)
+            else getattr(targets[0][0], targets[0][1])
+        )
+        func = getattr(raw, "__func__", raw)
+        if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
+            raise TraceError(
+                f"Cannot hold {key}: only async def functions can be held (use -a break)"
             )
-            func = getattr(raw, "__func__", raw)
-            if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
-                raise TraceError(
-                    f"Cannot hold {key}: only async def functions can be held (use -a break)"
-                )
-        bulk = inspect.isclass(target) or inspect.ismodule(target)
+    is_class = inspect.isclass(target)
+    bulk = is_class or inspect.ismodule(target)
+    with tracer.lock:
         patches: list[Patch] = []
         for p, a, n, k in targets:
             try:
@@ -271,12 +275,12 @@ def trace(
             patch.owners.add(key)
         owned = tracer.owned.setdefault(key, [])
         owned.extend(p for p in patches if p not in owned)
-        if inspect.isclass(target):
-            try:
-                target._otrace_class_trace = True  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
         tracer.register(spec)
+    if is_class:
+        try:
+            target._otrace_class_trace = True
+        except (AttributeError, TypeError):
+            pass
     return spec
 
 
@@ -303,19 +307,23 @@ def untrace(target: Any, tracer: Tracer | None = None) -> bool:
     """
     tracer = _tracer(tracer)
     key = _key_of(target, tracer)
+    is_class = inspect.isclass(target)
     with tracer.lock:
-        if key is None or (key not in tracer.owned and tracer.get_spec(key) is None):
-            raise TraceError(f"Invalid class/method for untracing: {target}")
-        tracer.unregister(key)
-        for patch in tracer.owned.pop(key, []):
-            patch.owners.discard(key)
-            if not patch.owners:
-                _uninstall(patch, tracer)
-        if inspect.isclass(target) and "_otrace_class_trace" in vars(target):
-            try:
-                del target._otrace_class_trace  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
+        known = key is not None and (key in tracer.owned or tracer.get_spec(key) is not None)
+        if known:
+            assert key is not None
+            tracer.unregister(key)
+            for patch in tracer.owned.pop(key, []):
+                patch.owners.discard(key)
+                if not patch.owners:
+                    _uninstall(patch, tracer)
+    if not known:  # formatted outside the lock: str() of a program object is program code
+        raise TraceError(f"Invalid class/method for untracing: {safe_str(target, 200)}")
+    if is_class and "_otrace_class_trace" in vars(target):
+        try:
+            del target._otrace_class_trace
+        except (AttributeError, TypeError):
+            pass
     return True
 
 

@@ -56,8 +56,8 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
         return None  # pragma: no cover - python -O
     frame = sys._getframe(1)
     kind, note = recorder.resolve_kind("asserts", action, holds.running_loop() is not None)
-    if note == "break refused":
-        note = "break refused: this thread runs an event loop (or the console); use action='hold'"
+    if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
+        note += ": this thread runs an event loop (or the console); use action='hold'"
     elif note:
         note = "hold ignored: no asyncio event loop runs in this thread"
     context_lines = params.assert_context
@@ -84,7 +84,7 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
         return None
     if isinstance(live, holds.Hold):
         return live
-    if action in ("pdb", "ipdb"):
+    if action in ("pdb", "ipdb") and not note:
         debugger.start_debugger(action, _default.get().tracer)
         return None
     return READY if action == "hold" else None

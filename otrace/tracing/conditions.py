@@ -383,6 +383,9 @@ def parse_value(text: str) -> Any:
     return value
 
 
+MAX_ITEMS = 40  # comparisons in one -c condition
+
+
 def parse_condition(text: str) -> Predicate | None:
     """Parse ``-c`` text into a predicate (None for no condition).  Raises TraceError."""
     text = (text or "").strip()
@@ -395,7 +398,10 @@ def parse_condition(text: str) -> Predicate | None:
     if not any(c in text for c in "=<>"):
         raise TraceError(f"Invalid trace condition {text}")
     tests: list[Predicate] = []
-    for item in split_items(text):
+    items = split_items(text)
+    if len(items) > MAX_ITEMS:  # each item is one nested test in the compiled call filter
+        raise TraceError(f"Trace condition has {len(items)} items; at most {MAX_ITEMS} are allowed")
+    for item in items:
         m = _ITEM.match(item)
         if not m:
             raise TraceError(f"Invalid trace arg/attr match: {item}")

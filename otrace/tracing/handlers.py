@@ -245,8 +245,8 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     kind, note = recorder.resolve_kind(
         "traces", action, site.is_async and holds.running_loop() is not None
     )
-    if note == "break refused":
-        note = "break refused: this thread runs an event loop (or the console); use -a hold on an async def"
+    if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
+        note += ": this thread runs an event loop (or the console); use -a hold on an async def"
     elif note:
         note = "hold ignored: only async def functions can be held"
     argstr = format_call_args(call)
@@ -271,7 +271,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
         live.wait()
     elif isinstance(live, holds.Hold):
         call.hold = live
-    elif action in ("pdb", "ipdb"):
+    elif action in ("pdb", "ipdb") and not note:
         debugger.start_debugger(action, site.tracer)
 
 

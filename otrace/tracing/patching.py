@@ -35,6 +35,7 @@ from __future__ import annotations
 import __future__
 
 import ast
+import contextlib
 import inspect
 import itertools
 import linecache
@@ -89,12 +90,34 @@ class Patch:
 
 
 class PatchTable:
-    """The live patches of one runtime (``rt.patches``), by name; ``lock`` serializes changes."""
+    """The live patches of one runtime (``rt.patches``), by name.
+
+    ``lock`` guards ``patches`` and ``busy`` for a moment only; it is never held while
+    waiting for the event loop (the loop thread may need it to install).  ``busy`` holds the
+    names being patched or unpatched right now: one name is changed by one caller at a time,
+    from its check to its install.
+    """
 
     def __init__(self, holds: HoldTable | None = None) -> None:
         self.holds = holds
         self.lock = threading.RLock()
         self.patches: dict[str, Patch] = {}
+        self.busy: set[str] = set()
+
+    @contextlib.contextmanager
+    def reserved(self, name: str) -> Iterator[None]:
+        """Own ``name`` for one patch/unpatch; PatchError if another caller is changing it."""
+        with self.lock:
+            if name in self.busy:
+                raise PatchError(
+                    f"{name} is being patched or unpatched by another session; try again"
+                )
+            self.busy.add(name)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.busy.discard(name)
 
     def get(self, name: str) -> Patch | None:
         return self.patches.get(name)
@@ -411,7 +434,8 @@ def _install(p: Patch, table: PatchTable) -> None:
     else:
         _mark([p.function], p)
         _set(p.parent, p.attr, p._new_attr)
-    table.patches[p.name] = p
+    with table.lock:
+        table.patches[p.name] = p
 
 
 def _uninstall(p: Patch, table: PatchTable) -> None:
@@ -425,7 +449,9 @@ def _uninstall(p: Patch, table: PatchTable) -> None:
             _delete(p.parent, p.attr)
         else:
             _set(p.parent, p.attr, p._old_attr)
-    table.patches.pop(p.name, None)
+    with table.lock:
+        if table.patches.get(p.name) is p:
+            del table.patches[p.name]
 
 
 def run_on_loop(
@@ -437,13 +463,20 @@ def run_on_loop(
     """Make the change on the program's loop (``eventloop_callback``, else the process-wide
     door of :mod:`otrace.holds`; directly without either) and wait for it.
 
-    PatchError if the loop does not start it within ``timeout`` seconds (nothing changed).
+    PatchError if the loop does not start it within ``timeout`` seconds (nothing changed), or
+    started it but did not finish within another ``timeout`` (then it may still complete).
+    The caller holds no lock while it waits.
     """
     try:
         door = _table(table).holds
         if door is None:
             return holds.call_on_loop(func, timeout, eventloop_callback)
         return door.call_on_loop(func, timeout, eventloop_callback)
+    except holds.LoopBusy:
+        raise PatchError(
+            f"The event loop started the change but did not finish it within {timeout:g}s; "
+            "see ls /osh/patches once it has"
+        ) from None
     except TimeoutError:
         raise PatchError(
             f"The event loop did not run the change within {timeout:g}s; nothing changed"
@@ -471,29 +504,28 @@ def patch(
     table = _table(table)
     if name is None:
         name = _qualname(parent, attr) if inspect.isclass(parent) else attr
-    with table.lock:
-        old = table.patches.get(name)
+    with table.reserved(name):  # check, prepare and install as one step for this name
+        with table.lock:
+            old = table.patches.get(name)
         if old is not None and not repatch:
             raise PatchError(
                 f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
             )
-    if old is None:
-        p = _prepare(parent, attr, source, name)
-        with table.lock:
+        if old is None:
+            p = _prepare(parent, attr, source, name)
             run_on_loop(lambda: _install(p, table), eventloop_callback, timeout, table)
-        return p
+            return p
 
-    def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
-        _uninstall(old, table)
-        try:
-            new = _prepare(parent, attr, source, name)
-        except BaseException:
-            _install(old, table)
-            raise
-        _install(new, table)
-        return new
+        def swap() -> Patch:  # one step on the loop: no request sees the unpatched code
+            _uninstall(old, table)
+            try:
+                new = _prepare(parent, attr, source, name)
+            except BaseException:
+                _install(old, table)
+                raise
+            _install(new, table)
+            return new
 
-    with table.lock:
         return run_on_loop(swap, eventloop_callback, timeout, table)
 
 
@@ -506,8 +538,9 @@ def unpatch(
 ) -> Patch:
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
     table = _table(table)
-    with table.lock:
-        p = table.patches.get(name)
+    with table.reserved(name):
+        with table.lock:
+            p = table.patches.get(name)
         if p is None:
             raise PatchError(f"Unpatching failed for {name}: not patched")
         run_on_loop(lambda: _uninstall(p, table), eventloop_callback, timeout, table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import IO, TYPE_CHECKING, Any
 
+from otrace.errors import TraceError
 from otrace.events import EventBus, TraceChanged
 from otrace.params import Params
 
@@ -69,9 +70,23 @@ class Tracer:
             if old is not None:
                 old.active = False
             self.registry[spec.key] = spec
-            self._refresh_all()
-        if not self.params.trace_active:
-            self.params.set("trace_active", True)
+            try:
+                self._refresh_all()
+            except Exception as exc:  # e.g. a filter that does not compile: leave nothing behind
+                if self.registry.get(spec.key) is spec:
+                    del self.registry[spec.key]
+                if old is not None:
+                    old.active = True
+                    self.registry[spec.key] = old
+                spec.active = False
+                self._refresh_all()
+                raise TraceError(
+                    f"Cannot trace {spec.display}: {type(exc).__name__}: {exc}"
+                ) from None
+            # switched under the lock: a count running out on a traced thread (unregister)
+            # must not turn tracing off after this spec arrived
+            if not self.params.trace_active:
+                self.params.set("trace_active", True)
         self.events.emit(TraceChanged(spec.key, spec))
 
     def unregister(self, key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
@@ -83,9 +98,8 @@ class Tracer:
             del self.registry[key]
             current.active = False
             self._refresh_all()
-            empty = not self.registry
-        if empty and self.params.trace_active:
-            self.params.set("trace_active", False)
+            if not self.registry and self.params.trace_active:
+                self.params.set("trace_active", False)
         self.events.emit(TraceChanged(key, None))
         return current
 
@@ -97,8 +111,8 @@ class Tracer:
                 spec.active = False
             self.registry.clear()
             self._refresh_all()
-        if self.params.trace_active:
-            self.params.set("trace_active", False)
+            if self.params.trace_active:
+                self.params.set("trace_active", False)
         for key in keys:
             self.events.emit(TraceChanged(key, None))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from otrace import _default
 from otrace.contexts.record import TraceContext, new_timestamp
+from otrace.contexts.safe import safe_str
 from otrace.errors import TraceError
 from otrace.tracing.conditions import get_tag
 
@@ -33,7 +34,8 @@ def tag(obj: Any, label: str = "id", /, _recorder: Any = None, **extra: Any) -> 
         label = f"0x{id(obj):x}"
     elif label == "time":
         label = new_timestamp()
-    cls_name = obj.__name__ if isinstance(obj, type) else type(obj).__name__
+    # type(), not isinstance: a program's __class__ may raise
+    cls_name = obj.__name__ if issubclass(type(obj), type) else type(obj).__name__
     values = {"self": obj, **{k: v for k, v in extra.items() if k != "self"}}
     recorder = _recorder if _recorder is not None else _default.get().recorder
 
@@ -46,7 +48,7 @@ def tag(obj: Any, label: str = "id", /, _recorder: Any = None, **extra: Any) -> 
                 "(tags go on objects of your own classes)"
             ) from None
         except Exception as exc:
-            raise TraceError(f"Error in tag: {type(exc).__name__}: {exc}") from None
+            raise TraceError(f"Error in tag: {type(exc).__name__}: {safe_str(exc, 200)}") from None
 
     ctx, _ = recorder.record(
         "tags",

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from otrace.errors import PathError
+from otrace.errors import PathError, SafeModeError
+from otrace.vfs import pure as _pure
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,26 @@ class FsPath:
 
 
 class Dir:
-    """A value seen as a directory.  Subclasses implement the four operations."""
+    """A value seen as a directory.  Subclasses implement the four operations.
 
-    def __init__(self, value: Any):
+    A *pure* view (safe mode) runs no program code and shows no private names: listing
+    skips names starting with ``_``, looking one up is refused, and values are read with
+    :mod:`otrace.vfs.pure` (no properties, ``__getattr__``, ``__getitem__`` overrides).
+    """
+
+    def __init__(self, value: Any, pure: bool = False):
         self.value = value
+        self.pure = pure
+
+    def _check_name(self, name: str) -> None:
+        if self.pure and _pure.is_private(name):
+            raise SafeModeError(
+                f"private names (starting with '_') are not shown in safe mode: {name}; "
+                + _pure.HINT
+            )
+
+    def _public(self, names: list[str]) -> list[str]:
+        return [n for n in names if not _pure.is_private(n)] if self.pure else names
 
     def names(self, limit: int | None = None) -> list[str]:
         """Entry names, at most ``limit`` of them (unsorted)."""
@@ -77,8 +94,16 @@ class Dir:
 
 class MappingDir(Dir):
     value: Mapping
+    trusted = False  # an otrace type: read through its own methods even when pure
+    _scalar_keys: bool | None = None  # pure: every key a builtin scalar (cached per view)
 
     def names(self, limit: int | None = None) -> list[str]:
+        if self.pure and self.trusted:
+            keys = list(islice(iter(list(self.value)), limit))
+            return self._public([k if isinstance(k, str) else str(k) for k in keys])
+        if self.pure:  # dict's own iteration: no overridden __iter__/keys
+            keys = list(islice(iter(list(dict.keys(self.value))), limit))  # type: ignore[arg-type]
+            return self._public([k if type(k) is str else _pure.pure_repr(k, 200) for k in keys])
         try:
             keys = list(islice(iter(list(self.value) if limit is None else self.value), limit))
         except RuntimeError:  # changed size while we looked; look again, once
@@ -93,13 +118,31 @@ class MappingDir(Dir):
 
     def get(self, name: str) -> Any:
         m = self.value
+        if self.pure and self.trusted:
+            self._check_name(name)
+            try:
+                return m[name]
+            except KeyError:
+                if name.lstrip("-").isdecimal() and int(name) in m:
+                    return m[int(name)]
+                raise
+        if self.pure:
+            self._check_name(name)
+            if self._scalar_keys is None:  # one scan per view, not per lookup
+                self._scalar_keys = _pure.all_scalar_keys(m)  # type: ignore[arg-type]
+            found, value = _pure.dict_lookup(m, name, self._scalar_keys)  # type: ignore[arg-type]
+            if not found and name.lstrip("-").isdecimal():
+                found, value = _pure.dict_lookup(m, int(name), self._scalar_keys)  # type: ignore[arg-type]
+            if not found:
+                raise KeyError(name)
+            return value
         try:
             return m[name]
         except KeyError:
             pass
         except Exception as exc:
             raise KeyError(name) from exc
-        if name.lstrip("-").isdigit():
+        if name.lstrip("-").isdecimal():
             try:
                 return m[int(name)]
             except Exception:
@@ -146,6 +189,8 @@ class SequenceDir(Dir):
 
 class AttrDir(Dir):
     def names(self, limit: int | None = None) -> list[str]:
+        if self.pure:
+            return self._public(_pure.static_names(self.value))[:limit]
         try:
             names = dir(self.value)
         except Exception:
@@ -153,6 +198,12 @@ class AttrDir(Dir):
         return [n for n in names if isinstance(n, str)][:limit]
 
     def get(self, name: str) -> Any:
+        if self.pure:
+            self._check_name(name)
+            try:
+                return _pure.static_get(self.value, name)
+            except AttributeError:
+                raise KeyError(name) from None
         try:
             return getattr(self.value, name)
         except Exception as exc:  # a property that raises is simply "not there"
@@ -181,26 +232,48 @@ class FsDir(Dir):
             raise PathError(f"cannot list {self.value.path}: {exc.strerror}") from None
         if self.value.path == "/":
             names.append("osh")
-        return names[:limit]
+        return self._public(names)[:limit]
 
     def get(self, name: str) -> Any:
+        self._check_name(name)
         path = os.path.join(self.value.path, name)
         if not os.path.lexists(path):
             raise KeyError(name)
         return FsPath(path)
 
 
-def as_dir(value: Any) -> Dir:
-    """The directory view of ``value``; PathError for ``None`` (a vanished entry)."""
+def as_dir(value: Any, pure: bool = False) -> Dir:
+    """The directory view of ``value``; PathError for ``None`` (a vanished entry).
+
+    ``pure`` (safe mode): decided by the exact type, never ``isinstance`` (which may ask a
+    program's ``__class__``); program mappings and sequences are seen by their attributes,
+    and the real filesystem is not browsed.
+    """
     if value is None:
         raise PathError("Stale directory (the entry is None or gone)")
-    if isinstance(value, FsPath):
+    if pure:
+        t = type(value)
+        if t is FsPath:  # names of files, never their contents
+            if not value.is_dir():
+                raise PathError(f"Not a directory: {value.path}")
+            return FsDir(value, True)
+        if _pure.is_trusted(t) and isinstance(value, Mapping):  # otrace's own: its code is ours
+            d = MappingDir(value, True)
+            d.trusted = True
+            return d
+        if dict in t.__mro__:
+            return MappingDir(value, True)
+        if t is list or t is tuple:
+            return SequenceDir(value, True)
+        return AttrDir(value, True)
+    t = type(value)  # type(), not isinstance: a program's __class__ may raise or lie
+    if t is FsPath:
         if not value.is_dir():
             raise PathError(f"Not a directory: {value.path}")
         return FsDir(value)
-    if isinstance(value, Mapping):
+    if issubclass(t, Mapping):
         return MappingDir(value)
-    if isinstance(value, (list, tuple)):
+    if issubclass(t, (list, tuple)):
         return SequenceDir(value)
     return AttrDir(value)
 
@@ -209,7 +282,7 @@ def is_dir_like(value: Any) -> bool:
     """Whether ``cd`` into the value makes sense (anything but None and real files)."""
     if value is None:
         return False
-    if isinstance(value, FsPath):
+    if type(value) is FsPath:  # type(), not isinstance: a program's __class__ may raise
         return value.is_dir()
     return True
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.errors import PathError
+from otrace.errors import PathError, SafeModeError
 from otrace.vfs import paths
-from otrace.vfs.nodes import FsPath, as_dir, is_dir_like
+from otrace.vfs.nodes import Dir, FsPath, as_dir, is_dir_like
 from otrace.vfs.paths import Parts
+from otrace.vfs.pure import Unread
 
 GLOBALS: Parts = ("osh", "globals")
 
@@ -60,6 +61,12 @@ class Tree:
         self.mounts = mounts
         self.work_dir = work_dir
         self.newest = newest
+        # safe mode: views run no program code and hide private names (see nodes.Dir)
+        self.pure: Callable[[], bool] = lambda: False
+
+    def view(self, value: Any) -> Dir:
+        """``value`` as a directory under this tree's policy (pure in safe mode)."""
+        return as_dir(value, self.pure())
 
     # -- text -> parts ----------------------------------------------------------------
     def expand(self, text: str) -> str:
@@ -98,7 +105,7 @@ class Tree:
         value, used = self.root_value(parts)
         parent: Any = None
         for i, name in enumerate(parts[used:], start=used):
-            d = as_dir(value) if i == used or is_dir_like(value) else None
+            d = self.view(value) if i == used or is_dir_like(value) else None
             if d is None:
                 raise PathError(f"Not a directory: {paths.render(parts[:i])}")
             try:
@@ -128,7 +135,7 @@ class Tree:
                 if not is_dir_like(val):
                     continue
                 try:
-                    d = as_dir(val)
+                    d = self.view(val)
                 except PathError:
                     continue
                 if paths.has_glob(comp):
@@ -140,5 +147,11 @@ class Tree:
                         nxt.append((prefix + (name,), d.get(name), val))
                     except KeyError:
                         continue
+                    except SafeModeError as exc:  # a property, ...: matched, not read
+                        if not d._public([name]):
+                            continue
+                        nxt.append(
+                            (prefix + (name,), Unread(str(exc).split(" not permitted")[0]), val)
+                        )
             frontier = nxt
         return [Resolved(p, v, par) for p, v, par in frontier]

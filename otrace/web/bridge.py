@@ -29,7 +29,11 @@ Protocol (JSON text frames):
 * browser -> server: ``{"stdout": text, "stderr": text, "id": n}``.  Answers without an
   ``id`` (pages using the original glue) answer the oldest outstanding request.
 * browser -> server, unasked: ``{"stdout": "", "stderr": text, "log": level}`` -- the page's
-  console output and uncaught errors, when forwarding is on; announced to the operator.
+  console output and uncaught errors, when forwarding is on.  Announced to the operator only
+  when the operator asked for them (:meth:`WebBridge.set_remotelog`, ``remotelog on`` in
+  ``/osh/web/<user>``), at most :data:`LOG_BURST` at once and :data:`LOG_RATE` a second per
+  browser, each cut to :data:`LOG_TEXT` characters; the rest are counted as dropped.
+  Messages longer than :data:`MAX_MESSAGE` characters are not the bridge's.
 * server -> browser: ``{"remotelog": true|false}`` switches that forwarding.
 
 Nothing is reachable unless the app mounts a handler; a connection is registered only if the
@@ -46,7 +50,9 @@ import concurrent.futures
 import itertools
 import json
 import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +79,13 @@ def escape_name(user: str) -> str:
     return name
 
 
+_REMOTELOG = re.compile(r"\s*otrace\.remotelog\((true|false)\)\s*;?\s*")
+MAX_MESSAGE = 1_000_000  # characters of a message the bridge parses at all
+LOG_TEXT = 2_000  # characters of one unasked message announced
+LOG_BURST = 20  # unasked messages announced at once ...
+LOG_RATE = 5.0  # ... and per second after that, per browser
+
+
 class Connection:
     """One registered browser.  Created on the event-loop thread."""
 
@@ -85,6 +98,32 @@ class Connection:
         self.thread_id = threading.get_ident()
         self.pending: dict[int, concurrent.futures.Future] = {}  # guarded by bridge._lock
         self.closed = False
+        self.logs_wanted = False  # the operator asked for this page's console (remotelog)
+        self._tokens = float(LOG_BURST)  # token bucket for unasked messages (loop thread)
+        self._refilled = time.monotonic()
+        self.dropped = 0
+
+    def may_announce(self) -> bool:
+        """One unasked message may be announced now (asked for, within the rate)."""
+        if not self.logs_wanted:
+            self.dropped += 1
+            return False
+        now = time.monotonic()
+        self._tokens = min(float(LOG_BURST), self._tokens + (now - self._refilled) * LOG_RATE)
+        self._refilled = now
+        if self._tokens < 1.0:
+            self.dropped += 1
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def announce(self, text: str) -> None:
+        """Announce an unasked message (size-limited; says how many were dropped)."""
+        text = text if len(text) <= LOG_TEXT else text[:LOG_TEXT] + "..."
+        if self.dropped and self.logs_wanted:
+            text += f"  ({self.dropped} earlier message{'' if self.dropped == 1 else 's'} dropped)"
+            self.dropped = 0
+        log.announce(text)
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue a message for the browser.  Any thread."""
@@ -159,6 +198,9 @@ class WebBridge:
     def submit(self, name: str, code: str) -> concurrent.futures.Future:
         """Send ``code`` to browser ``name``; the future gets (stdout, stderr) or an error."""
         conn = self.connection(name)
+        switch = _REMOTELOG.fullmatch(code)
+        if switch:  # the operator typed otrace.remotelog(...): that is asking for it
+            conn.logs_wanted = switch.group(1) == "true"
         fut: concurrent.futures.Future = concurrent.futures.Future()
         req_id = next(self._ids)
         with self._lock:
@@ -193,8 +235,12 @@ class WebBridge:
             ) from None
 
     def set_remotelog(self, name: str, on: bool) -> None:
-        """Ask browser ``name`` to forward (or stop forwarding) its console.  Any thread."""
-        self.connection(name).send({"remotelog": bool(on)})
+        """Ask browser ``name`` to forward (or stop forwarding) its console, and announce what
+        it forwards (rate- and size-limited) only while on.  Any thread."""
+        conn = self.connection(name)
+        conn.logs_wanted = bool(on)
+        conn.dropped = 0
+        conn.send({"remotelog": bool(on)})
 
     # -- the original web_interface protocol -------------------------------------------------
     def get_root_tree(self) -> dict[str, dict[str, Any]]:
@@ -242,6 +288,8 @@ class WebBridge:
     # -- answers (event-loop thread) -------------------------------------------------------
     def handle(self, conn: Connection, message: str | bytes) -> bool:
         """Take a message from ``conn``'s socket; False if it is not for the bridge."""
+        if len(message) > MAX_MESSAGE:  # not ours to parse: the app sees it (or not)
+            return False
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         try:
@@ -251,8 +299,9 @@ class WebBridge:
         if not isinstance(msg, dict) or not ({"stdout", "stderr", "id", "log"} & msg.keys()):
             return False
         if "log" in msg and "id" not in msg:
-            text = msg.get("stderr") or msg.get("stdout") or ""
-            log.announce(f"web {conn.name} [{str(msg['log'])[:20]}]: {str(text)[:10_000]}")
+            if conn.may_announce():
+                text = msg.get("stderr") or msg.get("stdout") or ""
+                conn.announce(f"web {conn.name} [{str(msg['log'])[:20]}]: {str(text)[:LOG_TEXT]}")
             return True
         with self._lock:
             if "id" in msg:
@@ -262,7 +311,8 @@ class WebBridge:
                 fut = conn.pending.pop(key) if key is not None else None
         if fut is None:
             if "id" not in msg and msg.get("stderr"):
-                log.announce(f"web {conn.name}: {str(msg['stderr'])[:10_000]}")
+                if conn.may_announce():
+                    conn.announce(f"web {conn.name}: {str(msg['stderr'])[:LOG_TEXT]}")
             else:
                 _logger.debug("late or unknown answer from %s: %.200s", conn.name, message)
             return True

@@ -24,6 +24,7 @@ def test_write_unpickle_browse_rm(tmp_path):
     sqlite.install(workdir=str(tmp_path))
     s = Session({"__name__": "x"}, allow_unsafe=True, work_dir=str(tmp_path))
     try:
+        s.execute("set safe_mode False")  # safe mode writes no database file
         r = s.execute("set pickle_file trace.db")
         assert r.out.strip() == "pickle_file = trace.db" and not r.err
         ctx = make_context(0)
@@ -42,6 +43,7 @@ def test_write_unpickle_browse_rm(tmp_path):
         s.execute("cde")
         assert s.cwd[-1] == ":"
         s.execute("cd /osh/pickled")
+        s.execute("set safe_mode True")
         assert (
             "safe mode"
             in s.execute(f"rm exceptions/Cart.boom/ex-ZeroDivisionError/{ctx.timestamp}").err

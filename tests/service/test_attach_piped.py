@@ -64,7 +64,9 @@ def test_attach_by_name_and_socket(server):
 def test_system_exit_from_a_repr_is_one_line(server):
     rc, out, err = attach_piped(server, "pr shy\nls -l\npr 5 + 5\n")
     assert rc == 0
-    assert "SystemExit" in err
+    # safe mode never calls the program's repr (it shows <module.Shy object at 0x...>);
+    # unsafe mode shows the SystemExit it raised as one line
+    assert "SystemExit" in err or "Shy object at 0x" in out
     assert "10" in out  # the session goes on
     assert server.get().startswith("ok") and server.proc.poll() is None
 

@@ -87,12 +87,14 @@ def test_view_source_and_doc(t):
 
 
 def test_view_to_file(t, tmp_path):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     target = tmp_path / "plain.py"
     assert t.out(f"view plain > {target}") == ""
     assert target.read_text() == "def plain(a, b=2):\n    return a + b\n"
 
 
 def test_set_parameters(t):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     out = t.out("set")
     names = [line.split(" = ")[0] for line in out.splitlines()]
     assert names == sorted(names) and "max_recent" in names and "trace_active" in names
@@ -159,6 +161,7 @@ def test_repeat_lock_quit_are_front_end_actions(sh):
 
 
 def test_run_without_runner(t):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     assert "Cannot run" in t.err("run plain")
 
 
@@ -170,5 +173,6 @@ def test_bad_input_never_kills_the_shell(t):
 
 @pytest.mark.parametrize("line", ["cd /osh/globals/Cart", "pwd", "help"])
 def test_cd_family_works_outside_osh(t, tmp_path, line):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     t.out(f"cd {tmp_path}")
     t.out(line)

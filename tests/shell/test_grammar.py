@@ -173,7 +173,7 @@ def test_refused_characters_outside_osh_and_in_pending_code(sh, tmp_path, prog_f
 
 def test_control_characters_are_ordinary_characters(t):
     assert "Failed to change" in t.err("cd \x1b[2J")
-    assert t.out("pr '\x07'") == "\x07"
+    assert t.out("pr '\x07'") == "\\x07"  # printed escaped: it cannot ring or drive the terminal
 
 
 # -- parsing by the declaration -------------------------------------------------------------
@@ -227,6 +227,7 @@ def test_dispatch_reads_a_line_the_same_for_both(sh):
 
 # -- redirections and here-docs through the shell -------------------------------------------
 def test_redirections_without_blanks_and_quoted_names(t, tmp_path):
+    t.out("set safe_mode False")  # tests what safe mode refuses (writing files)
     t.out(f"view plain>{tmp_path}/a.py")
     assert (tmp_path / "a.py").read_text().startswith("def plain(")
     t.out(f"view plain > '{tmp_path}/b c.py'")
@@ -268,6 +269,7 @@ def test_completes_declared_choices(sh):
 
 def test_completes_files_from_the_work_directory(tmp_path, prog_free_session):
     s = prog_free_session
+    s.execute("set safe_mode False")  # safe mode does not browse the real filesystem
     (tmp_path / "notes.trc").write_text("pwd\n")
     assert only(s, "source no") == "source notes.trc"
     assert only(s, "unpickle no") == "unpickle notes.trc"

@@ -53,6 +53,7 @@ def test_ls_operands_and_globs(t):
 
 
 def test_ls_all_and_long(t):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     assert "__module__" in t.out("cdls Cart -a")
     out = t.out("ls -l")
     assert "tax" in out and "= 0.1" in out
@@ -122,6 +123,7 @@ def test_cd_chain_runs_only_after_success(t):
 
 
 def test_real_filesystem_and_unix_commands(t, sh, tmp_path):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     (tmp_path / "notes.txt").write_text("x")
     t.out(f"cd {tmp_path}")
     assert sh.prompt() == f"{tmp_path.name}> "
@@ -133,6 +135,7 @@ def test_real_filesystem_and_unix_commands(t, sh, tmp_path):
 
 
 def test_unix_command_timeout(t, sh, tmp_path):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     t.out("set shell_timeout 0.5")
     t.out(f"cd {tmp_path}")
     assert "Timed out" in t.err("sleep 5")
@@ -160,7 +163,8 @@ def test_context_directory_prompt_and_special_paths(t, sh):
 def test_work_dir_path(shop, tmp_path):
     from otrace.shell.session import Session
 
-    s = Session(vars(shop), work_dir=str(tmp_path))
+    s = Session(vars(shop), work_dir=str(tmp_path), allow_unsafe=True)
+    s.execute("set safe_mode False")  # safe mode does not browse the real filesystem
     (tmp_path / "f.txt").write_text("")
     s.execute("cd ~~w")
     assert s.cwd == tuple(p for p in str(tmp_path).split(os.sep) if p)
@@ -177,6 +181,8 @@ def test_huge_dict_listing_is_bounded(t, sh, shop):
 
 
 def test_hostile_objects(t, sh, shop):
+    t.out("set safe_mode False")  # tests what safe mode refuses
+
     class Hostile:
         def __repr__(self):
             raise RuntimeError("no repr")

@@ -72,6 +72,7 @@ def test_count_and_list(t, shop):
 
 
 def test_traceassert_and_tags(t, sh, shop):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     from otrace.tracing import traceassert
 
     def checker(v):
@@ -98,6 +99,7 @@ def test_traceassert_and_tags(t, sh, shop):
 
 
 def test_break_in_worker_thread_and_resume(t, sh, shop):
+    t.out("set safe_mode False")  # tests what safe mode refuses
     t.out("trace -a break -c call plain")
     results = []
     worker = threading.Thread(target=lambda: results.append(shop.plain(9)))

@@ -80,27 +80,29 @@ def test_error_page_frames_pin_and_eval_in_outer_frame(serve, page, announcement
     server = srv.extra
     assert any(server.pin in said for said in announcements)
 
+    # before the PIN: the form and nothing else (no frames, locals or secret)
     resp = page.goto(srv.url("/error/"))
     assert resp.status == 500
-    assert page.locator(".tb-title").inner_text() == "ValueError: boom 6"
+    assert page.locator("#tb-pin-page").is_visible()
+    content = page.content()
+    assert page.locator(".tb-frame").count() == 0 and "outer-value-42" not in content
+    assert server.secret not in content and "data-session" not in content
+    page.fill("#tb-pin-input", "000-000-000")
+    page.click("#tb-pin-page button")
+    page.locator("#tb-pin-msg", has_text="wrong PIN").wait_for()
+    page.fill("#tb-pin-input", server.pin)
+    page.click("#tb-pin-page button")  # then the index, newest first
+    page.locator(".tb-index a", has_text="BrokenHandler.get").first.click()
+    page.locator(".tb-title", has_text="ValueError: boom 6").wait_for()
     assert page.locator(".tb-frame:visible").count() == 2  # tornado's own frame is hidden
     get = frame(page, "get")
     assert "marker = " in get.locator(".tb-src").inner_text()
     assert "helper(3)" in get.locator(".tb-cur").inner_text()
     inner = frame(page, "helper")
     assert "inner_local" in inner.locator(".tb-locals").inner_text()
-
-    # the PIN bar says evaluation is locked; evaluating asks for the PIN
+    assert not page.locator("#tb-pin").is_visible()  # the PIN cookie holds
     run(page, get, "marker.upper()")
-    pin = page.locator("#tb-pin")
-    assert pin.is_visible()
-    page.fill("#tb-pin-input", "000-000-000")
-    page.click("#tb-pin button")
-    page.locator("#tb-pin-msg", has_text="wrong PIN").wait_for()
-    page.fill("#tb-pin-input", server.pin)
-    page.click("#tb-pin button")
     get.locator(".tb-value", has_text="'OUTER-VALUE-42'").wait_for()
-    assert not pin.is_visible()
 
     # statements keep their names in this page's copy of the frame; print is captured
     run(page, get, "x = len(marker)")
@@ -164,6 +166,10 @@ def test_posts_need_secret_pin_and_same_origin(serve, page):
     srv = serve(make_app())
     server = srv.extra
     page.goto(srv.url("/error/"))
+    page.fill("#tb-pin-input", server.pin)  # the browser signs in; plain requests below do not
+    page.click("#tb-pin-page button")
+    page.locator(".tb-index a", has_text="BrokenHandler.get").first.click()
+    page.locator(".tb-frame:visible").first.wait_for()
     session = page.locator("#otrace-tb").get_attribute("data-session")
     body = {"session": session, "frame": 1, "code": "1 + 1"}
     evil = srv.url("/__otrace__/tb/eval")
@@ -212,18 +218,50 @@ def test_posts_need_secret_pin_and_same_origin(serve, page):
         [srv.url("/__otrace__/tb/pin"), server.secret, {"pin": server.pin}],
     )
     assert outcome == "blocked"
-    assert not server._tokens  # no PIN was accepted by any of this
+    assert len(server._tokens) == 1  # only the browser's own sign-in above
 
 
-def test_pin_lockout(serve):
+def test_wrong_pins_are_throttled_per_client_not_for_everyone(serve):
+    """Ten wrong PINs used to lock everyone out until restart (a denial of service)."""
+    from otrace.web.tb_gates import FREE_TRIES
+
     srv = serve(make_app())
     server = srv.extra
     headers = {"X-OTrace-Secret": server.secret, "Content-Type": "application/json"}
     url = srv.url("/__otrace__/tb/pin")
-    for _ in range(tbweb.MAX_PIN_FAILURES):
+    for _ in range(FREE_TRIES):
         assert http(url, method="POST", body={"pin": "1"}, headers=headers)[0] == 403
+    # this client now waits, growing with each wrong try; the right PIN waits too
     status, text = http(url, method="POST", body={"pin": server.pin}, headers=headers)
-    assert status == 429 and "too many" in text
+    assert status == 429 and "try again in" in text
+    # another client is not held up
+    status, text = http_from(
+        "127.0.0.2", srv.port, "/__otrace__/tb/pin", {"pin": server.pin}, headers
+    )
+    assert status == 200 and json.loads(text) == {"ok": True}
+    assert [c for c, _, _ in server.gates.throttled()] == ["127.0.0.1"]
+    # the operator resets the throttle from the shell
+    from otrace.shell.session import Session
+
+    sh = Session({"__name__": "tbreset"})  # the default runtime: the page is its own
+    try:
+        assert "1 client" in sh.execute("tbpage -r").out
+    finally:
+        sh.close()
+    status, text = http(url, method="POST", body={"pin": server.pin}, headers=headers)
+    assert status == 200
+
+
+def http_from(source_ip, port, path, body, headers):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source_ip, 0))
+    try:
+        conn.request("POST", path, body=json.dumps(body), headers={**headers, "Host": "localhost"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
 
 
 def test_frames_kept_for_a_bounded_number_of_pages(serve, page):

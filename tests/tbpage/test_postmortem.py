@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -16,6 +19,7 @@ import tornado.testing
 
 from otrace.contexts import TraceContext
 from otrace.contexts import capture as cap
+from otrace.errors import OTraceError
 from otrace.web import traceback as tbweb
 from otrace.web.traceback_core import ContextSource
 
@@ -77,10 +81,10 @@ def test_missing_sqlite_store_or_file_gives_a_clear_message(tmp_path):
     try:
         import otrace.contexts.sqlite  # noqa: F401
     except ImportError:
-        with pytest.raises(tbweb.OTraceError, match="otrace.contexts.sqlite"):
+        with pytest.raises(OTraceError, match="otrace.contexts.sqlite"):
             tbweb.pickled_source(str(tmp_path / "x.db"))
     else:
-        with pytest.raises(tbweb.OTraceError, match="no such pickle database"):
+        with pytest.raises(OTraceError, match="no such pickle database"):
             tbweb.pickled_source(str(tmp_path / "x.db"))
 
 
@@ -178,18 +182,35 @@ def test_command_line_entry_point(tmp_path):
         text=True,
     )
     try:
-        assert "PIN: " in proc.stderr.readline()  # announced before serving
+        said = proc.stderr.readline()
+        assert "PIN: " in said  # announced before serving
+        pin = said.split("PIN: ")[1].strip()
+        index = f"http://localhost:{port}/__otrace__/tb/"
         deadline = time.monotonic() + 30
-        while True:
+        while True:  # before the PIN a plain GET gets the PIN form and nothing else
             try:
-                with urllib.request.urlopen(
-                    f"http://localhost:{port}/__otrace__/tb/", timeout=5
-                ) as r:
-                    text = r.read().decode()
+                urllib.request.urlopen(index, timeout=5).close()
+                raise AssertionError("the index was served without the PIN")
+            except urllib.error.HTTPError as err:
+                with err:
+                    assert err.code == 403
+                    text = err.read().decode()
                 break
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.1)
+        assert 'name="pin"' in text and urllib.parse.quote(tid, safe="") not in text
+        token = re.search(r'name="token" value="([^"]+)"', text).group(1)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        form = urllib.parse.urlencode({"pin": pin, "token": token, "next": "/__otrace__/tb/"})
+        req = urllib.request.Request(
+            f"http://localhost:{port}/__otrace__/tb/pin",
+            data=form.encode(),
+            headers={"Origin": f"http://localhost:{port}"},
+        )
+        with opener.open(req, timeout=10) as r:  # the redirect leads back to the index
+            text = r.read().decode()
         assert urllib.parse.quote(tid, safe="") in text
     finally:
         proc.terminate()

@@ -60,7 +60,7 @@ def test_hold_browse_resume_while_others_are_served(server):
     thread.join(10)
     assert result["response"] == (200, "reciprocal of 77 = 0.012987\n")
     assert ctx.trc["released"] == "resumed"
-    assert ctx.id not in STORE.all
+    assert STORE.get(ctx.id) is ctx  # kept, evictable, with its released reason
     shell.shutdown()
 
 

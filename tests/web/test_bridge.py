@@ -235,17 +235,47 @@ def test_original_web_interface_protocol(chat_server, clients, restore_params):
         sh.shutdown()
 
 
-def test_unasked_logs_are_announced(chat_server, clients):
+def test_unasked_logs_are_announced_only_when_asked(chat_server, clients):
     seen = []
     log.add_sink(seen.append)
     try:
         conn = join(clients, chat_server, "logger", echo_answer)
+        # not asked for: a page's console does not reach the operator
+        clients.send(conn, json.dumps({"stdout": "", "stderr": "unasked", "log": "log"}))
+        clients.send(conn, json.dumps({"stdout": "", "stderr": "hello?", "log": "log"}))
+        chat_server.bridge.evaluate(["logger"], "1", 5.0)  # in order: those were handled
+        chat_server.bridge.set_remotelog("logger", True)
         clients.send(conn, json.dumps({"stdout": "", "stderr": "hello", "log": "log"}))
         clients.send(conn, json.dumps({"stdout": "", "stderr": "old remote log"}))
         wait_for(lambda: len(seen) >= 2, what="announcements")
     finally:
         log.remove_sink(seen.append)
     assert seen == ["web logger [log]: hello", "web logger: old remote log"]
+
+
+def test_unasked_logs_are_rate_and_size_limited(chat_server, clients):
+    from otrace.web.bridge import LOG_BURST, LOG_TEXT
+
+    seen = []
+    log.add_sink(seen.append)
+    try:
+        conn = join(clients, chat_server, "flood", echo_answer)
+        chat_server.bridge.set_remotelog("flood", True)
+        for i in range(LOG_BURST * 10):
+            clients.send(
+                conn, json.dumps({"stdout": "", "stderr": f"m{i} " + "x" * 50_000, "log": "log"})
+            )
+        clients.send(conn, json.dumps({"stdout": "", "stderr": "y" * 3_000_000, "log": "log"}))
+        big = len(seen)
+        wait_for(lambda: len(seen) >= LOG_BURST, what="the first burst")
+        # a marker answered after the flood shows every message was handled
+        conn_answer = chat_server.bridge.evaluate(["flood"], "1", 5.0)
+        assert conn_answer[1] == ""
+    finally:
+        log.remove_sink(seen.append)
+    assert big <= len(seen) <= LOG_BURST + 5, len(seen)  # the burst, and a few refilled
+    assert all(len(s) <= LOG_TEXT + 200 for s in seen)
+    assert not any("y" * 100 in s for s in seen)
 
 
 def test_refuses_to_wait_on_the_event_loop(chat_server, clients):

@@ -5,20 +5,22 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
+import os
 import pprint
 import re
 import sys
 import textwrap
+import types
 from typing import Any
 
 from otrace.contexts import safe_str
 from otrace.contexts.record import FrameContext
-from otrace.contexts.safe import terminal_text
 from otrace.errors import OTraceError, PathError, SafeModeError, UsageError
-from otrace.shell import evaluate
-from otrace.shell.redirect import write_output
+from otrace.shell import evaluate, pure_eval, safety
+from otrace.shell.redirect import read_text, write_output
 from otrace.shell.registry import REGISTRY, Arg, Args, Option, command
 from otrace.vfs import paths
+from otrace.vfs.pure import pure_repr
 
 _LONE_EQ = re.compile(r"(^|[^=!<>])=($|[^=])")
 
@@ -37,25 +39,25 @@ def pr(sh, args: Args) -> None:
         raise UsageError(f"usage: {args.usage}")
     if "\n" in expr:
         raise UsageError("Line breaks are not permitted in expressions")
+    safe = bool(sh.params.safe_mode)
     if expr.startswith("/osh") and " " not in expr:
         value = sh.tree.resolve(
             sh.tree.parts(expr.replace(".", "/") if "/" not in expr[5:] else expr, sh.cwd)
         ).value
-        text = safe_str(value, 1_000_000)
-        # text stored in a file reaches the terminal with its control characters escaped
-        sh.out.write(terminal_text(text) if expr.startswith("/osh/pickled") else text)
+        sh.out.write(_shown(value, safe))  # Result.write escapes control characters
         return
     if re.match(r"(import|from)\s", expr) or re.match(r"[\w.\[\]'\"]+\s*=[^=]", expr):
         raise UsageError("Use 'exec' or '!' to execute import or assignment statements")
     try:
-        tree = evaluate.check_safe(expr) if sh.params.safe_mode else ast.parse(expr, mode="eval")
+        tree = evaluate.parse_expression(expr)
     except SyntaxError as exc:
         sh.out.error(evaluate.format_exception(exc))
         return
+    if safe:
+        _pr_pure(sh, tree, expr)
+        return
     parts = (
-        tree.body.elts  # type: ignore[attr-defined]
-        if isinstance(tree.body, ast.Tuple) and not expr.startswith("(")  # type: ignore[attr-defined]
-        else None
+        tree.body.elts if isinstance(tree.body, ast.Tuple) and not expr.startswith("(") else None
     )
     try:
         ns = sh.namespace()
@@ -81,9 +83,34 @@ def pr(sh, args: Args) -> None:
         lines = [pprint.pformat(v, width=max(sh.width, 20)) for v in values]
     else:
         lines = [" ".join(safe_str(v, 1_000_000) for v in values)]
-    stored = sh.cwd[1:2] == ("pickled",)  # values read from a file: escape what they print
     for line in lines:
-        sh.out.write(terminal_text(line) if stored else line)
+        sh.out.write(line)  # Result.write escapes control characters
+
+
+def _shown(value: Any, safe: bool) -> str:
+    """A value as pr prints it: str; in safe mode without running program code."""
+    if not safe:
+        return safe_str(value, 1_000_000)
+    return value if type(value) is str else pure_repr(value, 1_000_000)
+
+
+def _pr_pure(sh, tree: ast.Expression, expr: str) -> None:
+    """Safe mode: evaluate with only pure operations (see otrace.shell.pure_eval)."""
+    body = tree.body
+    parts = body.elts if isinstance(body, ast.Tuple) and not expr.startswith("(") else None
+    lookup = pure_eval.namespace_lookup(sh.here().value, sh.tree.view, sh.eval_globals())
+    evaluator = pure_eval.PureEvaluator(lookup)
+    try:
+        values = [evaluator.run(p) for p in (parts if parts is not None else [body])]
+    except OTraceError:
+        raise
+    except Exception as exc:  # the expression's own error (KeyError, NameError, ...)
+        builtin = type(exc).__module__ == "builtins"  # our own errors, of pure values
+        sh.out.error(
+            f"{type(exc).__name__}: {safe_str(exc, 500)}" if builtin else type(exc).__name__
+        )
+        return
+    sh.out.write(" ".join(_shown(v, True) for v in values))
 
 
 def _evaluate_parts(sh, expr: str, parts: Any, g: dict, ns: Any) -> list[Any]:
@@ -99,6 +126,7 @@ def _evaluate_parts(sh, expr: str, parts: Any, g: dict, ns: Any) -> list[Any]:
     raw=True,
     prefix="!",
     aliases={"interrupt": "exec 'import os, signal; os.kill(os.getpid(), signal.SIGINT)'"},
+    unsafe="Code execution",
 )
 def exec_(sh, args: Args) -> None:
     """Execute Python statements in the current directory (assignments change live state).
@@ -124,12 +152,25 @@ VIEW_OPTIONS = (
 )
 
 
+_ROUTINES = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
+
+
 def source_of(obj: Any) -> str:
     """The current source of a function, method or class (a patch's source if patched)."""
+    if not issubclass(type(obj), (types.ModuleType, type, *_ROUTINES, classmethod, staticmethod)):
+        raise OTraceError(f"No source for a {type(obj).__name__} object (not code)")
     func = getattr(obj, "__func__", obj)
     patched = getattr(func, "_otrace_patch_source", None)
-    if patched:
-        return patched if isinstance(patched, str) else "".join(patched)
+    if type(patched) is str and patched:
+        return patched
+    if type(patched) is list and all(type(p) is str for p in patched):
+        return "".join(patched)
     func = getattr(func, "_otrace_orig_function", func)
     try:
         text = inspect.getsource(func)
@@ -139,12 +180,15 @@ def source_of(obj: Any) -> str:
 
 
 def _viewable(value: Any) -> Any:
-    if isinstance(value, (classmethod, staticmethod, property)):
-        return value.__func__ if not isinstance(value, property) else value.fget
-    if inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+    """What ``view`` shows for a value: by its real type (a program's ``__class__`` may
+    raise), and only code objects; anything else shows its class."""
+    t = type(value)
+    if issubclass(t, (classmethod, staticmethod, property)):
+        return value.__func__ if not issubclass(t, property) else value.fget
+    if issubclass(t, (types.ModuleType, type, *_ROUTINES)):
         return value
     if (
-        isinstance(value, dict)
+        issubclass(t, dict)
         and "__name__" in value
         and sys.modules.get(value["__name__"]) is not None
     ):
@@ -164,6 +208,12 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
     return None
 
 
+def _safe_view(sh, args: Args) -> None:
+    target = args.words[0] if args.words else ""
+    if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
+        raise safety.refuse("view of files on the machine")
+
+
 @command(
     "view",
     options=VIEW_OPTIONS,
@@ -171,6 +221,7 @@ def _context_view(ctx: FrameContext, doc: bool) -> str | None:
     redirects=(">",),
     aliases={"doc": "view -d -i", "show": "view -i"},
     outside_osh=True,
+    safe_check=lambda sh, args: _safe_view(sh, args),
 )
 def view(sh, args: Args) -> None:
     """Show the source (or docstring) of an object, a trace context's code, or a file.
@@ -185,15 +236,15 @@ def view(sh, args: Args) -> None:
     if not sh.in_osh or (target.startswith("/") and not target.startswith("/osh")):
         if not target:
             raise UsageError("No object to display")
-        path = target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
-        try:
-            with open(sh.tree.expand(path), encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
-            raise PathError(f"File {target} not found") from None
+        path = sh.tree.expand(
+            target if target.startswith("/") else paths.render(sh.cwd) + "/" + target
+        )
+        if not os.path.exists(path):
+            raise PathError(f"File {target} not found")
+        text = read_text(path, "view")  # bounded; devices and FIFOs refused
     elif not target or target == ".":
         here = sh.here().value
-        if isinstance(here, FrameContext):
+        if issubclass(type(here), FrameContext):  # type(): __class__ may raise
             text = _context_view(here, doc)
         if text is None:
             obj = _viewable(here)

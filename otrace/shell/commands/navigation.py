@@ -7,12 +7,13 @@ from typing import Any
 
 from otrace.contexts import TraceContext
 from otrace.contexts.record import parse_trace_id
-from otrace.errors import PathError, UsageError
+from otrace.errors import PathError, SafeModeError, UsageError
 from otrace.shell import listing
 from otrace.shell.registry import Arg, Args, DashWords, Option, command
-from otrace.vfs import as_dir, paths
+from otrace.vfs import paths
 from otrace.vfs.nodes import is_dir_like
 from otrace.vfs.paths import Parts
+from otrace.vfs.pure import Unread
 
 
 def change_dir(sh, text: str | None) -> None:
@@ -229,10 +230,14 @@ def ls(sh, args: Args) -> None:
         _ls_operands(sh, args, kinds, width)
         return
     here = sh.here().value
-    d = as_dir(here)
+    d = sh.tree.view(here)
+    safe = bool(sh.params.safe_mode)
     limit = sh.params.ls_limit
     count = d.count()
     names = d.names(limit if count is not None and count > limit else None)
+    if count is None and len(names) > limit:  # attribute views: dir() has no cheap count
+        count = len(names)
+        names = names[:limit]
     if not args.flag("a"):
         names = [n for n in names if not listing.is_hidden(n)]
     for word in args.extra:
@@ -248,6 +253,8 @@ def ls(sh, args: Args) -> None:
                 pairs.append((n, d.get(n)))
             except KeyError:
                 continue
+            except SafeModeError as exc:  # a property, ...: listed, not read
+                pairs.append((n, Unread(str(exc).split(" not permitted")[0])))
         if kinds:
             pairs = [(n, v) for n, v in pairs if listing.kind_of(v) in kinds]
     if args.flag("t") and pairs is not None:
@@ -257,7 +264,7 @@ def ls(sh, args: Args) -> None:
     else:
         names.sort()
     if args.flag("l"):
-        for line in listing.long_lines(pairs or [], width):
+        for line in listing.long_lines(pairs or [], width, safe):
             sh.out.write(line)
     else:
         shown = [n for n, _ in pairs] if pairs is not None else names
@@ -268,7 +275,7 @@ def ls(sh, args: Args) -> None:
 
 
 def _time_of(value: Any) -> float:
-    if isinstance(value, TraceContext):
+    if issubclass(type(value), TraceContext):  # type(): a program's __class__ may raise
         return value.created
     return float("inf")
 
@@ -290,7 +297,7 @@ def _ls_operands(sh, args: Args, kinds: set[str], width: int) -> None:
     if args.flag("t"):
         found.sort(key=lambda p: (_time_of(p[1]), p[0]))
     if args.flag("l"):
-        for line in listing.long_lines(found, width):
+        for line in listing.long_lines(found, width, bool(sh.params.safe_mode)):
             sh.out.write(line)
     else:
         for row in listing.columns([n for n, _ in found], width):

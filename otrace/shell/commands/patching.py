@@ -16,6 +16,7 @@ import inspect
 import os
 import subprocess
 import tempfile
+import types
 from typing import Any
 
 import otrace.tracing.patching as engine
@@ -63,12 +64,13 @@ def patch_target(sh, text: str) -> tuple[Any, str, str]:
     if tgt.is_class:
         raise PatchError("Class patching not yet implemented; patch methods individually")
     named = res.parent
-    if inspect.ismethod(res.value) and not inspect.isclass(named):
+    # type(), not isinstance: a program's __class__ may raise
+    if issubclass(type(res.value), types.MethodType) and not issubclass(type(named), type):
         owner = res.value.__self__
-        named = owner if inspect.isclass(owner) else type(owner)
+        named = owner if issubclass(type(owner), type) else type(owner)
     if (
-        inspect.isclass(named)
-        and inspect.isclass(tgt.parent)
+        issubclass(type(named), type)
+        and issubclass(type(tgt.parent), type)
         and named is not tgt.parent
         and issubclass(named, tgt.parent)
     ):
@@ -167,6 +169,7 @@ def apply_patch(sh, parent: Any, attr: str, name: str, source: str, force: bool)
     options=(Option("f", "force: patch again an already patched function"),),
     args=(Arg("class.method|function", "target", optional=True),),
     redirects=("<", "<<"),
+    unsafe="Patching/unpatching",
 )
 def edit(sh, args: Args) -> None:
     """Patch a function or method of the running program with new source (from the editor).
@@ -202,6 +205,7 @@ def edit(sh, args: Args) -> None:
     "unpatch",
     args=(Arg("class.method|function|*", "target", optional=True),),
     redirects=(">",),
+    unsafe="Patching/unpatching",
 )
 def unpatch(sh, args: Args) -> None:
     """Undo a patch: the original code runs again ('unpatch *' in /osh/patches: all of them).

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from otrace.errors import OTraceError, ParamError, PathError, UsageError
+from otrace.shell import safety
 from otrace.shell.listing import columns
 from otrace.shell.redirect import absolute_file
 from otrace.shell.registry import REGISTRY, Arg, Args, Option, command, lookup, render_words
+
+
+def _safe_set(sh, args: Args) -> None:
+    if len(args.words) == 2:
+        safety.check_param(args.words[0])
+
+
+def _safe_source(sh, args: Args) -> None:
+    if args.words and not args.words[0].endswith((".trc", ".osh")):
+        raise safety.refuse("source of files other than .trc/.osh command files")
 
 
 @command(
     "set",
     args=(Arg("parameter", "param", optional=True), Arg("value", "param_value", optional=True)),
     outside_osh=True,
+    safe_check=lambda sh, args: _safe_set(sh, args),
 )
 def set_(sh, args: Args) -> None:
     """Show all parameters, show one, or set one (help set lists what each one does).
@@ -105,7 +117,12 @@ def alias(sh, args: Args) -> None:
     sh.aliases[name] = words[1:]
 
 
-@command("source", args=(Arg("FILE", "file"),), outside_osh=True)
+@command(
+    "source",
+    args=(Arg("FILE", "file"),),
+    outside_osh=True,
+    safe_check=lambda sh, args: _safe_source(sh, args),
+)
 def source(sh, args: Args) -> None:
     """Run the commands in FILE (relative names: from the work directory ~~w).
 
@@ -130,7 +147,11 @@ def lock(sh, args: Args) -> None:
     sh.out.action = "lock"
 
 
-@command("run", args=(Arg("function"), Arg("arg", "text", optional=True, repeat=True)))
+@command(
+    "run",
+    args=(Arg("function"), Arg("arg", "text", optional=True, repeat=True)),
+    unsafe="run: running program functions",
+)
 def run(sh, args: Args) -> None:
     """Run a function in the main thread (when otrace was started to wait for run).
 

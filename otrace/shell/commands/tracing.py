@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 from typing import Any
 
 from otrace import tracing
@@ -23,8 +24,25 @@ def _count(text: str) -> int:
     return count
 
 
+TRACEABLE = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    type,
+    classmethod,
+    staticmethod,
+    property,
+)
+
 TRACE_OPTIONS = (
-    Option("a", "what to do on a match", value="ACTION", choices=tracing.ACTIONS),
+    Option(
+        "a",
+        "what to do on a match",
+        value="ACTION",
+        choices=tracing.ACTIONS,
+        unsafe="actions that stop, debug or tag the program",
+    ),
     Option(
         "c",
         "when: call, return, all, tagged[ARG], or NAME<op>VALUE,... (op: == != < <= > >=)",
@@ -63,6 +81,8 @@ def _trace_args(sh, text: str):
     if text == "*":
         return "*", None, None, "*"
     target = resolve_target(sh, text)
+    if not issubclass(type(target.obj), TRACEABLE):  # type(): no program code runs here
+        raise TraceError(f"Cannot trace {text}: not a function, method, class or module")
     if inspect.ismodule(target.obj):
         return target.obj, None, None, target.name
     parent = target.parent if not isinstance(target.parent, dict) else None
@@ -156,7 +176,7 @@ def _tag_target(sh, words: list[str]):
     if words and words[0] != ".":
         return sh.resolve(words[0]).value
     here = sh.here().value
-    if isinstance(here, FrameContext):
+    if issubclass(type(here), FrameContext):  # type(): a program's __class__ may raise
         if "self" not in here:
             raise OTraceError("No self object to tag in trace context")
         return here["self"]
@@ -169,6 +189,7 @@ def _tag_target(sh, words: list[str]):
         Arg("object|.", optional=True),
         Arg("label|id|time", "text", optional=True, choices=("id", "time")),
     ),
+    unsafe="tag: adding an attribute to a program object",
 )
 def tag(sh, args: Args) -> None:
     """Tag an object (default: self in a trace context, else the current directory's object).
@@ -181,7 +202,11 @@ def tag(sh, args: Args) -> None:
     sh.out.write(tracing.tag(obj, label, _recorder=sh.runtime.recorder))
 
 
-@command("untag", args=(Arg("object|.", optional=True),))
+@command(
+    "untag",
+    args=(Arg("object|.", optional=True),),
+    unsafe="untag: removing an attribute from a program object",
+)
 def untag(sh, args: Args) -> None:
     """Remove an object's tag."""
     tracing.untag(_tag_target(sh, args.words))

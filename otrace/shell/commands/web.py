@@ -97,7 +97,12 @@ def make_backend(interface: Any, announce: Callable[[str], None] | None = None) 
     return LegacyWebBackend(interface, announce)
 
 
-@command("_web", args=(Arg("javascript", "text"),), raw=True)
+@command(
+    "_web",
+    args=(Arg("javascript", "text"),),
+    raw=True,
+    unsafe="Javascript console disabled in safe mode",
+)
 def web(sh, args: Args) -> None:
     """Evaluate JavaScript in the browser of the current /osh/web/<user> directory.
 
@@ -125,3 +130,24 @@ def web(sh, args: Args) -> None:
         sh.out.write(stdout)
     if stderr:
         sh.out.error(stderr)
+
+
+@command("remotelog", args=(Arg("on|off", "text", choices=("on", "off")),))
+def remotelog(sh, args: Args) -> None:
+    """In /osh/web/<user>: announce that browser's console output and errors (on) or not.
+
+    Off by default: a page's own console reaches the operator only when asked for, and then
+    rate- and size-limited (see docs/WebBridge.rst).
+    """
+    word = args.words[0] if args.words else ""
+    if word not in ("on", "off"):
+        raise OTraceError("usage: remotelog on|off (in /osh/web/<user>)")
+    comps = list(sh.cwd[2:])
+    if sh.cwd[:2] != ("osh", "web") or not comps:
+        raise OTraceError("remotelog: cd to /osh/web/<user> first")
+    backend = sh.hooks.get("web")
+    switch = getattr(backend, "set_remotelog", None)
+    if switch is None:
+        raise OTraceError("remotelog: this web interface cannot forward a page's console")
+    switch(comps[0], word == "on")
+    sh.out.write(f"{comps[0]}: console {'announced' if word == 'on' else 'not announced'}")
