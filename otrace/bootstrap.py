@@ -60,9 +60,12 @@ def start_injected(**options: Any) -> dict[str, Any]:
         otrace = sys.modules["otrace"]
 
         install = getattr(otrace, "install", None)
+        socket_path = ""
         if callable(install):
-            install(**options)
+            installation = install(**options)
             how = "otrace.install"
+            service = getattr(getattr(installation, "shell", None), "service", None)
+            socket_path = getattr(service, "path", None) or ""  # for otrace attach --inject
         else:
             default()
             how = "runtime"
@@ -75,5 +78,6 @@ def start_injected(**options: Any) -> dict[str, Any]:
             "main_thread": threading.current_thread() is threading.main_thread(),
             "event_loop": _event_loop(),
             "started": how,
+            "socket": socket_path,
         }
         return dict(STARTED)

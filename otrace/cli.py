@@ -96,11 +96,83 @@ def service_command(args: list[str]) -> int:
     if args[0] == "attach":
         parser.description = "Open a console on a running program (quit or Ctrl-D detaches)."
         parser.add_argument("target", help="a pid, a program name (see otrace ps) or a socket")
+        parser.add_argument(
+            "more", nargs="*", help="with --all: more ssh://[user@]host/PROGRAM addresses"
+        )
+        parser.add_argument(
+            "--inject",
+            action="store_true",
+            help="TARGET is the pid of a Python process without otrace: start otrace in it "
+            "first (as otrace inject does), then attach",
+        )
+        parser.add_argument(
+            "--path",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="with --inject: a directory holding the otrace package for the target",
+        )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="TARGET is a program name: one console over all its processes (a fleet)",
+        )
+        parser.add_argument("--gdb", help="with --inject: the gdb to use")
+        parser.add_argument(
+            "--timeout", type=float, default=10.0, help="with --inject: seconds to wait"
+        )
         opts = parser.parse_args(args[1:])
+        if opts.target.startswith("ssh://") and not opts.all:
+            from otrace.fleet.ssh import attach_ssh
+
+            return attach_ssh(opts.target)
+        if opts.all:
+            from otrace.fleet.console import attach_all
+
+            if not opts.target.startswith("ssh://"):
+                return attach_all(opts.target)
+            urls = [opts.target, *opts.more]
+            programs = {u.rstrip("/").rsplit("/", 1)[-1] for u in urls}
+            if len(programs) != 1 or not all(u.startswith("ssh://") for u in urls):
+                parser.error("--all ssh://HOST/PROGRAM ...: one program, every target ssh://")
+            hosts = tuple(u.rstrip("/").rsplit("/", 1)[0] for u in urls)
+            return attach_all(programs.pop(), hosts=hosts)
+        if opts.more:
+            parser.error("several targets only with --all ssh://...")
+        if opts.inject:
+            return attach_injected(opts.target, opts.path, opts.gdb, opts.timeout)
         return attach(opts.target)
     parser.description = "List the programs on this machine an otrace console can attach to."
     parser.parse_args(args[1:])
     return ps()
+
+
+def attach_injected(
+    target: str, paths_: list[str], gdb: str | None = None, timeout: float = 10.0
+) -> int:
+    """``otrace attach --inject PID``: start otrace in ``PID`` (see :mod:`otrace.inject`),
+    then attach to the service that start-up opened."""
+    from otrace.console.attach import _say, attach
+    from otrace.inject import InjectError, describe, inject
+
+    if not target.isdigit():
+        _say(sys.stderr, f"otrace: --inject needs a pid, not {target!r}")
+        return 2
+    try:
+        result = inject(int(target), paths=paths_, gdb=gdb, timeout=timeout)
+    except InjectError as exc:
+        _say(sys.stderr, f"otrace inject: {exc}")
+        return 2
+    _say(sys.stderr, describe(result))
+    path = result.get("socket") or ""
+    if not path:
+        _say(
+            sys.stderr,
+            f"otrace: process {target} started otrace without a service to attach to "
+            f"(started {result.get('started')}; an older otrace?)",
+        )
+        return 2
+    return attach(str(path))
 
 
 def demo_main(argv: list[str]) -> int:
@@ -122,6 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         from otrace.inject import main as inject_main
 
         return inject_main(argv[1:])
+    if argv[:1] == ["bridge"] and not os.path.exists("bridge"):
+        parser = argparse.ArgumentParser(
+            prog="otrace bridge",
+            description="Copy standard input/output to and from an otrace service's socket "
+            "(what otrace attach ssh://host/PROGRAM runs on the far host).",
+        )
+        parser.add_argument("target", help="a pid, a program name or a socket")
+        from otrace.fleet.ssh import bridge
+
+        return bridge(parser.parse_args(argv[1:]).target)
     if argv[:1] == ["demo"] and not os.path.exists("demo"):
         return demo_main(argv[1:])
     if argv[:1] in (["attach"], ["ps"]) and not os.path.exists(argv[0]):

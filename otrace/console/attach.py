@@ -74,12 +74,20 @@ def _owner(path: str) -> str:
         return ""
 
 
-def attach(target: str, stdin: Any = None, stdout: Any = None, stderr: Any = None) -> int:
-    """Open a console on ``target``; the exit status (0 after detaching)."""
+def attach(
+    target: str,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    sock: socket.socket | None = None,
+) -> int:
+    """Open a console on ``target`` (or over ``sock``, already connected to a service,
+    e.g. through ssh); the exit status (0 after detaching)."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     try:
-        path = find_socket(target)
-        backend = RemoteSession(connect(path), client="otrace attach")
+        if sock is None:
+            sock = connect(find_socket(target))
+        backend = RemoteSession(sock, client="otrace attach")
         welcome = backend.hello("attach")
     except AttachError as exc:
         _say(stderr, f"otrace: {exc}")
@@ -134,13 +142,23 @@ def ps(stdout: Any = None) -> int:
     if not rows:
         _say(stdout, f"No attachable processes (sockets in {paths.socket_dir()})")
         return 0
+    # grouped by program (a forked server's workers together), each group by pid
+    rows.sort(key=lambda r: (r[1], int(r[0]) if r[0].isdigit() else 0))
     header = ("PID", "PROGRAM", "CONSOLES", "UPTIME", "SOCKET")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
-    for row in (header, *rows):
-        _say(
-            stdout,
-            "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4],
-        )
+
+    def show(row: tuple[str, ...]) -> None:
+        cells = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+        _say(stdout, cells + "  " + row[4])
+
+    show(header)
+    programs = sorted({r[1] for r in rows})
+    for program in programs:
+        group = [r for r in rows if r[1] == program]
+        if len(programs) > 1 or len(group) > 1:
+            _say(stdout, f"{program}: {len(group)} process(es); otrace attach --all {program}")
+        for row in group:
+            show(row)
     return 0
 
 

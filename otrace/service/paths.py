@@ -48,8 +48,9 @@ def program_name() -> str:
         name = spec.name.split(".")[0] if name == "__main__" else name
     else:
         name = os.path.splitext(os.path.basename(path or ""))[0]
-    name = re.sub(r"[^\w.+-]", "_", name) or "python"
-    return name
+    name = re.sub(r"[^\w.+-]", "_", name)
+    # ``python -c ...`` (argv[0] is ``-c``), ``python -`` or nothing: just "python"
+    return name if name and not name.startswith("-") else "python"
 
 
 def default_socket_path(program: str | None = None, pid: int | None = None) -> str:

@@ -30,9 +30,11 @@ import selectors
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+from otrace.errors import OTraceError
 from otrace.events import Announcement, ContextRecorded, ContextRemoved
 from otrace.log import get_logger
 from otrace.runtime import Runtime, default
@@ -80,6 +82,7 @@ class Service:
         self._stopped = False
         self._hooked = False
         self._log_handler = _ConsoleLogHandler(self)
+        _SERVICES.add(self)
 
     # -- identity -----------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -89,7 +92,12 @@ class Service:
         """What ``otrace ps`` shows.  Any thread."""
         with self._lock:
             consoles = sum(1 for c in self._clients if c.attached.is_set())
-        return {**self.identity(), "consoles": consoles, "started": self.started}
+        return {
+            **self.identity(),
+            "consoles": consoles,
+            "started": self.started,
+            "ppid": os.getppid(),
+        }
 
     @property
     def listening(self) -> bool:
@@ -278,6 +286,79 @@ class Service:
                     os.close(fd)
         self._wake_r = self._wake_w = -1
         self._unhook_events()
+
+    # -- fork -------------------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: drop what belongs to the parent's service and, if it was
+        listening, listen again on a socket of this process (named with its pid).
+
+        Runs on the forking thread of the child, the only thread there.  The parent's
+        consoles are not inherited: their sockets are closed here (never shut down, which
+        would cut the parent's connection too) and the child starts with none.  Neither
+        the parent's socket file nor its audit log is touched.
+        """
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        for client in self._clients:
+            with contextlib.suppress(OSError):
+                client.sock.close()
+        self._clients = []
+        self._snapshot = ()
+        if self._hooked:
+            self._hooked = False
+            bus = self.runtime.events
+            bus.unsubscribe(Announcement, self._on_announcement)
+            bus.unsubscribe(ContextRecorded, self._on_context)
+            bus.unsubscribe(ContextRemoved, self._on_context)
+            logging.getLogger("otrace").removeHandler(self._log_handler)
+        listening = self._listener is not None and not self._stopped
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()  # our copy only: the parent's socket file stays
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        old_path = self.path
+        self._listener, self._thread, self.path = None, None, None
+        self._wake_r = self._wake_w = -1
+        self._numbers = itertools.count(1)
+        self.started = time.time()
+        self.audit = AuditLog()
+        if listening and old_path:
+            try:
+                self.listen(child_socket_path(old_path, self.program))
+            except (OSError, OTraceError) as exc:
+                log.error("otrace: the forked worker cannot listen for consoles: %s", exc)
+
+
+def child_socket_path(parent_path: str, program: str) -> str | None:
+    """Where a forked child listens: the default path of this pid if the parent used the
+    default one, else the parent's path with ``-<pid>`` before its suffix."""
+    parsed = paths.parse_name(parent_path)
+    if (
+        parsed is not None
+        and parsed[0] == program
+        and os.path.dirname(parent_path) == paths.socket_dir()
+    ):
+        return None
+    base, ext = os.path.splitext(parent_path)
+    return f"{base}-{os.getpid()}{ext or paths.SUFFIX}"
+
+
+# Every service of this process (process-wide by nature: a fork concerns them all).
+_SERVICES: weakref.WeakSet[Service] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for service in list(_SERVICES):
+        try:
+            service._after_fork_in_child()
+        except Exception:  # a fork must never fail because of otrace
+            log.exception("otrace: re-creating the service after a fork failed")
+
+
+# registered after threading's own hook, so threads can be started here
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _ConsoleLogHandler(logging.Handler):
