@@ -184,7 +184,7 @@ class TracebackServer:
         if self.pin:
             announce(f"otrace traceback page {where}  PIN: {self.pin}", logging.WARNING)
         else:
-            announce(f"otrace traceback page {where}  (PIN disabled)")
+            announce(f"otrace traceback page {where}  (PIN disabled)", logging.WARNING)
 
     def routes(self) -> list[tuple[str, type, dict[str, Any]]]:
         """The page's Tornado routes, for ``Application(handlers)`` or ``add_handlers``."""
