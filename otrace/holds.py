@@ -26,6 +26,9 @@ Thread rules:
   any thread.  A hold's future is only ever resolved on its loop, through
   ``loop.call_soon_threadsafe`` (or the process-wide override set with
   :func:`set_eventloop_callback`).
+
+This module stays whole (about 425 lines): the table, its ``Break``/``Hold`` items (which call
+back into their table) and the default-runtime functions are one state machine with one lock.
 """
 
 from __future__ import annotations

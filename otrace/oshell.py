@@ -16,6 +16,9 @@ console; the program runs on.  ``shutdown`` (or :meth:`OShell.shutdown`) stops i
 Thread safety: construct and ``loop()`` from the program's main thread; ``execute`` may be
 called from any one thread at a time (it runs in the caller's thread); ``shutdown`` from any
 thread, any number of times.
+
+This module stays whole (about 440 lines): it is one class whose start, console hand-over
+and shutdown share the same thread and state; ``set_trace`` is its small entry point.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ Installing (:func:`install`) rebinds one attribute of a class or module; for cla
 ``staticmethod`` are re-decorated around the wrapper, a ``property`` gets its getter, setter
 and deleter wrapped.  Only the attribute is rebound: references taken earlier keep calling the
 original.  Thread rules: install/uninstall under the engine's registry lock (any thread).
+
+This module stays whole (about 460 lines): the four wrapper templates are hot-path code kept
+side by side so they stay alike, and installing is what chooses among them.
 """
 
 from __future__ import annotations
