@@ -66,9 +66,12 @@ def main() -> None:
     add_sink(lambda text: None)
     PARAMS.set("trace_handled", True)  # the loop catches the ValueError: record it anyway
     print(machine())
+    # the baseline needs functions of their own: tracing in place instruments the very
+    # function objects, so references taken before `trace` are traced too
+    base = make()
+    plain_fail, plain_sell = base.fail, base.sell
     mod = make()
     order = mod.Order(3)
-    plain_fail, plain_sell = mod.fail, mod.sell
     tmp = tempfile.TemporaryDirectory()
     sqlite.install()
 
