@@ -239,6 +239,8 @@ def _tasks(server) -> list:
 def test_hold_and_resume_refusals_without_a_server(shell):
     out, err = shell.execute("""hold -c 'request.headers.get("X-Debug") == "me"'""")
     assert "calls are not permitted in safe mode" in err, err
+    out, err = shell.execute("hold -c 'request.uri =='")  # invalid text in safe mode: one line
+    assert "invalid condition" in err and "internal error" not in err, err
     out, err = shell.execute("resume --raise KeyError")
     assert "set safe_mode False" in err, err
     run(shell, "set safe_mode False")

@@ -65,15 +65,16 @@ def hold(sh, args: Args) -> None:
         for rule in sh.runtime.hold_rules.rules:
             sh.out.write(rule.render())
         return
+    # parsed first: the safe-mode check would raise a bare SyntaxError on invalid text
+    try:
+        tree = ast.parse(condition, mode="eval")
+    except SyntaxError as exc:
+        raise UsageError(f"hold: invalid condition {condition!r}: {exc.msg}") from None
     if sh.params.safe_mode:
         try:
             evaluate.check_safe(condition)
         except SafeModeError as exc:
             raise SafeModeError(f"hold: {exc}") from None
-    try:
-        tree = ast.parse(condition, mode="eval")
-    except SyntaxError as exc:
-        raise UsageError(f"hold: invalid condition {condition!r}: {exc.msg}") from None
     count = args.opts.get("n")
     handlers = tuple(_handler_name(sh, word) for word in args.words)
     if count is None:
