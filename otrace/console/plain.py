@@ -18,15 +18,13 @@ from __future__ import annotations
 import os
 import select
 import shlex
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from otrace.contexts.safe import terminal_text
-from otrace.errors import OTraceError
+from otrace.shell.commands.patching import edit_in_file
 
 
 class Console:
@@ -212,23 +210,7 @@ class Console:
 def run_editor(text: str, label: str, editor: str = "") -> str:
     """Edit ``text`` in a temporary .py file, synchronously; the saved text."""
     command = editor or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    fd, path = tempfile.mkstemp(prefix=f"otrace-{label}-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        cmd = shlex.split(command) + [path]
-        try:
-            proc = subprocess.run(cmd, check=False)
-        except OSError as exc:
-            raise OTraceError(f"Cannot run editor {cmd[0]!r}: {exc.strerror}") from None
-        if proc.returncode != 0:
-            raise OTraceError(
-                f"Editor {cmd[0]!r} failed (exit status {proc.returncode}); nothing patched"
-            )
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    finally:
-        os.unlink(path)
+    return edit_in_file(shlex.split(command), text, label)
 
 
 class PlainConsole(Console):

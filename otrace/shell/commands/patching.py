@@ -117,11 +117,20 @@ def run_editor(sh, text: str, label: str) -> str:
     remote = sh.hooks.get("editor")  # a console edits with the operator's own editor
     if remote is not None:
         return remote(text, label)
+    return edit_in_file(editor_command(sh), text, label)
+
+
+def edit_in_file(command: list[str], text: str, label: str) -> str:
+    """Run ``command FILE`` on a temporary .py file holding ``text``; the saved text.
+
+    Shared by the shell's ``edit`` and the console clients that edit with the operator's own
+    editor.  Blocks until the editor exits: call it from a session or console thread only.
+    """
     fd, path = tempfile.mkstemp(prefix=f"otrace-{label}-", suffix=".py")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        cmd = editor_command(sh) + [path]
+        cmd = command + [path]
         try:
             proc = subprocess.run(cmd, check=False)
         except OSError as exc:
