@@ -24,11 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace.errors import OTraceError
+from otrace.service.listing import Listing, entries_of
 from otrace.service.protocol import VERSION, FrameReader, ProtocolError, encode
 from otrace.shell.completion import Completion
 from otrace.shell.output import Result
 
 COMPLETION_TIMEOUT = 5.0
+LIST_TIMEOUT = 30.0  # seconds a ``list`` request may take before it is given up
 UNANSWERED_INTERRUPT = 5.0  # seconds after Ctrl-C with no answer: the service is gone
 _ENDED = {"t": "_ended"}
 
@@ -309,6 +311,58 @@ class RemoteSession:
                 ]
         self.interrupt()  # a slow object: give up on it
         return []
+
+    def offers(self, capability: str) -> bool:
+        """Whether the service said (in its ``welcome``) it understands ``capability``."""
+        caps = self.welcome.get("caps")
+        return isinstance(caps, list) and capability in caps
+
+    def list_contexts(
+        self, path: str, limit: int = 0, offset: int = 0, timeout: float = LIST_TIMEOUT
+    ) -> Listing:
+        """The contexts below ``path`` (``/osh/recent``, ``/osh/saved``, deeper, globs) as
+        data, newest ``limit`` (0: the session's ``ls_limit``) after skipping ``offset``:
+        the ``list`` message (:mod:`otrace.service.listing`), for a service that
+        :meth:`offers` it.  Errors come back in ``Listing.error``."""
+        if self.ended.is_set():
+            return Listing([], error=self._lost())
+        request_id = next(self._ids)
+        msg = {"t": "list", "id": request_id, "path": path, "limit": limit, "offset": offset}
+        if not self._send_quietly(msg):
+            return Listing([], error=self._lost())
+        entries: list[Any] = []
+        errors: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.interrupt()
+                return Listing([], error=f"list: no answer in {timeout:g} s")
+            try:
+                reply = self._replies.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if reply is _ENDED:
+                self._replies.put(_ENDED)
+                return Listing([], error=self._lost())
+            if reply.get("id") != request_id:
+                continue  # a late answer to an abandoned request
+            kind = reply["t"]
+            if kind == "out":  # the request failed in the service (interrupted, ...)
+                errors.append(str(reply.get("text", "")))
+            elif kind == "done":
+                return Listing([], error="; ".join(errors) or "list: no entries came")
+            elif kind == "entries":
+                if reply.get("error"):
+                    return Listing([], error=str(reply["error"]))
+                entries += entries_of(reply.get("items"))
+                if not reply.get("more"):
+                    total, applied = reply.get("total"), reply.get("limit")
+                    return Listing(
+                        entries,
+                        total if isinstance(total, int) else len(entries),
+                        applied if isinstance(applied, int) else 0,
+                    )
 
     def interrupt(self) -> None:
         """Ctrl-C: interrupt the running command.  Any thread."""

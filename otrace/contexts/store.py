@@ -50,6 +50,14 @@ def _pop(tree: dict, ctx: TraceContext) -> bool:
     return True
 
 
+def _glob(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
+def _created(ctx: TraceContext) -> float:
+    return ctx.created
+
+
 class ContextStore:
     """A runtime's trace contexts (``rt.store``; the shell browses it as /osh/recent, /osh/saved).
 
@@ -172,6 +180,25 @@ class ContextStore:
             ctxs = list(self.all.values())
         hits = [c for c in ctxs if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
         return sorted(hits, key=lambda c: c.created)
+
+    def under(self, root: str, prefix: tuple[str, ...] = ()) -> list[TraceContext]:
+        """The contexts of ``root`` (``"recent"`` or ``"saved"``) below ``prefix`` -- the
+        first parts of their path (kind, Name, ctxid, timestamp), each a name or a glob --
+        oldest first.  Reads no context's values.  Any thread."""
+        with self._lock:
+            if root == "recent":
+                kinds = list(self._order) if not prefix or _glob(prefix[0]) else [prefix[0]]
+                found = [c for k in kinds for c in self._order.get(k, {}).values()]
+            else:
+                found = [self.all[i] for i in self._saved_ids if i in self.all]
+        if prefix:
+            size = len(prefix)
+            if any(_glob(p) for p in prefix):
+                found = [c for c in found if all(map(fnmatch.fnmatchcase, c.path[:size], prefix))]
+            elif root != "recent" or size > 1:
+                found = [c for c in found if c.path[:size] == prefix]
+        found.sort(key=_created)  # (nearly sorted already: runs of one kind each)
+        return found
 
     def is_saved(self, ctx: TraceContext) -> bool:
         return ctx.id in self._saved_ids

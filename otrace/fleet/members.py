@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from otrace.console.attach import connect
 from otrace.console.remote import AttachError, RemoteSession
 from otrace.service import paths
+from otrace.service.listing import Listing
 
 
 def find_sockets(program: str, directory: str | None = None) -> dict[int, str]:
@@ -60,8 +61,51 @@ class Member:
         with self.lock:
             return self.remote.execute(line, width, poll, on_edit)
 
+    def offers(self, capability: str) -> bool:
+        return self.remote.offers(capability)
+
+    def list_contexts(self, path: str, limit: int = 0) -> Listing:
+        """The ``list`` message (see :mod:`otrace.service.listing`), one request at a time."""
+        with self.lock:
+            return self.remote.list_contexts(path, limit)
+
     def close(self) -> None:
         self.remote.detach()
+
+
+T = TypeVar("T")
+
+
+def each(
+    members: list[Member],
+    ask: Callable[[Member], T],
+    failed: Callable[[Exception], T],
+    poll: Callable[[], bool] | None = None,
+    interrupt: Callable[[], Any] | None = None,
+) -> dict[int, T]:
+    """pid -> ``ask(member)`` for every member, asked at once (a thread each); what one
+    raises is ``failed(exc)``, its own part of the answer.  ``poll()`` (Ctrl-C pressed?) is
+    checked while waiting; once true, ``interrupt()`` is called."""
+    answers: dict[int, T] = {}
+
+    def run(member: Member) -> None:
+        try:
+            answers[member.pid] = ask(member)
+        except Exception as exc:
+            answers[member.pid] = failed(exc)
+
+    threads = [threading.Thread(target=run, args=(m,), daemon=True) for m in members]
+    for t in threads:
+        t.start()
+    interrupted = False
+    for t in threads:
+        while t.is_alive():
+            t.join(0.1)
+            if not interrupted and poll is not None and poll():
+                interrupted = True
+                if interrupt is not None:
+                    interrupt()
+    return answers
 
 
 def attach_member(

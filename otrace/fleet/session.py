@@ -8,9 +8,10 @@ worker (:mod:`otrace.fleet.members`).  Routing of a line typed at the fleet leve
   its ``/osh/x``); every line then goes to it, as if attached to it alone, until ``cd
   /osh/workers``.  A path ``/osh/workers/<pid>/...`` in any line at the fleet level sends
   that line to that worker.
-* ``ls /osh/workers``: the workers.  ``ls /osh/recent[/path]``: the contexts of every worker
-  (four levels deep: kind/function/condition/time), each named ``...@<pid>``;
-  ``cd /osh/recent/...@<pid>`` enters one in its worker.
+* ``ls /osh/workers``: the workers.  ``ls [-l] /osh/recent[/path]`` (or ``/osh/saved``):
+  the contexts of every worker (four levels deep: kind/function/condition/time), each named
+  ``...@<pid>`` (:mod:`otrace.fleet.contexts`); ``cd /osh/recent/...@<pid>`` enters one in
+  its worker.
 * ``resume ID``: to the worker whose hold it is (``ID@pid`` names it; without a pid every
   worker is asked and only the one that had it answers).
 * anything else runs in every worker at once (``trace``, ``set``, ``hold -c``, ``del`` ...
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otrace.console.remote import AttachError
+from otrace.fleet import contexts as _contexts
 from otrace.fleet import members as _members
 from otrace.fleet.output import failed, merge
 from otrace.shell.completion import Completion
@@ -40,8 +42,6 @@ from otrace.shell.output import Result
 
 WATCH_INTERVAL = 0.5  # seconds between looks for workers that start or end
 WORKERS = "/osh/workers"
-RECENT = "/osh/recent"
-CONTEXT_DEPTH = 4  # /osh/recent/<kind>/<function>/<condition>/<time>
 
 
 class FleetSession:
@@ -223,9 +223,9 @@ class FleetSession:
             if member is None:
                 return _error(f"no worker {pid} in this fleet (ls {WORKERS})")
             return member.execute(rewritten, width, on_edit)
-        if first == "ls" and any(_under(w, RECENT) for w in words[1:]):
-            return self._list_recent([w for w in words[1:] if _under(w, RECENT)])
-        if first == "cd" and len(words) == 2 and _under(words[1], RECENT) and "@" in words[1]:
+        if _contexts.wants(words):
+            return _contexts.list_contexts(self.live(), words, poll, self.interrupt)
+        if first == "cd" and len(words) == 2 and _in_contexts(words[1]) and "@" in words[1]:
             path, _, pid_text = words[1].rpartition("@")
             if pid_text.isdigit() and int(pid_text) in self.members:
                 self.focus = int(pid_text)
@@ -253,25 +253,13 @@ class FleetSession:
         members: list[_members.Member] | None = None,
     ) -> dict[int, Result]:
         live = self.live() if members is None else members
-        answers: dict[int, Result] = {}
-
-        def run(member: _members.Member) -> None:
-            try:
-                answers[member.pid] = member.execute(line, width, on_edit)
-            except Exception as exc:  # one worker's failure is its own part of the answer
-                answers[member.pid] = _error(f"failed: {exc}")
-
-        threads = [threading.Thread(target=run, args=(m,), daemon=True) for m in live]
-        for t in threads:
-            t.start()
-        interrupted = False
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-                if not interrupted and poll is not None and poll():
-                    interrupted = True
-                    self.interrupt()
-        return answers
+        return _members.each(
+            live,
+            lambda m: m.execute(line, width, on_edit),
+            lambda exc: _error(f"failed: {exc}"),
+            poll,
+            self.interrupt,
+        )
 
     def _cd_worker(self, path: str, width: int) -> Result:
         rest = path[len(WORKERS) :].strip("/")
@@ -300,38 +288,6 @@ class FleetSession:
                     rewritten = [*words[:n], f"/osh/{inner}".rstrip("/"), *words[n + 1 :]]
                     return int(pid_text), " ".join(rewritten)
         return None
-
-    def _list_recent(self, wanted: list[str]) -> Result:
-        """Every worker's contexts under the paths asked for, named ``...@pid``, by time."""
-        pattern = RECENT + "/*" * CONTEXT_DEPTH
-        answers = self._everywhere(f"ls {pattern}")
-        prefixes = [w.rstrip("/") for w in wanted]
-        found: list[tuple[str, int, str]] = []
-        notes: list[str] = []
-        for pid, answer in answers.items():
-            for stream, text, _ in answer.chunks:
-                if stream != "out":
-                    continue
-                if not text.lstrip().startswith(RECENT + "/"):
-                    notes.append(f"[worker {pid}] {text.strip()}")  # e.g. ls_limit reached
-                    continue
-                # (``ls`` may put several paths on a line; context names have no blanks)
-                for path in text.split():
-                    if not path.startswith(RECENT + "/"):
-                        continue
-                    if any(path == p or path.startswith(p + "/") for p in prefixes):
-                        found.append((path.rsplit("/", 1)[-1], pid, path))
-        result = Result()
-        for _time, pid, path in sorted(found):
-            result.write(f"{path}@{pid}")
-        for note in notes:
-            result.write(note)
-        gone = [pid for pid, a in answers.items() if failed(a) and "Disconnected" in a.err]
-        for pid in gone:
-            result.error(f"[worker {pid}] {answers[pid].err.strip()}")
-        if not found:
-            result.write(f"(no contexts in {len(answers)} workers)")
-        return result
 
     def _resume(self, words: list[str], width: int) -> Result:
         ids = [w for w in words[1:] if not w.startswith("-")]
@@ -375,6 +331,10 @@ class FleetSession:
         self.ended.set()
         for member in self.live():
             member.close()
+
+
+def _in_contexts(path: str) -> bool:
+    return any(_under(path, root) for root in _contexts.ROOTS)
 
 
 def _under(path: str, root: str) -> bool:

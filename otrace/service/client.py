@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from otrace.errors import OTraceError
 from otrace.log import get_logger
+from otrace.service import listing
 from otrace.service.lock import ConsoleLock
 from otrace.service.outqueue import OutputQueue
 from otrace.service.peer import Peer
@@ -182,6 +183,8 @@ class ClientSession:
             self._submit(Job("cancel", _int(msg.get("id"))))
         elif kind == "complete":
             self._submit(Job("complete", _int(msg.get("id")), str(msg.get("text", ""))))
+        elif kind == "list":
+            self.worker.submit(Job("list", _int(msg.get("id")), args=msg))
         elif kind == "interrupt":
             self.worker.interrupt()
         elif kind == "edited":
@@ -221,6 +224,7 @@ class ClientSession:
                 "v": VERSION,
                 "session": self.number,
                 "banner": self.service.banner,
+                "caps": list(self.service.capabilities),
                 **self.service.identity(),
                 "state": self._state(),
             }
@@ -240,6 +244,10 @@ class ClientSession:
             return self._complete(job)
         if job.kind == "cancel":
             return self._cancel(job)
+        if job.kind == "list":
+            if self.lock.engaged:
+                return [{"t": "entries", "id": job.id, "error": "list: the console is locked"}]
+            return listing.answer(self.session, job.id, job.args)
         self._refresh_queued = False
         return [{"t": "state", "state": self._state()}]
 

@@ -38,7 +38,7 @@ from otrace.errors import OTraceError
 from otrace.events import Announcement, ContextRecorded, ContextRemoved
 from otrace.log import get_logger
 from otrace.runtime import Runtime, default
-from otrace.service import paths
+from otrace.service import listing, paths
 from otrace.service.audit import AuditLog
 from otrace.service.client import ClientSession
 from otrace.service.peer import Peer, check_peer, peer_of
@@ -72,6 +72,8 @@ class Service:
         self.path: str | None = None
         self.started = time.time()
         self.audit = AuditLog()
+        # what this service offers beyond protocol v1's first messages (``welcome``'s caps)
+        self.capabilities: tuple[str, ...] = (listing.CAPABILITY,)
         self._clients: list[ClientSession] = []
         self._snapshot: tuple[ClientSession, ...] = ()  # read without the lock by announce
         self._lock = threading.Lock()

@@ -29,10 +29,11 @@ Frames = list[dict[str, Any]]
 
 @dataclass
 class Job:
-    kind: str  # "exec" | "complete" | "cancel" | "refresh"
+    kind: str  # "exec" | "complete" | "cancel" | "refresh" | "list"
     id: int = 0
     text: str = ""
     width: int = 0
+    args: dict[str, Any] = field(default_factory=dict)  # a request's other fields ("list")
     thread: int = 0
     finished: bool = False
     replied: bool = False
