@@ -318,16 +318,29 @@ class RemoteSession:
         return isinstance(caps, list) and capability in caps
 
     def list_contexts(
-        self, path: str, limit: int = 0, offset: int = 0, timeout: float = LIST_TIMEOUT
+        self,
+        path: str,
+        limit: int = 0,
+        offset: int = 0,
+        summaries: bool = False,
+        timeout: float = LIST_TIMEOUT,
     ) -> Listing:
         """The contexts below ``path`` (``/osh/recent``, ``/osh/saved``, deeper, globs) as
-        data, newest ``limit`` (0: the session's ``ls_limit``) after skipping ``offset``:
+        data, newest ``limit`` (0: the session's ``ls_limit``) after skipping ``offset``,
+        with their summaries if asked:
         the ``list`` message (:mod:`otrace.service.listing`), for a service that
         :meth:`offers` it.  Errors come back in ``Listing.error``."""
         if self.ended.is_set():
             return Listing([], error=self._lost())
         request_id = next(self._ids)
-        msg = {"t": "list", "id": request_id, "path": path, "limit": limit, "offset": offset}
+        msg = {
+            "t": "list",
+            "id": request_id,
+            "path": path,
+            "limit": limit,
+            "offset": offset,
+            "summaries": summaries,
+        }
         if not self._send_quietly(msg):
             return Listing([], error=self._lost())
         entries: list[Any] = []

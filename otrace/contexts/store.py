@@ -14,6 +14,7 @@ Events are emitted in the calling thread, outside the lock (see otrace.events).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -56,6 +57,11 @@ def _glob(part: str) -> bool:
 
 def _created(ctx: TraceContext) -> float:
     return ctx.created
+
+
+def _oldest_first(found: list[TraceContext], newest: int | None) -> list[TraceContext]:
+    found.sort(key=_created)  # (nearly sorted already: runs of one kind each)
+    return found if newest is None or len(found) <= newest else found[len(found) - newest :]
 
 
 class ContextStore:
@@ -181,24 +187,35 @@ class ContextStore:
         hits = [c for c in ctxs if any(fnmatch.fnmatchcase(c.id, p) for p in patterns)]
         return sorted(hits, key=lambda c: c.created)
 
-    def under(self, root: str, prefix: tuple[str, ...] = ()) -> list[TraceContext]:
+    def under(
+        self, root: str, prefix: tuple[str, ...] = (), newest: int | None = None
+    ) -> tuple[list[TraceContext], int]:
         """The contexts of ``root`` (``"recent"`` or ``"saved"``) below ``prefix`` -- the
         first parts of their path (kind, Name, ctxid, timestamp), each a name or a glob --
-        oldest first.  Reads no context's values.  Any thread."""
+        oldest first, only the ``newest`` ones if given; and how many there are in all.
+        Reads no context's values.  Any thread.
+        """
         with self._lock:
+            if root == "recent" and len(prefix) <= 1 and not any(map(_glob, prefix)):
+                # a whole kind (or all): each kind's order is by time already, so only the
+                # newest of each are taken (a listing of 10,000 costs what its limit costs)
+                orders = [self._order[k] for k in (prefix or self._order) if k in self._order]
+                total = sum(map(len, orders))
+                take = total if newest is None else newest
+                found = [c for o in orders for c in itertools.islice(reversed(o.values()), take)]
+                return _oldest_first(found, newest), total
             if root == "recent":
-                kinds = list(self._order) if not prefix or _glob(prefix[0]) else [prefix[0]]
+                kinds = list(self._order) if _glob(prefix[0]) else [prefix[0]]
                 found = [c for k in kinds for c in self._order.get(k, {}).values()]
             else:
                 found = [self.all[i] for i in self._saved_ids if i in self.all]
         if prefix:
             size = len(prefix)
-            if any(_glob(p) for p in prefix):
+            if any(map(_glob, prefix)):
                 found = [c for c in found if all(map(fnmatch.fnmatchcase, c.path[:size], prefix))]
-            elif root != "recent" or size > 1:
+            else:
                 found = [c for c in found if c.path[:size] == prefix]
-        found.sort(key=_created)  # (nearly sorted already: runs of one kind each)
-        return found
+        return _oldest_first(found, newest), len(found)
 
     def is_saved(self, ctx: TraceContext) -> bool:
         return ctx.id in self._saved_ids

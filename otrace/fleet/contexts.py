@@ -63,7 +63,7 @@ def list_contexts(
             continue
         answers = _members.each(
             asked,
-            functools.partial(_ask, path=path),
+            functools.partial(_ask, path=path, summaries=long),
             lambda e: Listing([], error=str(e)),
             poll,
             interrupt,
@@ -102,9 +102,9 @@ def _split_pid(word: str) -> tuple[str, int | None]:
     return word, None
 
 
-def _ask(member: _members.Member, path: str) -> Listing:
+def _ask(member: _members.Member, path: str, summaries: bool) -> Listing:
     if member.offers(CAPABILITY):
-        return member.list_contexts(path)
+        return member.list_contexts(path, summaries=summaries)
     return _from_text(member, path)
 
 

@@ -64,10 +64,10 @@ class Member:
     def offers(self, capability: str) -> bool:
         return self.remote.offers(capability)
 
-    def list_contexts(self, path: str, limit: int = 0) -> Listing:
+    def list_contexts(self, path: str, limit: int = 0, summaries: bool = False) -> Listing:
         """The ``list`` message (see :mod:`otrace.service.listing`), one request at a time."""
         with self.lock:
-            return self.remote.list_contexts(path, limit)
+            return self.remote.list_contexts(path, limit, summaries=summaries)
 
     def close(self) -> None:
         self.remote.detach()

@@ -4,14 +4,16 @@ A console that merges many workers' contexts (the fleet console) asks each worke
 entries instead of parsing ``ls`` text, and the limit is applied in the worker, so no more
 than ``limit`` entries cross the socket::
 
-    -> {"t": "list", "id": 7, "path": "/osh/recent/traces", "limit": 1000, "offset": 0}
+    -> {"t": "list", "id": 7, "path": "/osh/recent/traces", "limit": 1000, "offset": 0,
+        "summaries": true}
     <- {"t": "entries", "id": 7, "items": [[name, kind, created, summary], ...], "more": true}
     <- {"t": "entries", "id": 7, "items": [...], "total": 10000, "limit": 1000, "offset": 0}
 
 ``items`` are oldest first; ``name`` is the context's path below the root
-(``traces/Work.step/tr-call/261202-06-18-03``), ``created`` epoch seconds, ``summary`` at most
-:data:`SUMMARY_CHARS` characters of what the context was announced with (a call's arguments,
-an exception), as otrace formatted it when it recorded it: nothing of the program is called.
+(``traces/Work.step/tr-call/261202-06-18-03``), ``created`` epoch seconds, ``summary`` (``""`` unless the request
+asked for ``summaries``) at most :data:`SUMMARY_CHARS` characters of what the context was
+announced with (a call's arguments, an exception), as otrace formatted it when it recorded it:
+nothing of the program is called.
 ``offset`` counts from the newest: offset 0, limit 1000 are the newest thousand.  A missing or
 zero ``limit`` is the session's ``ls_limit``.  The entries come in as many frames as they need
 (``more`` on all but the last, which carries ``total`` and the ``limit``/``offset`` applied);
@@ -90,13 +92,14 @@ def answer(session: Any, msg_id: int, args: dict[str, Any]) -> list[dict[str, An
             raise ListError("list: this session keeps no contexts")
         limit = _count(args.get("limit")) or int(session.params.ls_limit)
         offset = _count(args.get("offset"))
-        found = store.under(root, prefix)
+        found, total = store.under(root, prefix, newest=offset + limit)
     except OTraceError as exc:
         return [{"t": "entries", "id": msg_id, "error": str(exc)}]
-    total = len(found)
-    end = max(0, total - offset)
-    page = found[max(0, end - limit) : end]
-    entries = [["/".join(c.path), c.kind, c.created, summary(c)] for c in page]
+    page = found[: max(0, len(found) - offset)]
+    about = summary if args.get("summaries") is True else _no_summary
+    entries = [
+        [f"{c.kind}/{c.name}/{c.ctxid}/{c.timestamp}", c.kind, c.created, about(c)] for c in page
+    ]
     frames = []
     for items in _pieces(entries):
         frames.append({"t": "entries", "id": msg_id, "items": items, "more": True})
@@ -104,6 +107,10 @@ def answer(session: Any, msg_id: int, args: dict[str, Any]) -> list[dict[str, An
     del last["more"]
     last.update(total=total, limit=limit, offset=offset)
     return frames
+
+
+def _no_summary(ctx: Any) -> str:
+    return ""
 
 
 def _count(value: Any) -> int:

@@ -96,7 +96,7 @@ def test_the_newest_contexts_of_every_worker_oldest_first(two):
 
     # ls_limit applies in each worker, before anything crosses the socket
     a.rt.params.ls_limit = b.rt.params.ls_limit = 10
-    sent = members[0].list_contexts("/osh/recent")
+    sent = members[0].list_contexts("/osh/recent", summaries=True)
     assert (len(sent.entries), sent.total, sent.limit) == (10, 30, 10)
     assert [e.summary for e in sent.entries] == [f"i={i}" for i in range(20, 30)]
     lines, err = ls(members, "ls /osh/recent")
@@ -137,9 +137,10 @@ def test_bad_paths_dead_workers_and_many_frames(two):
     for i in range(8000):  # long summaries: the answer needs several frames
         a.add("traces", "Work.step", "call", T0 + i, argstr="é" * 400)
     a.rt.params.ls_limit = 9000
-    frames = listing.answer(Session({}, runtime=a.rt), 1, {"path": "/osh/recent"})
+    ask = {"path": "/osh/recent", "summaries": True}
+    frames = listing.answer(Session({}, runtime=a.rt), 1, ask)
     assert len(frames) > 4 and all(len(encode(f)) < MAX_FRAME for f in frames)
-    got = members[0].list_contexts("/osh/recent")
+    got = members[0].list_contexts("/osh/recent", summaries=True)
     assert len(got.entries) == 8000 and got.total == 8000 and not got.error
     assert len(got.entries[0].summary) == 160 and got.entries[0].summary.endswith("...")
 
