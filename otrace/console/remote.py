@@ -20,9 +20,10 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from otrace.console.backend import Backend, Editor, Poll
 from otrace.errors import OTraceError
 from otrace.service.listing import Listing, entries_of
 from otrace.service.protocol import VERSION, FrameReader, ProtocolError, encode
@@ -39,7 +40,7 @@ class AttachError(OTraceError):
     """The service cannot be reached, refused us, or is not an otrace service."""
 
 
-class RemoteSession:
+class RemoteSession(Backend):
     """The session behind a console, over ``sock``."""
 
     def __init__(self, sock: socket.socket, client: str = "console") -> None:
@@ -154,55 +155,11 @@ class RemoteSession:
             self._replies.put(msg)
 
     # -- what a console asks --------------------------------------------------------------
-    def prompt(self) -> str:
-        return str(self.state.get("prompt", "> "))
-
-    @property
-    def pending_code(self) -> bool:
-        return bool(self.state.get("pending"))
-
-    @property
-    def in_osh(self) -> bool:
-        return bool(self.state.get("in_osh", True))
-
-    @property
-    def aliases(self) -> dict[str, list[str]]:
-        return dict(self.state.get("aliases") or {})
-
-    @property
-    def cwd(self) -> tuple[str, ...]:
-        return tuple(self.state.get("cwd") or ())
-
-    def expand_alias(self, name: str, args: list[str]) -> list[str]:
-        """As the session expands it (for highlighting what the line will run)."""
-        from otrace.shell.session import Session
-
-        return Session.expand_alias(self, name, args)  # type: ignore[arg-type]
-
-    @property
-    def secret(self) -> str:
-        """The password prompt when the session waits for one (locked), else ''."""
-        return str(self.state.get("secret", ""))
-
-    @property
-    def locked(self) -> bool:
-        return bool(self.state.get("locked"))
-
-    @property
-    def auto_lock(self) -> float:
-        return float(self.state.get("auto_lock") or 0)
-
     def execute(
-        self,
-        line: str,
-        width: int = 0,
-        poll: Callable[[], bool] | None = None,
-        on_edit: Callable[[str, str, str], str] | None = None,
+        self, line: str, width: int = 0, poll: Poll | None = None, on_edit: Editor | None = None
     ) -> Result:
-        """Run ``line`` in the session; its result.  ``poll()`` is called about ten times a
-        second while waiting and returns True when the operator pressed Ctrl-C (a
-        KeyboardInterrupt in this thread does the same).  ``on_edit(text, label, editor)``
-        edits text for the ``edit`` command."""
+        """Run ``line`` in the session (see :meth:`Backend.execute`; a KeyboardInterrupt in
+        this thread is Ctrl-C too)."""
         return self._request({"t": "exec", "line": line, "width": width}, poll, on_edit)
 
     def cancel(self) -> Result:
@@ -212,8 +169,8 @@ class RemoteSession:
     def _request(
         self,
         msg: dict[str, Any],
-        poll: Callable[[], bool] | None,
-        on_edit: Callable[[str, str, str], str] | None,
+        poll: Poll | None,
+        on_edit: Editor | None,
     ) -> Result:
         result = Result()
         more = False  # the last piece continues in the next frame
@@ -271,7 +228,7 @@ class RemoteSession:
                 result.incomplete = self.pending_code
                 return result
 
-    def _edit(self, reply: dict[str, Any], on_edit: Callable[[str, str, str], str] | None) -> None:
+    def _edit(self, reply: dict[str, Any], on_edit: Editor | None) -> None:
         answer: dict[str, Any] = {"t": "edited", "id": reply.get("id")}
         try:
             if on_edit is None:
@@ -294,23 +251,32 @@ class RemoteSession:
         request_id = next(self._ids)
         if not self._send_quietly({"t": "complete", "id": request_id, "text": text}):
             return []
-        deadline = COMPLETION_TIMEOUT
-        while deadline > 0:
-            try:
-                reply = self._replies.get(timeout=0.1)
-            except queue.Empty:
-                deadline -= 0.1
-                continue
+        for reply in self._answers(request_id, COMPLETION_TIMEOUT):
             if reply is _ENDED:
-                self._replies.put(_ENDED)
                 return []
-            if reply.get("t") == "completions" and reply.get("id") == request_id:
+            if reply["t"] == "completions":
                 return [
                     Completion(str(t), int(s), str(d or ""), str(m or ""))
                     for t, s, d, m in reply.get("items") or []
                 ]
-        self.interrupt()  # a slow object: give up on it
-        return []
+        return []  # a slow object: given up on
+
+    def _answers(self, request_id: int, timeout: float) -> Iterator[dict[str, Any]]:
+        """The replies to ``request_id`` as they come (``_ENDED`` last if the connection
+        ends); after ``timeout`` seconds the request is interrupted and they stop."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = self._replies.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            if reply is _ENDED:
+                self._replies.put(_ENDED)  # for whoever asks next
+                yield reply
+                return
+            if reply.get("id") == request_id:  # (not a late answer to an abandoned one)
+                yield reply
+        self.interrupt()
 
     def offers(self, capability: str) -> bool:
         """Whether the service said (in its ``welcome``) it understands ``capability``."""
@@ -345,21 +311,9 @@ class RemoteSession:
             return Listing([], error=self._lost())
         entries: list[Any] = []
         errors: list[str] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.interrupt()
-                return Listing([], error=f"list: no answer in {timeout:g} s")
-            try:
-                reply = self._replies.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                continue
+        for reply in self._answers(request_id, timeout):
             if reply is _ENDED:
-                self._replies.put(_ENDED)
                 return Listing([], error=self._lost())
-            if reply.get("id") != request_id:
-                continue  # a late answer to an abandoned request
             kind = reply["t"]
             if kind == "out":  # the request failed in the service (interrupted, ...)
                 errors.append(str(reply.get("text", "")))
@@ -376,6 +330,7 @@ class RemoteSession:
                         total if isinstance(total, int) else len(entries),
                         applied if isinstance(applied, int) else 0,
                     )
+        return Listing([], error=f"list: no answer in {timeout:g} s")
 
     def interrupt(self) -> None:
         """Ctrl-C: interrupt the running command.  Any thread."""

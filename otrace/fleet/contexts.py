@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from otrace.console.backend import Poll
 from otrace.contexts.safe import escape_controls
 from otrace.fleet import members as _members
 from otrace.service.listing import CAPABILITY, DEPTH, Entry, ListError, Listing, parse_path
@@ -42,7 +43,7 @@ def _root_of(word: str) -> str:
 def list_contexts(
     members: list[_members.Member],
     words: list[str],
-    poll: Callable[[], bool] | None = None,
+    poll: Poll | None = None,
     interrupt: Callable[[], Any] | None = None,
 ) -> Result:
     """The answer to ``ls [-l] PATH...`` (paths below /osh/recent or /osh/saved)."""

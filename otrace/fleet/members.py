@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from otrace.console.attach import connect
+from otrace.console.backend import Editor, Poll
 from otrace.console.remote import AttachError, RemoteSession
 from otrace.service import paths
 from otrace.service.listing import Listing
+from otrace.shell.output import Result
 
 
 def find_sockets(program: str, directory: str | None = None) -> dict[int, str]:
@@ -56,7 +58,9 @@ class Member:
     def alive(self) -> bool:
         return not self.remote.ended.is_set()
 
-    def execute(self, line: str, width: int = 0, on_edit: Any = None, poll: Any = None) -> Any:
+    def execute(
+        self, line: str, width: int = 0, poll: Poll | None = None, on_edit: Editor | None = None
+    ) -> Result:
         """Run ``line`` in this worker; its Result (errors say what happened)."""
         with self.lock:
             return self.remote.execute(line, width, poll, on_edit)
@@ -80,7 +84,7 @@ def each(
     members: list[Member],
     ask: Callable[[Member], T],
     failed: Callable[[Exception], T],
-    poll: Callable[[], bool] | None = None,
+    poll: Poll | None = None,
     interrupt: Callable[[], Any] | None = None,
 ) -> dict[int, T]:
     """pid -> ``ask(member)`` for every member, asked at once (a thread each); what one

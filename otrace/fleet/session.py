@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from otrace.console.backend import Backend, Editor, Poll
 from otrace.console.remote import AttachError
 from otrace.fleet import contexts as _contexts
 from otrace.fleet import members as _members
@@ -44,7 +45,7 @@ WATCH_INTERVAL = 0.5  # seconds between looks for workers that start or end
 WORKERS = "/osh/workers"
 
 
-class FleetSession:
+class FleetSession(Backend):
     """Every attachable process of ``program`` (sockets in ``directory``) behind one console."""
 
     def __init__(
@@ -158,45 +159,25 @@ class FleetSession:
             return [self.members[p] for p in sorted(self.members)]
 
     # -- what a console asks --------------------------------------------------------------
-    def prompt(self) -> str:
+    @property
+    def state(self) -> dict[str, Any]:  # type: ignore[override]
+        """The state of the worker browsed (its cwd, aliases, lock), with its pid in the
+        prompt; at the fleet level, the fleet's own (the workers' prompt if they agree)."""
         focused = self._focused()
         if focused is not None:
-            return f"[{focused.pid}] {focused.remote.prompt()}"
+            state = focused.remote.state
+            return {**state, "prompt": f"[{focused.pid}] {state.get('prompt', '> ')}"}
         live = self.live()
         prompts = {m.remote.prompt() for m in live}
         common = prompts.pop() if len(prompts) == 1 else "(mixed)> "
-        return f"fleet[{len(live)}] {common}"
-
-    @property
-    def state(self) -> dict[str, Any]:
-        focused = self._focused()
-        return dict(focused.remote.state) if focused is not None else {"repeat_interval": 0.2}
-
-    @property
-    def pending_code(self) -> bool:
-        focused = self._focused()
-        return focused is not None and focused.remote.pending_code
-
-    in_osh = True
-    aliases: dict[str, list[str]] = {}  # noqa: RUF012 - read only
-    cwd: tuple[str, ...] = ()
-    secret = ""
-    locked = False
-    auto_lock = 0.0
-
-    def expand_alias(self, name: str, args: list[str]) -> list[str]:
-        return [name, *args]
+        return {"prompt": f"fleet[{len(live)}] {common}", "repeat_interval": 0.2}
 
     def _focused(self) -> _members.Member | None:
         pid = self.focus
         return None if pid is None else self.members.get(pid)
 
     def execute(
-        self,
-        line: str,
-        width: int = 0,
-        poll: Callable[[], bool] | None = None,
-        on_edit: Callable[[str, str, str], str] | None = None,
+        self, line: str, width: int = 0, poll: Poll | None = None, on_edit: Editor | None = None
     ) -> Result:
         """Run ``line`` where it belongs (see the module docstring)."""
         words = line.split()
@@ -213,7 +194,7 @@ class FleetSession:
             member = self._focused()
             if member is None:
                 return _error(f"worker {self.focus} has left the fleet; cd {WORKERS}")
-            return member.execute(line, width, on_edit, poll)
+            return member.execute(line, width, poll, on_edit)
         if not words:
             return Result()
         routed = self._routed(words)
@@ -222,24 +203,20 @@ class FleetSession:
             member = self.members.get(pid)
             if member is None:
                 return _error(f"no worker {pid} in this fleet (ls {WORKERS})")
-            return member.execute(rewritten, width, on_edit)
+            return member.execute(rewritten, width, on_edit=on_edit)
         if _contexts.wants(words):
             return _contexts.list_contexts(self.live(), words, poll, self.interrupt)
         if first == "cd" and len(words) == 2 and _in_contexts(words[1]) and "@" in words[1]:
             path, _, pid_text = words[1].rpartition("@")
             if pid_text.isdigit() and int(pid_text) in self.members:
                 self.focus = int(pid_text)
-                return self.members[self.focus].execute(f"cd {path}", width, on_edit)
+                return self.members[self.focus].execute(f"cd {path}", width, on_edit=on_edit)
         if first == "resume":
             return self._resume(words, width)
         return self.broadcast(line, width, poll, on_edit)
 
     def broadcast(
-        self,
-        line: str,
-        width: int = 0,
-        poll: Callable[[], bool] | None = None,
-        on_edit: Callable[[str, str, str], str] | None = None,
+        self, line: str, width: int = 0, poll: Poll | None = None, on_edit: Editor | None = None
     ) -> Result:
         """``line`` in every worker at once; their answers merged."""
         return merge(self._everywhere(line, width, poll, _edit_once(on_edit)))
@@ -248,14 +225,14 @@ class FleetSession:
         self,
         line: str,
         width: int = 0,
-        poll: Callable[[], bool] | None = None,
-        on_edit: Callable[[str, str, str], str] | None = None,
+        poll: Poll | None = None,
+        on_edit: Editor | None = None,
         members: list[_members.Member] | None = None,
     ) -> dict[int, Result]:
         live = self.live() if members is None else members
         return _members.each(
             live,
-            lambda m: m.execute(line, width, on_edit),
+            lambda m: m.execute(line, width, on_edit=on_edit),
             lambda exc: _error(f"failed: {exc}"),
             poll,
             self.interrupt,
@@ -347,9 +324,7 @@ def _error(text: str) -> Result:
     return result
 
 
-def _edit_once(
-    on_edit: Callable[[str, str, str], str] | None,
-) -> Callable[[str, str, str], str] | None:
+def _edit_once(on_edit: Editor | None) -> Editor | None:
     """``edit`` broadcast: the operator edits a text once; workers asking to edit the same
     text get the same answer (one editor at a time)."""
     if on_edit is None:

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from otrace.console.attach import connect, find_socket
@@ -67,25 +68,31 @@ def ssh_socket(url: str) -> tuple[socket.socket, subprocess.Popen[bytes]]:
 
 
 def _pump_threads(in1: int, out1: int, in2: int, out2: int, sock: socket.socket) -> None:
-    """Copy in1 -> out1 and in2 -> out2 until either ends."""
+    """Copy in1 -> out1 and in2 -> out2 until either ends (then ``sock`` is shut down)."""
 
-    def pump(src: int, dst: int) -> None:
-        try:
-            while True:
-                data = os.read(src, CHUNK)
-                if not data:
-                    break
-                while data:
-                    n = os.write(dst, data)
-                    data = data[n:]
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def ended() -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
     for src, dst in ((in1, out1), (in2, out2)):
-        threading.Thread(target=pump, args=(src, dst), name="otrace-ssh", daemon=True).start()
+        threading.Thread(
+            target=_copy, args=(src, dst, ended), name="otrace-ssh", daemon=True
+        ).start()
+
+
+def _copy(src: int, dst: int, ended: Callable[[], object]) -> None:
+    """Bytes from file descriptor ``src`` to ``dst`` until one of them ends; then ``ended()``."""
+    try:
+        while True:
+            data = os.read(src, CHUNK)
+            if not data:
+                break
+            while data:
+                data = data[os.write(dst, data) :]
+    except OSError:
+        pass
+    finally:
+        ended()
 
 
 def bridge(target: str) -> int:
@@ -97,22 +104,8 @@ def bridge(target: str) -> int:
         return 1
     sock.settimeout(None)
     done = threading.Event()
-
-    def pump(src: int, dst: int) -> None:
-        try:
-            while True:
-                data = os.read(src, CHUNK)
-                if not data:
-                    break
-                while data:
-                    data = data[os.write(dst, data) :]
-        except OSError:
-            pass
-        finally:
-            done.set()
-
     for src, dst in ((0, sock.fileno()), (sock.fileno(), 1)):
-        threading.Thread(target=pump, args=(src, dst), daemon=True).start()
+        threading.Thread(target=_copy, args=(src, dst, done.set), daemon=True).start()
     done.wait()
     with contextlib.suppress(OSError):
         sock.close()
