@@ -8,7 +8,9 @@ Framing: one JSON object per line (UTF-8, ``\\n``-terminated, no raw newline ins
 JSON escapes them).  A frame is at most :data:`MAX_FRAME` bytes; a longer one, or one that is
 not a JSON object with a string ``t`` (type), ends the connection (and only it).  Unknown
 frame types are ignored by both sides, so fields and types may be added within a version;
-an incompatible change bumps :data:`VERSION`.
+an incompatible change bumps :data:`VERSION`.  A request that needs an answer and that older
+services would ignore is sent only to a service whose ``welcome`` lists it in ``caps``
+(capabilities); a client falls back to what version 1 always had (``exec``) otherwise.
 
 Client -> service
 
@@ -23,6 +25,10 @@ Client -> service
 ``cancel``     Ctrl-C at a prompt: ``id``; drops pending multi-line code or a lock being set
                up; answered with ``done``.
 ``edited``     answer to ``edit``: ``id``, ``text`` (the saved text) or ``error``.
+``list``       the contexts below a path as data (only if ``welcome`` offers ``list``):
+               ``id``, ``path`` (``/osh/recent`` or ``/osh/saved``, deeper, globs),
+               ``limit`` (0: ``ls_limit``), ``offset`` (from the newest), ``summaries``
+               (bool); see :mod:`otrace.service.listing`.
 ``detach``     leave; the session ends, the program runs on.
 =============  ================================================================================
 
@@ -30,7 +36,8 @@ Service -> client
 
 =============  ================================================================================
 ``welcome``    answer to ``hello`` (attach): ``v``, ``program``, ``pid``, ``session`` (number),
-               ``state`` (see ``done``), ``banner``.
+               ``state`` (see ``done``), ``banner``, ``caps`` (the optional requests this
+               service answers: ``["list"]``; absent from services that answer none).
 ``info``       answer to ``hello`` (info): ``program``, ``pid``, ``consoles``, ``started``
                (epoch seconds), ``socket``; then the service closes the connection.
 ``refused``    ``msg``: why this peer may not attach (then the connection is closed).
@@ -41,6 +48,9 @@ Service -> client
                waits), ``secret`` (a password prompt: read the next line without echo),
                ``auto_lock`` (idle seconds before the client sends ``lock``; 0: never).
 ``completions`` ``id``, ``items``: ``[text, start, display, meta]`` lists.
+``entries``    answer to ``list``, in one or more frames: ``id``, ``items`` (``[name, kind,
+               created, summary]`` lists, oldest first), ``more`` on all but the last, which
+               has ``total``, ``limit``, ``offset``; or ``error`` alone.
 ``announce``   ``text``: a trace event or a change made by another console.
 ``dropped``    ``n``: announcements dropped because this client was not reading.
 ``state``      new ``state`` without a command (e.g. ``BRK:`` appeared in the prompt).
