@@ -12,6 +12,7 @@ import pytest
 from otrace.contexts.record import TraceContext
 from otrace.fleet import contexts as fleet_contexts
 from otrace.fleet import members as _members
+from otrace.fleet.session import FleetSession
 from otrace.runtime import Runtime
 from otrace.service import Service, listing
 from otrace.service.protocol import MAX_FRAME, encode
@@ -159,3 +160,36 @@ def test_bad_paths_dead_workers_and_many_frames(two):
     lines, err = ls(members, "ls /osh/recent")
     assert len(lines) == 8000 and all(x.endswith("@101") for x in lines)
     assert err.startswith("[worker 202] Disconnected")
+
+
+def test_a_locked_console_lists_nothing_and_a_browsed_worker_shows_its_state(two, tmp_path):
+    from otrace.passwords import encrypt_password
+
+    a, b, members = two()
+    fill(a, b)
+    locked = Worker(tmp_path, "wc")
+    try:
+        locked.add("traces", "Work.step", "call", base(), argstr="secret=1")
+        locked.rt.params.set("password", encrypt_password("pw"))
+        m = _members.attach_member(303, locked.path, lambda p, t: None, lambda: None)
+        assert isinstance(m, _members.Member), m
+        try:
+            assert m.remote.locked and m.remote.secret  # attaching consoles start locked
+            got = m.list_contexts("/osh/recent", summaries=True)
+            assert got.error == "list: the console is locked" and got.entries == []
+            lines, err = ls([*members, m], "ls -l /osh/recent")
+            assert len(lines) == 55 and "secret=1" not in "\n".join(lines)
+            assert err == "[worker 303] list: the console is locked\n"
+            # a fleet browsing that worker shows its state: its password prompt, no echo
+            fleet = FleetSession("wc")
+            fleet.members = {303: m, 101: members[0]}
+            assert fleet.prompt() == "fleet[2] (mixed)> " and not fleet.secret
+            fleet.focus = 303
+            assert fleet.secret == m.remote.secret and fleet.locked
+            assert fleet.prompt() == f"[303] {m.remote.prompt()}"
+            fleet.focus = 101
+            assert fleet.cwd == members[0].remote.cwd and not fleet.locked
+        finally:
+            m.close()
+    finally:
+        locked.service.stop()
