@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
-import uuid
 
 import pytest
+from service_helpers import TmuxConsole, in_shell
 from test_fork_service import ROOT, Forked
 
 from otrace.service import paths as _paths  # noqa: F401 - the worktree's otrace
@@ -21,54 +18,24 @@ from otrace.service import paths as _paths  # noqa: F401 - the worktree's otrace
 pytestmark = pytest.mark.timeout(180)
 
 
-class FleetConsole:
+class FleetConsole(TmuxConsole):
     """``python -m otrace attach --all forked_app`` in a private tmux server, 160x50."""
 
     def __init__(self, app: Forked, program: str = "forked_app"):
-        self.socket = f"otrace-fleet-{uuid.uuid4().hex[:12]}"
         env = {k: app.env[k] for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME", "TERM")}
         env["OTRACE_HISTORY"] = ""
-        command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        command += f" {shlex.quote(sys.executable)} -m otrace attach --all {program}"
-        command += "; echo EXIT-STATUS-$?; sleep 30"
-        self.tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(ROOT))
-        self.tmux("send-keys", "-t", "t", "-l", command)
-        self.tmux("send-keys", "-t", "t", "Enter")
-        self.mark = 0
+        argv = [sys.executable, "-m", "otrace", "attach", "--all", program]
+        super().__init__(in_shell(env, argv), 160, 50, history=2000, cwd=ROOT)
 
-    def tmux(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return proc.stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", "t")
-
-    def line(self, text: str) -> None:
-        self.tmux("send-keys", "-t", "t", "-l", text)
-        self.tmux("send-keys", "-t", "t", "Enter")
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> str:
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if rx.search(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {pattern!r}:\n{screen}")
-            time.sleep(0.05)
+    def wait_for(self, pattern: str, what: str = "", timeout: float = 30) -> str:
+        return super().wait_for(pattern, what, timeout)
 
     def run(self, text: str, until: str, timeout: float = 30) -> str:
         """Type a command; the screen once ``until`` shows after it."""
         self.tmux("clear-history", "-t", "t")
-        self.tmux("send-keys", "-t", "t", "C-l")
+        self.send("C-l")
         self.line(text)
-        return self.wait_for(until, timeout)
-
-    def close(self) -> None:
-        self.tmux("kill-server")
+        return self.wait_for(until, timeout=timeout)
 
 
 def get(port: int, query: str, timeout: float = 30) -> str:

@@ -3,10 +3,12 @@ consoles attached to it with ``python -m otrace attach`` (piped, or in tmux)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -38,10 +40,12 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 class Server:
-    """served_app.py with stdin from /dev/null; its output is collected in ``lines``."""
+    """served_app.py (or ``app``) with stdin from /dev/null; its output is collected in
+    ``lines``.  ``group``: in a session of its own, stopped as a whole (forked workers)."""
 
-    def __init__(self, tmp_path: Path, app: Path = APP, **env: str):
+    def __init__(self, tmp_path: Path, app: Path = APP, *, group: bool = False, **env: str):
         self.tmp_path = tmp_path
+        self.group = group
         self.env = child_env(tmp_path, **env)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
@@ -52,16 +56,21 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=group,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
-            self.port = int(self.wait_line(r"^PORT (\d+)").group(1))
-            self.socket = self.wait_line(r"^SOCKET (.+)$").group(1)
+            self.started()
         except BaseException:
             self.stop()
             raise
         self.pid = self.proc.pid
+
+    def started(self) -> None:
+        """Wait for what the program prints once it serves."""
+        self.port = int(self.wait_line(r"^PORT (\d+)").group(1))
+        self.socket = self.wait_line(r"^SOCKET (.+)$").group(1)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -71,18 +80,21 @@ class Server:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_line(self, pattern: str, timeout: float = 15) -> re.Match:
+    def wait_lines(self, pattern: str, count: int = 1, timeout: float = 15) -> list[re.Match]:
+        """The first ``count`` lines matching ``pattern``, once there are that many."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = rx.search(line)
-                if m:
-                    return m
+            found = [m for m in map(rx.search, list(self.lines)) if m]
+            if len(found) >= count:
+                return found[:count]
             if self.proc.poll() is not None and not self._reader.is_alive():
                 break
             time.sleep(0.02)
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()}")
+        raise AssertionError(f"no {count} line(s) matching {pattern!r}; output:\n{self.output()}")
+
+    def wait_line(self, pattern: str, timeout: float = 15) -> re.Match:
+        return self.wait_lines(pattern, 1, timeout)[0]
 
     def get(self, query: str = "", timeout: float = 10) -> str:
         url = f"http://127.0.0.1:{self.port}/?{query}"
@@ -95,7 +107,10 @@ class Server:
         return time.perf_counter() - start
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.group:  # the whole group: workers outlive a parent that ended
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        elif self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
         self._reader.join(5)
@@ -121,18 +136,29 @@ def attach_piped(server: Server, text: str, target: str = "", timeout: float = 3
     return proc.returncode, proc.stdout, proc.stderr
 
 
-class Attached:
-    """``otrace attach`` in a private tmux server (a real terminal), 120x40."""
+def in_shell(env: dict[str, str], argv: list[str]) -> str:
+    """A shell command running ``argv`` with ``env`` that shows its exit status after."""
+    command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    command += " " + " ".join(shlex.quote(a) for a in argv)
+    return command + "; echo EXIT-STATUS-$?; sleep 30"
 
-    def __init__(self, server: Server, target: str = ""):
+
+class TmuxConsole:
+    """A shell ``command`` in a private tmux server (a real terminal)."""
+
+    def __init__(
+        self,
+        command: str,
+        width: int = 120,
+        height: int = 40,
+        history: int = 200,
+        cwd: Path | None = None,
+    ):
         self.socket = f"otrace-svc-{uuid.uuid4().hex[:12]}"
-        env = {k: server.env[k] for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME", "TERM")}
-        env["OTRACE_HISTORY"] = ""
-        command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        command += " " + " ".join(shlex.quote(a) for a in attach_cmd(target or str(server.pid)))
-        command += "; echo EXIT-STATUS-$?; sleep 30"
-        self.tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command)
-        self.wait_for(r"globals> *$", what="the first prompt")
+        self.history = history  # lines of scrollback that screen() shows
+        size = ["-x", str(width), "-y", str(height)]
+        where = ["-c", str(cwd)] if cwd is not None else []
+        self.tmux("new-session", "-d", "-s", "t", *size, *where, command)
 
     def tmux(self, *args: str) -> str:
         proc = subprocess.run(
@@ -151,7 +177,7 @@ class Attached:
         self.send("Enter")
 
     def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t")
+        return self.tmux("capture-pane", "-p", "-J", "-S", f"-{self.history}", "-t", "t")
 
     def last_line(self) -> str:
         lines = [ln.rstrip() for ln in self.screen().splitlines() if ln.strip()]
@@ -177,3 +203,13 @@ class Attached:
 
     def close(self) -> None:
         self.tmux("kill-server")
+
+
+class Attached(TmuxConsole):
+    """``otrace attach`` in a private tmux server (a real terminal), 120x40."""
+
+    def __init__(self, server: Server, target: str = ""):
+        env = {k: server.env[k] for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME", "TERM")}
+        env["OTRACE_HISTORY"] = ""
+        super().__init__(in_shell(env, attach_cmd(target or str(server.pid))))
+        self.wait_for(r"globals> *$", what="the first prompt")
