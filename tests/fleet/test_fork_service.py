@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_helpers import ROOT, Server  # noqa: E402
+from service_helpers import ROOT, Server
 
 APP = Path(__file__).with_name("forked_app.py")
 
