@@ -325,10 +325,12 @@ class RemoteSession(Backend):
                 entries += entries_of(reply.get("items"))
                 if not reply.get("more"):
                     total, applied = reply.get("total"), reply.get("limit")
+                    ls_limit = reply.get("ls_limit")
                     return Listing(
                         entries,
                         total if isinstance(total, int) else len(entries),
                         applied if isinstance(applied, int) else 0,
+                        ls_limit=ls_limit if isinstance(ls_limit, int) else 0,
                     )
         return Listing([], error=f"list: no answer in {timeout:g} s")
 

@@ -62,20 +62,14 @@ def list_contexts(
         if not asked:
             result.error(f"ls: no worker {pid} in this fleet (ls /osh/workers)")
             continue
-        answers = _members.each(
-            asked,
-            functools.partial(_ask, path=path, summaries=long),
-            lambda e: Listing([], error=str(e)),
-            poll,
-            interrupt,
-        )
+        answers, wanted = _gather(asked, path, long, poll, interrupt)
+        limit = max(limit, wanted)
         root = _root_of(path)
         for who, listing in sorted(answers.items()):
             if listing.error:
                 result.error(f"[worker {who}] {listing.error}")
                 continue
             total += listing.total
-            limit = max(limit, listing.limit)
             rows += [(e.created, f"{root}/{e.name}", who, e.summary) for e in listing.entries]
     rows.sort()
     shown = rows[-limit:] if limit and len(rows) > limit else rows
@@ -95,6 +89,68 @@ def list_contexts(
     return result
 
 
+def _gather(
+    asked: list[_members.Member],
+    path: str,
+    summaries: bool,
+    poll: Poll | None,
+    interrupt: Callable[[], Any] | None,
+) -> tuple[dict[int, Listing], int]:
+    """Every asked worker's listing of ``path``, enough of each for the fleet's newest
+    ``ls_limit``; and that limit (0: none known).
+
+    A worker whose ``ls_limit`` is known from an earlier listing is first asked for a share
+    of it (twice its part of an even spread), not all of it: 9 workers send 9 x 222
+    entries, not 9 x 1,000.  A worker that may have more entries among the newest
+    ``ls_limit`` of the fleet than its share held is asked again for all of them.
+    """
+
+    def ask(member: _members.Member, limit: int = 0) -> Listing:
+        return _ask(member, path, summaries, limit)
+
+    def ask_all(members: list[_members.Member], limit: int) -> dict[int, Listing]:
+        ask_one = functools.partial(ask, limit=limit) if limit else ask
+        return _members.each(members, ask_one, lambda e: Listing([], error=str(e)), poll, interrupt)
+
+    shares = {m.pid: _share(m.ls_limit, len(asked)) for m in asked if m.offers(CAPABILITY)}
+    answers = _members.each(
+        asked,
+        lambda m: ask(m, shares.get(m.pid, 0)),
+        lambda e: Listing([], error=str(e)),
+        poll,
+        interrupt,
+    )
+    good = [a for a in answers.values() if not a.error]
+    wanted = max((a.ls_limit for a in good), default=0)
+    for member in asked:
+        got = answers.get(member.pid)
+        if got is not None and got.ls_limit:
+            member.ls_limit = got.ls_limit
+    if not wanted:
+        return answers, wanted
+    times = sorted(e.created for a in good for e in a.entries)
+    cutoff = times[-wanted] if len(times) >= wanted else float("-inf")
+    again = [
+        m
+        for m in asked
+        if shares.get(m.pid)
+        and (got := answers[m.pid]).total > len(got.entries)  # it has more than it sent
+        and not got.error
+        and (not got.entries or got.entries[0].created >= cutoff)  # maybe among the newest
+    ]
+    if again:
+        answers.update(ask_all(again, wanted))
+    return answers, wanted
+
+
+def _share(ls_limit: int, workers: int) -> int:
+    """What to ask one of ``workers`` for first (0: its whole ``ls_limit``)."""
+    if not ls_limit or workers < 3:
+        return 0
+    share = -(-2 * ls_limit // workers)
+    return share if share < ls_limit else 0
+
+
 def _split_pid(word: str) -> tuple[str, int | None]:
     """``path@pid`` -> (path, pid); a path without one -> (path, None)."""
     path, at, pid = word.rpartition("@")
@@ -103,9 +159,9 @@ def _split_pid(word: str) -> tuple[str, int | None]:
     return word, None
 
 
-def _ask(member: _members.Member, path: str, summaries: bool) -> Listing:
+def _ask(member: _members.Member, path: str, summaries: bool, limit: int = 0) -> Listing:
     if member.offers(CAPABILITY):
-        return member.list_contexts(path, summaries=summaries)
+        return member.list_contexts(path, limit, summaries=summaries)
     return _from_text(member, path)
 
 

@@ -49,6 +49,7 @@ class Member:
         self.remote.on_state = on_state
         self.welcome: dict[str, Any] = {}
         self.lock = threading.Lock()  # one request at a time on this member
+        self.ls_limit = 0  # its ls_limit, as its last listing said (0: not known yet)
 
     def hello(self) -> None:
         """Attach (AttachError if refused)."""

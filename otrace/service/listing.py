@@ -16,7 +16,8 @@ announced with (a call's arguments, an exception), as otrace formatted it when i
 nothing of the program is called.
 ``offset`` counts from the newest: offset 0, limit 1000 are the newest thousand.  A missing or
 zero ``limit`` is the session's ``ls_limit``.  The entries come in as many frames as they need
-(``more`` on all but the last, which carries ``total`` and the ``limit``/``offset`` applied);
+(``more`` on all but the last, which carries ``total``, the ``limit``/``offset`` applied and
+the session's ``ls_limit``);
 an error is one ``entries`` frame with ``error``.  A service offers this when its ``welcome``
 lists :data:`CAPABILITY` in ``caps``; older services do not, and get ``ls`` lines instead.
 
@@ -52,12 +53,14 @@ class Entry(NamedTuple):
 
 class Listing(NamedTuple):
     """A ``list`` answer as the client sees it: the entries (oldest first), how many there
-    are in all, the limit the service applied, or ``error`` (then nothing else)."""
+    are in all, the limit the service applied and its session's ``ls_limit``, or ``error``
+    (then nothing else)."""
 
     entries: list[Entry]
     total: int = 0
     limit: int = 0
     error: str = ""
+    ls_limit: int = 0
 
 
 def parse_path(path: str) -> tuple[str, tuple[str, ...]]:
@@ -105,7 +108,7 @@ def answer(session: Any, msg_id: int, args: dict[str, Any]) -> list[dict[str, An
         frames.append({"t": "entries", "id": msg_id, "items": items, "more": True})
     last = frames[-1]
     del last["more"]
-    last.update(total=total, limit=limit, offset=offset)
+    last.update(total=total, limit=limit, offset=offset, ls_limit=int(session.params.ls_limit))
     return frames
 
 

@@ -50,7 +50,7 @@ Service -> client
 ``completions`` ``id``, ``items``: ``[text, start, display, meta]`` lists.
 ``entries``    answer to ``list``, in one or more frames: ``id``, ``items`` (``[name, kind,
                created, summary]`` lists, oldest first), ``more`` on all but the last, which
-               has ``total``, ``limit``, ``offset``; or ``error`` alone.
+               has ``total``, ``limit``, ``offset``, ``ls_limit``; or ``error`` alone.
 ``announce``   ``text``: a trace event or a change made by another console.
 ``dropped``    ``n``: announcements dropped because this client was not reading.
 ``state``      new ``state`` without a command (e.g. ``BRK:`` appeared in the prompt).

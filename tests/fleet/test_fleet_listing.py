@@ -193,3 +193,49 @@ def test_a_locked_console_lists_nothing_and_a_browsed_worker_shows_its_state(two
             m.close()
     finally:
         locked.service.stop()
+
+
+def test_workers_send_a_share_and_are_asked_again_only_when_it_was_not_enough(two, tmp_path):
+    a, b, members = two()
+    c = Worker(tmp_path, "wc")
+    try:
+        m = _members.attach_member(303, c.path, lambda p, t: None, lambda: None)
+        assert isinstance(m, _members.Member), m
+        members = [*members, m]
+        asked: list[tuple[int, int]] = []
+        for member in members:
+            plain = member.list_contexts
+
+            def recording(path, limit=0, summaries=False, _m=member, _plain=plain):
+                asked.append((_m.pid, limit))
+                return _plain(path, limit, summaries)
+
+            member.list_contexts = recording  # type: ignore[method-assign]
+        for w in (a, b, c):
+            w.rt.params.ls_limit = 30
+        T0 = base()
+        for i in range(60):  # spread evenly, in time order
+            (a, b, c)[i % 3].add("traces", "Work.step", "call", T0 + i, argstr=f"i={i}")
+        expected = ls(members, "ls /osh/recent")[0]  # the first listing: ls_limit unknown
+        assert [limit for _, limit in asked] == [0, 0, 0] and len(expected) == 30
+        assert [x.rsplit("@", 1)[1] for x in expected[-3:]] == ["101", "202", "303"]
+
+        asked.clear()
+        assert ls(members, "ls /osh/recent")[0] == expected  # a share each was enough
+        assert sorted(asked) == [(101, 20), (202, 20), (303, 20)]
+
+        asked.clear()
+        T1 = base()
+        for i in range(25):  # now only worker a records: its share is not enough
+            a.add("traces", "Work.step", "call", T1 + i, argstr=f"late={i}")
+        lines, err = ls(members, "ls /osh/recent")
+        assert sorted(asked) == [(101, 20), (101, 30), (202, 20), (303, 20)]
+        assert all(x.endswith("@101") for x in lines[-25:]) and len(lines) == 30
+        assert [x.rsplit("@", 1)[1] for x in lines[:5]] == ["202", "303", "101", "202", "303"]
+        assert (
+            err
+            == "ls: showing the newest 30 of 85 contexts (set ls_limit, or ls a narrower path)\n"
+        )
+    finally:
+        m.close()
+        c.service.stop()
