@@ -261,9 +261,11 @@ class RemoteSession(Backend):
                 ]
         return []  # a slow object: given up on
 
-    def _answers(self, request_id: int, timeout: float) -> Iterator[dict[str, Any]]:
+    def _answers(
+        self, request_id: int, timeout: float, interrupt: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """The replies to ``request_id`` as they come (``_ENDED`` last if the connection
-        ends); after ``timeout`` seconds the request is interrupted and they stop."""
+        ends); after ``timeout`` seconds they stop (and the request is interrupted)."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -276,7 +278,8 @@ class RemoteSession(Backend):
                 return
             if reply.get("id") == request_id:  # (not a late answer to an abandoned one)
                 yield reply
-        self.interrupt()
+        if interrupt:
+            self.interrupt()
 
     def offers(self, capability: str) -> bool:
         """Whether the service said (in its ``welcome``) it understands ``capability``."""
@@ -311,7 +314,7 @@ class RemoteSession(Backend):
             return Listing([], error=self._lost())
         entries: list[Any] = []
         errors: list[str] = []
-        for reply in self._answers(request_id, timeout):
+        for reply in self._answers(request_id, timeout, interrupt=False):  # (no job to stop)
             if reply is _ENDED:
                 return Listing([], error=self._lost())
             kind = reply["t"]

@@ -183,8 +183,9 @@ class ClientSession:
             self._submit(Job("cancel", _int(msg.get("id"))))
         elif kind == "complete":
             self._submit(Job("complete", _int(msg.get("id")), str(msg.get("text", ""))))
-        elif kind == "list":
-            self.worker.submit(Job("list", _int(msg.get("id")), args=msg))
+        elif kind == "list":  # otrace's own store, no program object: answered right here
+            for frame in self._list(_int(msg.get("id")), msg):
+                self.queue.put_reply(frame)
         elif kind == "interrupt":
             self.worker.interrupt()
         elif kind == "edited":
@@ -244,12 +245,13 @@ class ClientSession:
             return self._complete(job)
         if job.kind == "cancel":
             return self._cancel(job)
-        if job.kind == "list":
-            if self.lock.engaged:
-                return [{"t": "entries", "id": job.id, "error": "list: the console is locked"}]
-            return listing.answer(self.session, job.id, job.args)
         self._refresh_queued = False
         return [{"t": "state", "state": self._state()}]
+
+    def _list(self, msg_id: int, msg: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.lock.engaged:
+            return [{"t": "entries", "id": msg_id, "error": "list: the console is locked"}]
+        return listing.answer(self.session, msg_id, msg)
 
     def _cancel(self, job: Job) -> list[dict[str, Any]]:
         """Ctrl-C at a prompt: drop pending multi-line code, or a lock being set up."""

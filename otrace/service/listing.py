@@ -21,8 +21,10 @@ the session's ``ls_limit``);
 an error is one ``entries`` frame with ``error``.  A service offers this when its ``welcome``
 lists :data:`CAPABILITY` in ``caps``; older services do not, and get ``ls`` lines instead.
 
-Thread safety: :func:`answer` runs on the console's worker thread (it reads the session's
-store, which is safe from any thread); the rest are pure.
+Thread safety: :func:`answer` runs on the console's reader thread, not its worker: it reads
+only the session's store (safe from any thread) and otrace's own text in the contexts, never
+a program object, so it needs neither the worker's interrupts nor a wait behind a running
+command (and the answer skips a thread hop).  The rest are pure.
 """
 
 from __future__ import annotations

@@ -29,11 +29,10 @@ Frames = list[dict[str, Any]]
 
 @dataclass
 class Job:
-    kind: str  # "exec" | "complete" | "cancel" | "refresh" | "list"
+    kind: str  # "exec" | "complete" | "cancel" | "refresh"
     id: int = 0
     text: str = ""
     width: int = 0
-    args: dict[str, Any] = field(default_factory=dict)  # a request's other fields ("list")
     thread: int = 0
     finished: bool = False
     replied: bool = False
