@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from otrace.contexts import record
 from otrace.contexts.record import TraceContext
 from otrace.fleet import contexts as fleet_contexts
 from otrace.fleet import members as _members
@@ -44,6 +45,13 @@ class Worker:
         ctx = TraceContext(kind, name, label, {}, dict(trc), created=created)
         self.rt.store.add(ctx)
         return ctx
+
+
+@pytest.fixture(autouse=True)
+def _timestamps_restored(monkeypatch):
+    """Trace ids are unique in a process: making contexts in 2027 would push the ids of
+    every later test there.  The ids' clock goes back to where it was afterwards."""
+    monkeypatch.setattr(record, "_last_ts", record._last_ts)
 
 
 @pytest.fixture
