@@ -59,6 +59,17 @@ def table(title: str, rows: list[tuple], header: tuple) -> None:
     sys.stdout.flush()
 
 
+def result(figure: str, value: float, op: str, target: float | str, unit: str) -> None:
+    """One summary line for ``run_all.py``: ``RESULT <figure-id> <value> <op> <target> <unit>``.
+
+    ``op`` is ``<=`` or ``>=`` (the value meets the target when ``value op target``), or
+    ``--`` for a figure without a target (``target`` then ``--``).  Figure ids have no blanks.
+    """
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    print(f"RESULT {figure} {shown} {op} {target} {unit}")
+    sys.stdout.flush()
+
+
 def emit(figure: str, **values: object) -> None:
     """A machine-readable result line (run_all.py collects them)."""
     print("RESULT " + json.dumps({"figure": figure, **values}))

@@ -11,14 +11,21 @@
 * ``assert`` -- ``idle`` and the handler also awaits a true ``traceassert(..., action="hold")``
   (``trace_active`` on); ``?number=77`` makes it false, so the request is held;
 * ``holds``  -- same as ``assert`` (the driver holds requests with ``number=77``);
+* ``park``   -- ``idle``, and with ``number=77`` the handler awaits a plain asyncio future of
+  the program's own (no otrace hold): what a waiting request costs Tornado and request tracking;
+* ``parkplain`` -- ``park`` without otrace: what a waiting request costs Tornado alone;
 * ``service`` -- the otrace service listening on ``--listen PATH`` and no terminal (stdin is
   /dev/null, as under systemd); consoles attach from outside;
 * ``shell``  -- ``idle`` with ``max_recent`` high and 10,000 contexts in /osh/recent; a thread
   runs shell commands through ``OShell.execute`` when told to on stdin.
 
-Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release`` answers control
-questions (resident memory in bytes, held count, release every hold, stall watchdog
-wake-ups so far, CPU seconds used by the process).  Stdin commands (shell
+Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release|cpu|wakeups`` answers
+control questions (resident memory in bytes, held (or parked) count, release every hold --
+answering ``<count> <seconds release_all took>`` --, ``resumed``: seconds from the last
+release until its queued callbacks had run and until the last held handler ran again, and
+how many did, CPU seconds used by the process, stall
+watchdog wake-ups so far); with ``--tracemalloc``, ``cmd=tmsnap`` takes a snapshot and
+``cmd=tmdiff`` lists what was allocated since, by file.  Stdin commands (shell
 mode): ``go <count>`` -> one ``SHELL {json}`` line with round-trip times in seconds.
 """
 
@@ -29,6 +36,7 @@ import gc
 import io
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -52,8 +60,27 @@ class Hello(tornado.web.RequestHandler):
         self.write("Hello, world\n")
 
 
+SNAP: list = []  # --tracemalloc: the snapshot tmdiff compares with
+RESUMED: list = []  # when each released request's handler ran again (perf_counter)
+RELEASED = [0.0, 0.0]  # when the last release began; when the callbacks it queued had run
+PARKED: list = []  # park modes: the futures waiting requests await
+
+
 def make_app(mode: str) -> tornado.web.Application:
     handlers: list = [(r"/", Hello)]
+    if mode in ("park", "parkplain"):
+
+        class Parking(tornado.web.RequestHandler):
+            async def get(self) -> None:
+                number = self.get_argument("number", "1")
+                if number == "77":
+                    fut = tornado.ioloop.IOLoop.current().asyncio_loop.create_future()
+                    PARKED.append(fut)
+                    await fut
+                    RESUMED.append(time.perf_counter())
+                self.write("Hello, world\n")
+
+        handlers = [(r"/", Parking)]
     if mode in ("assert", "holds"):
         import otrace.tornado as otornado
         from otrace.tracing import traceassert
@@ -62,6 +89,8 @@ def make_app(mode: str) -> tornado.web.Application:
             async def get(self) -> None:
                 number = self.get_argument("number", "1")
                 await traceassert(number != "77", label="hold_check", action="hold")
+                if number == "77":
+                    RESUMED.append(time.perf_counter())
                 self.write("Hello, world\n")
 
         handlers = [(r"/", Asserting)]
@@ -73,13 +102,49 @@ def make_app(mode: str) -> tornado.web.Application:
                 gc.collect()
                 self.write(str(rss()))
             elif cmd == "pending":
-                from otrace import holds
+                if mode in ("park", "parkplain"):
+                    self.write(str(len(PARKED)))
+                    return
+                from otrace.runtime import default
 
-                self.write(str(len(holds.pending())))
+                self.write(str(len(default().holds)))
             elif cmd == "release":
-                from otrace import holds
+                RESUMED.clear()
+                t0 = RELEASED[0] = time.perf_counter()
+                if mode in ("park", "parkplain"):
+                    count = len(PARKED)
+                    for fut in PARKED:
+                        fut.set_result(None)
+                    PARKED.clear()
+                else:
+                    from otrace import holds
 
-                self.write(str(holds.release_all("resumed")))
+                    count = holds.release_all("resumed")
+                self.write(f"{count} {time.perf_counter() - t0}")
+                # runs after the callbacks the release queued (and before the tasks they wake)
+                tornado.ioloop.IOLoop.current().asyncio_loop.call_soon(
+                    lambda: RELEASED.__setitem__(1, time.perf_counter())
+                )
+            elif cmd == "resumed":
+                last = max(RESUMED, default=RELEASED[0])
+                self.write(f"{RELEASED[1] - RELEASED[0]} {last - RELEASED[0]} {len(RESUMED)}")
+            elif cmd == "tmsnap":
+                import tracemalloc
+
+                gc.collect()
+                SNAP[:] = [tracemalloc.take_snapshot()]
+                self.write("ok")
+            elif cmd == "tmdiff":
+                import tracemalloc
+
+                gc.collect()
+                stats = tracemalloc.take_snapshot().compare_to(SNAP[0], "filename")
+                self.write(
+                    "\n".join(
+                        f"{s.size_diff} {s.count_diff} {s.traceback[0].filename}"
+                        for s in stats[:25]
+                    )
+                )
             elif cmd == "cpu":
                 self.write(str(time.process_time()))
             elif cmd == "wakeups":
@@ -126,18 +191,37 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--mode",
-        choices=("plain", "idle", "untracked", "stall", "assert", "holds", "shell", "service"),
+        choices=(
+            "plain",
+            "idle",
+            "untracked",
+            "stall",
+            "assert",
+            "holds",
+            "park",
+            "parkplain",
+            "shell",
+            "service",
+        ),
         default="plain",
     )
     parser.add_argument("--listen", help="socket path (service mode)")
     parser.add_argument("--recent", type=int, default=10_000)
+    parser.add_argument("--tracemalloc", action="store_true")
     opts = parser.parse_args()
-    sock = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    if opts.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+    # thousands of held connections (figure 5)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sock = tornado.netutil.bind_sockets(0, "127.0.0.1", backlog=1024)
     port = sock[0].getsockname()[1]
     loop = tornado.ioloop.IOLoop.current()
     server = tornado.httpserver.HTTPServer(make_app(opts.mode))
     server.add_sockets(sock)
-    if opts.mode != "plain":
+    if opts.mode not in ("plain", "parkplain"):
         import otrace
         import otrace.tornado as otornado
         from otrace.runtime import default
