@@ -48,10 +48,14 @@ class Server:
             return r.read().decode()
 
     def shell_round(self, count: int) -> dict[str, list[float]]:
+        """Times of ``count`` shell commands (shell mode), by command; errors raise."""
         self.proc.stdin.write(f"go {count}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
-        return json.loads(line[len("SHELL ") :])
+        got = json.loads(line[len("SHELL ") :])
+        if got["errors"]:
+            raise RuntimeError(f"shell commands failed: {got['errors']}")
+        return got["times"]
 
     def stop(self) -> None:
         self.proc.kill()

@@ -16,8 +16,9 @@
 * ``parkplain`` -- ``park`` without otrace: what a waiting request costs Tornado alone;
 * ``service`` -- the otrace service listening on ``--listen PATH`` and no terminal (stdin is
   /dev/null, as under systemd); consoles attach from outside;
-* ``shell``  -- ``idle`` with ``max_recent`` high and 10,000 contexts in /osh/recent; a thread
-  runs shell commands through ``OShell.execute`` when told to on stdin.
+* ``shell``  -- ``idle`` with ``max_recent`` high and ``--recent`` contexts (default 10,000) in
+  /osh/recent/traces/Shop.sell; a thread runs shell commands through ``OShell.execute``
+  when told to on stdin.
 
 Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release|cpu|wakeups`` answers
 control questions (resident memory in bytes, held (or parked) count, release every hold --
@@ -163,28 +164,37 @@ def fill_recent(count: int) -> None:
 
     STORE, PARAMS = default().store, default().params
 
-    PARAMS.set("max_recent", count + 10)
-    PARAMS.set("ls_limit", count + 10)  # ls lists all of them
+    PARAMS.set("max_recent", count + 10)  # ls_limit stays at its default (1,000 shown)
     for i in range(count):
         STORE.add(TraceContext("traces", "Shop.sell", f"call{i}", {"qty": i}, {}))
 
 
-def shell_driver(shell) -> None:
-    commands = ["cd /osh/recent/traces/Shop.sell", "ls", "cd /osh/globals", "pr PORT"]
+def shell_driver(shell, count: int) -> None:
+    """Run the figure-6 commands in turn on ``go N`` (N commands); their times as JSON."""
+    last = f"/osh/recent/traces/Shop.sell/tr-call{count - 1}"
+    commands = [
+        ("cd", "cd /osh/recent/traces/Shop.sell"),
+        ("ls", "ls"),
+        ("ls -t", "ls -t"),
+        ("cd ctx", f"cd {last}"),
+        ("ls ctx", "ls"),
+        ("cd globals", "cd /osh/globals"),
+        ("pr", "pr PORT"),
+    ]
     for line in sys.stdin:
         parts = line.split()
         if not parts or parts[0] != "go":
             continue
-        count = int(parts[1])
-        times: dict[str, list[float]] = {c: [] for c in commands}
-        for i in range(count):
-            cmd = commands[i % len(commands)]
+        times: dict[str, list[float]] = {label: [] for label, _ in commands}
+        errors: list[str] = []
+        for i in range(int(parts[1])):
+            label, cmd = commands[i % len(commands)]
             t0 = time.perf_counter()
             out, err = shell.execute(cmd)
-            times[cmd].append(time.perf_counter() - t0)
-            if err:
-                times.setdefault("errors", []).append(0.0)
-        print("SHELL " + json.dumps(times), flush=True)
+            times[label].append(time.perf_counter() - t0)
+            if err and "ls: showing" not in err:
+                errors.append(f"{cmd}: {err.strip()}")
+        print("SHELL " + json.dumps({"times": times, "errors": errors[:5]}), flush=True)
 
 
 def main() -> None:
@@ -249,7 +259,7 @@ def main() -> None:
             PARAMS.set("stall_ms", 100)
         if opts.mode == "shell":
             fill_recent(opts.recent)
-            threading.Thread(target=shell_driver, args=(shell,), daemon=True).start()
+            threading.Thread(target=shell_driver, args=(shell, opts.recent), daemon=True).start()
     print(f"PORT {port}", flush=True)
     loop.start()
 

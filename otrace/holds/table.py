@@ -124,6 +124,8 @@ class HoldTable:
                 held.append(item)
             else:
                 item.event.set()
+        if done:
+            self.store.settled([item.ctx for item in done])
         if held:
             self._wake(held)
         for item in done:
