@@ -114,12 +114,12 @@ class ContextStore:
     def _evict(self, kind: str) -> list[TraceContext]:
         """Drop the oldest evictable contexts of one kind beyond ``max_recent`` (lock held).
 
-        Waiting breaks and holds count towards ``max_recent`` but are never evicted; they
-        are kept apart, so 10,000 of them cost an add no scan.  O(contexts evicted).
+        Waiting breaks and holds are kept apart, neither evicted nor counted: at most
+        ``max_recent`` others stay beside any number still waiting, and 10,000 waiting
+        holds cost an add no scan.  O(contexts evicted).
         """
         order = self._order.setdefault(kind, OrderedDict())
-        waiting = self._waiting.get(kind, ())
-        excess = min(len(order) + len(waiting) - self.params.max_recent, len(order))
+        excess = len(order) - self.params.max_recent
         evicted = [order.popitem(last=False)[1] for _ in range(max(excess, 0))]
         for old in evicted:
             _pop(self.recent, old)
