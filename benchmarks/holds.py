@@ -200,8 +200,12 @@ def main() -> None:
             ("  + the hold (context, future)", kib(holds["mem"][0] - park["mem"][0]), "", ""),
             ("otrace's part per held request", kib(total), "", "<= 8 KiB"),
             ("RSS per held request, all", kib(holds["mem"][0]), "", ""),
-            (f"resume {held:,}: release_all on the server", ms(med["server"]), "", ""),
-            ("  until every held future is resolved", ms(med["resolved"]), "", ""),
+            (
+                f"resume {held:,}: release_all (on the loop: futures resolved)",
+                ms(med["server"]),
+                "",
+                "",
+            ),
             ("  until every held handler ran again", ms(med["handlers"]), "", ""),
             ("  until every client had its answer", ms(med["resume"]), "", "<= 500 ms"),
             ("same, plain futures without otrace: handlers", ms(base["handlers"]), "", ""),
@@ -212,7 +216,7 @@ def main() -> None:
     result("5-holds-others-rps-ratio", ratio, ">=", 0.95, "ratio")
     result("5-holds-otrace-kib-per-hold", total / 1024, "<=", 8, "KiB")
     result("5-holds-resume-all-answered-ms", med["resume"] * 1e3, "<=", 500, "ms")
-    result("5-holds-resume-resolved-ms", med["resolved"] * 1e3, "--", "--", "ms")
+    result("5-holds-release-all-ms", med["server"] * 1e3, "--", "--", "ms")
     result("5-holds-tornado-alone-answered-ms", base["resume"] * 1e3, "--", "--", "ms")
     if not opts.no_breakdown:
         table(

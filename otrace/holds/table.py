@@ -103,7 +103,8 @@ class HoldTable:
         if item.owner is not None:
             mine = self._by_owner.get(item.owner)
             if mine is not None:
-                mine[:] = [i for i in mine if i is not item]
+                if item in mine:  # items compare by identity
+                    mine.remove(item)
                 if not mine:
                     del self._by_owner[item.owner]
         return True
@@ -295,11 +296,6 @@ class Hold(_Pending):
         super().__init__(ctx, table)
         self.loop = loop
         self.future = loop.create_future()
-        self.future.add_done_callback(self._on_done)
-
-    def _on_done(self, fut: Any) -> None:
-        if fut.cancelled():  # the awaiting task was cancelled: nothing waits any more
-            self.release(None, "cancelled")
 
     def _resolve(self) -> None:
         """Complete the future with the release's value or error; on its loop only."""
@@ -311,4 +307,12 @@ class Hold(_Pending):
             self.future.set_result(self.value)
 
     def __await__(self) -> Any:
-        return self.future.__await__()
+        # A cancelled awaiting task cancels the future and raises CancelledError here: then
+        # nothing waits any more.  (Caught here rather than with a done callback on the
+        # future, which would cost every resume a second loop callback.)
+        try:
+            return (yield from self.future.__await__())
+        except BaseException:
+            if self.future.cancelled():
+                self.release(None, "cancelled")
+            raise

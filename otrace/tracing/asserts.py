@@ -37,18 +37,22 @@ READY = Ready()
 _AWAITING = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
-def await_chain(frames: list[tuple[FrameType, int]]) -> list[tuple[FrameType, int]]:
-    """The held task's own frames: ``frames`` (innermost first) up to the first one that is
-    not a coroutine's -- where the event loop's machinery begins.
+def await_chain(frame: FrameType | None) -> list[tuple[FrameType, int]]:
+    """The held task's own frames as (frame, line), innermost first: ``frame`` and its
+    callers up to the first one that is not a coroutine's -- where the event loop's
+    machinery begins.  Hidden frames are left out, as in ``capture.outer_frames``.
 
     The loop's frames (``run_forever``, ``_run_once``, ``Handle._run``, the server's
     ``main``) are the same for every held request and say nothing about this one; keeping
     them would cost each of 10,000 held requests several KiB.
     """
-    for i, (frame, _) in enumerate(frames):
-        if i and not frame.f_code.co_flags & _AWAITING:
-            return frames[:i]
-    return frames
+    out: list[tuple[FrameType, int]] = []
+    first = True
+    while frame is not None and (first or frame.f_code.co_flags & _AWAITING):
+        if not capture.is_hidden(frame):
+            out.append((frame, frame.f_lineno))
+        frame, first = frame.f_back, False
+    return out
 
 
 def traceassert(condition: Any, label: str = "", action: str | None = None) -> Any:
@@ -81,9 +85,7 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     elif note:
         note = "hold ignored: no asyncio event loop runs in this thread"
     context_lines = params.assert_context
-    outer = capture.outer_frames(frame)
-    if kind == "holds":
-        outer = await_chain(outer)
+    outer = await_chain(frame) if kind == "holds" else capture.outer_frames(frame)
     frames = list(reversed(outer))
     values, trc = capture.build_chain(
         frames, context_lines=context_lines, deep=params.deep_copy, outer_locals=context_lines > 0
