@@ -70,3 +70,18 @@ def wrk(url: str, seconds: float, connections: int = 8) -> float:
         check=True,
     ).stdout
     return float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+
+
+def wrk_cpu(server: Server, seconds: float) -> tuple[float, float]:
+    """(req/s, server CPU microseconds per request) of one wrk run against ``server``."""
+    out_cpu0 = float(server.ctl("cpu"))
+    out = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", server.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = float(server.ctl("cpu")) - out_cpu0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+    return rps, cpu / max(total, 1) * 1e6

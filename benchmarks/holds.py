@@ -32,7 +32,7 @@ import sys
 import time
 
 from _common import ROOT, machine, result, table
-from _load import ENV, Server, wrk
+from _load import ENV, Server, wrk, wrk_cpu
 
 
 class Holders:
@@ -98,7 +98,15 @@ def run_mode(
         "server": [],
         "resolved": [],
         "handlers": [],
+        "free_cpu": [],
+        "busy_cpu": [],
     }
+
+    def measure(key: str) -> None:
+        rps, cpu = wrk_cpu(server, seconds)
+        out[key].append(rps)
+        out[key + "_cpu"].append(cpu)
+
     server = Server(mode, 10, *extra)
     holders = None
     try:
@@ -107,14 +115,14 @@ def run_mode(
         holders = Holders(server.port, held)
         for r in range(rounds):
             if load and r % 2:
-                out["free"].append(wrk(server.url, seconds))
+                measure("free")
             before = int(server.ctl("rss"))
             holders.open()
             wait_pending(server, held)
             if r == 0:
                 out["mem"].append((int(server.ctl("rss")) - before) / held)
             if load:
-                out["busy"].append(wrk(server.url, seconds))
+                measure("busy")
             answered, inside = holders.release()
             out["resume"].append(answered)
             out["server"].append(inside)
@@ -124,7 +132,7 @@ def run_mode(
             out["resolved"].append(float(resolved))
             out["handlers"].append(float(handlers))
             if load and not r % 2:
-                out["free"].append(wrk(server.url, seconds))
+                measure("free")
     finally:
         if holders is not None:
             holders.stop()
@@ -175,12 +183,14 @@ def main() -> None:
     if hard < held + 512:
         sys.exit(f"holds.py: the hard fd limit ({hard}) is below {held + 512}; lower --held")
     print(machine())
-    plain = run_mode("parkplain", held, rounds, seconds, False)
+    plain = run_mode("parkplain", held, rounds, seconds, True)
     park = run_mode("park", held, 1, seconds, False)
     holds = run_mode("holds", held, rounds, seconds, True)
     med = {k: statistics.median(v) for k, v in holds.items() if v}
     base = {k: statistics.median(v) for k, v in plain.items() if v}
     ratio = med["busy"] / med["free"]
+    cpu_ratio = med["free_cpu"] / med["busy_cpu"]  # CPU per request: none held / held
+    tornado_ratio = base["busy"] / base["free"]
     total = holds["mem"][0] - plain["mem"][0]
 
     def kib(x: float) -> str:
@@ -195,6 +205,18 @@ def main() -> None:
         [
             ("req/s of others, none held", f"{med['free']:.0f}", "", ""),
             (f"req/s of others, {held:,} held", f"{med['busy']:.0f}", f"{ratio:.3f}", ">= 0.95"),
+            (
+                "  server CPU per other request, none / held",
+                f"{med['free_cpu']:.0f} / {med['busy_cpu']:.0f} us",
+                f"{cpu_ratio:.3f}",
+                "",
+            ),
+            (
+                f"  Tornado alone, {held:,} parked: req/s none / parked",
+                f"{base['free']:.0f} / {base['busy']:.0f}",
+                f"{tornado_ratio:.3f}",
+                "",
+            ),
             ("RSS per waiting request, Tornado alone", kib(plain["mem"][0]), "", ""),
             ("  + request tracking", kib(park["mem"][0] - plain["mem"][0]), "", ""),
             ("  + the hold (context, future)", kib(holds["mem"][0] - park["mem"][0]), "", ""),
@@ -214,6 +236,7 @@ def main() -> None:
         ("figure", "value", "ratio", "target"),
     )
     result("5-holds-others-rps-ratio", ratio, ">=", 0.95, "ratio")
+    result("5-holds-others-cpu-ratio", cpu_ratio, "--", "--", "ratio")
     result("5-holds-otrace-kib-per-hold", total / 1024, "<=", 8, "KiB")
     result("5-holds-resume-all-answered-ms", med["resume"] * 1e3, "<=", 500, "ms")
     result("5-holds-release-all-ms", med["server"] * 1e3, "--", "--", "ms")

@@ -20,9 +20,9 @@
   /osh/recent/traces/Shop.sell; a thread runs shell commands through ``OShell.execute``
   when told to on stdin.
 
-Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release|cpu|wakeups`` answers
+Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers
 control questions (resident memory in bytes, held (or parked) count, release every hold --
-answering ``<count> <seconds release_all took>`` --, ``resumed``: seconds from the last
+answering ``<count> <seconds release_all took>`` --, ``gc``: objects the collector tracks and collections per generation, ``resumed``: seconds from the last
 release until its queued callbacks had run and until the last held handler ran again, and
 how many did, CPU seconds used by the process, stall
 watchdog wake-ups so far); with ``--tracemalloc``, ``cmd=tmsnap`` takes a snapshot and
@@ -146,6 +146,9 @@ def make_app(mode: str) -> tornado.web.Application:
                         for s in stats[:25]
                     )
                 )
+            elif cmd == "gc":  # objects the collector tracks; collections per generation
+                counts = " ".join(str(g["collections"]) for g in gc.get_stats())
+                self.write(f"{len(gc.get_objects())} {counts}")
             elif cmd == "cpu":
                 self.write(str(time.process_time()))
             elif cmd == "wakeups":

@@ -20,16 +20,14 @@ the server's GIL.  Rounds alternate baseline and candidate; medians are reported
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 from _common import emit, interleave, machine, result, table
-from _load import Server, wrk
+from _load import Server, wrk, wrk_cpu
 
 
 def figure1(seconds: float, rounds: int) -> None:
@@ -52,6 +50,8 @@ def figure1(seconds: float, rounds: int) -> None:
         "idle", plain=med["plain"], idle=med["idle"], ratio=med["idle"] / med["plain"], target=0.99
     )
     emit("assert", ratio=med["assert"] / med["plain"])
+    result("1-idle-rps-ratio", med["idle"] / med["plain"], ">=", 0.99, "ratio")
+    result("1b-assert-rps-ratio", med["assert"] / med["plain"], "--", "--", "ratio")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,21 +112,6 @@ def figure6(seconds: float, rounds: int, count: int, recent: int) -> None:
     result("6-shell-cd-pr-p99-load-ms", worst * 1e3, "--", "--", "ms")
 
 
-def wrk_cpu(server: Server, seconds: float) -> tuple[float, float]:
-    """(req/s, server CPU microseconds per request) of one wrk run against ``server``."""
-    out_cpu0 = float(server.ctl("cpu"))
-    out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", server.url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cpu = float(server.ctl("cpu")) - out_cpu0
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
-    return rps, cpu / max(total, 1) * 1e6
-
-
 def figure7(seconds: float, rounds: int) -> None:
     """req/s, and the server's CPU time per request, which a busy machine disturbs less."""
     modes = ("plain", "untracked", "idle", "stall")
@@ -179,6 +164,10 @@ def figure7(seconds: float, rounds: int) -> None:
         target=0.98,
         tracking_only_cpu_ratio=us["untracked"] / us["idle"],
     )
+    result("7-tracked-rps-ratio", med["idle"] / med["plain"], ">=", 0.98, "ratio")
+    result("7-tracked-cpu-ratio", us["plain"] / us["idle"], "--", "--", "ratio")
+    result("7-stall-rps-ratio", med["stall"] / med["idle"], ">=", 0.99, "ratio")
+    result("7-stall-wakeups-per-s", per_s, "--", "--", "1/s")
     emit(
         "stall",
         ratio=med["stall"] / med["idle"],
