@@ -20,14 +20,15 @@
   /osh/recent/traces/Shop.sell; a thread runs shell commands through ``OShell.execute``
   when told to on stdin.
 
-Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers
-control questions (resident memory in bytes, held (or parked) count, release every hold --
-answering ``<count> <seconds release_all took>`` --, ``gc``: objects the collector tracks and collections per generation, ``resumed``: seconds from the last
-release until its queued callbacks had run and until the last held handler ran again, and
-how many did, CPU seconds used by the process, stall
-watchdog wake-ups so far); with ``--tracemalloc``, ``cmd=tmsnap`` takes a snapshot and
-``cmd=tmdiff`` lists what was allocated since, by file.  Stdin commands (shell
-mode): ``go <count>`` -> one ``SHELL {json}`` line with round-trip times in seconds.
+Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers control questions:
+``rss`` (resident memory in bytes), ``pending`` (held or parked requests), ``release``
+(release every hold: ``<count> <seconds release_all took>``), ``resumed`` (seconds from
+the last release until its queued callbacks had run and until the last held handler ran
+again, and how many did), ``gc`` (objects the collector tracks, collections per
+generation), ``cpu`` (CPU seconds used by the process), ``wakeups`` (stall watchdog
+wake-ups so far); with ``--tracemalloc``, ``tmsnap`` takes a snapshot and ``tmdiff`` lists
+what was allocated since, by file.  Stdin commands (shell mode): ``go <count>`` -> one
+``SHELL {json}`` line with round-trip times in seconds.
 """
 
 from __future__ import annotations
