@@ -111,8 +111,9 @@ class HoldTable:
 
     def _release(
         self, items: Iterable[Break | Hold], value: Any, reason: str, error: BaseException | None
-    ) -> int:
-        """Release ``items`` (those not released yet); returns how many.  Any thread."""
+    ) -> list[Break | Hold]:
+        """Release ``items`` (those not released yet); returns those it released.  Any
+        thread."""
         with self._lock:
             done = [item for item in items if self._claim(item, value, reason, error)]
         held: list[Hold] = []
@@ -131,7 +132,7 @@ class HoldTable:
             self._wake(held)
         for item in done:
             self.events.emit(HoldReleased(item.ctx, reason))
-        return len(done)
+        return done
 
     def _wake(self, held: list[Hold]) -> None:
         """Resolve the futures of ``held`` on their loops: one callback per loop."""
@@ -223,7 +224,23 @@ class HoldTable:
         """
         with self._lock:
             items = list(self._pending.values())
-        return self._release(items, None, reason, None)
+        return len(self._release(items, None, reason, None))
+
+    def resume_many(
+        self,
+        ctxs: Iterable[TraceContext],
+        value: Any = None,
+        *,
+        reason: str = "resumed",
+        error: BaseException | None = None,
+    ) -> list[TraceContext]:
+        """:meth:`resume` for many contexts at once (``resume *``): one callback per loop
+        wakes all their holds.  Returns the contexts released (``error``: holds only).
+        Any thread."""
+        with self._lock:
+            found = [self._pending.get(ctx.id) for ctx in ctxs]
+        items = [i for i in found if i is not None and (error is None or isinstance(i, Hold))]
+        return [item.ctx for item in self._release(items, value, reason, error)]
 
 
 class _Wake:
@@ -263,7 +280,7 @@ class _Pending:
 
         Any thread.
         """
-        return self.table._release((self,), value, reason, error) == 1  # type: ignore[arg-type]
+        return len(self.table._release((self,), value, reason, error)) == 1  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         state = self.released or "pending"

@@ -161,3 +161,32 @@ def test_ls_of_a_big_recent_directory_shows_the_newest():
         assert not r.err, r.err  # older entries are still reached by name
     finally:
         s.close()
+
+
+def test_resume_star_wakes_every_hold_with_one_loop_callback():
+    PARAMS.set("trace_active", True)
+    calls: list = []
+    s = Session({"__name__": "prog"}, runtime=default())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def door(fn):
+            calls.append(fn)
+            loop.call_soon_threadsafe(fn)
+
+        holds.set_eventloop_callback(door)
+        _, tasks = await _hold_many(40)
+        r = await asyncio.to_thread(s.execute, "resume *")  # the shell's own thread
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return r, results
+
+    try:
+        r, results = asyncio.run(main())
+    finally:
+        holds.set_eventloop_callback(None)
+        s.close()
+    assert not r.err, r.err
+    assert r.out.count("Resuming Handler.get:hd-held:") == 40
+    assert results == [77] * 40
+    assert len(calls) == 1
