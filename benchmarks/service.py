@@ -117,7 +117,13 @@ def figure_a(seconds: float, rounds: int) -> None:
     for n, v in med.items():
         if n != "no otrace":
             emit(f"service:{n}", ratio=v / base, target=0.99)
-            result(f"service-{slug(n)}-rps-ratio", v / base, ">=", 0.99, "ratio")
+            result(
+                f"service-{slug(n).removeprefix('service-')}-rps-ratio",
+                v / base,
+                ">=",
+                0.99,
+                "ratio",
+            )
 
 
 def figure_b(count: int, rounds: int) -> None:
