@@ -37,6 +37,7 @@ class HoldTable:
         # id(the context's ``self``) -> its waiting items: a Tornado handler whose client
         # disconnects finds its holds without scanning (and sorting) every pending one
         self._by_owner: dict[int, list[Break | Hold]] = {}
+        self._breaks = 0  # how many of the pending are breaks
         self._door: LoopDoor | None = None
         #: Idents of threads that must never block on a break (e.g. the console's own thread).
         self.no_break_threads: set[int] = set()
@@ -82,6 +83,7 @@ class HoldTable:
         owner = item.ctx.get("self")
         with self._lock:
             self._pending[item.ctx.id] = item
+            self._breaks += item.kind == "break"
             if owner is not None:
                 item.owner = id(owner)
                 self._by_owner.setdefault(item.owner, []).append(item)
@@ -100,6 +102,7 @@ class HoldTable:
         item.released, item.value, item.error = reason, value, error
         if self._pending.get(item.ctx.id) is item:
             del self._pending[item.ctx.id]
+            self._breaks -= item.kind == "break"
         if item.owner is not None:
             mine = self._by_owner.get(item.owner)
             if mine is not None:
@@ -181,6 +184,11 @@ class HoldTable:
     def __len__(self) -> int:
         """How many breaks and holds wait (no sorting, no copy).  Any thread."""
         return len(self._pending)
+
+    def breaks_waiting(self) -> bool:
+        """True while some thread waits on a break (the prompt's ``BRK:``): no sort, no copy
+        of 10,000 waiting holds for every prompt.  Any thread."""
+        return self._breaks > 0
 
     def pending(self) -> list[TraceContext]:
         """Contexts whose break or hold still waits, oldest first.  Any thread."""
