@@ -180,6 +180,11 @@ def test_banner_ls_and_tab_completion(terminal):
     terminal.wait_last_line("globals> Cart.add_item")
     terminal.send("C-u")
 
+    terminal.type("resume --ra")  # a long option name, from the declaration
+    terminal.send("Tab")
+    terminal.wait_last_line("globals> resume --raise")
+    terminal.send("C-u")
+
     terminal.type("set max_r")
     terminal.send("Tab")
     terminal.wait_last_line("globals> set max_recent")
