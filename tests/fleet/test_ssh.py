@@ -10,12 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_helpers import ROOT, Server  # noqa: E402
+from tests.service.service_helpers import Server
+from tests.subprocs import ROOT
 
 SSHD = "/usr/sbin/sshd"
 pytestmark = [
