@@ -9,7 +9,6 @@ the patch taking effect), not our exact layout -- that is test_tutorials.py's jo
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,10 +16,11 @@ import pytest
 
 from tests.compat.tmux_terminal import TmuxTerminal
 from tests.compat.tutorial_replay import ROOT, Browser
+from tests.tmux import needs_tmux
 
 pytestmark = [
     pytest.mark.terminal,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    needs_tmux,
 ]
 
 
@@ -117,7 +117,7 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _port(term: TmuxTerminal) -> int:
-    lines = term.wait_for(r"Listening on")
+    lines = term.wait_lines(r"Listening on")
     return int(re.search(r"Listening on \S+:(\d+)", "\n".join(lines)).group(1))
 
 
@@ -134,8 +134,8 @@ def _quit(term: TmuxTerminal) -> None:
     """Stop the demo (``quit`` would only detach the console)."""
     for line in ("set safe_mode False", "shutdown -y"):
         term.type(line)
-        term.key("Enter")
-    term.wait_for(r"^Server stopped|chat_websock: stopped|Pane is dead")
+        term.send("Enter")
+    term.wait_lines(r"^Server stopped|chat_websock: stopped|Pane is dead")
 
 
 @pytest.mark.timeout(180)
@@ -145,7 +145,7 @@ def test_getting_started_step_by_step(tmp_path):
     )
     try:
         _port(term)
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^globals> ?$")
         for command, pattern in GETTING_STARTED:
             _check(term, command, pattern)
         _quit(term)
@@ -161,7 +161,7 @@ def test_getting_started_as_one_script(tmp_path):
     )
     try:
         _port(term)
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^globals> ?$")
         out = term.run("source ~~w/demo/hello_test.osh", timeout=60)
         text = "\n".join(out)
         for expected in (
@@ -187,14 +187,14 @@ def test_use_with_tornado_holds_step_by_step(tmp_path):
     browser = None
     try:
         browser = Browser(_port(term))
-        term.wait_for(r"^trace_active = True$")  # torna_trace.trc
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^trace_active = True$")  # torna_trace.trc
+        term.wait_lines(r"^globals> ?$")
         _check(term, "set trace_active True", r"^trace_active = True$")
         browser.fetch("/?number=1")
         browser.threads[-1].join(30)
         assert "The reciprocal of 1.0 is 1.0" in browser.answers["/?number=1"]
         browser.fetch("/?number=77")
-        term.wait_for(r"^GetHandler\.get:hd-hold_check:\d{6}-")
+        term.wait_lines(r"^GetHandler\.get:hd-hold_check:\d{6}-")
         browser.fetch("/?number=4")  # the server goes on while 77 is held
         browser.threads[-1].join(30)
         assert "The reciprocal of 4.0 is 0.25" in browser.answers["/?number=4"]
@@ -227,7 +227,7 @@ def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
         page.fill("input[name=username]", "user1")
         page.click("input[type=submit]")
         page.wait_for_selector("body[data-connected=yes]")
-        term.wait_for(r"> ?$")
+        term.wait_lines(r"> ?$")
         _check(term, "cd /osh/web", "")
         _check(term, "ls", r"^user1$")
         _check(term, "set safe_mode False", r"^safe_mode = False$")
@@ -245,5 +245,5 @@ def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
 
 
 def _listening(term: TmuxTerminal) -> str:
-    lines = term.wait_for(r"chat_websock: Listening on")
+    lines = term.wait_lines(r"chat_websock: Listening on")
     return next(line for line in lines if "chat_websock: Listening on" in line)

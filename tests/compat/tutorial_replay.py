@@ -24,12 +24,12 @@ import os
 import re
 import sys
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.compat.tmux_terminal import TmuxTerminal
+from tests.tmux import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = re.compile(r"^([\w.|;=\-<>]+?>)(?: (.*))?$")
@@ -166,14 +166,14 @@ def _screen(term: TmuxTerminal) -> list[str]:
 
 
 def _wait(term: TmuxTerminal, ready, what: str, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = _screen(term)
-        if ready(lines):
-            return lines
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; screen:\n" + "\n".join(lines))
-        time.sleep(0.05)
+    seen: list[str] = []
+
+    def check() -> list[list[str]]:
+        seen[:] = _screen(term)
+        return [seen] if ready(seen) else []
+
+    failure = f"timed out waiting for {what}; screen:\n"
+    return wait_until(check, timeout, lambda: failure + "\n".join(seen))[0]
 
 
 def start(session: Session, tmp: Path) -> TmuxTerminal:
@@ -197,7 +197,7 @@ def start(session: Session, tmp: Path) -> TmuxTerminal:
 
 def _type(term: TmuxTerminal, command: str, before: int) -> list[str]:
     term.type(command)
-    term.key("Enter")
+    term.send("Enter")
     if command.strip() in ("quit", "shutdown -y"):
         hist = _wait(
             term,
