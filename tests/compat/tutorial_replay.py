@@ -294,9 +294,10 @@ def replay(session: Session, tmp: Path, record: bool = False) -> list[str]:
 
 
 def _mismatch(expected: list[str], hist: list[str], i: int, j: int, script: str) -> str:
+    got = repr(hist[j]) if j < len(hist) else "nothing more (yet)"
     return (
         f"{script}: transcript line {i + 1} differs\n  expected: {expected[i]!r}\n"
-        f"  got:      {hist[j]!r}\ncontext (program):\n" + "\n".join(hist[max(0, j - 8) : j + 3])
+        f"  got:      {got}\ncontext (program):\n" + "\n".join(hist[max(0, j - 8) : j + 3])
     )
 
 
