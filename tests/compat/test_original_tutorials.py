@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.tmux_terminal import TmuxTerminal
+from tests.compat.tmux_terminal import TmuxTerminal, demo_env
 from tests.compat.tutorial_replay import ROOT, Browser
 from tests.tmux import needs_tmux
 
@@ -105,15 +105,9 @@ GETTING_STARTED = [
 ]
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    return {
-        "PYTHONPATH": str(ROOT),
-        "OTRACE_HISTORY": "",
-        "TERM": "xterm-256color",
-        "HOME": str(tmp),
-        "XDG_RUNTIME_DIR": str(tmp),
-        "TMPDIR": str(tmp),
-    }
+def _demo(tmp: Path, *argv: str) -> TmuxTerminal:
+    """A tornademos script (``argv``: it and its arguments) in a pane."""
+    return TmuxTerminal([sys.executable, *argv], ROOT / "tornademos", demo_env(tmp))
 
 
 def _port(term: TmuxTerminal) -> int:
@@ -140,9 +134,7 @@ def _quit(term: TmuxTerminal) -> None:
 
 @pytest.mark.timeout(180)
 def test_getting_started_step_by_step(tmp_path):
-    term = TmuxTerminal(
-        [sys.executable, "hello_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "hello_trace.py", "--port=0")
     try:
         _port(term)
         term.wait_lines(r"^globals> ?$")
@@ -156,9 +148,7 @@ def test_getting_started_step_by_step(tmp_path):
 @pytest.mark.timeout(120)
 def test_getting_started_as_one_script(tmp_path):
     """The original's way to rerun the whole tutorial: source ~~w/demo/hello_test.osh."""
-    term = TmuxTerminal(
-        [sys.executable, "hello_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "hello_trace.py", "--port=0")
     try:
         _port(term)
         term.wait_lines(r"^globals> ?$")
@@ -181,9 +171,7 @@ def test_getting_started_as_one_script(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_use_with_tornado_holds_step_by_step(tmp_path):
-    term = TmuxTerminal(
-        [sys.executable, "torna_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "torna_trace.py", "--port=0")
     browser = None
     try:
         browser = Browser(_port(term))
@@ -216,9 +204,7 @@ def test_use_with_tornado_holds_step_by_step(tmp_path):
 @pytest.mark.browser
 @pytest.mark.timeout(120)
 def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
-    term = TmuxTerminal(
-        [sys.executable, "chat_websock.py", "--port", "0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "chat_websock.py", "--port", "0")
     context = browser.new_context()
     try:
         port = int(re.search(r":(\d+)$", _listening(term)).group(1))

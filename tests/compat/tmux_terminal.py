@@ -13,6 +13,21 @@ from pathlib import Path
 
 from tests.tmux import TmuxPane, wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_env(tmp: Path) -> dict[str, str]:
+    """What a demo in a pane needs: this tree's otrace, no console history, and its home,
+    runtime and temporary files under ``tmp``."""
+    return {
+        "PYTHONPATH": str(ROOT),
+        "OTRACE_HISTORY": "",
+        "TERM": "xterm-256color",
+        "HOME": str(tmp),
+        "XDG_RUNTIME_DIR": str(tmp),
+        "TMPDIR": str(tmp),
+    }
+
 
 class TmuxTerminal(TmuxPane):
     """``argv`` running in ``cwd`` with ``env`` in a ``width`` x ``height`` tmux pane, kept

@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.compat.tmux_terminal import TmuxTerminal
+from tests.compat.tmux_terminal import TmuxTerminal, demo_env
 from tests.tmux import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,14 +177,7 @@ def _wait(term: TmuxTerminal, ready, what: str, timeout: float = 30) -> list[str
 
 
 def start(session: Session, tmp: Path) -> TmuxTerminal:
-    env = {
-        "PYTHONPATH": str(ROOT),
-        "OTRACE_HISTORY": "",
-        "TERM": "xterm-256color",
-        "HOME": str(tmp),
-        "XDG_RUNTIME_DIR": str(tmp),
-        "TMPDIR": str(tmp),
-    }
+    env = demo_env(tmp)
     if session.script.startswith("otrace "):  # `$ .venv/bin/otrace ARGS`, from the checkout
         args = session.script.split()[1:]
         if args == ["demo"]:

@@ -4,6 +4,7 @@ consoles attached to it with ``python -m otrace attach`` (piped, or in tmux)."""
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,16 @@ from pathlib import Path
 from tests.subprocs import ROOT, Program, child_env, http_get, run_otrace
 from tests.tmux import TmuxPane, needs_tmux
 
-__all__ = ["ROOT", "Attached", "Server", "attach_cmd", "attach_piped", "child_env", "needs_tmux"]
+__all__ = [
+    "ROOT",
+    "Attached",
+    "Server",
+    "attach_cmd",
+    "attach_piped",
+    "attach_popen",
+    "child_env",
+    "needs_tmux",
+]
 
 APP = Path(__file__).with_name("served_app.py")
 
@@ -46,6 +56,19 @@ def attach_piped(server: Server, text: str, target: str = "", timeout: float = 3
     """Run ``otrace attach`` with ``text`` as its input; (returncode, stdout, stderr)."""
     proc = run_otrace(server.env, "attach", target or str(server.pid), input=text, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def attach_popen(server: Server) -> subprocess.Popen[str]:
+    """``otrace attach`` with pipes to write its input and read its output as it goes."""
+    return subprocess.Popen(
+        attach_cmd(str(server.pid)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=server.env,
+        cwd=str(ROOT),
+    )
 
 
 class Attached(TmuxPane):

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from service_helpers import ROOT, Server, attach_cmd, attach_piped, child_env
+from service_helpers import Server, attach_cmd, attach_piped, attach_popen, child_env
 
 from tests.subprocs import read_line, run_otrace
 from tests.tmux import wait_until
@@ -93,15 +93,7 @@ def test_shutdown_asks_and_is_refused_in_safe_mode(server):
 
 
 def test_sigkill_mid_command_leaves_the_service_usable(server):
-    proc = subprocess.Popen(
-        attach_cmd(str(server.pid)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=server.env,
-        cwd=str(ROOT),
-    )
+    proc = attach_popen(server)
     running = server.tmp_path / "running"
     proc.stdin.write(
         f"set safe_mode False\n!import pathlib, time; pathlib.Path({str(running)!r}).touch(); time.sleep(3)\n"
@@ -215,15 +207,7 @@ def test_stopped_client_does_not_slow_the_server(server):
     assert "Tracing" in out + err
     server.get("n=10")  # warm up
     alone = min(server.timed_get("n=2000") for _ in range(3))
-    proc = subprocess.Popen(
-        attach_cmd(str(server.pid)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=server.env,
-        cwd=str(ROOT),
-    )
+    proc = attach_popen(server)
     try:
         proc.stdin.write("pr 'attached'\n")
         proc.stdin.flush()
