@@ -266,7 +266,11 @@ def replay(session: Session, tmp: Path, record: bool = False) -> list[str]:
                 if j < len(hist) and not hist[j]:
                     j += 1
                     continue
-                if j >= len(hist) or expected[i] != hist[j]:
+                if j >= len(hist):  # more is expected after a prompt line: printed late
+                    n = j
+                    hist = _wait(term, lambda h: len(h) > n, f"transcript line {i + 1}")
+                    continue
+                if expected[i] != hist[j]:
                     raise AssertionError(_mismatch(expected, hist, i, j, session.script))
                 i += 1
                 j += 1
