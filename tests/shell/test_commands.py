@@ -34,7 +34,9 @@ def test_options_declared_unsafe_are_refused_by_their_declaration(t, tmp_path):
     db = tmp_path / "none.db"
     for line in (f"unpickle --trust {db}", f"unpickle -t {db}"):
         err = t.err(line)
-        assert err.startswith("unpickle -t/--trust: full pickle runs code"), err
+        assert err.startswith(
+            "unpickle -t/--trust: full pickle (it runs code named by the file)"
+        ), err
         assert err.endswith("not permitted in safe mode; set safe_mode False"), err
     assert "not permitted" not in t(f"unpickle {db}")
     assert t.err("resume --value 3 nothing").startswith("resume -v/--value: evaluating code")

@@ -23,7 +23,7 @@ FILTER_CHOICES = tuple(
             "t",
             "trust the file: load objects with full pickle (runs its code)",
             long="trust",
-            unsafe="full pickle runs code named by the file",
+            unsafe="full pickle (it runs code named by the file)",
         ),
     ),
     args=(
