@@ -20,7 +20,8 @@ the calls), then times, side by side in one run:
   beside SQLite, with the writers of ``store_backends.py`` (skipped without Debian's
   postgresql server, or with ``--no-store``).
 
-Each figure with a target is printed as ``RESULT <figure-id> <value> <op> <target> <unit>``.
+Each figure with a target is printed as ``RESULT <figure-id> <value> <op> <target> <unit>``
+(``_common.result``; ``run_all.py`` collects them).
 ``--quick`` keeps 8 x 10,000 but takes fewer rounds (so its p99 is nearly the maximum).
 """
 
@@ -40,7 +41,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import ROOT, machine, table
+from _common import ROOT, machine, result, table
 
 from otrace.fleet.session import FleetSession
 
@@ -50,11 +51,6 @@ MS = 1000.0
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def result(figure: str, value: float, op: str, target: float, unit: str) -> None:
-    """One line for benchmarks/run_all.py: ``RESULT <figure-id> <value> <op> <target> <unit>``."""
-    print(f"RESULT {figure} {value:g} {op} {target:g} {unit}", flush=True)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -186,8 +182,8 @@ def fleet_figures(workers: int, contexts: int, rounds: int) -> None:
         f"all {listed}: text path / list message x"
         f"{statistics.median(text) / statistics.median(structured):.1f} (median)"
     )
-    result("17-fleet-ls-p99-ms", round(percentile(limited, 0.99) * MS, 1), "<", 200, "ms")
-    result("17-fleet-trace-p99-ms", round(percentile(broadcast, 0.99) * MS, 1), "<", 100, "ms")
+    result("17-fleet-ls-p99-ms", round(percentile(limited, 0.99) * MS, 1), "<=", 200, "ms")
+    result("17-fleet-trace-p99-ms", round(percentile(broadcast, 0.99) * MS, 1), "<=", 100, "ms")
 
 
 def store_figures(quick: bool) -> None:
@@ -231,8 +227,8 @@ def store_figures(quick: bool) -> None:
     )
     # targets chosen here (the issue names none): a fleet store that keeps up with a busy
     # traced server (1,000 contexts/s) and costs at most half of the local file's rate
-    result("17-store-sqlite-ctx-per-s", round(med["sqlite"]), ">", 1000, "ctx/s")
-    result("17-store-postgres-ctx-per-s", round(med["postgresql"]), ">", 1000, "ctx/s")
+    result("17-store-sqlite-ctx-per-s", round(med["sqlite"]), ">=", 1000, "ctx/s")
+    result("17-store-postgres-ctx-per-s", round(med["postgresql"]), ">=", 1000, "ctx/s")
     result(
         "17-store-postgres-vs-sqlite",
         round(med["postgresql"] / med["sqlite"], 2),

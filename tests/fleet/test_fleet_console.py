@@ -4,43 +4,43 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
-import urllib.request
 
 import pytest
-from service_helpers import TmuxConsole, in_shell
-from test_fork_service import ROOT, Forked
+from test_fork_service import Forked
 
 from otrace.service import paths as _paths  # noqa: F401 - the worktree's otrace
+from tests.subprocs import ROOT, http_get
+from tests.tmux import TmuxPane
 
 pytestmark = pytest.mark.timeout(180)
 
 
-class FleetConsole(TmuxConsole):
-    """``python -m otrace attach --all forked_app`` in a private tmux server, 160x50."""
+class FleetConsole(TmuxPane):
+    """``python -m otrace attach --all forked_app`` typed into a shell in a private tmux
+    server, 160x50."""
 
     def __init__(self, app: Forked, program: str = "forked_app"):
         env = {k: app.env[k] for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME", "TERM")}
         env["OTRACE_HISTORY"] = ""
-        argv = [sys.executable, "-m", "otrace", "attach", "--all", program]
-        super().__init__(in_shell(env, argv), 160, 50, history=2000, cwd=ROOT)
+        command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        command += f" {shlex.quote(sys.executable)} -m otrace attach --all {program}"
+        command += "; echo EXIT-STATUS-$?; sleep 30"
+        super().__init__(None, width=160, height=50, cwd=ROOT, scrollback="-2000")
+        self.line(command)
 
     def wait_for(self, pattern: str, what: str = "", timeout: float = 30) -> str:
         return super().wait_for(pattern, what, timeout)
 
     def run(self, text: str, until: str, timeout: float = 30) -> str:
-        """Type a command; the screen once ``until`` shows after it."""
+        """Type a command on a cleared screen; the screen once ``until`` shows after it."""
         self.tmux("clear-history", "-t", "t")
         self.send("C-l")
         self.line(text)
         return self.wait_for(until, timeout=timeout)
-
-
-def get(port: int, query: str, timeout: float = 30) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/?{query}", timeout=timeout) as resp:
-        return resp.read().decode()
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_fleet_console_over_four_workers(fleet):
     # 100 requests, spread over the workers by the kernel
     served: dict[str, int] = {}
     for _ in range(100):
-        pid = re.search(r"pid=(\d+)", get(app.port, "n=1")).group(1)
+        pid = re.search(r"pid=(\d+)", http_get(app.port, "n=1", timeout=30)).group(1)
         served[pid] = served.get(pid, 0) + 1
     assert set(served) <= {str(p) for p in workers}
 
@@ -93,7 +93,7 @@ def test_fleet_console_over_four_workers(fleet):
 
     def request() -> None:
         try:
-            answer.append(get(app.port, "number=77"))
+            answer.append(http_get(app.port, "number=77", timeout=30))
         except OSError as exc:
             answer.append(f"failed: {exc}")
 

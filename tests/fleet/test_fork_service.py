@@ -9,23 +9,29 @@ import sys
 from pathlib import Path
 
 import pytest
-from service_helpers import ROOT, Server
+
+from tests.subprocs import Program, child_env, http_get, run_otrace
 
 APP = Path(__file__).with_name("forked_app.py")
 
 
-class Forked(Server):
+class Forked(Program):
     """forked_app.py with stdin from /dev/null; the workers' pids and sockets."""
 
     def __init__(self, tmp_path: Path, workers: int = 4, **env: str):
-        self.count = workers
-        super().__init__(tmp_path, APP, group=True, APP_WORKERS=str(workers), **env)
-
-    def started(self) -> None:
-        self.port = int(self.wait_line(r"^PORT (\d+)", timeout=30).group(1))
-        self.parent_socket = self.wait_line(r"^PARENT \d+ SOCKET (.+)$", timeout=30).group(1)
-        found = self.wait_lines(r"^WORKER (\d+) SOCKET (.+)$", count=self.count, timeout=30)
+        env_ = child_env(tmp_path, APP_WORKERS=str(workers), **env)
+        super().__init__([sys.executable, str(APP)], tmp_path, env_, group=True)
+        try:
+            self.port = int(self.wait_line(r"^PORT (\d+)", timeout=30).group(1))
+            self.parent_socket = self.wait_line(r"^PARENT \d+ SOCKET (.+)$", timeout=30).group(1)
+            found = self.wait_lines(r"^WORKER (\d+) SOCKET (.+)$", count=workers, timeout=30)
+        except BaseException:
+            self.stop()
+            raise
         self.workers = {int(m.group(1)): m.group(2) for m in found}
+
+    def get(self, query: str = "", timeout: float = 10) -> str:
+        return http_get(self.port, query, timeout)
 
 
 @pytest.fixture
@@ -36,15 +42,7 @@ def forked(tmp_path):
 
 
 def attach(env: dict[str, str], target: str, text: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "otrace", "attach", target],
-        input=text,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
-        timeout=30,
-    )
+    return run_otrace(env, "attach", target, input=text)
 
 
 def test_each_worker_has_its_own_service(forked):
@@ -81,14 +79,7 @@ def test_parent_and_workers_all_listen(tmp_path):
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(5)
                 s.connect(path)
-        ps = subprocess.run(
-            [sys.executable, "-m", "otrace", "ps"],
-            capture_output=True,
-            text=True,
-            env=app.env,
-            cwd=str(ROOT),
-            timeout=30,
-        )
+        ps = run_otrace(app.env, "ps")
         for pid in app.workers:
             assert str(pid) in ps.stdout
     finally:

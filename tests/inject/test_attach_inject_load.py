@@ -77,7 +77,7 @@ def test_attach_inject_into_tornado_under_load_fails_no_request(tmp_path):
         paths = re.findall(r"/osh/recent/traces/Hello\.get/tr-call/\S+", " ".join(recorded))
         assert len(paths) == 3, recorded  # -n +3: three calls, then the trace stops
         term.type("quit")
-        term.key("Enter")
+        term.send("Enter")
         term.wait_for(r"^EXIT-STATUS-0$", timeout=30)
         assert target.proc.poll() is None  # the program runs on
 
