@@ -247,3 +247,15 @@ def test_workers_send_a_share_and_are_asked_again_only_when_it_was_not_enough(tw
     finally:
         m.close()
         c.service.stop()
+
+
+def test_waiting_holds_are_listed_with_the_others(two):
+    a, b, members = two()
+    T0 = base()
+    a.add("holds", "Handler.get", "hd", T0, argstr="released")
+    waiting = TraceContext("holds", "Handler.get", "hd", {}, {"argstr": "waiting"}, created=T0 + 1)
+    waiting.live = object()  # a hold still waiting: the store keeps it apart, never evicted
+    a.rt.store.add(waiting)
+    lines, err = ls(members, "ls -l /osh/recent/holds")
+    assert err == "" and [x.rsplit("  ", 1)[1] for x in lines] == ["released", "waiting"]
+    waiting.live = None
