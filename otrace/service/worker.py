@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from otrace.tracing import exec_hold
+
 INTERRUPT_GRACE = 0.5  # seconds an interrupted job gets to stop before it is abandoned
 _numbers = itertools.count(1)
 
@@ -163,6 +165,7 @@ class Worker:
             job.abandoned = True
             if self._current is job:
                 self._current = None
+        exec_hold.release_thread(job.thread)  # its exec_lock no longer pauses tracing
         self._abandoned(job)
         if restart and not self._stopped:
             self.start()
