@@ -20,12 +20,12 @@ def _failed(obj: object, exc: BaseException) -> str:
     return f"<{name} object; repr failed: {type(exc).__name__}>"
 
 
-def safe_repr(obj: object, limit: int = 2000) -> str:
-    """A bounded ``repr`` of ``obj``: 20 items per container, 3 levels, ``limit`` characters;
-    containers are formatted piecewise (:mod:`otrace.contexts.piecewise`); a failing
-    ``repr`` gives a placeholder."""
+def safe_repr(obj: object, limit: int = 2000, items: int = 20, depth: int = 3) -> str:
+    """A bounded ``repr`` of ``obj``: ``items`` per container, ``depth`` levels, ``limit``
+    characters; containers are formatted piecewise (:mod:`otrace.contexts.piecewise`); a
+    failing ``repr`` gives a placeholder."""
     try:
-        return piecewise_repr(obj, limit, items=20, depth=3)
+        return piecewise_repr(obj, limit, items=items, depth=depth)
     except BaseException as exc:  # noqa: B036 - a program's repr may raise SystemExit too
         return _failed(obj, exc)
 

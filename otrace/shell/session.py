@@ -317,7 +317,7 @@ class Session:
         if value is not None:
             from otrace.contexts import safe_repr
 
-            result.write(safe_repr(value, 100_000))
+            result.write(safe_repr(value, 100_000, items=100, depth=6))  # as pr shows it
 
     def run_await(self, coro: Any) -> Any:
         """Run typed code that awaits as a task on the program's loop, bounded by
