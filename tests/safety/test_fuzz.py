@@ -187,7 +187,7 @@ class ProgramThreads:
             return f"worst stall {max(self.max_gap.values(), default=0) * 1000:.0f} ms"
         start, end, name = max(self.stalls, key=lambda s: s[1] - s[0])
         during = [
-            f"{text[:60]!r} ({(t1 - t0) * 1000:.0f} ms)"
+            f"{text} ({(t1 - t0) * 1000:.0f} ms)"
             for t0, t1, text in commands
             if t0 < end and t1 > start
         ]
@@ -247,9 +247,9 @@ def _fuzz(prog, safe: bool) -> tuple[ProgramThreads, list[str]]:
                 if time.monotonic() - started > BUDGET:
                     break
                 for text in lines:
-                    t0 = time.monotonic()
+                    t0, where = time.monotonic(), "/".join(map(str, sh.cwd))
                     r = sh.execute(text)
-                    commands.append((t0, time.monotonic(), text))
+                    commands.append((t0, time.monotonic(), f"{text[:60]!r} in /{where[:40]}"))
                     if "internal error" in r.err:
                         problems.append(f"{text!r}: {r.err[-600:]}")
                     sh.cwd = ("osh", "globals") if len(problems) > 50 else sh.cwd
