@@ -55,6 +55,7 @@ def main() -> None:
     run(sys.executable, "requests_cost.py", *flag)
     run(sys.executable, "pickle_store.py", "5000" if opts.quick else "50000")
     run(sys.executable, "shell_input.py", *flag)
+    run(sys.executable, "stalls.py", *flag)
     run(sys.executable, "service.py", *flag)
     if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         run(sys.executable, "store_backends.py", *flag)
