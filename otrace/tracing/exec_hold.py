@@ -20,6 +20,7 @@ threads (lock-free when no hold is on); :func:`release_thread` from any thread.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import weakref
@@ -113,6 +114,21 @@ class ExecHold:
                 f"exec_lock: {skipped} traced call{'s' if skipped != 1 else ''} on other "
                 "threads ran untraced while typed code held the tracing lock"
             )
+
+
+def _after_fork_in_child() -> None:
+    # fork copies only the forking thread: holds of the parent's other threads would pause
+    # the child's tracing for good, and a lock they held would stay held
+    global _all_lock
+    _all_lock = threading.Lock()
+    for hold in list(_all):
+        hold._cond = threading.Condition(threading.Lock())
+        me = threading.get_ident()
+        hold._holds = [h for h in hold._holds if h.thread == me]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def release_thread(thread: int) -> None:

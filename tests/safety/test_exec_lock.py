@@ -160,3 +160,36 @@ def test_release_thread_ends_only_that_threads_hold():
     done.set()
     t.join(5)
     assert not hold.active
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_forked_child_is_not_paused_by_the_parents_hold():
+    import os
+
+    hold = ExecHold(lambda text: None)
+    ready, done = threading.Event(), threading.Event()
+
+    def evaluate():
+        with hold.hold():
+            ready.set()
+            done.wait(10)
+
+    t = threading.Thread(target=evaluate)
+    t.start()
+    try:
+        assert ready.wait(5) and hold.active
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the evaluating thread does not exist here
+            os.close(read)
+            os.write(write, b"admit" if hold.admit() and not hold.active else b"paused")
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as r:
+            assert r.read() == b"admit"
+        assert os.waitpid(pid, 0)[1] == 0
+        assert hold.active  # the parent's hold is untouched
+    finally:
+        done.set()
+        t.join(5)
