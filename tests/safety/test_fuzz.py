@@ -37,6 +37,7 @@ TOTAL = float(os.environ.get("OTRACE_FUZZ_SECONDS", "60"))  # seconds for both m
 BUDGET = TOTAL / 2  # per mode: generating a quarter of it, running the rest
 EXAMPLES = int(os.environ.get("OTRACE_FUZZ_EXAMPLES", "3000"))  # each up to 8 lines
 STALL_LIMIT = 0.1  # seconds a program thread may go without running (the bound)
+REPORTS: list[str] = []  # one line per mode, printed at the end of the run (conftest.py)
 
 NAMES = [
     "raising",
@@ -244,8 +245,8 @@ def _fuzz(prog, safe: bool) -> tuple[ProgramThreads, list[str]]:
     gc.freeze()  # the test's own heap (see the module docstring)
     try:
         with ProgramThreads(prog) as program:
-            for lines in batches:
-                if time.monotonic() > deadline:
+            for n, lines in enumerate(batches):
+                if n >= 100 and time.monotonic() > deadline:  # the first 100 lists run anyway
                     break
                 for text in lines:
                     t0, where = time.monotonic(), "/".join(map(str, sh.cwd))
@@ -260,7 +261,11 @@ def _fuzz(prog, safe: bool) -> tuple[ProgramThreads, list[str]]:
         sh.close()
     program.report = program.worst(commands)
     program.lines = len(commands)
-    print(f"{'safe' if safe else 'unsafe'} mode: {len(commands)} lines; {program.report}")
+    load = os.getloadavg()[0]
+    REPORTS.append(
+        f"{'safe' if safe else 'unsafe'} mode: {len(commands)} lines, load {load:.1f}; "
+        f"{program.report}"
+    )
     return program, problems
 
 
