@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -53,7 +53,7 @@ def _own(t: type, name: str) -> Any:
 
 
 # builtin repr -> (shape, iterator factory); shapes: "list", "tuple", "dict", "set"
-_SHAPES: dict[Any, tuple[str, Callable[[Any], Iterator]]] = {
+_SHAPES: dict[Any, tuple[str, Callable[[Any], Iterable]]] = {
     list.__repr__: ("list", list.__iter__),
     tuple.__repr__: ("tuple", tuple.__iter__),
     dict.__repr__: ("dict", dict.items),
@@ -66,14 +66,14 @@ _SHAPES: dict[Any, tuple[str, Callable[[Any], Iterator]]] = {
 }
 
 
-def _shape(t: type) -> tuple[str, Callable[[Any], Iterator]] | None:
+def _shape(t: type) -> tuple[str, Callable[[Any], Iterable]] | None:
     try:
         return _SHAPES.get(_own(t, "__repr__"))
     except TypeError:  # an unhashable __repr__ object: not one of ours
         return None
 
 
-def _take(obj: Any, it: Callable[[Any], Iterator], n: int) -> tuple[list, bool]:
+def _take(obj: Any, it: Callable[[Any], Iterable], n: int) -> tuple[list, bool]:
     """Up to ``n`` items of ``obj`` (read in one C call each try) and whether there are more."""
     for _ in range(2):
         try:
