@@ -150,8 +150,10 @@ class ProgramThreads:
     def __init__(self, prog):
         self.prog = prog
         self.stop = threading.Event()
+        self._gc_start = 0.0
         self.max_gap = collections.Counter()
-        self.stalls: list[tuple[float, float, str]] = []  # (start, end, thread) over 20 ms
+        self.stalls: list[tuple] = []  # (start, end, thread, process CPU s) over 20 ms
+        self.collections: list[tuple[float, float, int]] = []  # (start, end, generation)
         self.errors: list[BaseException] = []
         self.threads = [
             threading.Thread(target=self.run, name=f"program-{i}", daemon=True) for i in range(2)
@@ -159,15 +161,15 @@ class ProgramThreads:
 
     def run(self):
         me = threading.current_thread().name
-        last = time.monotonic()
+        last, last_cpu = time.monotonic(), time.process_time()
         try:
             while not self.stop.is_set():
                 self.prog.work(1)
-                now = time.monotonic()
+                now, cpu = time.monotonic(), time.process_time()
                 self.max_gap[me] = max(self.max_gap[me], now - last)
-                if now - last > 0.02:
-                    self.stalls.append((last, now, me))
-                last = now
+                if now - last > 0.02:  # with the CPU time the whole process had meanwhile
+                    self.stalls.append((last, now, me, cpu - last_cpu))
+                last, last_cpu = now, cpu
                 time.sleep(0.001)
         except BaseException as exc:  # noqa: B036 - a dead program thread is the failure
             self.errors.append(exc)
@@ -186,16 +188,29 @@ class ProgramThreads:
         """The longest stall, and the shell lines that ran during it."""
         if not self.stalls:
             return f"worst stall {max(self.max_gap.values(), default=0) * 1000:.0f} ms"
-        start, end, name = max(self.stalls, key=lambda s: s[1] - s[0])
+        start, end, name, cpu = max(self.stalls, key=lambda s: s[1] - s[0])
         during = [
             f"{text} ({(t1 - t0) * 1000:.0f} ms)"
             for t0, t1, text in commands
             if t0 < end and t1 > start
         ]
+        gcs = [
+            f"gen {g} {(t1 - t0) * 1000:.0f} ms"
+            for t0, t1, g in self.collections
+            if t0 < end and t1 > start and t1 - t0 > 0.005
+        ]
+        # the process got little CPU meanwhile: the machine, not a thread holding the GIL
         return (
-            f"worst stall {(end - start) * 1000:.0f} ms ({name}); shell lines then: "
-            f"{', '.join(during[:5]) or 'none'}"
+            f"worst stall {(end - start) * 1000:.0f} ms ({name}), process CPU "
+            f"{cpu / (end - start):.0%} of it, garbage collections {', '.join(gcs) or 'none'}; "
+            f"shell lines then: {', '.join(during[:5]) or 'none'}"
         )
+
+    def on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.monotonic()
+        elif len(self.collections) < 100_000:
+            self.collections.append((self._gc_start, time.monotonic(), info["generation"]))
 
 
 @pytest.fixture
@@ -243,8 +258,10 @@ def _fuzz(prog, safe: bool) -> tuple[ProgramThreads, list[str]]:
     commands: list[tuple[float, float, str]] = []
     gc.collect()
     gc.freeze()  # the test's own heap (see the module docstring)
+    program = ProgramThreads(prog)
+    gc.callbacks.append(program.on_gc)
     try:
-        with ProgramThreads(prog) as program:
+        with program:
             for n, lines in enumerate(batches):
                 if n >= 100 and time.monotonic() > deadline:  # the first 100 lists run anyway
                     break
@@ -256,6 +273,7 @@ def _fuzz(prog, safe: bool) -> tuple[ProgramThreads, list[str]]:
                         problems.append(f"{text!r}: {r.err[-600:]}")
                     sh.cwd = ("osh", "globals") if len(problems) > 50 else sh.cwd
     finally:
+        gc.callbacks.remove(program.on_gc)
         gc.unfreeze()
         log.remove_sink(heard.append)
         sh.close()
