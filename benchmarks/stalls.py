@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from _common import emit, interleave, machine, table
+from _common import emit, interleave, machine, result, table
 
 from otrace.contexts import safe_str
 
@@ -79,6 +79,11 @@ def main() -> None:
             for case, seconds in got.items():
                 rows.append((f"{kind} of {n:,}", case, f"{seconds * 1000:.1f}"))
                 emit("stall", container=kind, size=n, case=case, ms=round(seconds * 1000, 2))
+                if case in ("builtin repr", "piecewise"):  # the bound: 100 ms
+                    op, target = ("<=", 100) if case == "piecewise" else ("--", "--")
+                    result(
+                        f"stall-{kind}-{n}-{case.split()[-1]}-ms", seconds * 1000, op, target, "ms"
+                    )
     probe.stop = True
     table(
         "longest program-thread gap while formatting (ms, median)",

@@ -180,7 +180,7 @@ class Session:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
         if self._pending or "collect_line" in self.hooks:
             return "... "
-        prefix = "BRK:" if any(c.kind == "breaks" for c in self.runtime.holds.pending()) else ""
+        prefix = "BRK:" if self.runtime.holds.breaks_waiting() else ""
         parts = self.cwd
         if not parts:
             return prefix + "/> "
