@@ -157,6 +157,7 @@ def main() -> None:
         print("\n(wrk not found: figures 1, 5, 6, 7 skipped; apt-get install -y wrk)")
     step("requests_cost.py", *flag)
     step("shell_input.py", *flag)
+    step("stalls.py", *flag)
     step("service.py", *flag)
     if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         step("store_backends.py", *flag)
