@@ -79,10 +79,13 @@ class ContextStore:
             order[ctx.id] = ctx
             self._newest = ctx
             evicted = self._evict(order)
-        self.events.emit(ContextRecorded(ctx))
+        events = self.events
+        if events.has_subscribers(ContextRecorded):
+            events.emit(ContextRecorded(ctx))
         for old in evicted:
             if old.id not in self._saved_ids:
-                self.events.emit(ContextRemoved(old))
+                if events.has_subscribers(ContextRemoved):
+                    events.emit(ContextRemoved(old))
                 old.unlink()
 
     def _evict(self, order: OrderedDict[str, TraceContext]) -> list[TraceContext]:
@@ -95,17 +98,17 @@ class ContextStore:
         excess = len(order) - self.params.max_recent
         if excess <= 0:
             return evicted
-        for old in list(order.values()):
-            if excess <= 0:
-                break
-            if old.live is not None:
-                continue
+        # from the oldest, stopping as soon as enough are found (not a copy of all of them)
+        for old in order.values():
+            if old.live is None:
+                evicted.append(old)
+                if len(evicted) >= excess:
+                    break
+        for old in evicted:
             del order[old.id]
-            excess -= 1
             _pop(self.recent, old)
             if old.id not in self._saved_ids:
                 self.all.pop(old.id, None)
-            evicted.append(old)
         if self._newest is not None and self._newest.id not in self.all:
             self._newest = self._latest()
         return evicted
