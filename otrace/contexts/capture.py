@@ -521,6 +521,8 @@ def current_task_name() -> str | None:
     if aio is None:
         return None
     try:
+        if aio.events._get_running_loop() is None:  # no loop: no task (and no exception)
+            return None
         task = aio.current_task()
     except RuntimeError:
         return None

@@ -183,12 +183,52 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     return out
 
 
-def _frame_values(frame: FrameContext, limits: Limits, memo: dict[int, Any]) -> tuple[dict, dict]:
+_CONTEXTS = frozenset((FrameContext, TraceContext))
+
+
+def _unchanging(frame: FrameContext) -> bool:
+    """True if nothing among ``frame``'s values can change or needs a placeholder: no
+    built-in container (a tuple only of such values is fine), no trace context, no cause."""
+    containers = _CONTAINERS
+    for k, v in frame.items():
+        t = type(v)
+        if t in containers:
+            if k == "__trc":
+                continue
+            if t is not tuple or not _CONTAINERS_OR_CONTEXTS.isdisjoint(map(type, v)):
+                return False
+        elif t in _CONTEXTS and k not in _LINKS:
+            return False
+    return True
+
+
+_CONTAINERS_OR_CONTEXTS = _CONTAINERS | _CONTEXTS
+
+
+def _frame_values(
+    frame: FrameContext, limits: Limits, memo: dict[int, Any], root: bool = False
+) -> tuple[dict, dict]:
+    """(values, trc) of one frame for the writer: copies of what can change; the frame's
+    own dicts when nothing in them can (the writer leaves the links out).  The root's are
+    always copied: otrace adds to them later (a return value, a release reason)."""
+    trc = frame.get("__trc")
+    if not isinstance(trc, dict):
+        trc = {}
+    elif root or not trc.keys() <= _MADE:
+        containers = _CONTAINERS
+        made = _MADE
+        trc = {
+            k: v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
+            for k, v in list(trc.items())
+        }
+    if not root and _unchanging(frame):
+        return frame, trc
     containers = _CONTAINERS
     values = {}
     for k, v in list(frame.items()):
         if type(v) in containers:
-            values[k] = _freeze(v, 1, limits, memo)
+            if k != "__trc":
+                values[k] = _freeze(v, 1, limits, memo)
         elif k in _LINKS:
             continue
         elif k in _CAUSES:
@@ -197,13 +237,7 @@ def _frame_values(frame: FrameContext, limits: Limits, memo: dict[int, Any]) -> 
             values[k] = _freeze(v, 1, limits, memo)
         else:
             values[k] = v
-    trc = frame.get("__trc")
-    out: dict[Any, Any] = {}
-    if isinstance(trc, dict):
-        made = _MADE
-        for k, v in list(trc.items()):
-            out[k] = v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
-    return values, out
+    return values, trc
 
 
 # A chained exception (``__cause__``/``__context__``, see otrace.contexts.chain) is a frame
@@ -219,7 +253,8 @@ def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
     while isinstance(node, FrameContext) and node not in chain:
         chain.append(node)
         node = node.get("__up")
-    return {_CHAIN_MARK: [_frame_values(f, limits, memo) for f in reversed(chain)]}
+    # copied whole (rare; and the writer reads a cause's frames only as plain data)
+    return {_CHAIN_MARK: [_frame_values(f, limits, memo, True) for f in reversed(chain)]}
 
 
 def _thaw_causes(values: dict[Any, Any]) -> None:
@@ -272,7 +307,7 @@ def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS)
         timestamp=ctx.timestamp,
         created=ctx.created,
         pid=pid,
-        frames=[_frame_values(f, limits, memo) for f in frames],
+        frames=[_frame_values(f, limits, memo, i == root) for i, f in enumerate(frames)],
         root=root,
     )
 
@@ -384,9 +419,13 @@ def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> 
 def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Pickle a frozen context as plain data (runs on the writer thread; never raises for values)."""
     memo: dict[int, Any] = {}
-    frames = [
-        (_sanitize(v, 0, limits, memo), _sanitize_trc(t, limits, memo)) for v, t in snap.frames
-    ]
+    frames = []
+    made = []  # alive until the end: the memo is keyed by id
+    for values, trc in snap.frames:
+        if type(values) is not dict:  # a frame kept by reference: its values, not its links
+            values = {k: v for k, v in list(values.items()) if k not in _LINKS}
+            made.append(values)
+        frames.append((_sanitize(values, 0, limits, memo), _sanitize_trc(trc, limits, memo)))
     return pickle.dumps({"frames": frames, "root": snap.root}, PROTOCOL)
 
 
