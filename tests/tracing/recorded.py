@@ -1,0 +1,52 @@
+"""A small program for tests/tracing/test_recording.py: hostile values and exceptions."""
+
+from __future__ import annotations
+
+
+class Counted:
+    """Counts every call of its text methods; the counts must stay 0 while recording."""
+
+    calls = 0
+
+    def __init__(self, a: int) -> None:
+        self.a = a
+
+    def __repr__(self) -> str:
+        Counted.calls += 1
+        raise SystemExit("repr of a program object ran")
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        Counted.calls += 1
+        raise SystemExit("__eq__ ran")
+
+    __hash__ = object.__hash__
+
+
+class Loud(Exception):
+    """An exception whose message is program code."""
+
+    def __str__(self) -> str:
+        Counted.calls += 1
+        return "the program's own message"
+
+
+def fails(value):
+    raise Loud(value)
+
+
+def chained(value):
+    try:
+        fails(value)
+    except Loud as exc:
+        raise ValueError(value) from exc
+
+
+def caller(thing_factory, traced):
+    thing = thing_factory()
+    try:
+        traced(thing)
+    except Exception:
+        pass
+    return thing
