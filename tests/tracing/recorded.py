@@ -13,13 +13,13 @@ class Counted:
 
     def __repr__(self) -> str:
         Counted.calls += 1
-        raise SystemExit("repr of a program object ran")
+        return f"Counted-{self.a}"  # (a test failing shows it; the count is what is checked)
 
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
         Counted.calls += 1
-        raise SystemExit("__eq__ ran")
+        return self is other
 
     __hash__ = object.__hash__
 
