@@ -148,7 +148,11 @@ def stored_text(obj: object, limit: int = 300) -> str:
         kind = type(obj)
         if kind in _BRACKETS or kind in _PLAIN or kind is complex or isinstance(obj, BaseException):
             return brief(obj, limit)
-        ns = _instance_dict(obj)
+        if kind in _OWN_REPR:  # the interpreter's repr, which reads only names
+            return repr(obj)[:limit]
+        # only instances of classes defined in Python: a function's or module's __dict__
+        # says nothing about it
+        ns = _instance_dict(obj) if _FLAGS.__get__(kind) & _HEAPTYPE else None
         if ns is None:
             return brief(obj, limit)
         items = [(k, v) for k, v in list(ns.items())[:9] if type(k) is str]
@@ -162,6 +166,11 @@ def stored_text(obj: object, limit: int = 300) -> str:
 
 
 _QUAL: Any = type.__dict__["__qualname__"]
+_FLAGS: Any = type.__dict__["__flags__"]
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class statement made it
+_OWN_REPR = frozenset(
+    (type, type(len), type(_instance_dict), type(_instance_dict.__code__))
+)  # exact classes, functions, built-in functions and code objects
 
 
 def exc_text(exc: BaseException, limit: int = 300) -> str:
