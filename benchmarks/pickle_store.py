@@ -82,6 +82,18 @@ def make(i: int) -> TraceContext:
     )
 
 
+MADE: list[TraceContext] = []  # a global: a closure's list would be captured with every context
+
+
+def grab(order: Order, qty: int) -> None:
+    """Raise, and capture the exception as a context (for the writer's backlog)."""
+    try:
+        raise ValueError(qty)
+    except ValueError as exc:
+        values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe(1))
+        MADE.append(TraceContext("exceptions", "fail", "ValueError", values, trc))
+
+
 def traced_thread(tmp: str, n: int, rounds: int) -> None:
     """Figures 1 and 2: the traced thread with and without pickle_file, and the writer."""
     rt = default()
@@ -166,14 +178,8 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
     )
 
     # the writer alone, from a backlog of such contexts
-    made: list[TraceContext] = []
-
-    def grab(order, qty):
-        try:
-            raise ValueError(qty)
-        except ValueError as exc:
-            values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe(1))
-            made.append(TraceContext("exceptions", "fail", "ValueError", values, trc))
+    made = MADE
+    del made[:]
 
     def fill():
         for _ in range(n * 2):
@@ -188,8 +194,10 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
     t1 = time.perf_counter()
     stats = writer.stats()
     writer.close()
+    backlog = len(made)
+    del made[:]
     print(
-        f"contexts written per second, writer alone (backlog of {len(made)}): "
+        f"contexts written per second, writer alone (backlog of {backlog}): "
         f"{stats['written'] / (t1 - t0):8.0f} contexts/s"
     )
     unwrap_all()
