@@ -145,11 +145,11 @@ class TraceContext(FrameContext):
         if isinstance(up, FrameContext):
             up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()
-        code = KINDS.get(kind)
-        clean = _clean(name, "..") if code is not None and not trace_id else ""
+        code = KINDS.get(kind, "")
+        clean = _clean(name, "..") if code and not trace_id else ""
         if clean:  # the usual case, without formatting an id only to parse it again
             self.name, self.kind, self.timestamp = clean, kind, new_timestamp(self.created)
-            self.ctxid = f"{code}-{_clean(label, ';')}" if label else code  # type: ignore[assignment]
+            self.ctxid: str = f"{code}-{_clean(label, ';')}" if label else code
             self.id = f"{clean}:{self.ctxid}:{self.timestamp}"
         else:
             self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))
