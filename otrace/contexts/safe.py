@@ -115,7 +115,7 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
             parts.append(",")
         parts.append(close)
         return "".join(parts)
-    if isinstance(obj, BaseException):
+    if issubclass(kind, BaseException):  # (isinstance could ask the object's __class__)
         args = _ARGS.__get__(obj)
         return f"{kind.__name__}(" + ", ".join(_brief(a, 100, depth - 1) for a in args[:3]) + ")"
     return object.__repr__(obj)
@@ -146,7 +146,12 @@ def stored_text(obj: object, limit: int = 300) -> str:
     """
     try:
         kind = type(obj)
-        if kind in _BRACKETS or kind in _PLAIN or kind is complex or isinstance(obj, BaseException):
+        if (
+            kind in _BRACKETS
+            or kind in _PLAIN
+            or kind is complex
+            or issubclass(kind, BaseException)
+        ):
             return brief(obj, limit)
         if kind in _OWN_REPR:  # the interpreter's repr, which reads only names
             return repr(obj)[:limit]
@@ -184,6 +189,7 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
 # formats without running any code of the program's.
 _PLAIN = (str, int, float, bool, type(None), bytes)
 _OS_FIELDS = ("filename", "filename2")
+_OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
 _MRO: Any = type.__dict__["__mro__"]
 _NAME: Any = type.__dict__["__name__"]
 _DICT: Any = type.__dict__["__dict__"]
@@ -216,8 +222,8 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
         name = _NAME.__get__(cls)
         text = None
         if _builtin_str(cls) and all(type(a) in _PLAIN for a in _ARGS.__get__(exc)):
-            if not isinstance(exc, OSError) or all(
-                type(getattr(exc, f, None)) in _PLAIN for f in _OS_FIELDS
+            if not issubclass(cls, OSError) or all(
+                type(_OS_DESCR[f].__get__(exc)) in _PLAIN for f in _OS_FIELDS
             ):
                 text = str(exc)
         if text is None:

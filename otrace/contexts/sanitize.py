@@ -115,6 +115,8 @@ class Snapshot:
     root: int
 
 
+# Key types whose hash is the interpreter's own (a dict keyed by them is copied deeply)
+_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
 # Exact built-in containers the freeze copies (a frozenset cannot change)
 _CONTAINERS = frozenset((dict, list, tuple, set))
 # Values the freeze keeps as they are: nothing in them can change.
@@ -147,7 +149,7 @@ _MADE = frozenset(
 def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     cls = type(obj)
     if cls not in _CONTAINERS:
-        if isinstance(obj, FrameContext):
+        if issubclass(cls, FrameContext):
             return Unpicklable(
                 cls.__name__,
                 cls.__module__,
@@ -163,9 +165,16 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     depth += 1
     immutable = _IMMUTABLE
     if cls is dict:
+        items = list(obj.items())
+        if not _KEYS.issuperset(map(type, obj)):
+            # storing under a program object's key would run its __hash__ (and __eq__):
+            # a shallow copy (the interpreter reuses the stored hashes) is as far as it goes
+            shallow = obj.copy()
+            memo[id(obj)] = shallow
+            return shallow
         out: Any = {}
         memo[id(obj)] = out
-        for k, v in list(obj.items()):
+        for k, v in items:
             out[k] = v if type(v) in immutable else _freeze(v, depth, limits, memo)
         return out
     if cls is list:
@@ -233,7 +242,7 @@ def _frame_values(
             continue
         elif k in _CAUSES:
             values[k] = _freeze_cause(v, limits, memo)
-        elif isinstance(v, FrameContext):
+        elif issubclass(type(v), FrameContext):
             values[k] = _freeze(v, 1, limits, memo)
         else:
             values[k] = v
@@ -247,7 +256,7 @@ _CHAIN_MARK = "__otrace_frames__"
 
 
 def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
-    if not isinstance(node, FrameContext):
+    if not issubclass(type(node), FrameContext):
         return _freeze(node, 1, limits, memo)
     chain: list[FrameContext] = []
     while isinstance(node, FrameContext) and node not in chain:
@@ -339,7 +348,7 @@ def _leaf(obj: Any, limits: Limits) -> Any:
     except (
         BaseException
     ) as exc:  # RecursionError, PicklingError, TypeError, anything __reduce__ raises
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        if issubclass(type(exc), (KeyboardInterrupt, SystemExit)):
             raise
         return _placeholder(obj, limits, exc_line(exc, 160))
     if len(data) > limits.max_value_bytes:
@@ -349,9 +358,9 @@ def _leaf(obj: Any, limits: Limits) -> Any:
 
 
 def _key(key: Any) -> Any:
-    if isinstance(key, _KEY_TYPES):
+    if issubclass(type(key), _KEY_TYPES):
         return key
-    if type(key) is tuple and all(isinstance(k, _KEY_TYPES) for k in key):
+    if type(key) is tuple and all(issubclass(type(k), _KEY_TYPES) for k in key):
         return key
     return brief(key, 200)
 
@@ -364,9 +373,9 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
         if len(obj) > limits.max_value_bytes:
             return _placeholder(obj, limits, f"too large: {len(obj)} characters")
         return obj
-    if isinstance(obj, LazyText):
+    if issubclass(cls, LazyText):
         return _sanitize(obj.safe_text(), depth, limits, memo)
-    if isinstance(obj, Unpicklable):
+    if issubclass(cls, Unpicklable):
         return obj
     done = memo.get(id(obj))
     if done is not None:

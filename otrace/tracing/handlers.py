@@ -82,9 +82,9 @@ class Call:
         site = self.site
         out: list[tuple[str, Any]] = []
         for name, value in self.arguments().items():
-            if name == site.varargs and isinstance(value, tuple):
+            if name == site.varargs and type(value) is tuple:
                 out.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
-            elif name == site.varkw and isinstance(value, dict):
+            elif name == site.varkw and type(value) is dict:
                 out.extend(value.items())
             else:
                 out.append((name, value))
@@ -178,7 +178,7 @@ def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, 
 
 
 def _value_text(value: Any) -> str:
-    if isinstance(value, type):
+    if issubclass(type(value), type):  # (isinstance could ask the value's __class__)
         return type.__dict__["__name__"].__get__(value)
     if type(value) is str:  # as typed in conditions: unquoted
         return value if len(value) <= 200 else value[:200] + "..."

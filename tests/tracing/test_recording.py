@@ -99,6 +99,33 @@ def test_recording_and_writing_run_no_program_code(tmp_path, announced):
         store_sqlite.uninstall()
 
 
+def test_hostile_objects_run_nothing_while_recorded_and_written(tmp_path, announced):
+    """__class__, __getattribute__, __hash__, __eq__, __repr__: none runs on the traced
+    thread (capture, freeze); the writer runs only what pickling the object asks for."""
+    store_sqlite.install(PARAMS, STORE, workdir=tmp_path)
+    try:
+        PARAMS.set_text("pickle_file", "sly.db")
+        trace(prog.takes, prog, "takes", condition="call")
+        trace(prog.raises_with, prog, "raises_with")
+        sly = prog.Sly()
+        table = {sly: [1, 2], "k": sly}  # a program object as a key, and as a value
+        pair = (sly, [sly])
+        prog.Sly.seen.clear()
+        assert prog.takes(sly, table, pair) == 4
+        with pytest.raises(KeyError):
+            prog.raises_with(sly, table, pair)
+        assert store_sqlite.flush(30)
+        seen = list(prog.Sly.seen)
+        assert [what for thread, what in seen if not thread.startswith("otrace-writer")] == []
+        pickling = {"__reduce_ex__", "__reduce__", "__getstate__", "__class__"}
+        assert {what for _, what in seen} <= pickling, seen
+        stats = store_sqlite.writer().stats()
+        assert stats["written"] == 2 and stats["failed"] == 0
+        assert "takes" in STORE.recent["traces"] and "raises_with" in STORE.recent["exceptions"]
+    finally:
+        store_sqlite.uninstall()
+
+
 def _two_frames(values: dict) -> TraceContext:
     def inner(v):
         try:
