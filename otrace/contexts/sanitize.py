@@ -3,12 +3,15 @@
 Writing happens in two steps, so that the traced program pays little:
 
 1. :func:`freeze_context` runs on the thread that created the context and copies only what
-   can still change: the frame chain (``__up``/``__down``), every frame's dict and ``__trc``
-   dict, and the built-in containers among the program's values (``dict``, ``list``,
-   ``tuple``, ``set``, ``frozenset``, down to ``max_depth`` and at most ``max_items`` elements
-   each), so later changes to those containers do not leak into the record.  What capturing
-   made and never changes again (the frame lines, ``framestack``, the lazy texts) and other
-   objects are kept by reference.
+   can still change: the root frame's dict and ``__trc`` (otrace adds a return value or a
+   release reason later), the built-in containers among the program's values (``dict``,
+   ``list``, ``tuple``, ``set``, down to ``max_depth`` and at most ``max_items`` elements
+   each, so later changes to them do not leak into the record) and the dicts of frames
+   holding such containers.  Every other frame is handed over by reference (capture made
+   it, nothing changes it), as are what capturing made and never changes again (the frame
+   lines, ``framestack``, the lazy texts) and other objects.  It runs no program code:
+   type checks look at ``type()`` only, and a dict keyed by program objects is copied
+   without hashing them again.
 2. :func:`encode` runs on the pickle writer's thread.  It pickles every value that is not a
    plain scalar or rebuilt container *on its own*, so one bad value never costs the record:
    a value that does not pickle (locks, sockets, generators, open files, a ``__reduce__`` that
