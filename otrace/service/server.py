@@ -223,10 +223,8 @@ class Service:
             if self._hooked:
                 return
             self._hooked = True
-        bus = self.runtime.events
-        bus.subscribe(Announcement, self._on_announcement)
-        bus.subscribe(ContextRecorded, self._on_context)
-        bus.subscribe(ContextRemoved, self._on_context)
+        for event_type, fn in self._subscriptions():
+            self.runtime.events.subscribe(event_type, fn)
         logging.getLogger("otrace").addHandler(self._log_handler)
 
     def _unhook_events(self) -> None:
@@ -234,11 +232,17 @@ class Service:
             if not self._hooked or self._clients:
                 return
             self._hooked = False
-        bus = self.runtime.events
-        bus.unsubscribe(Announcement, self._on_announcement)
-        bus.unsubscribe(ContextRecorded, self._on_context)
-        bus.unsubscribe(ContextRemoved, self._on_context)
+        for event_type, fn in self._subscriptions():
+            self.runtime.events.unsubscribe(event_type, fn)
         logging.getLogger("otrace").removeHandler(self._log_handler)
+
+    def _subscriptions(self) -> list[tuple[type, Callable[[Any], None]]]:
+        """The bus events consoles hear, and who takes them (hooked and unhooked together)."""
+        return [
+            (Announcement, self._on_announcement),
+            (ContextRecorded, self._on_context),
+            (ContextRemoved, self._on_context),
+        ]
 
     def _on_announcement(self, event: Announcement) -> None:
         text = event.text  # on the traced thread: as little as possible

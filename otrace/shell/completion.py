@@ -8,7 +8,8 @@ same reading that runs the line -- and then completes by what is expected:
 
 * the first word: command names and aliases (in ``/osh`` also names, since a first word that
   is not a command makes the line a ``pr`` expression);
-* ``-`` words: the command's declared options; an option's value: its declared choices;
+* ``-`` words: the command's declared options (``-x`` letters, and ``--long`` names where
+  declared); an option's value: its declared choices;
 * after ``<``/``>``: a file; after ``<<``: nothing (the here-doc's end word);
 * after a chaining command's ``;``: a line of its own;
 * a positional word by the kind of its :class:`~otrace.shell.registry.Arg`: ``path`` and
@@ -164,7 +165,7 @@ def _complete_expected(
     session, cmd: Command, text: str, exp: Expect, word: str, start: int
 ) -> list[Completion]:
     if exp.what == "option":
-        return _complete_options(cmd, word, start)
+        return _complete_options(cmd, exp, word, start)
     if exp.what == "value":
         assert exp.option is not None
         return _choices(exp.option.choices, word, start)
@@ -217,15 +218,31 @@ def _choices(choices: tuple[str, ...], word: str, start: int) -> list[Completion
     ]
 
 
-def _complete_options(cmd: Command, word: str, start: int) -> list[Completion]:
+def _complete_options(cmd: Command, exp: Expect, word: str, start: int) -> list[Completion]:
+    """``-x`` letters (more letters join the word), and ``--long`` names where declared:
+    after ``-`` both, after ``--`` the long ones (with ``=`` their declared choices)."""
+    given = set(exp.args.opts)
+    if word.startswith("--"):
+        name, eq, value = word[2:].partition("=")
+        if eq:
+            opt = next((o for o in cmd.options if o.long == name), None)
+            return [] if opt is None else _choices(opt.choices, value, start + len(name) + 3)
+        return [
+            Completion(f"--{o.long}" + ("=" if o.choices else " "), start, f"--{o.long}", o.help)
+            for o in cmd.options
+            if o.long and o.long.startswith(name) and o.letter not in given
+        ]
     used = set(word[1:])
     if any(o.value and o.letter in used for o in cmd.options):
         return []  # the value follows in this word
-    return [
+    out = [
         Completion(word + o.letter + " ", start, "-" + o.letter, o.help)
         for o in cmd.options
-        if o.letter not in used
+        if o.letter not in used and o.letter not in given
     ]
+    if word == "-":
+        out += _complete_options(cmd, exp, "--", start)
+    return out
 
 
 def _complete_param(session, args: list[str], word: str, start: int) -> list[Completion]:

@@ -55,7 +55,8 @@ def check(sh: Any, cmd: Any, args: Any) -> None:
         raise refuse(cmd.unsafe)
     for opt in cmd.options:
         if opt.unsafe and args.opts.get(opt.letter):
-            raise refuse(f"{cmd.name} -{opt.letter}: {opt.unsafe}")
+            name = f"-{opt.letter}" + (f"/--{opt.long}" if opt.long else "")
+            raise refuse(f"{cmd.name} {name}: {opt.unsafe}")
     if args.stdout is not None:
         raise refuse(f"{cmd.name} > file: writing files")
     if args.stdin is not None and args.stdin.op == "<" and args.stdin.target:

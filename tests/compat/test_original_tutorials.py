@@ -9,18 +9,18 @@ the patch taking effect), not our exact layout -- that is test_tutorials.py's jo
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.compat.tmux_terminal import TmuxTerminal
+from tests.compat.tmux_terminal import TmuxTerminal, demo_env
 from tests.compat.tutorial_replay import ROOT, Browser
+from tests.tmux import needs_tmux
 
 pytestmark = [
     pytest.mark.terminal,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    needs_tmux,
 ]
 
 
@@ -105,19 +105,13 @@ GETTING_STARTED = [
 ]
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    return {
-        "PYTHONPATH": str(ROOT),
-        "OTRACE_HISTORY": "",
-        "TERM": "xterm-256color",
-        "HOME": str(tmp),
-        "XDG_RUNTIME_DIR": str(tmp),
-        "TMPDIR": str(tmp),
-    }
+def _demo(tmp: Path, *argv: str) -> TmuxTerminal:
+    """A tornademos script (``argv``: it and its arguments) in a pane."""
+    return TmuxTerminal([sys.executable, *argv], ROOT / "tornademos", demo_env(tmp))
 
 
 def _port(term: TmuxTerminal) -> int:
-    lines = term.wait_for(r"Listening on")
+    lines = term.wait_lines(r"Listening on")
     return int(re.search(r"Listening on \S+:(\d+)", "\n".join(lines)).group(1))
 
 
@@ -134,18 +128,16 @@ def _quit(term: TmuxTerminal) -> None:
     """Stop the demo (``quit`` would only detach the console)."""
     for line in ("set safe_mode False", "shutdown -y"):
         term.type(line)
-        term.key("Enter")
-    term.wait_for(r"^Server stopped|chat_websock: stopped|Pane is dead")
+        term.send("Enter")
+    term.wait_lines(r"^Server stopped|chat_websock: stopped|Pane is dead")
 
 
 @pytest.mark.timeout(180)
 def test_getting_started_step_by_step(tmp_path):
-    term = TmuxTerminal(
-        [sys.executable, "hello_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "hello_trace.py", "--port=0")
     try:
         _port(term)
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^globals> ?$")
         for command, pattern in GETTING_STARTED:
             _check(term, command, pattern)
         _quit(term)
@@ -156,12 +148,10 @@ def test_getting_started_step_by_step(tmp_path):
 @pytest.mark.timeout(120)
 def test_getting_started_as_one_script(tmp_path):
     """The original's way to rerun the whole tutorial: source ~~w/demo/hello_test.osh."""
-    term = TmuxTerminal(
-        [sys.executable, "hello_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "hello_trace.py", "--port=0")
     try:
         _port(term)
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^globals> ?$")
         out = term.run("source ~~w/demo/hello_test.osh", timeout=60)
         text = "\n".join(out)
         for expected in (
@@ -181,20 +171,18 @@ def test_getting_started_as_one_script(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_use_with_tornado_holds_step_by_step(tmp_path):
-    term = TmuxTerminal(
-        [sys.executable, "torna_trace.py", "--port=0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "torna_trace.py", "--port=0")
     browser = None
     try:
         browser = Browser(_port(term))
-        term.wait_for(r"^trace_active = True$")  # torna_trace.trc
-        term.wait_for(r"^globals> ?$")
+        term.wait_lines(r"^trace_active = True$")  # torna_trace.trc
+        term.wait_lines(r"^globals> ?$")
         _check(term, "set trace_active True", r"^trace_active = True$")
         browser.fetch("/?number=1")
         browser.threads[-1].join(30)
         assert "The reciprocal of 1.0 is 1.0" in browser.answers["/?number=1"]
         browser.fetch("/?number=77")
-        term.wait_for(r"^GetHandler\.get:hd-hold_check:\d{6}-")
+        term.wait_lines(r"^GetHandler\.get:hd-hold_check:\d{6}-")
         browser.fetch("/?number=4")  # the server goes on while 77 is held
         browser.threads[-1].join(30)
         assert "The reciprocal of 4.0 is 0.25" in browser.answers["/?number=4"]
@@ -216,9 +204,7 @@ def test_use_with_tornado_holds_step_by_step(tmp_path):
 @pytest.mark.browser
 @pytest.mark.timeout(120)
 def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
-    term = TmuxTerminal(
-        [sys.executable, "chat_websock.py", "--port", "0"], ROOT / "tornademos", _env(tmp_path)
-    )
+    term = _demo(tmp_path, "chat_websock.py", "--port", "0")
     context = browser.new_context()
     try:
         port = int(re.search(r":(\d+)$", _listening(term)).group(1))
@@ -227,7 +213,7 @@ def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
         page.fill("input[name=username]", "user1")
         page.click("input[type=submit]")
         page.wait_for_selector("body[data-connected=yes]")
-        term.wait_for(r"> ?$")
+        term.wait_lines(r"> ?$")
         _check(term, "cd /osh/web", "")
         _check(term, "ls", r"^user1$")
         _check(term, "set safe_mode False", r"^safe_mode = False$")
@@ -245,5 +231,5 @@ def test_use_with_tornado_osh_web_step_by_step(tmp_path, browser):
 
 
 def _listening(term: TmuxTerminal) -> str:
-    lines = term.wait_for(r"chat_websock: Listening on")
+    lines = term.wait_lines(r"chat_websock: Listening on")
     return next(line for line in lines if "chat_websock: Listening on" in line)

@@ -3,15 +3,14 @@ real demo programs, typed into a real terminal (tmux) one command at a time."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.compat.tutorial_replay import ROOT, parse, replay
+from tests.tmux import needs_tmux
 
 pytestmark = [
     pytest.mark.terminal,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    needs_tmux,
 ]
 
 DOCS = ("README.rst", "docs/GettingStarted.rst", "docs/UseWithTornado.rst")

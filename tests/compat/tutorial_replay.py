@@ -24,12 +24,12 @@ import os
 import re
 import sys
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.compat.tmux_terminal import TmuxTerminal
+from tests.compat.tmux_terminal import TmuxTerminal, demo_env
+from tests.tmux import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = re.compile(r"^([\w.|;=\-<>]+?>)(?: (.*))?$")
@@ -166,25 +166,18 @@ def _screen(term: TmuxTerminal) -> list[str]:
 
 
 def _wait(term: TmuxTerminal, ready, what: str, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = _screen(term)
-        if ready(lines):
-            return lines
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; screen:\n" + "\n".join(lines))
-        time.sleep(0.05)
+    seen: list[str] = []
+
+    def check() -> list[list[str]]:
+        seen[:] = _screen(term)
+        return [seen] if ready(seen) else []
+
+    failure = f"timed out waiting for {what}; screen:\n"
+    return wait_until(check, timeout, lambda: failure + "\n".join(seen))[0]
 
 
 def start(session: Session, tmp: Path) -> TmuxTerminal:
-    env = {
-        "PYTHONPATH": str(ROOT),
-        "OTRACE_HISTORY": "",
-        "TERM": "xterm-256color",
-        "HOME": str(tmp),
-        "XDG_RUNTIME_DIR": str(tmp),
-        "TMPDIR": str(tmp),
-    }
+    env = demo_env(tmp)
     if session.script.startswith("otrace "):  # `$ .venv/bin/otrace ARGS`, from the checkout
         args = session.script.split()[1:]
         if args == ["demo"]:
@@ -197,7 +190,7 @@ def start(session: Session, tmp: Path) -> TmuxTerminal:
 
 def _type(term: TmuxTerminal, command: str, before: int) -> list[str]:
     term.type(command)
-    term.key("Enter")
+    term.send("Enter")
     if command.strip() in ("quit", "shutdown -y"):
         hist = _wait(
             term,
@@ -273,7 +266,11 @@ def replay(session: Session, tmp: Path, record: bool = False) -> list[str]:
                 if j < len(hist) and not hist[j]:
                     j += 1
                     continue
-                if j >= len(hist) or expected[i] != hist[j]:
+                if j >= len(hist):  # more is expected after a prompt line: printed late
+                    n = j
+                    hist = _wait(term, lambda h: len(h) > n, f"transcript line {i + 1}")
+                    continue
+                if expected[i] != hist[j]:
                     raise AssertionError(_mismatch(expected, hist, i, j, session.script))
                 i += 1
                 j += 1
@@ -294,9 +291,10 @@ def replay(session: Session, tmp: Path, record: bool = False) -> list[str]:
 
 
 def _mismatch(expected: list[str], hist: list[str], i: int, j: int, script: str) -> str:
+    got = repr(hist[j]) if j < len(hist) else "nothing more (yet)"
     return (
         f"{script}: transcript line {i + 1} differs\n  expected: {expected[i]!r}\n"
-        f"  got:      {hist[j]!r}\ncontext (program):\n" + "\n".join(hist[max(0, j - 8) : j + 3])
+        f"  got:      {got}\ncontext (program):\n" + "\n".join(hist[max(0, j - 8) : j + 3])
     )
 
 

@@ -93,6 +93,22 @@ def test_options_come_from_the_declaration(session):
     assert "-la " in combined and "-ll " not in combined
 
 
+def test_long_options_complete_too(session):
+    """``--name`` forms declared with Option(long=...) are offered like the letters."""
+    assert only(session, "resume --r") == "resume --raise "
+    assert {c.display for c in complete(session, "resume --")} == {"--raise", "--value"}
+    after_dash = {c.display for c in complete(session, "resume -")}
+    assert after_dash == {"-r", "-v", "--raise", "--value"}
+    assert only(session, "hold --t") == "hold --timeout "
+    assert only(session, "unpickle --t") == "unpickle --trust "
+    assert complete(session, "ls --") == []  # ls declares no long names
+    # an option already given is not offered again
+    assert {c.display for c in complete(session, "resume --raise E --")} == {"--value"}
+    assert "-r" not in {c.display for c in complete(session, "resume -r E -")}
+    # the value of a long option after a blank completes as the letter's value would
+    assert "-c " not in texts(session, "hold --timeout ")
+
+
 def test_option_value_choices(session):
     def demo(sh, args):
         """A demo command."""
@@ -106,6 +122,19 @@ def test_option_value_choices(session):
     try:
         assert texts(session, "_demo -k ") == ["fast ", "slow "]
         assert only(session, "_demo -k s") == "_demo -k slow "
+        assert texts(session, "_demo --kind=") == []  # no long name declared
+    finally:
+        del REGISTRY["_demo"]
+    REGISTRY["_demo"] = Command(
+        "_demo",
+        demo,
+        options=(Option("k", "kind", value="kind", choices=("fast", "slow"), long="kind"),),
+        args=(Arg("path"),),
+    )
+    try:
+        assert only(session, "_demo --k") == "_demo --kind="
+        assert only(session, "_demo --kind=f") == "_demo --kind=fast "
+        assert only(session, "_demo --kind s") == "_demo --kind slow "
     finally:
         del REGISTRY["_demo"]
 

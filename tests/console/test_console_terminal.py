@@ -7,32 +7,26 @@ reads the screen with ``capture-pane``.
 from __future__ import annotations
 
 import os
-import re
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.tmux import TmuxPane, needs_tmux, wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = Path(__file__).with_name("terminal_app.py")
 
-pytestmark = [
-    pytest.mark.terminal,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
-]
+pytestmark = [pytest.mark.terminal, needs_tmux]
 
 
-class Terminal:
-    """One program running in a 120x40 tmux pane."""
+class Terminal(TmuxPane):
+    """terminal_app.py running in a 120x40 tmux pane (kept after the program exits)."""
 
     def __init__(self, tmp_path: Path, history: Path):
-        self.socket = f"otrace-test-{uuid.uuid4().hex[:12]}"
         self.pidfile = tmp_path / f"pid-{uuid.uuid4().hex[:6]}"
         env = {
             "PYTHONPATH": str(ROOT),
@@ -42,71 +36,8 @@ class Terminal:
         }
         command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command += f" {shlex.quote(sys.executable)} {shlex.quote(str(APP))}"
-        self.tmux(
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            command,
-            ";",
-            "set-option",
-            "-t",
-            "t",
-            "remain-on-exit",
-            "on",
-        )
-        self.wait_for(r"^globals>", what="the first prompt")
-
-    def tmux(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return proc.stdout
-
-    def send(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", "t", *keys)
-
-    def type(self, text: str) -> None:
-        self.tmux("send-keys", "-t", "t", "-l", text)
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "t")
-
-    def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.screen().splitlines()]
-
-    def wait_for(self, pattern: str, what: str = "", timeout: float = 10) -> str:
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if rx.search(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out waiting for {what or pattern!r}; screen:\n{screen}"
-                )
-            time.sleep(0.05)
-
-    def last_line(self) -> str:
-        lines = [line for line in self.lines() if line]
-        return lines[-1] if lines else ""
-
-    def wait_last_line(self, expected: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while self.last_line() != expected:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"last line is {self.last_line()!r}, not {expected!r}:\n{self.screen()}"
-                )
-            time.sleep(0.05)
-
-    def cursor_x(self) -> int:
-        return int(self.tmux("display", "-p", "-t", "t", "#{cursor_x}").strip())
+        super().__init__(command, options=(("remain-on-exit", "on"),))
+        self.wait_for(r"^globals>", what="the first prompt", timeout=10)
 
     def signal(self, sig: int) -> None:
         os.kill(int(self.pidfile.read_text()), sig)
@@ -136,17 +67,14 @@ class Terminal:
         return True, str(int(fields[-1]) >> 8)
 
     def wait_dead(self, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            dead, status = self.dead()
-            if dead:
-                return status
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the program did not end; screen:\n{self.screen()}")
-            time.sleep(0.05)
+        """Wait for the program to end; its exit status."""
 
-    def close(self) -> None:
-        self.tmux("kill-server")
+        def ended() -> list[str]:
+            dead, status = self.dead()
+            return [status] if dead else []
+
+        failure = lambda: f"the program did not end; screen:\n{self.screen()}"  # noqa: E731
+        return wait_until(ended, timeout, failure)[0]
 
 
 @pytest.fixture
@@ -178,6 +106,11 @@ def test_banner_ls_and_tab_completion(terminal):
     terminal.type("Cart.add")
     terminal.send("Tab")
     terminal.wait_last_line("globals> Cart.add_item")
+    terminal.send("C-u")
+
+    terminal.type("resume --ra")  # a long option name, from the declaration
+    terminal.send("Tab")
+    terminal.wait_last_line("globals> resume --raise")
     terminal.send("C-u")
 
     terminal.type("set max_r")
@@ -292,15 +225,16 @@ def test_quit_ends_the_program(terminal):
 
 
 def test_repeat_redraws_until_a_key_which_only_stops_it(terminal):
-    terminal.type("repeat pr len(cart.items)")
-    terminal.send("Enter")
-    terminal.wait_for(r"^0$", what="the repeated output")
-    time.sleep(0.5)  # a few repetitions
+    terminal.line("!import itertools; ticks = itertools.count(1)")
+    terminal.wait_last_line("globals>")
+    terminal.line("repeat pr next(ticks)")
+    terminal.wait_for(r"^3$", what="the third repetition")
     terminal.type("x")
     terminal.wait_last_line("globals>")  # back on the normal screen; the key ran nothing
     lines = [line for line in terminal.lines() if line]
     # the last output stays on the normal screen, under the command that made it
-    assert lines[-3:] == ["globals> repeat pr len(cart.items)", "0", "globals>"], lines
+    assert lines[-3] == "globals> repeat pr next(ticks)" and lines[-1] == "globals>", lines
+    assert int(lines[-2]) >= 3, lines
 
 
 def test_lock_reads_passwords_without_echo(terminal, history):
@@ -356,9 +290,9 @@ def test_pdb_action_gets_the_terminal_and_gives_it_back(terminal):
 
 def test_ctrl_c_during_a_command_interrupts_it_not_the_program(terminal):
     """The local console is a client too: Ctrl-C reaches the command, never the program."""
-    terminal.type("!import time; time.sleep(30)")
-    terminal.send("Enter")
-    time.sleep(0.5)
+    running = terminal.pidfile.with_name("running")
+    terminal.line(f"!import pathlib, time; pathlib.Path({str(running)!r}).touch(); time.sleep(30)")
+    wait_until(running.exists, 10, lambda: f"the command did not start:\n{terminal.screen()}")
     terminal.send("C-c")
     terminal.wait_for(r"Interrupted", what="the interrupt's message", timeout=5)
     terminal.wait_last_line("globals>", timeout=5)

@@ -6,74 +6,41 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import threading
-import time
-import urllib.request
-import uuid
 
 import pytest
-from test_fork_service import ROOT, Forked
+from test_fork_service import Forked
 
 from otrace.service import paths as _paths  # noqa: F401 - the worktree's otrace
+from tests.subprocs import ROOT, http_get
+from tests.tmux import TmuxPane
 
 pytestmark = pytest.mark.timeout(180)
 
 
-class FleetConsole:
-    """``python -m otrace attach --all forked_app`` in a private tmux server, 160x50."""
+class FleetConsole(TmuxPane):
+    """``python -m otrace attach --all forked_app`` typed into a shell in a private tmux
+    server, 160x50."""
 
     def __init__(self, app: Forked, program: str = "forked_app"):
-        self.socket = f"otrace-fleet-{uuid.uuid4().hex[:12]}"
         env = {k: app.env[k] for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME", "TERM")}
         env["OTRACE_HISTORY"] = ""
         command = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command += f" {shlex.quote(sys.executable)} -m otrace attach --all {program}"
         command += "; echo EXIT-STATUS-$?; sleep 30"
-        self.tmux("new-session", "-d", "-s", "t", "-x", "160", "-y", "50", "-c", str(ROOT))
-        self.tmux("send-keys", "-t", "t", "-l", command)
-        self.tmux("send-keys", "-t", "t", "Enter")
-        self.mark = 0
+        super().__init__(None, width=160, height=50, cwd=ROOT, scrollback="-2000")
+        self.line(command)
 
-    def tmux(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        return proc.stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", "t")
-
-    def line(self, text: str) -> None:
-        self.tmux("send-keys", "-t", "t", "-l", text)
-        self.tmux("send-keys", "-t", "t", "Enter")
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> str:
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if rx.search(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {pattern!r}:\n{screen}")
-            time.sleep(0.05)
+    def wait_for(self, pattern: str, what: str = "", timeout: float = 30) -> str:
+        return super().wait_for(pattern, what, timeout)
 
     def run(self, text: str, until: str, timeout: float = 30) -> str:
-        """Type a command; the screen once ``until`` shows after it."""
+        """Type a command on a cleared screen; the screen once ``until`` shows after it."""
         self.tmux("clear-history", "-t", "t")
-        self.tmux("send-keys", "-t", "t", "C-l")
+        self.send("C-l")
         self.line(text)
-        return self.wait_for(until, timeout)
-
-    def close(self) -> None:
-        self.tmux("kill-server")
-
-
-def get(port: int, query: str, timeout: float = 30) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/?{query}", timeout=timeout) as resp:
-        return resp.read().decode()
+        return self.wait_for(until, timeout=timeout)
 
 
 @pytest.fixture
@@ -101,7 +68,7 @@ def test_fleet_console_over_four_workers(fleet):
     # 100 requests, spread over the workers by the kernel
     served: dict[str, int] = {}
     for _ in range(100):
-        pid = re.search(r"pid=(\d+)", get(app.port, "n=1")).group(1)
+        pid = re.search(r"pid=(\d+)", http_get(app.port, "n=1", timeout=30)).group(1)
         served[pid] = served.get(pid, 0) + 1
     assert set(served) <= {str(p) for p in workers}
 
@@ -126,7 +93,7 @@ def test_fleet_console_over_four_workers(fleet):
 
     def request() -> None:
         try:
-            answer.append(get(app.port, "number=77"))
+            answer.append(http_get(app.port, "number=77", timeout=30))
         except OSError as exc:
             answer.append(f"failed: {exc}")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from service_helpers import ROOT, Server  # noqa: E402
+from tests.service.service_helpers import Server
+from tests.subprocs import ROOT
 
 SSHD = "/usr/sbin/sshd"
 pytestmark = [
@@ -31,6 +31,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ssh_env(server: Server, key: Path, *options: str) -> dict[str, str]:
+    """The environment of a local ``otrace`` that reaches ``server`` through the sshd: ssh
+    with the test's key and no host key checks, and the far side's ``otrace`` run with the
+    server's own environment (so it finds the server's socket)."""
+    far = " ".join(
+        f"{k}={shlex.quote(server.env[k])}" for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME")
+    )
+    env = dict(server.env)
+    env["OTRACE_SSH"] = " ".join(
+        [
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            *options,
+            f"-i {key}",
+        ]
+    )
+    env["OTRACE_REMOTE"] = f"env {far} {shlex.quote(sys.executable)} -m otrace"
+    return env
 
 
 @pytest.fixture
@@ -75,15 +94,7 @@ def test_attach_over_ssh(sshd, tmp_path):
     port, key = sshd
     server = Server(tmp_path)
     try:
-        far = " ".join(
-            f"{k}={shlex.quote(server.env[k])}" for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME")
-        )
-        env = dict(server.env)
-        env["OTRACE_SSH"] = (
-            f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-            f"-i {key}"
-        )
-        env["OTRACE_REMOTE"] = f"env {far} {shlex.quote(sys.executable)} -m otrace"
+        env = ssh_env(server, key)
         start = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "otrace", "attach", f"ssh://root@127.0.0.1:{port}/served_app"],
@@ -120,15 +131,7 @@ def test_fleet_console_over_ssh(sshd, tmp_path):
     port, key = sshd
     server = Server(tmp_path)
     try:
-        far = " ".join(
-            f"{k}={shlex.quote(server.env[k])}" for k in ("PYTHONPATH", "XDG_RUNTIME_DIR", "HOME")
-        )
-        env = dict(server.env)
-        env["OTRACE_SSH"] = (
-            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
-            f"-o ConnectTimeout=5 -i {key}"
-        )
-        env["OTRACE_REMOTE"] = f"env {far} {shlex.quote(sys.executable)} -m otrace"
+        env = ssh_env(server, key, "-o ConnectTimeout=5")
         dead = free_port()  # nothing listens there
         done = subprocess.run(
             [sys.executable, "-m", "otrace", "attach", "--all"]

@@ -4,13 +4,13 @@ and writes its own contexts, through a connection of its own, to SQLite and to P
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 from pgcluster import PgCluster
 
 from otrace.contexts import sqlite as store_sqlite
+from tests.tmux import wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -67,7 +68,15 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
             except OSError as exc:
                 for pid in children.values():  # faulthandler: every thread's stack to stderr
                     os.kill(pid, signal.SIGUSR1)
-                time.sleep(1)
+                with contextlib.suppress(AssertionError):  # the dumps, as far as they came
+                    wait_until(
+                        lambda: (
+                            (tmp_path / "stderr.txt").read_text().count("Current thread")
+                            >= len(children)
+                        ),
+                        10,
+                        str,
+                    )
                 for pid in children.values():
                     os.kill(pid, signal.SIGKILL)
                 proc.communicate(timeout=60)

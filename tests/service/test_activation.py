@@ -6,14 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from service_helpers import ROOT, attach_cmd, child_env
+from service_helpers import child_env
 
 from otrace.activation import signal_number
 from otrace.errors import OTraceError
+from tests.subprocs import run_otrace
+from tests.tmux import wait_until
 
 APP = Path(__file__).with_name("activated_app.py")
 pytestmark = pytest.mark.timeout(60)
@@ -43,21 +44,12 @@ def test_activate_on_signal(tmp_path, how):
         assert not (run / "otrace").exists() or not list((run / "otrace").glob("*.sock"))
         assert _threads(proc.pid) == 1  # no thread, no socket before the signal
         os.kill(proc.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 15
-        sockets: list = []
-        while not sockets and time.monotonic() < deadline:
-            sockets = list((run / "otrace").glob("*.sock")) if (run / "otrace").exists() else []
-            time.sleep(0.05)
-        assert sockets, "no socket after the signal"
-        out = subprocess.run(
-            attach_cmd(str(proc.pid)),
-            input="pr answer\n",
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=str(ROOT),
-            timeout=30,
+        wait_until(
+            lambda: list((run / "otrace").glob("*.sock")) if (run / "otrace").exists() else [],
+            15,
+            lambda: "no socket after the signal",
         )
+        out = run_otrace(env, "attach", str(proc.pid), input="pr answer\n")
         assert out.returncode == 0 and "42" in out.stdout, out.stderr
         os.kill(proc.pid, signal.SIGUSR1)  # a second signal changes nothing
         proc.terminate()

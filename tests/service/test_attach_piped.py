@@ -9,11 +9,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from service_helpers import ROOT, Server, attach_cmd, attach_piped, child_env
+from service_helpers import Server, attach_cmd, attach_piped, attach_popen, child_env
+
+from tests.subprocs import read_line, run_otrace
+from tests.tmux import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,14 +44,7 @@ def test_end_of_input_detaches_too(server):
 
 
 def test_ps_lists_the_program(server):
-    proc = subprocess.run(
-        [sys.executable, "-m", "otrace", "ps"],
-        capture_output=True,
-        text=True,
-        env=server.env,
-        cwd=str(ROOT),
-        timeout=20,
-    )
+    proc = run_otrace(server.env, "ps", timeout=20)
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if line.startswith(str(server.pid)))
     assert "served_app" in row and server.socket in row
@@ -98,18 +93,13 @@ def test_shutdown_asks_and_is_refused_in_safe_mode(server):
 
 
 def test_sigkill_mid_command_leaves_the_service_usable(server):
-    proc = subprocess.Popen(
-        attach_cmd(str(server.pid)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=server.env,
-        cwd=str(ROOT),
+    proc = attach_popen(server)
+    running = server.tmp_path / "running"
+    proc.stdin.write(
+        f"set safe_mode False\n!import pathlib, time; pathlib.Path({str(running)!r}).touch(); time.sleep(3)\n"
     )
-    proc.stdin.write("set safe_mode False\n!import time; time.sleep(3)\n")
     proc.stdin.flush()
-    time.sleep(0.5)  # the sleep is running in the session's worker
+    wait_until(running.exists, 15, lambda: "the command did not start")  # in the session's worker
     proc.kill()
     proc.communicate(timeout=10)
     assert server.get().startswith("ok")
@@ -217,20 +207,12 @@ def test_stopped_client_does_not_slow_the_server(server):
     assert "Tracing" in out + err
     server.get("n=10")  # warm up
     alone = min(server.timed_get("n=2000") for _ in range(3))
-    proc = subprocess.Popen(
-        attach_cmd(str(server.pid)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=server.env,
-        cwd=str(ROOT),
-    )
+    proc = attach_popen(server)
     try:
         proc.stdin.write("pr 'attached'\n")
         proc.stdin.flush()
-        assert proc.stdout.readline().strip().endswith("attached") or True
-        time.sleep(0.5)
+        seen = [read_line(proc.stdout) for _ in range(2)]  # the banner, then the answer
+        assert seen[-1].rstrip().endswith("attached"), seen  # attached: announcements reach it
         os.kill(proc.pid, signal.SIGSTOP)
         stopped = [server.timed_get("n=2000") for _ in range(5)]  # 10,000 announcements
         assert min(stopped) < alone * 3 + 0.2, (alone, stopped)
@@ -253,14 +235,11 @@ def test_edit_uses_the_operators_editor(server, tmp_path):
     editor.write_text("#!/bin/sh\nsed -i 's/i + 1/i + 100/' \"$1\"\n")
     editor.chmod(0o755)
     env = dict(server.env, EDITOR=str(editor), VISUAL="")
-    proc = subprocess.run(
-        attach_cmd(str(server.pid)),
+    proc = run_otrace(
+        env,
+        "attach",
+        str(server.pid),
         input="set safe_mode False\nedit Work.step\npr Work.step(1)\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(ROOT),
-        timeout=30,
     )
     assert "Patched Work.step" in proc.stdout, proc.stderr
     assert "101" in proc.stdout

@@ -3,12 +3,15 @@ started with stdin from /dev/null."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import urllib.request
 
 import pytest
 from service_helpers import Attached, needs_tmux
+
+from tests.tmux import wait_until
 
 pytestmark = [pytest.mark.terminal, needs_tmux, pytest.mark.timeout(120)]
 
@@ -87,8 +90,9 @@ def test_ctrl_d_detaches(server, console):
 def test_ctrl_c_interrupts_a_stuck_command_within_a_second(server, console):
     console.line("set safe_mode False")
     console.wait_for(r"safe_mode = False")
-    console.line("!import time; time.sleep(30)")
-    time.sleep(0.5)
+    running = server.tmp_path / "running"
+    console.line(f"!import pathlib, time; pathlib.Path({str(running)!r}).touch(); time.sleep(30)")
+    wait_until(running.exists, 15, lambda: f"the command did not start:\n{console.screen()}")
     started = time.monotonic()
     console.send("C-c")
     console.wait_for(r"Interrupted", what="the interrupt's message", timeout=5)
@@ -99,11 +103,14 @@ def test_ctrl_c_interrupts_a_stuck_command_within_a_second(server, console):
     console.wait_for(r"^42$", what="the session still usable")
 
 
-def test_ctrl_c_interrupts_python_code_at_once(console):
+def test_ctrl_c_interrupts_python_code_at_once(server, console):
     console.line("set safe_mode False")
     console.wait_for(r"safe_mode = False")
-    console.line('!exec("while True: pass")')
-    time.sleep(0.5)
+    running = server.tmp_path / "running"
+    console.line(
+        f"!import pathlib; pathlib.Path({str(running)!r}).touch(); exec('while True: pass')"
+    )
+    wait_until(running.exists, 15, lambda: f"the loop did not start:\n{console.screen()}")
     console.send("C-c")
     console.wait_for(r"KeyboardInterrupt|Interrupted", what="the loop interrupted", timeout=5)
     console.wait_prompt("globals>", timeout=5)
@@ -132,10 +139,12 @@ def test_lock_holds_against_keys(server, console):
     console.wait_prompt("globals>")
 
 
-def test_repeat_through_an_attached_console(console):
+def test_repeat_through_an_attached_console(server, console):
     console.line("repeat pr counts")
-    console.wait_for(r"^\{'requests': \d+\}$", what="the repeated output")
-    time.sleep(0.5)  # a few repetitions
+    screen = console.wait_for(r"^\{'requests': \d+\}$", what="the repeated output")
+    first = int(re.findall(r"^\{'requests': (\d+)\}$", screen, re.M)[-1])
+    server.get()
+    console.wait_for(rf"^\{{'requests': {first + 1}\}}$", what="a repetition showing the request")
     console.type("x")
     console.wait_prompt("globals>")  # the key only stops it
     assert "repeat pr counts" in console.screen()
@@ -150,7 +159,8 @@ def test_a_stopped_program_does_not_hold_the_console_hostage(server, console):
     os.kill(server.pid, signal.SIGSTOP)
     try:
         console.line("pr 2 + 2")
-        time.sleep(0.5)
+        # the line is accepted (the cursor left it) and sent to the stopped program
+        wait_until(lambda: console.cursor_x() == 0, 15, lambda: console.screen())
         console.send("C-c")
         console.wait_for(r"does not answer", what="the console giving up", timeout=15)
         console.wait_for(r"^EXIT-STATUS-2$", what="the attach client exiting")

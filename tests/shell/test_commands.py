@@ -28,6 +28,23 @@ def test_safe_mode_is_syntactic(t):
     assert t.out("helper(10)") == "0.1"
 
 
+def test_options_declared_unsafe_are_refused_by_their_declaration(t, tmp_path):
+    """unpickle -t/--trust and resume -r/-v refuse in safe mode through Option(unsafe=...),
+    naming both spellings; without them the same commands go on to their own checks."""
+    db = tmp_path / "none.db"
+    for line in (f"unpickle --trust {db}", f"unpickle -t {db}"):
+        err = t.err(line)
+        assert err.startswith(
+            "unpickle -t/--trust: full pickle (it runs code named by the file)"
+        ), err
+        assert err.endswith("not permitted in safe mode; set safe_mode False"), err
+    assert "not permitted" not in t(f"unpickle {db}")
+    assert t.err("resume --value 3 nothing").startswith("resume -v/--value: evaluating code")
+    assert t.err("rm -r /osh/pickled/x") == (
+        "rm: deletion not permitted in safe mode; set safe_mode False"
+    )
+
+
 def test_safe_mode_permanent_without_allow_unsafe(shop):
     s = Session(vars(shop), allow_unsafe=False)
     r = s.execute("set safe_mode False")

@@ -8,7 +8,7 @@ contexts, from any directory.
 from __future__ import annotations
 
 from otrace.contexts import TraceContext
-from otrace.errors import OTraceError, SafeModeError, UsageError
+from otrace.errors import OTraceError, UsageError
 from otrace.shell import evaluate
 from otrace.shell.registry import Arg, Args, Option, command
 from otrace.shell.session import GLOBALS
@@ -56,8 +56,20 @@ def del_(sh, args: Args) -> None:
 
 
 RESUME_OPTIONS = (
-    Option("r", "raise this exception in the held code", value="EXC", long="raise"),
-    Option("v", "the value the held await returns", value="EXPR", long="value"),
+    Option(
+        "r",
+        "raise this exception in the held code",
+        value="EXC",
+        long="raise",
+        unsafe="evaluating code",
+    ),
+    Option(
+        "v",
+        "the value the held await returns",
+        value="EXPR",
+        long="value",
+        unsafe="evaluating code",
+    ),
 )
 
 
@@ -95,8 +107,6 @@ def _resume_payload(sh, args: Args) -> tuple[BaseException | None, object]:
         return None, None
     if raise_text is not None and value_text is not None:
         raise UsageError("resume: give --raise or --value, not both")
-    if sh.params.safe_mode:
-        raise SafeModeError("resume: --raise and --value evaluate code; set safe_mode False")
     text = str(raise_text if raise_text is not None else value_text)
     try:
         result = evaluate.evaluate(text, sh.eval_globals(), sh.namespace())

@@ -6,8 +6,8 @@ import os
 
 from otrace.contexts import sqlite, targets
 from otrace.contexts.safe import escape_controls
-from otrace.errors import SafeModeError, UsageError
-from otrace.shell.registry import Arg, Args, DashWords, Option, command
+from otrace.errors import UsageError
+from otrace.shell.registry import Arg, Args, Option, command
 
 FILTER_CHOICES = tuple(
     f + "="
@@ -18,8 +18,14 @@ FILTER_CHOICES = tuple(
 
 @command(
     "unpickle",
-    options=(Option("t", "trust the file: load objects with full pickle (runs its code)"),),
-    dash_words=DashWords("--trust", lambda word: word == "--trust"),
+    options=(
+        Option(
+            "t",
+            "trust the file: load objects with full pickle (runs its code)",
+            long="trust",
+            unsafe="full pickle (it runs code named by the file)",
+        ),
+    ),
     args=(
         Arg("FILE", "file"),
         Arg("field=value", "text", optional=True, repeat=True, choices=FILTER_CHOICES),
@@ -38,12 +44,7 @@ def unpickle(sh, args: Args) -> None:
     loads them with full pickle, which runs whatever the file names: only for files you
     trust, and not in safe mode.
     """
-    trust = args.flag("t") or "--trust" in args.extra
-    if trust and sh.params.safe_mode:
-        raise SafeModeError(
-            "unpickle --trust runs code named by the file; not in safe mode "
-            "(set safe_mode False, or start otrace -p FILE --trust)"
-        )
+    trust = bool(args.flag("t"))  # refused in safe mode by the option's declaration
     sh.out.write(mount_pickled(sh, args.words[0], args.words[1:], trust=trust))
 
 
@@ -71,11 +72,10 @@ def mount_pickled(sh, name: str, filter_words: list[str], *, trust: bool = False
     "rm",
     options=(Option("r", "remove whole branches"),),
     args=(Arg("path", repeat=True),),
+    unsafe="rm: deletion",
 )
 def rm(sh, args: Args) -> None:
     """Hide stored contexts from /osh/pickled (the database file itself is not changed)."""
-    if sh.params.safe_mode:
-        raise SafeModeError("rm: deletion not permitted in safe mode; set safe_mode False")
     tree = sh.mounts.get("pickled")
     removed = 0
     for word in args.words:

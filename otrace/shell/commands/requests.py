@@ -142,16 +142,13 @@ def unhold(sh, args: Args) -> None:
     "cancel",
     options=(Option("y", "do not ask for confirmation"),),
     args=(Arg("TASK|REQUEST", "path"),),
+    unsafe="cancel: cancelling tasks",
 )
 def cancel(sh, args: Args) -> None:
     """Cancel an asyncio task of the program (a name in /osh/tasks, or a request id r17).
 
     Asks for confirmation (answer y); -y does not ask.  Refused in safe mode.
     """
-    if sh.params.safe_mode:
-        raise SafeModeError(
-            "cancel: cancelling tasks is not permitted in safe mode; set safe_mode False"
-        )
     word = args.words[0]
     task, label = _find_task(sh, word)
     if task.done():
