@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import threading
@@ -24,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 
 def machine() -> str:
-    """``nproc``, the CPU model and the Python version, on one line."""
+    """``nproc``, the CPU model, the Python version and the load average now, on one line."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -33,9 +34,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    one, five, fifteen = os.getloadavg()
     return (
         f"nproc={os.cpu_count()}, CPU {model}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}, "
+        f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
     )
 
 
@@ -74,7 +77,23 @@ def table(title: str, rows: list[tuple], header: tuple) -> None:
     sys.stdout.flush()
 
 
+def result(figure: str, value: float, op: str, target: float | str, unit: str) -> None:
+    """One summary line for ``run_all.py``: ``RESULT <figure-id> <value> <op> <target> <unit>``.
+
+    ``op`` is ``<=`` or ``>=`` (the value meets the target when ``value op target``), or
+    ``--`` for a figure without a target (``target`` then ``--``).  Figure ids have no blanks.
+    """
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    print(f"RESULT {figure} {shown} {op} {target} {unit}")
+    sys.stdout.flush()
+
+
+def slug(text: str) -> str:
+    """``text`` as part of a figure id: lower case, words joined by ``-``."""
+    return "-".join(re.findall(r"[a-z0-9.=]+", text.lower()))
+
+
 def emit(figure: str, **values: object) -> None:
-    """A machine-readable result line (run_all.py collects them)."""
-    print("RESULT " + json.dumps({"figure": figure, **values}))
+    """A machine-readable detail line, ``DATA {json}`` (the summary lines are ``result``)."""
+    print("DATA " + json.dumps({"figure": figure, **values}))
     sys.stdout.flush()

@@ -27,7 +27,7 @@ import warnings
 
 import tornado.httputil  # noqa: E402 - _common puts the repository first on sys.path
 import tornado.web  # noqa: E402
-from _common import emit, machine, table
+from _common import emit, machine, result, table
 
 
 class Hello(tornado.web.RequestHandler):
@@ -165,6 +165,7 @@ def main() -> None:
         ("figure", "value", "ratio"),
     )
     emit("requests_inprocess", extra_us=extra_us, implied_ratio=ratio, target=0.98)
+    result("8a-tracking-implied-rps-ratio", ratio, ">=", 0.98, "ratio")
     cpu, wakeups = watchdog_cpu(1.0 if opts.quick else 3.0, 3 if opts.quick else 5)
     c_off, c_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     share = max(c_on - c_off, 0.0)
@@ -178,6 +179,7 @@ def main() -> None:
         ],
         ("figure", "value", "ratio"),
     )
+    result("8b-stall-implied-rps-ratio", 1 - share, ">=", 0.99, "ratio")
     emit("stall_inprocess", cpu_share=share, implied_ratio=1 - share, wakeups_per_s=wakeups)
 
 

@@ -11,15 +11,24 @@
 * ``assert`` -- ``idle`` and the handler also awaits a true ``traceassert(..., action="hold")``
   (``trace_active`` on); ``?number=77`` makes it false, so the request is held;
 * ``holds``  -- same as ``assert`` (the driver holds requests with ``number=77``);
+* ``park``   -- ``idle``, and with ``number=77`` the handler awaits a plain asyncio future of
+  the program's own (no otrace hold): what a waiting request costs Tornado and request tracking;
+* ``parkplain`` -- ``park`` without otrace: what a waiting request costs Tornado alone;
 * ``service`` -- the otrace service listening on ``--listen PATH`` and no terminal (stdin is
   /dev/null, as under systemd); consoles attach from outside;
-* ``shell``  -- ``idle`` with ``max_recent`` high and 10,000 contexts in /osh/recent; a thread
-  runs shell commands through ``OShell.execute`` when told to on stdin.
+* ``shell``  -- ``idle`` with ``max_recent`` high and ``--recent`` contexts (default 10,000) in
+  /osh/recent/traces/Shop.sell; a thread runs shell commands through ``OShell.execute``
+  when told to on stdin.
 
-Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=rss|pending|release`` answers control
-questions (resident memory in bytes, held count, release every hold, stall watchdog
-wake-ups so far, CPU seconds used by the process).  Stdin commands (shell
-mode): ``go <count>`` -> one ``SHELL {json}`` line with round-trip times in seconds.
+Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers control questions:
+``rss`` (resident memory in bytes), ``pending`` (held or parked requests), ``release``
+(release every hold: ``<count> <seconds release_all took>``), ``resumed`` (seconds from
+the last release until its queued callbacks had run and until the last held handler ran
+again, and how many did), ``gc`` (objects the collector tracks, collections per
+generation), ``cpu`` (CPU seconds used by the process), ``wakeups`` (stall watchdog
+wake-ups so far); with ``--tracemalloc``, ``tmsnap`` takes a snapshot and ``tmdiff`` lists
+what was allocated since, by file.  Stdin commands (shell mode): ``go <count>`` -> one
+``SHELL {json}`` line with round-trip times in seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import gc
 import io
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -52,8 +62,27 @@ class Hello(tornado.web.RequestHandler):
         self.write("Hello, world\n")
 
 
+SNAP: list = []  # --tracemalloc: the snapshot tmdiff compares with
+RESUMED: list = []  # when each released request's handler ran again (perf_counter)
+RELEASED = [0.0, 0.0]  # when the last release began; when the callbacks it queued had run
+PARKED: list = []  # park modes: the futures waiting requests await
+
+
 def make_app(mode: str) -> tornado.web.Application:
     handlers: list = [(r"/", Hello)]
+    if mode in ("park", "parkplain"):
+
+        class Parking(tornado.web.RequestHandler):
+            async def get(self) -> None:
+                number = self.get_argument("number", "1")
+                if number == "77":
+                    fut = tornado.ioloop.IOLoop.current().asyncio_loop.create_future()
+                    PARKED.append(fut)
+                    await fut
+                    RESUMED.append(time.perf_counter())
+                self.write("Hello, world\n")
+
+        handlers = [(r"/", Parking)]
     if mode in ("assert", "holds"):
         import otrace.tornado as otornado
         from otrace.tracing import traceassert
@@ -62,6 +91,8 @@ def make_app(mode: str) -> tornado.web.Application:
             async def get(self) -> None:
                 number = self.get_argument("number", "1")
                 await traceassert(number != "77", label="hold_check", action="hold")
+                if number == "77":
+                    RESUMED.append(time.perf_counter())
                 self.write("Hello, world\n")
 
         handlers = [(r"/", Asserting)]
@@ -73,13 +104,52 @@ def make_app(mode: str) -> tornado.web.Application:
                 gc.collect()
                 self.write(str(rss()))
             elif cmd == "pending":
-                from otrace import holds
+                if mode in ("park", "parkplain"):
+                    self.write(str(len(PARKED)))
+                    return
+                from otrace.runtime import default
 
-                self.write(str(len(holds.pending())))
+                self.write(str(len(default().holds)))
             elif cmd == "release":
-                from otrace import holds
+                RESUMED.clear()
+                t0 = RELEASED[0] = time.perf_counter()
+                if mode in ("park", "parkplain"):
+                    count = len(PARKED)
+                    for fut in PARKED:
+                        fut.set_result(None)
+                    PARKED.clear()
+                else:
+                    from otrace import holds
 
-                self.write(str(holds.release_all("resumed")))
+                    count = holds.release_all("resumed")
+                self.write(f"{count} {time.perf_counter() - t0}")
+                # runs after the callbacks the release queued (and before the tasks they wake)
+                tornado.ioloop.IOLoop.current().asyncio_loop.call_soon(
+                    lambda: RELEASED.__setitem__(1, time.perf_counter())
+                )
+            elif cmd == "resumed":
+                last = max(RESUMED, default=RELEASED[0])
+                self.write(f"{RELEASED[1] - RELEASED[0]} {last - RELEASED[0]} {len(RESUMED)}")
+            elif cmd == "tmsnap":
+                import tracemalloc
+
+                gc.collect()
+                SNAP[:] = [tracemalloc.take_snapshot()]
+                self.write("ok")
+            elif cmd == "tmdiff":
+                import tracemalloc
+
+                gc.collect()
+                stats = tracemalloc.take_snapshot().compare_to(SNAP[0], "filename")
+                self.write(
+                    "\n".join(
+                        f"{s.size_diff} {s.count_diff} {s.traceback[0].filename}"
+                        for s in stats[:25]
+                    )
+                )
+            elif cmd == "gc":  # objects the collector tracks; collections per generation
+                counts = " ".join(str(g["collections"]) for g in gc.get_stats())
+                self.write(f"{len(gc.get_objects())} {counts}")
             elif cmd == "cpu":
                 self.write(str(time.process_time()))
             elif cmd == "wakeups":
@@ -98,46 +168,74 @@ def fill_recent(count: int) -> None:
 
     STORE, PARAMS = default().store, default().params
 
-    PARAMS.set("max_recent", count + 10)
-    PARAMS.set("ls_limit", count + 10)  # ls lists all of them
+    PARAMS.set("max_recent", count + 10)  # ls_limit stays at its default (1,000 shown)
     for i in range(count):
         STORE.add(TraceContext("traces", "Shop.sell", f"call{i}", {"qty": i}, {}))
 
 
-def shell_driver(shell) -> None:
-    commands = ["cd /osh/recent/traces/Shop.sell", "ls", "cd /osh/globals", "pr PORT"]
+def shell_driver(shell, count: int) -> None:
+    """Run the figure-6 commands in turn on ``go N`` (N commands); their times as JSON."""
+    last = f"/osh/recent/traces/Shop.sell/tr-call{count - 1}"
+    commands = [
+        ("cd", "cd /osh/recent/traces/Shop.sell"),
+        ("ls", "ls"),
+        ("ls -t", "ls -t"),
+        ("cd ctx", f"cd {last}"),
+        ("ls ctx", "ls"),
+        ("cd globals", "cd /osh/globals"),
+        ("pr", "pr PORT"),
+    ]
     for line in sys.stdin:
         parts = line.split()
         if not parts or parts[0] != "go":
             continue
-        count = int(parts[1])
-        times: dict[str, list[float]] = {c: [] for c in commands}
-        for i in range(count):
-            cmd = commands[i % len(commands)]
+        times: dict[str, list[float]] = {label: [] for label, _ in commands}
+        errors: list[str] = []
+        for i in range(int(parts[1])):
+            label, cmd = commands[i % len(commands)]
             t0 = time.perf_counter()
             out, err = shell.execute(cmd)
-            times[cmd].append(time.perf_counter() - t0)
-            if err:
-                times.setdefault("errors", []).append(0.0)
-        print("SHELL " + json.dumps(times), flush=True)
+            times[label].append(time.perf_counter() - t0)
+            if err and "ls: showing" not in err:
+                errors.append(f"{cmd}: {err.strip()}")
+        print("SHELL " + json.dumps({"times": times, "errors": errors[:5]}), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--mode",
-        choices=("plain", "idle", "untracked", "stall", "assert", "holds", "shell", "service"),
+        choices=(
+            "plain",
+            "idle",
+            "untracked",
+            "stall",
+            "assert",
+            "holds",
+            "park",
+            "parkplain",
+            "shell",
+            "service",
+        ),
         default="plain",
     )
     parser.add_argument("--listen", help="socket path (service mode)")
     parser.add_argument("--recent", type=int, default=10_000)
+    parser.add_argument("--tracemalloc", action="store_true")
     opts = parser.parse_args()
-    sock = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    if opts.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
+    # thousands of held connections (figure 5)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sock = tornado.netutil.bind_sockets(0, "127.0.0.1", backlog=1024)
     port = sock[0].getsockname()[1]
     loop = tornado.ioloop.IOLoop.current()
     server = tornado.httpserver.HTTPServer(make_app(opts.mode))
     server.add_sockets(sock)
-    if opts.mode != "plain":
+    if opts.mode not in ("plain", "parkplain"):
         import otrace
         import otrace.tornado as otornado
         from otrace.runtime import default
@@ -165,7 +263,7 @@ def main() -> None:
             PARAMS.set("stall_ms", 100)
         if opts.mode == "shell":
             fill_recent(opts.recent)
-            threading.Thread(target=shell_driver, args=(shell,), daemon=True).start()
+            threading.Thread(target=shell_driver, args=(shell, opts.recent), daemon=True).start()
     print(f"PORT {port}", flush=True)
     loop.start()
 

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, interleave, machine, table
+from _common import ROOT, emit, interleave, machine, result, slug, table
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -117,6 +117,13 @@ def figure_a(seconds: float, rounds: int) -> None:
     for n, v in med.items():
         if n != "no otrace":
             emit(f"service:{n}", ratio=v / base, target=0.99)
+            result(
+                f"service-{slug(n).removeprefix('service-')}-rps-ratio",
+                v / base,
+                ">=",
+                0.99,
+                "ratio",
+            )
 
 
 def figure_b(count: int, rounds: int) -> None:
@@ -191,6 +198,7 @@ def figure_b(count: int, rounds: int) -> None:
     )
     print(f"   (the stopped console's queue dropped {dropped} announcements)")
     emit("service:announce-stopped-client", ratio=b / a, target=1.0)
+    result("service-announce-stopped-console-ratio", b / a, "--", "--", "ratio")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import argparse
 import shlex
 import time
 
+import _common
 from _common import emit, interleave, machine, table
 
 from otrace.shell import tokens
@@ -73,6 +74,9 @@ def main() -> None:
             old = "-" if opts.quick else f"{timed(shlex.split, line):.2f}"
             rows.append((shape, old, f"{mine:.3f}"))
             emit("tokenize", case=shape, chars=1_000_000, tokenize_s=mine)
+            _common.result(
+                f"shell-input-tokenize-1mb-{_common.slug(shape)}-ms", mine * 1e3, "--", "--", "ms"
+            )
     finally:
         tokens.MAX_LINE = limit
     session = Session({})

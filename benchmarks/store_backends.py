@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, table
+from _common import ROOT, machine, result, table
 
 sys.path.insert(0, str(ROOT / "tests" / "persist"))
 
@@ -111,6 +111,9 @@ def main() -> None:
     }
     rows = [(name, f"{us:.1f}", f"{rate:,.0f}") for name, (us, rate) in med.items()]
     table("context stores", rows, ("store", "submit us/ctx", "written ctx/s"))
+    for name, (us, rate) in med.items():
+        result(f"store-{name}-submit-us", us, "--", "--", "us")
+        result(f"store-{name}-written-per-s", rate, "--", "--", "1/s")
     print(
         f"PostgreSQL/SQLite: submit x{med['postgresql'][0] / med['sqlite'][0]:.2f}, "
         f"written per second x{med['postgresql'][1] / med['sqlite'][1]:.2f}"

@@ -126,7 +126,7 @@ def run_child(mode: str, timeout: float = 1200.0, extra: tuple[str, ...] = ()) -
 
 def bench(modes: list[str], rounds: int) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import machine
+    from _common import machine, result
 
     print(machine())
     print(f"Tornado's suite, {len(MODULES)} modules traced; wall-time ratio to 'plain' per round")
@@ -151,6 +151,15 @@ def bench(modes: list[str], rounds: int) -> None:
         )
         for name in got["failed"]:
             print(f"      failed: {name}")
+        gated = mode in ("off", "exceptions", "nomatch")
+        result(
+            f"9-tornado-suite-{mode}-time-ratio",
+            statistics.median(ratios[mode]),
+            "<=" if gated else "--",
+            1.15 if gated else "--",
+            "ratio",
+        )
+        result(f"9-tornado-suite-{mode}-failures", len(got["failed"]), "--", "--", "tests")
 
 
 def main() -> None:

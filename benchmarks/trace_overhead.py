@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import linecache
+import platform
 import sys
 import timeit
 import types
 
-from _common import emit, interleave, machine, table
+from _common import emit, interleave, machine, result, slug, table
 
 from otrace.log import add_sink
 from otrace.tracing import instrument, trace, unwrap_all
@@ -149,6 +150,13 @@ def figure2(n: int, rounds: int) -> None:
         )
         if k.startswith(("traced", "sys.")):
             target = (0.8 if "exceptions only" in k else 1.0) if "in place" in k else None
+            result(
+                f"2-{slug(k)}-added-ratio-py{platform.python_version()}",
+                added,
+                "<=" if target is not None else "--",
+                target if target is not None else "--",
+                "ratio",
+            )
             emit(
                 "traced_nomatch",
                 python=sys.version.split()[0],
@@ -210,6 +218,15 @@ def figure3(n: int, rounds: int) -> None:
         ("case", "us/run", "speed vs baseline"),
     )
     for k, v in med.items():
+        if k != "no tracing":
+            hunter = k.startswith("hunter")
+            result(
+                f"3-{slug(k)}-speed-py{platform.python_version()}",
+                base_cost / v,
+                "--" if hunter else ">=",
+                "--" if hunter else 0.99,
+                "ratio",
+            )
         emit("untraced", python=sys.version.split()[0], case=k, ratio=base_cost / v, target=0.99)
 
 

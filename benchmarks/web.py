@@ -1,4 +1,4 @@
-"""Figures 1, 5 and 6: a Tornado server under ``wrk`` load, with and without otrace.
+"""Figures 1, 6 and 7: a Tornado server under ``wrk`` load, with and without otrace.
 
     python benchmarks/web.py [--quick] [--seconds S] [--rounds N]
 
@@ -8,10 +8,10 @@ the server's GIL.  Rounds alternate baseline and candidate; medians are reported
 
 1. idle shell: req/s of ``idle`` (and ``assert``: handler awaits a true traceassert) vs
    ``plain``;
-5. holds: req/s of other clients while 1,000 requests are held vs none held; resident
-   memory per held request; time to resume 1,000 holds (until every client has its answer);
-6. shell responsiveness: ``OShell.execute`` round trips (ls of a 10,000-entry recent
-   directory, cd, pr) under full load vs no load, p50/p99;
+6. shell responsiveness: ``OShell.execute`` round trips under full load vs no load, p50/p99:
+   ``ls`` and ``ls -t`` of a directory of /osh/recent holding ``--recent`` contexts (default
+   100,000; ``ls_limit`` at its default, 1,000, so the listing reads all and shows 1,000),
+   ``cd`` into it and into one of its contexts, ``ls`` there, ``cd``/``pr`` in globals;
 7. request tracking and the stall watchdog: req/s with tracking (``idle``: what ``attach``
    does) vs no otrace (target >= 0.98) and vs ``attach(track_requests=False)``; with
    ``stall_ms`` 100 vs off (target >= 0.99), and the watchdog's wake-ups per second.
@@ -20,72 +20,14 @@ the server's GIL.  Rounds alternate baseline and candidate; medians are reported
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import resource
-import selectors
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
-from _common import ROOT, emit, interleave, machine, table
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-class Server:
-    def __init__(self, mode: str, recent: int = 10_000) -> None:
-        self.mode = mode
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "server.py"),
-                "--mode",
-                mode,
-                "--recent",
-                str(recent),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"server {mode} did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}/"
-
-    def ctl(self, cmd: str) -> str:
-        with urllib.request.urlopen(f"{self.url}ctl?cmd={cmd}", timeout=60) as r:
-            return r.read().decode()
-
-    def shell_round(self, count: int) -> dict[str, list[float]]:
-        import json
-
-        self.proc.stdin.write(f"go {count}\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        return json.loads(line[len("SHELL ") :])
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-def wrk(url: str, seconds: float, connections: int = 8) -> float:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+from _common import emit, interleave, machine, result, table
+from _load import Server, wrk, wrk_cpu
 
 
 def figure1(seconds: float, rounds: int) -> None:
@@ -108,81 +50,8 @@ def figure1(seconds: float, rounds: int) -> None:
         "idle", plain=med["plain"], idle=med["idle"], ratio=med["idle"] / med["plain"], target=0.99
     )
     emit("assert", ratio=med["assert"] / med["plain"])
-
-
-def hold_many(port: int, count: int) -> list[socket.socket]:
-    socks = []
-    for _ in range(count):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"GET /?number=77 HTTP/1.1\r\nHost: x\r\n\r\n")
-        socks.append(s)
-    return socks
-
-
-def wait_answers(socks: list[socket.socket], timeout: float = 60) -> None:
-    sel = selectors.DefaultSelector()
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-    left, end = len(socks), time.monotonic() + timeout
-    while left and time.monotonic() < end:
-        for key, _ in sel.select(1):
-            if key.fileobj.recv(65536):
-                sel.unregister(key.fileobj)
-                left -= 1
-    for s in socks:
-        s.close()
-    if left:
-        raise RuntimeError(f"{left} held requests got no answer")
-
-
-def figure5(seconds: float, rounds: int, held: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * held + 256)), hard))
-    server = Server("holds")
-    free, busy, mem, resume = [], [], [], []
-    try:
-        wrk(server.url, 1)
-        for r in range(rounds):
-            none = lambda: free.append(wrk(server.url, seconds))  # noqa: E731
-            if r % 2:
-                none()
-            before = int(server.ctl("rss"))
-            socks = hold_many(server.port, held)
-            while int(server.ctl("pending")) < held:
-                time.sleep(0.02)
-            mem.append((int(server.ctl("rss")) - before) / held)
-            busy.append(wrk(server.url, seconds))
-            t0 = time.perf_counter()
-            threading.Thread(target=server.ctl, args=("release",)).start()
-            wait_answers(socks)
-            resume.append(time.perf_counter() - t0)
-            if not r % 2:
-                none()
-    finally:
-        server.stop()
-    f, b = statistics.median(free), statistics.median(busy)
-    table(
-        f"5. Holds (median of {rounds} interleaved rounds)",
-        [
-            ("req/s, none held", f"{f:.0f}", ""),
-            (f"req/s, {held} held", f"{b:.0f}", f"{b / f:.3f}"),
-            ("RSS per held request", f"{statistics.median(mem) / 1024:.1f} KiB", ""),
-            (
-                f"resume {held} holds (all answered)",
-                f"{statistics.median(resume) * 1e3:.0f} ms",
-                "",
-            ),
-        ],
-        ("figure", "value", "ratio"),
-    )
-    emit(
-        "holds",
-        ratio=b / f,
-        target=0.95,
-        rss_per_hold=statistics.median(mem),
-        resume_s=statistics.median(resume),
-    )
+    result("1-idle-rps-ratio", med["idle"] / med["plain"], ">=", 0.99, "ratio")
+    result("1b-assert-rps-ratio", med["assert"] / med["plain"], "--", "--", "ratio")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -190,8 +59,8 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def figure6(seconds: float, rounds: int, count: int) -> None:
-    server = Server("shell")
+def figure6(seconds: float, rounds: int, count: int, recent: int) -> None:
+    server = Server("shell", recent)
     quiet: dict[str, list[float]] = {}
     loaded: dict[str, list[float]] = {}
     try:
@@ -199,13 +68,19 @@ def figure6(seconds: float, rounds: int, count: int) -> None:
         for r in range(rounds):
             for under_load in (False, True) if r % 2 == 0 else (True, False):
                 target = loaded if under_load else quiet
-                load = None
-                if under_load:
-                    load = threading.Thread(target=wrk, args=(server.url, seconds + 3))
+                load, stop = None, threading.Event()
+                if under_load:  # wrk runs until the round is over
+
+                    def keep_loading(stop: threading.Event = stop) -> None:
+                        while not stop.is_set():
+                            wrk(server.url, seconds)
+
+                    load = threading.Thread(target=keep_loading)
                     load.start()
                     time.sleep(0.5)
                 for cmd, times in server.shell_round(count).items():
                     target.setdefault(cmd, []).extend(times)
+                stop.set()
                 if load is not None:
                     load.join()
     finally:
@@ -220,36 +95,21 @@ def figure6(seconds: float, rounds: int, count: int) -> None:
                 f"{pct(q, 0.99) * 1e3:.2f}",
                 f"{pct(lo, 0.5) * 1e3:.2f}",
                 f"{pct(lo, 0.99) * 1e3:.2f}",
+                "<= 50" if cmd == "ls" else "",
             )
         )
-        emit(
-            "shell",
-            command=cmd,
-            p50_idle=pct(q, 0.5),
-            p99_idle=pct(q, 0.99),
-            p50_load=pct(lo, 0.5),
-            p99_load=pct(lo, 0.99),
-        )
     table(
-        "6. Shell round trip via OShell.execute, ms (10,000 contexts in /osh/recent)",
+        f"6. Shell round trip via OShell.execute, ms ({recent:,} contexts in one directory of "
+        f"/osh/recent, ls_limit 1000; {sum(map(len, quiet.values()))} commands idle, "
+        f"{sum(map(len, loaded.values()))} under wrk load)",
         rows,
-        ("command", "p50 idle", "p99 idle", "p50 load", "p99 load"),
+        ("command", "p50 idle", "p99 idle", "p50 load", "p99 load", "target p99 load"),
     )
-
-
-def wrk_cpu(server: Server, seconds: float) -> tuple[float, float]:
-    """(req/s, server CPU microseconds per request) of one wrk run against ``server``."""
-    out_cpu0 = float(server.ctl("cpu"))
-    out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", server.url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cpu = float(server.ctl("cpu")) - out_cpu0
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
-    return rps, cpu / max(total, 1) * 1e6
+    for cmd, op, target in (("ls", "<=", 50), ("ls -t", "--", "--"), ("cd ctx", "--", "--")):
+        figure = "6-shell-" + cmd.replace(" ", "") + "-p99-load-ms"
+        result(figure, pct(loaded[cmd], 0.99) * 1e3, op, target, "ms")
+    worst = max(pct(v, 0.99) for k, v in loaded.items() if k not in ("ls", "ls -t"))
+    result("6-shell-cd-pr-p99-load-ms", worst * 1e3, "--", "--", "ms")
 
 
 def figure7(seconds: float, rounds: int) -> None:
@@ -304,6 +164,10 @@ def figure7(seconds: float, rounds: int) -> None:
         target=0.98,
         tracking_only_cpu_ratio=us["untracked"] / us["idle"],
     )
+    result("7-tracked-rps-ratio", med["idle"] / med["plain"], ">=", 0.98, "ratio")
+    result("7-tracked-cpu-ratio", us["plain"] / us["idle"], "--", "--", "ratio")
+    result("7-stall-rps-ratio", med["stall"] / med["idle"], ">=", 0.99, "ratio")
+    result("7-stall-wakeups-per-s", per_s, "--", "--", "1/s")
     emit(
         "stall",
         ratio=med["stall"] / med["idle"],
@@ -318,7 +182,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--only", default="1,5,6,7")
+    parser.add_argument("--only", default="1,6,7")
+    parser.add_argument("--recent", type=int, default=100_000, help="contexts for figure 6")
     opts = parser.parse_args()
     seconds = opts.seconds or (1 if opts.quick else 3)
     rounds = opts.rounds or (3 if opts.quick else 5)
@@ -328,10 +193,8 @@ def main() -> None:
     only = opts.only.split(",")
     if "1" in only:
         figure1(seconds, rounds)
-    if "5" in only:
-        figure5(seconds, 2 if opts.quick else rounds, 1000)
     if "6" in only:
-        figure6(seconds, 1 if opts.quick else 3, 20 if opts.quick else 80)
+        figure6(seconds, 1 if opts.quick else 3, 70 if opts.quick else 210, opts.recent)
     if "7" in only:
         figure7(seconds, rounds)
 

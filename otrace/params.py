@@ -110,7 +110,12 @@ TABLE: tuple[Param, ...] = (
         "Deep-copy captured arguments and locals instead of a shallow copy",
     ),
     Param("editor", str, "", "Editor for edit/view (empty: $VISUAL, then $EDITOR, then vi)"),
-    Param("exec_lock", bool, False, "Hold the tracing lock while evaluating typed code"),
+    Param(
+        "exec_lock",
+        bool,
+        False,
+        "Pause trace recording on other threads while typed code runs (at most 50 ms each)",
+    ),
     Param(
         "log_format", str, "", "Format of trace log lines (reserved; the default format is fixed)"
     ),

@@ -6,14 +6,10 @@ structure or takes a lock; a debugger must show *something* and carry on.
 
 from __future__ import annotations
 
-import reprlib
+from itertools import islice
 from typing import Any
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = 200
-_REPR.maxother = 200
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 20
-_REPR.maxlevel = 3
+from otrace.contexts.piecewise import piecewise_repr, str_is_piecewise
 
 
 def _failed(obj: object, exc: BaseException) -> str:
@@ -24,21 +20,28 @@ def _failed(obj: object, exc: BaseException) -> str:
     return f"<{name} object; repr failed: {type(exc).__name__}>"
 
 
-def safe_repr(obj: object, limit: int = 2000) -> str:
-    """A bounded ``repr`` of ``obj``; a failing ``repr`` gives a placeholder."""
+def safe_repr(obj: object, limit: int = 2000, items: int = 20, depth: int = 3) -> str:
+    """A bounded ``repr`` of ``obj``: ``items`` per container, ``depth`` levels, ``limit``
+    characters; containers are formatted piecewise (:mod:`otrace.contexts.piecewise`); a
+    failing ``repr`` gives a placeholder."""
     try:
-        text = _REPR.repr(obj)
+        return piecewise_repr(obj, limit, items=items, depth=depth)
     except BaseException as exc:  # noqa: B036 - a program's repr may raise SystemExit too
         return _failed(obj, exc)
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return text
 
 
 def safe_str(obj: object, limit: int = 2000) -> str:
-    """A bounded ``str`` of ``obj`` (strings pass through); failures give a placeholder."""
+    """A bounded ``str`` of ``obj`` (strings pass through); failures give a placeholder.
+
+    A builtin container (``str`` is its ``repr``) is formatted piecewise, 100 items per
+    container and 6 levels deep, never by one builtin ``repr`` of the whole."""
     if type(obj) is str:  # type(): a program's __class__ may raise
         text = obj
+    elif str_is_piecewise(obj):
+        try:
+            return piecewise_repr(obj, limit, items=100, depth=6)
+        except BaseException as exc:  # noqa: B036 - a program's repr may raise SystemExit too
+            return _failed(obj, exc)
     else:
         try:
             text = str(obj)
@@ -94,7 +97,8 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
         open_, close = brackets
         parts = [open_]
         size = len(open_)  # of everything so far: cut once past the budget
-        items = list(obj.items()) if kind is dict else list(obj)
+        # eleven items at most: a tuple per entry of a huge dict would be work for the GC
+        items = list(islice(dict.items(obj) if kind is dict else obj, 11))
         for n, item in enumerate(items[:10]):
             if n:
                 parts.append(", ")

@@ -26,9 +26,28 @@ from otrace.params import Params
 log = get_logger("contexts")
 
 
+class Shelf(dict):
+    """One directory level of ``recent``/``saved``: a dict otrace builds (string keys only).
+
+    Its own type lets the shell trust it (safe mode then reads it directly instead of
+    checking 100,000 keys for program-defined types) and know its entries come in the order
+    they were made: a listing cut at ``ls_limit`` shows the newest.
+    """
+
+    __slots__ = ()
+    chronological = True
+
+
+def _level(tree: dict, key: str) -> dict:
+    sub = tree.get(key)
+    if sub is None:
+        sub = tree[key] = Shelf()
+    return sub
+
+
 def _put(tree: dict, ctx: TraceContext) -> None:
     kind, name, ctxid, ts = ctx.path
-    tree.setdefault(kind, {}).setdefault(name, {}).setdefault(ctxid, {})[ts] = ctx
+    _level(_level(_level(tree, kind), name), ctxid)[ts] = ctx
 
 
 def _pop(tree: dict, ctx: TraceContext) -> bool:
@@ -61,10 +80,13 @@ class ContextStore:
         self.params = params if params is not None else Params()
         self.events = events if events is not None else EventBus()
         self._lock = threading.RLock()
-        self.recent: dict[str, dict] = {}
-        self.saved: dict[str, dict] = {}
+        self.recent: dict[str, dict] = Shelf()
+        self.saved: dict[str, dict] = Shelf()
         self.all: dict[str, TraceContext] = {}
+        # per kind, oldest first: the evictable contexts (a released break or hold joins at
+        # the end), and those whose break or hold still waits (never evicted, never scanned)
         self._order: dict[str, OrderedDict[str, TraceContext]] = {k: OrderedDict() for k in KINDS}
+        self._waiting: dict[str, OrderedDict[str, TraceContext]] = {k: OrderedDict() for k in KINDS}
         self._saved_ids: set[str] = set()
         self._newest: TraceContext | None = None
 
@@ -75,43 +97,59 @@ class ContextStore:
         with self._lock:
             _put(self.recent, ctx)
             self.all[ctx.id] = ctx
-            order = self._order.setdefault(ctx.kind, OrderedDict())
-            order[ctx.id] = ctx
+            # a waiting one moves to the evictable ones when released (settled())
+            line = self._waiting if ctx.live is not None else self._order
+            line.setdefault(ctx.kind, OrderedDict())[ctx.id] = ctx
             self._newest = ctx
-            evicted = self._evict(order)
+            evicted = self._evict(ctx.kind)
         events = self.events
         if events.has_subscribers(ContextRecorded):
             events.emit(ContextRecorded(ctx))
+        self._evicted(evicted)
+
+    def _evicted(self, evicted: list[TraceContext]) -> None:
+        events = self.events
         for old in evicted:
             if old.id not in self._saved_ids:
                 if events.has_subscribers(ContextRemoved):
                     events.emit(ContextRemoved(old))
                 old.unlink()
 
-    def _evict(self, order: OrderedDict[str, TraceContext]) -> list[TraceContext]:
-        """Drop the oldest contexts of one kind beyond ``max_recent`` (lock held).
+    def _evict(self, kind: str) -> list[TraceContext]:
+        """Drop the oldest evictable contexts of one kind beyond ``max_recent`` (lock held).
 
-        Waiting breaks and holds are skipped, not counted against the others: at most
-        ``max_recent`` released contexts stay beside any number still waiting.
+        Waiting breaks and holds are kept apart, neither evicted nor counted: at most
+        ``max_recent`` others stay beside any number still waiting, and 10,000 waiting
+        holds cost an add no scan.  O(contexts evicted).
         """
-        evicted: list[TraceContext] = []
+        order = self._order.setdefault(kind, OrderedDict())
         excess = len(order) - self.params.max_recent
-        if excess <= 0:
-            return evicted
-        # from the oldest, stopping as soon as enough are found (not a copy of all of them)
-        for old in order.values():
-            if old.live is None:
-                evicted.append(old)
-                if len(evicted) >= excess:
-                    break
+        evicted = [order.popitem(last=False)[1] for _ in range(max(excess, 0))]
         for old in evicted:
-            del order[old.id]
             _pop(self.recent, old)
             if old.id not in self._saved_ids:
                 self.all.pop(old.id, None)
-        if self._newest is not None and self._newest.id not in self.all:
+        if evicted and self._newest is not None and self._newest.id not in self.all:
             self._newest = self._latest()
         return evicted
+
+    def settled(self, ctxs: list[TraceContext]) -> None:
+        """Their breaks or holds were released: they become evictable, as the newest of
+        their kind (so the one just resumed stays longest), and the excess goes.
+
+        Called by the holds table after clearing ``live``; any thread.
+        """
+        evicted: list[TraceContext] = []
+        with self._lock:
+            kinds = set()
+            for ctx in ctxs:
+                waiting = self._waiting.get(ctx.kind)
+                if waiting is not None and waiting.pop(ctx.id, None) is not None:
+                    self._order.setdefault(ctx.kind, OrderedDict())[ctx.id] = ctx
+                    kinds.add(ctx.kind)
+            for kind in kinds:
+                evicted.extend(self._evict(kind))
+        self._evicted(evicted)
 
     def save(self, ctx: TraceContext) -> None:
         """Copy a context into ``saved`` (it then outlives eviction)."""
@@ -135,6 +173,7 @@ class ContextStore:
         with self._lock:
             _pop(self.recent, ctx)
             self._order.get(ctx.kind, {}).pop(ctx.id, None)  # type: ignore[call-overload]
+            self._waiting.get(ctx.kind, {}).pop(ctx.id, None)  # type: ignore[call-overload]
             if not keep_saved and ctx.id in self._saved_ids:
                 _pop(self.saved, ctx)
                 self._saved_ids.discard(ctx.id)
@@ -155,7 +194,7 @@ class ContextStore:
             self.recent.clear()
             self.saved.clear()
             self.all.clear()
-            for order in self._order.values():
+            for order in (*self._order.values(), *self._waiting.values()):
                 order.clear()
             self._saved_ids.clear()
             self._newest = None
@@ -180,10 +219,12 @@ class ContextStore:
         return ctx.id in self._saved_ids
 
     def _latest(self) -> TraceContext | None:
+        """The newest kept context (lock held).  Released holds sit out of creation order at
+        the end of their line, so this looks at all: only when the newest one goes."""
         best: TraceContext | None = None
-        for order in self._order.values():
-            if order:
-                last = next(reversed(order.values()))
+        for line in (*self._order.values(), *self._waiting.values()):
+            if line:
+                last = max(line.values(), key=lambda c: c.created)
                 if best is None or last.created >= best.created:
                     best = last
         return best

@@ -5,7 +5,9 @@ in it (asynchronously, at its next Python instruction); a job still running afte
 :data:`INTERRUPT_GRACE` seconds -- stuck in C code such as ``time.sleep`` or a socket read of
 the program's -- is *abandoned*: its thread is left to finish in the background (its result is
 dropped) and a fresh worker thread takes the next jobs.  Whatever a job raises, ``BaseException``
-included, is handed to ``failed`` and becomes its reply; the worker never dies of it.
+included, is handed to ``failed`` and becomes its reply; the worker never dies of it.  An
+abandoned job stops holding ``exec_lock`` at once (:func:`otrace.tracing.exec_hold.release_thread`):
+the program's traced threads never wait for it.
 
 Thread safety: :meth:`submit`, :meth:`interrupt`, :meth:`current`, :meth:`abandon_current`
 and :meth:`stop` from any thread; ``run``, ``failed`` and ``deliver`` are called on the worker.
@@ -20,6 +22,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from otrace.tracing import exec_hold
 
 INTERRUPT_GRACE = 0.5  # seconds an interrupted job gets to stop before it is abandoned
 _numbers = itertools.count(1)
@@ -163,6 +167,7 @@ class Worker:
             job.abandoned = True
             if self._current is job:
                 self._current = None
+        exec_hold.release_thread(job.thread)  # its exec_lock no longer pauses tracing
         self._abandoned(job)
         if restart and not self._stopped:
             self.start()

@@ -180,7 +180,7 @@ class Session:
         """The prompt for the cwd: ``globals> ``, ``Cart..04-40-49> ``, ``osh..Cart> ``."""
         if self._pending or "collect_line" in self.hooks:
             return "... "
-        prefix = "BRK:" if any(c.kind == "breaks" for c in self.runtime.holds.pending()) else ""
+        prefix = "BRK:" if self.runtime.holds.breaks_waiting() else ""
         parts = self.cwd
         if not parts:
             return prefix + "/> "
@@ -317,7 +317,7 @@ class Session:
         if value is not None:
             from otrace.contexts import safe_repr
 
-            result.write(safe_repr(value, 100_000))
+            result.write(safe_repr(value, 100_000, items=100, depth=6))  # as pr shows it
 
     def run_await(self, coro: Any) -> Any:
         """Run typed code that awaits as a task on the program's loop, bounded by
@@ -331,9 +331,10 @@ class Session:
         return self.runtime.holds.run_coroutine(coro, self.params.await_timeout, loop)
 
     def exec_guard(self):
-        """With ``exec_lock``, evaluation holds the tracing lock (no trace bookkeeping meanwhile)."""
+        """With ``exec_lock``, trace recording on other threads waits for the evaluation, at
+        most briefly (:mod:`otrace.tracing.exec_hold`): program threads never wait for it."""
         if self.params.exec_lock:
-            return self.runtime.tracer.lock
+            return self.runtime.tracer.exec_hold.hold()
         return contextlib.nullcontext()
 
     @property

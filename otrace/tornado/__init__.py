@@ -220,7 +220,7 @@ def _on_loop_thread(loop: IOLoop) -> bool:
 
 
 def _handler_holds(handler: Any) -> list[Any]:
-    return [ctx for ctx in holds.pending() if ctx.kind == "holds" and ctx.get("self") is handler]
+    return [ctx for ctx in holds.held_by(handler) if ctx.kind == "holds"]
 
 
 class HoldAwareMixin:

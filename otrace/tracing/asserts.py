@@ -7,8 +7,10 @@ the running loop: ``await traceassert(ok, "label", action="hold")``.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Generator
+from types import FrameType
 from typing import Any
 
 from otrace import _default, holds
@@ -31,6 +33,27 @@ class Ready:
 
 READY = Ready()
 
+# code flags of the frames a held task awaits through (coroutines, generator-based ones)
+_AWAITING = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def await_chain(frame: FrameType | None) -> list[tuple[FrameType, int]]:
+    """The held task's own frames as (frame, line), innermost first: ``frame`` and its
+    callers up to the first one that is not a coroutine's -- where the event loop's
+    machinery begins.  Hidden frames are left out, as in ``capture.outer_frames``.
+
+    The loop's frames (``run_forever``, ``_run_once``, ``Handle._run``, the server's
+    ``main``) are the same for every held request and say nothing about this one; keeping
+    them would cost each of 10,000 held requests several KiB.
+    """
+    out: list[tuple[FrameType, int]] = []
+    first = True
+    while frame is not None and (first or frame.f_code.co_flags & _AWAITING):
+        if not capture.is_hidden(frame):
+            out.append((frame, frame.f_lineno))
+        frame, first = frame.f_back, False
+    return out
+
 
 def traceassert(condition: Any, label: str = "", action: str | None = None) -> Any:
     """Record a trace context when ``condition`` is false.
@@ -44,7 +67,8 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
       ``resume``, ``"pdb"``/``"ipdb"`` start the debugger, anything else returns None.
 
     ``assert_context`` sets the source lines kept per frame; above 0 outer frames keep
-    their locals too.
+    their locals too.  A hold keeps the held task's own frames only (its chain of awaiting
+    coroutines), not the event loop's frames below them.
     """
     if condition:
         return READY if action == "hold" else None
@@ -61,7 +85,8 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     elif note:
         note = "hold ignored: no asyncio event loop runs in this thread"
     context_lines = params.assert_context
-    frames = list(reversed(capture.outer_frames(frame)))
+    outer = await_chain(frame) if kind == "holds" else capture.outer_frames(frame)
+    frames = list(reversed(outer))
     values, trc = capture.build_chain(
         frames, context_lines=context_lines, deep=params.deep_copy, outer_locals=context_lines > 0
     )

@@ -221,6 +221,8 @@ def on_call(
 
     ``frame``: where the call stack shown starts (default: the frame calling this).
     """
+    if not site.tracer.exec_hold.admit():  # typed code runs under exec_lock: untraced
+        return None
     try:
         call = Call(site, spec, args, kwargs, frame if frame is not None else sys._getframe(1))
         predicate = spec.predicate
@@ -252,6 +254,8 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
             if spec.log_return:
                 say(call.site, f"{ctx.id} return {brief(result, 500)}")
             return None
+        if not call.site.tracer.exec_hold.admit():  # typed code runs under exec_lock
+            return None
         call.result, call.returned = result, True
         label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
         if label is None:
@@ -276,6 +280,8 @@ def on_exception(
 
     ``caller`` defaults to the caller of the frame calling this function (a wrapper's).
     """
+    if not site.tracer.exec_hold.admit():  # typed code runs under exec_lock: unrecorded
+        return
     try:
         if caller is None:
             caller = sys._getframe(1).f_back

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from otrace.errors import TraceError
 from otrace.events import EventBus, TraceChanged
 from otrace.params import Params
+from otrace.tracing.exec_hold import ExecHold
 
 if TYPE_CHECKING:
     from otrace.recorder import Recorder
@@ -30,6 +31,8 @@ class Tracer:
         self.recorder = recorder
         self.events = events
         self.lock = threading.RLock()
+        # exec_lock: typed code pauses recording on other threads, boundedly (never this lock)
+        self.exec_hold = ExecHold(lambda text: recorder.announce(text))
         self.registry: dict[str, TraceSpec] = {}
         self.sites: set[Site] = set()
         # rebound attributes by (id(parent), attr), and the patches each trace key installed

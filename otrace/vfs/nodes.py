@@ -97,12 +97,33 @@ class MappingDir(Dir):
     trusted = False  # an otrace type: read through its own methods even when pure
     _scalar_keys: bool | None = None  # pure: every key a builtin scalar (cached per view)
 
+    @property
+    def chronological(self) -> bool:
+        """Entries in the order they were made (otrace's context trees): a listing cut at
+        ``limit`` shows the newest."""
+        t = type(self.value)
+        return _pure.is_trusted(t) and bool(getattr(t, "chronological", False))
+
     def names(self, limit: int | None = None) -> list[str]:
-        if self.pure and self.trusted:
-            keys = list(islice(iter(list(self.value)), limit))
+        """At most ``limit`` names, in the mapping's order (the newest, if chronological).
+
+        Only the ``limit`` names are read, never a copy of all keys: a directory of 100,000
+        contexts lists in the time of ``limit`` of them.
+        """
+        chronological = self.chronological
+        if (self.pure and self.trusted) or chronological:
+            m = self.value
+            newest = chronological and limit is not None and len(m) > limit
+            try:  # C-level iteration of otrace's own dict: no other thread runs meanwhile
+                keys = list(islice(reversed(m.keys()) if newest else iter(m), limit))  # type: ignore[call-overload]
+            except RuntimeError:  # changed size while we looked; look at a copy
+                keys = list(islice(reversed(list(m)) if newest else iter(list(m)), limit))
             return self._public([k if isinstance(k, str) else str(k) for k in keys])
         if self.pure:  # dict's own iteration: no overridden __iter__/keys
-            keys = list(islice(iter(list(dict.keys(self.value))), limit))  # type: ignore[arg-type]
+            try:
+                keys = list(islice(dict.keys(self.value), limit))  # type: ignore[arg-type]
+            except RuntimeError:  # changed size while we looked (a key's __del__ ran code)
+                keys = list(islice(iter(list(dict.keys(self.value))), limit))  # type: ignore[arg-type]
             return self._public([k if type(k) is str else _pure.pure_repr(k, 200) for k in keys])
         try:
             keys = list(islice(iter(list(self.value) if limit is None else self.value), limit))

@@ -66,3 +66,15 @@ def in_thread(func, timeout: float = 20.0):
     t.start()
     t.join(timeout)
     return (not t.is_alive()), box.get("value")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz suite's worst program-thread stall per mode, whatever the outcome."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        reports = getattr(module, "REPORTS", None) if name.endswith("test_fuzz") else None
+        if reports:
+            terminalreporter.section("fuzz: worst program-thread stalls")
+            for line in reports:
+                terminalreporter.write_line(line)

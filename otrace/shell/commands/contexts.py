@@ -86,8 +86,10 @@ def resume(sh, args: Args) -> None:
     error, value = _resume_payload(sh, args)
     ctxs = _contexts(sh, args.words, "resume")
     failed = []
+    # all at once: one loop callback wakes every hold (10,000 holds: one trip, not 10,000)
+    released = {c.id for c in sh.runtime.holds.resume_many(ctxs, value, error=error)}
     for ctx in ctxs:
-        if sh.runtime.holds.resume(ctx, value, error=error):
+        if ctx.id in released:
             sh.out.write(f"Resuming {ctx.id}" + (f" with {type(error).__name__}" if error else ""))
         else:
             failed.append(ctx.id)

@@ -271,7 +271,8 @@ def ls(sh, args: Args) -> None:
         for row in listing.columns(shown, width):
             sh.out.write(row)
     if count is not None and count > limit:
-        sh.out.error(f"ls: showing {limit} of {count} entries (set ls_limit, or ls a glob)")
+        which = "the newest " if getattr(d, "chronological", False) else ""
+        sh.out.error(f"ls: showing {which}{limit} of {count} entries (set ls_limit, or ls a glob)")
 
 
 def _time_of(value: Any) -> float:

@@ -1,0 +1,343 @@
+"""The pending breaks and holds of one runtime: :class:`HoldTable`, :class:`Break`, :class:`Hold`.
+
+One lock (the table's) guards the table, the owner index and every item's release, so a
+break or hold is released exactly once, however many threads try.  Releasing many at once
+(:meth:`HoldTable.release_all`) takes the lock once and wakes the holds of each event loop
+with one callback on that loop, not one per hold: resuming 10,000 held requests is one trip
+through the loop's door, not 10,000 (each of which writes to the loop's wake-up pipe).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from otrace.contexts.record import TraceContext
+from otrace.events import HoldRegistered, HoldReleased
+from otrace.holds import door as _door
+from otrace.holds.door import LoopDoor, running_loop
+from otrace.log import get_logger
+
+if TYPE_CHECKING:
+    from otrace.contexts.store import ContextStore
+    from otrace.events import EventBus
+
+log = get_logger("holds")
+
+
+class HoldTable:
+    """The pending breaks and holds of one runtime, and its door to the event loop."""
+
+    def __init__(self, store: ContextStore, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self._lock = threading.Lock()
+        self._pending: dict[str, Break | Hold] = {}
+        # id(the context's ``self``) -> its waiting items: a Tornado handler whose client
+        # disconnects finds its holds without scanning (and sorting) every pending one
+        self._by_owner: dict[int, list[Break | Hold]] = {}
+        self._breaks = 0  # how many of the pending are breaks
+        self._door: LoopDoor | None = None
+        #: Idents of threads that must never block on a break (e.g. the console's own thread).
+        self.no_break_threads: set[int] = set()
+
+    # -- the event-loop door ---------------------------------------------------------------
+    def set_eventloop_callback(self, callback: LoopDoor | None) -> None:
+        """Resolve holds with ``callback(fn)`` (must run ``fn`` on the loop; thread-safe).
+
+        ``None`` restores the default, ``loop.call_soon_threadsafe`` of the hold's own loop.
+        Call from any thread (typically at start-up).
+        """
+        self._door = callback
+
+    def eventloop_callback(self) -> LoopDoor | None:
+        """The program's thread-safe door to its event loop, if one was set.  Any thread."""
+        return self._door
+
+    def call_on_loop(
+        self, func: Callable[[], Any], timeout: float = 10.0, callback: LoopDoor | None = None
+    ) -> Any:
+        """Run ``func`` on the program's event loop and wait for its result.
+
+        Through ``callback`` (default: the door set with :meth:`set_eventloop_callback`); see
+        :func:`otrace.holds.door.call_on_loop`.  For other threads (the shell's).
+        """
+        return _door.call_on_loop(callback if callback is not None else self._door, func, timeout)
+
+    def run_coroutine(self, coro: Any, timeout: float, loop: Any = None) -> Any:
+        """Run ``coro`` as a task on the program's event loop and wait for its result.
+
+        ``loop`` (an asyncio loop) is used when given (a held task's own loop), else the
+        door; see :func:`otrace.holds.door.run_coroutine`.  For other threads (the shell's).
+        """
+        door = loop.call_soon_threadsafe if loop is not None else self._door
+        return _door.run_coroutine(door, coro, timeout)
+
+    def can_block(self) -> bool:
+        """True if the current thread may block on a break (no running loop, not exempt)."""
+        return running_loop() is None and threading.get_ident() not in self.no_break_threads
+
+    # -- the table -------------------------------------------------------------------------
+    def _register(self, item: Break | Hold) -> None:
+        owner = item.ctx.get("self")
+        with self._lock:
+            self._pending[item.ctx.id] = item
+            self._breaks += item.kind == "break"
+            if owner is not None:
+                item.owner = id(owner)
+                self._by_owner.setdefault(item.owner, []).append(item)
+        item.ctx.live = item
+        self.events.emit(HoldRegistered(item.ctx, item.kind))
+
+    def _claim(
+        self, item: Break | Hold, value: Any, reason: str, error: BaseException | None
+    ) -> bool:
+        """Mark ``item`` released and drop it from the table; False if it was already.
+
+        The table's lock is held by the caller.
+        """
+        if item.released is not None:
+            return False
+        item.released, item.value, item.error = reason, value, error
+        if self._pending.get(item.ctx.id) is item:
+            del self._pending[item.ctx.id]
+            self._breaks -= item.kind == "break"
+        if item.owner is not None:
+            mine = self._by_owner.get(item.owner)
+            if mine is not None:
+                if item in mine:  # items compare by identity
+                    mine.remove(item)
+                if not mine:
+                    del self._by_owner[item.owner]
+        return True
+
+    def _release(
+        self, items: Iterable[Break | Hold], value: Any, reason: str, error: BaseException | None
+    ) -> list[Break | Hold]:
+        """Release ``items`` (those not released yet); returns those it released.  Any
+        thread."""
+        with self._lock:
+            done = [item for item in items if self._claim(item, value, reason, error)]
+        held: list[Hold] = []
+        for item in done:
+            ctx = item.ctx
+            if ctx.live is item:
+                ctx.live = None
+            ctx.trc["released"] = reason
+            if isinstance(item, Hold):
+                held.append(item)
+            else:
+                item.event.set()
+        if done:
+            self.store.settled([item.ctx for item in done])
+        if held:
+            self._wake(held)
+        for item in done:
+            self.events.emit(HoldReleased(item.ctx, reason))
+        return done
+
+    def _wake(self, held: list[Hold]) -> None:
+        """Resolve the futures of ``held`` on their loops: one callback per loop."""
+        by_loop: dict[Any, list[Hold]] = {}
+        for item in held:
+            by_loop.setdefault(item.loop, []).append(item)
+        here = running_loop()
+        for loop, items in by_loop.items():
+            batch = _Wake(loop, items)
+            if loop is here:  # already on that loop's thread: no trip through the door
+                batch.run()
+                continue
+            try:
+                door = self._door
+                if door is not None:
+                    door(batch.run)
+                else:
+                    loop.call_soon_threadsafe(batch.run)
+            except RuntimeError:  # loop closed: nobody can be waiting any more
+                log.debug("loop of %d holds is closed", len(items))
+
+    def new_break(self, ctx: TraceContext) -> Break:
+        """Register a break for ``ctx`` (before the context is stored); traced thread."""
+        item = Break(ctx, self)
+        self._register(item)
+        return item
+
+    def new_hold(self, ctx: TraceContext) -> Hold:
+        """Register a hold for ``ctx`` on the running loop; event-loop thread only.
+
+        Raises RuntimeError when no loop runs in this thread.
+        """
+        loop = running_loop()
+        if loop is None:
+            raise RuntimeError("a hold needs a running asyncio event loop")
+        item = Hold(ctx, loop, self)
+        self._register(item)
+        return item
+
+    def get(self, ctx_or_id: TraceContext | str) -> Break | Hold | None:
+        """The pending break or hold of a context (or trace id), if any.  Any thread."""
+        trace_id = ctx_or_id if isinstance(ctx_or_id, str) else ctx_or_id.id
+        with self._lock:
+            return self._pending.get(trace_id)
+
+    def __len__(self) -> int:
+        """How many breaks and holds wait (no sorting, no copy).  Any thread."""
+        return len(self._pending)
+
+    def breaks_waiting(self) -> bool:
+        """True while some thread waits on a break (the prompt's ``BRK:``): no sort, no copy
+        of 10,000 waiting holds for every prompt.  Any thread."""
+        return self._breaks > 0
+
+    def pending(self) -> list[TraceContext]:
+        """Contexts whose break or hold still waits, oldest first.  Any thread."""
+        with self._lock:
+            items = list(self._pending.values())
+        return sorted((i.ctx for i in items), key=lambda c: c.created)
+
+    def held_by(self, owner: object) -> list[TraceContext]:
+        """Contexts still waiting whose captured ``self`` is ``owner``, oldest first.
+
+        Looked up in an index, so a request handler finds its own holds in constant time
+        however many others wait.  Any thread.
+        """
+        with self._lock:
+            items = list(self._by_owner.get(id(owner), ()))
+        return [i.ctx for i in items if i.ctx.get("self") is owner]
+
+    def resume(
+        self,
+        ctx_or_id: TraceContext | str,
+        value: Any = None,
+        *,
+        reason: str = "resumed",
+        error: BaseException | None = None,
+    ) -> bool:
+        """Release a pending break or hold with ``value``; False if nothing waits under that id.
+
+        ``error`` (holds only) is raised in the held task instead of returning a value.  The
+        context stays in ``/osh/recent`` as an ordinary (evictable) context whose
+        ``__trc["released"]`` says why it ended.  Any thread (typically the shell's).
+        """
+        item = self.get(ctx_or_id)
+        if error is not None and not isinstance(item, Hold):
+            return False
+        return item is not None and item.release(value, reason, error)
+
+    def release_all(self, reason: str = "shutdown") -> int:
+        """Release every pending break and hold; returns how many.  Any thread.
+
+        The holds of one loop are resolved by one callback on it (see the module's text).
+        """
+        with self._lock:
+            items = list(self._pending.values())
+        return len(self._release(items, None, reason, None))
+
+    def resume_many(
+        self,
+        ctxs: Iterable[TraceContext],
+        value: Any = None,
+        *,
+        reason: str = "resumed",
+        error: BaseException | None = None,
+    ) -> list[TraceContext]:
+        """:meth:`resume` for many contexts at once (``resume *``): one callback per loop
+        wakes all their holds.  Returns the contexts released (``error``: holds only).
+        Any thread."""
+        with self._lock:
+            found = [self._pending.get(ctx.id) for ctx in ctxs]
+        items = [i for i in found if i is not None and (error is None or isinstance(i, Hold))]
+        return [item.ctx for item in self._release(items, value, reason, error)]
+
+
+class _Wake:
+    """One loop callback resolving many holds' futures (``loop``: for the Tornado bridge,
+    which sends a callback to the loop its ``__self__.loop`` names)."""
+
+    __slots__ = ("items", "loop")
+
+    def __init__(self, loop: Any, items: list[Hold]) -> None:
+        self.loop = loop
+        self.items = items
+
+    def run(self) -> None:
+        for item in self.items:
+            item._resolve()
+
+
+class _Pending:
+    """Common part of breaks and holds: one release, recorded on the context."""
+
+    __slots__ = ("ctx", "error", "owner", "released", "table", "value")
+    kind = ""
+
+    def __init__(self, ctx: TraceContext, table: HoldTable) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.released: str | None = None
+        self.owner: int | None = None
+
+    def release(
+        self, value: Any = None, reason: str = "deleted", error: BaseException | None = None
+    ) -> bool:
+        """Let the waiter go on with ``value`` (a hold: or raise ``error`` in it); False if it
+        was already released.
+
+        Any thread.
+        """
+        return len(self.table._release((self,), value, reason, error)) == 1  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        state = self.released or "pending"
+        return f"<{type(self).__name__} {self.ctx.id} {state}>"
+
+
+class Break(_Pending):
+    """A thread blocked until resumed."""
+
+    __slots__ = ("event",)
+    kind = "break"
+
+    def __init__(self, ctx: TraceContext, table: HoldTable) -> None:
+        super().__init__(ctx, table)
+        self.event = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block the calling (traced) thread until released; return the resume value."""
+        self.event.wait(timeout)
+        return self.value
+
+
+class Hold(_Pending):
+    """An asyncio future the held task awaits; resolved on its own loop only."""
+
+    __slots__ = ("future", "loop")
+    kind = "hold"
+
+    def __init__(self, ctx: TraceContext, loop: Any, table: HoldTable) -> None:
+        super().__init__(ctx, table)
+        self.loop = loop
+        self.future = loop.create_future()
+
+    def _resolve(self) -> None:
+        """Complete the future with the release's value or error; on its loop only."""
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.value)
+
+    def __await__(self) -> Any:
+        # A cancelled awaiting task cancels the future and raises CancelledError here: then
+        # nothing waits any more.  (Caught here rather than with a done callback on the
+        # future, which would cost every resume a second loop callback.)
+        try:
+            return (yield from self.future.__await__())
+        except BaseException:
+            if self.future.cancelled():
+                self.release(None, "cancelled")
+            raise
