@@ -12,8 +12,12 @@ import platform
 import re
 import statistics
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -46,6 +50,17 @@ def interleave(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, 
         for name in order:
             seen[name].append(cases[name]())
     return {name: statistics.median(values) for name, values in seen.items()}
+
+
+def on_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` run on a thread of its own, for a short, plain stack: what a trace context
+    captures is then the benchmark's frames, not its bookkeeping (the tables of results in
+    ``main``'s variables would be copied and pickled with every context)."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name="bench")
+    thread.start()
+    thread.join()
+    return out[0]
 
 
 def table(title: str, rows: list[tuple], header: tuple) -> None:

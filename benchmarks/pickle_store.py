@@ -1,23 +1,63 @@
-"""Pickle store speed: contexts written per second, and listing a large file.
+"""Pickle store speed: what the traced thread pays, contexts written per second, and
+listing a large file.
 
     python benchmarks/pickle_store.py [COUNT]      (default 100000; run from the repo root)
 
-Prints numbers; asserts nothing.  Contexts look like small call traces (a few arguments,
-a nested dict, a stack text) spread over 50 names and two kinds.
+1. The traced thread's cost, side by side in one run (rounds alternate, medians): an
+   exception context of a 20-frame stack recorded without ``pickle_file`` and with it, in
+   wall time and in the traced thread's own CPU time, and the CPU time it spends in
+   ``submit`` (the freeze; issue 19's target: <= 60 us).  With the file, the writer thread
+   shares the GIL: in a tight loop of exceptions its work shows in the wall time, and the
+   snapshots waiting in its queue make the program's garbage collections dearer.
+2. Contexts written per second: while the program raises in that loop (submit to the last
+   commit), and by the writer alone from a backlog of those exception contexts.
+   (The loops run on a thread of their own: contexts capture the benchmark's 20 frames, not
+   its tables of results.)
+3. Writing and listing COUNT small call-trace contexts spread over 50 names and two kinds.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine, on_thread  # noqa: E402
+
+from otrace.contexts import capture, sqlite, writer_thread  # noqa: E402
 from otrace.contexts.record import TraceContext  # noqa: E402
 from otrace.contexts.sqlite import PickleWriter, open_pickled  # noqa: E402
+from otrace.log import add_sink  # noqa: E402
+from otrace.runtime import default  # noqa: E402
+from otrace.tracing import trace, unwrap_all  # noqa: E402
+
+SRC = """
+class Order:
+    def __init__(self, n):
+        self.n = n
+        self.lines = [("apple", 2), ("pear", n % 7)]
+
+def fail(order, qty):
+    raise ValueError(qty)
+
+def deep(k, f, *args):
+    if k:
+        return deep(k - 1, f, *args)
+    return f(*args)
+"""
+
+
+def module(name: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    exec(compile(SRC, f"<{name}>", "exec"), mod.__dict__)
+    sys.modules[name] = mod
+    return mod
 
 
 class Order:
@@ -42,9 +82,134 @@ def make(i: int) -> TraceContext:
     )
 
 
+MADE: list[TraceContext] = []  # a global: a closure's list would be captured with every context
+
+
+def grab(order: Order, qty: int) -> None:
+    """Raise, and capture the exception as a context (for the writer's backlog)."""
+    try:
+        raise ValueError(qty)
+    except ValueError as exc:
+        values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe(1))
+        MADE.append(TraceContext("exceptions", "fail", "ValueError", values, trc))
+
+
+def traced_thread(tmp: str, n: int, rounds: int) -> None:
+    """Figures 1 and 2: the traced thread with and without pickle_file, and the writer."""
+    rt = default()
+    params = rt.params
+    add_sink(lambda text: None)
+    params.set("trace_handled", True)
+    base, mod = module("bench_pickle_base"), module("bench_pickle")
+    order = mod.Order(3)
+    trace(mod.fail, mod, "fail")
+    sqlite.install()
+    # what the traced thread spends in submit (the freeze and the queue), on its own clock
+    spent = [0.0, 0]
+    submit = writer_thread.BatchWriter.submit
+
+    def timed_submit(self, ctx):
+        t0 = time.thread_time()
+        submit(self, ctx)
+        spent[0] += time.thread_time() - t0
+        spent[1] += 1
+
+    writer_thread.BatchWriter.submit = timed_submit  # type: ignore[method-assign]
+
+    def loop(f, clock):
+        t0 = clock()
+        for _ in range(n):
+            try:
+                mod.deep(19, f, order, 5)
+            except ValueError:
+                pass
+        return (clock() - t0) / n
+
+    rates = []
+
+    def case(f, pickle):
+        def go():
+            if pickle:
+                params.set("pickle_file", str(Path(tmp) / "traced.db"))
+            try:
+                t0 = time.perf_counter()
+                wall = loop(f, time.perf_counter)
+                cpu = loop(f, time.thread_time)
+                if pickle:
+                    w = sqlite.writer()
+                    assert w is not None and w.flush(600)
+                    stats = w.stats()
+                    rates.append(stats["written"] / (time.perf_counter() - t0))
+                return wall, cpu
+            finally:
+                params.set("pickle_file", "")
+
+        return go
+
+    cases = {
+        "untraced raise": case(base.fail, False),
+        "exception context": case(mod.fail, False),
+        "exception context, pickle_file": case(mod.fail, True),
+    }
+    seen: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    for r in range(rounds):
+        for name in list(cases) if r % 2 == 0 else list(reversed(cases)):
+            seen[name].append(on_thread(cases[name]))
+    writer_thread.BatchWriter.submit = submit  # type: ignore[method-assign]
+    wall = {k: statistics.median(w for w, _ in v) for k, v in seen.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in seen.items()}
+    freeze = spent[0] / max(spent[1], 1) * 1e6
+    b = "untraced raise"
+    print(f"\n== 1. The traced thread, 20-frame exception contexts ({rounds} rounds of {n}; us)")
+    print(f"{'case':34s} {'per call':>9s} {'per context':>12s} {'per context, CPU':>17s}")
+    for k in cases:
+        print(
+            f"{k:34s} {wall[k] * 1e6:9.1f} {(wall[k] - wall[b]) * 1e6:12.1f} "
+            f"{(cpu[k] - cpu[b]) * 1e6:17.1f}"
+        )
+    extra = (cpu["exception context, pickle_file"] - cpu["exception context"]) * 1e6
+    print(f"pickle_file's cost to the traced thread (CPU, per context): {extra:8.1f} us")
+    print(
+        f"  of which in submit (the freeze):                        {freeze:8.1f} us  (target <= 60)"
+    )
+    print(
+        f"contexts written per second while the program raises:     "
+        f"{statistics.median(rates):8.0f} contexts/s (submit to the last commit)"
+    )
+
+    # the writer alone, from a backlog of such contexts
+    made = MADE
+    del made[:]
+
+    def fill():
+        for _ in range(n * 2):
+            mod.deep(19, grab, order, 5)
+
+    on_thread(fill)
+    writer = PickleWriter(Path(tmp) / "backlog.db", queue_size=len(made) + 10)
+    t0 = time.perf_counter()
+    for ctx in made:
+        writer.submit(ctx)
+    writer.flush(600)
+    t1 = time.perf_counter()
+    stats = writer.stats()
+    writer.close()
+    backlog = len(made)
+    del made[:]
+    print(
+        f"contexts written per second, writer alone (backlog of {backlog}): "
+        f"{stats['written'] / (t1 - t0):8.0f} contexts/s"
+    )
+    unwrap_all()
+    sqlite.uninstall()
+
+
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     with tempfile.TemporaryDirectory() as tmp:
+        print(machine())
+        traced_thread(tmp, 300 if count <= 10_000 else 1000, 5)
+        print(f"\n== 3. {count} small call-trace contexts")
         path = Path(tmp) / "bench.db"
         contexts = [make(i) for i in range(count)]
         writer = PickleWriter(path, queue_size=count + 10)

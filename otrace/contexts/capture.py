@@ -22,7 +22,7 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from otrace.contexts.record import FrameContext
-from otrace.contexts.safe import safe_repr, safe_str
+from otrace.contexts.safe import exc_line, safe_repr, safe_str
 
 # Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
 # code objects themselves; only ever added to (a registry of constants, not runtime state).
@@ -33,13 +33,36 @@ FrameLine = tuple[str, int, str, "list[str] | None"]
 def hide_code(*codes: CodeType) -> None:
     """Never show frames running these code objects (otrace's own wrappers)."""
     _HIDDEN.update(codes)
+    _CODES.clear()  # cached verdicts may name these codes
+
+
+# What capturing needs of a code object, looked up by ``id`` (hashing a code object hashes
+# its bytecode and constants: slower than the rest of a frame's capture).  The entry keeps
+# the code alive, so its id cannot be reused while cached; bounded by clearing.
+# (code, filename, name, optimized, hidden: True / False / None = ask its __tracebackhide__)
+_CodeInfo = tuple[CodeType, str, str, bool, "bool | None"]
+_CODES: dict[int, _CodeInfo] = {}
+_CODES_MAX = 20_000
+
+
+def _code_info(code: CodeType) -> _CodeInfo:
+    info = _CODES.get(id(code))
+    if info is not None and info[0] is code:
+        return info
+    if len(_CODES) >= _CODES_MAX:
+        _CODES.clear()
+    hidden: bool | None = code in _HIDDEN
+    if not hidden and "__tracebackhide__" in code.co_varnames:
+        hidden = None
+    info = (code, code.co_filename, code.co_name, bool(code.co_flags & _CO_OPTIMIZED), hidden)
+    _CODES[id(code)] = info
+    return info
 
 
 def is_hidden(frame: FrameType) -> bool:
-    if frame.f_code in _HIDDEN:
-        return True
-    if "__tracebackhide__" not in frame.f_code.co_varnames:
-        return False
+    hidden = _code_info(frame.f_code)[4]
+    if hidden is not None:
+        return hidden
     try:
         return bool(frame_locals(frame).get("__tracebackhide__"))
     except Exception:
@@ -53,26 +76,46 @@ class LazyText:
     garbage must not trigger that): it shows the text, cut, once rendered.  Give ``render``
     a module-level function and the data it needs, not a closure over the record that will
     hold this text -- that would make a reference cycle.
+
+    ``render`` may run program code (``str`` of an exception, ``repr`` of values): it runs
+    when an operator reads the text.  ``safe(*args)``, if given, renders the same text
+    without running any (for the writer thread, see :meth:`safe_text`); without it,
+    ``render`` itself must be safe.
     """
 
-    __slots__ = ("_args", "_render", "_text")
+    __slots__ = ("_job", "_text")
 
-    def __init__(self, render: Callable[..., str], *args: Any):
-        self._render: Callable[..., str] | None = render
-        self._args = args
+    def __init__(
+        self, render: Callable[..., str], *args: Any, safe: Callable[..., str] | None = None
+    ):
+        # one attribute, replaced whole: another thread reads it without a lock
+        self._job: tuple[Callable[..., str], tuple, Callable[..., str] | None] | None = (
+            render,
+            args,
+            safe,
+        )
         self._text = ""
 
     def __str__(self) -> str:
-        if self._render is not None:
-            try:
-                self._text = self._render(*self._args)
-            except Exception as exc:  # a debugger's report must not fail the reader
-                self._text = f"<could not render: {safe_repr(exc)}>"
-            self._render, self._args = None, ()
+        job = self._job
+        if job is not None:
+            self._text = _run(job[0], job[1])
+            self._job = None
         return self._text
 
+    def safe_text(self) -> str:
+        """The text, rendered without running program code if it is not rendered yet (any
+        thread; the safe rendering is not kept, so an operator still gets the full one)."""
+        job = self._job
+        if job is None:
+            return self._text
+        render, args, safe = job
+        if safe is None:
+            return str(self)
+        return _run(safe, args)
+
     def __repr__(self) -> str:
-        if self._render is not None:
+        if self._job is not None:
             return "<text rendered when read>"
         return repr(self._text) if len(self._text) <= 200 else repr(self._text[:200]) + "..."
 
@@ -80,10 +123,17 @@ class LazyText:
         return str(self)
 
     def __setstate__(self, state: str) -> None:
-        self._render, self._text = None, state
+        self._job, self._text = None, state
 
     def __reduce__(self):
         return (_lazy_from_text, (str(self),))
+
+
+def _run(render: Callable[..., str], args: tuple) -> str:
+    try:
+        return render(*args)
+    except Exception as exc:  # a debugger's report must not fail the reader
+        return f"<could not render: {safe_repr(exc)}>"
 
 
 def _lazy_from_text(text: str) -> LazyText:
@@ -96,9 +146,16 @@ def source_lines(filename: str, lineno: int, context: int) -> list[str] | None:
     """Up to ``context`` lines centred on ``lineno`` (None when context is 0 or no source)."""
     if context <= 0:
         return None
-    start = max(1, lineno - context // 2)
+    start = lineno - context // 2
+    if start < 1:
+        start = 1
     # one cached list per file, sliced: much cheaper than a getline() per line
-    return linecache.getlines(filename)[start - 1 : start - 1 + context] or None
+    entry = _LINECACHE.get(filename)
+    lines = entry[2] if entry is not None and len(entry) != 1 else linecache.getlines(filename)
+    return lines[start - 1 : start - 1 + context] or None
+
+
+_LINECACHE = linecache.cache
 
 
 def snapshot(values: dict[str, Any], deep: bool) -> dict[str, Any]:
@@ -184,8 +241,14 @@ def arg_names(frame: FrameType) -> tuple[list[str], str | None, str | None]:
 def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
     """``frame`` and its callers as (frame, line), innermost first, hidden frames left out."""
     out = []
+    codes = _CODES
     while frame is not None:
-        if not is_hidden(frame):
+        code = frame.f_code
+        info = codes.get(id(code))
+        if info is None or info[0] is not code:
+            info = _code_info(code)
+        hidden = info[4]
+        if not hidden and (hidden is not None or not is_hidden(frame)):
             out.append((frame, frame.f_lineno))
         frame = frame.f_back
     return out
@@ -194,11 +257,22 @@ def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
 def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
     """The frames of a traceback as (frame, line), outermost first, hidden ones left out."""
     out = []
+    codes = _CODES
     while tb is not None:
-        if not is_hidden(tb.tb_frame):
-            out.append((tb.tb_frame, tb.tb_lineno))
+        frame = tb.tb_frame
+        code = frame.f_code
+        info = codes.get(id(code))
+        if info is None or info[0] is not code:
+            info = _code_info(code)
+        hidden = info[4]
+        if not hidden and (hidden is not None or not is_hidden(frame)):
+            out.append((frame, tb.tb_lineno))
         tb = tb.tb_next
     return out
+
+
+_new_dict = dict.__new__
+_getrefcount = sys.getrefcount
 
 
 def build_chain(
@@ -218,44 +292,76 @@ def build_chain(
     ``outer_locals`` False only the innermost frame's locals are copied.  An outer frame
     running module-level code keeps no variables (they are the module's globals, browsable
     at ``/osh/globals``), only its ``__trc``.
+
+    This runs on the traced thread for every recorded exception, so it is one loop doing
+    the least that must happen now: one shallow copy of each frame's variables (straight
+    into its :class:`FrameContext`: a still-running caller changes them later), its line
+    and the source lines as they are now (a slice of linecache's list).  Texts made from
+    these (``exc_stack``, ``exc_context``, ``stack``) are rendered when read.
     """
     framestack: list[FrameLine] = []
     previous: FrameContext | None = None
     last = len(frames) - 1
     root_values: dict[str, Any] = {}
     root_trc: dict[str, Any] = {}
+    codes = _CODES
+    half = context_lines // 2
+    cache = _LINECACHE
+    new = _new_dict
     for i, (frame, lineno) in enumerate(frames):
         code = frame.f_code
-        info: FrameLine = (
-            code.co_filename,
-            lineno,
-            code.co_name,
-            source_lines(code.co_filename, lineno, context_lines),
-        )
+        cinfo = codes.get(id(code))
+        if cinfo is None or cinfo[0] is not code:
+            cinfo = _code_info(code)
+        filename = cinfo[1]
+        name = cinfo[2]
+        lines = None
+        if context_lines > 0:
+            start = lineno - half
+            if start < 1:
+                start = 1
+            entry = cache.get(filename)
+            source = (
+                entry[2] if entry is not None and len(entry) != 1 else linecache.getlines(filename)
+            )
+            lines = source[start - 1 : start - 1 + context_lines] or None
+        info: FrameLine = (filename, lineno, name, lines)
         framestack.append(info)
-        trc = {
-            "frame": info,
-            "funcname": code.co_name,
-            "module": frame.f_globals.get("__name__", ""),
-        }
+        glob = frame.f_globals
+        trc = {"frame": info, "funcname": name, "module": glob.get("__name__", "")}
         if i == last:
-            values = snapshot(frame_locals(frame), deep)
-            root_values, root_trc = values, trc
+            root_values, root_trc = snapshot(frame_locals(frame), deep), trc
             if previous is not None:
                 root_values["__up"] = previous
-        else:
-            # A module-level frame's variables are its module's globals (see /osh/globals):
-            # copying a whole namespace per context would cost more than it shows.
-            keep = outer_locals and (
-                bool(code.co_flags & _CO_OPTIMIZED) or frame.f_locals is not frame.f_globals
-            )
-            node = FrameContext(snapshot(frame_locals(frame), deep) if keep else {}, trc)
-            if previous is not None:
-                node["__up"] = previous
-                previous["__down"] = node
-            previous = node
+            continue
+        node = new(FrameContext)
+        # A module-level frame's variables are its module's globals (see /osh/globals):
+        # copying a whole namespace per context would cost more than it shows.
+        if outer_locals and (cinfo[3] or frame.f_locals is not glob):
+            if deep:
+                node.update(snapshot(frame_locals(frame), deep))
+            else:
+                try:
+                    cached = frame.f_locals
+                    node.update(cached)
+                except Exception:
+                    cached = None
+                # see frame_locals: leave nothing behind in a function frame's cache
+                if (
+                    _CACHES_LOCALS
+                    and cinfo[3]
+                    and type(cached) is dict
+                    and _getrefcount(cached) == 3
+                ):
+                    cached.clear()
+                cached = None
+        node["__trc"] = trc
+        if previous is not None:
+            node["__up"] = previous
+            previous["__down"] = node
+        previous = node
     root_trc["framestack"] = framestack
-    root_trc["where"] = "-->".join(f[2] for f in framestack)
+    root_trc["where"] = "-->".join([f[2] for f in framestack])
     if frames:
         root_trc["argvalues"] = arg_names(frames[-1][0])
     return root_values, root_trc
@@ -278,7 +384,7 @@ def capture_exception(
     outer = list(reversed(outer_frames(caller)))
     frames = outer + inner
     values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
-    trc["exc_stack"] = LazyText(_format_exception, exc, tb)
+    trc["exc_stack"] = LazyText(_format_exception, exc, tb, safe=_format_exception_safe)
     trc["exc_context"] = LazyText(_report, exc, values, trc.get("frame"))
     # chained exceptions (raise ... from ...): see otrace.contexts.chain
     from otrace.contexts.chain import add_causes
@@ -291,8 +397,44 @@ def _format_exception(exc: BaseException, tb: TracebackType | None) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _format_exception_safe(exc: BaseException, tb: TracebackType | None) -> str:
+    """:func:`_format_exception` without program code: each exception's line is
+    :func:`~otrace.contexts.safe.exc_line` instead of its ``str``."""
+    from otrace.contexts.chain import next_cause
+
+    chain: list[tuple[BaseException, TracebackType | None, str]] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    trace, relation = tb, ""
+    while current is not None and id(current) not in seen and len(chain) < 11:
+        seen.add(id(current))
+        chain.append((current, trace, relation))
+        current, relation = next_cause(current)
+        trace = current.__traceback__ if current is not None else None
+    parts: list[str] = []
+    for item, trace, relation in reversed(chain):
+        if trace is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_list(traceback.extract_tb(trace)))
+        parts.append(exc_line(item, 2000) + "\n")
+        if relation:
+            parts.append("\n" + _RELATIONS[relation] + "\n\n")
+    return "".join(parts)
+
+
+_RELATIONS = {
+    "__cause__": "The above exception was the direct cause of the following exception:",
+    "__context__": "During handling of the above exception, another exception occurred:",
+}
+
+
 def _report(exc: BaseException, values: dict[str, Any], frame: FrameLine | None) -> str:
     return render_report(exc, _chain_frames(values, {"frame": frame}) if frame else [])
+
+
+def report_of_record(header: str, values: dict[str, Any], frame: FrameLine | None) -> str:
+    """``exc_context`` of a stored context: the report made from its captured frames."""
+    return render_report(header, _chain_frames(values, {"frame": frame}) if frame else [])
 
 
 def _chain_frames(
@@ -313,10 +455,14 @@ def _chain_frames(
 
 
 def render_report(
-    exc: BaseException, frames: Iterable[tuple[str, int, str, dict[str, Any]]]
+    exc: BaseException | str, frames: Iterable[tuple[str, int, str, dict[str, Any]]]
 ) -> str:
-    """A verbose report: every frame's surrounding source and its variables' values."""
-    parts = [f"{type(exc).__name__}: {safe_str(exc)}", ""]
+    """A verbose report: every frame's surrounding source and its variables' values.
+
+    ``exc``: the exception, or the headline already made of it.
+    """
+    head = exc if isinstance(exc, str) else f"{type(exc).__name__}: {safe_str(exc)}"
+    parts = [head, ""]
     for filename, lineno, name, loc in frames:
         parts.append(f"{filename}:{lineno} in {name}()")
         start = max(1, lineno - 2)
@@ -331,15 +477,27 @@ def render_report(
 
 
 def capture_call_stack(frame: FrameType | None) -> LazyText:
-    """The call stack above ``frame`` as text, formatted when read."""
-    summary = [
-        (f.f_code.co_filename, line, f.f_code.co_name, None)
-        for f, line in reversed(outer_frames(frame))
-    ]
-    return LazyText(_format_stack, summary)
+    """The call stack above ``frame`` as text, formatted when read.
+
+    Only (code, line) pairs are taken now -- the lines change as the callers run on; file
+    names, function names and source come from the code objects when the text is read.
+    """
+    pairs = []
+    codes = _CODES
+    while frame is not None:
+        code = frame.f_code
+        info = codes.get(id(code))
+        if info is None or info[0] is not code:
+            info = _code_info(code)
+        hidden = info[4]
+        if not hidden and (hidden is not None or not is_hidden(frame)):
+            pairs.append((code, frame.f_lineno))
+        frame = frame.f_back
+    return LazyText(_format_stack, pairs)
 
 
-def _format_stack(summary: list) -> str:
+def _format_stack(pairs: list[tuple[CodeType, int]]) -> str:
+    summary = [(code.co_filename, line, code.co_name, None) for code, line in reversed(pairs)]
     return "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
 
 
@@ -363,6 +521,8 @@ def current_task_name() -> str | None:
     if aio is None:
         return None
     try:
+        if aio.events._get_running_loop() is None:  # no loop: no task (and no exception)
+            return None
         task = aio.current_task()
     except RuntimeError:
         return None

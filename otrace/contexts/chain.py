@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from otrace.contexts.record import FrameContext
-from otrace.contexts.safe import safe_str
+from otrace.contexts.safe import exc_line
 
 MAX_CAUSES = 10
 LINKS = ("__cause__", "__context__")
@@ -34,7 +34,8 @@ def next_cause(exc: BaseException) -> tuple[BaseException | None, str]:
 
 
 def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {safe_str(exc, 500)}"
+    """``Type: message``, bounded; runs none of the program's code (see ``exc_line``)."""
+    return exc_line(exc, 500)
 
 
 def add_causes(

@@ -35,6 +35,7 @@ CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 # runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
 _last_ts = ""
+_base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is slow
 
 
 def new_timestamp(now: float | None = None) -> str:
@@ -42,10 +43,16 @@ def new_timestamp(now: float | None = None) -> str:
 
     Thread-safe.
     """
-    global _last_ts
+    global _last_ts, _base
     if now is None:
         now = time.time()
-    base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
+    second = now // 1
+    cached = _base  # one tuple: read and replaced whole, so no lock is needed
+    if cached[0] == second:
+        base = cached[1]
+    else:
+        base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
+        _base = (second, base)
     micro = f"{int((now % 1) * 1_000_000):06d}"
     with _ts_lock:
         prev = _last_ts
@@ -87,6 +94,9 @@ def parse_trace_id(trace_id: str) -> tuple[str, str, str, str]:
     if kind is None:
         raise ValueError(f"unknown context kind in trace id: {trace_id!r}")
     return kind, name, ctxid, ts
+
+
+_MAX_CHAIN = 100_000
 
 
 class FrameContext(dict):
@@ -135,9 +145,16 @@ class TraceContext(FrameContext):
         if isinstance(up, FrameContext):
             up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()
-        self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))
-        kind_, self.name, self.ctxid, self.timestamp = parse_trace_id(self.id)
-        self.kind = kind if kind in KINDS else kind_
+        code = KINDS.get(kind, "")
+        clean = _clean(name, "..") if code and not trace_id else ""
+        if clean:  # the usual case, without formatting an id only to parse it again
+            self.name, self.kind, self.timestamp = clean, kind, new_timestamp(self.created)
+            self.ctxid: str = f"{code}-{_clean(label, ';')}" if label else code
+            self.id = f"{clean}:{self.ctxid}:{self.timestamp}"
+        else:
+            self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))
+            kind_, self.name, self.ctxid, self.timestamp = parse_trace_id(self.id)
+            self.kind = kind if kind in KINDS else kind_
         self.live: Any = None
         info = self["__trc"]
         info.setdefault("id", self.id)
@@ -154,9 +171,11 @@ class TraceContext(FrameContext):
         own ``gc.garbage`` checks).  Any thread.
         """
         node = self.get("__up")
-        seen = {id(self)}
-        while isinstance(node, FrameContext) and id(node) not in seen:
-            seen.add(id(node))
+        # a chain is a line outwards (capture builds it so); the bound only stops a chain
+        # somebody made circular by hand
+        for _ in range(_MAX_CHAIN):
+            if not isinstance(node, FrameContext):
+                break
             node.pop("__down", None)
             node = node.get("__up")
 

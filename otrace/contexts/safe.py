@@ -52,9 +52,6 @@ def safe_str(obj: object, limit: int = 2000) -> str:
     return text
 
 
-_SCALARS = (int, float, complex, bool, type(None), bytes, str)
-
-
 def brief(obj: object, limit: int = 200) -> str:
     """A bounded text for a value that runs no code of the program's.
 
@@ -66,9 +63,7 @@ def brief(obj: object, limit: int = 200) -> str:
     the traced thread, where a program ``__repr__``/``__str__`` could call traced code,
     block, or be arbitrarily slow.
     """
-    out: list[str] = []
-    _brief(obj, out, limit, 3)
-    text = "".join(out)
+    text = _brief(obj, limit, 3)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -80,54 +75,111 @@ _BRACKETS: dict[Any, tuple[str, str]] = {
     frozenset: ("{", "}"),
 }
 _ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
+_PLAIN_SCALARS = (float, bool, type(None), complex)
 
 
-def _brief(obj: Any, out: list[str], budget: int, depth: int) -> None:
+def _brief(obj: Any, budget: int, depth: int) -> str:
     kind = type(obj)
     if kind is str:
-        text = obj if len(obj) <= budget else obj[:budget]
-        out.append(repr(text) + ("..." if text is not obj else ""))
-    elif kind is bytes:
-        out.append(repr(obj[:budget]))
-    elif kind in _SCALARS:
-        out.append(repr(obj) if kind is not int or obj.bit_length() < 200 else "<big int>")
-    elif kind in (list, tuple, set, frozenset, dict):
+        if len(obj) <= budget:
+            return repr(obj)
+        return repr(obj[:budget]) + "..."
+    if kind is int:
+        return repr(obj) if obj.bit_length() < 200 else "<big int>"
+    if kind in _PLAIN_SCALARS:
+        return repr(obj)
+    if kind is bytes:
+        return repr(obj[:budget])
+    brackets = _BRACKETS.get(kind)
+    if brackets is not None:
         if depth <= 0:
-            out.append(f"<{kind.__name__} of {len(obj)}>")
-            return
-        open_, close = _BRACKETS[kind]
-        start = len(out)
-        out.append(open_)
+            return f"<{kind.__name__} of {len(obj)}>"
+        open_, close = brackets
+        parts = [open_]
+        size = len(open_)  # of everything so far: cut once past the budget
         # eleven items at most: a tuple per entry of a huge dict would be work for the GC
         items = list(islice(dict.items(obj) if kind is dict else obj, 11))
         for n, item in enumerate(items[:10]):
             if n:
-                out.append(", ")
-            if sum(map(len, out[start:])) > budget:
-                out.append("...")
+                parts.append(", ")
+                size += 2
+            if size > budget:
+                parts.append("...")
                 break
             if kind is dict:
-                _brief(item[0], out, 40, depth - 1)
-                out.append(": ")
-                _brief(item[1], out, 60, depth - 1)
+                text = _brief(item[0], 40, depth - 1) + ": " + _brief(item[1], 60, depth - 1)
             else:
-                _brief(item, out, 60, depth - 1)
+                text = _brief(item, 60, depth - 1)
+            parts.append(text)
+            size += len(text)
         else:
             if len(items) > 10:
-                out.append(", ...")
+                parts.append(", ...")
         if kind is tuple and len(items) == 1:
-            out.append(",")
-        out.append(close)
-    elif isinstance(obj, BaseException):
-        out.append(f"{kind.__name__}(")
+            parts.append(",")
+        parts.append(close)
+        return "".join(parts)
+    if issubclass(kind, BaseException):  # (isinstance could ask the object's __class__)
         args = _ARGS.__get__(obj)
-        for n, arg in enumerate(args[:3]):
-            if n:
-                out.append(", ")
-            _brief(arg, out, 100, depth - 1)
-        out.append(")")
-    else:
-        out.append(object.__repr__(obj))
+        return f"{kind.__name__}(" + ", ".join(_brief(a, 100, depth - 1) for a in args[:3]) + ")"
+    return object.__repr__(obj)
+
+
+_GETSET = type(type.__dict__["__dict__"])
+
+
+def _instance_dict(obj: object) -> dict[Any, Any] | None:
+    """``obj.__dict__`` when it is the interpreter's plain instance dict (no property runs)."""
+    for klass in _MRO.__get__(type(obj)):
+        entry = _DICT.__get__(klass).get("__dict__")
+        if entry is not None:
+            if type(entry) is not _GETSET:
+                return None
+            ns = entry.__get__(obj)
+            return ns if type(ns) is dict else None
+    return None
+
+
+def stored_text(obj: object, limit: int = 300) -> str:
+    """A bounded text for a value about to be stored, running no code of the program's.
+
+    Like :func:`brief`, except that an instance with a plain ``__dict__`` is shown by its
+    class and attributes -- ``Point(x=3, y=6, tags=['a', 'b'])`` -- which says more than
+    ``<Point object at 0x...>`` and is what most ``__repr__`` methods show.  For the writer
+    thread, where the program's own ``__repr__`` must not run.  Never raises.
+    """
+    try:
+        kind = type(obj)
+        if (
+            kind in _BRACKETS
+            or kind in _PLAIN
+            or kind is complex
+            or issubclass(kind, BaseException)
+        ):
+            return brief(obj, limit)
+        if kind in _OWN_REPR:  # the interpreter's repr, which reads only names
+            return repr(obj)[:limit]
+        # only instances of classes defined in Python: a function's or module's __dict__
+        # says nothing about it
+        ns = _instance_dict(obj) if _FLAGS.__get__(kind) & _HEAPTYPE else None
+        if ns is None:
+            return brief(obj, limit)
+        items = [(k, v) for k, v in list(ns.items())[:9] if type(k) is str]
+        parts = [f"{k}={_brief(v, 60, 2)}" for k, v in items[:8]]
+        if len(items) > 8:
+            parts.append("...")
+        text = f"{_QUAL.__get__(kind)}({', '.join(parts)})"
+    except BaseException:  # noqa: B036 - a stored text must never fail the writer
+        return "<object>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+_QUAL: Any = type.__dict__["__qualname__"]
+_FLAGS: Any = type.__dict__["__flags__"]
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class statement made it
+_OWN_REPR = frozenset(
+    (type, type(len), type(_instance_dict), type(_instance_dict.__code__))
+)  # exact classes, functions, built-in functions and code objects
 
 
 def exc_text(exc: BaseException, limit: int = 300) -> str:
@@ -135,6 +187,55 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
     args = _ARGS.__get__(exc)
     text = ", ".join(a if type(a) is str else brief(a, 100) for a in args[:3])
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# Values whose ``str``/``repr`` is the interpreter's own: an exception holding only these
+# formats without running any code of the program's.
+_PLAIN = (str, int, float, bool, type(None), bytes)
+_OS_FIELDS = ("filename", "filename2")
+_OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
+_MRO: Any = type.__dict__["__mro__"]
+_NAME: Any = type.__dict__["__name__"]
+_DICT: Any = type.__dict__["__dict__"]
+
+
+def _builtin_str(cls: type) -> bool:
+    """True if ``cls``'s ``__str__`` is one of the interpreter's (no Python-level override)."""
+    for klass in _MRO.__get__(cls):
+        method = _DICT.__get__(klass).get("__str__")
+        if method is not None:
+            return type(method) is _WRAPPER
+    return False
+
+
+_WRAPPER = type(object.__str__)
+
+
+def exc_line(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` for ``exc``, bounded, running no code of the program's.
+
+    The message is ``str(exc)`` when that is the interpreter's own formatting of plain
+    values (``ValueError(3)``, ``KeyError('k')``, ``OSError(2, 'No such file')``); for an
+    exception class with its own ``__str__``, or arguments that are program objects, it is
+    made from the arguments with :func:`brief` (the program's ``__str__`` runs only when an
+    operator renders the full traceback text).  For recording (traced thread) and the
+    writer thread.  Never raises.
+    """
+    try:
+        cls = type(exc)
+        name = _NAME.__get__(cls)
+        text = None
+        if _builtin_str(cls) and all(type(a) in _PLAIN for a in _ARGS.__get__(exc)):
+            if not issubclass(cls, OSError) or all(
+                type(_OS_DESCR[f].__get__(exc)) in _PLAIN for f in _OS_FIELDS
+            ):
+                text = str(exc)
+        if text is None:
+            text = exc_text(exc, limit)
+    except BaseException:  # noqa: B036 - never let describing an exception fail
+        return "<exception>"
+    line = f"{name}: {text}" if text else name
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}

@@ -2,18 +2,32 @@
 
 Writing happens in two steps, so that the traced program pays little:
 
-1. :func:`freeze_context` runs on the thread that created the context.  It copies the frame
-   chain (``__up``/``__down``), every ``__trc`` dict and the built-in containers among the
-   values (``dict``, ``list``, ``tuple``, ``set``, ``frozenset``, down to ``max_depth`` and at
-   most ``max_items`` elements each), so later changes to those containers do not leak into
-   the record.  Other objects are kept by reference.
+1. :func:`freeze_context` runs on the thread that created the context and copies only what
+   can still change: the root frame's dict and ``__trc`` (otrace adds a return value or a
+   release reason later), the built-in containers among the program's values (``dict``,
+   ``list``, ``tuple``, ``set``, down to ``max_depth`` and at most ``max_items`` elements
+   each, so later changes to them do not leak into the record) and the dicts of frames
+   holding such containers.  Every other frame is handed over by reference (capture made
+   it, nothing changes it), as are what capturing made and never changes again (the frame
+   lines, ``framestack``, the lazy texts) and other objects.  It runs no program code:
+   type checks look at ``type()`` only, and a dict keyed by program objects is copied
+   without hashing them again.
 2. :func:`encode` runs on the pickle writer's thread.  It pickles every value that is not a
    plain scalar or rebuilt container *on its own*, so one bad value never costs the record:
    a value that does not pickle (locks, sockets, generators, open files, a ``__reduce__`` that
    raises, nesting too deep for the pickler) or whose pickle is bigger than
    ``max_value_bytes`` becomes an :class:`Unpicklable` placeholder keeping its type name and a
-   bounded ``repr``.  Objects kept by reference are pickled in the state they have *then*
+   bounded text.  Objects kept by reference are pickled in the state they have *then*
    (a moment after the context was created).
+
+The writer thread runs no ``__repr__``/``__str__`` of the program's: the text kept beside a
+stored value is :func:`~otrace.contexts.safe.brief` (built-in values in full, other objects
+as ``<module.Class object at 0x...>``), the traceback text is rendered with each
+exception's safe line (:func:`~otrace.contexts.safe.exc_line`), and ``exc_context`` (which
+shows every variable's ``repr``) is not rendered there at all: the record marks it and
+:func:`decode` makes it again from the stored frames when an operator reads it.  Pickling
+itself is the one program code the writer may run: a class's own ``__reduce__`` /
+``__getstate__`` (what pickling an object means; failures become placeholders).
 
 :func:`decode` rebuilds a :class:`~otrace.contexts.record.TraceContext` with its
 :class:`~otrace.contexts.record.FrameContext` chain.  A class that cannot be imported in the
@@ -27,13 +41,21 @@ Thread safety: every function may be called from any thread; none keeps shared s
 
 from __future__ import annotations
 
+import operator
 import pickle
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.contexts.capture import LazyText
+from otrace.contexts.capture import LazyText, report_of_record
 from otrace.contexts.record import FrameContext, TraceContext
-from otrace.contexts.safe import escape_controls, safe_repr, safe_str
+from otrace.contexts.safe import (
+    brief,
+    escape_controls,
+    exc_line,
+    safe_repr,
+    safe_str,
+    stored_text,
+)
 from otrace.contexts.unpickle import (
     Blob,
     PlaceholderError,
@@ -96,46 +118,137 @@ class Snapshot:
     root: int
 
 
+# Key types whose hash is the interpreter's own (a dict keyed by them is copied deeply)
+_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
+# Exact built-in containers the freeze copies (a frozenset cannot change)
+_CONTAINERS = frozenset((dict, list, tuple, set))
+# Values the freeze keeps as they are: nothing in them can change.
+_IMMUTABLE = frozenset((int, float, bool, type(None), complex, str, bytes))
+# ``__trc`` entries capturing makes and never changes afterwards (tuples, lists and texts of
+# its own): kept by reference.  Everything else in ``__trc`` is frozen like a value.
+_MADE = frozenset(
+    (
+        "frame",
+        "framestack",
+        "where",
+        "argvalues",
+        "funcname",
+        "module",
+        "exception",
+        "exc_chain",
+        "exc_stack",
+        "exc_context",
+        "stack",
+        "thread",
+        "id",
+        "context",
+        "argstr",
+        "task",
+        "relation",
+    )
+)
+
+
 def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     cls = type(obj)
-    if cls in (dict, list, tuple, set, frozenset):
-        done = memo.get(id(obj))
-        if done is not None:
-            return done
-        if depth >= limits.max_depth or len(obj) > limits.max_items:
-            return obj
-        if cls is dict:
-            out: Any = {}
-            memo[id(obj)] = out
-            for k, v in list(obj.items()):
-                out[k] = _freeze(v, depth + 1, limits, memo)
-            return out
-        if cls is list:
-            out = []
-            memo[id(obj)] = out
-            out.extend(_freeze(v, depth + 1, limits, memo) for v in list(obj))
-            return out
-        if cls is tuple:
-            out = tuple(_freeze(v, depth + 1, limits, memo) for v in obj)
-        else:
-            out = cls(obj)  # elements of sets are hashable, usually immutable
+    if cls not in _CONTAINERS:
+        if issubclass(cls, FrameContext):
+            return Unpicklable(
+                cls.__name__,
+                cls.__module__,
+                safe_repr(obj, limits.repr_limit),
+                "another trace context",
+            )
+        return obj  # a frozenset, a scalar, or an object kept by reference
+    done = memo.get(id(obj))
+    if done is not None:
+        return done
+    if depth >= limits.max_depth or len(obj) > limits.max_items:
+        return obj
+    depth += 1
+    immutable = _IMMUTABLE
+    if cls is dict:
+        items = list(obj.items())
+        if not _KEYS.issuperset(map(type, obj)):
+            # storing under a program object's key would run its __hash__ (and __eq__):
+            # a shallow copy (the interpreter reuses the stored hashes) is as far as it goes
+            shallow = obj.copy()
+            memo[id(obj)] = shallow
+            return shallow
+        out: Any = {}
         memo[id(obj)] = out
+        for k, v in items:
+            out[k] = v if type(v) in immutable else _freeze(v, depth, limits, memo)
         return out
-    if isinstance(obj, FrameContext):
-        return Unpicklable(
-            cls.__name__, cls.__module__, safe_repr(obj, limits.repr_limit), "another trace context"
-        )
-    return obj
+    if cls is list:
+        out = []
+        memo[id(obj)] = out
+        out.extend([v if type(v) in immutable else _freeze(v, depth, limits, memo) for v in obj])
+        return out
+    if cls is tuple:
+        items = [v if type(v) in immutable else _freeze(v, depth, limits, memo) for v in obj]
+        # a tuple of what did not need copying is itself safe to keep
+        out = obj if all(map(operator.is_, items, obj)) else tuple(items)
+    else:
+        out = set(obj)  # elements of sets are hashable, usually immutable
+    memo[id(obj)] = out
+    return out
 
 
-def _frame_values(frame: FrameContext, limits: Limits, memo: dict[int, Any]) -> tuple[dict, dict]:
-    values = {
-        k: _freeze_cause(v, limits, memo) if k in _CAUSES else _freeze(v, 1, limits, memo)
-        for k, v in list(frame.items())
-        if k not in _LINKS
-    }
+_CONTEXTS = frozenset((FrameContext, TraceContext))
+
+
+def _unchanging(frame: FrameContext) -> bool:
+    """True if nothing among ``frame``'s values can change or needs a placeholder: no
+    built-in container (a tuple only of such values is fine), no trace context, no cause."""
+    containers = _CONTAINERS
+    for k, v in frame.items():
+        t = type(v)
+        if t in containers:
+            if k == "__trc":
+                continue
+            if t is not tuple or not _CONTAINERS_OR_CONTEXTS.isdisjoint(map(type, v)):
+                return False
+        elif t in _CONTEXTS and k not in _LINKS:
+            return False
+    return True
+
+
+_CONTAINERS_OR_CONTEXTS = _CONTAINERS | _CONTEXTS
+
+
+def _frame_values(
+    frame: FrameContext, limits: Limits, memo: dict[int, Any], root: bool = False
+) -> tuple[dict, dict]:
+    """(values, trc) of one frame for the writer: copies of what can change; the frame's
+    own dicts when nothing in them can (the writer leaves the links out).  The root's are
+    always copied: otrace adds to them later (a return value, a release reason)."""
     trc = frame.get("__trc")
-    trc = _freeze(dict(trc), 0, limits, memo) if isinstance(trc, dict) else {}
+    if not isinstance(trc, dict):
+        trc = {}
+    elif root or not trc.keys() <= _MADE:
+        containers = _CONTAINERS
+        made = _MADE
+        trc = {
+            k: v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
+            for k, v in list(trc.items())
+        }
+    if not root and _unchanging(frame):
+        return frame, trc
+    containers = _CONTAINERS
+    values = {}
+    for k, v in list(frame.items()):
+        if type(v) in containers:
+            if k != "__trc":
+                values[k] = _freeze(v, 1, limits, memo)
+        elif k in _LINKS:
+            continue
+        elif k in _CAUSES:
+            values[k] = _freeze_cause(v, limits, memo)
+        elif issubclass(type(v), FrameContext):
+            values[k] = _freeze(v, 1, limits, memo)
+        else:
+            values[k] = v
     return values, trc
 
 
@@ -146,13 +259,14 @@ _CHAIN_MARK = "__otrace_frames__"
 
 
 def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
-    if not isinstance(node, FrameContext):
+    if not issubclass(type(node), FrameContext):
         return _freeze(node, 1, limits, memo)
     chain: list[FrameContext] = []
     while isinstance(node, FrameContext) and node not in chain:
         chain.append(node)
         node = node.get("__up")
-    return {_CHAIN_MARK: [_frame_values(f, limits, memo) for f in reversed(chain)]}
+    # copied whole (rare; and the writer reads a cause's frames only as plain data)
+    return {_CHAIN_MARK: [_frame_values(f, limits, memo, True) for f in reversed(chain)]}
 
 
 def _thaw_causes(values: dict[Any, Any]) -> None:
@@ -205,7 +319,7 @@ def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS)
         timestamp=ctx.timestamp,
         created=ctx.created,
         pid=pid,
-        frames=[_frame_values(f, limits, memo) for f in frames],
+        frames=[_frame_values(f, limits, memo, i == root) for i, f in enumerate(frames)],
         root=root,
     )
 
@@ -213,14 +327,22 @@ def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS)
 # -- step 2: on the writer thread ------------------------------------------------------------
 
 
-def _placeholder(obj: Any, limits: Limits, reason: str) -> Unpicklable:
+_QUALNAME: Any = type.__dict__["__qualname__"]
+_MODULE: Any = type.__dict__["__module__"]
+
+
+def _type_names(obj: Any) -> tuple[str, str]:
+    """(qualified name, module) of ``obj``'s class, read without the program's code."""
     cls = type(obj)
-    return Unpicklable(
-        getattr(cls, "__qualname__", cls.__name__),
-        str(getattr(cls, "__module__", "")),
-        safe_repr(obj, limits.repr_limit),
-        reason,
-    )
+    try:
+        return str(_QUALNAME.__get__(cls)), str(_MODULE.__get__(cls) or "")
+    except Exception:
+        return "object", ""
+
+
+def _placeholder(obj: Any, limits: Limits, reason: str) -> Unpicklable:
+    name, module = _type_names(obj)
+    return Unpicklable(name, module, stored_text(obj, limits.repr_limit), reason)
 
 
 def _leaf(obj: Any, limits: Limits) -> Any:
@@ -229,26 +351,21 @@ def _leaf(obj: Any, limits: Limits) -> Any:
     except (
         BaseException
     ) as exc:  # RecursionError, PicklingError, TypeError, anything __reduce__ raises
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        if issubclass(type(exc), (KeyboardInterrupt, SystemExit)):
             raise
-        return _placeholder(obj, limits, safe_str(f"{type(exc).__name__}: {exc}", 160))
+        return _placeholder(obj, limits, exc_line(exc, 160))
     if len(data) > limits.max_value_bytes:
         return _placeholder(obj, limits, f"too large: {len(data)} bytes pickled")
-    cls = type(obj)
-    return Blob(
-        data,
-        getattr(cls, "__qualname__", cls.__name__),
-        str(getattr(cls, "__module__", "")),
-        safe_repr(obj, limits.repr_limit),
-    )
+    name, module = _type_names(obj)
+    return Blob(data, name, module, stored_text(obj, limits.repr_limit))
 
 
 def _key(key: Any) -> Any:
-    if isinstance(key, _KEY_TYPES):
+    if issubclass(type(key), _KEY_TYPES):
         return key
-    if type(key) is tuple and all(isinstance(k, _KEY_TYPES) for k in key):
+    if type(key) is tuple and all(issubclass(type(k), _KEY_TYPES) for k in key):
         return key
-    return safe_repr(key, 200)
+    return brief(key, 200)
 
 
 def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
@@ -259,9 +376,9 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
         if len(obj) > limits.max_value_bytes:
             return _placeholder(obj, limits, f"too large: {len(obj)} characters")
         return obj
-    if isinstance(obj, LazyText):
-        return _sanitize(str(obj), depth, limits, memo)
-    if isinstance(obj, Unpicklable):
+    if issubclass(cls, LazyText):
+        return _sanitize(obj.safe_text(), depth, limits, memo)
+    if issubclass(cls, Unpicklable):
         return obj
     done = memo.get(id(obj))
     if done is not None:
@@ -292,12 +409,35 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
     return out
 
 
+# ``__trc`` entries that hold only text, numbers and tuples/lists of them when capturing made
+# them: stored as they are (the pickler copes with them at C speed)
+_PLAIN_MADE = frozenset(("frame", "framestack", "where", "argvalues", "exc_chain"))
+# ``exc_context`` is stored as this marker: decode renders it from the stored frames
+_REPORT_MARK = "<otrace: exc_context, rendered when read>"
+
+
+def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for k, v in trc.items():
+        if k in _PLAIN_MADE:
+            out[k] = v
+        elif k == "exc_context" and isinstance(v, LazyText):
+            out[k] = _REPORT_MARK
+        else:
+            out[_key(k)] = _sanitize(v, 1, limits, memo)
+    return out
+
+
 def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Pickle a frozen context as plain data (runs on the writer thread; never raises for values)."""
     memo: dict[int, Any] = {}
-    frames = [
-        (_sanitize(v, 0, limits, memo), _sanitize(t, 0, limits, memo)) for v, t in snap.frames
-    ]
+    frames = []
+    made = []  # alive until the end: the memo is keyed by id
+    for values, trc in snap.frames:
+        if type(values) is not dict:  # a frame kept by reference: its values, not its links
+            values = {k: v for k, v in list(values.items()) if k not in _LINKS}
+            made.append(values)
+        frames.append((_sanitize(values, 0, limits, memo), _sanitize_trc(trc, limits, memo)))
     return pickle.dumps({"frames": frames, "root": snap.root}, PROTOCOL)
 
 
@@ -384,4 +524,16 @@ def decode(
         outer["__down"] = inner
     root = nodes[root_index]
     assert isinstance(root, TraceContext)
+    trc = root["__trc"]
+    if trc.get("exc_context") == _REPORT_MARK:
+        # made now, from the stored frames, in the reading process (a text, as it was)
+        header = trc.get("exception")
+        trc["exc_context"] = str(
+            LazyText(
+                report_of_record,
+                header if isinstance(header, str) else "exception",
+                root,
+                trc.get("frame"),
+            )
+        )
     return root

@@ -115,13 +115,17 @@ class ContextStore:
             line.setdefault(ctx.kind, OrderedDict())[ctx.id] = ctx
             self._newest = ctx
             evicted = self._evict(ctx.kind)
-        self.events.emit(ContextRecorded(ctx))
+        events = self.events
+        if events.has_subscribers(ContextRecorded):
+            events.emit(ContextRecorded(ctx))
         self._evicted(evicted)
 
     def _evicted(self, evicted: list[TraceContext]) -> None:
+        events = self.events
         for old in evicted:
             if old.id not in self._saved_ids:
-                self.events.emit(ContextRemoved(old))
+                if events.has_subscribers(ContextRemoved):
+                    events.emit(ContextRemoved(old))
                 old.unlink()
 
     def _evict(self, kind: str) -> list[TraceContext]:

@@ -22,6 +22,7 @@ import traceback
 from typing import Any
 
 from otrace.contexts.record import TraceContext
+from otrace.contexts.safe import exc_line
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _MARK = re.compile(r"^~(\S+:\S+:\S+)$")
@@ -54,4 +55,6 @@ def annotate(exc: BaseException, ctx: TraceContext) -> None:
         exc.add_note(f"~{ctx.id}\n{tb_text}" if tb_text else f"~{ctx.id}")
     trc = ctx.get("__trc")
     if isinstance(trc, dict):
-        trc["exception"] = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+        # the exception's line and its notes, without the program's __str__ (see exc_line)
+        notes = getattr(exc, "__notes__", None) or []
+        trc["exception"] = exc_line(exc, 2000) + "".join("\n" + n for n in notes if type(n) is str)

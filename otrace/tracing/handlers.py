@@ -9,6 +9,7 @@ design).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -66,9 +67,12 @@ class Call:
             try:
                 if sig is None:
                     raise TypeError("no signature")
-                bound = sig.bind(*self.args, **self.kwargs)
-                bound.apply_defaults()
-                self._bound = dict(bound.arguments)
+                bound = _quick_bind(sig, self.args, self.kwargs)
+                if bound is None:  # anything unusual: the real thing (and its errors)
+                    full = sig.bind(*self.args, **self.kwargs)
+                    full.apply_defaults()
+                    bound = dict(full.arguments)
+                self._bound = bound
             except TypeError:
                 self._bound = {"args": self.args, "kwargs": dict(self.kwargs)}
         return self._bound
@@ -78,9 +82,9 @@ class Call:
         site = self.site
         out: list[tuple[str, Any]] = []
         for name, value in self.arguments().items():
-            if name == site.varargs and isinstance(value, tuple):
+            if name == site.varargs and type(value) is tuple:
                 out.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
-            elif name == site.varkw and isinstance(value, dict):
+            elif name == site.varkw and type(value) is dict:
                 out.extend(value.items())
             else:
                 out.append((name, value))
@@ -113,8 +117,68 @@ class Call:
         return None
 
 
+# Signature.bind is general and slow; a recorded call binds through a plan made once per
+# signature: (name, kind, default) in order.  Keyed by id, the entry keeps the signature.
+_PLANS: dict[int, tuple[inspect.Signature, tuple[tuple[str, int, Any], ...]]] = {}
+_POS, _POS_KW, _VAR, _KW, _VARKW = range(5)
+
+
+def _plan(sig: inspect.Signature) -> tuple[tuple[str, int, Any], ...]:
+    entry = _PLANS.get(id(sig))
+    if entry is not None and entry[0] is sig:
+        return entry[1]
+    if len(_PLANS) > 10_000:
+        _PLANS.clear()
+    plan = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
+    _PLANS[id(sig)] = (sig, plan)
+    return plan
+
+
+def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict; None when the call
+    needs the general binder (an error to report, a name given twice, ...)."""
+    out: dict[str, Any] = {}
+    nargs = len(args)
+    taken: list[str] = []  # keyword arguments bound to named parameters
+    pos = 0
+    empty = _EMPTY
+    for name, kind, default in _plan(sig):
+        if kind <= _POS_KW:
+            if pos < nargs:
+                if name in kwargs:
+                    return None
+                out[name] = args[pos]
+                pos += 1
+                continue
+            pos = nargs + 1  # later positional parameters come by keyword or default
+            if kind == _POS_KW and name in kwargs:
+                out[name] = kwargs[name]
+                taken.append(name)
+            elif default is not empty:
+                out[name] = default
+            else:
+                return None
+        elif kind == _VAR:
+            out[name] = args[pos:] if pos < nargs else ()
+            pos = nargs
+        elif kind == _KW:
+            if name in kwargs:
+                out[name] = kwargs[name]
+                taken.append(name)
+            elif default is not empty:
+                out[name] = default
+            else:
+                return None
+        else:
+            out[name] = {k: v for k, v in kwargs.items() if k not in taken}
+            taken = list(kwargs)
+    if pos < nargs or len(taken) != len(kwargs):
+        return None
+    return out
+
+
 def _value_text(value: Any) -> str:
-    if isinstance(value, type):
+    if issubclass(type(value), type):  # (isinstance could ask the value's __class__)
         return type.__dict__["__name__"].__get__(value)
     if type(value) is str:  # as typed in conditions: unquoted
         return value if len(value) <= 200 else value[:200] + "..."
