@@ -15,6 +15,11 @@ the traced thread's share of persisting -- the freeze -- i.e. its CPU time per c
 the file minus without.  Announcements go to a sink that drops them; ``max_recent`` stays
 at its default, so the store evicts.  The loops run on a thread of their own (see
 ``_common.on_thread``), so contexts capture the benchmark's stack, not its tables of results.
+
+``--parts`` prints instead where an exception context's time goes, step by step, each step
+run at the bottom of a fresh 20-frame stack (fresh frames: a frame read for the second time
+has its locals cached, and looks cheaper than a traced program's frames are) -- for whoever
+works on the capture next.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import time
 import types
 from pathlib import Path
 
-from _common import emit, machine, on_thread, table
+from _common import emit, interleave, machine, on_thread, table
 
-from otrace.contexts import sqlite
+from otrace.contexts import capture, sqlite
 from otrace.log import add_sink
 from otrace.runtime import default
 from otrace.tracing import trace, unwrap_all
@@ -68,8 +73,15 @@ def make() -> types.ModuleType:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--parts", action="store_true", help="where an exception context's time goes"
+    )
     opts = parser.parse_args()
     n, rounds = (300, 3) if opts.quick else (1500, 5)
+    if opts.parts:
+        print(machine())
+        parts(n * 4, rounds)
+        return
     add_sink(lambda text: None)
     PARAMS.set("trace_handled", True)  # the loop catches the ValueError: record it anyway
     print(machine())
@@ -188,6 +200,75 @@ def main() -> None:
         "the shallow exception row"
     )
     tmp.cleanup()
+
+
+def parts(n: int, rounds: int) -> None:
+    """Each step of recording an exception context, cumulative, at the bottom of a fresh
+    20-frame stack: traced-thread CPU per context, minus the bare stack's."""
+    mod = make()
+    order = mod.Order(3)
+    recorder = default().recorder
+    try:
+        raise ValueError(5)
+    except ValueError as caught:
+        exc = caught
+
+    def nothing(order, qty):
+        return None
+
+    def walk(order, qty):
+        capture.outer_frames(sys._getframe())
+
+    def copy_locals(order, qty):
+        for frame, _ in capture.outer_frames(sys._getframe()):
+            capture.frame_locals(frame)
+
+    def chain(order, qty):
+        frames = capture.outer_frames(sys._getframe())
+        frames.reverse()
+        capture.build_chain(frames, context_lines=5, deep=False)
+
+    def exception(order, qty):
+        capture.capture_exception(exc, exc.__traceback__, sys._getframe())
+
+    def record(order, qty):
+        values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe())
+        recorder.record("exceptions", "fail", "ValueError", values, trc, say=[lambda c: c.id])
+
+    def call_stack(order, qty):
+        capture.capture_call_stack(sys._getframe())
+
+    steps = {
+        "bare 20-frame stack": nothing,
+        "walk the frames (outer_frames)": walk,
+        "walk + copy every frame's locals": copy_locals,
+        "walk + build_chain (FrameContexts, __trc, lines)": chain,
+        "capture_exception": exception,
+        "capture_exception + recorder.record": record,
+        "call stack of a call context (capture_call_stack)": call_stack,
+    }
+
+    def timed(step):
+        def run() -> float:
+            def loop() -> float:
+                t0 = time.thread_time()
+                for _ in range(n):
+                    mod.deep(19, step, order, 5)
+                return (time.thread_time() - t0) / n
+
+            return on_thread(loop)
+
+        return run
+
+    cpu = interleave({name: timed(step) for name, step in steps.items()}, rounds)
+    bare = cpu["bare 20-frame stack"]
+    rows = [(name, f"{(cpu[name] - bare) * 1e6:.1f}") for name in steps]
+    table(
+        f"4a. Where an exception context's time goes (median of {rounds} rounds of {n}; "
+        "traced-thread CPU, us, minus the bare stack)",
+        rows,
+        ("step", "us"),
+    )
 
 
 if __name__ == "__main__":
