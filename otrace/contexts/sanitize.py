@@ -46,8 +46,9 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.contexts.capture import LazyText, report_of_record
+from otrace.contexts.capture import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
+from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (
     brief,
     escape_controls,
