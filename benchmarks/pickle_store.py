@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, on_thread  # noqa: E402
+from _common import machine, on_thread, result  # noqa: E402
 
 from otrace.contexts import capture, sqlite, writer_thread  # noqa: E402
 from otrace.contexts.record import TraceContext  # noqa: E402
@@ -172,6 +172,8 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
     print(
         f"  of which in submit (the freeze):                        {freeze:8.1f} us  (target <= 60)"
     )
+    result("pickle-traced-thread-cost-exception-cpu-us", extra, "--", "--", "us")
+    result("pickle-freeze-submit-us", freeze, "<=", 60, "us")
     print(
         f"contexts written per second while the program raises:     "
         f"{statistics.median(rates):8.0f} contexts/s (submit to the last commit)"

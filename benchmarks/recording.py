@@ -33,7 +33,7 @@ import time
 import types
 from pathlib import Path
 
-from _common import emit, interleave, machine, on_thread, table
+from _common import emit, interleave, machine, on_thread, result, slug, table
 
 from otrace.contexts import capture, sqlite
 from otrace.log import add_sink
@@ -174,6 +174,12 @@ def main() -> None:
                 f"<= {target:g}" if target else "--",
             )
         )
+        if k in targets:
+            result(f"4-{slug(k)}-context-cpu-us", per_cpu, "<=", targets[k], "us")
+        elif share is not None:
+            target_text = freeze_target.get(k)
+            op = "<=" if target_text else "--"
+            result(f"4-{slug(k)}-share-cpu-us", share, op, target_text or "--", "us")
         emit(
             "recording",
             case=k,
