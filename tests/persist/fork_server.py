@@ -54,6 +54,9 @@ def busy(stop: threading.Event) -> None:
 
 def main() -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps a stuck worker
+    faulthandler.enable(
+        all_threads=True
+    )  # a worker that crashes (seen once: all exited silently) says where
     rt = default()
     rt.persistence.install(rt.params, rt.store)
     rt.params.set_text("pickle_file", sys.argv[1])
