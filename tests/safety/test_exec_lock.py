@@ -18,6 +18,7 @@ import pytest
 
 from otrace.tracing import exec_hold
 from otrace.tracing.exec_hold import ExecHold
+from tests.tmux import wait_until
 
 
 class Worker:
@@ -83,22 +84,24 @@ def test_an_abandoned_command_holding_exec_lock_does_not_stall_traced_threads(ru
             assert "abandoned" in r.err
             assert not hold.active  # abandoning released the hold
             calls = program.calls
-            deadline = time.monotonic() + 10
-            while runtime.tracer.get_spec("work") is not None and time.monotonic() < deadline:
-                time.sleep(0.01)  # the count (5) runs out on the program thread: it records
-            assert runtime.tracer.get_spec("work") is None, "tracing did not resume"
-            while program.calls < calls + 20 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            # the count (5) runs out on the program thread: it records again
+            wait_until(
+                lambda: runtime.tracer.get_spec("work") is None,
+                10,
+                lambda: "tracing did not resume",
+            )
+            wait_until(lambda: program.calls > calls + 20, 10, lambda: "the program thread stopped")
         assert program.error is None
         assert program.calls > calls + 20, "the program thread stopped"
         # one bounded wait (exec_hold.WAIT) at most, plus scheduling on a busy machine
         assert program.worst < 0.5, f"the program thread stalled {program.worst:.2f} s"
         assert hold.skipped > 0  # calls made during the hold ran untraced ...
         assert runtime.store.newest is not None, "no contexts after the hold"
-        deadline = time.monotonic() + 5
-        while not any("ran untraced" in t for t in heard) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert any("traced calls on other threads ran untraced" in t for t in heard), heard
+        wait_until(
+            lambda: any("traced calls on other threads ran untraced" in t for t in heard),
+            5,
+            lambda: f"no announcement of untraced calls: {heard}",
+        )
         assert remote.execute("pr 40 + 2").out == "42\n"  # the session goes on
         remote.detach()
     finally:
