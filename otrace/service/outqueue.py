@@ -5,8 +5,10 @@ sleeps: the queue holds at most ``limit`` announcements and drops the oldest whe
 (``deque(maxlen=...)``, atomic under the GIL), counting them, and the client is told how many
 it missed.  (Two program threads racing may lose one count of a drop; never an announcement
 that was kept.)  Replies to the client's own requests (results, completions) are never
-dropped.  One writer thread per client takes frames out and sends them, and only it may
-block (on a slow or stopped client).
+dropped.  Frames go out in the order they were put: an announcement made while a command ran
+(a trace that fired during ``submit(1)``) reaches the console before that command's result,
+as it would in a terminal.  One writer thread per client takes frames out and sends them,
+and only it may block (on a slow or stopped client).
 
 Thread safety: :meth:`put_announcement`, :meth:`put_reply` and :meth:`close` from any thread;
 :meth:`take` from the client's writer thread only.
@@ -15,6 +17,7 @@ Thread safety: :meth:`put_announcement`, :meth:`put_reply` and :meth:`close` fro
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import deque
 from typing import Any
@@ -25,8 +28,11 @@ DEFAULT_LIMIT = 1000
 class OutputQueue:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
-        self._replies: deque[dict[str, Any]] = deque()
-        self._announcements: deque[str] = deque(maxlen=limit)  # appending drops the oldest
+        # each entry carries a number from one counter, so take() can restore the put order;
+        # next() on itertools.count is atomic under the GIL, as is a deque's append
+        self._order = itertools.count()
+        self._replies: deque[tuple[int, dict[str, Any]]] = deque()
+        self._announcements: deque[tuple[int, str]] = deque(maxlen=limit)  # drops the oldest
         self._puts = 0  # announcements ever put
         self._accounted = 0  # of those: taken or counted as dropped
         self._dropped = 0  # since last told
@@ -41,7 +47,7 @@ class OutputQueue:
         # the hot path of a traced thread: an append, a count, a flag
         if self._closed:
             return
-        self._announcements.append(text)
+        self._announcements.append((next(self._order), text))
         self._puts += 1
         if self._waiting:  # the writer published this under the mutex before sleeping
             with self._mutex:
@@ -52,12 +58,13 @@ class OutputQueue:
         with self._mutex:
             if self._closed:
                 return
-            self._replies.append(msg)
+            self._replies.append((next(self._order), msg))
             if self._waiting:
                 self._ready.notify()
 
     def take(self, timeout: float | None = None) -> list[dict[str, Any]] | None:
-        """The frames to send now (replies first); [] on timeout; None once closed and empty."""
+        """The frames to send now, in put order (a drop notice first); [] on timeout; None once
+        closed and empty."""
         with self._ready:
             self._waiting = True
             try:
@@ -67,12 +74,12 @@ class OutputQueue:
                 self._waiting = False
             if self._closed:
                 # a last reply (``bye``) still goes out; announcements do not
-                out = list(self._replies)
+                out = [msg for _, msg in self._replies]
                 self._replies.clear()
                 return out or None
-            out = list(self._replies)
+            replies = list(self._replies)
             self._replies.clear()
-            texts = []
+            texts: list[tuple[int, str]] = []
             with contextlib.suppress(IndexError):
                 while True:
                     texts.append(self._announcements.popleft())
@@ -80,10 +87,14 @@ class OutputQueue:
             self._accounted += len(texts) + dropped
             self._dropped += dropped
             self.dropped_total += dropped
+            out: list[dict[str, Any]] = []
             if self._dropped:
                 out.append({"t": "dropped", "n": self._dropped})
                 self._dropped = 0
-            out.extend({"t": "announce", "text": t} for t in texts)
+            frames = replies + [(n, {"t": "announce", "text": t}) for n, t in texts]
+            # two program threads may append out of number order; sorting restores it
+            frames.sort(key=_first)
+            out.extend(frame for _, frame in frames)
             return out
 
     def close(self) -> None:
@@ -98,3 +109,7 @@ class OutputQueue:
     def __len__(self) -> int:
         with self._mutex:
             return len(self._replies) + len(self._announcements)
+
+
+def _first(entry: tuple[int, Any]) -> int:
+    return entry[0]

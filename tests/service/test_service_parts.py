@@ -45,10 +45,28 @@ def test_output_queue_drops_oldest_announcements_and_counts_but_keeps_replies():
         q.put_announcement(f"a{i}")
     q.put_reply({"t": "done", "id": 1})
     frames = q.take(0)
-    assert frames[0] == {"t": "done", "id": 1}
-    assert frames[1] == {"t": "dropped", "n": 7}
-    assert [f["text"] for f in frames[2:]] == ["a7", "a8", "a9"]
+    assert frames[0] == {"t": "dropped", "n": 7}
+    assert [f.get("text") for f in frames[1:4]] == ["a7", "a8", "a9"]
+    assert frames[4] == {"t": "done", "id": 1}
     assert q.dropped_total == 7 and q.take(0) == []
+
+
+def test_output_queue_keeps_the_order_frames_were_put_in():
+    # a trace fires while a command runs: its announcement must not follow the result
+    # (CI once printed "The reciprocal of 1.0 is 1.0" above the respond trace)
+    q = OutputQueue()
+    q.put_reply({"t": "out", "id": 1, "text": "before"})
+    q.put_announcement("Receive:tg-self.value==1")
+    q.put_announcement("Receive.respond:tr-taggedself")
+    q.put_reply({"t": "done", "id": 1})
+    q.put_announcement("later")
+    assert [f.get("text", f["t"]) for f in q.take(0)] == [
+        "before",
+        "Receive:tg-self.value==1",
+        "Receive.respond:tr-taggedself",
+        "done",
+        "later",
+    ]
 
 
 def test_output_queue_never_blocks_a_producer():
