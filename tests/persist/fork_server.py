@@ -54,9 +54,7 @@ def busy(stop: threading.Event) -> None:
 
 def main() -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps a stuck worker
-    faulthandler.enable(
-        all_threads=True
-    )  # a worker that crashes (seen once: all exited silently) says where
+    faulthandler.enable(all_threads=True)  # a worker that crashes says where
     rt = default()
     rt.persistence.install(rt.params, rt.store)
     rt.params.set_text("pickle_file", sys.argv[1])
@@ -78,7 +76,11 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     SHOP.sell(task)  # one context per worker, whatever requests it gets
-    print(f"child {task} {os.getpid()}", flush=True)
+    # One write per line: both workers print at once into the same pipe, and print() writes
+    # the text and its newline separately when Python runs unbuffered (PYTHONUNBUFFERED, as
+    # here and on CI), which gave "child 1 Achild 0 B" then an empty line.  A write this
+    # short to a pipe is atomic.
+    os.write(1, f"child {task} {os.getpid()}\n".encode())
     server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/", Handler)]))
     server.add_sockets(sockets)
     tornado.ioloop.IOLoop.current().start()

@@ -51,6 +51,7 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
         text=True,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)},
+        start_new_session=True,  # its own process group: a failed test kills every worker
     )
     children: dict[int, int] = {}
     try:
@@ -92,8 +93,10 @@ def test_fork_processes_workers_each_trace_and_write(store, tmp_path):
         try:
             proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            # a worker the test never heard of (it failed before reading its line) still
+            # holds the pipe: kill the whole group, or communicate() would wait for ever
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
         errfile.close()
     err = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == 0, err[-3000:]
