@@ -43,6 +43,19 @@ MODULES = (
     "tornado.queues",
     "tornado.websocket",
 )
+# Tornado's own tests that assert a wall-clock bound of a tenth of a second or two: on a loaded
+# machine they fail without otrace as well (plain mode, nothing traced, load about 10 on two
+# cores: test_request_timeout over HTTPS in 7 of 7 runs, test_gc in 1 of 7), so there they
+# measure the machine, not otrace.  They are skipped in every mode, plain included; what
+# tracing costs in time is this benchmark's ratio.  (A name another Tornado lacks is ignored.)
+TIMING_TESTS = {
+    "tornado.test.simple_httpclient_test.SimpleHTTPClientTestMixin.test_request_timeout": (
+        "its 0.1 s request timeout must not fire before the server's handler has run"
+    ),
+    "tornado.test.gen_test.RunnerGCTest.test_gc": (
+        "a full garbage collection of the whole suite's heap must end within 0.2 s"
+    ),
+}
 MODES = ("plain", "off", "exceptions", "nomatch", "call")
 CONDITIONS = {"off": "", "exceptions": "", "nomatch": "name==otrace-never", "call": "call"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,6 +82,7 @@ def run(mode: str, extra: list[str]) -> None:
             rt.params.set("trace_active", False)
     import runpy
 
+    skipped = _skip_timing_tests()
     sys.argv = ["tornado.test.runtests", *extra]
     status: object = 0
     try:  # as ``python -m tornado.test.runtests``: unittest finds its tests in __main__
@@ -81,11 +95,31 @@ def run(mode: str, extra: list[str]) -> None:
         "wrapped": len(wrapped),
         "wrapped_because": wrapped[:40],
         "contexts": len(rt.store.all),
+        "skipped_timing_tests": skipped,
         "recent": sorted(rt.store.all)[:30],
         "status": status,
     }
     print("otrace-suite " + json.dumps(report), flush=True)
     sys.exit(status)
+
+
+def _skip_timing_tests() -> list[str]:
+    """Mark :data:`TIMING_TESTS` skipped (with their reason); the names found."""
+    import importlib
+    import unittest
+
+    found = []
+    for path, why in TIMING_TESTS.items():
+        module, cls, name = path.rsplit(".", 2)
+        try:
+            owner = getattr(importlib.import_module(module), cls)
+            test = getattr(owner, name)
+        except (ImportError, AttributeError):
+            continue
+        reason = f"wall-clock bound: {why} (skipped by otrace's benchmarks/tornado_suite.py)"
+        setattr(owner, name, unittest.skip(reason)(test))
+        found.append(path)
+    return found
 
 
 def run_child(mode: str, timeout: float = 1200.0, extra: tuple[str, ...] = ()) -> dict:

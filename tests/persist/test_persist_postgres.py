@@ -345,8 +345,12 @@ def test_a_dying_database_never_slows_the_program(own_cluster, announced, how, r
         own_cluster.stop("immediate") if how == "killed" else own_cluster.freeze()
         during = _record_for(store, 2.0, 10**6)
         stats = w.stats()
-        # the program went on at its own pace: no add waited for the database
-        assert max(during) < 0.25, max(during)
+        # the program went on at its own pace: no add waited for the database.  One that did
+        # would wait out the whole 2 s freeze (a frozen server cannot even time the statement
+        # out), and a dead server refuses connections at once; the bound is half the freeze.
+        # It once was 0.25 s, a latency figure (benchmarks' business) that the scheduler of a
+        # loaded machine alone exceeds: 0.26 s seen for one add at load 9 on 2 cores.
+        assert max(during) < 1.0, max(during)
         assert stats["written"] < stats["submitted"]
         lost = stats["dropped"] + stats["failed"] + stats["queued"]
         assert lost > 0

@@ -9,12 +9,57 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import tornado.web
 
 from otrace.tracing import traceassert
 
-RELEASE = threading.Event()  # slow requests finish once set
+
+class Release:
+    """What slow requests wait for: set (from any thread) once, they all finish.
+
+    A ``threading.Event`` to the tests (``set``, ``clear``, ``is_set``); a handler awaits
+    :meth:`wait`, an ``asyncio.Event`` of its own loop that is set only then.  So a slow
+    request sits at one await, suspended, for as long as a test inspects it (a handler polling
+    every 20 ms would now and then be running, and seen so by the shell).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed: nothing waits there any more
+                pass
+
+    def clear(self) -> None:
+        with self._lock:
+            self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self) -> Coroutine[Any, Any, bool]:
+        """``asyncio.Event.wait()`` of the running loop, done once this is set (loop thread)."""
+        event = asyncio.Event()
+        with self._lock:
+            if self._set:
+                event.set()
+            else:
+                self._waiters.append((asyncio.get_running_loop(), event))
+        return event.wait()
+
+
+RELEASE = Release()  # slow requests finish once set
 SEEN: list[str] = []
 
 
@@ -26,8 +71,7 @@ async def lookup(key: str) -> str:
 class SlowHandler(tornado.web.RequestHandler):
     async def get(self) -> None:
         n = self.get_argument("n", "0")
-        while not RELEASE.is_set():
-            await asyncio.sleep(0.02)  # SLOW-AWAIT
+        await RELEASE.wait()  # SLOW-AWAIT
         self.write(f"slow {n}\n")
 
 

@@ -19,6 +19,7 @@ from tornado_helpers import Server, wait_for
 import otrace
 import otrace.tornado as otornado
 from otrace import holds
+from otrace.vfs.asyncview import await_chain, where
 from tests.rt import PARAMS, STORE
 
 pytestmark = pytest.mark.timeout(90)
@@ -57,9 +58,18 @@ def run(sh, line: str) -> str:
     return out.rstrip("\n")
 
 
+def slow_requests_waiting(count: int) -> bool:
+    """``count`` requests running, each suspended at SLOW-AWAIT.  A request is listed from the
+    call of its ``_execute`` on, before its task has even started (then it shows "web.py:N in
+    _execute"); a handler at its await stays there until RELEASE is set."""
+    at = f"requests_app.py:{requests_app.line_of('SLOW-AWAIT')} in get"
+    recs = REQUESTS.running()
+    return len(recs) == count and all(where(await_chain(rec.coro)) == at for rec in recs)
+
+
 def test_fifty_slow_requests_listed_with_their_await_point(app_server, shell):
     clients = [app_server.get_in_thread(f"/slow?n={i}") for i in range(50)]
-    assert wait_for(lambda: len(REQUESTS.active) == 50, 20)
+    assert wait_for(lambda: slow_requests_waiting(50), 20)
     run(shell, "cd /osh/requests")
     out = run(shell, "ls -l")
     line = requests_app.line_of("SLOW-AWAIT")
@@ -84,7 +94,7 @@ def test_fifty_slow_requests_listed_with_their_await_point(app_server, shell):
 
 def test_browse_a_requests_handler_and_frame(app_server, shell):
     thread, result = app_server.get_in_thread("/slow?n=7")
-    assert wait_for(lambda: len(REQUESTS.active) == 1)
+    assert wait_for(lambda: slow_requests_waiting(1))
     (rec,) = REQUESTS.running()
     run(shell, f"cd /osh/requests/{rec.id}")
     out = run(shell, "ls")
@@ -92,7 +102,7 @@ def test_browse_a_requests_handler_and_frame(app_server, shell):
     assert run(shell, "pr handler.request.uri") == "/slow?n=7"
     assert run(shell, "pr request.remote_ip") == "127.0.0.1"
     out = run(shell, "pr awaiting")
-    assert "in _execute" in out and "in get" in out and "sleep" in out, out
+    assert "in _execute" in out and "in get" in out and "locks.py" in out, out
     run(shell, "cd frame")
     assert run(shell, "pr n") == "7"
     assert "SlowHandler object" in run(shell, "pr self")
@@ -267,7 +277,7 @@ def test_await_needs_unsafe_mode_and_a_loop(shell):
 
 def test_tasks_listed_and_cancelled(app_server, shell):
     thread, result = app_server.get_in_thread("/slow?n=9")
-    assert wait_for(lambda: len(REQUESTS.active) == 1)
+    assert wait_for(lambda: slow_requests_waiting(1))
     (rec,) = REQUESTS.running()
     out = run(shell, "cdls /osh/tasks -l")
     (row,) = [r for r in out.splitlines() if f"request {rec.id}" in r]
