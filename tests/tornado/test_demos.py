@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import tornado.testing
+
+from tests.tmux import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = tempfile.mkdtemp(prefix="otrace-demos-")  # the demos' sockets, not the user's
@@ -32,42 +34,85 @@ def fetch(port: int, query: str, out: dict, key: str) -> None:
         out[key] = f"error {exc}"
 
 
-def start(script: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tornademos" / script), f"--port={port}"],
-        cwd=ROOT / "tornademos",
-        env=ENV,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert "Listening on" in line, line
-    return proc
+class Demo:
+    """A demo with its shell on a pipe; what it prints (stdout and stderr) is read on a thread
+    into :attr:`text`, which the test waits on after each step (never for a fixed time)."""
+
+    def __init__(self, script: str, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tornademos" / script), f"--port={port}"],
+            cwd=ROOT / "tornademos",
+            env=ENV,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):  # prompts end without a newline
+            self._chunks.append(chunk)
+
+    @property
+    def text(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
+    def wait(self, pattern: str, count: int = 1, timeout: float = 30) -> None:
+        """Until ``pattern`` (a regex, multi-line) has been printed ``count`` times."""
+        wait_until(
+            lambda: len(re.findall(pattern, self.text, re.M)) >= count,
+            timeout,
+            lambda: f"not {count} x {pattern!r} in:\n{self.text}",
+        )
+
+    def send(self, line: str, then: str) -> None:
+        """Type ``line``; wait until ``then`` (a regex) follows it."""
+        before = len(self.text)
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        wait_until(
+            lambda: re.search(then, self.text[before:], re.M),
+            30,
+            lambda: f"{line!r}: no {then!r} after it in:\n{self.text}",
+        )
+
+    def end(self, timeout: float = 15) -> str:
+        """Wait for it to exit by itself; everything it printed."""
+        self.proc.wait(timeout)
+        self._reader.join(10)
+        return self.text
+
+    def close(self) -> None:
+        """Kill it if it still runs; close its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(10)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
-def send(proc: subprocess.Popen, line: str, delay: float = 0.5) -> None:
-    proc.stdin.write(line + "\n")
-    proc.stdin.flush()
-    time.sleep(delay)
+HELD = r"(?:^|> )GetHandler\.get:hd-hold_check:\S+$"  # the announcement of a held request
 
 
 def test_torna_trace_hold_resume_and_shutdown_with_pending_holds():
     port = free_port()
-    proc = start("torna_trace.py", port)
+    demo = Demo("torna_trace.py", port)
     try:
-        time.sleep(0.5)  # init file: set trace_active True
+        demo.wait(r"^trace_active = True$")  # its init file ran
         out: dict = {}
         held = threading.Thread(target=fetch, args=(port, "number=77", out, "held"))
         held.start()
-        time.sleep(0.5)
+        demo.wait(HELD)
         fetch(port, "number=4", out, "four")
         assert "The reciprocal of 4.0 is 0.25" in out["four"]
         assert held.is_alive()
-        send(proc, "cd ~~")
-        send(proc, "pr number")
-        send(proc, "resume")
+        demo.send("cd ~~", r"hold_check|\.\.")  # the prompt names the context
+        demo.send("pr number", r"(?:^|> )77$")
+        demo.send("resume", r"Resuming")
         held.join(10)
         assert "The reciprocal of 77.0 is 0.012987" in out["held"]
         # shutdown with two requests held: they are released and the process exits
@@ -76,40 +121,37 @@ def test_torna_trace_hold_resume_and_shutdown_with_pending_holds():
         ]
         for t in others:
             t.start()
-        time.sleep(0.7)
-        send(proc, "set safe_mode False")
-        send(proc, "shutdown -y")
+        demo.wait(HELD, 3)
+        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("shutdown -y", r"Shutting down")
         for t in others:
             t.join(10)
         assert all("0.012987" in out[f"h{i}"] for i in range(2)), out
-        text, _ = proc.communicate(timeout=15)
-        assert proc.returncode == 0
+        text = demo.end()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        demo.close()
+    assert demo.proc.returncode == 0, text
     assert "hd-hold_check" in text and "> 77\n" in text and "Resuming" in text, text
     assert "Server stopped" in text
 
 
 def test_hello_trace_submit_from_shell():
     port = free_port()
-    proc = start("hello_trace.py", port)
+    demo = Demo("hello_trace.py", port)
     try:
-        send(proc, "set safe_mode False")
-        send(proc, "submit(5)")
-        send(proc, "trace Receive.respond")
-        send(proc, "submit(0)")
-        send(proc, "cd ~~")
-        send(proc, "pr self.value")
-        send(proc, "set safe_mode False")
-        send(proc, "shutdown -y")
-        text, _ = proc.communicate(timeout=15)
+        demo.wait(r"^Listening on ")
+        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("submit(5)", r"The reciprocal of 5\.0 is 0\.2")
+        demo.send("trace Receive.respond", r"> ")
+        demo.send("submit(0)", r"Receive\.respond:ex-ZeroDivisionError")
+        demo.send("cd ~~", r"\.\.")
+        demo.send("pr self.value", r"> ")
+        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("shutdown -y", r"Shutting down")
+        text = demo.end()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        demo.close()
     assert "The reciprocal of 5.0 is 0.2" in text, text
     assert "Receive.respond:ex-ZeroDivisionError" in text
     assert "Server error: ZeroDivisionError: float division by zero" in text
-    assert proc.returncode == 0
+    assert demo.proc.returncode == 0
