@@ -102,7 +102,7 @@ def test_torna_trace_hold_resume_and_shutdown_with_pending_holds():
     port = free_port()
     demo = Demo("torna_trace.py", port)
     try:
-        demo.wait(r"^trace_active = True$")  # its init file ran
+        demo.wait(r"(?:^|> )trace_active = True$")  # its init file ran
         out: dict = {}
         held = threading.Thread(target=fetch, args=(port, "number=77", out, "held"))
         held.start()
@@ -122,7 +122,7 @@ def test_torna_trace_hold_resume_and_shutdown_with_pending_holds():
         for t in others:
             t.start()
         demo.wait(HELD, 3)
-        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("set safe_mode False", r"(?:^|> )safe_mode = False$")
         demo.send("shutdown -y", r"Shutting down")
         for t in others:
             t.join(10)
@@ -140,13 +140,13 @@ def test_hello_trace_submit_from_shell():
     demo = Demo("hello_trace.py", port)
     try:
         demo.wait(r"^Listening on ")
-        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("set safe_mode False", r"(?:^|> )safe_mode = False$")
         demo.send("submit(5)", r"The reciprocal of 5\.0 is 0\.2")
         demo.send("trace Receive.respond", r"> ")
         demo.send("submit(0)", r"Receive\.respond:ex-ZeroDivisionError")
         demo.send("cd ~~", r"\.\.")
         demo.send("pr self.value", r"> ")
-        demo.send("set safe_mode False", r"^safe_mode = False$")
+        demo.send("set safe_mode False", r"(?:^|> )safe_mode = False$")
         demo.send("shutdown -y", r"Shutting down")
         text = demo.end()
     finally:
