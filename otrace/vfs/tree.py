@@ -119,19 +119,27 @@ class Tree:
     def resolve_text(self, text: str, cwd: Parts) -> Resolved:
         return self.resolve(self.parts(text, cwd))
 
-    def glob(self, text: str, cwd: Parts, limit: int = 100_000) -> list[Resolved]:
+    def glob(
+        self, text: str, cwd: Parts, limit: int = 100_000, most: int | None = None
+    ) -> list[Resolved]:
         """Every path matching ``text``, whose components may hold ``*``, ``?``, ``[...]``.
 
-        Without glob characters it is plain resolution (one result, or PathError).
+        Without glob characters it is plain resolution (one result, or PathError).  ``most``:
+        stop at that many paths (``cd`` needs to know only whether exactly one matches; making
+        all 100,000 of a huge dict's cost seconds and full garbage collections that stall
+        every program thread).
         """
         parts = self.parts(text, cwd)
         if not any(paths.has_glob(p) for p in parts):
             return [self.resolve(parts)]
         value, used = self.root_value(parts)
         frontier: list[tuple[Parts, Any, Any]] = [(parts[:used], value, None)]
-        for comp in parts[used:]:
+        last = len(parts) - 1
+        for index, comp in enumerate(parts[used:], used):
             nxt: list[tuple[Parts, Any, Any]] = []
             for prefix, val, _ in frontier:
+                if most is not None and index == last and len(nxt) >= most:
+                    break
                 if not is_dir_like(val):
                     continue
                 try:
@@ -143,6 +151,8 @@ class Tree:
                 else:
                     names = [comp] if d.contains(comp) else []
                 for name in names:
+                    if most is not None and index == last and len(nxt) >= most:
+                        break
                     try:
                         nxt.append((prefix + (name,), d.get(name), val))
                     except KeyError:

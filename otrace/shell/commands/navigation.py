@@ -26,13 +26,15 @@ def change_dir(sh, text: str | None) -> None:
         target = sh.cwd[: sh.cwd.index(":") + 1]
     else:
         matches = (
-            sh.tree.glob(text, sh.cwd) if any(paths.has_glob(c) for c in text.split("/")) else None
+            sh.tree.glob(text, sh.cwd, most=2)
+            if any(paths.has_glob(c) for c in text.split("/"))
+            else None
         )
         if matches is not None:
             if not matches:
                 raise PathError(f"Failed to change to directory '{text}'")
             if len(matches) > 1:
-                raise PathError(f"Ambiguous directory change '{text}' ({len(matches)} matches)")
+                raise PathError(f"Ambiguous directory change '{text}' (several matches)")
             target = matches[0].parts
         else:
             target = sh.tree.parts(text, sh.cwd)
