@@ -74,9 +74,9 @@ class OutputQueue:
                 self._waiting = False
             if self._closed:
                 # a last reply (``bye``) still goes out; announcements do not
-                out = [msg for _, msg in self._replies]
+                last = [msg for _, msg in self._replies]
                 self._replies.clear()
-                return out or None
+                return last or None
             replies = list(self._replies)
             self._replies.clear()
             texts: list[tuple[int, str]] = []
