@@ -74,6 +74,23 @@ def test_cd_errors_are_atomic(t, sh):
     assert sh.cwd == ("osh", "globals", "Cart")
 
 
+def test_cd_glob_in_a_huge_dict_stops_at_the_second_match(sh, monkeypatch):
+    from otrace.vfs import tree
+
+    made: list[object] = []
+    real = tree.Resolved
+    monkeypatch.setattr(tree, "Resolved", lambda *a: made.append(a) or real(*a))
+    sh.globals["huge"] = {f"k{i}": i for i in range(100_000)}
+    r = sh.execute("cd huge/*")
+    assert r.err.strip() == "Ambiguous directory change 'huge/*' (several matches)"
+    assert sh.cwd == ("osh", "globals")
+    # deciding "ambiguous" needs two paths, not all 100,000 (seconds, and full garbage
+    # collections that stall every program thread)
+    assert len(made) == 2
+    r = sh.execute("cd huge/k9999[9]")  # one match: cd goes there
+    assert (r.err, sh.cwd) == ("", ("osh", "globals", "huge", "k99999"))
+
+
 def test_cd_default_and_osh_root(t, sh):
     t.out("cd /osh")
     assert sh.prompt() == "osh> "
