@@ -3,9 +3,9 @@
 Each mode runs the suite shipped in the installed tornado package (``tornado.test.runtests``)
 in a subprocess through ``benchmarks/tornado_suite.py``: every function and method of the
 modules in ``MODULES`` traced with ``otrace.trace``, then the suite, which fails on any
-failure, error, log record at INFO or above, or byte written to stderr; the two tests of
-Tornado's own that assert 0.1-0.2 s wall-clock bounds are skipped (``TIMING_TESTS`` there:
-a loaded machine fails them untraced too).  Select with
+failure, error, log record at INFO or above, or byte written to stderr; the tests of
+Tornado's own that assert wall-clock bounds are skipped (``TIMING_TESTS`` there: a loaded
+machine fails them untraced too).  Select with
 ``-m suite`` (or deselect with ``-m "not suite"``); its wall-time ratio is
 benchmarks/tornado_suite.py's figure, not asserted here.
 """
