@@ -3,8 +3,9 @@
 :class:`BatchWriter` owns the part of writing that does not depend on where records go:
 
 * :meth:`~BatchWriter.submit`, called on the thread that created a context, freezes it (see
-  :mod:`otrace.contexts.sanitize`; cheap) and puts it on a bounded queue.  It never blocks and
-  never raises: a full queue drops the context, counted and announced once.
+  :mod:`otrace.contexts.sanitize`; cheap) and puts it on a bounded queue (:data:`QUEUE_SIZE`
+  by default).  It never blocks and never raises: a full queue drops the context, counted and
+  announced once.
 * The writer's own thread takes batches off the queue, pickles each value on its own
   (:func:`~otrace.contexts.sanitize.encode`, the one record format every back end stores) and
   hands the rows to the back end's :meth:`~BatchWriter.write_rows`.
@@ -52,6 +53,15 @@ _STOP = object()
 # A row as the writer hands it to the back end: the snapshot's fields and its pickled bytes.
 Row = tuple[Any, ...]
 
+#: Contexts waiting for the writer, at most (the default of ``queue_size``).  A waiting
+#: context keeps its whole frame chain alive -- about 22 KB and 85 objects the garbage
+#: collector tracks for an exception 20 frames deep -- and while the queue grows the
+#: program's own collections scan them all, again and again (in a tight loop of exceptions
+#: that cost the traced thread three times the freeze).  A writer takes 1,000-2,000 such
+#: contexts a second, so this bound lets a burst of about a second's worth wait; beyond it
+#: contexts are dropped (counted, announced once); the newest stay in ``/osh/recent``.
+QUEUE_SIZE = 1_000
+
 
 class BatchWriter:
     """Writes frozen contexts from a thread of its own, in batches (abstract; see module).
@@ -71,7 +81,7 @@ class BatchWriter:
     def __init__(
         self,
         *,
-        queue_size: int = 10_000,
+        queue_size: int = QUEUE_SIZE,
         batch_size: int = 500,
         limits: Limits = DEFAULT_LIMITS,
         report=announce,
@@ -162,7 +172,11 @@ class BatchWriter:
             self._queue.put_nowait(snap)
         except queue.Full:
             self.count("dropped")
-            self.report("queue", "writing cannot keep up; contexts are being dropped")
+            self.report(
+                "queue",
+                f"writing cannot keep up; contexts are being dropped (more than "
+                f"{self._queue_size} waiting; the newest stay in /osh/recent)",
+            )
         except Exception as exc:
             self.count("failed")
             self.report("submit", f"cannot snapshot {getattr(ctx, 'id', ctx)!r}: {one_line(exc)}")
