@@ -304,18 +304,21 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     """The frame chain through ``__up``/``__down``, outermost first, and the root's index."""
     ups: list[FrameContext] = []
     seen = {id(ctx)}
+    add = seen.add
     node = ctx.get("__up")
     while isinstance(node, FrameContext) and id(node) not in seen:
-        seen.add(id(node))
+        add(id(node))
         ups.append(node)
         node = node.get("__up")
     downs: list[FrameContext] = []
     node = ctx.get("__down")
     while isinstance(node, FrameContext) and id(node) not in seen:
-        seen.add(id(node))
+        add(id(node))
         downs.append(node)
         node = node.get("__down")
-    return ups[::-1] + [ctx] + downs, len(ups)
+    ups.reverse()
+    ups.append(ctx)
+    return ups + downs, len(ups) - 1
 
 
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:
