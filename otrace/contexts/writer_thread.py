@@ -23,10 +23,9 @@ Thread safety: see :class:`BatchWriter`.
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
-import time
 import weakref
 from typing import Any
 
@@ -61,6 +60,12 @@ Row = tuple[Any, ...]
 #: contexts a second, so this bound lets a burst of about a second's worth wait; beyond it
 #: contexts are dropped (counted, announced once); the newest stay in ``/osh/recent``.
 QUEUE_SIZE = 1_000
+
+# The writer thread looks at its queue again after this pause (seconds), doubled while it
+# finds nothing, up to the second: a program thread queueing a context does not wake it (no
+# lock to take, no switch of the GIL per context).  Flush and close wake it, and so does the
+# queue reaching a tenth of its bound (a burst after a quiet spell).
+_PAUSE, _PAUSE_IDLE = 0.05, 1.0
 
 
 class BatchWriter:
@@ -142,7 +147,11 @@ class BatchWriter:
         # Held by the writer thread while it pickles and talks to its database, and taken
         # around os.fork() (see _before_fork), so a child does not inherit a write half done.
         self._io_lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(self._queue_size)
+        # appended to by program threads, emptied by the writer (both atomic: no lock); the
+        # bound is checked before the append, so concurrent submits may pass it by a few
+        self._queue: collections.deque[Any] = collections.deque()
+        self._nudge = threading.Event()  # the writer looks now (see _PAUSE)
+        self._nudge_at = max(1, self._queue_size // 10)
         _WRITERS.add(self)
         self._thread = threading.Thread(
             target=self._run, name=f"otrace-writer-{self.label}", daemon=True
@@ -163,20 +172,21 @@ class BatchWriter:
         try:
             if self._closed:
                 return
-            if self._pid != os.getpid():
+            if self._pid != _PID[0]:
                 self.reopen()
             self.count("submitted")
-            if self._queue.full():  # dropping costs less than writing: no snapshot
-                raise queue.Full
-            snap = freeze_context(ctx, self._pid, self.limits)
-            self._queue.put_nowait(snap)
-        except queue.Full:
-            self.count("dropped")
-            self.report(
-                "queue",
-                f"writing cannot keep up; contexts are being dropped (more than "
-                f"{self._queue_size} waiting; the newest stay in /osh/recent)",
-            )
+            if len(self._queue) >= self._queue_size:  # dropping costs less: no snapshot
+                self.count("dropped")
+                self.report(
+                    "queue",
+                    f"writing cannot keep up; contexts are being dropped (more than "
+                    f"{self._queue_size} waiting; the newest stay in /osh/recent)",
+                )
+                return
+            waiting = self._queue
+            waiting.append(freeze_context(ctx, self._pid, self.limits))
+            if len(waiting) == self._nudge_at:
+                self._nudge.set()
         except Exception as exc:
             self.count("failed")
             self.report("submit", f"cannot snapshot {getattr(ctx, 'id', ctx)!r}: {one_line(exc)}")
@@ -186,14 +196,11 @@ class BatchWriter:
         if self._pid != os.getpid():
             return True  # forked, nothing submitted here yet
         if self._closed or not self._thread.is_alive():
-            return self._queue.empty()
+            return not self._queue
         marker = _Flush()
-        deadline = time.monotonic() + timeout
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
-        return marker.done.wait(max(0.0, deadline - time.monotonic()))
+        self._queue.append(marker)  # past the bound: a marker is tiny, and must not wait
+        self._nudge.set()
+        return marker.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to ``timeout``), then stop and disconnect."""
@@ -202,10 +209,8 @@ class BatchWriter:
         self._closed = True
         if self._pid != os.getpid():
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            pass
+        self._queue.append(_STOP)
+        self._nudge.set()
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
@@ -217,7 +222,7 @@ class BatchWriter:
                 "dropped": self.dropped,
                 "failed": self.failed,
             }
-        return {**counts, "queued": self._queue.qsize()}
+        return {**counts, "queued": len(self._queue)}
 
     def _count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the count ``name`` (any thread; a short lock)."""
@@ -248,13 +253,20 @@ class BatchWriter:
     # -- writer thread -----------------------------------------------------------------
     def _run(self) -> None:
         stop = False
+        waiting, nudge, pause = self._queue, self._nudge, _PAUSE
         while not stop:
-            items = [self._queue.get()]
-            while len(items) < self._batch_size:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            if not waiting:
+                if nudge.wait(pause):
+                    nudge.clear()
+                    pause = _PAUSE
+                else:
+                    pause = min(pause * 2, _PAUSE_IDLE)
+                continue
+            pause = _PAUSE
+            items = []
+            take = waiting.popleft
+            while waiting and len(items) < self._batch_size:
+                items.append(take())
             rows: list[Row] = []
             markers = []
             with self._io_lock:
@@ -302,6 +314,8 @@ class BatchWriter:
 _WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 _HELD: list[BatchWriter] = []
 _REOPEN = threading.Lock()  # one program thread of a forked child restarts a writer
+# this process's id, kept up to date at fork (submit compares it without a system call)
+_PID = [os.getpid()]
 
 
 def _before_fork() -> None:
@@ -321,6 +335,7 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # the writer threads did not come along; their locks are ours to drop
     global _REOPEN
+    _PID[0] = os.getpid()
     _REOPEN = threading.Lock()
     _HELD.clear()
     for w in list(_WRITERS):
