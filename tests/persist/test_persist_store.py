@@ -25,6 +25,7 @@ from otrace.contexts.sanitize import Limits, Unpicklable, Unresolved
 from otrace.contexts.store import ContextStore
 from otrace.errors import StoreError
 from otrace.params import Params
+from tests.tmux import wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -544,6 +545,20 @@ def test_default_queue_bound_drops_beyond_it_and_says_so(tmp_path, announced):
     w.close()
     written = store_sqlite.open_pickled(path).count()
     assert written == bound + extra - stats["dropped"]
+
+
+def test_writer_writes_queued_contexts_by_itself(tmp_path):
+    """Queueing does not wake the writer (it looks at its queue every 50 ms to 1 s): what
+    was submitted reaches the file without a flush or a close."""
+    path = tmp_path / "own.db"
+    w = store_sqlite.PickleWriter(path)
+    try:
+        for i in range(3):
+            w.submit(persist_shapes.make_simple(i))
+        wait_until(lambda: w.stats()["written"] == 3, 20, lambda: f"{w.stats()}")
+        assert store_sqlite.open_pickled(path).count() == 3
+    finally:
+        w.close()
 
 
 def test_writer_is_usable_from_many_threads(tmp_path):
