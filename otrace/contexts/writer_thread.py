@@ -61,10 +61,9 @@ Row = tuple[Any, ...]
 #: contexts are dropped (counted, announced once); the newest stay in ``/osh/recent``.
 QUEUE_SIZE = 1_000
 
-# The writer thread looks at its queue again after this pause (seconds), doubled while it
-# finds nothing, up to the second: a program thread queueing a context does not wake it (no
-# lock to take, no switch of the GIL per context).  Flush and close wake it, and so does the
-# queue reaching a tenth of its bound (a burst after a quiet spell).
+# The writer thread sleeps until the queue stops being empty (the context that makes it so
+# wakes it: one wake-up per batch, not one per context), or flush or close wake it; else it
+# looks again after this pause (seconds), doubled while it finds nothing, up to the second.
 _PAUSE, _PAUSE_IDLE = 0.05, 1.0
 
 
@@ -151,7 +150,6 @@ class BatchWriter:
         # bound is checked before the append, so concurrent submits may pass it by a few
         self._queue: collections.deque[Any] = collections.deque()
         self._nudge = threading.Event()  # the writer looks now (see _PAUSE)
-        self._nudge_at = max(1, self._queue_size // 10)
         _WRITERS.add(self)
         self._thread = threading.Thread(
             target=self._run, name=f"otrace-writer-{self.label}", daemon=True
@@ -185,7 +183,7 @@ class BatchWriter:
                 return
             waiting = self._queue
             waiting.append(freeze_context(ctx, self._pid, self.limits))
-            if len(waiting) == self._nudge_at:
+            if len(waiting) == 1:  # the writer may be asleep
                 self._nudge.set()
         except Exception as exc:
             self.count("failed")
