@@ -190,3 +190,63 @@ def test_resume_star_wakes_every_hold_with_one_loop_callback():
     assert r.out.count("Resuming Handler.get:hd-held:") == 40
     assert results == [77] * 40
     assert len(calls) == 1
+
+
+def test_many_holds_resume_in_chunks_oldest_first_and_settle_after():
+    """More than WAKE_CHUNK holds of one loop: resolved a chunk per loop callback, oldest
+    first, so the first handlers run before the later futures are resolved; the released
+    contexts are settled (evicted down to max_recent, HoldReleased sent) after the last
+    chunk's handlers -- and the door is used once."""
+    from otrace.events import HoldReleased
+    from otrace.holds.table import WAKE_CHUNK
+
+    PARAMS.set("trace_active", True)
+    PARAMS.set("max_recent", 5)
+    count = 2 * WAKE_CHUNK + 10
+    calls: list = []
+    released: list = []
+    default().events.subscribe(HoldReleased, released.append)
+
+    async def held(number: int, futures: list, seen: list) -> None:
+        await traceassert(number < 0, label="chunk", action="hold")
+        seen.append((number, sum(f.done() for f in futures), len(released)))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def door(fn):
+            calls.append(fn)
+            loop.call_soon_threadsafe(fn)
+
+        holds.set_eventloop_callback(door)
+        futures: list = []
+        seen: list = []
+        tasks = [asyncio.ensure_future(held(i, futures, seen)) for i in range(count)]
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if len(holds.pending()) == count:
+                break
+        futures.extend(holds.get(ctx).future for ctx in holds.pending())
+        assert len(futures) == count
+        n = await asyncio.to_thread(holds.release_all, "resumed")
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return n, seen
+
+    try:
+        n, seen = asyncio.run(main())
+    finally:
+        holds.set_eventloop_callback(None)
+        default().events.unsubscribe(HoldReleased, released.append)
+    assert n == count
+    assert [number for number, _, _ in seen] == list(range(count)), "not oldest first"
+    # the first chunk's handlers ran while only that chunk was resolved, the next ones after
+    assert {done for number, done, _ in seen[:WAKE_CHUNK]} == {WAKE_CHUNK}
+    assert {done for number, done, _ in seen[WAKE_CHUNK : 2 * WAKE_CHUNK]} == {2 * WAKE_CHUNK}
+    assert {done for number, done, _ in seen[2 * WAKE_CHUNK :]} == {count}
+    # settled after every handler ran: no HoldReleased before, all of them after
+    assert {sent for _, _, sent in seen} == {0}
+    assert len(released) == count
+    assert {e.reason for e in released} == {"resumed"}
+    assert len(calls) == 1, f"{len(calls)} trips through the door"
+    assert not holds.pending()
+    assert len(STORE.all) == 5, f"{len(STORE.all)} contexts kept with max_recent 5"
