@@ -26,7 +26,8 @@ Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers control questi
 the last release until its queued callbacks had run and until the last held handler ran
 again, and how many did; then seconds until the last and the first of their responses was
 finished -- ``on_finish``, the response handed to the socket -- and how many were, and the
-seconds spent in garbage collection since the release), ``gc`` (objects the collector tracks, collections per
+seconds spent in garbage collection since the release and how many full collections ran),
+``gc`` (objects the collector tracks, collections per
 generation), ``cpu`` (CPU seconds used by the process), ``wakeups`` (stall watchdog
 wake-ups so far); with ``--tracemalloc``, ``tmsnap`` takes a snapshot and ``tmdiff`` lists
 what was allocated since, by file.  Stdin commands (shell mode): ``go <count>`` -> one
@@ -67,7 +68,7 @@ class Hello(tornado.web.RequestHandler):
 SNAP: list = []  # --tracemalloc: the snapshot tmdiff compares with
 RESUMED: list = []  # when each released request's handler ran again (perf_counter)
 FINISHED: list = []  # when each released request's response was finished (on_finish)
-IN_GC = [0.0, 0.0]  # garbage collection: start of the current one, seconds in all so far
+IN_GC = [0.0, 0.0, 0]  # garbage collection: start of the current one, seconds, full ones
 
 
 def _gc_clock(phase: str, info: dict) -> None:
@@ -75,10 +76,11 @@ def _gc_clock(phase: str, info: dict) -> None:
         IN_GC[0] = time.perf_counter()
     else:
         IN_GC[1] += time.perf_counter() - IN_GC[0]
+        IN_GC[2] += info["generation"] == 2
 
 
 gc.callbacks.append(_gc_clock)
-GC_AT_RELEASE = [0.0]
+GC_AT_RELEASE = [0.0, 0]
 RELEASED = [0.0, 0.0]  # when the last release began; when the callbacks it queued had run
 PARKED: list = []  # park modes: the futures waiting requests await
 
@@ -142,7 +144,7 @@ def make_app(mode: str) -> tornado.web.Application:
             elif cmd == "release":
                 RESUMED.clear()
                 FINISHED.clear()
-                GC_AT_RELEASE[0] = IN_GC[1]
+                GC_AT_RELEASE[:] = IN_GC[1:]
                 t0 = RELEASED[0] = time.perf_counter()
                 if mode in ("park", "parkplain"):
                     count = len(PARKED)
@@ -165,7 +167,7 @@ def make_app(mode: str) -> tornado.web.Application:
                 self.write(
                     f"{RELEASED[1] - RELEASED[0]} {last - RELEASED[0]} {len(RESUMED)} "
                     f"{done - RELEASED[0]} {first - RELEASED[0]} {len(FINISHED)} "
-                    f"{IN_GC[1] - GC_AT_RELEASE[0]}"
+                    f"{IN_GC[1] - GC_AT_RELEASE[0]} {IN_GC[2] - GC_AT_RELEASE[1]}"
                 )
             elif cmd == "tmsnap":
                 import tracemalloc

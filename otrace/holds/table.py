@@ -5,19 +5,10 @@ break or hold is released exactly once, however many threads try.  Releasing man
 (:meth:`HoldTable.release_all`) takes the lock once and wakes the holds of each event loop
 with one callback on that loop, not one per hold: resuming 10,000 held requests is one trip
 through the loop's door, not 10,000 (each of which writes to the loop's wake-up pipe).
-
-More than :data:`WAKE_CHUNK` holds of one loop are resolved in chunks, oldest first, each
-chunk a loop callback of its own: the handlers of the first chunk run -- and a server sends
-their answers -- before the next chunk is resolved, so the first answers go out at once
-instead of after every future is resolved.  The bookkeeping no answer waits for (moving the
-released contexts among the evictable ones and evicting the excess, :class:`HoldReleased`
-events) then runs on the loop after the last chunk's handlers; a few holds are settled at
-once, as one is.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -33,9 +24,6 @@ if TYPE_CHECKING:
     from otrace.events import EventBus
 
 log = get_logger("holds")
-
-#: Holds of one loop resolved per loop callback when more are released at once (see above).
-WAKE_CHUNK = 256
 
 
 class HoldTable:
@@ -141,45 +129,33 @@ class HoldTable:
                 held.append(item)
             else:
                 item.event.set()
-        later: set[int] = set()
+        if done:
+            self.store.settled([item.ctx for item in done])
         if held:
-            later = self._wake(held)
-        self._settle([item for item in done if id(item) not in later] if later else done)
+            self._wake(held)
+        for item in done:
+            self.events.emit(HoldReleased(item.ctx, reason))
         return done
 
-    def _settle(self, items: list[Break | Hold]) -> None:
-        """Released ``items`` become evictable contexts; their events go out.  Any thread."""
-        if items:
-            self.store.settled([item.ctx for item in items])
-            emit = self.events.emit
-            for item in items:
-                emit(HoldReleased(item.ctx, item.released or ""))
-
-    def _wake(self, held: list[Hold]) -> set[int]:
-        """Resolve the futures of ``held`` on their loops: one callback per loop (per chunk
-        of :data:`WAKE_CHUNK`).  Returns the ids of the holds whose settling a loop took on
-        (see the module's text)."""
+    def _wake(self, held: list[Hold]) -> None:
+        """Resolve the futures of ``held`` on their loops: one callback per loop."""
         by_loop: dict[Any, list[Hold]] = {}
         for item in held:
             by_loop.setdefault(item.loop, []).append(item)
         here = running_loop()
-        later: set[int] = set()
         for loop, items in by_loop.items():
-            settle = functools.partial(self._settle, items) if len(items) > WAKE_CHUNK else None
-            batch = _Wake(loop, items, settle)
+            batch = _Wake(loop, items)
+            if loop is here:  # already on that loop's thread: no trip through the door
+                batch.run()
+                continue
             try:
-                if loop is here:  # already on that loop's thread: no trip through the door
-                    batch.run()
-                elif self._door is not None:
-                    self._door(batch.run)
+                door = self._door
+                if door is not None:
+                    door(batch.run)
                 else:
                     loop.call_soon_threadsafe(batch.run)
             except RuntimeError:  # loop closed: nobody can be waiting any more
                 log.debug("loop of %d holds is closed", len(items))
-                continue
-            if settle is not None:
-                later.update(map(id, items))
-        return later
 
     def new_break(self, ctx: TraceContext) -> Break:
         """Register a break for ``ctx`` (before the context is stored); traced thread."""
@@ -276,35 +252,18 @@ class HoldTable:
 
 
 class _Wake:
-    """Loop callbacks resolving many holds' futures, oldest first, :data:`WAKE_CHUNK` at a
-    time when ``settle`` is given (run on the loop after the last chunk's handlers), else
-    all at once.  ``loop``: for the Tornado bridge, which sends a callback to the loop its
-    ``__self__.loop`` names.  :meth:`run` runs on that loop's thread."""
+    """One loop callback resolving many holds' futures (``loop``: for the Tornado bridge,
+    which sends a callback to the loop its ``__self__.loop`` names)."""
 
-    __slots__ = ("items", "loop", "next", "settle")
+    __slots__ = ("items", "loop")
 
-    def __init__(
-        self, loop: Any, items: list[Hold], settle: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, loop: Any, items: list[Hold]) -> None:
         self.loop = loop
         self.items = items
-        self.settle = settle
-        self.next = 0
 
     def run(self) -> None:
-        items, start = self.items, self.next
-        stop = len(items) if self.settle is None else min(start + WAKE_CHUNK, len(items))
-        self.next = stop
-        for item in items[start:stop] if start or stop < len(items) else items:
+        for item in self.items:
             item._resolve()
-        if self.settle is None:
-            return
-        # behind the tasks just woken: they run (and answer) before the next chunk
-        after = self.run if stop < len(items) else self.settle
-        try:
-            self.loop.call_soon(after)
-        except RuntimeError:  # the loop closed meanwhile: settle here, nobody waits
-            self.settle()
 
 
 class _Pending:
