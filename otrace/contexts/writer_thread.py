@@ -261,7 +261,7 @@ class BatchWriter:
                     pause = min(pause * 2, _PAUSE_IDLE)
                 continue
             pause = _PAUSE
-            items = []
+            items: list[Any] = []
             take = waiting.popleft
             while waiting and len(items) < self._batch_size:
                 items.append(take())
