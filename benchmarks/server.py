@@ -81,6 +81,7 @@ def _gc_clock(phase: str, info: dict) -> None:
 
 gc.callbacks.append(_gc_clock)
 GC_AT_RELEASE = [0.0, 0]
+PROFILE: list = []  # --profile: (path, cProfile.Profile) of the last resume
 RELEASED = [0.0, 0.0]  # when the last release began; when the callbacks it queued had run
 PARKED: list = []  # park modes: the futures waiting requests await
 
@@ -145,6 +146,8 @@ def make_app(mode: str) -> tornado.web.Application:
                 RESUMED.clear()
                 FINISHED.clear()
                 GC_AT_RELEASE[:] = IN_GC[1:]
+                if PROFILE:
+                    PROFILE[1].enable()
                 t0 = RELEASED[0] = time.perf_counter()
                 if mode in ("park", "parkplain"):
                     count = len(PARKED)
@@ -161,6 +164,9 @@ def make_app(mode: str) -> tornado.web.Application:
                     lambda: RELEASED.__setitem__(1, time.perf_counter())
                 )
             elif cmd == "resumed":
+                if PROFILE:
+                    PROFILE[1].disable()
+                    PROFILE[1].dump_stats(PROFILE[0])
                 last = max(RESUMED, default=RELEASED[0])
                 done = max(FINISHED, default=RELEASED[0])
                 first = min(FINISHED, default=RELEASED[0])
@@ -261,7 +267,12 @@ def main() -> None:
     parser.add_argument("--listen", help="socket path (service mode)")
     parser.add_argument("--recent", type=int, default=10_000)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--profile", help="cProfile each resume (release to resumed) into PATH")
     opts = parser.parse_args()
+    if opts.profile:
+        import cProfile
+
+        PROFILE[:] = [opts.profile, cProfile.Profile()]
     if opts.tracemalloc:
         import tracemalloc
 
