@@ -136,8 +136,14 @@ class HoldTable:
                 held.append(item)
             else:
                 item.event.set()
-        later: set[int] = self._wake(held) if held else set()
-        self._settle([item for item in done if id(item) not in later] if later else done)
+        by_loop: dict[Any, list[Hold]] = {}
+        for item in held:
+            by_loop.setdefault(item.loop, []).append(item)
+        many = {loop for loop, items in by_loop.items() if len(items) > SETTLE_LATER}
+        # settled before they are woken, as one hold is; many of one loop: see SETTLE_LATER
+        self._settle([i for i in done if not isinstance(i, Hold) or i.loop not in many])
+        for loop, items in by_loop.items():
+            self._wake(loop, items, loop in many)
         return done
 
     def _settle(self, items: list[Any]) -> None:
@@ -148,30 +154,21 @@ class HoldTable:
             for item in items:
                 emit(HoldReleased(item.ctx, item.released or ""))
 
-    def _wake(self, held: list[Hold]) -> set[int]:
-        """Resolve the futures of ``held`` on their loops: one callback per loop.  Returns
-        the ids of the holds a loop settles after they ran (see :data:`SETTLE_LATER`)."""
-        by_loop: dict[Any, list[Hold]] = {}
-        for item in held:
-            by_loop.setdefault(item.loop, []).append(item)
-        here = running_loop()
-        later: set[int] = set()
-        for loop, items in by_loop.items():
-            settle = self._settle if len(items) > SETTLE_LATER else None
-            batch = _Wake(loop, items, settle)
-            try:
-                if loop is here:  # already on that loop's thread: no trip through the door
-                    batch.run()
-                elif self._door is not None:
-                    self._door(batch.run)
-                else:
-                    loop.call_soon_threadsafe(batch.run)
-            except RuntimeError:  # loop closed: nobody can be waiting any more
-                log.debug("loop of %d holds is closed", len(items))
-                continue
-            if settle is not None:
-                later.update(map(id, items))
-        return later
+    def _wake(self, loop: Any, items: list[Hold], settle: bool) -> None:
+        """Resolve the futures of ``items`` with one callback on their ``loop``; with
+        ``settle``, that callback also settles them after their handlers ran."""
+        batch = _Wake(loop, items, self._settle if settle else None)
+        try:
+            if loop is running_loop():  # on that loop's thread: no trip through the door
+                batch.run()
+            elif self._door is not None:
+                self._door(batch.run)
+            else:
+                loop.call_soon_threadsafe(batch.run)
+        except RuntimeError:  # loop closed: nobody can be waiting any more
+            log.debug("loop of %d holds is closed", len(items))
+            if settle:
+                self._settle(items)
 
     def new_break(self, ctx: TraceContext) -> Break:
         """Register a break for ``ctx`` (before the context is stored); traced thread."""
