@@ -17,8 +17,15 @@ held, in the first round of a fresh process (later rounds reuse freed memory); o
 part is ``holds`` minus ``parkplain`` (hold and request tracking), split into the hold's
 part (``holds`` minus ``park``) and tracking's.  A fourth, short run of ``holds`` under
 ``tracemalloc`` lists where the Python allocations of the held requests go, by file.
-Resume: from the client's ``/ctl?cmd=release`` until every held client has its answer
-(and, inside that, the time ``release_all`` took on the server).
+Resume (``--resume-rounds``, default 3): ``holds`` and ``parkplain`` side by side, two
+servers up at once and rounds alternating between them, each: hold ``--held`` requests,
+then from the client's ``/ctl?cmd=release`` until every held client has its answer.
+Tornado alone (``parkplain``: the same handlers awaiting plain futures, resolved in one
+loop) answering 10,000 requests at once is the floor no debugger can go under; otrace's
+share is ``holds`` minus ``parkplain``.  Inside the server: the time ``release_all`` took,
+the first and the last of the released handlers' ``on_finish`` (the response handed to the
+socket -- the last one against the client's last answer shows whether the client keeps
+up), and the garbage collections during the resume.
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ def run_mode(
             answered, inside = holders.release()
             out["resume"].append(answered)
             out["server"].append(inside)
-            resolved, handlers, count = server.ctl("resumed").split()
+            resolved, handlers, count = server.ctl("resumed").split()[:3]
             if int(count) != held:
                 raise RuntimeError(f"{mode}: {count} of {held} handlers ran again")
             out["resolved"].append(float(resolved))
@@ -137,6 +144,38 @@ def run_mode(
         if holders is not None:
             holders.stop()
         server.stop()
+    return out
+
+
+RESUME_KEYS = ("answered", "release", "last_finish", "first_finish", "gc", "full")
+
+
+def resume_rounds(held: int, rounds: int) -> dict[str, dict[str, list[float]]]:
+    """``holds`` and ``parkplain`` resumed in alternating rounds (no wrk); figures per mode."""
+    modes = ("parkplain", "holds")
+    servers: dict[str, Server] = {}
+    clients: dict[str, Holders] = {}
+    out = {m: {k: [] for k in RESUME_KEYS} for m in modes}
+    try:
+        for m in modes:
+            servers[m] = Server(m, 10)
+            clients[m] = Holders(servers[m].port, held)
+        for r in range(rounds):
+            for m in modes if r % 2 == 0 else modes[::-1]:
+                clients[m].open()
+                wait_pending(servers[m], held)
+                answered, inside = clients[m].release()
+                f = servers[m].ctl("resumed").split()
+                if int(f[2]) != held or int(f[5]) != held:
+                    raise RuntimeError(f"{m}: {f[2]} handlers ran again, {f[5]} finished")
+                got = (answered, inside, float(f[3]), float(f[4]), float(f[6]), float(f[7]))
+                for k, v in zip(RESUME_KEYS, got, strict=True):
+                    out[m][k].append(v)
+    finally:
+        for c in clients.values():
+            c.stop()
+        for srv in servers.values():
+            srv.stop()
     return out
 
 
@@ -173,6 +212,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--resume-rounds", type=int, default=3)
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("holds.py needs wrk (apt-get install -y wrk)")
@@ -186,6 +226,10 @@ def main() -> None:
     plain = run_mode("parkplain", held, rounds, seconds, True)
     park = run_mode("park", held, 1, seconds, False)
     holds = run_mode("holds", held, rounds, seconds, True)
+    resumed = resume_rounds(held, opts.resume_rounds)
+    rh = {k: statistics.median(v) for k, v in resumed["holds"].items()}
+    rp = {k: statistics.median(v) for k, v in resumed["parkplain"].items()}
+    share = rh["answered"] - rp["answered"]
     med = {k: statistics.median(v) for k, v in holds.items() if v}
     base = {k: statistics.median(v) for k, v in plain.items() if v}
     ratio = med["busy"] / med["free"]
@@ -222,25 +266,37 @@ def main() -> None:
             ("  + the hold (context, future)", kib(holds["mem"][0] - park["mem"][0]), "", ""),
             ("otrace's part per held request", kib(total), "", "<= 8 KiB"),
             ("RSS per held request, all", kib(holds["mem"][0]), "", ""),
-            (
-                f"resume {held:,}: release_all (on the loop: futures resolved)",
-                ms(med["server"]),
-                "",
-                "",
-            ),
-            ("  until every held handler ran again", ms(med["handlers"]), "", ""),
-            ("  until every client had its answer", ms(med["resume"]), "", "<= 500 ms"),
-            ("same, plain futures without otrace: handlers", ms(base["handlers"]), "", ""),
-            ("  until every client had its answer", ms(base["resume"]), "", ""),
         ],
         ("figure", "value", "ratio", "target"),
+    )
+
+    def both(k: str) -> tuple[str, str]:
+        return ms(rp[k]), ms(rh[k])
+
+    table(
+        f"5c. Resume {held:,} held requests at once (medians of {opts.resume_rounds} "
+        "alternating rounds, the two servers up side by side)",
+        [
+            ("until every client had its answer (client side)", *both("answered"), "<= 500 ms"),
+            ("  otrace's share: holds minus Tornado alone", "", ms(share), "<= 500 ms"),
+            ("release (parkplain: set_result of each; holds: release_all)", *both("release"), ""),
+            ("first response finished (server, on_finish)", *both("first_finish"), ""),
+            ("last response finished (server, on_finish)", *both("last_finish"), ""),
+            ("  of the resume, in garbage collection", *both("gc"), ""),
+            ("  full collections during it", f"{rp['full']:.0f}", f"{rh['full']:.0f}", ""),
+        ],
+        ("figure", "Tornado alone", "holds", "target"),
     )
     result("5-holds-others-rps-ratio", ratio, ">=", 0.95, "ratio")
     result("5-holds-others-cpu-ratio", cpu_ratio, "--", "--", "ratio")
     result("5-holds-otrace-kib-per-hold", total / 1024, "<=", 8, "KiB")
-    result("5-holds-resume-all-answered-ms", med["resume"] * 1e3, "<=", 500, "ms")
-    result("5-holds-release-all-ms", med["server"] * 1e3, "--", "--", "ms")
-    result("5-holds-tornado-alone-answered-ms", base["resume"] * 1e3, "--", "--", "ms")
+    # end to end (what the issue's target names), and the part of it otrace adds to what
+    # Tornado alone takes to answer the same 10,000 waiting requests
+    result("5-holds-resume-all-answered-ms", rh["answered"] * 1e3, "<=", 500, "ms")
+    result("5-holds-resume-all-otrace-share-ms", share * 1e3, "<=", 500, "ms")
+    result("5-holds-tornado-alone-answered-ms", rp["answered"] * 1e3, "--", "--", "ms")
+    result("5-holds-release-all-ms", rh["release"] * 1e3, "--", "--", "ms")
+    result("5-holds-resume-first-answer-ms", rh["first_finish"] * 1e3, "--", "--", "ms")
     if not opts.no_breakdown:
         table(
             f"5b. Where the Python allocations of {held:,} held requests go (tracemalloc, "

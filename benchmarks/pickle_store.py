@@ -5,10 +5,20 @@ listing a large file.
 
 1. The traced thread's cost, side by side in one run (rounds alternate, medians): an
    exception context of a 20-frame stack recorded without ``pickle_file`` and with it, in
-   wall time and in the traced thread's own CPU time, and the CPU time it spends in
-   ``submit`` (the freeze; issue 19's target: <= 60 us).  With the file, the writer thread
-   shares the GIL: in a tight loop of exceptions its work shows in the wall time, and the
-   snapshots waiting in its queue make the program's garbage collections dearer.
+   wall time and in the traced thread's own CPU time, with the file in two rhythms:
+
+   * *the writer keeps up*: the loop pauses for 5 ms every 10 contexts, with and without
+     the file, and with the file waits until the writer is done (``flush``, usually at
+     once), as in a server whose exceptions come now and then.  The file's share of the
+     traced thread's CPU is then the freeze and the queue -- issue 19's target, <= 60 us;
+   * *tight loop*: exceptions as fast as the program can raise them; the writer, sharing the
+     GIL, falls behind and its queue grows (up to its bound, then contexts are dropped).
+     Every queued snapshot keeps its frames alive, so the program's own garbage collections
+     scan a growing backlog: the share is printed with the collections' part (timed with
+     ``gc.callbacks``) and, for comparison, with the collector off.
+
+   Also the CPU time ``submit`` takes on the traced thread (the freeze), collections that
+   happen to start inside it left out.
 2. Contexts written per second: while the program raises in that loop (submit to the last
    commit), and by the writer alone from a backlog of those exception contexts.
    (The loops run on a thread of their own: contexts capture the benchmark's 20 frames, not
@@ -18,10 +28,12 @@ listing a large file.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import types
 from pathlib import Path
@@ -82,6 +94,7 @@ def make(i: int) -> TraceContext:
     )
 
 
+PAUSE = 0.005  # seconds, every 10 contexts, in the rhythm where the writer keeps up
 MADE: list[TraceContext] = []  # a global: a closure's list would be captured with every context
 
 
@@ -104,75 +117,125 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
     order = mod.Order(3)
     trace(mod.fail, mod, "fail")
     sqlite.install()
-    # what the traced thread spends in submit (the freeze and the queue), on its own clock
+    # Garbage collections that run on the traced thread (its CPU clock): a total, and the
+    # part of it that ran inside submit (an allocation of the freeze may start one).
+    in_gc = [0.0, 0.0]  # start of the current one, total seconds
+
+    def gc_timer(phase, info):
+        if threading.current_thread().name != "bench":
+            return
+        if phase == "start":
+            in_gc[0] = time.thread_time()
+        else:
+            in_gc[1] += time.thread_time() - in_gc[0]
+
+    gc.callbacks.append(gc_timer)
+    # what the traced thread spends in submit (the freeze and the queue) minus collections
     spent = [0.0, 0]
     submit = writer_thread.BatchWriter.submit
 
     def timed_submit(self, ctx):
-        t0 = time.thread_time()
+        g0, t0 = in_gc[1], time.thread_time()
         submit(self, ctx)
-        spent[0] += time.thread_time() - t0
+        spent[0] += time.thread_time() - t0 - (in_gc[1] - g0)
         spent[1] += 1
 
     writer_thread.BatchWriter.submit = timed_submit  # type: ignore[method-assign]
 
-    def loop(f, clock):
+    def loop(f, clock, pace):
+        w = sqlite.writer()
         t0 = clock()
-        for _ in range(n):
+        for i in range(n):
             try:
                 mod.deep(19, f, order, 5)
             except ValueError:
                 pass
+            if pace and i % 10 == 9:
+                # a pause every 10 contexts, the same with and without the file (a thread
+                # that slept starts again with cold caches); the writer uses it to catch up
+                time.sleep(PAUSE)
+                if w is not None:
+                    assert w.flush(60)
         return (clock() - t0) / n
 
-    rates = []
+    rates: list[float] = []
+    drops: list[int] = []
+    paced_base = "exception context, paused"
 
-    def case(f, pickle):
+    def case(f, pickle, collect=True, pace=False):
         def go():
             if pickle:
                 params.set("pickle_file", str(Path(tmp) / "traced.db"))
+            if not collect:
+                gc.disable()
             try:
                 t0 = time.perf_counter()
-                wall = loop(f, time.perf_counter)
-                cpu = loop(f, time.thread_time)
+                wall = loop(f, time.perf_counter, pace)
+                in_gc[1] = 0.0
+                cpu = loop(f, time.thread_time, pace)
+                collected = in_gc[1] / n
                 if pickle:
                     w = sqlite.writer()
                     assert w is not None and w.flush(600)
                     stats = w.stats()
-                    rates.append(stats["written"] / (time.perf_counter() - t0))
-                return wall, cpu
+                    if collect and not pace:
+                        rates.append(stats["written"] / (time.perf_counter() - t0))
+                        drops.append(stats["dropped"])
+                return wall, cpu, collected
             finally:
+                gc.enable()
                 params.set("pickle_file", "")
 
         return go
 
+    paced, tight = "pickle_file, writer keeps up", "pickle_file, tight loop"
     cases = {
         "untraced raise": case(base.fail, False),
         "exception context": case(mod.fail, False),
-        "exception context, pickle_file": case(mod.fail, True),
+        paced_base: case(mod.fail, False, pace=True),
+        paced: case(mod.fail, True, pace=True),
+        tight: case(mod.fail, True),
+        "tight loop, collector off": case(mod.fail, True, False),
     }
-    seen: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    seen: dict[str, list[tuple[float, float, float]]] = {k: [] for k in cases}
     for r in range(rounds):
         for name in list(cases) if r % 2 == 0 else list(reversed(cases)):
             seen[name].append(on_thread(cases[name]))
     writer_thread.BatchWriter.submit = submit  # type: ignore[method-assign]
-    wall = {k: statistics.median(w for w, _ in v) for k, v in seen.items()}
-    cpu = {k: statistics.median(c for _, c in v) for k, v in seen.items()}
+    gc.callbacks.remove(gc_timer)
+    wall = {k: statistics.median(w for w, _, _ in v) for k, v in seen.items()}
+    cpu = {k: statistics.median(c for _, c, _ in v) for k, v in seen.items()}
+    collecting = {k: statistics.median(g for _, _, g in v) for k, v in seen.items()}
     freeze = spent[0] / max(spent[1], 1) * 1e6
-    b = "untraced raise"
+    b, ctx = "untraced raise", "exception context"
     print(f"\n== 1. The traced thread, 20-frame exception contexts ({rounds} rounds of {n}; us)")
-    print(f"{'case':34s} {'per call':>9s} {'per context':>12s} {'per context, CPU':>17s}")
-    for k in cases:
-        print(
-            f"{k:34s} {wall[k] * 1e6:9.1f} {(wall[k] - wall[b]) * 1e6:12.1f} "
-            f"{(cpu[k] - cpu[b]) * 1e6:17.1f}"
-        )
-    extra = (cpu["exception context, pickle_file"] - cpu["exception context"]) * 1e6
-    print(f"pickle_file's cost to the traced thread (CPU, per context): {extra:8.1f} us")
     print(
-        f"  of which in submit (the freeze):                        {freeze:8.1f} us  (target <= 60)"
+        f"{'case':30s} {'per call':>9s} {'per context':>12s} {'per context, CPU':>17s} "
+        f"{'of it in gc':>12s} {'file share, CPU':>16s}"
     )
-    result("pickle-traced-thread-cost-exception-cpu-us", extra, "--", "--", "us")
+    for k in cases:
+        versus = paced_base if k == paced else ctx
+        share = f"{(cpu[k] - cpu[versus]) * 1e6:16.1f}" if "pickle" in k or "tight" in k else ""
+        print(
+            f"{k:30s} {wall[k] * 1e6:9.1f} {(wall[k] - wall[b]) * 1e6:12.1f} "
+            f"{(cpu[k] - cpu[b]) * 1e6:17.1f} {collecting[k] * 1e6:12.1f} {share}"
+        )
+    share_paced = (cpu[paced] - cpu[paced_base]) * 1e6
+    share_tight = (cpu[tight] - cpu[ctx]) * 1e6
+    gc_tight = (collecting[tight] - collecting[ctx]) * 1e6
+    print(
+        f"the file's share of the traced thread's CPU per context ('file share'): the writer "
+        f"keeping up (a pause every 10) {share_paced:.1f} us; in a tight loop {share_tight:.1f} "
+        f"us, of which {gc_tight:.1f} us garbage collection of the growing backlog"
+    )
+    print(
+        f"  in submit, collections left out (the freeze): {freeze:.1f} us (target <= 60); "
+        f"tight loop: {statistics.median(drops):.0f} of {2 * n} dropped (queue bound "
+        f"{getattr(writer_thread, 'QUEUE_SIZE', 10_000)})"
+    )
+    result("pickle-traced-thread-share-writer-keeps-up-cpu-us", share_paced, "<=", 60, "us")
+    result("pickle-traced-thread-share-tight-loop-cpu-us", share_tight, "--", "--", "us")
+    result("pickle-tight-loop-gc-cpu-us", gc_tight, "--", "--", "us")
     result("pickle-freeze-submit-us", freeze, "<=", 60, "us")
     print(
         f"contexts written per second while the program raises:     "

@@ -51,6 +51,7 @@ ISSUE_19 = (
     "5-holds-others-rps-ratio",
     "5-holds-otrace-kib-per-hold",
     "5-holds-resume-all-answered-ms",
+    "5-holds-resume-all-otrace-share-ms",
     "6-shell-ls-p99-load-ms",
 )
 

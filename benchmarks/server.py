@@ -24,7 +24,10 @@ Prints ``PORT <n>`` when listening.  ``GET /ctl?cmd=...`` answers control questi
 ``rss`` (resident memory in bytes), ``pending`` (held or parked requests), ``release``
 (release every hold: ``<count> <seconds release_all took>``), ``resumed`` (seconds from
 the last release until its queued callbacks had run and until the last held handler ran
-again, and how many did), ``gc`` (objects the collector tracks, collections per
+again, and how many did; then seconds until the last and the first of their responses was
+finished -- ``on_finish``, the response handed to the socket -- and how many were, and the
+seconds spent in garbage collection since the release and how many full collections ran),
+``gc`` (objects the collector tracks, collections per
 generation), ``cpu`` (CPU seconds used by the process), ``wakeups`` (stall watchdog
 wake-ups so far); with ``--tracemalloc``, ``tmsnap`` takes a snapshot and ``tmdiff`` lists
 what was allocated since, by file.  Stdin commands (shell mode): ``go <count>`` -> one
@@ -64,6 +67,21 @@ class Hello(tornado.web.RequestHandler):
 
 SNAP: list = []  # --tracemalloc: the snapshot tmdiff compares with
 RESUMED: list = []  # when each released request's handler ran again (perf_counter)
+FINISHED: list = []  # when each released request's response was finished (on_finish)
+IN_GC = [0.0, 0.0, 0]  # garbage collection: start of the current one, seconds, full ones
+
+
+def _gc_clock(phase: str, info: dict) -> None:
+    if phase == "start":
+        IN_GC[0] = time.perf_counter()
+    else:
+        IN_GC[1] += time.perf_counter() - IN_GC[0]
+        IN_GC[2] += info["generation"] == 2
+
+
+gc.callbacks.append(_gc_clock)
+GC_AT_RELEASE = [0.0, 0]
+PROFILE: list = []  # --profile: (path, cProfile.Profile) of the last resume
 RELEASED = [0.0, 0.0]  # when the last release began; when the callbacks it queued had run
 PARKED: list = []  # park modes: the futures waiting requests await
 
@@ -73,6 +91,8 @@ def make_app(mode: str) -> tornado.web.Application:
     if mode in ("park", "parkplain"):
 
         class Parking(tornado.web.RequestHandler):
+            waited = False
+
             async def get(self) -> None:
                 number = self.get_argument("number", "1")
                 if number == "77":
@@ -80,7 +100,12 @@ def make_app(mode: str) -> tornado.web.Application:
                     PARKED.append(fut)
                     await fut
                     RESUMED.append(time.perf_counter())
+                    self.waited = True
                 self.write("Hello, world\n")
+
+            def on_finish(self) -> None:
+                if self.waited:  # the response is written (to the socket's buffer) by now
+                    FINISHED.append(time.perf_counter())
 
         handlers = [(r"/", Parking)]
     if mode in ("assert", "holds"):
@@ -88,12 +113,19 @@ def make_app(mode: str) -> tornado.web.Application:
         from otrace.tracing import traceassert
 
         class Asserting(otornado.HoldAwareMixin, tornado.web.RequestHandler):
+            waited = False
+
             async def get(self) -> None:
                 number = self.get_argument("number", "1")
                 await traceassert(number != "77", label="hold_check", action="hold")
                 if number == "77":
                     RESUMED.append(time.perf_counter())
+                    self.waited = True
                 self.write("Hello, world\n")
+
+            def on_finish(self) -> None:
+                if self.waited:
+                    FINISHED.append(time.perf_counter())
 
         handlers = [(r"/", Asserting)]
 
@@ -112,6 +144,10 @@ def make_app(mode: str) -> tornado.web.Application:
                 self.write(str(len(default().holds)))
             elif cmd == "release":
                 RESUMED.clear()
+                FINISHED.clear()
+                GC_AT_RELEASE[:] = IN_GC[1:]
+                if PROFILE:
+                    PROFILE[1].enable()
                 t0 = RELEASED[0] = time.perf_counter()
                 if mode in ("park", "parkplain"):
                     count = len(PARKED)
@@ -128,8 +164,17 @@ def make_app(mode: str) -> tornado.web.Application:
                     lambda: RELEASED.__setitem__(1, time.perf_counter())
                 )
             elif cmd == "resumed":
+                if PROFILE:
+                    PROFILE[1].disable()
+                    PROFILE[1].dump_stats(PROFILE[0])
                 last = max(RESUMED, default=RELEASED[0])
-                self.write(f"{RELEASED[1] - RELEASED[0]} {last - RELEASED[0]} {len(RESUMED)}")
+                done = max(FINISHED, default=RELEASED[0])
+                first = min(FINISHED, default=RELEASED[0])
+                self.write(
+                    f"{RELEASED[1] - RELEASED[0]} {last - RELEASED[0]} {len(RESUMED)} "
+                    f"{done - RELEASED[0]} {first - RELEASED[0]} {len(FINISHED)} "
+                    f"{IN_GC[1] - GC_AT_RELEASE[0]} {IN_GC[2] - GC_AT_RELEASE[1]}"
+                )
             elif cmd == "tmsnap":
                 import tracemalloc
 
@@ -222,7 +267,12 @@ def main() -> None:
     parser.add_argument("--listen", help="socket path (service mode)")
     parser.add_argument("--recent", type=int, default=10_000)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--profile", help="cProfile each resume (release to resumed) into PATH")
     opts = parser.parse_args()
+    if opts.profile:
+        import cProfile
+
+        PROFILE[:] = [opts.profile, cProfile.Profile()]
     if opts.tracemalloc:
         import tracemalloc
 

@@ -104,9 +104,14 @@ DEFAULT_LIMITS = Limits()
 # -- step 1: on the creating thread ----------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Snapshot:
-    """A context frozen at creation: metadata plus the frame chain, outermost first."""
+    """A context frozen at creation: metadata plus the frame chain, outermost first.
+
+    ``frames`` is one flat tuple, each frame's values then its ``__trc``: snapshots wait in
+    the writer's queue, and every container they add is one more object for each garbage
+    collection of the program to scan (hence slots, and no tuple per frame).
+    """
 
     key: str
     kind: str
@@ -115,8 +120,13 @@ class Snapshot:
     timestamp: str
     created: float
     pid: int
-    frames: list[tuple[dict[Any, Any], dict[Any, Any]]]
+    frames: tuple[dict[Any, Any], ...]
     root: int
+
+    def pairs(self) -> list[tuple[dict[Any, Any], dict[Any, Any]]]:
+        """(values, trc) of each frame, outermost first."""
+        frames = self.frames
+        return list(zip(frames[::2], frames[1::2], strict=True))
 
 
 # Key types whose hash is the interpreter's own (a dict keyed by them is copied deeply)
@@ -294,24 +304,35 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     """The frame chain through ``__up``/``__down``, outermost first, and the root's index."""
     ups: list[FrameContext] = []
     seen = {id(ctx)}
+    add = seen.add
     node = ctx.get("__up")
     while isinstance(node, FrameContext) and id(node) not in seen:
-        seen.add(id(node))
+        add(id(node))
         ups.append(node)
         node = node.get("__up")
     downs: list[FrameContext] = []
     node = ctx.get("__down")
     while isinstance(node, FrameContext) and id(node) not in seen:
-        seen.add(id(node))
+        add(id(node))
         downs.append(node)
         node = node.get("__down")
-    return ups[::-1] + [ctx] + downs, len(ups)
+    ups.reverse()
+    ups.append(ctx)
+    return ups + downs, len(ups) - 1
 
 
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:
     """Copy what may still change in ``ctx`` (cheap; runs on the creating thread)."""
     frames, root = _chain(ctx)
     memo: dict[int, Any] = {}
+    flat: list[dict[Any, Any]] = []
+    for i, f in enumerate(frames):
+        flat.extend(_frame_values(f, limits, memo, i == root))
+    trc = flat[2 * root + 1]
+    if isinstance(trc.get("exc_context"), LazyText):
+        # never rendered on the writer (see encode); the marker now keeps its inputs (the
+        # exception, the root's values) out of the queue
+        trc["exc_context"] = _REPORT_MARK
     return Snapshot(
         key=ctx.id,
         kind=ctx.kind,
@@ -320,7 +341,7 @@ def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS)
         timestamp=ctx.timestamp,
         created=ctx.created,
         pid=pid,
-        frames=[_frame_values(f, limits, memo, i == root) for i, f in enumerate(frames)],
+        frames=tuple(flat),
         root=root,
     )
 
@@ -434,7 +455,7 @@ def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
     memo: dict[int, Any] = {}
     frames = []
     made = []  # alive until the end: the memo is keyed by id
-    for values, trc in snap.frames:
+    for values, trc in snap.pairs():
         if type(values) is not dict:  # a frame kept by reference: its values, not its links
             values = {k: v for k, v in list(values.items()) if k not in _LINKS}
             made.append(values)

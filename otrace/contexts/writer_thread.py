@@ -3,8 +3,9 @@
 :class:`BatchWriter` owns the part of writing that does not depend on where records go:
 
 * :meth:`~BatchWriter.submit`, called on the thread that created a context, freezes it (see
-  :mod:`otrace.contexts.sanitize`; cheap) and puts it on a bounded queue.  It never blocks and
-  never raises: a full queue drops the context, counted and announced once.
+  :mod:`otrace.contexts.sanitize`; cheap) and puts it on a bounded queue (:data:`QUEUE_SIZE`
+  by default).  It never blocks and never raises: a full queue drops the context, counted and
+  announced once.
 * The writer's own thread takes batches off the queue, pickles each value on its own
   (:func:`~otrace.contexts.sanitize.encode`, the one record format every back end stores) and
   hands the rows to the back end's :meth:`~BatchWriter.write_rows`.
@@ -22,10 +23,9 @@ Thread safety: see :class:`BatchWriter`.
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
-import time
 import weakref
 from typing import Any
 
@@ -52,6 +52,20 @@ _STOP = object()
 # A row as the writer hands it to the back end: the snapshot's fields and its pickled bytes.
 Row = tuple[Any, ...]
 
+#: Contexts waiting for the writer, at most (the default of ``queue_size``).  A waiting
+#: context keeps its whole frame chain alive -- about 22 KB and 85 objects the garbage
+#: collector tracks for an exception 20 frames deep -- and while the queue grows the
+#: program's own collections scan them all, again and again (in a tight loop of exceptions
+#: that cost the traced thread three times the freeze).  A writer takes 1,000-2,000 such
+#: contexts a second, so this bound lets a burst of about a second's worth wait; beyond it
+#: contexts are dropped (counted, announced once); the newest stay in ``/osh/recent``.
+QUEUE_SIZE = 1_000
+
+# The writer thread sleeps until the queue stops being empty (the context that makes it so
+# wakes it: one wake-up per batch, not one per context), or flush or close wake it; else it
+# looks again after this pause (seconds), doubled while it finds nothing, up to the second.
+_PAUSE, _PAUSE_IDLE = 0.05, 1.0
+
 
 class BatchWriter:
     """Writes frozen contexts from a thread of its own, in batches (abstract; see module).
@@ -71,7 +85,7 @@ class BatchWriter:
     def __init__(
         self,
         *,
-        queue_size: int = 10_000,
+        queue_size: int = QUEUE_SIZE,
         batch_size: int = 500,
         limits: Limits = DEFAULT_LIMITS,
         report=announce,
@@ -132,7 +146,10 @@ class BatchWriter:
         # Held by the writer thread while it pickles and talks to its database, and taken
         # around os.fork() (see _before_fork), so a child does not inherit a write half done.
         self._io_lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(self._queue_size)
+        # appended to by program threads, emptied by the writer (both atomic: no lock); the
+        # bound is checked before the append, so concurrent submits may pass it by a few
+        self._queue: collections.deque[Any] = collections.deque()
+        self._nudge = threading.Event()  # the writer looks now (see _PAUSE)
         _WRITERS.add(self)
         self._thread = threading.Thread(
             target=self._run, name=f"otrace-writer-{self.label}", daemon=True
@@ -153,16 +170,21 @@ class BatchWriter:
         try:
             if self._closed:
                 return
-            if self._pid != os.getpid():
+            if self._pid != _PID[0]:
                 self.reopen()
             self.count("submitted")
-            if self._queue.full():  # dropping costs less than writing: no snapshot
-                raise queue.Full
-            snap = freeze_context(ctx, self._pid, self.limits)
-            self._queue.put_nowait(snap)
-        except queue.Full:
-            self.count("dropped")
-            self.report("queue", "writing cannot keep up; contexts are being dropped")
+            if len(self._queue) >= self._queue_size:  # dropping costs less: no snapshot
+                self.count("dropped")
+                self.report(
+                    "queue",
+                    f"writing cannot keep up; contexts are being dropped (more than "
+                    f"{self._queue_size} waiting; the newest stay in /osh/recent)",
+                )
+                return
+            waiting = self._queue
+            waiting.append(freeze_context(ctx, self._pid, self.limits))
+            if len(waiting) == 1:  # the writer may be asleep
+                self._nudge.set()
         except Exception as exc:
             self.count("failed")
             self.report("submit", f"cannot snapshot {getattr(ctx, 'id', ctx)!r}: {one_line(exc)}")
@@ -172,14 +194,11 @@ class BatchWriter:
         if self._pid != os.getpid():
             return True  # forked, nothing submitted here yet
         if self._closed or not self._thread.is_alive():
-            return self._queue.empty()
+            return not self._queue
         marker = _Flush()
-        deadline = time.monotonic() + timeout
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
-        return marker.done.wait(max(0.0, deadline - time.monotonic()))
+        self._queue.append(marker)  # past the bound: a marker is tiny, and must not wait
+        self._nudge.set()
+        return marker.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to ``timeout``), then stop and disconnect."""
@@ -188,10 +207,8 @@ class BatchWriter:
         self._closed = True
         if self._pid != os.getpid():
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            pass
+        self._queue.append(_STOP)
+        self._nudge.set()
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
@@ -203,7 +220,7 @@ class BatchWriter:
                 "dropped": self.dropped,
                 "failed": self.failed,
             }
-        return {**counts, "queued": self._queue.qsize()}
+        return {**counts, "queued": len(self._queue)}
 
     def _count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the count ``name`` (any thread; a short lock)."""
@@ -234,13 +251,20 @@ class BatchWriter:
     # -- writer thread -----------------------------------------------------------------
     def _run(self) -> None:
         stop = False
+        waiting, nudge, pause = self._queue, self._nudge, _PAUSE
         while not stop:
-            items = [self._queue.get()]
-            while len(items) < self._batch_size:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            if not waiting:
+                if nudge.wait(pause):
+                    nudge.clear()
+                    pause = _PAUSE
+                else:
+                    pause = min(pause * 2, _PAUSE_IDLE)
+                continue
+            pause = _PAUSE
+            items: list[Any] = []
+            take = waiting.popleft
+            while waiting and len(items) < self._batch_size:
+                items.append(take())
             rows: list[Row] = []
             markers = []
             with self._io_lock:
@@ -288,6 +312,8 @@ class BatchWriter:
 _WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 _HELD: list[BatchWriter] = []
 _REOPEN = threading.Lock()  # one program thread of a forked child restarts a writer
+# this process's id, kept up to date at fork (submit compares it without a system call)
+_PID = [os.getpid()]
 
 
 def _before_fork() -> None:
@@ -307,6 +333,7 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # the writer threads did not come along; their locks are ours to drop
     global _REOPEN
+    _PID[0] = os.getpid()
     _REOPEN = threading.Lock()
     _HELD.clear()
     for w in list(_WRITERS):

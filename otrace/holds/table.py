@@ -5,6 +5,10 @@ break or hold is released exactly once, however many threads try.  Releasing man
 (:meth:`HoldTable.release_all`) takes the lock once and wakes the holds of each event loop
 with one callback on that loop, not one per hold: resuming 10,000 held requests is one trip
 through the loop's door, not 10,000 (each of which writes to the loop's wake-up pipe).
+When more than :data:`SETTLE_LATER` holds of one loop are released, what no answer waits for
+-- making their contexts evictable and evicting the excess, :class:`HoldReleased` -- runs
+on that loop after their handlers (a loop callback queued behind the tasks woken); fewer
+are settled by the releasing thread at once, as one is.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
     from otrace.events import EventBus
 
 log = get_logger("holds")
+
+#: More holds of one loop released at once are settled on that loop after they ran.
+SETTLE_LATER = 256
 
 
 class HoldTable:
@@ -129,33 +136,39 @@ class HoldTable:
                 held.append(item)
             else:
                 item.event.set()
-        if done:
-            self.store.settled([item.ctx for item in done])
-        if held:
-            self._wake(held)
-        for item in done:
-            self.events.emit(HoldReleased(item.ctx, reason))
-        return done
-
-    def _wake(self, held: list[Hold]) -> None:
-        """Resolve the futures of ``held`` on their loops: one callback per loop."""
         by_loop: dict[Any, list[Hold]] = {}
         for item in held:
             by_loop.setdefault(item.loop, []).append(item)
-        here = running_loop()
+        many = {loop for loop, items in by_loop.items() if len(items) > SETTLE_LATER}
+        # settled before they are woken, as one hold is; many of one loop: see SETTLE_LATER
+        self._settle([i for i in done if not isinstance(i, Hold) or i.loop not in many])
         for loop, items in by_loop.items():
-            batch = _Wake(loop, items)
-            if loop is here:  # already on that loop's thread: no trip through the door
+            self._wake(loop, items, loop in many)
+        return done
+
+    def _settle(self, items: list[Any]) -> None:
+        """Released ``items`` become evictable contexts; their events go out.  Any thread."""
+        if items:
+            self.store.settled([item.ctx for item in items])
+            emit = self.events.emit
+            for item in items:
+                emit(HoldReleased(item.ctx, item.released or ""))
+
+    def _wake(self, loop: Any, items: list[Hold], settle: bool) -> None:
+        """Resolve the futures of ``items`` with one callback on their ``loop``; with
+        ``settle``, that callback also settles them after their handlers ran."""
+        batch = _Wake(loop, items, self._settle if settle else None)
+        try:
+            if loop is running_loop():  # on that loop's thread: no trip through the door
                 batch.run()
-                continue
-            try:
-                door = self._door
-                if door is not None:
-                    door(batch.run)
-                else:
-                    loop.call_soon_threadsafe(batch.run)
-            except RuntimeError:  # loop closed: nobody can be waiting any more
-                log.debug("loop of %d holds is closed", len(items))
+            elif self._door is not None:
+                self._door(batch.run)
+            else:
+                loop.call_soon_threadsafe(batch.run)
+        except RuntimeError:  # loop closed: nobody can be waiting any more
+            log.debug("loop of %d holds is closed", len(items))
+            if settle:
+                self._settle(items)
 
     def new_break(self, ctx: TraceContext) -> Break:
         """Register a break for ``ctx`` (before the context is stored); traced thread."""
@@ -252,18 +265,27 @@ class HoldTable:
 
 
 class _Wake:
-    """One loop callback resolving many holds' futures (``loop``: for the Tornado bridge,
-    which sends a callback to the loop its ``__self__.loop`` names)."""
+    """One loop callback resolving many holds' futures, then -- given ``settle`` -- queueing
+    their settling behind the tasks it woke.  ``loop``: for the Tornado bridge, which sends
+    a callback to the loop its ``__self__.loop`` names.  :meth:`run` runs on that loop."""
 
-    __slots__ = ("items", "loop")
+    __slots__ = ("items", "loop", "settle")
 
-    def __init__(self, loop: Any, items: list[Hold]) -> None:
+    def __init__(
+        self, loop: Any, items: list[Hold], settle: Callable[[list[Any]], None] | None = None
+    ) -> None:
         self.loop = loop
         self.items = items
+        self.settle = settle
 
     def run(self) -> None:
         for item in self.items:
             item._resolve()
+        if self.settle is not None:
+            try:
+                self.loop.call_soon(self.settle, self.items)
+            except RuntimeError:  # the loop is closing: nobody waits any more
+                self.settle(self.items)
 
 
 class _Pending:

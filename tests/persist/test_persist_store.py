@@ -19,11 +19,13 @@ import pytest
 
 from otrace import log
 from otrace.contexts import sqlite as store_sqlite
+from otrace.contexts import writer_thread
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.sanitize import Limits, Unpicklable, Unresolved
 from otrace.contexts.store import ContextStore
 from otrace.errors import StoreError
 from otrace.params import Params
+from tests.tmux import wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -516,6 +518,47 @@ def test_full_queue_drops_and_reports_once(tmp_path, announced):
     blocker.close()
     assert w.flush(20)
     w.close()
+
+
+def test_default_queue_bound_drops_beyond_it_and_says_so(tmp_path, announced):
+    """The default bound (writer_thread.QUEUE_SIZE) holds while the writer is stuck: contexts
+    beyond it are dropped at once, counted, announced once with the bound, and those that
+    waited are all written when the writer can go on."""
+    bound = writer_thread.QUEUE_SIZE
+    path = tmp_path / "bound.db"
+    w = store_sqlite.PickleWriter(path, batch_size=1, busy_timeout=30.0, retries=0)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    extra = 50
+    for i in range(bound + extra):
+        w.submit(persist_shapes.make_simple(i))
+    stats = w.stats()
+    # the writer thread may have taken one context off the queue before it met the lock
+    assert stats["queued"] in (bound, bound - 1), stats
+    assert stats["submitted"] == bound + extra
+    assert extra - 1 <= stats["dropped"] <= extra
+    notes = [a for a in announced if "cannot keep up" in a]
+    assert len(notes) == 1 and f"more than {bound} waiting" in notes[0], notes
+    blocker.execute("COMMIT")
+    blocker.close()
+    assert w.flush(60)
+    w.close()
+    written = store_sqlite.open_pickled(path).count()
+    assert written == bound + extra - stats["dropped"]
+
+
+def test_writer_writes_queued_contexts_by_itself(tmp_path):
+    """Queueing does not wake the writer (it looks at its queue every 50 ms to 1 s): what
+    was submitted reaches the file without a flush or a close."""
+    path = tmp_path / "own.db"
+    w = store_sqlite.PickleWriter(path)
+    try:
+        for i in range(3):
+            w.submit(persist_shapes.make_simple(i))
+        wait_until(lambda: w.stats()["written"] == 3, 20, lambda: f"{w.stats()}")
+        assert store_sqlite.open_pickled(path).count() == 3
+    finally:
+        w.close()
 
 
 def test_writer_is_usable_from_many_threads(tmp_path):

@@ -190,3 +190,54 @@ def test_resume_star_wakes_every_hold_with_one_loop_callback():
     assert r.out.count("Resuming Handler.get:hd-held:") == 40
     assert results == [77] * 40
     assert len(calls) == 1
+
+
+def test_many_released_holds_are_settled_on_their_loop_after_their_handlers():
+    """More than SETTLE_LATER holds of one loop: every handler runs before the released
+    contexts are settled (HoldReleased sent, the excess over max_recent evicted); then all
+    are, on the loop -- and the door is used once."""
+    from otrace.events import HoldReleased
+    from otrace.holds.table import SETTLE_LATER
+
+    PARAMS.set("trace_active", True)
+    PARAMS.set("max_recent", 5)
+    count = SETTLE_LATER + 40
+    calls: list = []
+    released: list = []
+    default().events.subscribe(HoldReleased, released.append)
+
+    async def held(number: int, seen: list) -> None:
+        await traceassert(number < 0, label="many", action="hold")
+        seen.append((number, len(released), len(STORE.all)))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def door(fn):
+            calls.append(fn)
+            loop.call_soon_threadsafe(fn)
+
+        holds.set_eventloop_callback(door)
+        seen: list = []
+        tasks = [asyncio.ensure_future(held(i, seen)) for i in range(count)]
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if len(holds.pending()) == count:
+                break
+        assert len(holds.pending()) == count
+        n = await asyncio.to_thread(holds.release_all, "resumed")
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return n, seen
+
+    try:
+        n, seen = asyncio.run(main())
+    finally:
+        holds.set_eventloop_callback(None)
+        default().events.unsubscribe(HoldReleased, released.append)
+    assert n == count
+    assert sorted(number for number, _, _ in seen) == list(range(count))
+    assert {(sent, kept) for _, sent, kept in seen} == {(0, count)}, "settled before they ran"
+    assert len(released) == count and {e.reason for e in released} == {"resumed"}
+    assert len(calls) == 1, f"{len(calls)} trips through the door"
+    assert not holds.pending()
+    assert len(STORE.all) == 5, f"{len(STORE.all)} contexts kept with max_recent 5"
