@@ -232,6 +232,11 @@ def parts(n: int, rounds: int) -> None:
     def chain(order, qty):
         frames = capture.outer_frames(sys._getframe())
         frames.reverse()
+        capture.build_chain(frames, context_lines=5, deep=False, lazy=True)
+
+    def chain_built(order, qty):
+        frames = capture.outer_frames(sys._getframe())
+        frames.reverse()
         capture.build_chain(frames, context_lines=5, deep=False)
 
     def exception(order, qty):
@@ -248,7 +253,8 @@ def parts(n: int, rounds: int) -> None:
         "bare 20-frame stack": nothing,
         "walk the frames (outer_frames)": walk,
         "walk + copy every frame's locals": copy_locals,
-        "walk + build_chain (FrameContexts, __trc, lines)": chain,
+        "walk + build_chain (raw records, built when read)": chain,
+        "walk + build_chain + build (FrameContexts, __trc, lines)": chain_built,
         "capture_exception": exception,
         "capture_exception + recorder.record": record,
         "call stack of a call context (capture_call_stack)": call_stack,

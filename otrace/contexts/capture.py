@@ -21,7 +21,8 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from otrace.contexts.record import FrameContext
+from otrace.contexts.lazy import Raw, build, fill_stack, source_slice
+from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
     FrameLine,
     exception_report,
@@ -276,7 +277,6 @@ def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
     return out
 
 
-_new_dict = dict.__new__
 _getrefcount = sys.getrefcount
 
 
@@ -286,6 +286,8 @@ def build_chain(
     context_lines: int,
     deep: bool,
     outer_locals: bool = True,
+    finished: int = 0,
+    lazy: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Snapshot ``frames`` (outermost first) as a chain; return the innermost's (values, trc).
 
@@ -296,59 +298,49 @@ def build_chain(
     root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
     ``outer_locals`` False only the innermost frame's locals are copied.  An outer frame
     running module-level code keeps no variables (they are the module's globals, browsable
-    at ``/osh/globals``), only its ``__trc``.
+    at ``/osh/globals``), only its ``__trc``.  The last ``finished`` frames have returned
+    or unwound (a traceback's frames below the one that caught): their variables cannot
+    change, so they are kept as the frame left them instead of copied.
 
-    This runs on the traced thread for every recorded exception, so it is one loop doing
-    the least that must happen now: one shallow copy of each frame's variables (straight
-    into its :class:`FrameContext`: a still-running caller changes them later), its line
-    and the source lines as they are now (a slice of linecache's list).  Texts made from
-    these (``exc_stack``, ``exc_context``, ``stack``) are rendered when read.
+    This runs on the traced thread for every recorded exception, so it does the least that
+    must happen now: per outer frame a raw record (see :mod:`otrace.contexts.lazy`) with a
+    shallow copy of the variables of a frame still running (its caller changes them later)
+    and the linecache entry of its file (the source as it is now).  With ``lazy``, the
+    records are built into ``FrameContext`` objects when first read (the root's ``__up`` is
+    a :class:`~otrace.contexts.lazy.LazyFrame`; ``framestack`` and ``where`` are None until
+    then); without, before returning.  Texts made from these (``exc_stack``,
+    ``exc_context``, ``stack``) are rendered when read.
     """
-    framestack: list[FrameLine] = []
-    previous: FrameContext | None = None
     last = len(frames) - 1
-    root_values: dict[str, Any] = {}
-    root_trc: dict[str, Any] = {}
+    if last < 0:
+        return {}, {"framestack": [], "where": ""}
+    raws: list[Raw] = []
+    append = raws.append
     codes = _CODES
-    half = context_lines // 2
     cache = _LINECACHE
-    new = _new_dict
-    for i, (frame, lineno) in enumerate(frames):
+    keep_from = len(frames) - finished if _CACHES_LOCALS and not deep else len(frames)
+    for i in range(last):
+        frame, lineno = frames[i]
         code = frame.f_code
         cinfo = codes.get(id(code))
         if cinfo is None or cinfo[0] is not code:
             cinfo = _code_info(code)
-        filename = cinfo[1]
-        name = cinfo[2]
-        lines = None
-        if context_lines > 0:
-            start = lineno - half
-            if start < 1:
-                start = 1
-            entry = cache.get(filename)
-            source = (
-                entry[2] if entry is not None and len(entry) != 1 else linecache.getlines(filename)
-            )
-            lines = source[start - 1 : start - 1 + context_lines] or None
-        info: FrameLine = (filename, lineno, name, lines)
-        framestack.append(info)
         glob = frame.f_globals
-        trc = {"frame": info, "funcname": name, "module": glob.get("__name__", "")}
-        if i == last:
-            root_values, root_trc = snapshot(frame_locals(frame), deep), trc
-            if previous is not None:
-                root_values["__up"] = previous
-            continue
-        node = new(FrameContext)
+        loc = None
         # A module-level frame's variables are its module's globals (see /osh/globals):
         # copying a whole namespace per context would cost more than it shows.
         if outer_locals and (cinfo[3] or frame.f_locals is not glob):
             if deep:
-                node.update(snapshot(frame_locals(frame), deep))
+                loc = snapshot(frame_locals(frame), deep)
+            elif i >= keep_from:
+                try:  # finished: its dict holds its last values for good
+                    loc = frame.f_locals
+                except Exception:
+                    loc = None
             else:
                 try:
                     cached = frame.f_locals
-                    node.update(cached)
+                    loc = dict(cached)
                 except Exception:
                     cached = None
                 # see frame_locals: leave nothing behind in a function frame's cache
@@ -360,15 +352,44 @@ def build_chain(
                 ):
                     cached.clear()
                 cached = None
-        node["__trc"] = trc
-        if previous is not None:
-            node["__up"] = previous
-            previous["__down"] = node
-        previous = node
-    root_trc["framestack"] = framestack
-    root_trc["where"] = "-->".join([f[2] for f in framestack])
-    if frames:
-        root_trc["argvalues"] = arg_names(frames[-1][0])
+        append(
+            (
+                cinfo,
+                lineno,
+                loc,
+                glob.get("__name__", ""),
+                cache.get(cinfo[1]) if context_lines > 0 else None,
+            )
+        )
+    frame, lineno = frames[last]
+    code = frame.f_code
+    cinfo = codes.get(id(code))
+    if cinfo is None or cinfo[0] is not code:
+        cinfo = _code_info(code)
+    name = cinfo[2]
+    info: FrameLine = (
+        cinfo[1],
+        lineno,
+        name,
+        source_slice(cinfo[1], lineno, cache.get(cinfo[1]), context_lines),
+    )
+    root_values = snapshot(frame_locals(frame), deep)
+    root_trc: dict[str, Any] = {
+        "frame": info,
+        "funcname": name,
+        "module": frame.f_globals.get("__name__", ""),
+    }
+    if raws:
+        up = lazy_frames(raws, context_lines)
+        root_values["__up"] = up
+        root_trc["framestack"] = root_trc["where"] = None  # (keeps the key order)
+        if not lazy:
+            build(up)
+            fill_stack(root_values, root_trc)
+    else:
+        root_trc["framestack"] = [info]
+        root_trc["where"] = name
+    root_trc["argvalues"] = arg_names(frame)
     return root_values, root_trc
 
 
@@ -386,9 +407,13 @@ def capture_exception(
     catching code (its callers complete the chain outward).
     """
     inner = traceback_frames(tb)
-    outer = list(reversed(outer_frames(caller)))
-    frames = outer + inner
-    values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
+    outer = outer_frames(caller)
+    outer.reverse()
+    # every frame of the traceback but the one that caught has finished (unwound)
+    finished = len(inner) - (1 if inner and tb is not None and inner[0][0] is tb.tb_frame else 0)
+    values, trc = build_chain(
+        outer + inner, context_lines=context_lines, deep=deep, finished=finished, lazy=True
+    )
     trc["exc_stack"] = LazyText(format_exception, exc, tb, safe=format_exception_safe)
     trc["exc_context"] = LazyText(exception_report, exc, values, trc.get("frame"))
     # chained exceptions (raise ... from ...): see otrace.contexts.chain

@@ -111,7 +111,15 @@ class FrameContext(dict):
 
     @property
     def trc(self) -> dict[str, Any]:
-        return self["__trc"]
+        """``__trc``, for reading: a chain captured raw is built first (its ``framestack``
+        and ``where``, see otrace.contexts.lazy).  Code adding to it on the traced thread
+        uses ``self["__trc"]``, which builds nothing."""
+        trc = self["__trc"]
+        if type(trc) is dict and trc.get("framestack", 0) is None:
+            from otrace.contexts.lazy import materialise
+
+            materialise(self)
+        return trc
 
     __hash__ = object.__hash__  # type: ignore[assignment]  # identity, so contexts can live in sets and weak maps
 
@@ -170,14 +178,15 @@ class TraceContext(FrameContext):
         locals, instead of waiting for the cycle collector (and showing up in the program's
         own ``gc.garbage`` checks).  Any thread.
         """
-        node = self.get("__up")
+        node = dict.get(self, "__up")
         # a chain is a line outwards (capture builds it so); the bound only stops a chain
-        # somebody made circular by hand
+        # somebody made circular by hand.  dict's own get: a chain not built yet (see
+        # otrace.contexts.lazy) holds only the root's link, and is not built for this.
         for _ in range(_MAX_CHAIN):
             if not isinstance(node, FrameContext):
                 break
-            node.pop("__down", None)
-            node = node.get("__up")
+            dict.pop(node, "__down", None)
+            node = dict.get(node, "__up")
 
     @property
     def path(self) -> tuple[str, str, str, str]:

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.contexts.capture import LazyText
+from otrace.contexts.lazy import materialise
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (
@@ -263,6 +264,7 @@ def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
     if not issubclass(type(node), FrameContext):
         return _freeze(node, 1, limits, memo)
     chain: list[FrameContext] = []
+    materialise(node)
     while isinstance(node, FrameContext) and node not in chain:
         chain.append(node)
         node = node.get("__up")
@@ -294,6 +296,7 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     """The frame chain through ``__up``/``__down``, outermost first, and the root's index."""
     ups: list[FrameContext] = []
     seen = {id(ctx)}
+    materialise(ctx)  # frames captured raw are built here, on the creating thread
     node = ctx.get("__up")
     while isinstance(node, FrameContext) and id(node) not in seen:
         seen.add(id(node))

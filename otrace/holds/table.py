@@ -124,7 +124,7 @@ class HoldTable:
             ctx = item.ctx
             if ctx.live is item:
                 ctx.live = None
-            ctx.trc["released"] = reason
+            ctx["__trc"]["released"] = reason
             if isinstance(item, Hold):
                 held.append(item)
             else:

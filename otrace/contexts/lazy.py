@@ -1,0 +1,222 @@
+"""Frame records built when first read: :class:`LazyFrame` and :func:`materialise`.
+
+Capturing a chain of frames runs on the traced thread for every recorded exception, so it
+does only what must happen then (see :func:`otrace.contexts.capture.build_chain`): per outer
+frame it keeps a *raw record* -- the code's cached facts, the line, the variables (copied
+if the frame still runs: its caller will change them; the finished frame's own dict
+otherwise, since nothing changes it any more), the module's name and the linecache entry
+of its file (the source as it is now).  The browsable records -- one
+:class:`~otrace.contexts.record.FrameContext` per frame with its ``__trc``, line tuple,
+source slice and ``__up``/``__down`` links, and the root's ``framestack`` and ``where`` --
+are built from those the first time anybody reads the chain.
+
+The root's ``__up`` is a :class:`LazyFrame` standing for the whole outer chain: a
+``FrameContext`` whose dict is empty (but for the ``__down`` link the root makes) until it
+is built.  Building fills it in place -- it becomes the root's caller's frame, so the
+root's key order and every reference to it stay as they are -- links the other frames
+above it, fills the root's ``framestack``/``where`` (``None`` until then) and turns its
+class into a plain ``FrameContext``.
+
+Readers: the Python-level reads of a ``LazyFrame`` (``[]``, ``get``, ``in``, ``len``,
+iteration, ``keys``/``items``/``values``, ``copy``, ``repr``, pickling) build it first.  A
+reader that reads a context through the unbound ``dict`` methods (safe mode does, on
+purpose: a program's dict subclass may override them), or reads the root's ``__trc``
+(``framestack``, ``where``), calls :func:`materialise` on the node first.
+
+Thread safety: building runs on whichever thread reads first (a shell thread, the writer
+of ``pickle_file`` through the freeze, the traceback page) -- on the traced thread only when
+a recording step itself reads the chain (the ``pickle_file`` freeze, an eager
+``build_chain``).  It runs no program code: the records are made outside any lock (two
+threads may both make them; only one result is installed), and :data:`_INSTALL` is held
+only while the winner's records are put in place (dict stores of otrace's own objects).
+A source file not in linecache when captured is read when built, outside the lock.
+"""
+
+from __future__ import annotations
+
+import linecache
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
+
+from otrace.contexts.record import FrameContext
+
+# (code info as otrace.contexts.capture caches it, line, variables or None, module name,
+# linecache entry of the file or None) -- one per outer frame, outermost first
+Raw = tuple[tuple, int, "dict[str, Any] | None", Any, Any]
+
+# Held only while a built chain is put in place: plain dict stores, no program code.
+_INSTALL = threading.Lock()
+_MISSING = object()
+_MAX_CHAIN = 100_000
+_new_dict = dict.__new__
+
+
+def source_slice(filename: str, lineno: int, entry: Any, context: int) -> list[str] | None:
+    """Up to ``context`` lines centred on ``lineno`` from linecache ``entry`` (a full entry:
+    its list as it was when captured), else from linecache now (None if no source)."""
+    if context <= 0:
+        return None
+    start = lineno - context // 2
+    if start < 1:
+        start = 1
+    if entry is not None and len(entry) != 1:
+        lines = entry[2]
+    else:
+        try:
+            lines = linecache.getlines(filename)
+        except Exception:  # a loader's get_source may raise anything
+            return None
+    return lines[start - 1 : start - 1 + context] or None
+
+
+class LazyFrame(FrameContext):
+    """The outer frames of a captured chain, built into ``FrameContext`` records when read.
+
+    Made by capture only (``_pending`` holds the raw records); any thread may read it, and
+    every Python-level read builds it first (module docstring).  Writes (``[k] = v``,
+    ``pop``) do not build: capture and the store's ``unlink`` use them on the traced thread.
+    """
+
+    __slots__ = ()  # FrameContext's layout: a built one's class becomes FrameContext
+
+    def __getitem__(self, key: Any) -> Any:
+        build(self)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        build(self)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        build(self)
+        return dict.__contains__(self, key)
+
+    def __iter__(self) -> Iterator[Any]:
+        build(self)
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        build(self)
+        return dict.__len__(self)
+
+    def keys(self) -> dict_keys[Any, Any]:
+        build(self)
+        return dict.keys(self)
+
+    def items(self) -> dict_items[Any, Any]:
+        build(self)
+        return dict.items(self)
+
+    def values(self) -> dict_values[Any, Any]:
+        build(self)
+        return dict.values(self)
+
+    def copy(self) -> dict[str, Any]:
+        build(self)
+        return dict.copy(self)
+
+    def __repr__(self) -> str:
+        build(self)
+        return FrameContext.__repr__(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        build(self)
+        return FrameContext.__reduce_ex__(self, protocol)
+
+
+def materialise(node: Any) -> None:
+    """Build the frames of ``node``'s chain if they are still raw (see module docstring).
+
+    ``node`` may be anything (readers call it on every value they are about to read through
+    the unbound ``dict`` methods); only a :class:`LazyFrame`, or a frame whose ``__up`` is
+    one or whose ``__trc`` still lacks ``framestack``, is touched.  Reads ``type()`` and
+    dict entries: no program code.  Any thread.
+    """
+    t = type(node)
+    if t is LazyFrame:
+        build(node)
+    elif t is not dict and issubclass(t, FrameContext):
+        up = dict.get(node, "__up")
+        if type(up) is LazyFrame:
+            build(up)
+        trc = dict.get(node, "__trc")
+        if type(trc) is dict and "framestack" in trc and trc["framestack"] is None:
+            fill_stack(node, trc)
+
+
+def fill_stack(root: dict[str, Any], trc: dict[str, Any]) -> None:
+    """Set ``trc``'s ``framestack`` and ``where`` from the built chain above ``root``.
+
+    The same values whichever thread computes them, so two may (each replaces the entries
+    whole).  Any thread.
+    """
+    lines = [trc.get("frame")]
+    node = dict.get(root, "__up")
+    for _ in range(_MAX_CHAIN):
+        if not isinstance(node, FrameContext):
+            break
+        build(node)  # (a no-op once built)
+        info = dict.get(node, "__trc")
+        lines.append(info.get("frame") if type(info) is dict else None)
+        node = dict.get(node, "__up")
+    lines.reverse()
+    trc["where"] = "-->".join([f[2] if type(f) is tuple else "?" for f in lines])
+    trc["framestack"] = lines
+
+
+def is_built(node: FrameContext) -> bool:
+    """False while ``node`` is a :class:`LazyFrame` not built yet (any thread)."""
+    return type(node) is not LazyFrame
+
+
+def build(node: FrameContext) -> None:
+    """Build ``node``'s chain from its raw records, once (any thread; idempotent)."""
+    pending = node.__dict__.get("_pending")
+    if pending is None:
+        return
+    raws, context = pending
+    # made outside the lock: linecache may read a file (or ask a module's loader)
+    made: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+    for cinfo, lineno, loc, module, entry in raws:
+        filename, name = cinfo[1], cinfo[2]
+        info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
+        made.append((loc, {"frame": info, "funcname": name, "module": module}))
+    previous: FrameContext | None = None
+    for loc, trc in made[:-1]:
+        frame = _new_dict(FrameContext)
+        if loc:
+            frame.update(loc)
+        frame["__trc"] = trc
+        if previous is not None:
+            frame["__up"] = previous
+            previous["__down"] = frame
+        previous = frame
+    loc, trc = made[-1]
+    with _INSTALL:
+        if node.__dict__.get("_pending") is not pending:
+            return  # another thread installed its build meanwhile
+        # the same key order as a frame built at capture: locals, __trc, __up, __down
+        down = dict.pop(node, "__down", _MISSING)
+        if loc:
+            dict.update(node, loc)
+        dict.__setitem__(node, "__trc", trc)
+        if previous is not None:
+            dict.__setitem__(node, "__up", previous)
+            previous["__down"] = node
+        if down is not _MISSING:
+            dict.__setitem__(node, "__down", down)
+        node.__dict__.pop("_pending", None)
+        node.__class__ = FrameContext  # built: reads are plain dict reads from now on
+
+
+def pending(raws: list[Raw], context: int) -> LazyFrame:
+    """A :class:`LazyFrame` for ``raws`` (outermost first; not empty), ``context`` source
+    lines per frame.  It holds no reference to the root (which holds it): an unlinked
+    context is freed without the cycle collector.  Traced thread."""
+    node = _new_dict(LazyFrame)
+    node._pending = (raws, context)  # type: ignore[attr-defined]
+    return node
