@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
+from otrace.contexts.chain import add_causes
 from otrace.contexts.lazy import Raw, build, fill_stack, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
@@ -314,83 +315,121 @@ def build_chain(
     last = len(frames) - 1
     if last < 0:
         return {}, {"framestack": [], "where": ""}
-    raws: list[Raw] = []
-    append = raws.append
+    keep_from = len(frames) - finished
+    raws = [
+        _record(frame, lineno, outer_locals, deep, i >= keep_from, context_lines)
+        for i, (frame, lineno) in enumerate(frames[:last])
+    ]
+    frame, lineno = frames[last]
+    return _root(raws, frame, lineno, context_lines, deep, lazy)
+
+
+def _record(
+    frame: FrameType, lineno: int, keep: bool, deep: bool, finished: bool, context: int
+) -> Raw:
+    """One outer frame's raw record (see :func:`build_chain`; ``keep``: its variables)."""
+    code = frame.f_code
+    cinfo = _CODES.get(id(code))
+    if cinfo is None or cinfo[0] is not code:
+        cinfo = _code_info(code)
+    glob = frame.f_globals
+    loc = None
+    # A module-level frame's variables are its module's globals (see /osh/globals):
+    # copying a whole namespace per context would cost more than it shows.
+    if keep and (cinfo[3] or frame.f_locals is not glob):
+        if deep:
+            loc = snapshot(frame_locals(frame), deep)
+        elif finished and _CACHES_LOCALS:
+            try:  # its dict holds its last values for good
+                loc = frame.f_locals
+            except Exception:
+                loc = None
+        else:
+            loc = frame_locals(frame)
+    entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
+    return (cinfo, lineno, loc, glob.get("__name__", ""), entry)
+
+
+def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw]:
+    """Raw records of ``frame`` and its callers, innermost first, hidden frames left out.
+
+    All of them still run, so their variables are copied (see :func:`frame_locals`): one
+    loop doing what :func:`outer_frames` and :func:`_record` would, for the traced
+    thread's every recorded exception.
+    """
+    out: list[Raw] = []
+    append = out.append
     codes = _CODES
     cache = _LINECACHE
-    keep_from = len(frames) - finished if _CACHES_LOCALS and not deep else len(frames)
-    for i in range(last):
-        frame, lineno = frames[i]
+    count = _getrefcount
+    caches = _CACHES_LOCALS
+    while frame is not None:
         code = frame.f_code
         cinfo = codes.get(id(code))
         if cinfo is None or cinfo[0] is not code:
             cinfo = _code_info(code)
-        glob = frame.f_globals
-        loc = None
-        # A module-level frame's variables are its module's globals (see /osh/globals):
-        # copying a whole namespace per context would cost more than it shows.
-        if outer_locals and (cinfo[3] or frame.f_locals is not glob):
+        hidden = cinfo[4]
+        if not hidden and (hidden is not None or not is_hidden(frame)):
+            glob = frame.f_globals
             if deep:
                 loc = snapshot(frame_locals(frame), deep)
-            elif i >= keep_from:
-                try:  # finished: its dict holds its last values for good
-                    loc = frame.f_locals
-                except Exception:
-                    loc = None
             else:
                 try:
                     cached = frame.f_locals
-                    loc = dict(cached)
+                    # module level: its variables are its module's (see build_chain)
+                    loc = dict(cached) if cinfo[3] or cached is not glob else None
                 except Exception:
-                    cached = None
+                    cached = loc = None
                 # see frame_locals: leave nothing behind in a function frame's cache
-                if (
-                    _CACHES_LOCALS
-                    and cinfo[3]
-                    and type(cached) is dict
-                    and _getrefcount(cached) == 3
-                ):
+                if caches and cinfo[3] and type(cached) is dict and count(cached) == 3:
                     cached.clear()
                 cached = None
-        append(
-            (
-                cinfo,
-                lineno,
-                loc,
-                glob.get("__name__", ""),
-                cache.get(cinfo[1]) if context_lines > 0 else None,
+            append(
+                (
+                    cinfo,
+                    frame.f_lineno,
+                    loc,
+                    glob.get("__name__", ""),
+                    cache.get(cinfo[1]) if context > 0 else None,
+                )
             )
-        )
-    frame, lineno = frames[last]
+        frame = frame.f_back
+    return out
+
+
+def _root(
+    raws: list[Raw], frame: FrameType, lineno: int, context: int, deep: bool, lazy: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The innermost frame's (values, trc), ``__up`` leading to ``raws`` (outermost first)."""
     code = frame.f_code
-    cinfo = codes.get(id(code))
+    cinfo = _CODES.get(id(code))
     if cinfo is None or cinfo[0] is not code:
         cinfo = _code_info(code)
-    name = cinfo[2]
+    filename, name = cinfo[1], cinfo[2]
     info: FrameLine = (
-        cinfo[1],
+        filename,
         lineno,
         name,
-        source_slice(cinfo[1], lineno, cache.get(cinfo[1]), context_lines),
+        source_slice(filename, lineno, _LINECACHE.get(filename), context),
     )
-    root_values = snapshot(frame_locals(frame), deep)
-    root_trc: dict[str, Any] = {
+    values = snapshot(frame_locals(frame), deep)
+    trc: dict[str, Any] = {
         "frame": info,
         "funcname": name,
         "module": frame.f_globals.get("__name__", ""),
     }
     if raws:
-        up = lazy_frames(raws, context_lines)
-        root_values["__up"] = up
-        root_trc["framestack"] = root_trc["where"] = None  # (keeps the key order)
+        up = lazy_frames(raws, context)
+        values["__up"] = up
+        trc["framestack"] = trc["where"] = None  # (keeps the key order)
         if not lazy:
             build(up)
-            fill_stack(root_values, root_trc)
+            fill_stack(values, trc)
     else:
-        root_trc["framestack"] = [info]
-        root_trc["where"] = name
-    root_trc["argvalues"] = arg_names(frame)
-    return root_values, root_trc
+        trc["framestack"] = [info]
+        trc["where"] = name
+    trc["argvalues"] = arg_names(frame)
+    return values, trc
 
 
 def capture_exception(
@@ -407,18 +446,22 @@ def capture_exception(
     catching code (its callers complete the chain outward).
     """
     inner = traceback_frames(tb)
-    outer = outer_frames(caller)
-    outer.reverse()
-    # every frame of the traceback but the one that caught has finished (unwound)
-    finished = len(inner) - (1 if inner and tb is not None and inner[0][0] is tb.tb_frame else 0)
-    values, trc = build_chain(
-        outer + inner, context_lines=context_lines, deep=deep, finished=finished, lazy=True
-    )
+    if inner:
+        raws = _live_records(caller, deep, context_lines)
+        raws.reverse()
+        # every frame of the traceback but the one that caught has finished (unwound)
+        first = tb.tb_frame if tb is not None else None
+        for frame, lineno in inner[:-1]:
+            raws.append(_record(frame, lineno, True, deep, frame is not first, context_lines))
+        frame, lineno = inner[-1]
+        values, trc = _root(raws, frame, lineno, context_lines, deep, True)
+    else:  # nothing of the traceback shown: rooted at the caller
+        outer = outer_frames(caller)
+        outer.reverse()
+        values, trc = build_chain(outer, context_lines=context_lines, deep=deep, lazy=True)
     trc["exc_stack"] = LazyText(format_exception, exc, tb, safe=format_exception_safe)
     trc["exc_context"] = LazyText(exception_report, exc, values, trc.get("frame"))
     # chained exceptions (raise ... from ...): see otrace.contexts.chain
-    from otrace.contexts.chain import add_causes
-
     add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
 

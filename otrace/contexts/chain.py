@@ -47,8 +47,6 @@ def add_causes(
     deep: bool,
 ) -> None:
     """Attach ``exc``'s chain of causes to a captured context's root ``values``/``trc``."""
-    from otrace.contexts.capture import build_chain, traceback_frames
-
     trc.setdefault("exception", describe(exc))
     seen = {id(exc)}
     summary: list[tuple[str, str]] = []
@@ -56,6 +54,8 @@ def add_causes(
     cause, relation = next_cause(exc)
     while cause is not None and id(cause) not in seen and len(summary) < MAX_CAUSES:
         seen.add(id(cause))
+        from otrace.contexts.capture import build_chain, traceback_frames
+
         tb = cause.__traceback__
         frames = traceback_frames(tb)
         if frames:
