@@ -22,7 +22,7 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from otrace.contexts.chain import add_causes
-from otrace.contexts.lazy import Raw, build, fill_stack, source_slice
+from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
     FrameLine,
@@ -371,6 +371,8 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
         hidden = cinfo[4]
         if not hidden and (hidden is not None or not is_hidden(frame)):
             glob = frame.f_globals
+            loc: dict[str, Any] | None
+            cached: Any
             if deep:
                 loc = snapshot(frame_locals(frame), deep)
             else:
@@ -413,21 +415,19 @@ def _root(
         source_slice(filename, lineno, _LINECACHE.get(filename), context),
     )
     values = snapshot(frame_locals(frame), deep)
-    trc: dict[str, Any] = {
-        "frame": info,
-        "funcname": name,
-        "module": frame.f_globals.get("__name__", ""),
-    }
-    if raws:
-        up = lazy_frames(raws, context)
-        values["__up"] = up
-        trc["framestack"] = trc["where"] = None  # (keeps the key order)
-        if not lazy:
-            build(up)
-            fill_stack(values, trc)
-    else:
-        trc["framestack"] = [info]
+    module = frame.f_globals.get("__name__", "")
+    trc: dict[str, Any]
+    if not raws:
+        trc = {"frame": info, "funcname": name, "module": module, "framestack": [info]}
         trc["where"] = name
+    elif lazy:  # framestack and where: made when read (see otrace.contexts.lazy)
+        up = values["__up"] = lazy_frames(raws, context)
+        trc = lazy_trc(up, info, name, module)
+    else:
+        up = values["__up"] = lazy_frames(raws, context)
+        trc = {"frame": info, "funcname": name, "module": module}
+        build(up)
+        fill_stack(values, trc)
     trc["argvalues"] = arg_names(frame)
     return values, trc
 

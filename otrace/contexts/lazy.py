@@ -128,44 +128,129 @@ class LazyFrame(FrameContext):
         return FrameContext.__reduce_ex__(self, protocol)
 
 
+class TrcDict(dict):
+    """A root's ``__trc`` whose chain was captured raw, once its ``framestack`` and ``where``
+    are made: a plain dict (its own class only so that a :class:`LazyTrc` can become one)."""
+
+
+_LAZY_KEYS = frozenset(("framestack", "where"))
+
+
+class LazyTrc(TrcDict):
+    """A root's ``__trc`` while ``framestack`` and ``where`` are ``None`` placeholders (made
+    from the chain, built first, when either is read: ``[]``/``get`` of those keys, or any
+    read of all values -- ``items``, ``values``, ``copy``, ``==``, ``repr``, pickling, or a
+    copy through ``dict(...)``).  It holds the root's :class:`LazyFrame`, never the root (which
+    holds it).  Other entries read and change as in any dict; writes build nothing.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if key in _LAZY_KEYS:
+            fill(self)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in _LAZY_KEYS:
+            fill(self)
+        return dict.get(self, key, default)
+
+    def __iter__(self) -> Iterator[Any]:  # (so dict(trc) reads values through __getitem__)
+        return dict.__iter__(self)
+
+    def items(self) -> dict_items[Any, Any]:
+        fill(self)
+        return dict.items(self)
+
+    def values(self) -> dict_values[Any, Any]:
+        fill(self)
+        return dict.values(self)
+
+    def copy(self) -> dict[str, Any]:
+        fill(self)
+        return dict.copy(self)
+
+    def __eq__(self, other: object) -> bool:
+        fill(self)
+        if type(other) is LazyTrc:
+            fill(other)
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fill(self)
+        return dict.__repr__(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        fill(self)
+        return (TrcDict, (dict(dict.items(self)),))
+
+
 def materialise(node: Any) -> None:
-    """Build the frames of ``node``'s chain if they are still raw (see module docstring).
+    """Build whatever of ``node`` was captured raw (see module docstring): a
+    :class:`LazyFrame` or :class:`LazyTrc` itself, or a frame's ``__up`` and ``__trc``.
 
     ``node`` may be anything (readers call it on every value they are about to read through
-    the unbound ``dict`` methods); only a :class:`LazyFrame`, or a frame whose ``__up`` is
-    one or whose ``__trc`` still lacks ``framestack``, is touched.  Reads ``type()`` and
-    dict entries: no program code.  Any thread.
+    the unbound ``dict`` methods).  Reads ``type()`` and dict entries: no program code.  Any
+    thread.
     """
     t = type(node)
     if t is LazyFrame:
         build(node)
-    elif t is not dict and issubclass(t, FrameContext):
+    elif t is LazyTrc:
+        fill(node)
+    elif t is not dict and issubclass(t, dict):
         up = dict.get(node, "__up")
         if type(up) is LazyFrame:
             build(up)
         trc = dict.get(node, "__trc")
-        if type(trc) is dict and "framestack" in trc and trc["framestack"] is None:
-            fill_stack(node, trc)
+        if type(trc) is LazyTrc:
+            fill(trc)
 
 
-def fill_stack(root: dict[str, Any], trc: dict[str, Any]) -> None:
-    """Set ``trc``'s ``framestack`` and ``where`` from the built chain above ``root``.
-
-    The same values whichever thread computes them, so two may (each replaces the entries
-    whole).  Any thread.
-    """
-    lines = [trc.get("frame")]
-    node = dict.get(root, "__up")
+def _stack(trc: dict[str, Any], up: Any) -> tuple[list[Any], str]:
+    """(framestack, where) of a root whose ``__trc`` is ``trc`` and ``__up`` is ``up``."""
+    lines = [dict.get(trc, "frame")]
+    node = up
     for _ in range(_MAX_CHAIN):
         if not isinstance(node, FrameContext):
             break
         build(node)  # (a no-op once built)
         info = dict.get(node, "__trc")
-        lines.append(info.get("frame") if type(info) is dict else None)
+        lines.append(info.get("frame") if isinstance(info, dict) else None)
         node = dict.get(node, "__up")
     lines.reverse()
-    trc["where"] = "-->".join([f[2] if type(f) is tuple else "?" for f in lines])
-    trc["framestack"] = lines
+    return lines, "-->".join([f[2] if type(f) is tuple else "?" for f in lines])
+
+
+def fill_stack(root: dict[str, Any], trc: dict[str, Any]) -> None:
+    """Set ``trc``'s ``framestack`` and ``where`` from the chain above ``root`` (a chain
+    built at capture; traced thread)."""
+    trc["framestack"], trc["where"] = _stack(trc, dict.get(root, "__up"))
+
+
+def fill(trc: LazyTrc) -> None:
+    """Make ``trc``'s ``framestack`` and ``where`` (building the chain), once; any thread."""
+    up = trc.__dict__.get("_pending")
+    if up is None:
+        return
+    framestack, where = _stack(trc, up)
+    with _INSTALL:
+        if trc.__dict__.get("_pending") is not up:
+            return
+        dict.__setitem__(trc, "framestack", framestack)
+        dict.__setitem__(trc, "where", where)
+        trc.__dict__.pop("_pending", None)
+        trc.__class__ = TrcDict  # type: ignore[assignment]
+
+
+def lazy_trc(up: LazyFrame, frame: Any, funcname: str, module: Any) -> LazyTrc:
+    """The :class:`LazyTrc` of a root whose ``__up`` is ``up`` (traced thread)."""
+    out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
+    out._pending = up  # type: ignore[attr-defined]
+    return out
 
 
 def is_built(node: FrameContext) -> bool:

@@ -111,15 +111,7 @@ class FrameContext(dict):
 
     @property
     def trc(self) -> dict[str, Any]:
-        """``__trc``, for reading: a chain captured raw is built first (its ``framestack``
-        and ``where``, see otrace.contexts.lazy).  Code adding to it on the traced thread
-        uses ``self["__trc"]``, which builds nothing."""
-        trc = self["__trc"]
-        if type(trc) is dict and trc.get("framestack", 0) is None:
-            from otrace.contexts.lazy import materialise
-
-            materialise(self)
-        return trc
+        return self["__trc"]
 
     __hash__ = object.__hash__  # type: ignore[assignment]  # identity, so contexts can live in sets and weak maps
 

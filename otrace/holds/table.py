@@ -124,7 +124,7 @@ class HoldTable:
             ctx = item.ctx
             if ctx.live is item:
                 ctx.live = None
-            ctx["__trc"]["released"] = reason
+            ctx.trc["released"] = reason
             if isinstance(item, Hold):
                 held.append(item)
             else:

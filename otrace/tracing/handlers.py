@@ -250,7 +250,7 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         spec = call.spec
         ctx = call.ctx
         if ctx is not None:
-            ctx["__trc"]["return_value"] = result
+            ctx.trc["return_value"] = result
             if spec.log_return:
                 say(call.site, f"{ctx.id} return {brief(result, 500)}")
             return None
@@ -375,7 +375,7 @@ def _related(call: Call) -> None:
             tag_ctx = call.site.tracer.recorder.store.get(tag_id)
             if tag_ctx is not None:
                 key = type(owner).__name__ if owner is not None else call.site.name
-                tag_ctx["__trc"].setdefault("related", {})[key] = (
+                tag_ctx.trc.setdefault("related", {})[key] = (
                     owner if owner is not None else call.site.func
                 )
             say(call.site, f"{call.site.name}: related to {tag_id} {format_call_args(call)}")
