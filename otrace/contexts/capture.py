@@ -414,7 +414,7 @@ def _root(
         name,
         source_slice(filename, lineno, _LINECACHE.get(filename), context),
     )
-    values = snapshot(frame_locals(frame), deep)
+    values = snapshot(frame_locals(frame), True) if deep else frame_locals(frame)
     module = frame.f_globals.get("__name__", "")
     trc: dict[str, Any]
     if not raws:

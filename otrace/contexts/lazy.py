@@ -130,7 +130,11 @@ class LazyFrame(FrameContext):
 
 class TrcDict(dict):
     """A root's ``__trc`` whose chain was captured raw, once its ``framestack`` and ``where``
-    are made: a plain dict (its own class only so that a :class:`LazyTrc` can become one)."""
+    are made: a plain dict (its own class only so that a :class:`LazyTrc` can become one),
+    pickled as one."""
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (dict, (dict(dict.items(self)),))
 
 
 _LAZY_KEYS = frozenset(("framestack", "where"))
@@ -185,7 +189,7 @@ class LazyTrc(TrcDict):
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         fill(self)
-        return (TrcDict, (dict(dict.items(self)),))
+        return (dict, (dict(dict.items(self)),))
 
 
 def materialise(node: Any) -> None:
@@ -251,6 +255,24 @@ def lazy_trc(up: LazyFrame, frame: Any, funcname: str, module: Any) -> LazyTrc:
     out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
     out._pending = up  # type: ignore[attr-defined]
     return out
+
+
+def raw_records(root: Any) -> tuple[list[Raw], int] | None:
+    """(raw records, source lines per frame) of ``root``'s chain while it is not built, else
+    None.  For the ``pickle_file`` freeze, which hands them to the writer thread as they are
+    (they never change).  Any thread."""
+    up = dict.get(root, "__up")
+    if type(up) is not LazyFrame:
+        return None
+    return up.__dict__.get("_pending")  # (None if built meanwhile)
+
+
+def raw_trc(raw: Raw, context: int) -> dict[str, Any]:
+    """The ``__trc`` a built frame of ``raw`` has (the writer thread makes it; any thread)."""
+    cinfo, lineno, _, module, entry = raw
+    filename, name = cinfo[1], cinfo[2]
+    info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
+    return {"frame": info, "funcname": name, "module": module}
 
 
 def is_built(node: FrameContext) -> bool:

@@ -53,7 +53,6 @@ def new_timestamp(now: float | None = None) -> str:
     else:
         base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
         _base = (second, base)
-    micro = f"{int((now % 1) * 1_000_000):06d}"
     with _ts_lock:
         prev = _last_ts
         if base > prev[: len(base)] or not prev:
@@ -61,11 +60,15 @@ def new_timestamp(now: float | None = None) -> str:
         else:
             ts = ""
             if prev.startswith(base):
-                for k in range(1, 7):
-                    cand = f"{base}.{micro[:k]}"
-                    if cand > prev:
-                        ts = cand
-                        break
+                # the fewest digits of this microsecond that sort after the previous
+                # fraction ("" when it had none): base.X > base.F exactly when X > F
+                frac = prev[len(base) + 1 :]
+                micro = f"{int((now % 1) * 1_000_000):06d}"
+                if micro > frac:
+                    k = 1
+                    while k < 6 and micro[:k] <= frac:
+                        k += 1
+                    ts = f"{base}.{micro[:k]}"
             # Same microsecond, or the clock went back: extend the previous one.
             if not ts:
                 ts = prev + ("1" if "." in prev else ".1")
@@ -74,7 +77,18 @@ def new_timestamp(now: float | None = None) -> str:
 
 
 def _clean(text: str, repl: str) -> str:
-    return text.replace(":", repl).replace("/", "|")
+    key = (text, repl)
+    done = _CLEANED.get(key)
+    if done is None:
+        if len(_CLEANED) > 10_000:
+            _CLEANED.clear()
+        done = _CLEANED[key] = text.replace(":", repl).replace("/", "|")
+    return done
+
+
+# names and labels of trace ids, as cleaned: a context per call of a traced function makes
+# the same few over and over (bounded by clearing; dict operations are atomic)
+_CLEANED: dict[tuple[str, str], str] = {}
 
 
 def make_trace_id(name: str, kind: str, label: str = "", timestamp: str | None = None) -> str:

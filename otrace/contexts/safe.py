@@ -6,6 +6,7 @@ structure or takes a lock; a debugger must show *something* and carry on.
 
 from __future__ import annotations
 
+import builtins
 from itertools import islice
 from typing import Any
 
@@ -201,11 +202,25 @@ _DICT: Any = type.__dict__["__dict__"]
 
 def _builtin_str(cls: type) -> bool:
     """True if ``cls``'s ``__str__`` is one of the interpreter's (no Python-level override)."""
+    known = _BUILTIN_STR.get(cls)
+    if known is not None:
+        return known
+    found = False
     for klass in _MRO.__get__(cls):
         method = _DICT.__get__(klass).get("__str__")
         if method is not None:
-            return type(method) is _WRAPPER
-    return False
+            found = type(method) is _WRAPPER
+            break
+    if cls in _BUILTIN_EXC:  # (a program class could gain a __str__ later: not cached)
+        _BUILTIN_STR[cls] = found
+    return found
+
+
+# The interpreter's own exception classes (their __str__ never changes): verdicts cached.
+_BUILTIN_EXC = frozenset(
+    c for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
+)
+_BUILTIN_STR: dict[type, bool] = {}
 
 
 _WRAPPER = type(object.__str__)

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.contexts.capture import LazyText
-from otrace.contexts.lazy import materialise
+from otrace.contexts.lazy import Raw, materialise, raw_records, raw_trc
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (
@@ -200,11 +200,11 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
 _CONTEXTS = frozenset((FrameContext, TraceContext))
 
 
-def _unchanging(frame: FrameContext) -> bool:
+def _unchanging(frame: dict[Any, Any]) -> bool:
     """True if nothing among ``frame``'s values can change or needs a placeholder: no
     built-in container (a tuple only of such values is fine), no trace context, no cause."""
     containers = _CONTAINERS
-    for k, v in frame.items():
+    for k, v in dict.items(frame):
         t = type(v)
         if t in containers:
             if k == "__trc":
@@ -231,9 +231,11 @@ def _frame_values(
     elif root or not trc.keys() <= _MADE:
         containers = _CONTAINERS
         made = _MADE
+        # dict's own items: a root's framestack/where still to be made stay placeholders
+        # (encode makes them, on the writer thread; see otrace.contexts.lazy)
         trc = {
             k: v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
-            for k, v in list(trc.items())
+            for k, v in list(dict.items(trc))
         }
     if not root and _unchanging(frame):
         return frame, trc
@@ -311,10 +313,40 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     return ups[::-1] + [ctx] + downs, len(ups)
 
 
+def _raw_values(raw: Raw, context: int, limits: Limits, memo: dict[int, Any]) -> tuple:
+    """(values, (raw, context)) of a frame captured raw: its variables by reference when
+    nothing in them can change, else with their containers copied; its ``__trc`` is made
+    by :func:`encode` (on the writer thread)."""
+    loc = raw[2]
+    if not loc:
+        values: dict[Any, Any] = {}
+    elif _unchanging(loc):
+        values = loc  # capture's own copy, or the dict of a finished frame
+    else:
+        containers = _CONTAINERS
+        values = {}
+        for k, v in list(dict.items(loc)):
+            t = type(v)
+            values[k] = _freeze(v, 1, limits, memo) if t in containers or t in _CONTEXTS else v
+    return values, (raw, context)
+
+
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:
-    """Copy what may still change in ``ctx`` (cheap; runs on the creating thread)."""
-    frames, root = _chain(ctx)
+    """Copy what may still change in ``ctx`` (cheap; runs on the creating thread).
+
+    A chain still captured raw (otrace.contexts.lazy) is not built here: its raw records
+    go to the writer, which makes the frames' ``__trc`` (and the root's ``framestack``).
+    """
     memo: dict[int, Any] = {}
+    pending = raw_records(ctx)
+    if pending is not None:
+        raws, context = pending
+        frames = [_raw_values(raw, context, limits, memo) for raw in raws]
+        frames.append(_frame_values(ctx, limits, memo, True))
+        root = len(raws)
+    else:
+        chain, root = _chain(ctx)
+        frames = [_frame_values(f, limits, memo, i == root) for i, f in enumerate(chain)]
     return Snapshot(
         key=ctx.id,
         kind=ctx.kind,
@@ -323,7 +355,7 @@ def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS)
         timestamp=ctx.timestamp,
         created=ctx.created,
         pid=pid,
-        frames=[_frame_values(f, limits, memo, i == root) for i, f in enumerate(frames)],
+        frames=frames,
         root=root,
     )
 
@@ -422,7 +454,7 @@ _REPORT_MARK = "<otrace: exc_context, rendered when read>"
 
 def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
-    for k, v in trc.items():
+    for k, v in dict.items(trc):
         if k in _PLAIN_MADE:
             out[k] = v
         elif k == "exc_context" and isinstance(v, LazyText):
@@ -437,7 +469,16 @@ def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
     memo: dict[int, Any] = {}
     frames = []
     made = []  # alive until the end: the memo is keyed by id
-    for values, trc in snap.frames:
+    trcs = [raw_trc(*trc) if type(trc) is tuple else trc for _, trc in snap.frames]
+    root_trc = trcs[snap.root] if 0 <= snap.root < len(trcs) else None
+    if root_trc is not None and dict.get(root_trc, "framestack", 0) is None:
+        # captured raw, frozen before anybody read it: made from the frames above
+        lines = [t.get("frame") if isinstance(t, dict) else None for t in trcs[: snap.root + 1]]
+        root_trc = dict(dict.items(root_trc))
+        root_trc["framestack"] = lines
+        root_trc["where"] = "-->".join([f[2] if type(f) is tuple else "?" for f in lines])
+        trcs[snap.root] = root_trc
+    for (values, _), trc in zip(snap.frames, trcs, strict=True):
         if type(values) is not dict:  # a frame kept by reference: its values, not its links
             values = {k: v for k, v in list(values.items()) if k not in _LINKS}
             made.append(values)

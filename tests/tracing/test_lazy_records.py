@@ -26,14 +26,18 @@ pytestmark = pytest.mark.timeout(60)
 LINKS = ("__up", "__down", "__trc")
 
 
-def _level(n, trail, out):
+# what _bottom captured (not a variable of the captured frames: they would show it)
+_CAPTURED: list = []
+
+
+def _level(n, trail):
     here = {"depth": n}  # noqa: F841  (a variable of every frame, for the readers)
     if n:
-        return _level(n - 1, [*trail, n], out)
+        return _level(n - 1, [*trail, n])
     try:
         _fail(trail)
     except ValueError as exc:
-        _bottom(exc, sys._getframe().f_back, out)
+        _bottom(exc, sys._getframe().f_back)
 
 
 def _fail(trail):
@@ -45,21 +49,21 @@ def _fail_deeper(trail):
     raise ValueError(f"bottom {len(trail)}")
 
 
-def _bottom(exc, caller, out):
+def _bottom(exc, caller):
     tb = exc.__traceback__
     lazy_values, lazy_trc = capture_exception(exc, tb, caller)
     frames = list(reversed(outer_frames(caller))) + traceback_frames(tb)
     eager_values, eager_trc = build_chain(frames, context_lines=5, deep=False)
     for key in ("exc_stack", "exc_context", "exception"):
         eager_trc[key] = lazy_trc[key]
-    out.append((lazy_values, lazy_trc, eager_values, eager_trc))
+    _CAPTURED.append((lazy_values, lazy_trc, eager_values, eager_trc))
 
 
 def _record_pair(tag: str = "") -> tuple[TraceContext, TraceContext]:
     """The same exception, one moment: recorded lazily (as tracing does) and built at once."""
-    out: list = []
-    _level(4, [], out)
-    (lazy_values, lazy_trc, eager_values, eager_trc) = out[0]
+    _CAPTURED.clear()
+    _level(4, [])
+    (lazy_values, lazy_trc, eager_values, eager_trc) = _CAPTURED.pop()
     recorder = default().recorder
     lazy_ctx, _ = recorder.record(
         "exceptions", "RecLazy" + tag, "ValueError", lazy_values, lazy_trc
