@@ -189,9 +189,10 @@ def test_records_read_the_same_after_a_pickle_round_trip():
     lazy_ctx, eager_ctx = _record_pair()
     backs = []
     for ctx in (lazy_ctx, eager_ctx):
-        back = decode(
-            encode(freeze_context(ctx, 1)), key=ctx.id, kind=ctx.kind, created=ctx.created
-        )
+        snap = freeze_context(ctx, 1)
+        # the freeze (on the traced thread) hands raw records to the writer, unbuilt
+        assert is_built(dict.get(ctx, "__up")) == (ctx is eager_ctx)
+        back = decode(encode(snap), key=ctx.id, kind=ctx.kind, created=ctx.created)
         backs.append(
             [
                 (
