@@ -22,7 +22,7 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from otrace.contexts.chain import add_causes
-from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, source_slice
+from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, line_at, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
     FrameLine,
@@ -389,7 +389,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
             append(
                 (
                     cinfo,
-                    frame.f_lineno,
+                    -1 - frame.f_lasti,  # the line, found when built (see lazy.line_at)
                     loc,
                     glob.get("__name__", ""),
                     cache.get(cinfo[1]) if context > 0 else None,
@@ -469,10 +469,12 @@ def capture_exception(
 def capture_call_stack(frame: FrameType | None) -> LazyText:
     """The call stack above ``frame`` as text, formatted when read.
 
-    Only (code, line) pairs are taken now -- the lines change as the callers run on; file
-    names, function names and source come from the code objects when the text is read.
+    Only (code, ``f_lasti``) pairs are taken now -- where the callers are changes as they
+    run on; line numbers, file names, function names and source come from the code objects
+    when the text is read.
     """
-    pairs = []
+    pairs: list[tuple[CodeType, int]] = []
+    append = pairs.append
     codes = _CODES
     while frame is not None:
         code = frame.f_code
@@ -481,13 +483,16 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
             info = _code_info(code)
         hidden = info[4]
         if not hidden and (hidden is not None or not is_hidden(frame)):
-            pairs.append((code, frame.f_lineno))
+            append((code, frame.f_lasti))
         frame = frame.f_back
     return LazyText(_format_stack, pairs)
 
 
 def _format_stack(pairs: list[tuple[CodeType, int]]) -> str:
-    summary = [(code.co_filename, line, code.co_name, None) for code, line in reversed(pairs)]
+    summary = [
+        (code.co_filename, line_at(code, lasti), code.co_name, None)
+        for code, lasti in reversed(pairs)
+    ]
     return "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
 
 

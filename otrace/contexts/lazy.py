@@ -37,6 +37,7 @@ from __future__ import annotations
 import linecache
 import threading
 from collections.abc import Iterator
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 from otrace.contexts.record import FrameContext
 
 # (code info as otrace.contexts.capture caches it, line, variables or None, module name,
-# linecache entry of the file or None) -- one per outer frame, outermost first
+# linecache entry of the file or None) -- one per outer frame, outermost first.  The line of
+# a frame still running is kept as ``-1 - f_lasti`` (reading ``f_lasti`` is a field; the line
+# number is a search of the code's line table, done when built: see line_at).
 Raw = tuple[tuple, int, "dict[str, Any] | None", Any, Any]
 
 # Held only while a built chain is put in place: plain dict stores, no program code.
@@ -53,6 +56,33 @@ _INSTALL = threading.Lock()
 _MISSING = object()
 _MAX_CHAIN = 100_000
 _new_dict = dict.__new__
+
+
+def line_at(code: CodeType, lasti: int) -> int:
+    """The line number ``f_lineno`` gives for a frame of ``code`` at ``f_lasti`` (any thread)."""
+    key = (id(code), lasti)
+    known = _LINES.get(key)
+    if known is not None and known[0] is code:
+        return known[1]
+    line: int | None = code.co_firstlineno
+    if lasti >= 0:
+        for start, end, number in code.co_lines():
+            if start <= lasti < end:
+                line = number
+                break
+    if len(_LINES) > 50_000:
+        _LINES.clear()
+    result = line if line is not None else code.co_firstlineno
+    _LINES[key] = (code, result)
+    return result
+
+
+# (id(code), f_lasti) -> (code, line): the entry keeps the code alive, so its id stays its own
+_LINES: dict[tuple[int, int], tuple[CodeType, int]] = {}
+
+
+def _lineno(cinfo: tuple, line: int) -> int:
+    return line if line >= 0 else line_at(cinfo[0], -1 - line)
 
 
 def source_slice(filename: str, lineno: int, entry: Any, context: int) -> list[str] | None:
@@ -269,8 +299,8 @@ def raw_records(root: Any) -> tuple[list[Raw], int] | None:
 
 def raw_trc(raw: Raw, context: int) -> dict[str, Any]:
     """The ``__trc`` a built frame of ``raw`` has (the writer thread makes it; any thread)."""
-    cinfo, lineno, _, module, entry = raw
-    filename, name = cinfo[1], cinfo[2]
+    cinfo, line, _, module, entry = raw
+    filename, name, lineno = cinfo[1], cinfo[2], _lineno(cinfo, line)
     info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
     return {"frame": info, "funcname": name, "module": module}
 
@@ -288,8 +318,8 @@ def build(node: FrameContext) -> None:
     raws, context = pending
     # made outside the lock: linecache may read a file (or ask a module's loader)
     made: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
-    for cinfo, lineno, loc, module, entry in raws:
-        filename, name = cinfo[1], cinfo[2]
+    for cinfo, line, loc, module, entry in raws:
+        filename, name, lineno = cinfo[1], cinfo[2], _lineno(cinfo, line)
         info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
         made.append((loc, {"frame": info, "funcname": name, "module": module}))
     previous: FrameContext | None = None
