@@ -374,7 +374,8 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
             loc: dict[str, Any] | None
             cached: Any
             if deep:
-                loc = snapshot(frame_locals(frame), deep)
+                # module level: its variables are its module's (see build_chain)
+                loc = snapshot(frame_locals(frame), deep) if cinfo[3] else _module_level(frame)
             else:
                 try:
                     cached = frame.f_locals
@@ -397,6 +398,16 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
             )
         frame = frame.f_back
     return out
+
+
+def _module_level(frame: FrameType) -> dict[str, Any] | None:
+    """A deep copy of a frame's variables unless they are its module's globals."""
+    try:
+        if frame.f_locals is frame.f_globals:
+            return None
+    except Exception:
+        return None
+    return snapshot(frame_locals(frame), True)
 
 
 def _root(

@@ -278,3 +278,33 @@ def test_removing_a_record_unlinks_it_without_building_it():
     assert not is_built(up) and list(dict.keys(up)) == []
     assert up["__trc"]["funcname"] == "_fail"  # still readable: built now
     assert "__down" not in up
+
+
+MODULE_SOURCE = """
+big = list(range(1000))
+def inner(k):
+    raise KeyError(k)
+try:
+    inner(3)
+except KeyError as exc:
+    got.append(capture_exception(exc, exc.__traceback__, sys._getframe().f_back, deep=deep))
+"""
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_module_level_frame_keeps_no_variables(deep):
+    """Its variables are the module's globals (browsable at /osh/globals): not copied, deep
+    or shallow; the function frames around it are."""
+    got: list = []
+    namespace = {"__name__": "lazy_module", "capture_exception": capture_exception}
+    namespace.update(sys=sys, got=got, deep=deep)
+    exec(compile(MODULE_SOURCE, "<lazy_module>", "exec"), namespace)
+    values, trc = got[0]
+    ctx = TraceContext("exceptions", "inner", "KeyError", values, trc)
+    assert ctx["k"] == 3
+    module_frame = ctx["__up"]
+    assert module_frame["__trc"]["funcname"] == "<module>"
+    assert sorted(module_frame) == ["__down", "__trc", "__up"]
+    caller = module_frame["__up"]
+    # this test's frame: copied (deeply with deep_copy)
+    assert caller["deep"] is deep and (caller["got"] is got) != deep  # deep: a copy, made empty
