@@ -251,7 +251,8 @@ def _stack(trc: dict[str, Any], up: Any) -> tuple[list[Any], str]:
     for _ in range(_MAX_CHAIN):
         if not isinstance(node, FrameContext):
             break
-        build(node)  # (a no-op once built)
+        if type(node) is LazyFrame:
+            build(node)
         info = dict.get(node, "__trc")
         lines.append(info.get("frame") if isinstance(info, dict) else None)
         node = dict.get(node, "__up")
@@ -312,6 +313,8 @@ def is_built(node: FrameContext) -> bool:
 
 def build(node: FrameContext) -> None:
     """Build ``node``'s chain from its raw records, once (any thread; idempotent)."""
+    if type(node) is not LazyFrame:  # (reading __dict__ would give a built frame one)
+        return
     pending = node.__dict__.get("_pending")
     if pending is None:
         return
