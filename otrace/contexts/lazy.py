@@ -1,4 +1,4 @@
-"""Frame records built when first read: :class:`LazyFrame` and :func:`materialise`.
+"""Frame records built when first read: :class:`LazyFrame`, :class:`LazyTrc`, :func:`materialise`.
 
 Capturing a chain of frames runs on the traced thread for every recorded exception, so it
 does only what must happen then (see :func:`otrace.contexts.capture.build_chain`): per outer
@@ -14,19 +14,23 @@ The root's ``__up`` is a :class:`LazyFrame` standing for the whole outer chain: 
 ``FrameContext`` whose dict is empty (but for the ``__down`` link the root makes) until it
 is built.  Building fills it in place -- it becomes the root's caller's frame, so the
 root's key order and every reference to it stay as they are -- links the other frames
-above it, fills the root's ``framestack``/``where`` (``None`` until then) and turns its
-class into a plain ``FrameContext``.
+above it and turns its class into a plain ``FrameContext``.  The root's ``__trc`` is a
+:class:`LazyTrc` whose ``framestack`` and ``where`` are ``None`` placeholders (keeping the
+key order) until either is read; then they are made from the (built) chain and its class
+becomes :class:`TrcDict`, a plain dict.  Neither holds the root: an evicted context is
+freed by reference counting, built or not.
 
 Readers: the Python-level reads of a ``LazyFrame`` (``[]``, ``get``, ``in``, ``len``,
-iteration, ``keys``/``items``/``values``, ``copy``, ``repr``, pickling) build it first.  A
-reader that reads a context through the unbound ``dict`` methods (safe mode does, on
-purpose: a program's dict subclass may override them), or reads the root's ``__trc``
-(``framestack``, ``where``), calls :func:`materialise` on the node first.
+iteration, ``keys``/``items``/``values``, ``copy``, ``repr``, pickling) build it first, as
+reads of a ``LazyTrc``'s two entries or of all its values do.  A reader that reads a
+context through the unbound ``dict`` methods (safe mode does, on purpose: a program's dict
+subclass may override them) calls :func:`materialise` on the value first.
 
-Thread safety: building runs on whichever thread reads first (a shell thread, the writer
-of ``pickle_file`` through the freeze, the traceback page) -- on the traced thread only when
-a recording step itself reads the chain (the ``pickle_file`` freeze, an eager
-``build_chain``).  It runs no program code: the records are made outside any lock (two
+Thread safety: building runs on whichever thread reads first (a shell thread, the
+traceback page) -- on the traced thread only when a recording step itself reads the chain
+(an eager ``build_chain``, a program variable that holds a context).  The ``pickle_file``
+freeze does not build: it hands the raw records to the writer (:func:`raw_records`), which
+makes the stored frames' ``__trc`` from them (:func:`raw_trc`).  It runs no program code: the records are made outside any lock (two
 threads may both make them; only one result is installed), and :data:`_INSTALL` is held
 only while the winner's records are put in place (dict stores of otrace's own objects).
 A source file not in linecache when captured is read when built, outside the lock.
