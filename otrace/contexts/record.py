@@ -154,8 +154,10 @@ class TraceContext(FrameContext):
         trace_id: str | None = None,
         created: float | None = None,
     ):
-        super().__init__(values, trc)
-        up = self.get("__up")
+        # (FrameContext.__init__, without two super() calls per context)
+        dict.__init__(self, values or ())
+        self["__trc"] = trc if trc is not None else {}
+        up = dict.get(self, "__up")
         if isinstance(up, FrameContext):
             up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()

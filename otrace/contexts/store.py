@@ -39,21 +39,19 @@ class Shelf(dict):
     chronological = True
 
 
-def _level(tree: dict, key: str) -> dict:
-    sub = tree.get(key)
-    if sub is None:
-        sub = tree[key] = Shelf()
-    return sub
-
-
 def _put(tree: dict, ctx: TraceContext) -> None:
-    kind, name, ctxid, ts = ctx.path
-    _level(_level(_level(tree, kind), name), ctxid)[ts] = ctx
+    level = tree
+    for key in (ctx.kind, ctx.name, ctx.ctxid):
+        sub = level.get(key)
+        if sub is None:
+            sub = level[key] = Shelf()
+        level = sub
+    level[ctx.timestamp] = ctx
 
 
 def _pop(tree: dict, ctx: TraceContext) -> bool:
     """Remove ``ctx`` from ``tree``, pruning directories left empty."""
-    kind, name, ctxid, ts = ctx.path
+    kind, name, ctxid, ts = ctx.kind, ctx.name, ctx.ctxid, ctx.timestamp
     try:
         level3 = tree[kind][name][ctxid]
         if level3.get(ts) is not ctx:
