@@ -354,7 +354,7 @@ def build(node: FrameContext) -> None:
         if down is not _MISSING:
             dict.__setitem__(node, "__down", down)
         node.__dict__.pop("_pending", None)
-        node.__class__ = FrameContext  # built: reads are plain dict reads from now on
+        node.__class__ = FrameContext  # type: ignore[assignment]  # built: plain dict reads now
 
 
 def pending(raws: list[Raw], context: int) -> LazyFrame:
