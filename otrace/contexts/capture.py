@@ -308,8 +308,9 @@ def build_chain(
     shallow copy of the variables of a frame still running (its caller changes them later)
     and the linecache entry of its file (the source as it is now).  With ``lazy``, the
     records are built into ``FrameContext`` objects when first read (the root's ``__up`` is
-    a :class:`~otrace.contexts.lazy.LazyFrame`; ``framestack`` and ``where`` are None until
-    then); without, before returning.  Texts made from these (``exc_stack``,
+    a :class:`~otrace.contexts.lazy.LazyFrame`, its ``__trc`` a
+    :class:`~otrace.contexts.lazy.LazyTrc` making ``framestack`` and ``where`` when read);
+    without, before returning.  Texts made from these (``exc_stack``,
     ``exc_context``, ``stack``) are rendered when read.
     """
     last = len(frames) - 1
