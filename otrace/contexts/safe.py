@@ -193,6 +193,7 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
 # Values whose ``str``/``repr`` is the interpreter's own: an exception holding only these
 # formats without running any code of the program's.
 _PLAIN = (str, int, float, bool, type(None), bytes)
+_PLAIN_SET = frozenset(_PLAIN)
 _OS_FIELDS = ("filename", "filename2")
 _OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
 _MRO: Any = type.__dict__["__mro__"]
@@ -240,7 +241,7 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
         cls = type(exc)
         name = _NAME.__get__(cls)
         text = None
-        if _builtin_str(cls) and all(type(a) in _PLAIN for a in _ARGS.__get__(exc)):
+        if _builtin_str(cls) and _PLAIN_SET.issuperset(map(type, _ARGS.__get__(exc))):
             if not issubclass(cls, OSError) or all(
                 type(_OS_DESCR[f].__get__(exc)) in _PLAIN for f in _OS_FIELDS
             ):
