@@ -239,7 +239,8 @@ def materialise(node: Any) -> None:
         build(node)
     elif t is LazyTrc:
         fill(node)
-    elif t is not dict and issubclass(t, dict):
+    elif issubclass(t, FrameContext):  # (only otrace's own: a lookup in a program's dict
+        # could meet a key whose __eq__ is program code)
         up = dict.get(node, "__up")
         if type(up) is LazyFrame:
             build(up)
