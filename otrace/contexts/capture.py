@@ -1,9 +1,11 @@
 """Snapshots of frames, arguments and exceptions, taken when a trace event fires.
 
-Capturing runs on the traced program's thread, so it is kept cheap: locals are copied
-shallowly (deeply only with ``deep_copy``), source lines come from ``linecache`` without
-touching the disk again, and the long texts (``exc_stack``, ``exc_context``, ``stack``) are
-rendered only when somebody reads them.
+Capturing runs on the traced program's thread, so it is kept cheap: only what can still
+change is copied -- the locals of frames still running, shallowly (deeply only with
+``deep_copy``) -- the frame records of an exception's chain are built when first read (see
+:mod:`otrace.contexts.lazy`), source lines come from ``linecache`` without touching the
+disk again, and the long texts (``exc_stack``, ``exc_context``, ``stack``) are rendered only
+when somebody reads them.
 
 Frames of otrace's own wrappers are never shown: a code object registered with
 :func:`hide_code`, or a frame with a true local ``__tracebackhide__``, is skipped.

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 
 import pytest
 
 import otrace.shell.commands  # noqa: F401  (registers the commands)
 from otrace.contexts import lazy
-from otrace.contexts.capture import build_chain, capture_exception, outer_frames, traceback_frames
+from otrace.contexts.capture import (
+    build_chain,
+    capture_call_stack,
+    capture_exception,
+    outer_frames,
+    traceback_frames,
+)
 from otrace.contexts.lazy import LazyFrame, is_built, materialise
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.sanitize import decode, encode, freeze_context
@@ -308,3 +315,21 @@ def test_a_module_level_frame_keeps_no_variables(deep):
     caller = module_frame["__up"]
     # this test's frame: copied (deeply with deep_copy)
     assert caller["deep"] is deep and (caller["got"] is got) != deep  # deep: a copy, made empty
+
+
+def _stack_here(k):
+    if k:
+        return _stack_here(k - 1)
+    frame = sys._getframe()
+    text, want = capture_call_stack(frame), traceback.format_stack(frame)
+    return str(text), want
+
+
+def test_a_call_stack_shows_the_lines_format_stack_shows():
+    """A call's stack keeps (code, f_lasti) pairs; the lines found from them when the text is
+    read are the ones the frames were at."""
+    text, want = _stack_here(3)
+    lines = text.splitlines(keepends=True)
+    own = "".join(want[-5:])  # this test and _stack_here x4: no hidden frames among them
+    assert own.count(", in _stack_here\n") == 4
+    assert "".join(lines[-len(own.splitlines()) :]) == own
