@@ -12,6 +12,8 @@ the program before the shell starts); listeners run in the writing thread.
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +71,11 @@ class Param:
                 f"{self.name}: expected {self.type.__name__}, not {type(value).__name__}"
             )
         number = cast(float, value)  # int or float here (checked above)
+        if self.type is float and not math.isfinite(number):
+            raise ParamError(f"{self.name}: must be a finite number")
+        if self.type is int and abs(number) > sys.maxsize:
+            # beyond a C index: islice/range would raise deep inside a later command
+            raise ParamError(f"{self.name}: must be at most {sys.maxsize}")
         if self.minimum is not None and number < self.minimum:
             raise ParamError(f"{self.name}: must be at least {self.minimum:g}")
         return value

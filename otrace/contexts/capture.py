@@ -1,9 +1,11 @@
 """Snapshots of frames, arguments and exceptions, taken when a trace event fires.
 
-Capturing runs on the traced program's thread, so it is kept cheap: locals are copied
-shallowly (deeply only with ``deep_copy``), source lines come from ``linecache`` without
-touching the disk again, and the long texts (``exc_stack``, ``exc_context``, ``stack``) are
-rendered only when somebody reads them.
+Capturing runs on the traced program's thread, so it is kept cheap: only what can still
+change is copied -- the locals of frames still running, shallowly (deeply only with
+``deep_copy``) -- the frame records of an exception's chain are built when first read (see
+:mod:`otrace.contexts.lazy`), source lines come from ``linecache`` without touching the
+disk again, and the long texts (``exc_stack``, ``exc_context``, ``stack``) are rendered only
+when somebody reads them.
 
 Frames of otrace's own wrappers are never shown: a code object registered with
 :func:`hide_code`, or a frame with a true local ``__tracebackhide__``, is skipped.
@@ -21,7 +23,9 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from otrace.contexts.record import FrameContext
+from otrace.contexts.chain import add_causes
+from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, line_at, source_slice
+from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
     FrameLine,
     exception_report,
@@ -276,7 +280,6 @@ def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
     return out
 
 
-_new_dict = dict.__new__
 _getrefcount = sys.getrefcount
 
 
@@ -286,6 +289,8 @@ def build_chain(
     context_lines: int,
     deep: bool,
     outer_locals: bool = True,
+    finished: int = 0,
+    lazy: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Snapshot ``frames`` (outermost first) as a chain; return the innermost's (values, trc).
 
@@ -296,80 +301,149 @@ def build_chain(
     root's ``__trc`` also gets ``framestack``, ``where`` and ``argvalues``.  With
     ``outer_locals`` False only the innermost frame's locals are copied.  An outer frame
     running module-level code keeps no variables (they are the module's globals, browsable
-    at ``/osh/globals``), only its ``__trc``.
+    at ``/osh/globals``), only its ``__trc``.  The last ``finished`` frames have returned
+    or unwound (a traceback's frames below the one that caught): their variables cannot
+    change, so they are kept as the frame left them instead of copied.
 
-    This runs on the traced thread for every recorded exception, so it is one loop doing
-    the least that must happen now: one shallow copy of each frame's variables (straight
-    into its :class:`FrameContext`: a still-running caller changes them later), its line
-    and the source lines as they are now (a slice of linecache's list).  Texts made from
-    these (``exc_stack``, ``exc_context``, ``stack``) are rendered when read.
+    This runs on the traced thread for every recorded exception, so it does the least that
+    must happen now: per outer frame a raw record (see :mod:`otrace.contexts.lazy`) with a
+    shallow copy of the variables of a frame still running (its caller changes them later)
+    and the linecache entry of its file (the source as it is now).  With ``lazy``, the
+    records are built into ``FrameContext`` objects when first read (the root's ``__up`` is
+    a :class:`~otrace.contexts.lazy.LazyFrame`, its ``__trc`` a
+    :class:`~otrace.contexts.lazy.LazyTrc` making ``framestack`` and ``where`` when read);
+    without, before returning.  Texts made from these (``exc_stack``,
+    ``exc_context``, ``stack``) are rendered when read.
     """
-    framestack: list[FrameLine] = []
-    previous: FrameContext | None = None
     last = len(frames) - 1
-    root_values: dict[str, Any] = {}
-    root_trc: dict[str, Any] = {}
+    if last < 0:
+        return {}, {"framestack": [], "where": ""}
+    keep_from = len(frames) - finished
+    raws = [
+        _record(frame, lineno, outer_locals, deep, i >= keep_from, context_lines)
+        for i, (frame, lineno) in enumerate(frames[:last])
+    ]
+    frame, lineno = frames[last]
+    return _root(raws, frame, lineno, context_lines, deep, lazy)
+
+
+def _record(
+    frame: FrameType, lineno: int, keep: bool, deep: bool, finished: bool, context: int
+) -> Raw:
+    """One outer frame's raw record (see :func:`build_chain`; ``keep``: its variables)."""
+    code = frame.f_code
+    cinfo = _CODES.get(id(code))
+    if cinfo is None or cinfo[0] is not code:
+        cinfo = _code_info(code)
+    glob = frame.f_globals
+    loc = None
+    # A module-level frame's variables are its module's globals (see /osh/globals):
+    # copying a whole namespace per context would cost more than it shows.
+    if keep and (cinfo[3] or frame.f_locals is not glob):
+        if deep:
+            loc = snapshot(frame_locals(frame), deep)
+        elif finished and _CACHES_LOCALS:
+            try:  # its dict holds its last values for good
+                loc = frame.f_locals
+            except Exception:
+                loc = None
+        else:
+            loc = frame_locals(frame)
+    entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
+    return (cinfo, lineno, loc, glob.get("__name__", ""), entry)
+
+
+def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw]:
+    """Raw records of ``frame`` and its callers, innermost first, hidden frames left out.
+
+    All of them still run, so their variables are copied (see :func:`frame_locals`): one
+    loop doing what :func:`outer_frames` and :func:`_record` would, for the traced
+    thread's every recorded exception.
+    """
+    out: list[Raw] = []
+    append = out.append
     codes = _CODES
-    half = context_lines // 2
     cache = _LINECACHE
-    new = _new_dict
-    for i, (frame, lineno) in enumerate(frames):
+    count = _getrefcount
+    caches = _CACHES_LOCALS
+    while frame is not None:
         code = frame.f_code
         cinfo = codes.get(id(code))
         if cinfo is None or cinfo[0] is not code:
             cinfo = _code_info(code)
-        filename = cinfo[1]
-        name = cinfo[2]
-        lines = None
-        if context_lines > 0:
-            start = lineno - half
-            if start < 1:
-                start = 1
-            entry = cache.get(filename)
-            source = (
-                entry[2] if entry is not None and len(entry) != 1 else linecache.getlines(filename)
-            )
-            lines = source[start - 1 : start - 1 + context_lines] or None
-        info: FrameLine = (filename, lineno, name, lines)
-        framestack.append(info)
-        glob = frame.f_globals
-        trc = {"frame": info, "funcname": name, "module": glob.get("__name__", "")}
-        if i == last:
-            root_values, root_trc = snapshot(frame_locals(frame), deep), trc
-            if previous is not None:
-                root_values["__up"] = previous
-            continue
-        node = new(FrameContext)
-        # A module-level frame's variables are its module's globals (see /osh/globals):
-        # copying a whole namespace per context would cost more than it shows.
-        if outer_locals and (cinfo[3] or frame.f_locals is not glob):
+        hidden = cinfo[4]
+        if not hidden and (hidden is not None or not is_hidden(frame)):
+            glob = frame.f_globals
+            loc: dict[str, Any] | None
+            cached: Any
             if deep:
-                node.update(snapshot(frame_locals(frame), deep))
+                # module level: its variables are its module's (see build_chain)
+                loc = snapshot(frame_locals(frame), deep) if cinfo[3] else _module_level(frame)
             else:
                 try:
                     cached = frame.f_locals
-                    node.update(cached)
+                    # module level: its variables are its module's (see build_chain)
+                    loc = dict(cached) if cinfo[3] or cached is not glob else None
                 except Exception:
-                    cached = None
+                    cached = loc = None
                 # see frame_locals: leave nothing behind in a function frame's cache
-                if (
-                    _CACHES_LOCALS
-                    and cinfo[3]
-                    and type(cached) is dict
-                    and _getrefcount(cached) == 3
-                ):
+                if caches and cinfo[3] and type(cached) is dict and count(cached) == 3:
                     cached.clear()
                 cached = None
-        node["__trc"] = trc
-        if previous is not None:
-            node["__up"] = previous
-            previous["__down"] = node
-        previous = node
-    root_trc["framestack"] = framestack
-    root_trc["where"] = "-->".join([f[2] for f in framestack])
-    if frames:
-        root_trc["argvalues"] = arg_names(frames[-1][0])
-    return root_values, root_trc
+            append(
+                (
+                    cinfo,
+                    -1 - frame.f_lasti,  # the line, found when built (see lazy.line_at)
+                    loc,
+                    glob.get("__name__", ""),
+                    cache.get(cinfo[1]) if context > 0 else None,
+                )
+            )
+        frame = frame.f_back
+    return out
+
+
+def _module_level(frame: FrameType) -> dict[str, Any] | None:
+    """A deep copy of a frame's variables unless they are its module's globals."""
+    try:
+        if frame.f_locals is frame.f_globals:
+            return None
+    except Exception:
+        return None
+    return snapshot(frame_locals(frame), True)
+
+
+def _root(
+    raws: list[Raw], frame: FrameType, lineno: int, context: int, deep: bool, lazy: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The innermost frame's (values, trc), ``__up`` leading to ``raws`` (outermost first)."""
+    code = frame.f_code
+    cinfo = _CODES.get(id(code))
+    if cinfo is None or cinfo[0] is not code:
+        cinfo = _code_info(code)
+    filename, name = cinfo[1], cinfo[2]
+    info: FrameLine = (
+        filename,
+        lineno,
+        name,
+        source_slice(filename, lineno, _LINECACHE.get(filename), context),
+    )
+    values = snapshot(frame_locals(frame), True) if deep else frame_locals(frame)
+    module = frame.f_globals.get("__name__", "")
+    trc: dict[str, Any]
+    if not raws:
+        trc = {"frame": info, "funcname": name, "module": module, "framestack": [info]}
+        trc["where"] = name
+    elif lazy:  # framestack and where: made when read (see otrace.contexts.lazy)
+        up = values["__up"] = lazy_frames(raws, context)
+        trc = lazy_trc(up, info, name, module)
+    else:
+        up = values["__up"] = lazy_frames(raws, context)
+        trc = {"frame": info, "funcname": name, "module": module}
+        build(up)
+        fill_stack(values, trc)
+    trc["argvalues"] = arg_names(frame)
+    return values, trc
 
 
 def capture_exception(
@@ -386,14 +460,22 @@ def capture_exception(
     catching code (its callers complete the chain outward).
     """
     inner = traceback_frames(tb)
-    outer = list(reversed(outer_frames(caller)))
-    frames = outer + inner
-    values, trc = build_chain(frames, context_lines=context_lines, deep=deep)
+    if inner:
+        raws = _live_records(caller, deep, context_lines)
+        raws.reverse()
+        # every frame of the traceback but the one that caught has finished (unwound)
+        first = tb.tb_frame if tb is not None else None
+        for frame, lineno in inner[:-1]:
+            raws.append(_record(frame, lineno, True, deep, frame is not first, context_lines))
+        frame, lineno = inner[-1]
+        values, trc = _root(raws, frame, lineno, context_lines, deep, True)
+    else:  # nothing of the traceback shown: rooted at the caller
+        outer = outer_frames(caller)
+        outer.reverse()
+        values, trc = build_chain(outer, context_lines=context_lines, deep=deep, lazy=True)
     trc["exc_stack"] = LazyText(format_exception, exc, tb, safe=format_exception_safe)
     trc["exc_context"] = LazyText(exception_report, exc, values, trc.get("frame"))
     # chained exceptions (raise ... from ...): see otrace.contexts.chain
-    from otrace.contexts.chain import add_causes
-
     add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
 
@@ -401,10 +483,12 @@ def capture_exception(
 def capture_call_stack(frame: FrameType | None) -> LazyText:
     """The call stack above ``frame`` as text, formatted when read.
 
-    Only (code, line) pairs are taken now -- the lines change as the callers run on; file
-    names, function names and source come from the code objects when the text is read.
+    Only (code, ``f_lasti``) pairs are taken now -- where the callers are changes as they
+    run on; line numbers, file names, function names and source come from the code objects
+    when the text is read.
     """
-    pairs = []
+    pairs: list[tuple[CodeType, int]] = []
+    append = pairs.append
     codes = _CODES
     while frame is not None:
         code = frame.f_code
@@ -413,13 +497,16 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
             info = _code_info(code)
         hidden = info[4]
         if not hidden and (hidden is not None or not is_hidden(frame)):
-            pairs.append((code, frame.f_lineno))
+            append((code, frame.f_lasti))
         frame = frame.f_back
     return LazyText(_format_stack, pairs)
 
 
 def _format_stack(pairs: list[tuple[CodeType, int]]) -> str:
-    summary = [(code.co_filename, line, code.co_name, None) for code, line in reversed(pairs)]
+    summary = [
+        (code.co_filename, line_at(code, lasti), code.co_name, None)
+        for code, lasti in reversed(pairs)
+    ]
     return "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
 
 

@@ -47,8 +47,6 @@ def add_causes(
     deep: bool,
 ) -> None:
     """Attach ``exc``'s chain of causes to a captured context's root ``values``/``trc``."""
-    from otrace.contexts.capture import build_chain, traceback_frames
-
     trc.setdefault("exception", describe(exc))
     seen = {id(exc)}
     summary: list[tuple[str, str]] = []
@@ -56,9 +54,19 @@ def add_causes(
     cause, relation = next_cause(exc)
     while cause is not None and id(cause) not in seen and len(summary) < MAX_CAUSES:
         seen.add(id(cause))
-        frames = traceback_frames(cause.__traceback__)
+        from otrace.contexts.capture import build_chain, traceback_frames
+
+        tb = cause.__traceback__
+        frames = traceback_frames(tb)
         if frames:
-            node_values, node_trc = build_chain(frames, context_lines=context_lines, deep=deep)
+            caught = 1 if tb is not None and frames[0][0] is tb.tb_frame else 0
+            node_values, node_trc = build_chain(
+                frames,
+                context_lines=context_lines,
+                deep=deep,
+                finished=len(frames) - caught,
+                lazy=True,
+            )
         else:  # never raised (set by hand): no frames, only what it says
             node_values, node_trc = {}, {"frame": ("?", 0, "?", None), "funcname": "?"}
         node_trc["exception"] = describe(cause)

@@ -53,7 +53,6 @@ def new_timestamp(now: float | None = None) -> str:
     else:
         base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
         _base = (second, base)
-    micro = f"{int((now % 1) * 1_000_000):06d}"
     with _ts_lock:
         prev = _last_ts
         if base > prev[: len(base)] or not prev:
@@ -61,11 +60,15 @@ def new_timestamp(now: float | None = None) -> str:
         else:
             ts = ""
             if prev.startswith(base):
-                for k in range(1, 7):
-                    cand = f"{base}.{micro[:k]}"
-                    if cand > prev:
-                        ts = cand
-                        break
+                # the fewest digits of this microsecond that sort after the previous
+                # fraction ("" when it had none): base.X > base.F exactly when X > F
+                frac = prev[len(base) + 1 :]
+                micro = f"{int((now % 1) * 1_000_000):06d}"
+                if micro > frac:
+                    k = 1
+                    while k < 6 and micro[:k] <= frac:
+                        k += 1
+                    ts = f"{base}.{micro[:k]}"
             # Same microsecond, or the clock went back: extend the previous one.
             if not ts:
                 ts = prev + ("1" if "." in prev else ".1")
@@ -74,7 +77,18 @@ def new_timestamp(now: float | None = None) -> str:
 
 
 def _clean(text: str, repl: str) -> str:
-    return text.replace(":", repl).replace("/", "|")
+    key = (text, repl)
+    done = _CLEANED.get(key)
+    if done is None:
+        if len(_CLEANED) > 10_000:
+            _CLEANED.clear()
+        done = _CLEANED[key] = text.replace(":", repl).replace("/", "|")
+    return done
+
+
+# names and labels of trace ids, as cleaned: a context per call of a traced function makes
+# the same few over and over (bounded by clearing; dict operations are atomic)
+_CLEANED: dict[tuple[str, str], str] = {}
 
 
 def make_trace_id(name: str, kind: str, label: str = "", timestamp: str | None = None) -> str:
@@ -140,8 +154,10 @@ class TraceContext(FrameContext):
         trace_id: str | None = None,
         created: float | None = None,
     ):
-        super().__init__(values, trc)
-        up = self.get("__up")
+        # (FrameContext.__init__, without two super() calls per context)
+        dict.__init__(self, values or ())
+        self["__trc"] = trc if trc is not None else {}
+        up = dict.get(self, "__up")
         if isinstance(up, FrameContext):
             up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()
@@ -170,14 +186,15 @@ class TraceContext(FrameContext):
         locals, instead of waiting for the cycle collector (and showing up in the program's
         own ``gc.garbage`` checks).  Any thread.
         """
-        node = self.get("__up")
+        node = dict.get(self, "__up")
         # a chain is a line outwards (capture builds it so); the bound only stops a chain
-        # somebody made circular by hand
+        # somebody made circular by hand.  dict's own get: a chain not built yet (see
+        # otrace.contexts.lazy) holds only the root's link, and is not built for this.
         for _ in range(_MAX_CHAIN):
             if not isinstance(node, FrameContext):
                 break
-            node.pop("__down", None)
-            node = node.get("__up")
+            dict.pop(node, "__down", None)
+            node = dict.get(node, "__up")
 
     @property
     def path(self) -> tuple[str, str, str, str]:

@@ -6,6 +6,7 @@ structure or takes a lock; a debugger must show *something* and carry on.
 
 from __future__ import annotations
 
+import builtins
 from itertools import islice
 from typing import Any
 
@@ -192,6 +193,7 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
 # Values whose ``str``/``repr`` is the interpreter's own: an exception holding only these
 # formats without running any code of the program's.
 _PLAIN = (str, int, float, bool, type(None), bytes)
+_PLAIN_SET = frozenset(_PLAIN)
 _OS_FIELDS = ("filename", "filename2")
 _OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
 _MRO: Any = type.__dict__["__mro__"]
@@ -201,11 +203,25 @@ _DICT: Any = type.__dict__["__dict__"]
 
 def _builtin_str(cls: type) -> bool:
     """True if ``cls``'s ``__str__`` is one of the interpreter's (no Python-level override)."""
+    known = _BUILTIN_STR.get(cls)
+    if known is not None:
+        return known
+    found = False
     for klass in _MRO.__get__(cls):
         method = _DICT.__get__(klass).get("__str__")
         if method is not None:
-            return type(method) is _WRAPPER
-    return False
+            found = type(method) is _WRAPPER
+            break
+    if cls in _BUILTIN_EXC:  # (a program class could gain a __str__ later: not cached)
+        _BUILTIN_STR[cls] = found
+    return found
+
+
+# The interpreter's own exception classes (their __str__ never changes): verdicts cached.
+_BUILTIN_EXC = frozenset(
+    c for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
+)
+_BUILTIN_STR: dict[type, bool] = {}
 
 
 _WRAPPER = type(object.__str__)
@@ -225,7 +241,7 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
         cls = type(exc)
         name = _NAME.__get__(cls)
         text = None
-        if _builtin_str(cls) and all(type(a) in _PLAIN for a in _ARGS.__get__(exc)):
+        if _builtin_str(cls) and _PLAIN_SET.issuperset(map(type, _ARGS.__get__(exc))):
             if not issubclass(cls, OSError) or all(
                 type(_OS_DESCR[f].__get__(exc)) in _PLAIN for f in _OS_FIELDS
             ):

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.contexts.capture import LazyText
+from otrace.contexts.lazy import Raw, materialise, raw_records, raw_trc
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (
@@ -120,10 +121,10 @@ class Snapshot:
     timestamp: str
     created: float
     pid: int
-    frames: tuple[dict[Any, Any], ...]
+    frames: tuple[Any, ...]  # a raw frame's trc is (raw record, context lines)
     root: int
 
-    def pairs(self) -> list[tuple[dict[Any, Any], dict[Any, Any]]]:
+    def pairs(self) -> list[tuple[Any, Any]]:
         """(values, trc) of each frame, outermost first."""
         frames = self.frames
         return list(zip(frames[::2], frames[1::2], strict=True))
@@ -209,11 +210,11 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
 _CONTEXTS = frozenset((FrameContext, TraceContext))
 
 
-def _unchanging(frame: FrameContext) -> bool:
+def _unchanging(frame: dict[Any, Any]) -> bool:
     """True if nothing among ``frame``'s values can change or needs a placeholder: no
     built-in container (a tuple only of such values is fine), no trace context, no cause."""
     containers = _CONTAINERS
-    for k, v in frame.items():
+    for k, v in dict.items(frame):
         t = type(v)
         if t in containers:
             if k == "__trc":
@@ -240,9 +241,11 @@ def _frame_values(
     elif root or not trc.keys() <= _MADE:
         containers = _CONTAINERS
         made = _MADE
+        # dict's own items: a root's framestack/where still to be made stay placeholders
+        # (encode makes them, on the writer thread; see otrace.contexts.lazy)
         trc = {
             k: v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
-            for k, v in list(trc.items())
+            for k, v in list(dict.items(trc))
         }
     if not root and _unchanging(frame):
         return frame, trc
@@ -273,6 +276,7 @@ def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
     if not issubclass(type(node), FrameContext):
         return _freeze(node, 1, limits, memo)
     chain: list[FrameContext] = []
+    materialise(node)
     while isinstance(node, FrameContext) and node not in chain:
         chain.append(node)
         node = node.get("__up")
@@ -305,6 +309,7 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     ups: list[FrameContext] = []
     seen = {id(ctx)}
     add = seen.add
+    materialise(ctx)  # frames captured raw are built here, on the creating thread
     node = ctx.get("__up")
     while isinstance(node, FrameContext) and id(node) not in seen:
         add(id(node))
@@ -321,13 +326,43 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
     return ups + downs, len(ups) - 1
 
 
+def _raw_values(raw: Raw, context: int, limits: Limits, memo: dict[int, Any]) -> tuple:
+    """(values, (raw, context)) of a frame captured raw: its variables by reference when
+    nothing in them can change, else with their containers copied; its ``__trc`` is made
+    by :func:`encode` (on the writer thread)."""
+    loc = raw[2]
+    if not loc:
+        values: dict[Any, Any] = {}
+    elif _unchanging(loc):
+        values = loc  # capture's own copy, or the dict of a finished frame
+    else:
+        containers = _CONTAINERS
+        values = {}
+        for k, v in list(dict.items(loc)):
+            t = type(v)
+            values[k] = _freeze(v, 1, limits, memo) if t in containers or t in _CONTEXTS else v
+    return values, (raw, context)
+
+
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:
-    """Copy what may still change in ``ctx`` (cheap; runs on the creating thread)."""
-    frames, root = _chain(ctx)
+    """Copy what may still change in ``ctx`` (cheap; runs on the creating thread).
+
+    A chain still captured raw (otrace.contexts.lazy) is not built here: its raw records
+    go to the writer, which makes the frames' ``__trc`` (and the root's ``framestack``).
+    """
     memo: dict[int, Any] = {}
-    flat: list[dict[Any, Any]] = []
-    for i, f in enumerate(frames):
-        flat.extend(_frame_values(f, limits, memo, i == root))
+    flat: list[Any] = []
+    pending = raw_records(ctx)
+    if pending is not None:
+        raws, context = pending
+        for raw in raws:
+            flat.extend(_raw_values(raw, context, limits, memo))
+        flat.extend(_frame_values(ctx, limits, memo, True))
+        root = len(raws)
+    else:
+        chain, root = _chain(ctx)
+        for i, f in enumerate(chain):
+            flat.extend(_frame_values(f, limits, memo, i == root))
     trc = flat[2 * root + 1]
     if isinstance(trc.get("exc_context"), LazyText):
         # never rendered on the writer (see encode); the marker now keeps its inputs (the
@@ -440,7 +475,7 @@ _REPORT_MARK = "<otrace: exc_context, rendered when read>"
 
 def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
-    for k, v in trc.items():
+    for k, v in dict.items(trc):
         if k in _PLAIN_MADE:
             out[k] = v
         elif k == "exc_context" and isinstance(v, LazyText):
@@ -455,7 +490,17 @@ def encode(snap: Snapshot, limits: Limits = DEFAULT_LIMITS) -> bytes:
     memo: dict[int, Any] = {}
     frames = []
     made = []  # alive until the end: the memo is keyed by id
-    for values, trc in snap.pairs():
+    pairs = snap.pairs()
+    trcs = [raw_trc(*trc) if type(trc) is tuple else trc for _, trc in pairs]
+    root_trc = trcs[snap.root] if 0 <= snap.root < len(trcs) else None
+    if root_trc is not None and dict.get(root_trc, "framestack", 0) is None:
+        # captured raw, frozen before anybody read it: made from the frames above
+        lines = [t.get("frame") if isinstance(t, dict) else None for t in trcs[: snap.root + 1]]
+        root_trc = dict(dict.items(root_trc))
+        root_trc["framestack"] = lines
+        root_trc["where"] = "-->".join([f[2] if type(f) is tuple else "?" for f in lines])
+        trcs[snap.root] = root_trc
+    for (values, _), trc in zip(pairs, trcs, strict=True):
         if type(values) is not dict:  # a frame kept by reference: its values, not its links
             values = {k: v for k, v in list(values.items()) if k not in _LINKS}
             made.append(values)

@@ -39,21 +39,19 @@ class Shelf(dict):
     chronological = True
 
 
-def _level(tree: dict, key: str) -> dict:
-    sub = tree.get(key)
-    if sub is None:
-        sub = tree[key] = Shelf()
-    return sub
-
-
 def _put(tree: dict, ctx: TraceContext) -> None:
-    kind, name, ctxid, ts = ctx.path
-    _level(_level(_level(tree, kind), name), ctxid)[ts] = ctx
+    level = tree
+    for key in (ctx.kind, ctx.name, ctx.ctxid):
+        sub = level.get(key)
+        if sub is None:
+            sub = level[key] = Shelf()
+        level = sub
+    level[ctx.timestamp] = ctx
 
 
 def _pop(tree: dict, ctx: TraceContext) -> bool:
     """Remove ``ctx`` from ``tree``, pruning directories left empty."""
-    kind, name, ctxid, ts = ctx.path
+    kind, name, ctxid, ts = ctx.kind, ctx.name, ctx.ctxid, ctx.timestamp
     try:
         level3 = tree[kind][name][ctxid]
         if level3.get(ts) is not ctx:
@@ -68,6 +66,14 @@ def _pop(tree: dict, ctx: TraceContext) -> bool:
     except KeyError:
         return False
     return True
+
+
+def _line(lines: dict[str, OrderedDict[str, TraceContext]], kind: str) -> OrderedDict:
+    """``lines[kind]``, made if missing (``setdefault`` would make a dict every call)."""
+    line = lines.get(kind)
+    if line is None:
+        line = lines[kind] = OrderedDict()
+    return line
 
 
 def _glob(part: str) -> bool:
@@ -112,7 +118,7 @@ class ContextStore:
             self.all[ctx.id] = ctx
             # a waiting one moves to the evictable ones when released (settled())
             line = self._waiting if ctx.live is not None else self._order
-            line.setdefault(ctx.kind, OrderedDict())[ctx.id] = ctx
+            _line(line, ctx.kind)[ctx.id] = ctx
             self._newest = ctx
             evicted = self._evict(ctx.kind)
         events = self.events
@@ -135,7 +141,7 @@ class ContextStore:
         ``max_recent`` others stay beside any number still waiting, and 10,000 waiting
         holds cost an add no scan.  O(contexts evicted).
         """
-        order = self._order.setdefault(kind, OrderedDict())
+        order = _line(self._order, kind)
         excess = len(order) - self.params.max_recent
         evicted = [order.popitem(last=False)[1] for _ in range(max(excess, 0))]
         for old in evicted:
@@ -158,7 +164,7 @@ class ContextStore:
             for ctx in ctxs:
                 waiting = self._waiting.get(ctx.kind)
                 if waiting is not None and waiting.pop(ctx.id, None) is not None:
-                    self._order.setdefault(ctx.kind, OrderedDict())[ctx.id] = ctx
+                    _line(self._order, ctx.kind)[ctx.id] = ctx
                     kinds.add(ctx.kind)
             for kind in kinds:
                 evicted.extend(self._evict(kind))

@@ -8,6 +8,7 @@ from typing import Any
 
 from otrace.contexts import safe_repr, safe_str
 from otrace.contexts.capture import LazyText
+from otrace.contexts.lazy import materialise
 from otrace.vfs.asyncview import LiveNode
 from otrace.vfs.pure import pure_repr
 
@@ -85,6 +86,7 @@ def _pure_render(value: Any, limit: int) -> str:
         return v[:60] if type(v) is str else pure_repr(v, 60)
 
     if dict in t.__mro__:
+        materialise(value)  # a context's frames are built when first read
         keys = list(dict.keys(value))
         shown = [one(k) for k in keys[:20]] + (["..."] if len(keys) > 20 else [])
         return "{" + ", ".join(shown) + "}"

@@ -88,7 +88,11 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     outer = await_chain(frame) if kind == "holds" else capture.outer_frames(frame)
     frames = list(reversed(outer))
     values, trc = capture.build_chain(
-        frames, context_lines=context_lines, deep=params.deep_copy, outer_locals=context_lines > 0
+        frames,
+        context_lines=context_lines,
+        deep=params.deep_copy,
+        outer_locals=context_lines > 0,
+        lazy=True,
     )
     trc["argstr"] = capture.format_args(frame)
     trc["task"] = capture.current_task_name()

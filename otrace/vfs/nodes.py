@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from otrace.contexts.lazy import materialise
 from otrace.errors import PathError, SafeModeError
 from otrace.vfs import pure as _pure
 
@@ -272,6 +273,7 @@ def as_dir(value: Any, pure: bool = False) -> Dir:
     """
     if value is None:
         raise PathError("Stale directory (the entry is None or gone)")
+    materialise(value)  # a context's frames are built when first read
     if pure:
         t = type(value)
         if t is FsPath:  # names of files, never their contents

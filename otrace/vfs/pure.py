@@ -28,6 +28,7 @@ import types
 from itertools import islice
 from typing import Any
 
+from otrace.contexts.lazy import materialise
 from otrace.errors import SafeModeError
 
 HINT = "set safe_mode False"
@@ -241,6 +242,7 @@ def dict_lookup(d: dict, key: Any, scalar_keys: bool | None = None) -> tuple[boo
     """
     if type(key) not in SCALARS:
         raise refused(f"a {type_name(key)} key (its hash/eq is program code)")
+    materialise(d)  # read below through dict's own methods
     try:
         value = dict.get(d, key, _MISSING)  # fast path: pure when every key is a pure scalar
     except Exception:
@@ -257,6 +259,7 @@ def dict_lookup(d: dict, key: Any, scalar_keys: bool | None = None) -> tuple[boo
 
 def all_scalar_keys(d: dict) -> bool:
     """Every key of ``d`` is a pure scalar (lookups then run no program code); O(len(d))."""
+    materialise(d)
     if len(d) > MAX_KEY_SCAN:
         raise refused("looking up a key in a dict this large")
     # the distinct key types, gathered at C speed (type() runs no program code): 100,000
@@ -363,6 +366,7 @@ def _container_repr(value: Any, out: list[str], depth: int, room: list[int]) -> 
     if dict in _type_mro(t):
         # 101 entries at most, one C call: all of them would hold the GIL and make a tuple
         # per entry for the garbage collector (see otrace.contexts.piecewise)
+        materialise(value)
         items = _first(dict.items, value)
         out.append("{")
         for i, (k, v) in enumerate(items):

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from otrace.contexts.lazy import materialise
 from otrace.contexts.record import parse_trace_id
 from otrace.contexts.safe import safe_repr, safe_str
 from otrace.web.tb_eval import (
@@ -211,6 +212,7 @@ class SessionTable:
 
 def open_session(ctx: Mapping[str, Any], *, live: bool) -> PageSession:
     """Read a context chain into a new page session."""
+    materialise(ctx)  # its frames and its __trc's framestack/where, if not built yet
     title, detail = describe(ctx)
     trc = ctx.get("__trc")
     trc = trc if isinstance(trc, Mapping) else {}

@@ -112,3 +112,27 @@ def test_an_object_whose_class_raises_does_not_break_listing(sh, prog):
         for line in ("ls -c", "ls -v", "ls -t", "cd liar", "ls", "cd ~~g"):
             r = sh.execute(line)
             assert "internal error" not in r.err and "Traceback" not in r.err, (line, r.err)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("set ls_limit 99999999999999999999999", "ls_limit: must be at most"),
+        ("set ls_limit -99999999999999999999999", "ls_limit: must be at"),
+    ],
+)
+def test_numbers_beyond_what_commands_can_use_are_refused(sh, line, message):
+    # found by the fuzz test: a huge ls_limit was accepted, then every glob ls raised
+    assert message in one_line_error(sh.execute(line))
+    r = sh.execute("ls *")
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+
+
+def test_a_float_parameter_must_be_finite(sh):
+    from otrace.params import TABLE
+
+    name = next(p.name for p in TABLE if p.type is float)
+    for text in ("nan", "inf", "-inf"):
+        assert f"{name}: must be a finite number" in one_line_error(
+            sh.execute(f"set {name} {text}")
+        )
