@@ -214,8 +214,10 @@ class ProgramThreads:
 
 
 @pytest.fixture
-def prog():
+def prog(tmp_path, monkeypatch):
     from tests.safety import hostile
+
+    monkeypatch.chdir(tmp_path)  # ``save``/``edit`` with random names write into the cwd
 
     module = importlib.reload(hostile)
     yield module
