@@ -25,6 +25,16 @@ async def _execute(handler: Handler, number: int) -> int:
     return await handler.get(number)
 
 
+def _counted_door(loop: asyncio.AbstractEventLoop, calls: list):
+    """The program's door into ``loop``, each call through it appended to ``calls``."""
+
+    def door(fn):
+        calls.append(fn)
+        loop.call_soon_threadsafe(fn)
+
+    return door
+
+
 async def _hold_many(count: int) -> tuple[list[Handler], list[asyncio.Task]]:
     handlers = [Handler() for _ in range(count)]
     tasks = [asyncio.ensure_future(_execute(h, 77)) for h in handlers]
@@ -42,13 +52,7 @@ def test_release_all_wakes_a_loop_once_through_the_door():
     box: dict = {}
 
     async def main():
-        loop = asyncio.get_running_loop()
-
-        def door(fn):  # the program's door, counted
-            calls.append(fn)
-            loop.call_soon_threadsafe(fn)
-
-        holds.set_eventloop_callback(door)
+        holds.set_eventloop_callback(_counted_door(asyncio.get_running_loop(), calls))
         _, tasks = await _hold_many(50)
         # from another thread, as the shell does: one trip through the door for all 50
         box["n"] = await asyncio.to_thread(holds.release_all, "resumed")
@@ -169,13 +173,7 @@ def test_resume_star_wakes_every_hold_with_one_loop_callback():
     s = Session({"__name__": "prog"}, runtime=default())
 
     async def main():
-        loop = asyncio.get_running_loop()
-
-        def door(fn):
-            calls.append(fn)
-            loop.call_soon_threadsafe(fn)
-
-        holds.set_eventloop_callback(door)
+        holds.set_eventloop_callback(_counted_door(asyncio.get_running_loop(), calls))
         _, tasks = await _hold_many(40)
         r = await asyncio.to_thread(s.execute, "resume *")  # the shell's own thread
         results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
@@ -211,13 +209,7 @@ def test_many_released_holds_are_settled_on_their_loop_after_their_handlers():
         seen.append((number, len(released), len(STORE.all)))
 
     async def main():
-        loop = asyncio.get_running_loop()
-
-        def door(fn):
-            calls.append(fn)
-            loop.call_soon_threadsafe(fn)
-
-        holds.set_eventloop_callback(door)
+        holds.set_eventloop_callback(_counted_door(asyncio.get_running_loop(), calls))
         seen: list = []
         tasks = [asyncio.ensure_future(held(i, seen)) for i in range(count)]
         for _ in range(100):
