@@ -358,7 +358,9 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
 
     All of them still run, so their variables are copied (see :func:`frame_locals`): one
     loop doing what :func:`outer_frames` and :func:`_record` would, for the traced
-    thread's every recorded exception.
+    thread's every recorded exception.  What frames share is looked up once per run of
+    them: consecutive frames of one code object (recursion) share its cached facts and
+    linecache entry, of one module its name.
     """
     out: list[Raw] = []
     append = out.append
@@ -366,39 +368,45 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
     cache = _LINECACHE
     count = _getrefcount
     caches = _CACHES_LOCALS
+    last_code: CodeType | None = None
+    last_glob: dict[str, Any] | None = None
+    cinfo: _CodeInfo  # (set by the first frame: its code is not last_code)
+    entry: Any = None
+    module: Any = ""
+    loc: dict[str, Any] | None
+    cached: Any
     while frame is not None:
         code = frame.f_code
-        cinfo = codes.get(id(code))
-        if cinfo is None or cinfo[0] is not code:
-            cinfo = _code_info(code)
+        if code is not last_code:
+            known = codes.get(id(code))
+            cinfo = known if known is not None and known[0] is code else _code_info(code)
+            last_code = code
+            entry = cache.get(cinfo[1]) if context > 0 else None
         hidden = cinfo[4]
-        if not hidden and (hidden is not None or not is_hidden(frame)):
+        if hidden is False or (hidden is None and not is_hidden(frame)):
             glob = frame.f_globals
-            loc: dict[str, Any] | None
-            cached: Any
+            if glob is not last_glob:
+                last_glob = glob
+                module = glob.get("__name__", "")
             if deep:
                 # module level: its variables are its module's (see build_chain)
                 loc = snapshot(frame_locals(frame), deep) if cinfo[3] else _module_level(frame)
-            else:
+            elif cinfo[3]:  # a function's frame
                 try:
                     cached = frame.f_locals
-                    # module level: its variables are its module's (see build_chain)
-                    loc = dict(cached) if cinfo[3] or cached is not glob else None
+                    loc = dict(cached)
+                    # see frame_locals: leave nothing behind in the frame's cache
+                    if caches and count(cached) == 3 and type(cached) is dict:
+                        cached.clear()
                 except Exception:
-                    cached = loc = None
-                # see frame_locals: leave nothing behind in a function frame's cache
-                if caches and cinfo[3] and type(cached) is dict and count(cached) == 3:
-                    cached.clear()
-                cached = None
-            append(
-                (
-                    cinfo,
-                    -1 - frame.f_lasti,  # the line, found when built (see lazy.line_at)
-                    loc,
-                    glob.get("__name__", ""),
-                    cache.get(cinfo[1]) if context > 0 else None,
-                )
-            )
+                    loc = None
+            else:  # module level: its variables are its module's (see build_chain)
+                try:
+                    cached = frame.f_locals
+                    loc = None if cached is glob else dict(cached)
+                except Exception:
+                    loc = None
+            append((cinfo, -1 - frame.f_lasti, loc, module, entry))
         frame = frame.f_back
     return out
 
