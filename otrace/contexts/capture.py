@@ -48,8 +48,11 @@ def hide_code(*codes: CodeType) -> None:
 # What capturing needs of a code object, looked up by ``id`` (hashing a code object hashes
 # its bytecode and constants: slower than the rest of a frame's capture).  The entry keeps
 # the code alive, so its id cannot be reused while cached; bounded by clearing.
-# (code, filename, name, optimized, hidden: True / False / None = ask its __tracebackhide__)
-_CodeInfo = tuple[CodeType, str, str, bool, "bool | None"]
+# (code, filename, name, optimized, hidden: True / False / None = ask its __tracebackhide__,
+#  its arguments' names as arg_names gives them, with a tuple for the list)
+_CodeInfo = tuple[
+    CodeType, str, str, bool, "bool | None", "tuple[tuple[str, ...], str | None, str | None]"
+]
 _CODES: dict[int, _CodeInfo] = {}
 _CODES_MAX = 20_000
 
@@ -63,7 +66,15 @@ def _code_info(code: CodeType) -> _CodeInfo:
     hidden: bool | None = code in _HIDDEN
     if not hidden and "__tracebackhide__" in code.co_varnames:
         hidden = None
-    info = (code, code.co_filename, code.co_name, bool(code.co_flags & _CO_OPTIMIZED), hidden)
+    names, var, kw = arg_names_of(code)
+    info = (
+        code,
+        code.co_filename,
+        code.co_name,
+        bool(code.co_flags & _CO_OPTIMIZED),
+        hidden,
+        (tuple(names), var, kw),
+    )
     _CODES[id(code)] = info
     return info
 
@@ -235,7 +246,11 @@ def format_args(frame: FrameType, limit: int = 200) -> str:
 
 def arg_names(frame: FrameType) -> tuple[list[str], str | None, str | None]:
     """(positional argument names, ``*args`` name, ``**kwargs`` name) -- ``argvalues``."""
-    code = frame.f_code
+    return arg_names_of(frame.f_code)
+
+
+def arg_names_of(code: CodeType) -> tuple[list[str], str | None, str | None]:
+    """:func:`arg_names` of a frame running ``code``."""
     n = code.co_argcount + code.co_kwonlyargcount
     names = list(code.co_varnames[:n])
     var = kw = None
@@ -426,9 +441,8 @@ def _root(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The innermost frame's (values, trc), ``__up`` leading to ``raws`` (outermost first)."""
     code = frame.f_code
-    cinfo = _CODES.get(id(code))
-    if cinfo is None or cinfo[0] is not code:
-        cinfo = _code_info(code)
+    known = _CODES.get(id(code))
+    cinfo = known if known is not None and known[0] is code else _code_info(code)
     filename, name = cinfo[1], cinfo[2]
     info: FrameLine = (
         filename,
@@ -438,19 +452,22 @@ def _root(
     )
     values = snapshot(frame_locals(frame), True) if deep else frame_locals(frame)
     module = frame.f_globals.get("__name__", "")
+    names, var, kw = cinfo[5]
+    argvalues = (list(names), var, kw)
     trc: dict[str, Any]
     if not raws:
         trc = {"frame": info, "funcname": name, "module": module, "framestack": [info]}
         trc["where"] = name
     elif lazy:  # framestack and where: made when read (see otrace.contexts.lazy)
         up = values["__up"] = lazy_frames(raws, context)
-        trc = lazy_trc(up, info, name, module)
+        trc = lazy_trc(up, info, name, module, argvalues)
+        return values, trc
     else:
         up = values["__up"] = lazy_frames(raws, context)
         trc = {"frame": info, "funcname": name, "module": module}
         build(up)
         fill_stack(values, trc)
-    trc["argvalues"] = arg_names(frame)
+    trc["argvalues"] = argvalues
     return values, trc
 
 

@@ -48,10 +48,12 @@ def add_causes(
 ) -> None:
     """Attach ``exc``'s chain of causes to a captured context's root ``values``/``trc``."""
     trc.setdefault("exception", describe(exc))
+    cause, relation = next_cause(exc)
+    if cause is None:  # the usual case: nothing more to make
+        return
     seen = {id(exc)}
     summary: list[tuple[str, str]] = []
     holder = values
-    cause, relation = next_cause(exc)
     while cause is not None and id(cause) not in seen and len(summary) < MAX_CAUSES:
         seen.add(id(cause))
         from otrace.contexts.capture import build_chain, traceback_frames

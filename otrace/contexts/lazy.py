@@ -286,9 +286,25 @@ def fill(trc: LazyTrc) -> None:
         trc.__class__ = TrcDict  # type: ignore[assignment]
 
 
-def lazy_trc(up: LazyFrame, frame: Any, funcname: str, module: Any) -> LazyTrc:
-    """The :class:`LazyTrc` of a root whose ``__up`` is ``up`` (traced thread)."""
-    out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
+def lazy_trc(
+    up: LazyFrame, frame: Any, funcname: str, module: Any, argvalues: Any = _MISSING
+) -> LazyTrc:
+    """The :class:`LazyTrc` of a root whose ``__up`` is ``up`` (traced thread), with
+    ``argvalues`` after ``where`` if given."""
+    out = _new_dict(LazyTrc)
+    if argvalues is _MISSING:
+        entries = {"frame": frame, "funcname": funcname, "module": module}
+        entries["framestack"] = entries["where"] = None
+    else:  # (one literal: the common case, per recorded exception)
+        entries = {
+            "frame": frame,
+            "funcname": funcname,
+            "module": module,
+            "framestack": None,
+            "where": None,
+            "argvalues": argvalues,
+        }
+    dict.update(out, entries)
     out._pending = up  # type: ignore[attr-defined]
     return out
 
