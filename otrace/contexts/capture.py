@@ -377,6 +377,8 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
     them: consecutive frames of one code object (recursion) share its cached facts and
     linecache entry, of one module its name.
     """
+    if deep:
+        return _live_records_deep(frame, context)
     out: list[Raw] = []
     append = out.append
     codes = _CODES
@@ -386,6 +388,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
     last_code: CodeType | None = None
     last_glob: dict[str, Any] | None = None
     cinfo: _CodeInfo  # (set by the first frame: its code is not last_code)
+    plain = False
     entry: Any = None
     module: Any = ""
     loc: dict[str, Any] | None
@@ -397,43 +400,59 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
             cinfo = known if known is not None and known[0] is code else _code_info(code)
             last_code = code
             entry = cache.get(cinfo[1]) if context > 0 else None
-        hidden = cinfo[4]
-        if hidden is False or (hidden is None and not is_hidden(frame)):
-            glob = frame.f_globals
-            if glob is not last_glob:
-                last_glob = glob
-                module = glob.get("__name__", "")
-            if deep:
-                # module level: its variables are its module's (see build_chain)
-                loc = snapshot(frame_locals(frame), deep) if cinfo[3] else _module_level(frame)
-            elif cinfo[3]:  # a function's frame
-                try:
-                    cached = frame.f_locals
-                    loc = dict(cached)
-                    # see frame_locals: leave nothing behind in the frame's cache
-                    if caches and count(cached) == 3 and type(cached) is dict:
-                        cached.clear()
-                except Exception:
-                    loc = None
-            else:  # module level: its variables are its module's (see build_chain)
-                try:
-                    cached = frame.f_locals
-                    loc = None if cached is glob else dict(cached)
-                except Exception:
-                    loc = None
-            append((cinfo, -1 - frame.f_lasti, loc, module, entry))
+            plain = cinfo[3] and cinfo[4] is False  # a function's frame, shown
+        if plain:
+            try:
+                cached = frame.f_locals
+                loc = dict(cached)
+                # see frame_locals: leave nothing behind in the frame's cache
+                if caches and count(cached) == 3:
+                    cached.clear()
+            except Exception:
+                loc = None
+        elif cinfo[4] is True or (cinfo[4] is None and is_hidden(frame)):
+            frame = frame.f_back
+            continue
+        else:  # (module level: its variables are its module's, see build_chain)
+            loc = _variables(frame, cinfo, False)
+        glob = frame.f_globals
+        if glob is not last_glob:
+            last_glob = glob
+            module = glob.get("__name__", "")
+        append((cinfo, -1 - frame.f_lasti, loc, module, entry))
         frame = frame.f_back
     return out
 
 
-def _module_level(frame: FrameType) -> dict[str, Any] | None:
-    """A deep copy of a frame's variables unless they are its module's globals."""
-    try:
-        if frame.f_locals is frame.f_globals:
+def _live_records_deep(frame: FrameType | None, context: int) -> list[Raw]:
+    """:func:`_live_records` with ``deep_copy``: the variables copied deeply."""
+    out: list[Raw] = []
+    while frame is not None:
+        cinfo = _code_info(frame.f_code)
+        if not is_hidden(frame):
+            out.append(
+                (
+                    cinfo,
+                    -1 - frame.f_lasti,
+                    _variables(frame, cinfo, True),
+                    frame.f_globals.get("__name__", ""),
+                    _LINECACHE.get(cinfo[1]) if context > 0 else None,
+                )
+            )
+        frame = frame.f_back
+    return out
+
+
+def _variables(frame: FrameType, cinfo: _CodeInfo, deep: bool) -> dict[str, Any] | None:
+    """A copy of a live frame's variables; None for module level (its module's globals)."""
+    if not cinfo[3]:
+        try:
+            if frame.f_locals is frame.f_globals:
+                return None
+        except Exception:
             return None
-    except Exception:
-        return None
-    return snapshot(frame_locals(frame), True)
+    loc = frame_locals(frame)
+    return snapshot(loc, True) if deep else loc
 
 
 def _root(
