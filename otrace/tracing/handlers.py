@@ -295,16 +295,17 @@ def on_exception(
         if recorder.params.append_traceback:
             prepare = lambda ctx: annotate.annotate(exc, ctx)  # noqa: E731
         recorder.record(
-            "exceptions",
-            site.name,
-            type(exc).__name__,
-            values,
-            trc,
-            say=[lambda c: c.id],
-            prepare=prepare,
+            "exceptions", site.name, type(exc).__name__, values, trc, say=_SAY_ID, prepare=prepare
         )
     except Exception:
         log.exception("recording the exception of %s failed", site.name)
+
+
+def _context_id(ctx: TraceContext) -> str:
+    return ctx.id
+
+
+_SAY_ID = (_context_id,)  # an exception context announces its id
 
 
 def _record(call: Call, label: str, at_return: bool = False) -> None:

@@ -117,7 +117,7 @@ class Probe:
 
     def exc(self) -> None:
         state = self.site.state
-        if state is None or busy():
+        if state is None or getattr(_busy, "on", False):  # (busy(), inline)
             return
         exc = sys.exc_info()[1]
         frame = sys._getframe(1)
@@ -126,7 +126,7 @@ class Probe:
 
 def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> None:
     """Record ``exc`` leaving ``site``'s function towards ``caller`` (unless it is handled there)."""
-    if not isinstance(exc, Exception) or busy():
+    if not isinstance(exc, Exception) or getattr(_busy, "on", False):  # (busy(), inline)
         return
     try:
         if not site.tracer.params.trace_handled and not leaves(exc, caller):
