@@ -216,12 +216,15 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
     """
     try:
         cached = frame.f_locals
-        out = dict(cached)
+        if not frame.f_code.co_flags & _CO_OPTIMIZED:  # any mapping (module level, exec)
+            return dict(cached)
+        # a function's: a dict (before 3.13) or a FrameLocalsProxy, whose own copy is
+        # quicker than dict()'s (which asks for keys, then each value)
+        out = cached.copy()
     except Exception:
         return {}
     if (
         _CACHES_LOCALS
-        and frame.f_code.co_flags & _CO_OPTIMIZED
         and type(cached) is dict
         and sys.getrefcount(cached) == 3  # the frame's, ours, getrefcount's argument
     ):
@@ -404,7 +407,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
         if plain:
             try:
                 cached = frame.f_locals
-                loc = dict(cached)
+                loc = cached.copy()  # (see frame_locals)
                 # see frame_locals: leave nothing behind in the frame's cache
                 if caches and count(cached) == 3:
                     cached.clear()
