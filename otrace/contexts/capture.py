@@ -368,7 +368,8 @@ def _record(
         else:
             loc = frame_locals(frame)
     entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
-    return (cinfo, lineno, loc, glob.get("__name__", ""), entry)
+    # (a known line is kept as -1 - line: see otrace.contexts.lazy.Raw)
+    return (cinfo, -1 - (lineno or 0), loc, glob.get("__name__", ""), entry)
 
 
 def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw]:
@@ -422,7 +423,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
         if glob is not last_glob:
             last_glob = glob
             module = glob.get("__name__", "")
-        append((cinfo, -1 - frame.f_lasti, loc, module, entry))
+        append((cinfo, frame.f_lasti, loc, module, entry))  # (the line: when built)
         frame = frame.f_back
     return out
 
@@ -436,7 +437,7 @@ def _live_records_deep(frame: FrameType | None, context: int) -> list[Raw]:
             out.append(
                 (
                     cinfo,
-                    -1 - frame.f_lasti,
+                    frame.f_lasti,
                     _variables(frame, cinfo, True),
                     frame.f_globals.get("__name__", ""),
                     _LINECACHE.get(cinfo[1]) if context > 0 else None,

@@ -50,9 +50,10 @@ if TYPE_CHECKING:
 from otrace.contexts.record import FrameContext
 
 # (code info as otrace.contexts.capture caches it, line, variables or None, module name,
-# linecache entry of the file or None) -- one per outer frame, outermost first.  The line of
-# a frame still running is kept as ``-1 - f_lasti`` (reading ``f_lasti`` is a field; the line
-# number is a search of the code's line table, done when built: see line_at).
+# linecache entry of the file or None) -- one per outer frame, outermost first.  A frame
+# still running keeps its ``f_lasti`` (>= 0: it is executing a call; reading ``f_lasti`` is a
+# field, the line number a search of the code's line table, done when built: see line_at), a
+# frame whose line is known (a traceback's) ``-1 - line``.
 Raw = tuple[tuple, int, "dict[str, Any] | None", Any, Any]
 
 # Held only while a built chain is put in place: plain dict stores, no program code.
@@ -86,7 +87,7 @@ _LINES: dict[tuple[int, int], tuple[CodeType, int]] = {}
 
 
 def _lineno(cinfo: tuple, line: int) -> int:
-    return line if line >= 0 else line_at(cinfo[0], -1 - line)
+    return line_at(cinfo[0], line) if line >= 0 else -1 - line
 
 
 def source_slice(filename: str, lineno: int, entry: Any, context: int) -> list[str] | None:
