@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from otrace.contexts.chain import add_causes
+from otrace.contexts.chain import EXC_LIMIT, add_causes
 from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, line_at, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.report import (
@@ -32,7 +32,7 @@ from otrace.contexts.report import (
     format_exception,
     format_exception_safe,
 )
-from otrace.contexts.safe import safe_repr
+from otrace.contexts.safe import exc_line, safe_repr
 
 # Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
 # code objects themselves; only ever added to (a registry of constants, not runtime state).
@@ -523,8 +523,11 @@ def capture_exception(
         values, trc = build_chain(outer, context_lines=context_lines, deep=deep, lazy=True)
     trc["exc_stack"] = LazyText(format_exception, exc, tb, safe=format_exception_safe)
     trc["exc_context"] = LazyText(exception_report, exc, values, trc.get("frame"))
-    # chained exceptions (raise ... from ...): see otrace.contexts.chain
-    add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
+    trc["exception"] = exc_line(exc, EXC_LIMIT)  # (chain.describe)
+    # chained exceptions (raise ... from ...): see otrace.contexts.chain (the test is
+    # chain.next_cause's, inline: most exceptions have no cause)
+    if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        add_causes(exc, values, trc, context_lines=context_lines, deep=deep)
     return values, trc
 
 

@@ -33,9 +33,12 @@ def next_cause(exc: BaseException) -> tuple[BaseException | None, str]:
     return None, ""
 
 
+EXC_LIMIT = 500
+
+
 def describe(exc: BaseException) -> str:
     """``Type: message``, bounded; runs none of the program's code (see ``exc_line``)."""
-    return exc_line(exc, 500)
+    return exc_line(exc, EXC_LIMIT)
 
 
 def add_causes(
