@@ -333,3 +333,60 @@ def test_a_call_stack_shows_the_lines_format_stack_shows():
     own = "".join(want[-5:])  # this test and _stack_here x4: no hidden frames among them
     assert own.count(", in _stack_here\n") == 4
     assert "".join(lines[-len(own.splitlines()) :]) == own
+
+
+def _twin_level(n, seen):
+    here = n  # noqa: F841  (a variable of every frame)
+    if n:
+        return (_twin if n % 2 else _twin_level)(n - 1, seen)
+    try:
+        raise KeyError(n)
+    except KeyError as exc:
+        seen.append(capture_exception(exc, exc.__traceback__, sys._getframe().f_back))
+
+
+# _twin_level's own code object running with other globals (as types.FunctionType(code,
+# globals) makes it): consecutive frames of one code object from two modules
+_TWIN_GLOBALS = {"__name__": "lazy_twin", "_twin_level": _twin_level, "sys": sys}
+_TWIN_GLOBALS.update(capture_exception=capture_exception)
+_twin = type(_twin_level)(_twin_level.__code__, _TWIN_GLOBALS)
+_TWIN_GLOBALS["_twin"] = _twin
+
+
+def test_frames_of_one_code_object_keep_their_own_module():
+    """A frame's module is its globals' ``__name__``, read per frame: consecutive frames of one
+    code object may run with different globals."""
+    seen: list = []
+    _twin_level(5, seen)
+    values, trc = seen[0]
+    ctx = TraceContext("exceptions", "twin", "KeyError", values, trc)
+    got = []
+    for node in _nodes(ctx):
+        if node["__trc"]["funcname"] == "_twin_level":
+            got.append((node["here"] if "here" in node else None, node["__trc"]["module"]))
+    # innermost first: odd n call the twin, which calls back here
+    assert got == [
+        (0, "lazy_twin"),
+        (1, __name__),
+        (2, "lazy_twin"),
+        (3, __name__),
+        (4, "lazy_twin"),
+        (5, __name__),
+    ]
+    assert [f[2] for f in trc["framestack"][-6:]] == ["_twin_level"] * 6
+
+
+def test_a_finished_frame_without_a_line_builds_at_line_0():
+    """A traceback entry without a line number (None) is built at line 0, not a failed build."""
+
+    def inner():
+        return sys._getframe()
+
+    finished = inner()
+    here = sys._getframe()
+    values, _ = build_chain(
+        [(finished, None), (here, here.f_lineno)], context_lines=5, deep=False, lazy=True
+    )
+    up = values["__up"]
+    assert type(up) is LazyFrame
+    assert up["__trc"]["funcname"] == "inner" and up["__trc"]["frame"][1] == 0
