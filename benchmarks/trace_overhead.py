@@ -7,9 +7,17 @@
    pass-through wrapper ``def w(*a, **k): return f(*a, **k)``, for both back ends: the
    function instrumented in place (the default) and a wrapper (the fallback where there is no
    source).  Targets (issue 19): the *added* cost of an argument condition <= 1.0x the thin
-   wrapper's added cost, of an exceptions-only trace <= 0.8x.  On 3.12+ also the floor of a
-   ``sys.monitoring`` back end: a PY_START event set locally on the one code object whose
-   callback returns at once, and the cost of PY_UNWIND, which can only be global.
+   wrapper's added cost, of an exceptions-only trace <= 0.8x.
+2m. (3.12+) ``sys.monitoring`` as a back end, prototyped with callbacks doing the real work
+   per case, against the wrapper a function without source gets today and in place:
+   ``-c a==99`` (a local PY_START event; the callback finds the site, reads the arguments
+   from the frame's locals and runs the site's own filter), ``-c return==99`` (a local
+   PY_RETURN event, whose value comes with the event) -- with the exceptions every trace
+   records either from a global PY_UNWIND event or from the wrapper kept for them -- and,
+   for comparison, the mechanism's floor (an empty callback), reading one argument alone, a
+   wrapper testing the return value it holds, and what a global PY_UNWIND costs every
+   unrelated raise.  ``-c call`` is not a case: it records every call, so recording decides
+   its cost, not the back end.
 3. Untraced code while 50 other functions are traced (exceptions only) vs no tracing at all;
    and the same selection made with python-hunter (a ``sys.settrace`` tracer), if installed.
 
@@ -24,11 +32,14 @@ import platform
 import sys
 import timeit
 import types
+from collections.abc import Callable
+from typing import Any
 
 from _common import emit, interleave, machine, result, slug, table
 
 from otrace.log import add_sink
 from otrace.tracing import instrument, trace, unwrap_all
+from otrace.tracing.conditions import And, ArgTest
 
 
 def make_module(name: str, count: int = 1, fname: str = "add") -> types.ModuleType:
@@ -59,6 +70,7 @@ def figure2(n: int, rounds: int) -> None:
         "-c a==99": "a==99",
         "-c a==99,b==7": "a==99,b==7",
         "-c a.real==99 (attribute)": "a.real==99",
+        "-c return==99": "return==99",
     }
     i = 0
     for backend in ("in place", "wrapper"):
@@ -71,76 +83,12 @@ def figure2(n: int, rounds: int) -> None:
     instrument.FORCE_WRAPPER = False
     fns = {"bare call": bare_mod.add, "thin wrapper": thin(bare_mod.add)}
     fns.update({f"traced {k}": m.add for k, m in mods.items()})
-    monitored = None
-    if sys.version_info >= (3, 12):
-        mon = sys.monitoring
-        tool = mon.PROFILER_ID if mon.get_tool(mon.PROFILER_ID) is None else 4
-        mon.use_tool_id(tool, "otrace-bench")
-        started = make_module("bench_started", fname="adds")
-
-        def start(code, offset):
-            return None
-
-        # the floor of a sys.monitoring back end for call traces: a local PY_START event on
-        # the one code object, whose callback does nothing (a real one would filter, record)
-        mon.register_callback(tool, mon.events.PY_START, start)
-        mon.set_local_events(tool, started.adds.__code__, mon.events.PY_START)
-        fns["sys.monitoring PY_START (local), empty callback"] = started.adds
-        monitored = make_module("bench_monitored", fname="addm")
-        watched, seen = {monitored.addm.__code__}, []
-
-        def unwind(code, offset, exc):
-            if code in watched:
-                seen.append(exc)
-
-        # PY_UNWIND cannot be set per code object (set_local_events refuses it): it is
-        # global, and the callback filters by code object.
-        mon.register_callback(tool, mon.events.PY_UNWIND, unwind)
-        mon.set_events(tool, mon.events.PY_UNWIND)
-        fns["sys.monitoring PY_UNWIND (global), no wrapper"] = monitored.addm
 
     def runner(f):
         return lambda: timeit.timeit(lambda: f(1, 3), number=n) / n
 
     med = interleave({k: runner(f) for k, f in fns.items()}, rounds)
     unwrap_all()
-    if monitored is not None:
-
-        def raising() -> None:
-            try:
-                monitored.addm(None)
-            except TypeError:
-                pass
-
-        plain_raise = make_module("bench_raise", fname="addr").addr
-
-        def raising_plain() -> None:
-            try:
-                plain_raise(None)
-            except TypeError:
-                pass
-
-        cost = {}
-        for label, f in (("with", raising_plain), ("without", None)):
-            if label == "without":
-                mon.set_events(tool, 0)
-                f = raising_plain
-            cost[label] = min(timeit.repeat(f, number=n // 10, repeat=3)) / (n // 10)
-        mon.register_callback(tool, mon.events.PY_UNWIND, None)
-        mon.set_local_events(tool, started.adds.__code__, 0)
-        mon.register_callback(tool, mon.events.PY_START, None)
-        mon.free_tool_id(tool)
-        print(
-            f"sys.monitoring PY_UNWIND: an unrelated raise costs {cost['with'] * 1e9:.0f} ns "
-            f"with the global event on vs {cost['without'] * 1e9:.0f} ns without "
-            f"(every unwinding frame in the process reaches the callback)"
-        )
-        emit(
-            "monitoring_unrelated_raise",
-            python=sys.version.split()[0],
-            with_ns=cost["with"] * 1e9,
-            without_ns=cost["without"] * 1e9,
-        )
     bare, thin_cost = med["bare call"], med["thin wrapper"]
     rows = []
     for k, v in med.items():
@@ -149,7 +97,9 @@ def figure2(n: int, rounds: int) -> None:
             (k, f"{v * 1e9:.0f}", f"{v / bare:.2f}", f"{v / thin_cost:.2f}", f"{added:.2f}")
         )
         if k.startswith(("traced", "sys.")):
-            target = (0.8 if "exceptions only" in k else 1.0) if "in place" in k else None
+            target = None
+            if "in place" in k and "return" not in k:  # issue 19's targets: argument tests
+                target = 0.8 if "exceptions only" in k else 1.0
             result(
                 f"2-{slug(k)}-added-ratio-py{platform.python_version()}",
                 added,
@@ -170,6 +120,340 @@ def figure2(n: int, rounds: int) -> None:
         rows,
         ("case", "ns/call", "x bare", "x thin", "added / thin added"),
     )
+
+
+# -- 2m. sys.monitoring (3.12+) against the wrapper, with callbacks doing the real work ------
+
+
+def sourceless_module(name: str, fname: str) -> types.ModuleType:
+    """Like :func:`make_module` but without source for linecache: a function shipped as a
+    ``.pyc`` only, or made by ``exec``.  otrace cannot instrument it in place; today it gets
+    the wrapper, and it is what a sys.monitoring back end would be for."""
+    mod = types.ModuleType(name)
+    src = f"def {fname}(a, b=2):\n    return a + b\n"
+    exec(compile(src, f"<nosource {name}>", "exec"), mod.__dict__)
+    sys.modules[name] = mod
+    return mod
+
+
+def free_tool_id() -> int:
+    """A sys.monitoring tool id nobody holds (coverage and profilers keep theirs)."""
+    mon = sys.monitoring
+    for tool in (mon.PROFILER_ID, 3, 4, mon.DEBUGGER_ID, mon.COVERAGE_ID):
+        if mon.get_tool(tool) is None:
+            return tool
+    raise RuntimeError("every sys.monitoring tool id is taken")
+
+
+def return_filter(predicate: Any) -> Callable[[Any], bool]:
+    """``value -> might match`` for the ``return`` items of ``predicate`` (generated, as the
+    wrappers' argument filters are: one inline comparison per item)."""
+    parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+    items = [p for p in parts if isinstance(p, ArgTest) and p.uses_return]
+    lines = ["def test(value):", "    try:"]
+    lines += [
+        f"        if not (value {p.op} c[{i}]):\n            return False"
+        for i, p in enumerate(items)
+    ]
+    lines += ["    except Exception:", "        return True", "    return True"]
+    env: dict[str, Any] = {"c": tuple(p.value for p in items)}
+    exec("\n".join(lines), env)  # noqa: S102 - ops validated by the condition parser
+    return env["test"]
+
+
+class MonitoringPrototype:
+    """The per-call work a sys.monitoring back end would do, on real trace sites.
+
+    Sites are made by ``trace`` on functions without source (so each has its wrapper, its
+    published ``state`` and its compiled argument filter ``quick``); the prototype sets local
+    events on the *original* function's code object and the benchmark calls the original,
+    so only the callbacks run.  What each callback does per call (a call that does not
+    match never gets further):
+
+    * PY_START: find the site by ``id(code)`` (hashing a code object hashes its bytecode),
+      read ``site.state``; for a condition, the traced frame (``sys._getframe(1)``), its
+      arguments from ``f_locals`` (3.12: a dict filled from the fast locals; 3.13: a
+      write-through proxy) into the ``args`` tuple the condition machinery takes, then the
+      site's own ``quick`` filter -- the same one the wrapper runs.
+    * PY_RETURN: the site, its state, the generated return-value test; the value comes with
+      the event, no frame is needed until something matches.
+
+    A match would go on to ``handlers.on_call`` / ``on_return`` as the other back ends do; the
+    cases measured never match.
+    """
+
+    def __init__(self) -> None:
+        self.mon = sys.monitoring
+        self.tool = free_tool_id()
+        self.starts: dict[int, tuple[Any, tuple[str, ...]]] = {}
+        self.returns: dict[int, list] = {}
+        self.matched = 0
+        self.codes: list[types.CodeType] = []
+        mon = self.mon
+        mon.use_tool_id(self.tool, "otrace-bench")
+        mon.register_callback(self.tool, mon.events.PY_START, self.make_start())
+        mon.register_callback(self.tool, mon.events.PY_RETURN, self.make_return())
+
+    def make_start(self) -> Callable:
+        starts, getframe, no_kwargs = self.starts, sys._getframe, {}
+
+        def start(code: types.CodeType, offset: int) -> None:
+            entry = starts.get(id(code))
+            if entry is None:
+                return
+            site, names = entry
+            state = site.state
+            if state is None:
+                return
+            spec, quick, _ = state
+            if quick is None:
+                return
+            loc = getframe(1).f_locals
+            args = tuple([loc[name] for name in names])
+            if quick(args, no_kwargs):
+                self.matched += 1
+
+        return start
+
+    def make_start_floor(self) -> Callable:
+        getframe = sys._getframe
+
+        def start(code: types.CodeType, offset: int) -> None:
+            # the least a condition on an argument can do: read it and compare
+            if getframe(1).f_locals["a"] == 99:
+                self.matched += 1
+
+        return start
+
+    def make_return(self) -> Callable:
+        returns = self.returns
+
+        def ret(code: types.CodeType, offset: int, value: Any) -> None:
+            entry = returns.get(id(code))
+            if entry is None:
+                return
+            site, seen, test = entry
+            state = site.state
+            if state is None:
+                return
+            if state is not seen:  # a registry change: the test is made again
+                entry[1], entry[2] = state, test = state, return_filter(state[0].predicate)
+            if test(value):
+                self.matched += 1
+
+        return ret
+
+    def on_start(self, func: Any, site: Any) -> None:
+        code = func.__code__
+        self.starts[id(code)] = (site, code.co_varnames[: code.co_argcount])
+        self.local(code, self.mon.events.PY_START)
+
+    def on_return(self, func: Any, site: Any) -> None:
+        code = func.__code__
+        self.returns[id(code)] = [site, None, None]
+        self.local(code, self.mon.events.PY_RETURN)
+
+    def local(self, code: types.CodeType, events: int) -> None:
+        self.codes.append(code)
+        self.mon.set_local_events(self.tool, code, events)
+
+    def close(self) -> None:
+        """Events off, callbacks out, the id free (before 3.14 freeing an id leaves its
+        events and callbacks in place, so they are removed one by one)."""
+        mon = self.mon
+        for code in self.codes:
+            mon.set_local_events(self.tool, code, 0)
+        mon.set_events(self.tool, 0)
+        for mapping in (self.starts, self.returns):
+            mapping.clear()
+        for event in (mon.events.PY_START, mon.events.PY_RETURN, mon.events.PY_UNWIND):
+            mon.register_callback(self.tool, event, None)
+        mon.free_tool_id(self.tool)
+
+
+def inline_return_wrapper(site: Any, func: Callable) -> Callable:
+    """What the wrapper could do instead for a return-value condition: call, then test the
+    value it already holds (the wrapper today makes a Call for every call, see on_call)."""
+    from otrace.tracing.wrappers import on_exception
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state = site.state
+        if state is None:
+            return func(*args, **kwargs)
+        spec = state[0]
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        try:
+            hit = result == 99
+        except Exception:
+            hit = True
+        if hit:
+            raise AssertionError("the benchmark's calls never match")
+        return result
+
+    return wrapper
+
+
+def traced_site(mod: types.ModuleType, fname: str, cond: str) -> Any:
+    """Trace ``mod.fname`` with ``cond``; its site (the function has no source: a wrapper)."""
+    trace(getattr(mod, fname), mod, fname, condition=cond)
+    site = getattr(getattr(mod, fname), "_otrace_site", None)
+    if site is None or getattr(site, "wrapped_because", None) is None:
+        raise RuntimeError(f"{fname} was expected to get the wrapper (no source)")
+    return site
+
+
+def figure2m(n: int, rounds: int) -> None:
+    """sys.monitoring with real callbacks vs the wrapper (no source) and in place, per case."""
+    proto = MonitoringPrototype()
+    bare = make_module("bench_mbare", fname="addb").addb
+    fns: dict[str, Callable] = {"bare call": bare, "thin wrapper": thin(bare)}
+    for cond, case in (("a==99", "A"), ("return==99", "R")):
+        label = f"-c {cond}"
+        placed = make_module(f"bench_mplace{case}", fname=f"addp{case}")
+        trace(getattr(placed, f"addp{case}"), placed, f"addp{case}", condition=cond)
+        fns[f"{label}: in place"] = getattr(placed, f"addp{case}")
+        nosrc = sourceless_module(f"bench_mwrap{case}", f"addw{case}")
+        site = traced_site(nosrc, f"addw{case}", cond)
+        fns[f"{label}: wrapper (no source, today)"] = getattr(nosrc, f"addw{case}")
+        # the same kind of site, its original function called directly: only callbacks run
+        monitored = sourceless_module(f"bench_mmon{case}", f"addm{case}")
+        msite = traced_site(monitored, f"addm{case}", cond)
+        if case == "A":
+            proto.on_start(msite.func, msite)
+            fns[f"{label}: sys.monitoring PY_START, real callback"] = msite.func
+        else:
+            proto.on_return(msite.func, msite)
+            fns[f"{label}: sys.monitoring PY_RETURN (exceptions: global PY_UNWIND)"] = msite.func
+            # PY_RETURN for the condition, the wrapper (exceptions only) for exceptions
+            hybrid = sourceless_module("bench_mhybrid", "addh")
+            hsite = traced_site(hybrid, "addh", "")
+            proto.returns[id(hsite.func.__code__)] = [msite, None, None]
+            proto.local(hsite.func.__code__, proto.mon.events.PY_RETURN)
+            fns[f"{label}: sys.monitoring PY_RETURN + wrapper for exceptions"] = hybrid.addh
+            fns[f"{label}: prototype wrapper testing the value it holds"] = inline_return_wrapper(
+                site, site.func
+            )
+    # the mechanism's own floor, and the cheapest possible argument read
+    empty = make_module("bench_mempty", fname="adde").adde
+    floor = make_module("bench_mfloor", fname="addf").addf
+    mon = proto.mon
+    other = free_tool_id()  # a second tool: its callbacks are its own
+    mon.use_tool_id(other, "otrace-bench-floor")
+    mon.register_callback(other, mon.events.PY_START, proto.make_start_floor())
+    mon.set_local_events(other, floor.__code__, mon.events.PY_START)
+    proto.local(empty.__code__, mon.events.PY_START)  # not in starts: returns at once
+    fns["-c a==99: sys.monitoring PY_START, empty callback (floor)"] = empty
+    fns["-c a==99: sys.monitoring PY_START, only f_locals['a']==99"] = floor
+
+    # the callbacks run and see a match: one matching call each (the hybrid and the
+    # return-value test of the monitored site share the site), then the count starts over
+    for k, f in fns.items():
+        if "real callback" in k or "PY_RETURN" in k or "only f_locals" in k:
+            before = proto.matched
+            f(99, 0)
+            if proto.matched != before + 1:
+                raise RuntimeError(f"{k}: the callback did not see the matching call")
+    proto.matched = 0
+
+    def runner(f):
+        return lambda: timeit.timeit(lambda: f(1, 3), number=n) / n
+
+    try:
+        med = interleave({k: runner(f) for k, f in fns.items()}, rounds)
+    finally:
+        unwrap_all()
+        mon.set_local_events(other, floor.__code__, 0)
+        mon.register_callback(other, mon.events.PY_START, None)
+        mon.free_tool_id(other)
+    if proto.matched:
+        raise RuntimeError("a benchmark call matched its condition")
+    unwind = unrelated_raise_cost(proto, n)
+    proto.close()
+    version = platform.python_version()
+    bare_cost, thin_cost = med["bare call"], med["thin wrapper"]
+    added = {k: (v - bare_cost) / (thin_cost - bare_cost) for k, v in med.items()}
+    rows = [
+        (k, f"{v * 1e9:.0f}", f"{v / bare_cost:.2f}", f"{added[k]:.2f}") for k, v in med.items()
+    ]
+    table(
+        f"2m. sys.monitoring vs wrapper, Python {sys.version.split()[0]} "
+        f"(median of {rounds} rounds of {n})",
+        rows,
+        ("case", "ns/call", "x bare", "added / thin added"),
+    )
+    for k in fns:
+        if k.startswith("-c"):
+            result(f"2-mon-{slug(k)}-added-ratio-py{version}", added[k], "--", "--", "ratio")
+            emit("monitoring", python=version, case=k, added_ratio=added[k])
+    for cond in ("a==99", "return==99"):
+        cases = {k: v for k, v in added.items() if k.startswith(f"-c {cond}:")}
+        monitoring = min(
+            v
+            for k, v in cases.items()
+            if "sys.monitoring" in k and "floor" not in k and "only f_locals" not in k
+        )
+        wrapper = cases[f"-c {cond}: wrapper (no source, today)"]
+        best = min(cases, key=cases.__getitem__)
+        floor = cases.get(f"-c {cond}: sys.monitoring PY_START, only f_locals['a']==99")
+        print(
+            f"-c {cond}, no source: best sys.monitoring {monitoring:.2f} vs wrapper {wrapper:.2f}"
+            f" (ratio {monitoring / wrapper:.2f}); fastest of all: {best}"
+            + (f"; reading the argument alone: {floor:.2f}" if floor is not None else "")
+        )
+        result(
+            f"2-mon-{slug(cond)}-monitoring-vs-wrapper-py{version}",
+            monitoring / wrapper,
+            "--",
+            "--",
+            "ratio",
+        )
+    print(
+        f"sys.monitoring PY_UNWIND (global): an unrelated raise costs {unwind[0] * 1e9:.0f} ns "
+        f"with the event on vs {unwind[1] * 1e9:.0f} ns without (+{unwind[0] / unwind[1] - 1:.0%})"
+    )
+    result(f"2-mon-unrelated-raise-ratio-py{version}", unwind[0] / unwind[1], "--", "--", "ratio")
+    emit(
+        "monitoring_unrelated_raise",
+        python=version,
+        with_ns=unwind[0] * 1e9,
+        without_ns=unwind[1] * 1e9,
+    )
+
+
+def unrelated_raise_cost(proto: MonitoringPrototype, n: int) -> tuple[float, float]:
+    """Per raise of an untraced function, with and without a global PY_UNWIND event whose
+    callback filters by code object: what exceptions would cost everyone else."""
+    mon, tool = proto.mon, proto.tool
+    watched: set[int] = set(proto.starts) | set(proto.returns)
+
+    def unwind(code: types.CodeType, offset: int, exc: BaseException) -> None:
+        if id(code) in watched:
+            proto.matched += 1
+
+    plain = make_module("bench_raise", fname="addr").addr
+
+    def raising() -> None:
+        try:
+            plain(None)
+        except TypeError:
+            pass
+
+    def timed(on: bool) -> float:
+        if on:
+            mon.register_callback(tool, mon.events.PY_UNWIND, unwind)
+            mon.set_events(tool, mon.events.PY_UNWIND)
+        try:
+            return timeit.timeit(raising, number=n // 10) / (n // 10)
+        finally:
+            mon.set_events(tool, 0)
+            mon.register_callback(tool, mon.events.PY_UNWIND, None)
+
+    med = interleave({"with": lambda: timed(True), "without": lambda: timed(False)}, 5)
+    return med["with"], med["without"]
 
 
 def work() -> int:
@@ -237,6 +521,8 @@ def main() -> None:
     add_sink(lambda text: None)  # announcements are not measured here
     print(machine())
     figure2(100_000 if opts.quick else 300_000, 5 if opts.quick else 9)
+    if sys.version_info >= (3, 12):
+        figure2m(100_000 if opts.quick else 300_000, 5 if opts.quick else 9)
     figure3(100 if opts.quick else 400, 5 if opts.quick else 9)
 
 
