@@ -170,8 +170,8 @@ class MonitoringPrototype:
     so only the callbacks run.  What each callback does per call (a call that does not
     match never gets further):
 
-    * PY_START: find the site by ``id(code)`` (hashing a code object hashes its bytecode),
-      read ``site.state``; for a condition, the traced frame (``sys._getframe(1)``), its
+    * PY_START: find the site by ``id(code)`` (a code object's hash is computed from its
+      fields on every call), read ``site.state``; for a condition, the traced frame (``sys._getframe(1)``), its
       arguments from ``f_locals`` (3.12: a dict filled from the fast locals; 3.13: a
       write-through proxy) into the ``args`` tuple the condition machinery takes, then the
       site's own ``quick`` filter -- the same one the wrapper runs.
