@@ -64,10 +64,12 @@ def new_timestamp(now: float | None = None) -> str:
             frac = prev[len(base) + 1 :]
             micro = "%06d" % ((now % 1) * 1_000_000)  # noqa: UP031 - twice as fast here
             if micro > frac:
-                k = 1
-                while micro[:k] <= frac:  # ends by k == 6: micro itself is greater
+                # cut after the first digit that differs from frac's (or after all of
+                # frac's, when frac is a prefix of micro)
+                k, size = 0, len(frac)
+                while k < size and micro[k] == frac[k]:
                     k += 1
-                ts = base + "." + micro[:k]
+                ts = base + "." + micro[: k + 1]
             else:  # same microsecond, or the clock went back: extend the previous one
                 ts = prev + ("1" if "." in prev else ".1")
         _last_ts = ts

@@ -333,7 +333,9 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     }
     if at_return:
         trc["return_value"] = call.result
-    values = capture.snapshot(call.arguments(), recorder.params.deep_copy)
+    values = call.arguments()  # (the context copies it: the shallow snapshot)
+    if recorder.params.deep_copy:
+        values = capture.snapshot(values, True)
     lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
     if at_return:
         result = call.result
