@@ -77,6 +77,8 @@ _BRACKETS: dict[Any, tuple[str, str]] = {
 }
 _ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
 _PLAIN_SCALARS = (float, bool, type(None), complex)
+# scalars whose repr is always short (a float's is at most 24 characters)
+_TINY = frozenset((bool, type(None), float))
 
 
 def _brief(obj: Any, budget: int, depth: int) -> str:
@@ -104,8 +106,21 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
             if size > budget or len(parts) == 10:
                 parts.append("...")
                 break
+            # (the usual items, short strings and small scalars, without a call of _brief)
             if is_dict:
-                text = _brief(item[0], 40, depth) + ": " + _brief(item[1], 60, depth)
+                key, value = item
+                kind_ = type(key)
+                if (kind_ is str and len(key) <= 40) or kind_ in _TINY:
+                    text = repr(key) + ": "
+                else:
+                    text = _brief(key, 40, depth) + ": "
+                kind_ = type(value)
+                if (kind_ is str and len(value) <= 60) or kind_ in _TINY:
+                    text += repr(value)
+                else:
+                    text += _brief(value, 60, depth)
+            elif (type(item) is str and len(item) <= 60) or type(item) in _TINY:
+                text = repr(item)
             else:
                 text = _brief(item, 60, depth)
             parts.append(text)
