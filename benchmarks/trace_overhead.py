@@ -28,11 +28,17 @@ from __future__ import annotations
 
 import argparse
 import linecache
+import os
 import platform
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import timeit
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from _common import emit, interleave, machine, result, slug, table
@@ -306,8 +312,8 @@ def traced_site(mod: types.ModuleType, fname: str, cond: str) -> Any:
     return site
 
 
-def figure2m(n: int, rounds: int) -> None:
-    """sys.monitoring with real callbacks vs the wrapper (no source) and in place, per case."""
+def setup_2m() -> tuple[MonitoringPrototype, dict[str, Callable], Callable[[], None]]:
+    """Figure 2m's cases: (prototype, functions by case, what undoes the floor's tool)."""
     proto = MonitoringPrototype()
     bare = make_module("bench_mbare", fname="addb").addb
     fns: dict[str, Callable] = {"bare call": bare, "thin wrapper": thin(bare)}
@@ -359,6 +365,18 @@ def figure2m(n: int, rounds: int) -> None:
                 raise RuntimeError(f"{k}: the callback did not see the matching call")
     proto.matched = 0
 
+    def release_floor() -> None:
+        mon.set_local_events(other, floor.__code__, 0)
+        mon.register_callback(other, mon.events.PY_START, None)
+        mon.free_tool_id(other)
+
+    return proto, fns, release_floor
+
+
+def figure2m(n: int, rounds: int) -> None:
+    """sys.monitoring with real callbacks vs the wrapper (no source) and in place, per case."""
+    proto, fns, release_floor = setup_2m()
+
     def runner(f):
         return lambda: timeit.timeit(lambda: f(1, 3), number=n) / n
 
@@ -366,9 +384,7 @@ def figure2m(n: int, rounds: int) -> None:
         med = interleave({k: runner(f) for k, f in fns.items()}, rounds)
     finally:
         unwrap_all()
-        mon.set_local_events(other, floor.__code__, 0)
-        mon.register_callback(other, mon.events.PY_START, None)
-        mon.free_tool_id(other)
+        release_floor()
     if proto.matched:
         raise RuntimeError("a benchmark call matched its condition")
     unwind = unrelated_raise_cost(proto, n)
@@ -389,6 +405,22 @@ def figure2m(n: int, rounds: int) -> None:
         if k.startswith("-c"):
             result(f"2-mon-{slug(k)}-added-ratio-py{version}", added[k], "--", "--", "ratio")
             emit("monitoring", python=version, case=k, added_ratio=added[k])
+    decide(added, "2-mon-", version)
+    print(
+        f"sys.monitoring PY_UNWIND (global): an unrelated raise costs {unwind[0] * 1e9:.0f} ns "
+        f"with the event on vs {unwind[1] * 1e9:.0f} ns without (+{unwind[0] / unwind[1] - 1:.0%})"
+    )
+    result(f"2-mon-unrelated-raise-ratio-py{version}", unwind[0] / unwind[1], "--", "--", "ratio")
+    emit(
+        "monitoring_unrelated_raise",
+        python=version,
+        with_ns=unwind[0] * 1e9,
+        without_ns=unwind[1] * 1e9,
+    )
+
+
+def decide(added: dict[str, float], prefix: str, version: str) -> None:
+    """Print and report the ratios the decision rests on, per case."""
     # The decision, per case: the monitoring variant a back end could ship (the exceptions
     # every trace records must come from somewhere that does not tax the whole process)
     # against the wrapper of today and the best wrapper measured.
@@ -422,18 +454,7 @@ def figure2m(n: int, rounds: int) -> None:
     for figure, mine, theirs in comparisons:
         ratio = added[mine] / added[theirs]
         print(f"{figure}: {added[mine]:.2f} / {added[theirs]:.2f} = {ratio:.2f}")
-        result(f"2-mon-{figure}-py{version}", ratio, "--", "--", "ratio")
-    print(
-        f"sys.monitoring PY_UNWIND (global): an unrelated raise costs {unwind[0] * 1e9:.0f} ns "
-        f"with the event on vs {unwind[1] * 1e9:.0f} ns without (+{unwind[0] / unwind[1] - 1:.0%})"
-    )
-    result(f"2-mon-unrelated-raise-ratio-py{version}", unwind[0] / unwind[1], "--", "--", "ratio")
-    emit(
-        "monitoring_unrelated_raise",
-        python=version,
-        with_ns=unwind[0] * 1e9,
-        without_ns=unwind[1] * 1e9,
-    )
+        result(f"{prefix}{figure}-py{version}", ratio, "--", "--", "ratio")
 
 
 def unrelated_raise_cost(proto: MonitoringPrototype, n: int) -> tuple[float, float]:
@@ -466,6 +487,120 @@ def unrelated_raise_cost(proto: MonitoringPrototype, n: int) -> tuple[float, flo
 
     med = interleave({"with": lambda: timed(True), "without": lambda: timed(False)}, 5)
     return med["with"], med["without"]
+
+
+RAISES = ("an unrelated raise", "an unrelated raise, global PY_UNWIND on")
+
+
+def child_2m(index: int, n: int) -> None:
+    """The process callgrind measures: figure 2m's case ``index``, ``n`` calls after "go"."""
+    add_sink(lambda text: None)
+    proto, fns, _ = setup_2m()
+    if index < len(fns):
+        f = list(fns.values())[index]
+
+        def loop() -> None:
+            for _ in range(n):
+                f(1, 3)
+
+    else:  # RAISES: an untraced function raising into its caller, PY_UNWIND off / on
+        plain = make_module("bench_raise", fname="addr").addr
+        if index - len(fns) == 1:
+            mon, watched = proto.mon, set(proto.starts) | set(proto.returns)
+
+            def unwind(code: types.CodeType, offset: int, exc: BaseException) -> None:
+                if id(code) in watched:
+                    proto.matched += 1
+
+            mon.register_callback(proto.tool, mon.events.PY_UNWIND, unwind)
+            mon.set_events(proto.tool, mon.events.PY_UNWIND)
+
+        def loop() -> None:
+            for _ in range(n):
+                try:
+                    plain(None)
+                except TypeError:
+                    pass
+
+    loop()  # warm: specialised bytecode, caches
+    print("READY", flush=True)
+    sys.stdin.readline()
+    loop()
+    print("DONE", flush=True)
+    sys.stdin.readline()
+
+
+def callgrind_count(index: int, n: int) -> float:
+    """Instructions per call of figure 2m's case ``index``, counted by callgrind with
+    instrumentation on only around the loop (the method of instructions.py)."""
+    here = Path(__file__).resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        cmd += [f"--callgrind-out-file={out}", sys.executable, str(here)]
+        cmd += ["--child-2m", str(index), str(n)]
+        env = {**os.environ, "PYTHONPATH": f"{here.parents[1]}{os.pathsep}{here.parent}"}
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for want, switch in (("READY", "on"), ("DONE", "off")):
+                line = proc.stdout.readline().strip()
+                if line != want:
+                    raise RuntimeError(f"case {index}: expected {want}, got {line!r}")
+                subprocess.run(
+                    ["callgrind_control", "-i", switch, str(proc.pid)],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        total = 0
+        for path in Path(tmp).glob("callgrind.out*"):
+            for found in re.findall(r"^(?:summary|totals): (\d+)", path.read_text(), re.M):
+                total = max(total, int(found))
+        return total / n
+
+
+def figure2m_instructions(n: int) -> None:
+    """Figure 2m counted in instructions per call: what a busy machine does not move."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("--instructions: valgrind not found (apt-get install -y valgrind); skipped")
+        return
+    proto, fns, release_floor = setup_2m()
+    names = list(fns)
+    unwrap_all()
+    release_floor()
+    proto.close()
+    counts = {name: callgrind_count(i, n) for i, name in enumerate(names)}
+    raises = {name: callgrind_count(len(names) + i, n) for i, name in enumerate(RAISES)}
+    bare, thin_count = counts["bare call"], counts["thin wrapper"]
+    added = {k: (v - bare) / (thin_count - bare) for k, v in counts.items()}
+    version = platform.python_version()
+    table(
+        f"2m. in instructions per call (callgrind, {n} calls per case), Python {version}",
+        [(k, f"{v:,.0f}", f"{v - bare:,.0f}", f"{added[k]:.2f}") for k, v in counts.items()],
+        ("case", "instr/call", "added", "added / thin added"),
+    )
+    for k in names:
+        if k.startswith("-c"):
+            result(f"2-mon-instr-{slug(k)}-added-ratio-py{version}", added[k], "--", "--", "ratio")
+    decide(added, "2-mon-instr-", version)
+    off, on = (raises[name] for name in RAISES)
+    print(f"an unrelated raise: {on:,.0f} instructions with a global PY_UNWIND event vs {off:,.0f}")
+    result(f"2-mon-instr-unrelated-raise-ratio-py{version}", on / off, "--", "--", "ratio")
 
 
 def work() -> int:
@@ -529,7 +664,24 @@ def figure3(n: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="figure 2m only, counted in instructions by callgrind (3.12+, needs valgrind)",
+    )
+    parser.add_argument("--child-2m", nargs=2, type=int, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.child_2m:
+        child_2m(*opts.child_2m)
+        return
+    if opts.instructions:
+        print(machine())
+        if sys.version_info < (3, 12):
+            print("--instructions: figure 2m needs Python 3.12+")
+            return
+        add_sink(lambda text: None)
+        figure2m_instructions(2000 if opts.quick else 20000)
+        return
     add_sink(lambda text: None)  # announcements are not measured here
     print(machine())
     figure2(100_000 if opts.quick else 300_000, 5 if opts.quick else 9)
