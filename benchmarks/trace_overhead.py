@@ -2,6 +2,7 @@
 
     python benchmarks/trace_overhead.py [--quick]      (any Python >= 3.11; run with 3.12
                                                        and 3.13 too: run_all.py does)
+    python benchmarks/trace_overhead.py --instructions (3.12+: figure 2m by callgrind)
 
 2. A traced function whose condition does not match vs the bare call and the thinnest
    pass-through wrapper ``def w(*a, **k): return f(*a, **k)``, for both back ends: the
@@ -17,7 +18,10 @@
    for comparison, the mechanism's floor (an empty callback), reading one argument alone, a
    wrapper testing the return value it holds, and what a global PY_UNWIND costs every
    unrelated raise.  ``-c call`` is not a case: it records every call, so recording decides
-   its cost, not the back end.
+   its cost, not the back end.  ``--instructions`` counts the same cases in instructions
+   per call under valgrind's callgrind (one child process per case, instrumentation on
+   only around the loop, as ``instructions.py`` does): a measure a busy machine does not
+   move, to check the timed ratios.
 3. Untraced code while 50 other functions are traced (exceptions only) vs no tracing at all;
    and the same selection made with python-hunter (a ``sys.settrace`` tracer), if installed.
 
