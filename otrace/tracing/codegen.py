@@ -28,6 +28,7 @@ from otrace.tracing.conditions import And, ArgTest, Predicate
 SITE_CONST = "__otrace_site__"
 PROBE_CONST = "__otrace_probe__"
 CALL_LOCAL = "_otrace_call_"
+VALUE_LOCAL = "_otrace_value_"
 _SCOPE = "__otrace_scope__"
 _COMPARED = (
     "co_code",
@@ -241,9 +242,10 @@ def _load(name: str) -> ast.Name:
 class _Returns(ast.NodeTransformer):
     """``return X`` -> ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``."""
 
-    def __init__(self, is_async: bool, is_asyncgen: bool) -> None:
+    def __init__(self, is_async: bool, is_asyncgen: bool, late: ast.expr | None = None) -> None:
         self.is_async = is_async
         self.is_asyncgen = is_asyncgen
+        self.late = late
 
     def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
         return node  # nested scopes keep their own returns
@@ -251,6 +253,8 @@ class _Returns(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
 
     def visit_Return(self, node: ast.Return) -> Any:
+        if self.late is not None:
+            return self._late_return(node)
         if self.is_asyncgen:  # a bare return; no value allowed
             hook = ast.If(
                 ast.Compare(_load(CALL_LOCAL), [ast.IsNot()], [ast.Constant(None)]),
@@ -271,6 +275,75 @@ class _Returns(ast.NodeTransformer):
         like = value if getattr(value, "lineno", None) is not None else node
         _locate(node.value, like)
         return node
+
+    def _late_return(self, node: ast.Return) -> list[ast.stmt]:
+        """A return-only condition, tested on the value before anything is called::
+
+        if _otrace_call_ is not None:
+            _otrace_value_ = X
+            try:
+                if not (TESTS):
+                    return _otrace_value_
+            except Exception:
+                pass  # the full evaluation records the error
+            [await] PROBE.late(_otrace_call_, _otrace_value_)
+            return _otrace_value_
+        return X
+        """
+        assert self.late is not None
+        value = node.value if node.value is not None else ast.Constant(None)
+        back: ast.expr | None = None if self.is_asyncgen else _load(VALUE_LOCAL)
+        report: ast.expr = _probe(
+            "late_async" if self.is_async else "late", _load(CALL_LOCAL), _load(VALUE_LOCAL)
+        )
+        if self.is_async:
+            report = ast.Await(report)
+        hook = ast.If(
+            ast.Compare(_load(CALL_LOCAL), [ast.IsNot()], [ast.Constant(None)]),
+            [
+                ast.Assign([ast.Name(VALUE_LOCAL, ast.Store())], copy.deepcopy(value)),
+                ast.Try(
+                    body=[
+                        ast.If(
+                            ast.UnaryOp(ast.Not(), copy.deepcopy(self.late)),
+                            [ast.Return(copy.deepcopy(back))],
+                            [],
+                        )
+                    ],
+                    handlers=[ast.ExceptHandler(_load("Exception"), None, [ast.Pass()])],
+                    orelse=[],
+                    finalbody=[],
+                ),
+                ast.Expr(report),
+                ast.Return(copy.deepcopy(back)),
+            ],
+            [],
+        )
+        _locate(hook, node)
+        return [hook, node]
+
+
+def return_tests(parts: tuple[ArgTest, ...] | None) -> ast.expr | None:
+    """A return-only condition's items as one expression on ``_otrace_value_``, or None
+    (no such condition, or a value that cannot be a constant of the code)."""
+    if not parts or not all(
+        isinstance(p.value, (int, float, str, bool, type(None))) for p in parts
+    ):
+        return None
+    tests: list[ast.expr] = [
+        ast.Compare(_load(VALUE_LOCAL), [_OPS[p.op]()], [ast.Constant(p.value)]) for p in parts
+    ]
+    return tests[0] if len(tests) == 1 else ast.BoolOp(ast.And(), tests)
+
+
+_OPS: dict[str, type[ast.cmpop]] = {
+    "==": ast.Eq,
+    "!=": ast.NotEq,
+    "<": ast.Lt,
+    "<=": ast.LtE,
+    ">": ast.Gt,
+    ">=": ast.GtE,
+}
 
 
 def _arguments(code: CodeType) -> tuple[ast.expr, ast.expr]:
@@ -326,7 +399,11 @@ def instrumented_node(
     code: CodeType,
     calls: bool,
     tests: ast.expr | None,
+    late: ast.expr | None = None,
 ) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """The definition with the hooks added (see instrument.py).  ``late``: the tests of a
+    return-only condition (:func:`return_tests`); then the call keeps only its arguments
+    (``_otrace_call_``) and nothing is called unless the return value may match."""
     node = copy.deepcopy(node)
     body = node.body
     doc: list[ast.stmt] = []
@@ -345,14 +422,19 @@ def instrumented_node(
     if calls:
         is_asyncgen = bool(flags & inspect.CO_ASYNC_GENERATOR)
         is_async = bool(flags & inspect.CO_COROUTINE)
-        body = [_Returns(is_async, is_asyncgen).visit(stmt) for stmt in body]
+        body = [_Returns(is_async, is_asyncgen, late).visit(stmt) for stmt in body]
         flat: list[ast.stmt] = []
         for stmt in body:
             flat.extend(stmt if isinstance(stmt, list) else [stmt])
         args, kwargs = _arguments(code)
         assign = ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], _probe("call", args, kwargs))
         guarded: list[ast.stmt] = [assign]
-        if tests is not None:
+        if late is not None:
+            # the arguments as called (the body may rebind its parameters): one tuple, and
+            # the keyword part only where the function has keyword-only or ** parameters
+            packed = ast.Tuple([args, kwargs], ast.Load()) if late_split(code) else args
+            guarded = [ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], packed)]
+        elif tests is not None:
             guarded = [
                 ast.Try(
                     body=[ast.If(tests, [assign], [])],
@@ -373,7 +455,7 @@ def instrumented_node(
                 [],
             ),
         ]
-        if is_async:
+        if is_async and late is None:  # (a return-only condition never holds at the call)
             hold = ast.Attribute(_load(CALL_LOCAL), "hold", ast.Load())
             prologue.append(
                 ast.If(
@@ -390,7 +472,7 @@ def instrumented_node(
             )
         # the implicit ``return None`` at the end of the body
         end = ast.copy_location(ast.Return(None), flat[-1] if flat else start)
-        tail = _Returns(is_async, is_asyncgen).visit(end)
+        tail = _Returns(is_async, is_asyncgen, late).visit(end)
         flat.extend(tail if isinstance(tail, list) else [tail])
         body = flat
     handler = ast.ExceptHandler(
@@ -409,6 +491,12 @@ def instrumented_node(
     ast.copy_location(wrapped, start)
     node.body = doc + prologue + [wrapped]
     return node
+
+
+def late_split(code: CodeType) -> bool:
+    """Whether ``_otrace_call_`` of a return-only condition is ``(args, kwargs)`` (keyword-only
+    or ``**`` parameters) rather than the ``args`` tuple alone."""
+    return bool(code.co_kwonlyargcount or code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 def fill(code: CodeType, site: Any, probe: Any) -> CodeType:

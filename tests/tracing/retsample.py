@@ -1,0 +1,42 @@
+"""Functions traced with return-value conditions (tests/tracing/test_return_conditions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def scale(a, b=2):
+    a = a * b  # rebinds a parameter: a context must still show the value called with
+    return a
+
+
+def keyed(a, *rest, k=1, **more):
+    k = k + 100
+    more.pop("drop", None)
+    if a < 0:
+        return None
+    return a + k
+
+
+def counted(n):
+    items = []
+    while n > 0:
+        items.append(n)
+        n -= 1
+    return len(items)
+
+
+def gen(n):
+    yield n
+    n = -1
+    return n * 2
+
+
+async def fetch(v):
+    await asyncio.sleep(0)
+    v = v * 2
+    return v
+
+
+def nothing(x):
+    x = 0  # noqa: F841 - returns None implicitly

@@ -1,0 +1,181 @@
+"""Conditions on the return value only: nothing per call but the value's test, and a
+matching return recorded with the arguments as they were called (both back ends)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from otrace import holds
+from otrace.tracing import handlers, trace
+from tests.rt import STORE
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def rs():
+    from tests.tracing import retsample
+
+    return retsample
+
+
+@pytest.fixture
+def calls_made(monkeypatch):
+    """How many Call objects tracing made (one per call that reached the handlers)."""
+    made: list[object] = []
+    real = handlers.Call
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(handlers, "Call", Counted)
+    return made
+
+
+def contexts(name, label):
+    return list(STORE.recent.get("traces", {}).get(name, {}).get(label, {}).values())
+
+
+def test_no_match_makes_no_call_and_no_context(rs, calls_made):
+    spec = trace(rs.scale, rs, "scale", condition="return==99")
+    assert [rs.scale(i) for i in range(5)] == [0, 2, 4, 6, 8]
+    assert calls_made == [] and "traces" not in STORE.recent
+    assert spec.matches == 0 and spec.errors == 0
+
+
+def test_match_records_call_time_arguments(rs, calls_made, announced):
+    trace(rs.scale, rs, "scale", condition="return==12")
+    assert rs.scale(3) == 6
+    assert rs.scale(4, b=3) == 12
+    assert rs.scale(6) == 12
+    assert len(calls_made) == 2
+    first, second = contexts("scale", "tr-return==12")
+    assert (first["a"], first["b"]) == (4, 3) and first.trc["return_value"] == 12
+    assert (second["a"], second["b"]) == (6, 2)
+    assert first.trc["argstr"] == "a=4, b=3"
+    assert any(line.endswith("return 12") for line in announced)
+
+
+def test_keyword_only_varargs_and_kwargs(rs):
+    trace(rs.keyed, rs, "keyed", condition="return>=105,return<200")
+    assert rs.keyed(1, k=2) == 103
+    assert rs.keyed(-1) is None  # None >= 105: TypeError -> no match, noted
+    assert rs.keyed(5, 6, 7, drop=1, color="red") == 106
+    (ctx,) = contexts("keyed", "tr-return<200,return>=105")
+    assert ctx["a"] == 5 and ctx["rest"] == (6, 7) and ctx["k"] == 1
+    assert ctx["more"] == {"drop": 1, "color": "red"}  # as called (the body pops "drop")
+
+
+def test_return_none_and_implicit_return(rs):
+    trace(rs.keyed, rs, "keyed", condition="return==None")
+    trace(rs.nothing, rs, "nothing", condition="return!=None")
+    rs.keyed(3)
+    rs.keyed(-3)
+    rs.nothing(5)
+    (ctx,) = contexts("keyed", "tr-return==None")
+    assert ctx["a"] == -3 and ctx.trc["return_value"] is None
+    assert "nothing" not in STORE.recent["traces"]
+
+
+def test_count_applies_to_matches_only(rs):
+    spec = trace(rs.counted, rs, "counted", condition="return>1", count=2)
+    assert [rs.counted(n) for n in (1, 3, 0, 4, 5)] == [1, 3, 0, 4, 5]
+    assert [c["n"] for c in contexts("counted", "tr-return>1")] == [3, 4]
+    assert spec.matches == 2 and not spec.active
+    skip = trace(rs.counted, rs, "counted", condition="return>1", count=-1)
+    rs.counted(2)
+    rs.counted(1)
+    rs.counted(7)
+    assert [c["n"] for c in contexts("counted", "tr-return>1")] == [3, 4, 7]
+    assert skip.matches == 2
+
+
+def test_raising_comparison_is_no_match_and_noted(rs):
+    class Evil:
+        def __eq__(self, other):
+            raise RuntimeError("no eq for you")
+
+        def __mul__(self, other):
+            return self
+
+        __hash__ = object.__hash__
+
+    spec = trace(rs.scale, rs, "scale", condition="return==3")
+    evil = Evil()
+    assert rs.scale(evil, 1) is evil
+    assert "traces" not in STORE.recent
+    assert spec.last_error == "RuntimeError: no eq for you" and spec.errors == 1
+
+
+def test_generator_return_value(rs):
+    trace(rs.gen, rs, "gen", condition="return==-2")
+    assert list(rs.gen(5)) == [5]
+    (ctx,) = contexts("gen", "tr-return==-2")
+    assert ctx["n"] == 5 and ctx.trc["return_value"] == -2
+
+
+def test_async_def_match_and_hold(rs):
+    spec = trace(rs.fetch, rs, "fetch", condition="return==14", action="hold")
+    out: dict = {}
+
+    async def main():
+        assert await rs.fetch(3) == 6  # no match: no hold
+        held = asyncio.create_task(rs.fetch(7), name="held-return")
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if holds.pending():
+                break
+        (ctx,) = holds.pending()
+        out["ctx"] = ctx
+        assert not held.done()
+        t = threading.Thread(target=lambda: out.setdefault("resumed", holds.resume(ctx.id)))
+        t.start()
+        out["result"] = await asyncio.wait_for(held, 5)
+        t.join(5)
+
+    asyncio.run(main())
+    ctx = out["ctx"]
+    assert out["result"] == 14 and out["resumed"] is True
+    assert ctx.kind == "holds" and ctx["v"] == 7 and ctx.trc["return_value"] == 14
+    assert ctx.trc["task"] == "held-return" and spec.matches == 1
+
+
+def test_related_on_keeps_the_general_path(rs, calls_made):
+    from tests.rt import PARAMS
+
+    PARAMS.trace_related = True
+    try:
+        trace(rs.scale, rs, "scale", condition="return==99")
+        assert rs.scale(2) == 4
+        assert len(calls_made) == 1  # every call reaches on_call (trace_related)
+    finally:
+        PARAMS.trace_related = False
+
+
+def test_untraced_meanwhile_records_nothing(rs):
+    from otrace.tracing import untrace
+
+    started, go = threading.Event(), threading.Event()
+    trace(rs.scale, rs, "scale", condition="return==4")
+
+    class Slow:
+        def __mul__(self, other):
+            started.set()
+            go.wait(5)
+            return 4
+
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(rs.scale(Slow())))
+    worker.start()
+    assert started.wait(5)
+    untrace("scale")
+    go.set()
+    worker.join(5)
+    assert result == [4] and "traces" not in STORE.recent
