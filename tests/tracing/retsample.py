@@ -40,3 +40,13 @@ async def fetch(v):
 
 def nothing(x):
     x = 0  # noqa: F841 - returns None implicitly
+
+
+class Account:
+    def __init__(self, balance):
+        self.balance = balance
+
+    def withdraw(self, amount):
+        self.balance -= amount
+        amount = 0
+        return self.balance

@@ -179,3 +179,36 @@ def test_untraced_meanwhile_records_nothing(rs):
     go.set()
     worker.join(5)
     assert result == [4] and "traces" not in STORE.recent
+
+
+def test_tag_action_on_a_return_condition(rs):
+    from otrace.tracing import get_tag
+
+    trace(rs.Account.withdraw, rs.Account, "withdraw", condition="return<0", action="tag")
+    rich, poor = rs.Account(100), rs.Account(5)
+    assert rich.withdraw(10) == 90 and poor.withdraw(10) == -5
+    assert get_tag(rich) is None
+    tag_id = get_tag(poor)
+    assert tag_id.startswith(f"Account:tg-return<0;0x{id(poor):x}:")
+    ctx = STORE.get(tag_id)
+    assert ctx.kind == "tags" and ctx["self"] is poor and ctx["amount"] == 10
+
+
+def test_edit_to_a_new_signature_below_a_return_condition(rs, backend):
+    from otrace.tracing import patching
+
+    original = rs.counted
+    trace(rs.counted, rs, "counted", condition="return==6")
+    try:
+        patching.patch(
+            rs, "counted", "def counted(n, *, times=1):\n    n = n * times\n    return n\n"
+        )
+        assert rs.counted(2, times=3) == 6 and rs.counted(2) == 2
+        (ctx,) = contexts("counted", "tr-return==6")
+        assert ctx["n"] == 2 and ctx["times"] == 3
+        if backend == "inplace":
+            assert rs.counted is original
+    finally:
+        patching.unpatch_all()
+    assert rs.counted(6) == 6 and rs.counted(5) == 5  # the original code, still traced
+    assert [c["n"] for c in contexts("counted", "tr-return==6")] == [2, 6]
