@@ -242,10 +242,19 @@ def _load(name: str) -> ast.Name:
 class _Returns(ast.NodeTransformer):
     """``return X`` -> ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``."""
 
-    def __init__(self, is_async: bool, is_asyncgen: bool, late: ast.expr | None = None) -> None:
+    def __init__(
+        self,
+        is_async: bool,
+        is_asyncgen: bool,
+        late: ast.expr | None = None,
+        late_args: ast.expr | None = None,
+    ) -> None:
         self.is_async = is_async
         self.is_asyncgen = is_asyncgen
         self.late = late
+        # what PROBE.late gets as the arguments: _otrace_call_ (kept at entry), or the
+        # parameters read at return when the body never rebinds them (see instrumented_node)
+        self.late_args = late_args if late_args is not None else _load(CALL_LOCAL)
 
     def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
         return node  # nested scopes keep their own returns
@@ -294,7 +303,9 @@ class _Returns(ast.NodeTransformer):
         value = node.value if node.value is not None else ast.Constant(None)
         back: ast.expr | None = None if self.is_asyncgen else _load(VALUE_LOCAL)
         report: ast.expr = _probe(
-            "late_async" if self.is_async else "late", _load(CALL_LOCAL), _load(VALUE_LOCAL)
+            "late_async" if self.is_async else "late",
+            copy.deepcopy(self.late_args),
+            _load(VALUE_LOCAL),
         )
         if self.is_async:
             report = ast.Await(report)
@@ -422,17 +433,23 @@ def instrumented_node(
     if calls:
         is_asyncgen = bool(flags & inspect.CO_ASYNC_GENERATOR)
         is_async = bool(flags & inspect.CO_COROUTINE)
-        body = [_Returns(is_async, is_asyncgen, late).visit(stmt) for stmt in body]
+        args, kwargs = _arguments(code)
+        packed = ast.Tuple([args, kwargs], ast.Load()) if late_split(code) else args
+        # Arguments the body never rebinds (and no ** dict it could change) are still as
+        # called when it returns: read them there, nothing is kept at entry.
+        live = late is not None and not code.co_flags & inspect.CO_VARKEYWORDS
+        live = live and not _rebinds(node, set(code.co_varnames[: _nparams(code)]))
+        late_args = copy.deepcopy(packed) if live else None
+        returns = _Returns(is_async, is_asyncgen, late, late_args)
+        body = [returns.visit(stmt) for stmt in body]
         flat: list[ast.stmt] = []
         for stmt in body:
             flat.extend(stmt if isinstance(stmt, list) else [stmt])
-        args, kwargs = _arguments(code)
         assign = ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], _probe("call", args, kwargs))
         guarded: list[ast.stmt] = [assign]
         if late is not None:
             # the arguments as called (the body may rebind its parameters): one tuple, and
             # the keyword part only where the function has keyword-only or ** parameters
-            packed = ast.Tuple([args, kwargs], ast.Load()) if late_split(code) else args
             guarded = [ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], packed)]
         elif tests is not None:
             guarded = [
@@ -455,6 +472,9 @@ def instrumented_node(
                 [],
             ),
         ]
+        if live:  # only whether the trace applied at the call
+            state = ast.Attribute(_const(SITE_CONST), "state", ast.Load())
+            prologue = [ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], state)]
         if is_async and late is None:  # (a return-only condition never holds at the call)
             hold = ast.Attribute(_load(CALL_LOCAL), "hold", ast.Load())
             prologue.append(
@@ -472,7 +492,7 @@ def instrumented_node(
             )
         # the implicit ``return None`` at the end of the body
         end = ast.copy_location(ast.Return(None), flat[-1] if flat else start)
-        tail = _Returns(is_async, is_asyncgen, late).visit(end)
+        tail = returns.visit(end)
         flat.extend(tail if isinstance(tail, list) else [tail])
         body = flat
     handler = ast.ExceptHandler(
@@ -491,6 +511,40 @@ def instrumented_node(
     ast.copy_location(wrapped, start)
     node.body = doc + prologue + [wrapped]
     return node
+
+
+def _nparams(code: CodeType) -> int:
+    n = code.co_argcount + code.co_kwonlyargcount
+    return (
+        n + bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    )
+
+
+def _rebinds(node: ast.AST, params: set[str]) -> bool:
+    """Whether anything in ``node``'s body may bind or delete one of ``params`` (nested
+    scopes included, so ``nonlocal`` and comprehension ``:=`` count; conservative)."""
+    for sub in ast.walk(node):
+        if sub is node:
+            continue
+        if isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):
+            bound = {sub.id}
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = {sub.name}
+        elif isinstance(sub, ast.ExceptHandler):
+            bound = {sub.name} if sub.name else set()
+        elif isinstance(sub, ast.alias):
+            bound = {sub.asname or sub.name.partition(".")[0]}
+        elif isinstance(sub, (ast.MatchAs, ast.MatchStar)):
+            bound = {sub.name} if sub.name else set()
+        elif isinstance(sub, ast.MatchMapping):
+            bound = {sub.rest} if sub.rest else set()
+        elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+            bound = set(sub.names)
+        else:
+            continue
+        if bound & params:
+            return True
+    return False
 
 
 def late_split(code: CodeType) -> bool:

@@ -50,3 +50,40 @@ class Account:
         self.balance -= amount
         amount = 0
         return self.balance
+
+
+# The body never rebinds these parameters: they are read at return, nothing is kept at entry.
+def add(a, b=2):
+    return a + b
+
+
+def opts(a, *rest, k=1):
+    return a + k + len(rest)
+
+
+async def double(v):
+    await asyncio.sleep(0)
+    return v * 2
+
+
+def countdown(n):
+    yield n
+    return n - 1
+
+
+# Rebinding that only a look at every binding form finds (the parameter is kept at entry).
+def closure_rebind(a):
+    def inner():
+        nonlocal a
+        a = 5
+
+    inner()
+    return a
+
+
+def handler_rebind(a):
+    try:
+        raise ValueError(a)
+    except ValueError as a:  # noqa: F811 - rebinds the parameter, then deletes it
+        pass
+    return 7

@@ -212,3 +212,67 @@ def test_edit_to_a_new_signature_below_a_return_condition(rs, backend):
         patching.unpatch_all()
     assert rs.counted(6) == 6 and rs.counted(5) == 5  # the original code, still traced
     assert [c["n"] for c in contexts("counted", "tr-return==6")] == [2, 6]
+
+
+def test_parameters_never_rebound_are_read_at_return(rs, calls_made):
+    trace(rs.add, rs, "add", condition="return==9")
+    trace(rs.opts, rs, "opts", condition="return>10")
+    assert [rs.add(i) for i in range(3)] == [2, 3, 4] and calls_made == []
+    assert rs.add(4, b=5) == 9
+    assert rs.opts(1, 2, 3) == 4 and rs.opts(1, 2, 3, k=9) == 12
+    (ctx,) = contexts("add", "tr-return==9")
+    assert (ctx["a"], ctx["b"]) == (4, 5)
+    (ctx,) = contexts("opts", "tr-return>10")
+    assert ctx["a"] == 1 and ctx["rest"] == (2, 3) and ctx["k"] == 9
+    assert ctx.trc["argstr"] == "a=1, (2, 3), k=9"
+
+
+def test_never_rebound_generator_and_async(rs):
+    trace(rs.countdown, rs, "countdown", condition="return==4")
+    trace(rs.double, rs, "double", condition="return==10")
+    assert list(rs.countdown(5)) == [5] and list(rs.countdown(6)) == [6]
+    assert asyncio.run(rs.double(5)) == 10 and asyncio.run(rs.double(1)) == 2
+    assert [c["n"] for c in contexts("countdown", "tr-return==4")] == [5]
+    assert [c["v"] for c in contexts("double", "tr-return==10")] == [5]
+
+
+def test_rebinding_by_closure_or_handler_keeps_the_called_value(rs):
+    trace(rs.closure_rebind, rs, "closure_rebind", condition="return==5")
+    trace(rs.handler_rebind, rs, "handler_rebind", condition="return==7")
+    assert rs.closure_rebind(1) == 5 and rs.handler_rebind(3) == 7
+    (ctx,) = contexts("closure_rebind", "tr-return==5")
+    assert ctx["a"] == 1
+    (ctx,) = contexts("handler_rebind", "tr-return==7")
+    assert ctx["a"] == 3
+
+
+@pytest.mark.parametrize(
+    "body, rebinds",
+    [
+        ("return a", False),
+        ("b = a\n    return b", False),
+        ("a = 1", True),
+        ("a += 1", True),
+        ("del a", True),
+        ("for a in (): pass", True),
+        ("with x as a: pass", True),
+        ("[(a := 1) for _ in ()]", True),
+        ("import a", True),
+        ("import os.path as a", True),
+        ("from os import path as a", True),
+        ("def a(): pass", True),
+        ("class a: pass", True),
+        ("def f():\n        nonlocal a\n        a = 1", True),
+        ("def f(a):\n        return a", False),
+        ("match x:\n        case [*a]: pass", True),
+        ("match x:\n        case {**a}: pass", True),
+        ("match x:\n        case a: pass", True),
+    ],
+)
+def test_rebinding_is_found(body, rebinds):
+    import ast
+
+    from otrace.tracing.codegen import _rebinds
+
+    node = ast.parse(f"def f(a, x=1):\n    {body}\n").body[0]
+    assert _rebinds(node, {"a"}) is rebinds
