@@ -15,7 +15,14 @@ added to the module's globals):
   the condition's argument tests inline (``a == 1``) before ``PROBE.call(<args>)``; every
   ``return X`` becomes ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``.
   ``_otrace_call_`` is the one local added (seen by ``locals()``; ``co_varnames`` of the
-  arguments are unchanged).
+  arguments are unchanged);
+* a condition on the return value only (``return==99``): nothing is decided before the
+  return, so no probe is called at entry; ``_otrace_call_`` keeps the arguments as called
+  (a tuple) -- or only the published state, when the body never rebinds a parameter and has
+  no ``**`` dict, since the parameters are then still as called at the return and are read
+  there.  Every ``return X`` stores ``X`` in a second local, ``_otrace_value_``, tests it
+  inline, and only a possible match calls ``PROBE.late``, which makes the
+  :class:`~otrace.tracing.handlers.Call` and takes the usual return path.
 
 While no trace applies (or ``trace_active`` is off) the original code object runs again: an
 installed but inactive trace costs nothing.  Code is built from the source ``linecache``

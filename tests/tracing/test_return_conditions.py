@@ -227,11 +227,12 @@ def test_parameters_never_rebound_are_read_at_return(rs, calls_made):
     assert ctx.trc["argstr"] == "a=1, (2, 3), k=9"
 
 
-def test_never_rebound_generator_and_async(rs):
+def test_never_rebound_generator_and_async(rs, calls_made):
     trace(rs.countdown, rs, "countdown", condition="return==4")
     trace(rs.double, rs, "double", condition="return==10")
     assert list(rs.countdown(5)) == [5] and list(rs.countdown(6)) == [6]
     assert asyncio.run(rs.double(5)) == 10 and asyncio.run(rs.double(1)) == 2
+    assert len(calls_made) == 2  # one per match: none for the returns that do not match
     assert [c["n"] for c in contexts("countdown", "tr-return==4")] == [5]
     assert [c["v"] for c in contexts("double", "tr-return==10")] == [5]
 
