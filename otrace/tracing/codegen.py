@@ -295,7 +295,7 @@ class _Returns(ast.NodeTransformer):
                     return _otrace_value_
             except Exception:
                 pass  # the full evaluation records the error
-            [await] PROBE.late(_otrace_call_, _otrace_value_)
+            [await] PROBE.late(_otrace_call_ or the parameters, _otrace_value_)
             return _otrace_value_
         return X
         """
@@ -438,7 +438,7 @@ def instrumented_node(
         # Arguments the body never rebinds (and no ** dict it could change) are still as
         # called when it returns: read them there, nothing is kept at entry.
         live = late is not None and not code.co_flags & inspect.CO_VARKEYWORDS
-        live = live and not _rebinds(node, set(code.co_varnames[: _nparams(code)]))
+        live = live and not _rebinds(node, set(code.co_varnames[: nparams(code)]))
         late_args = copy.deepcopy(packed) if live else None
         returns = _Returns(is_async, is_asyncgen, late, late_args)
         body = [returns.visit(stmt) for stmt in body]
@@ -513,7 +513,8 @@ def instrumented_node(
     return node
 
 
-def _nparams(code: CodeType) -> int:
+def nparams(code: CodeType) -> int:
+    """How many of ``code``'s variables are its parameters (``*args``/``**kwargs`` included)."""
     n = code.co_argcount + code.co_kwonlyargcount
     return (
         n + bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)

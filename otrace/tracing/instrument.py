@@ -64,6 +64,7 @@ from otrace.tracing.codegen import (
     instrumented_node,
     late_split,
     module_for,
+    nparams,
     requalify,
     return_tests,
     same_code,
@@ -230,7 +231,7 @@ class Instrumented:
         spec = state[0]
         predicate = spec.predicate
         related = self.site.tracer.params.trace_related
-        params = set(self.base.co_varnames[: _nparams(self.base)])
+        params = set(self.base.co_varnames[: nparams(self.base)])
         calls = related or (
             predicate is not None
             and not _never(predicate, params, bool(self.base.co_flags & inspect.CO_VARKEYWORDS))
@@ -285,12 +286,6 @@ def _never(predicate: Predicate, params: set[str], varkw: bool) -> bool:
         and all(isinstance(p, ArgTest) for p in parts)
         and any(p.arg != "return" and p.arg not in params for p in parts)  # type: ignore[attr-defined]
     )
-
-
-def _nparams(code: CodeType) -> int:
-    n = code.co_argcount + code.co_kwonlyargcount
-    n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    return n
 
 
 # -- the registry of instrumented functions ---------------------------------------------------
