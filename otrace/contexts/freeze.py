@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from itertools import chain as _chained
-from itertools import compress, repeat
 from typing import Any
 
 from otrace.contexts.capture import LazyText
@@ -274,37 +272,30 @@ def _chain(ctx: TraceContext) -> tuple[list[FrameContext], int]:
 
 def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[int, Any] | None:
     """{index: variables with their containers copied} of the raw frames whose variables
-    hold a container that may still change, or None if no frame does (then the writer reads
-    every frame's variables from the raw records: capture's copy of a frame still running,
-    or the dict of a finished frame, which nothing changes).
-
-    The common case -- no list, dict or set among any frame's variables, tuples only of
-    other values -- is found with a few passes at C speed over all frames at once."""
-    values = list(_flat(map(dict.values, filter(None, map(_LOC, raws)))))
-    found = set(map(type, values))
-    if found.isdisjoint(_CONTAINERS_OR_CONTEXTS):
-        return None
-    if found.isdisjoint(_CHANGING):  # tuples among the values: one level into them
-        tuples = compress(values, map(operator.is_, map(type, values), repeat(tuple)))
-        if set(map(type, _flat(tuples))).isdisjoint(_CONTAINERS_OR_CONTEXTS):
-            return None
-    copies: dict[int, Any] = {}
-    containers = _CONTAINERS
+    hold a container that may still change (a list, dict, set or trace context, or a tuple
+    holding one), or None if no frame does: the writer then reads every frame's variables
+    from the raw records (capture's copy of a frame still running, or the dict of a finished
+    frame, which nothing changes).  One plain loop over the values: on 3.11 it beats
+    ``map``/``itertools`` pipelines over all frames at once (measured)."""
+    copies = None
+    watch = _CONTAINERS_OR_CONTEXTS
+    values = dict.values
     for i, raw in enumerate(raws):
         loc = raw[2]
-        if not loc or _unchanging(loc):
+        if not loc:
             continue
+        for v in values(loc):
+            t = type(v)
+            if t in watch and (t is not tuple or not watch.isdisjoint(map(type, v))):
+                break
+        else:
+            continue
+        if copies is None:
+            copies = {}
         copy = copies[i] = {}
         for k, v in list(dict.items(loc)):
-            t = type(v)
-            copy[k] = _freeze(v, 1, limits, memo) if t in containers or t in _CONTEXTS else v
-    return copies or None
-
-
-_LOC = operator.itemgetter(2)
-_flat = _chained.from_iterable
-# what makes a frame's variables need a look beyond their types (see _raw_copies)
-_CHANGING = _CONTAINERS_OR_CONTEXTS - {tuple}
+            copy[k] = _freeze(v, 1, limits, memo) if type(v) in watch else v
+    return copies
 
 
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:
