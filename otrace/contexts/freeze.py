@@ -7,10 +7,13 @@ reason later), the built-in containers among the program's values (``dict``, ``l
 changes to them do not leak into the record) and the dicts of frames holding such
 containers.  Every other frame is handed over by reference (capture made it, nothing
 changes it), as are what capturing made and never changes again (the frame lines,
-``framestack``, the lazy texts) and other objects; a chain still captured raw
-(:mod:`otrace.contexts.lazy`) goes as its raw records.  It runs no program code: type
-checks look at ``type()`` only, and a dict keyed by program objects is copied without
-hashing them again.  The :class:`Snapshot` it makes waits in the writer's queue until
+``framestack``, the lazy texts) and other objects.  A chain still captured raw
+(:mod:`otrace.contexts.lazy`, the usual case) goes as capture's own list of raw records,
+which never changes: one loop over the frames' variables finds the few frames holding a
+container that may still change, and only their variables are copied -- no tuple or dict
+per frame for the program's collector to scan while the snapshot waits.  It runs no
+program code: type checks look at ``type()`` only, and a dict keyed by program objects is
+copied without hashing them again.  The :class:`Snapshot` it makes waits in the writer's queue until
 :func:`otrace.contexts.sanitize.encode` turns it into bytes on the writer's thread.
 
 Thread safety: any thread (in practice the traced one); no shared state.
@@ -277,7 +280,7 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
     from the raw records (capture's copy of a frame still running, or the dict of a finished
     frame, which nothing changes).  One plain loop over the values: on 3.11 it beats
     ``map``/``itertools`` pipelines over all frames at once (measured)."""
-    copies = None
+    copies: dict[int, Any] | None = None
     watch = _CONTAINERS_OR_CONTEXTS
     values = dict.values
     for i, raw in enumerate(raws):
