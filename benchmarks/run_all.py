@@ -6,8 +6,8 @@ Every figure is printed with its target and the machine (CPU model, cores, Pytho
 load average at the start and the end: the figures are ratios measured side by side, but a
 busy machine still moves them).  Full run: about 15 minutes plus Tornado's suite (six runs
 of it, about 30 s each on an idle machine); ``--quick``: about 8 minutes.  Figures 1, 5, 6
-and 7 need ``wrk`` (``apt-get install -y wrk``); figure 3's comparison needs ``pip install
-hunter`` (benchmark environment only).  ``trace_overhead.py`` also runs under every Python
+and 7 need ``wrk`` (``apt-get install -y wrk``), figure 4b ``valgrind``; figure 3's
+comparison needs ``pip install hunter`` (benchmark environment only).  ``trace_overhead.py`` also runs under every Python
 3.12/3.13 found in ``~/.pyenv/versions`` (or ``--python PATH``, repeatable).
 
 The summary
@@ -150,6 +150,8 @@ def main() -> None:
     for python in others:
         step("trace_overhead.py", *flag, python=python)
     step("recording.py", *flag)
+    if shutil.which("valgrind"):
+        step("instructions.py", *flag)
     step("pickle_store.py", "5000" if opts.quick else "50000")
     if shutil.which("wrk"):
         step("holds.py", *flag)

@@ -43,6 +43,7 @@ def hide_code(*codes: CodeType) -> None:
     """Never show frames running these code objects (otrace's own wrappers)."""
     _HIDDEN.update(codes)
     _CODES.clear()  # cached verdicts may name these codes
+    _PLAIN.clear()
 
 
 # What capturing needs of a code object, looked up by ``id`` (hashing a code object hashes
@@ -483,29 +484,40 @@ def capture_exception(
 def capture_call_stack(frame: FrameType | None) -> LazyText:
     """The call stack above ``frame`` as text, formatted when read.
 
-    Only (code, ``f_lasti``) pairs are taken now -- where the callers are changes as they
-    run on; line numbers, file names, function names and source come from the code objects
-    when the text is read.
+    Only each frame's code object and ``f_lasti`` are taken now (one flat list, no tuple
+    per frame) -- where the callers are changes as they run on; line numbers, file names,
+    function names and source come from the code objects when the text is read.  Hidden
+    frames are left out now: whether a frame hides itself can depend on its variables.
     """
-    pairs: list[tuple[CodeType, int]] = []
-    append = pairs.append
-    codes = _CODES
+    flat: list[Any] = []
+    append = flat.append
+    plain = _PLAIN
     while frame is not None:
         code = frame.f_code
-        info = codes.get(id(code))
-        if info is None or info[0] is not code:
-            info = _code_info(code)
-        hidden = info[4]
-        if not hidden and (hidden is not None or not is_hidden(frame)):
-            append((code, frame.f_lasti))
+        if plain.get(id(code)) is not code:  # first sight, hidden, or asks its variables
+            hidden = _code_info(code)[4]
+            if hidden is False:
+                if len(plain) >= _CODES_MAX:
+                    plain.clear()
+                plain[id(code)] = code
+            elif hidden or is_hidden(frame):
+                frame = frame.f_back
+                continue
+        append(code)
+        append(frame.f_lasti)
         frame = frame.f_back
-    return LazyText(_format_stack, pairs)
+    return LazyText(_format_stack, flat)
 
 
-def _format_stack(pairs: list[tuple[CodeType, int]]) -> str:
+# Code objects a stack walk shows without asking anything, by id (kept alive by the entry,
+# so an id is not reused while cached).  Cleared with the verdicts of _CODES.
+_PLAIN: dict[int, CodeType] = {}
+
+
+def _format_stack(flat: list[Any]) -> str:
     summary = [
-        (code.co_filename, line_at(code, lasti), code.co_name, None)
-        for code, lasti in reversed(pairs)
+        (flat[i].co_filename, line_at(flat[i], flat[i + 1]), flat[i].co_name, None)
+        for i in range(len(flat) - 2, -1, -2)
     ]
     return "".join(traceback.format_list(traceback.StackSummary.from_list(summary)))
 

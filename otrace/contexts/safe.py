@@ -77,6 +77,8 @@ _BRACKETS: dict[Any, tuple[str, str]] = {
 }
 _ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
 _PLAIN_SCALARS = (float, bool, type(None), complex)
+# scalars whose repr is always short (a float's is at most 24 characters)
+_TINY = frozenset((bool, type(None), float))
 
 
 def _brief(obj: Any, budget: int, depth: int) -> str:
@@ -95,31 +97,38 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
     if brackets is not None:
         if depth <= 0:
             return f"<{kind.__name__} of {len(obj)}>"
-        open_, close = brackets
-        parts = [open_]
-        size = len(open_)  # of everything so far: cut once past the budget
+        depth -= 1
+        is_dict = kind is dict
+        parts: list[str] = []
+        size = 1  # of everything so far: cut once past the budget
         # eleven items at most: a tuple per entry of a huge dict would be work for the GC
-        items = list(islice(dict.items(obj) if kind is dict else obj, 11))
-        for n, item in enumerate(items[:10]):
-            if n:
-                parts.append(", ")
-                size += 2
-            if size > budget:
+        for item in islice(dict.items(obj) if is_dict else obj, 11):
+            if size > budget or len(parts) == 10:
                 parts.append("...")
                 break
-            if kind is dict:
-                text = _brief(item[0], 40, depth - 1) + ": " + _brief(item[1], 60, depth - 1)
+            # (the usual items, short strings and small scalars, without a call of _brief)
+            if is_dict:
+                key, value = item
+                kind_ = type(key)
+                if (kind_ is str and len(key) <= 40) or kind_ in _TINY:
+                    text = repr(key) + ": "
+                else:
+                    text = _brief(key, 40, depth) + ": "
+                kind_ = type(value)
+                if (kind_ is str and len(value) <= 60) or kind_ in _TINY:
+                    text += repr(value)
+                else:
+                    text += _brief(value, 60, depth)
+            elif (type(item) is str and len(item) <= 60) or type(item) in _TINY:
+                text = repr(item)
             else:
-                text = _brief(item, 60, depth - 1)
+                text = _brief(item, 60, depth)
             parts.append(text)
-            size += len(text)
-        else:
-            if len(items) > 10:
-                parts.append(", ...")
-        if kind is tuple and len(items) == 1:
-            parts.append(",")
-        parts.append(close)
-        return "".join(parts)
+            size += len(text) + 2
+        open_, close = brackets
+        if kind is tuple and len(parts) == 1:
+            return open_ + parts[0] + ",)"
+        return open_ + ", ".join(parts) + close
     if issubclass(kind, BaseException):  # (isinstance could ask the object's __class__)
         args = _ARGS.__get__(obj)
         return f"{kind.__name__}(" + ", ".join(_brief(a, 100, depth - 1) for a in args[:3]) + ")"

@@ -112,25 +112,30 @@ class ContextStore:
     # -- adding ------------------------------------------------------------------------
     def add(self, ctx: TraceContext) -> None:
         """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
-        evicted: list[TraceContext] = []
+        kind = ctx.kind
         with self._lock:
             _put(self.recent, ctx)
             self.all[ctx.id] = ctx
-            # a waiting one moves to the evictable ones when released (settled())
-            line = self._waiting if ctx.live is not None else self._order
-            _line(line, ctx.kind)[ctx.id] = ctx
+            order = _line(self._order, kind)
+            if ctx.live is None:
+                order[ctx.id] = ctx
+            else:  # waiting: joins the evictable ones when released (settled())
+                _line(self._waiting, kind)[ctx.id] = ctx
             self._newest = ctx
-            evicted = self._evict(ctx.kind)
+            evicted = self._evict(kind) if len(order) > self.params.max_recent else None
         events = self.events
         if events.has_subscribers(ContextRecorded):
             events.emit(ContextRecorded(ctx))
-        self._evicted(evicted)
+        if evicted:
+            self._evicted(evicted)
 
     def _evicted(self, evicted: list[TraceContext]) -> None:
         events = self.events
+        tell = events.has_subscribers(ContextRemoved)
+        saved = self._saved_ids
         for old in evicted:
-            if old.id not in self._saved_ids:
-                if events.has_subscribers(ContextRemoved):
+            if old.id not in saved:
+                if tell:
                     events.emit(ContextRemoved(old))
                 old.unlink()
 
@@ -143,12 +148,16 @@ class ContextStore:
         """
         order = _line(self._order, kind)
         excess = len(order) - self.params.max_recent
-        evicted = [order.popitem(last=False)[1] for _ in range(max(excess, 0))]
+        if excess <= 0:
+            return []
+        evicted = [order.popitem(last=False)[1] for _ in range(excess)]
+        recent, saved, every = self.recent, self._saved_ids, self.all
         for old in evicted:
-            _pop(self.recent, old)
-            if old.id not in self._saved_ids:
-                self.all.pop(old.id, None)
-        if evicted and self._newest is not None and self._newest.id not in self.all:
+            _pop(recent, old)
+            if old.id not in saved:
+                every.pop(old.id, None)
+        newest = self._newest
+        if newest is not None and newest.id not in every:
             self._newest = self._latest()
         return evicted
 

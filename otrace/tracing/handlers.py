@@ -178,11 +178,17 @@ def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, 
 
 
 def _value_text(value: Any) -> str:
-    if issubclass(type(value), type):  # (isinstance could ask the value's __class__)
-        return type.__dict__["__name__"].__get__(value)
-    if type(value) is str:  # as typed in conditions: unquoted
+    kind = type(value)
+    if kind is str:  # as typed in conditions: unquoted
         return value if len(value) <= 200 else value[:200] + "..."
+    if kind is int and -_SMALL < value < _SMALL:  # the usual argument, at once
+        return int.__repr__(value)
+    if issubclass(kind, type):  # (isinstance could ask the value's __class__)
+        return type.__dict__["__name__"].__get__(value)
     return brief(value, 200)
+
+
+_SMALL = 10**15
 
 
 def format_call_args(call: Call) -> str:
@@ -190,14 +196,13 @@ def format_call_args(call: Call) -> str:
 
     Runs none of the program's code (no ``__repr__``/``__str__``): see :func:`brief`.
     """
-    parts = []
     varargs = call.site.varargs
-    for name, value in call.arguments().items():
-        if name == varargs:
-            if value:
-                parts.append(brief(value, 200))
-        else:
-            parts.append(f"{name}={_value_text(value)}")
+    parts = [
+        (brief(value, 200) if value else "") if name == varargs else name + "=" + _value_text(value)
+        for name, value in call.arguments().items()
+    ]
+    if varargs is not None and "" in parts:
+        parts = [part for part in parts if part]
     return ", ".join(parts)
 
 
@@ -328,7 +333,9 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     }
     if at_return:
         trc["return_value"] = call.result
-    values = capture.snapshot(call.arguments(), recorder.params.deep_copy)
+    values = call.arguments()  # (the context copies it: the shallow snapshot)
+    if recorder.params.deep_copy:
+        values = capture.snapshot(values, True)
     lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
     if at_return:
         result = call.result

@@ -1,0 +1,186 @@
+"""Figure 4b: what one recorded context costs in machine instructions, and where they go.
+
+    python benchmarks/instructions.py [--quick]
+
+Time per context (figure 4) moves by a third when other work shares a two-core machine;
+the number of instructions the traced thread executes does not.  Each case runs the loop
+of ``recording.py`` (a ``-c call`` trace on a four-argument function, or an exceptions-only
+trace raising at the bottom of a 20-frame stack) in a child process under valgrind's
+callgrind, with instrumentation switched on only around the timed loop
+(``callgrind_control -i on/off``); the figure is instructions per iteration, traced minus
+untraced.  "Parts" run the same traced loop with one step of recording replaced by a
+function that does nothing (the stack walk, the formatting of the arguments, filing in the
+store, the announcement; for exceptions the whole capture of the frames): the difference is
+what that step costs.
+
+Needs valgrind (Debian's ``valgrind`` package); without it the script says so and exits 0.
+About 10-20 s per case here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import emit, machine, result, table
+
+HERE = Path(__file__).resolve().parent
+
+# what a part's stub replaces (see child())
+PARTS = {
+    "call": ("stack walk", "argument text", "store", "announcement"),
+    # (not the store: without it a context is never unlinked, and its frames' reference
+    # cycles go to the garbage collector instead -- more work, not less)
+    "exception": ("capture of the frames", "announcement"),
+}
+
+
+def child(case: str, stub: str, n: int) -> None:
+    """The measured process: set up, say READY, run the loop once on "go", say DONE."""
+    import recording
+
+    from otrace import recorder
+    from otrace.contexts import capture
+    from otrace.log import add_sink
+    from otrace.runtime import default
+    from otrace.tracing import handlers, trace
+
+    add_sink(lambda text: None)
+    rt = default()
+    rt.params.set("trace_handled", True)
+    base, mod = recording.make(), recording.make()
+    order = mod.Order(3)
+    trace(mod.sell, mod, "sell", condition="call")
+    trace(mod.fail, mod, "fail")
+    if stub == "stack walk":
+        capture.capture_call_stack = lambda frame: None  # type: ignore[assignment,return-value]
+    elif stub == "argument text":
+        handlers.format_call_args = lambda call: ""
+    elif stub == "capture of the frames":
+        capture.capture_exception = lambda *args, **kw: ({}, {})  # type: ignore[assignment]
+    elif stub == "store":
+        rt.store.add = lambda ctx: None  # type: ignore[method-assign]
+    elif stub == "announcement":
+        recorder.Recorder.announce = lambda self, text, **kw: None  # type: ignore[method-assign]
+    traced = not case.endswith(" untraced")
+    if case.startswith("call"):
+        f = mod.sell if traced else base.sell
+
+        def loop() -> None:
+            for _ in range(n):
+                mod.deep(19, f, order, 5, "x", {"fast": True, "tags": ["a", "b"]})
+    else:
+        g = mod.fail if traced else base.fail
+
+        def loop() -> None:
+            for _ in range(n):
+                try:
+                    mod.deep(19, g, order, 5)
+                except ValueError:
+                    pass
+
+    loop()  # warm: caches, code objects, the store at its max_recent
+    print("READY", flush=True)
+    sys.stdin.readline()
+    loop()
+    print("DONE", flush=True)
+    sys.stdin.readline()
+
+
+def count(case: str, stub: str, n: int) -> float:
+    """Instructions per iteration of ``case`` (with ``stub``), counted by callgrind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            case,
+            stub,
+            str(n),
+        ]
+        env = {**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}"}
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for want, switch in (("READY", "on"), ("DONE", "off")):
+                line = proc.stdout.readline().strip()
+                if line != want:
+                    raise RuntimeError(f"{case}/{stub}: expected {want}, got {line!r}")
+                subprocess.run(
+                    ["callgrind_control", "-i", switch, str(proc.pid)],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        total = 0
+        for path in Path(tmp).glob("callgrind.out*"):
+            # ("summary" counts from the start, 0 here; "totals" what was instrumented)
+            for found in re.findall(r"^(?:summary|totals): (\d+)", path.read_text(), re.M):
+                total = max(total, int(found))
+        return total / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "STUB", "N"))
+    opts = parser.parse_args()
+    if opts.child:
+        case, stub, n = opts.child
+        child(case, stub, int(n))
+        return
+    print(machine())
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("instructions.py: valgrind not found (apt-get install -y valgrind); skipped")
+        return
+    n = 500 if opts.quick else 2000
+    rows = []
+    for kind in ("call", "exception"):
+        untraced = count(f"{kind} untraced", "", n)
+        traced = count(kind, "", n)
+        added = traced - untraced
+        rows.append((f"{kind}: traced minus untraced", f"{added:,.0f}", "100 %"))
+        result(f"4b-{kind}-context-instructions", added, "--", "--", "instr")
+        parts = {}
+        for part in PARTS[kind]:
+            parts[part] = traced - count(kind, part, n)
+            rows.append((f"  of which {part}", f"{parts[part]:,.0f}", f"{parts[part] / added:.0%}"))
+        rest = added - sum(parts.values())
+        rows.append(
+            ("  the rest (probe, context, bookkeeping)", f"{rest:,.0f}", f"{rest / added:.0%}")
+        )
+        emit("instructions", case=kind, untraced=untraced, added=added, **parts)
+    table(
+        f"4b. Instructions per recorded context (callgrind, {n} iterations per case)",
+        rows,
+        ("case", "instructions", "share"),
+    )
+
+
+if __name__ == "__main__":
+    main()
