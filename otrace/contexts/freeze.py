@@ -289,7 +289,14 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
             continue
         for v in values(loc):
             t = type(v)
-            if t in watch and (t is not tuple or not watch.isdisjoint(map(type, v))):
+            if t in watch:
+                if t is not tuple:
+                    break
+                for x in v:  # (a tuple's few items: cheaper than isdisjoint(map(...)))
+                    if type(x) in watch:
+                        break
+                else:
+                    continue
                 break
         else:
             continue
