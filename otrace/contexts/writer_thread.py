@@ -292,6 +292,10 @@ class BatchWriter:
             take = waiting.popleft
             while waiting and len(items) < self._batch_size:
                 items.append(take())
+            # wake-ups sent while the writer was busy are stale now (unlike an Event's,
+            # tokens add up: a busy writer would keep one per batch it took)
+            while nudge.qsize():
+                nudge.get_nowait()
             rows: list[Row] = []
             markers = []
             with self._io_lock:

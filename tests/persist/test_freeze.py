@@ -145,3 +145,31 @@ def test_submit_takes_no_lock(tmp_path):
         assert w.stats()["submitted"] == 20  # reading a count does not change it
     finally:
         w.close()
+
+
+def test_wake_ups_do_not_pile_up_while_the_writer_is_busy(tmp_path):
+    """Each context that finds the queue empty wakes the writer with a token; a writer kept
+    busy (a context arrives during every write) drops the stale ones as it takes a batch."""
+
+    class Busy(store_sqlite.PickleWriter):
+        rounds = 50
+        most = 0
+        done = threading.Event()
+
+        def write_rows(self, rows):
+            super().write_rows(rows)
+            self.most = max(self.most, self._nudge.qsize())
+            if self.rounds:
+                self.rounds -= 1
+                self.submit(TraceContext("traces", "A.b", "call", {"i": self.rounds}))
+            else:
+                self.done.set()
+
+    w = Busy(tmp_path / "busy.db")
+    try:
+        w.submit(TraceContext("traces", "A.b", "call", {"i": -1}))
+        assert w.done.wait(30)
+        assert w.flush(30) and w.stats()["written"] == 51
+        assert w.most <= 1, w.most
+    finally:
+        w.close()
