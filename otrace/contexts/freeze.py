@@ -13,8 +13,9 @@ which never changes: one loop over the frames' variables finds the few frames ho
 container that may still change, and only their variables are copied -- no tuple or dict
 per frame for the program's collector to scan while the snapshot waits.  It runs no
 program code: type checks look at ``type()`` only, and a dict keyed by program objects is
-copied without hashing them again.  The :class:`Snapshot` it makes waits in the writer's queue until
-:func:`otrace.contexts.sanitize.encode` turns it into bytes on the writer's thread.
+copied without hashing them again.  The :class:`Snapshot` it makes waits in the writer's
+queue until :func:`otrace.contexts.sanitize.encode` turns it into bytes on the writer's
+thread.
 
 Thread safety: any thread (in practice the traced one); no shared state.
 """
@@ -82,7 +83,8 @@ class Snapshot:
 
     def pairs(self) -> list[tuple[Any, Any]]:
         """(values, trc) of each frame, outermost first; a raw frame's trc is (raw record,
-        context lines), made into a ``__trc`` by the writer (:func:`~otrace.contexts.lazy.raw_trc`)."""
+        context lines), which the writer makes a ``__trc``
+        (:func:`~otrace.contexts.lazy.raw_trc`)."""
         frames = self.frames
         out = list(zip(frames[::2], frames[1::2], strict=True))
         raws = self.raws
