@@ -9,7 +9,8 @@
 * The writer's own thread takes batches off the queue, pickles each value on its own
   (:func:`~otrace.contexts.sanitize.encode`, the one record format every back end stores) and
   hands the rows to the back end's :meth:`~BatchWriter.write_rows`.
-* Counts (submitted, written, dropped, failed) and one announcement per kind of trouble.
+* Counts (submitted, written, dropped, failed; a program thread's take no lock) and one
+  announcement per kind of trouble.
 * ``fork``: the writer thread's I/O is fenced by a lock taken around ``os.fork`` (bounded), so
   a child never inherits a connection half-way through a write; a writer used in a forked
   child starts afresh there (:meth:`~BatchWriter.reopen`).
@@ -24,7 +25,9 @@ Thread safety: see :class:`BatchWriter`.
 from __future__ import annotations
 
 import collections
+import itertools
 import os
+import queue
 import threading
 import weakref
 from typing import Any
@@ -38,6 +41,25 @@ log = get_logger("pickle")
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Tally:
+    """A count that program threads add to without a lock (``next`` of an
+    :func:`itertools.count` is one step of C code); reading it takes a number too, so reads
+    are counted and subtracted (under the writer's count lock)."""
+
+    __slots__ = ("_counter", "_reads", "add")
+
+    def __init__(self) -> None:
+        self._counter = itertools.count()
+        self._reads = 0
+        self.add = self._counter.__next__
+
+    def value(self) -> int:
+        """The number of ``add()`` calls so far (callers hold the writer's count lock)."""
+        taken = next(self._counter) - self._reads
+        self._reads += 1
+        return taken
 
 
 class _Flush:
@@ -62,7 +84,8 @@ Row = tuple[Any, ...]
 QUEUE_SIZE = 1_000
 
 # The writer thread sleeps until the queue stops being empty (the context that makes it so
-# wakes it: one wake-up per batch, not one per context), or flush or close wake it; else it
+# wakes it with a token on a SimpleQueue -- a put never blocks and takes no Python-level
+# lock -- one wake-up per batch, not one per context), or flush or close wake it; else it
 # looks again after this pause (seconds), doubled while it finds nothing, up to the second.
 _PAUSE, _PAUSE_IDLE = 0.05, 1.0
 
@@ -139,9 +162,11 @@ class BatchWriter:
     def _start(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        # the counts change on program threads (submit) and on the writer thread at once
+        # counts: those program threads make (submit) take no lock (see _Tally); the writer
+        # thread's, and reading them all, take this one
         self._count_lock = threading.Lock()
-        self.submitted = self.written = self.dropped = self.failed = 0
+        self.written = self.failed = 0
+        self._submitted, self._dropped, self._refused = _Tally(), _Tally(), _Tally()
         self._reported: set[str] = set()
         # Held by the writer thread while it pickles and talks to its database, and taken
         # around os.fork() (see _before_fork), so a child does not inherit a write half done.
@@ -149,7 +174,7 @@ class BatchWriter:
         # appended to by program threads, emptied by the writer (both atomic: no lock); the
         # bound is checked before the append, so concurrent submits may pass it by a few
         self._queue: collections.deque[Any] = collections.deque()
-        self._nudge = threading.Event()  # the writer looks now (see _PAUSE)
+        self._nudge: queue.SimpleQueue[None] = queue.SimpleQueue()  # look now (see _PAUSE)
         _WRITERS.add(self)
         self._thread = threading.Thread(
             target=self._run, name=f"otrace-writer-{self.label}", daemon=True
@@ -172,9 +197,9 @@ class BatchWriter:
                 return
             if self._pid != _PID[0]:
                 self.reopen()
-            self.count("submitted")
+            self._submitted.add()
             if len(self._queue) >= self._queue_size:  # dropping costs less: no snapshot
-                self.count("dropped")
+                self._dropped.add()
                 self.report(
                     "queue",
                     f"writing cannot keep up; contexts are being dropped (more than "
@@ -184,9 +209,9 @@ class BatchWriter:
             waiting = self._queue
             waiting.append(freeze_context(ctx, self._pid, self.limits))
             if len(waiting) == 1:  # the writer may be asleep
-                self._nudge.set()
+                self._nudge.put(None)
         except Exception as exc:
-            self.count("failed")
+            self._refused.add()
             self.report("submit", f"cannot snapshot {getattr(ctx, 'id', ctx)!r}: {one_line(exc)}")
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -197,7 +222,7 @@ class BatchWriter:
             return not self._queue
         marker = _Flush()
         self._queue.append(marker)  # past the bound: a marker is tiny, and must not wait
-        self._nudge.set()
+        self._nudge.put(None)
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -208,22 +233,22 @@ class BatchWriter:
         if self._pid != os.getpid():
             return
         self._queue.append(_STOP)
-        self._nudge.set()
+        self._nudge.put(None)
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
         """Counts of contexts submitted, written, dropped (queue full) and failed (errors)."""
         with self._count_lock:
             counts = {
-                "submitted": self.submitted,
+                "submitted": self._submitted.value(),
                 "written": self.written,
-                "dropped": self.dropped,
-                "failed": self.failed,
+                "dropped": self._dropped.value(),
+                "failed": self.failed + self._refused.value(),
             }
         return {**counts, "queued": len(self._queue)}
 
     def _count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to the count ``name`` (any thread; a short lock)."""
+        """Add ``n`` to the count ``written`` or ``failed`` (the writer thread; a short lock)."""
         with self._count_lock:
             setattr(self, name, getattr(self, name) + n)
 
@@ -232,6 +257,8 @@ class BatchWriter:
     def report(self, kind: str, message: str, *, once: bool = True) -> None:
         """Announce ``message`` (the first time for ``kind`` unless ``once`` is False)."""
         if once:
+            if kind in self._reported:  # (said already: no lock for a context dropped)
+                return
             with self._lock:
                 if kind in self._reported:
                     return
@@ -254,10 +281,10 @@ class BatchWriter:
         waiting, nudge, pause = self._queue, self._nudge, _PAUSE
         while not stop:
             if not waiting:
-                if nudge.wait(pause):
-                    nudge.clear()
+                try:
+                    nudge.get(timeout=pause)
                     pause = _PAUSE
-                else:
+                except queue.Empty:
                     pause = min(pause * 2, _PAUSE_IDLE)
                 continue
             pause = _PAUSE
@@ -265,6 +292,10 @@ class BatchWriter:
             take = waiting.popleft
             while waiting and len(items) < self._batch_size:
                 items.append(take())
+            # wake-ups sent while the writer was busy are stale now (unlike an Event's,
+            # tokens add up: a busy writer would keep one per batch it took)
+            while nudge.qsize():
+                nudge.get_nowait()
             rows: list[Row] = []
             markers = []
             with self._io_lock:

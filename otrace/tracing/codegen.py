@@ -28,6 +28,7 @@ from otrace.tracing.conditions import And, ArgTest, Predicate
 SITE_CONST = "__otrace_site__"
 PROBE_CONST = "__otrace_probe__"
 CALL_LOCAL = "_otrace_call_"
+VALUE_LOCAL = "_otrace_value_"
 _SCOPE = "__otrace_scope__"
 _COMPARED = (
     "co_code",
@@ -241,9 +242,19 @@ def _load(name: str) -> ast.Name:
 class _Returns(ast.NodeTransformer):
     """``return X`` -> ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``."""
 
-    def __init__(self, is_async: bool, is_asyncgen: bool) -> None:
+    def __init__(
+        self,
+        is_async: bool,
+        is_asyncgen: bool,
+        late: ast.expr | None = None,
+        late_args: ast.expr | None = None,
+    ) -> None:
         self.is_async = is_async
         self.is_asyncgen = is_asyncgen
+        self.late = late
+        # what PROBE.late gets as the arguments: _otrace_call_ (kept at entry), or the
+        # parameters read at return when the body never rebinds them (see instrumented_node)
+        self.late_args = late_args if late_args is not None else _load(CALL_LOCAL)
 
     def visit_FunctionDef(self, node: ast.AST) -> ast.AST:
         return node  # nested scopes keep their own returns
@@ -251,6 +262,8 @@ class _Returns(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
 
     def visit_Return(self, node: ast.Return) -> Any:
+        if self.late is not None:
+            return self._late_return(node)
         if self.is_asyncgen:  # a bare return; no value allowed
             hook = ast.If(
                 ast.Compare(_load(CALL_LOCAL), [ast.IsNot()], [ast.Constant(None)]),
@@ -271,6 +284,77 @@ class _Returns(ast.NodeTransformer):
         like = value if getattr(value, "lineno", None) is not None else node
         _locate(node.value, like)
         return node
+
+    def _late_return(self, node: ast.Return) -> list[ast.stmt]:
+        """A return-only condition, tested on the value before anything is called::
+
+        if _otrace_call_ is not None:
+            _otrace_value_ = X
+            try:
+                if not (TESTS):
+                    return _otrace_value_
+            except Exception:
+                pass  # the full evaluation records the error
+            [await] PROBE.late(_otrace_call_ or the parameters, _otrace_value_)
+            return _otrace_value_
+        return X
+        """
+        assert self.late is not None
+        value = node.value if node.value is not None else ast.Constant(None)
+        back: ast.expr | None = None if self.is_asyncgen else _load(VALUE_LOCAL)
+        report: ast.expr = _probe(
+            "late_async" if self.is_async else "late",
+            copy.deepcopy(self.late_args),
+            _load(VALUE_LOCAL),
+        )
+        if self.is_async:
+            report = ast.Await(report)
+        hook = ast.If(
+            ast.Compare(_load(CALL_LOCAL), [ast.IsNot()], [ast.Constant(None)]),
+            [
+                ast.Assign([ast.Name(VALUE_LOCAL, ast.Store())], copy.deepcopy(value)),
+                ast.Try(
+                    body=[
+                        ast.If(
+                            ast.UnaryOp(ast.Not(), copy.deepcopy(self.late)),
+                            [ast.Return(copy.deepcopy(back))],
+                            [],
+                        )
+                    ],
+                    handlers=[ast.ExceptHandler(_load("Exception"), None, [ast.Pass()])],
+                    orelse=[],
+                    finalbody=[],
+                ),
+                ast.Expr(report),
+                ast.Return(copy.deepcopy(back)),
+            ],
+            [],
+        )
+        _locate(hook, node)
+        return [hook, node]
+
+
+def return_tests(parts: tuple[ArgTest, ...] | None) -> ast.expr | None:
+    """A return-only condition's items as one expression on ``_otrace_value_``, or None
+    (no such condition, or a value that cannot be a constant of the code)."""
+    if not parts or not all(
+        isinstance(p.value, (int, float, str, bool, type(None))) for p in parts
+    ):
+        return None
+    tests: list[ast.expr] = [
+        ast.Compare(_load(VALUE_LOCAL), [_OPS[p.op]()], [ast.Constant(p.value)]) for p in parts
+    ]
+    return tests[0] if len(tests) == 1 else ast.BoolOp(ast.And(), tests)
+
+
+_OPS: dict[str, type[ast.cmpop]] = {
+    "==": ast.Eq,
+    "!=": ast.NotEq,
+    "<": ast.Lt,
+    "<=": ast.LtE,
+    ">": ast.Gt,
+    ">=": ast.GtE,
+}
 
 
 def _arguments(code: CodeType) -> tuple[ast.expr, ast.expr]:
@@ -326,7 +410,11 @@ def instrumented_node(
     code: CodeType,
     calls: bool,
     tests: ast.expr | None,
+    late: ast.expr | None = None,
 ) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """The definition with the hooks added (see instrument.py).  ``late``: the tests of a
+    return-only condition (:func:`return_tests`); then the call keeps only its arguments
+    (``_otrace_call_``) and nothing is called unless the return value may match."""
     node = copy.deepcopy(node)
     body = node.body
     doc: list[ast.stmt] = []
@@ -345,14 +433,25 @@ def instrumented_node(
     if calls:
         is_asyncgen = bool(flags & inspect.CO_ASYNC_GENERATOR)
         is_async = bool(flags & inspect.CO_COROUTINE)
-        body = [_Returns(is_async, is_asyncgen).visit(stmt) for stmt in body]
+        args, kwargs = _arguments(code)
+        packed = ast.Tuple([args, kwargs], ast.Load()) if late_split(code) else args
+        # Arguments the body never rebinds (and no ** dict it could change) are still as
+        # called when it returns: read them there, nothing is kept at entry.
+        live = late is not None and not code.co_flags & inspect.CO_VARKEYWORDS
+        live = live and not _rebinds(node, set(code.co_varnames[: nparams(code)]))
+        late_args = copy.deepcopy(packed) if live else None
+        returns = _Returns(is_async, is_asyncgen, late, late_args)
+        body = [returns.visit(stmt) for stmt in body]
         flat: list[ast.stmt] = []
         for stmt in body:
             flat.extend(stmt if isinstance(stmt, list) else [stmt])
-        args, kwargs = _arguments(code)
         assign = ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], _probe("call", args, kwargs))
         guarded: list[ast.stmt] = [assign]
-        if tests is not None:
+        if late is not None:
+            # the arguments as called (the body may rebind its parameters): one tuple, and
+            # the keyword part only where the function has keyword-only or ** parameters
+            guarded = [ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], packed)]
+        elif tests is not None:
             guarded = [
                 ast.Try(
                     body=[ast.If(tests, [assign], [])],
@@ -373,7 +472,10 @@ def instrumented_node(
                 [],
             ),
         ]
-        if is_async:
+        if live:  # only whether the trace applied at the call
+            state = ast.Attribute(_const(SITE_CONST), "state", ast.Load())
+            prologue = [ast.Assign([ast.Name(CALL_LOCAL, ast.Store())], state)]
+        if is_async and late is None:  # (a return-only condition never holds at the call)
             hold = ast.Attribute(_load(CALL_LOCAL), "hold", ast.Load())
             prologue.append(
                 ast.If(
@@ -390,7 +492,7 @@ def instrumented_node(
             )
         # the implicit ``return None`` at the end of the body
         end = ast.copy_location(ast.Return(None), flat[-1] if flat else start)
-        tail = _Returns(is_async, is_asyncgen).visit(end)
+        tail = returns.visit(end)
         flat.extend(tail if isinstance(tail, list) else [tail])
         body = flat
     handler = ast.ExceptHandler(
@@ -409,6 +511,47 @@ def instrumented_node(
     ast.copy_location(wrapped, start)
     node.body = doc + prologue + [wrapped]
     return node
+
+
+def nparams(code: CodeType) -> int:
+    """How many of ``code``'s variables are its parameters (``*args``/``**kwargs`` included)."""
+    n = code.co_argcount + code.co_kwonlyargcount
+    return (
+        n + bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    )
+
+
+def _rebinds(node: ast.AST, params: set[str]) -> bool:
+    """Whether anything in ``node``'s body may bind or delete one of ``params`` (nested
+    scopes included, so ``nonlocal`` and comprehension ``:=`` count; conservative)."""
+    for sub in ast.walk(node):
+        if sub is node:
+            continue
+        if isinstance(sub, ast.Name) and not isinstance(sub.ctx, ast.Load):
+            bound = {sub.id}
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = {sub.name}
+        elif isinstance(sub, ast.ExceptHandler):
+            bound = {sub.name} if sub.name else set()
+        elif isinstance(sub, ast.alias):
+            bound = {sub.asname or sub.name.partition(".")[0]}
+        elif isinstance(sub, (ast.MatchAs, ast.MatchStar)):
+            bound = {sub.name} if sub.name else set()
+        elif isinstance(sub, ast.MatchMapping):
+            bound = {sub.rest} if sub.rest else set()
+        elif isinstance(sub, (ast.Global, ast.Nonlocal)):
+            bound = set(sub.names)
+        else:
+            continue
+        if bound & params:
+            return True
+    return False
+
+
+def late_split(code: CodeType) -> bool:
+    """Whether ``_otrace_call_`` of a return-only condition is ``(args, kwargs)`` (keyword-only
+    or ``**`` parameters) rather than the ``args`` tuple alone."""
+    return bool(code.co_kwonlyargcount or code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 def fill(code: CodeType, site: Any, probe: Any) -> CodeType:

@@ -81,6 +81,50 @@ def inline_plan(predicate: Predicate | None, params: dict[str, tuple]) -> tuple 
     return (tuple(shape), tuple(values)) if shape else None
 
 
+def return_parts(predicate: Predicate | None) -> tuple[ArgTest, ...] | None:
+    """The items of a condition that tests only the return value (``return==99``,
+    ``return!=None,return<5``), or None for any other condition.
+
+    Such a condition cannot be decided before the return, so the back ends keep only the
+    arguments at call time and test the value inline at return (see wrappers.py,
+    instrument.py); only a possible match goes on to :func:`handlers.on_return`.
+    """
+    if predicate is None:
+        return None
+    parts = predicate.parts if isinstance(predicate, And) else (predicate,)
+    if not all(
+        isinstance(p, ArgTest) and p.arg == "return" and not p.attr and p.op in OPS for p in parts
+    ):
+        return None
+    return tuple(parts)  # type: ignore[arg-type]
+
+
+def return_plan(predicate: Predicate | None) -> tuple | None:
+    """``(shape, values)`` for the wrapper's inlined return-value test, or None.
+
+    ``shape`` is ``("return", op, op, ...)``, ``values`` the expected values in order (read
+    as ``c[1]``, ``c[2]``, ... by :func:`return_filter_source`).
+    """
+    parts = return_parts(predicate)
+    if parts is None:
+        return None
+    return ("return", *(p.op for p in parts)), tuple(p.value for p in parts)
+
+
+def return_filter_source(shape: tuple, indent: str) -> list[str]:
+    """Source lines that set ``hit = False`` when ``result`` certainly does not match
+    (``hit`` True before them; a raising comparison leaves it True: the full evaluation
+    then records the error)."""
+    tests = " and ".join(f"result {op} c[{n}]" for n, op in enumerate(shape[1:], 1))
+    return [
+        f"{indent}try:",
+        f"{indent}    if not ({tests}):",
+        f"{indent}        hit = False",
+        f"{indent}except Exception:",
+        f"{indent}    pass",
+    ]
+
+
 def filter_source(shape: tuple, indent: str) -> list[str]:
     """Source lines that set ``hit = False`` when the call certainly does not match.
 
@@ -317,7 +361,7 @@ class Site:
                     plan = (
                         None
                         if self.tracer.params.trace_related
-                        else inline_plan(predicate, self.params)
+                        else inline_plan(predicate, self.params) or return_plan(predicate)
                     )
                     consts = self.retune(plan)
                 return (spec, quick, consts)

@@ -15,7 +15,14 @@ added to the module's globals):
   the condition's argument tests inline (``a == 1``) before ``PROBE.call(<args>)``; every
   ``return X`` becomes ``return X if _otrace_call_ is None else PROBE.ret(_otrace_call_, X)``.
   ``_otrace_call_`` is the one local added (seen by ``locals()``; ``co_varnames`` of the
-  arguments are unchanged).
+  arguments are unchanged);
+* a condition on the return value only (``return==99``): nothing is decided before the
+  return, so no probe is called at entry; ``_otrace_call_`` keeps the arguments as called
+  (a tuple) -- or only the published state, when the body never rebinds a parameter and has
+  no ``**`` dict, since the parameters are then still as called at the return and are read
+  there.  Every ``return X`` stores ``X`` in a second local, ``_otrace_value_``, tests it
+  inline, and only a possible match calls ``PROBE.late``, which makes the
+  :class:`~otrace.tracing.handlers.Call` and takes the usual return path.
 
 While no trace applies (or ``trace_active`` is off) the original code object runs again: an
 installed but inactive trace costs nothing.  Code is built from the source ``linecache``
@@ -48,14 +55,18 @@ from otrace.tracing.codegen import (
     CO_NESTED,
     PROBE_CONST,
     SITE_CONST,
+    VALUE_LOCAL,
     compile_at,
     fill,
     function_node,
     function_source,
     inline_tests,
     instrumented_node,
+    late_split,
     module_for,
+    nparams,
     requalify,
+    return_tests,
     same_code,
 )
 from otrace.tracing.conditions import And, ArgTest, Predicate
@@ -75,10 +86,11 @@ def busy() -> bool:
 class Probe:
     """What instrumented code calls (a constant of that code); one per traced function."""
 
-    __slots__ = ("site",)
+    __slots__ = ("site", "split")
 
-    def __init__(self, site: engine.Site) -> None:
+    def __init__(self, site: engine.Site, split: bool = False) -> None:
         self.site = site
+        self.split = split  # see late(): how the code packs the arguments
 
     def call(self, args: tuple, kwargs: dict) -> handlers.Call | None:
         site = self.site
@@ -115,6 +127,37 @@ class Probe:
             await hold
         return value
 
+    def late(self, packed: Any, value: Any) -> Any:
+        """A return value that may match a return-only condition (tested inline): make the
+        ``Call`` from the arguments kept at entry and take the usual return path."""
+        if not busy():
+            self._late(packed, value, sys._getframe(2))
+        return value
+
+    async def late_async(self, packed: Any, value: Any) -> Any:
+        hold = None
+        if not busy():
+            hold = self._late(packed, value, sys._getframe(2))
+        if hold is not None:
+            await hold
+        return value
+
+    def _late(self, packed: Any, value: Any, frame: Any) -> Any:
+        site = self.site
+        state = site.state  # the spec that applies now (None: untraced meanwhile)
+        if state is None or state[0].when != "return":
+            return None
+        _busy.on = True
+        try:
+            args, kwargs = packed if self.split else (packed, {})
+            call = handlers.Call(site, state[0], args, kwargs, frame)
+            return handlers.on_return(call, value)
+        except Exception:  # pragma: no cover - on_return logs its own failures
+            log.exception("tracing the return of %s failed", site.name)
+            return None
+        finally:
+            _busy.on = False
+
     def exc(self) -> None:
         state = self.site.state
         if state is None or getattr(_busy, "on", False):  # (busy(), inline)
@@ -141,7 +184,15 @@ def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> Non
 
 
 RERAISING.add(Probe)
-hide_code(Probe.call.__code__, Probe.ret.__code__, Probe.ret_async.__code__, Probe.exc.__code__)
+hide_code(
+    Probe.call.__code__,
+    Probe.ret.__code__,
+    Probe.ret_async.__code__,
+    Probe.late.__code__,
+    Probe.late_async.__code__,
+    Probe._late.__code__,
+    Probe.exc.__code__,
+)
 
 
 class Instrumented:
@@ -151,7 +202,7 @@ class Instrumented:
         self.site = site
         self.func = func
         self.base = func.__code__
-        self.probe = Probe(site)
+        self.probe = Probe(site, late_split(self.base))
         # Parsed again when code is built: ASTs kept for hundreds of traced functions would
         # be hundreds of thousands of objects for the program's garbage collector to walk.
         self._source = function_source(func)  # text: not an object graph the gc walks
@@ -161,7 +212,11 @@ class Instrumented:
     def _check(self) -> None:
         func, base = self.func, self.base
         names = set(base.co_varnames) | set(base.co_names) | set(base.co_freevars)
-        if CALL_LOCAL in names or any(c in (SITE_CONST, PROBE_CONST) for c in base.co_consts):
+        if (
+            CALL_LOCAL in names
+            or VALUE_LOCAL in names
+            or any(c in (SITE_CONST, PROBE_CONST) for c in base.co_consts)
+        ):
             raise TraceError("it uses otrace's reserved names")
         module, nested = module_for(func, function_node(func, self._source))
         plain = compile_at(func, module)
@@ -176,17 +231,22 @@ class Instrumented:
         spec = state[0]
         predicate = spec.predicate
         related = self.site.tracer.params.trace_related
-        params = set(self.base.co_varnames[: _nparams(self.base)])
+        params = set(self.base.co_varnames[: nparams(self.base)])
         calls = related or (
             predicate is not None
             and not _never(predicate, params, bool(self.base.co_flags & inspect.CO_VARKEYWORDS))
         )
         tests = inline_tests(predicate, params) if calls and not related else None
-        key = (calls, ast.dump(tests) if tests is not None else None)
+        late = return_tests(engine.return_parts(predicate)) if calls and not related else None
+        key = (
+            calls,
+            ast.dump(tests) if tests is not None else None,
+            ast.dump(late) if late is not None else None,
+        )
         code = self._codes.get(key)
         if code is None:
             node = instrumented_node(
-                function_node(self.func, self._source), self.base, calls, tests
+                function_node(self.func, self._source), self.base, calls, tests, late
             )
             module, _ = module_for(self.func, node)
             built = compile_at(self.func, module)
@@ -226,12 +286,6 @@ def _never(predicate: Predicate, params: set[str], varkw: bool) -> bool:
         and all(isinstance(p, ArgTest) for p in parts)
         and any(p.arg != "return" and p.arg not in params for p in parts)  # type: ignore[attr-defined]
     )
-
-
-def _nparams(code: CodeType) -> int:
-    n = code.co_argcount + code.co_kwonlyargcount
-    n += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    return n
 
 
 # -- the registry of instrumented functions ---------------------------------------------------

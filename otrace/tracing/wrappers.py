@@ -51,7 +51,7 @@ from otrace.contexts.capture import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
 from otrace.tracing import handlers, instrument
-from otrace.tracing.engine import Site, filter_source
+from otrace.tracing.engine import Site, filter_source, return_filter_source
 from otrace.tracing.instrument import _busy, busy, record_exception
 from otrace.tracing.registry import Tracer
 
@@ -76,6 +76,23 @@ def on_return(call: Any, result: Any) -> Any:
     _busy.on = True
     try:
         return handlers.on_return(call, result)
+    finally:
+        _busy.on = False
+
+
+def on_late_return(site: Site, spec: Any, args: tuple, kwargs: dict, result: Any) -> Any:
+    """A return value that may match a return-only condition: make the ``Call`` now and
+    take the usual return path (admission, count, context, announcement); returns the hold
+    an async wrapper must await, if any."""
+    if busy():
+        return None
+    _busy.on = True
+    try:
+        call = handlers.Call(site, spec, args, kwargs, sys._getframe(1))
+        return handlers.on_return(call, result)
+    except Exception:  # pragma: no cover - on_return logs its own failures
+        log.exception("tracing the return of %s failed", site.name)
+        return None
     finally:
         _busy.on = False
 
@@ -153,6 +170,47 @@ def _make_sync(site, func):
 
     return wrapper
 """
+# The same for a condition on the return value only (``return==99``): nothing is decided
+# before the call, so the wrapper calls, tests the value it holds, and only on a possible
+# match makes the ``Call`` (its args/kwargs are the tuples it was called with).
+_RETURN_SYNC = """
+def _make_sync(site, func):
+    params = site.tracer.params
+
+    def wrapper(*args, **kwargs):
+        state = site.state
+        if state is None:  # not traced, or trace_active off
+            return func(*args, **kwargs)
+        spec, quick, c = state
+        if c is not None and c[0] == {shape_id}:
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+            hit = True
+{tests}
+            if hit:
+                on_late_return(site, spec, args, kwargs, result)
+            return result
+        if (quick is None or not quick(args, kwargs)) and not params.trace_related:
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+        call = on_call(site, spec, args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            on_return(call, result)
+        return result
+
+    return wrapper
+"""
 # A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
@@ -165,9 +223,14 @@ def _inline_code(shape: tuple) -> tuple[int, CodeType]:
         code = _SHAPES.get(shape)
         if code is None:
             shape_id = _SHAPE_IDS.setdefault(shape, len(_SHAPE_IDS) + 1)
-            source = _INLINE_SYNC.format(
-                shape_id=shape_id, tests="\n".join(filter_source(shape, " " * 12))
-            )
+            if shape[0] == "return":
+                source = _RETURN_SYNC.format(
+                    shape_id=shape_id, tests="\n".join(return_filter_source(shape, " " * 12))
+                )
+            else:
+                source = _INLINE_SYNC.format(
+                    shape_id=shape_id, tests="\n".join(filter_source(shape, " " * 12))
+                )
             env: dict[str, Any] = {}
             exec(compile(source, __file__, "exec"), env)  # noqa: S102 - validated names/ops
             inner = _inner_codes(env["_make_sync"])[0]
@@ -211,6 +274,18 @@ def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | 
     return retune
 
 
+def _value_retuner(plan: tuple | None) -> tuple | None:
+    """``retune`` of the generator and coroutine wrappers: for a return-only condition the
+    constants ``(0, value test)`` (they keep their code; 0 is no sync shape id)."""
+    if plan is None or plan[0][0] != "return":
+        return None
+    shape, values = plan
+    lines = ["def test(result):", "    hit = True", *return_filter_source(shape, "    ")]
+    env: dict[str, Any] = {"c": (None, *values)}
+    exec("\n".join([*lines, "    return hit"]), env)  # noqa: S102 - validated ops
+    return (0, env["test"])
+
+
 def _make_generator(site: Site, func: Callable) -> Callable:
     params = site.tracer.params  # captured at wrap time: no lookup per call
 
@@ -218,7 +293,16 @@ def _make_generator(site: Site, func: Callable) -> Callable:
         state = site.state
         if state is None:  # not traced, or trace_active off
             return (yield from func(*args, **kwargs))
-        spec, quick, _ = state
+        spec, quick, c = state
+        if c is not None:  # a return-only condition: c = (0, value test), see _value_retuner
+            try:
+                result = yield from func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+            if c[1](result):
+                on_late_return(site, spec, args, kwargs, result)
+            return result
         call = (
             on_call(site, spec, args, kwargs)
             if (quick is not None and quick(args, kwargs)) or params.trace_related
@@ -243,7 +327,18 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
         state = site.state
         if state is None:  # not traced, or trace_active off
             return await func(*args, **kwargs)
-        spec, quick, _ = state
+        spec, quick, c = state
+        if c is not None:  # a return-only condition: c = (0, value test), see _value_retuner
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                on_exception(site, spec, exc)
+                raise
+            if c[1](result):
+                hold = on_late_return(site, spec, args, kwargs, result)
+                if hold is not None:
+                    await hold
+            return result
         call = (
             on_call(site, spec, args, kwargs)
             if (quick is not None and quick(args, kwargs)) or params.trace_related
@@ -338,6 +433,8 @@ def make_wrapper(site: Site) -> Callable:
     wrapper = factory(site, func)
     if factory is _make_sync:
         site.retune = _retuner(site, wrapper)
+    elif factory is not _make_asyncgen:  # (an async generator returns nothing to test)
+        site.retune = _value_retuner
     functools.update_wrapper(wrapper, func)
     wrapper._otrace_orig_function = func  # type: ignore[attr-defined]
     wrapper._otrace_site = site  # type: ignore[attr-defined]
