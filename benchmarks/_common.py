@@ -11,7 +11,9 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -97,3 +99,52 @@ def emit(figure: str, **values: object) -> None:
     """A machine-readable detail line, ``DATA {json}`` (the summary lines are ``result``)."""
     print("DATA " + json.dumps({"figure": figure, **values}))
     sys.stdout.flush()
+
+
+def callgrind_per_iteration(argv: list[str], n: int, what: str) -> float:
+    """Instructions per iteration of a child's loop, counted by valgrind's callgrind.
+
+    ``argv`` (a Python script and its arguments) is run under callgrind with instrumentation
+    off; it must print ``READY``, read a line, run its ``n`` iterations, print ``DONE`` and
+    read a line.  Instrumentation is switched on between the two (``callgrind_control -i``),
+    so only the loop is counted: a figure the machine's load does not move.  ``what`` names
+    the case in errors.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        cmd += [f"--callgrind-out-file={out}", sys.executable, *argv]
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'benchmarks'}"}
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for want, switch in (("READY", "on"), ("DONE", "off")):
+                line = proc.stdout.readline().strip()
+                if line != want:
+                    raise RuntimeError(f"{what}: expected {want}, got {line!r}")
+                subprocess.run(
+                    ["callgrind_control", "-i", switch, str(proc.pid)],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        total = 0
+        for path in Path(tmp).glob("callgrind.out*"):
+            # ("summary" counts from the start, 0 here; "totals" what was instrumented)
+            for found in re.findall(r"^(?:summary|totals): (\d+)", path.read_text(), re.M):
+                total = max(total, int(found))
+        return total / n

@@ -8,20 +8,16 @@ callback does: :class:`MonitoringPrototype` and :func:`setup_2m`.
 
 from __future__ import annotations
 
-import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import timeit
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import emit, interleave, result, slug, table
+from _common import callgrind_per_iteration, emit, interleave, result, slug, table
 from _traced import make_module, sourceless_module, thin
 
 from otrace.log import add_sink
@@ -418,47 +414,10 @@ def child_2m(index: int, n: int) -> None:
 
 
 def callgrind_count(index: int, n: int) -> float:
-    """Instructions per call of figure 2m's case ``index``, counted by callgrind with
-    instrumentation on only around the loop (the method of instructions.py)."""
+    """Instructions per call of figure 2m's case ``index`` (the method of instructions.py)."""
     here = Path(__file__).resolve().with_name("trace_overhead.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, str(here)]
-        cmd += ["--child-2m", str(index), str(n)]
-        env = {**os.environ, "PYTHONPATH": f"{here.parents[1]}{os.pathsep}{here.parent}"}
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            for want, switch in (("READY", "on"), ("DONE", "off")):
-                line = proc.stdout.readline().strip()
-                if line != want:
-                    raise RuntimeError(f"case {index}: expected {want}, got {line!r}")
-                subprocess.run(
-                    ["callgrind_control", "-i", switch, str(proc.pid)],
-                    check=True,
-                    capture_output=True,
-                    timeout=60,
-                )
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        total = 0
-        for path in Path(tmp).glob("callgrind.out*"):
-            for found in re.findall(r"^(?:summary|totals): (\d+)", path.read_text(), re.M):
-                total = max(total, int(found))
-        return total / n
+    argv = [str(here), "--child-2m", str(index), str(n)]
+    return callgrind_per_iteration(argv, n, f"case {index}")
 
 
 def figure2m_instructions(n: int) -> None:

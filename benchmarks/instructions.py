@@ -20,15 +20,11 @@ About 10-20 s per case here.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from _common import emit, machine, result, table
+from _common import callgrind_per_iteration, emit, machine, result, table
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,54 +91,8 @@ def child(case: str, stub: str, n: int) -> None:
 
 def count(case: str, stub: str, n: int) -> float:
     """Instructions per iteration of ``case`` (with ``stub``), counted by callgrind."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            case,
-            stub,
-            str(n),
-        ]
-        env = {**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{HERE}"}
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            for want, switch in (("READY", "on"), ("DONE", "off")):
-                line = proc.stdout.readline().strip()
-                if line != want:
-                    raise RuntimeError(f"{case}/{stub}: expected {want}, got {line!r}")
-                subprocess.run(
-                    ["callgrind_control", "-i", switch, str(proc.pid)],
-                    check=True,
-                    capture_output=True,
-                    timeout=60,
-                )
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        total = 0
-        for path in Path(tmp).glob("callgrind.out*"):
-            # ("summary" counts from the start, 0 here; "totals" what was instrumented)
-            for found in re.findall(r"^(?:summary|totals): (\d+)", path.read_text(), re.M):
-                total = max(total, int(found))
-        return total / n
+    argv = [str(Path(__file__).resolve()), "--child", case, stub, str(n)]
+    return callgrind_per_iteration(argv, n, f"{case}/{stub}")
 
 
 def main() -> None:
