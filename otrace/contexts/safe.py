@@ -77,8 +77,13 @@ _BRACKETS: dict[Any, tuple[str, str]] = {
 }
 _ARGS: Any = BaseException.__dict__["args"]  # the slot itself, never a subclass's property
 _PLAIN_SCALARS = (float, bool, type(None), complex)
+# Types are looked up by id, never by the type itself: hashing or comparing a program's
+# class calls its metaclass's __hash__/__eq__ -- program code.  These are the
+# interpreter's own (static) types, so their ids never change or get reused.
+_BRACKET_IDS: dict[int, tuple[str, str]] = {id(k): v for k, v in _BRACKETS.items()}
+_PLAIN_SCALAR_IDS = frozenset(map(id, _PLAIN_SCALARS))
 # scalars whose repr is always short (a float's is at most 24 characters)
-_TINY = frozenset((bool, type(None), float))
+_TINY = frozenset(map(id, (bool, type(None), float)))
 
 
 def _brief(obj: Any, budget: int, depth: int) -> str:
@@ -89,11 +94,11 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
         return repr(obj[:budget]) + "..."
     if kind is int:
         return repr(obj) if obj.bit_length() < 200 else "<big int>"
-    if kind in _PLAIN_SCALARS:
+    if id(kind) in _PLAIN_SCALAR_IDS:
         return repr(obj)
     if kind is bytes:
         return repr(obj[:budget])
-    brackets = _BRACKETS.get(kind)
+    brackets = _BRACKET_IDS.get(id(kind))
     if brackets is not None:
         if depth <= 0:
             return f"<{kind.__name__} of {len(obj)}>"
@@ -110,16 +115,16 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
             if is_dict:
                 key, value = item
                 kind_ = type(key)
-                if (kind_ is str and len(key) <= 40) or kind_ in _TINY:
+                if (kind_ is str and len(key) <= 40) or id(kind_) in _TINY:
                     text = repr(key) + ": "
                 else:
                     text = _brief(key, 40, depth) + ": "
                 kind_ = type(value)
-                if (kind_ is str and len(value) <= 60) or kind_ in _TINY:
+                if (kind_ is str and len(value) <= 60) or id(kind_) in _TINY:
                     text += repr(value)
                 else:
                     text += _brief(value, 60, depth)
-            elif (type(item) is str and len(item) <= 60) or type(item) in _TINY:
+            elif (type(item) is str and len(item) <= 60) or id(type(item)) in _TINY:
                 text = repr(item)
             else:
                 text = _brief(item, 60, depth)
@@ -161,13 +166,13 @@ def stored_text(obj: object, limit: int = 300) -> str:
     try:
         kind = type(obj)
         if (
-            kind in _BRACKETS
-            or kind in _PLAIN
+            id(kind) in _BRACKET_IDS
+            or id(kind) in _PLAIN_IDS
             or kind is complex
             or issubclass(kind, BaseException)
         ):
             return brief(obj, limit)
-        if kind in _OWN_REPR:  # the interpreter's repr, which reads only names
+        if id(kind) in _OWN_REPR:  # the interpreter's repr, which reads only names
             return repr(obj)[:limit]
         # only instances of classes defined in Python: a function's or module's __dict__
         # says nothing about it
@@ -188,8 +193,8 @@ _QUAL: Any = type.__dict__["__qualname__"]
 _FLAGS: Any = type.__dict__["__flags__"]
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class statement made it
 _OWN_REPR = frozenset(
-    (type, type(len), type(_instance_dict), type(_instance_dict.__code__))
-)  # exact classes, functions, built-in functions and code objects
+    map(id, (type, type(len), type(_instance_dict), type(_instance_dict.__code__)))
+)  # exact classes, functions, built-in functions and code objects (by id, see _BRACKET_IDS)
 
 
 def exc_text(exc: BaseException, limit: int = 300) -> str:
@@ -202,7 +207,7 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
 # Values whose ``str``/``repr`` is the interpreter's own: an exception holding only these
 # formats without running any code of the program's.
 _PLAIN = (str, int, float, bool, type(None), bytes)
-_PLAIN_SET = frozenset(_PLAIN)
+_PLAIN_IDS = frozenset(map(id, _PLAIN))  # (by id, see _BRACKET_IDS)
 _OS_FIELDS = ("filename", "filename2")
 _OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
 _MRO: Any = type.__dict__["__mro__"]
@@ -212,7 +217,7 @@ _DICT: Any = type.__dict__["__dict__"]
 
 def _builtin_str(cls: type) -> bool:
     """True if ``cls``'s ``__str__`` is one of the interpreter's (no Python-level override)."""
-    known = _BUILTIN_STR.get(cls)
+    known = _BUILTIN_STR.get(id(cls))  # (by id: a metaclass's __hash__ is program code)
     if known is not None:
         return known
     found = False
@@ -221,16 +226,16 @@ def _builtin_str(cls: type) -> bool:
         if method is not None:
             found = type(method) is _WRAPPER
             break
-    if cls in _BUILTIN_EXC:  # (a program class could gain a __str__ later: not cached)
-        _BUILTIN_STR[cls] = found
+    if id(cls) in _BUILTIN_EXC:  # (a program class could gain a __str__ later: not cached)
+        _BUILTIN_STR[id(cls)] = found
     return found
 
 
 # The interpreter's own exception classes (their __str__ never changes): verdicts cached.
 _BUILTIN_EXC = frozenset(
-    c for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
-)
-_BUILTIN_STR: dict[type, bool] = {}
+    id(c) for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
+)  # (static types: their ids are theirs for good)
+_BUILTIN_STR: dict[int, bool] = {}
 
 
 _WRAPPER = type(object.__str__)
@@ -250,9 +255,9 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
         cls = type(exc)
         name = _NAME.__get__(cls)
         text = None
-        if _builtin_str(cls) and _PLAIN_SET.issuperset(map(type, _ARGS.__get__(exc))):
+        if _builtin_str(cls) and _PLAIN_IDS.issuperset(map(id, map(type, _ARGS.__get__(exc)))):
             if not issubclass(cls, OSError) or all(
-                type(_OS_DESCR[f].__get__(exc)) in _PLAIN for f in _OS_FIELDS
+                id(type(_OS_DESCR[f].__get__(exc))) in _PLAIN_IDS for f in _OS_FIELDS
             ):
                 text = str(exc)
         if text is None:
