@@ -99,14 +99,12 @@ class Snapshot:
         return above + out
 
 
-# Types are kept and looked up by id, never by the type itself: hashing or comparing a
-# program's class runs its metaclass's __hash__/__eq__ (program code, on the traced thread).
 # Key types whose hash is the interpreter's own (a dict keyed by them is copied deeply)
-_KEYS = frozenset(map(id, (str, int, float, bool, type(None), bytes, complex)))
+_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
 # Exact built-in containers the freeze copies (a frozenset cannot change)
-_CONTAINERS = frozenset(map(id, (dict, list, tuple, set)))
+_CONTAINERS = frozenset((dict, list, tuple, set))
 # Values the freeze keeps as they are: nothing in them can change.
-_IMMUTABLE = frozenset(map(id, (int, float, bool, type(None), complex, str, bytes)))
+_IMMUTABLE = frozenset((int, float, bool, type(None), complex, str, bytes))
 # ``__trc`` entries capturing makes and never changes afterwards (tuples, lists and texts of
 # its own): kept by reference.  Everything else in ``__trc`` is frozen like a value.
 _MADE = frozenset(
@@ -134,7 +132,7 @@ _MADE = frozenset(
 
 def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     cls = type(obj)
-    if id(cls) not in _CONTAINERS:
+    if cls not in _CONTAINERS:
         if issubclass(cls, FrameContext):
             return Unpicklable(
                 cls.__name__,
@@ -152,7 +150,7 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     immutable = _IMMUTABLE
     if cls is dict:
         items = list(obj.items())
-        if not _KEYS.issuperset(map(id, map(type, obj))):
+        if not _KEYS.issuperset(map(type, obj)):
             # storing under a program object's key would run its __hash__ (and __eq__):
             # a shallow copy (the interpreter reuses the stored hashes) is as far as it goes
             shallow = obj.copy()
@@ -161,17 +159,15 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
         out: Any = {}
         memo[id(obj)] = out
         for k, v in items:
-            out[k] = v if id(type(v)) in immutable else _freeze(v, depth, limits, memo)
+            out[k] = v if type(v) in immutable else _freeze(v, depth, limits, memo)
         return out
     if cls is list:
         out = []
         memo[id(obj)] = out
-        out.extend(
-            [v if id(type(v)) in immutable else _freeze(v, depth, limits, memo) for v in obj]
-        )
+        out.extend([v if type(v) in immutable else _freeze(v, depth, limits, memo) for v in obj])
         return out
     if cls is tuple:
-        items = [v if id(type(v)) in immutable else _freeze(v, depth, limits, memo) for v in obj]
+        items = [v if type(v) in immutable else _freeze(v, depth, limits, memo) for v in obj]
         # a tuple of what did not need copying is itself safe to keep
         out = obj if all(map(operator.is_, items, obj)) else tuple(items)
     else:
@@ -180,7 +176,7 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     return out
 
 
-_CONTEXTS = frozenset(map(id, (FrameContext, TraceContext)))
+_CONTEXTS = frozenset((FrameContext, TraceContext))
 
 
 def _unchanging(frame: dict[Any, Any]) -> bool:
@@ -189,12 +185,12 @@ def _unchanging(frame: dict[Any, Any]) -> bool:
     containers = _CONTAINERS
     for k, v in dict.items(frame):
         t = type(v)
-        if id(t) in containers:
+        if t in containers:
             if k == "__trc":
                 continue
-            if t is not tuple or not _CONTAINERS_OR_CONTEXTS.isdisjoint(map(id, map(type, v))):
+            if t is not tuple or not _CONTAINERS_OR_CONTEXTS.isdisjoint(map(type, v)):
                 return False
-        elif id(t) in _CONTEXTS and k not in LINKS:
+        elif t in _CONTEXTS and k not in LINKS:
             return False
     return True
 
@@ -217,7 +213,7 @@ def _frame_values(
         # dict's own items: a root's framestack/where still to be made stay placeholders
         # (encode makes them, on the writer thread; see otrace.contexts.lazy)
         trc = {
-            k: v if k in made or id(type(v)) not in containers else _freeze(v, 1, limits, memo)
+            k: v if k in made or type(v) not in containers else _freeze(v, 1, limits, memo)
             for k, v in list(dict.items(trc))
         }
     if not root and _unchanging(frame):
@@ -225,7 +221,7 @@ def _frame_values(
     containers = _CONTAINERS
     values = {}
     for k, v in list(frame.items()):
-        if id(type(v)) in containers:
+        if type(v) in containers:
             if k != "__trc":
                 values[k] = _freeze(v, 1, limits, memo)
         elif k in LINKS:
@@ -295,11 +291,11 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
             continue
         for v in values(loc):
             t = type(v)
-            if id(t) in watch:
+            if t in watch:
                 if t is not tuple:
                     break
                 for x in v:  # (a tuple's few items: cheaper than isdisjoint(map(...)))
-                    if id(type(x)) in watch:
+                    if type(x) in watch:
                         break
                 else:
                     continue
@@ -310,7 +306,7 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
             copies = {}
         copy = copies[i] = {}
         for k, v in list(dict.items(loc)):
-            copy[k] = _freeze(v, 1, limits, memo) if id(type(v)) in watch else v
+            copy[k] = _freeze(v, 1, limits, memo) if type(v) in watch else v
     return copies
 
 
