@@ -147,16 +147,8 @@ class Probe:
         state = site.state  # the spec that applies now (None: untraced meanwhile)
         if state is None or state[0].when != "return":
             return None
-        _busy.on = True
-        try:
-            args, kwargs = packed if self.split else (packed, {})
-            call = handlers.Call(site, state[0], args, kwargs, frame)
-            return handlers.on_return(call, value)
-        except Exception:  # pragma: no cover - on_return logs its own failures
-            log.exception("tracing the return of %s failed", site.name)
-            return None
-        finally:
-            _busy.on = False
+        args, kwargs = packed if self.split else (packed, {})
+        return late_return(site, state[0], args, kwargs, value, frame)
 
     def exc(self) -> None:
         state = self.site.state
@@ -165,6 +157,24 @@ class Probe:
         exc = sys.exc_info()[1]
         frame = sys._getframe(1)
         record_exception(self.site, state[0], exc, frame.f_back)
+
+
+def late_return(
+    site: engine.Site, spec: Any, args: tuple, kwargs: dict, value: Any, frame: Any
+) -> Any:
+    """A return value that may match a return-only condition (tested inline by either back
+    end): make the ``Call`` from the arguments as called and take the usual return path
+    (admission, count, context, announcement).  Returns the hold an async caller must
+    await, if any.  Traced thread, not busy (the caller checked)."""
+    _busy.on = True
+    try:
+        call = handlers.Call(site, spec, args, kwargs, frame)
+        return handlers.on_return(call, value)
+    except Exception:  # pragma: no cover - on_return logs its own failures
+        log.exception("tracing the return of %s failed", site.name)
+        return None
+    finally:
+        _busy.on = False
 
 
 def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> None:
@@ -192,6 +202,7 @@ hide_code(
     Probe.late_async.__code__,
     Probe._late.__code__,
     Probe.exc.__code__,
+    late_return.__code__,
 )
 
 

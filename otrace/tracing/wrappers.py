@@ -86,15 +86,7 @@ def on_late_return(site: Site, spec: Any, args: tuple, kwargs: dict, result: Any
     an async wrapper must await, if any."""
     if busy():
         return None
-    _busy.on = True
-    try:
-        call = handlers.Call(site, spec, args, kwargs, sys._getframe(1))
-        return handlers.on_return(call, result)
-    except Exception:  # pragma: no cover - on_return logs its own failures
-        log.exception("tracing the return of %s failed", site.name)
-        return None
-    finally:
-        _busy.on = False
+    return instrument.late_return(site, spec, args, kwargs, result, sys._getframe(1))
 
 
 def on_exception(site: Site, spec: Any, exc: BaseException) -> None:
