@@ -335,6 +335,81 @@ def test_a_call_stack_shows_the_lines_format_stack_shows():
     assert "".join(lines[-len(own.splitlines()) :]) == own
 
 
+def _hiding(k, hide):
+    __tracebackhide__ = hide  # noqa: F841  (read by the stack walk)
+    return _stack_here(k)
+
+
+def _on_thread(run):
+    """Run on a thread of its own: pytest's frames ask to be hidden (``__tracebackhide__``),
+    so a stack under them is always walked frame by frame, never compared."""
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(run()))
+    worker.start()
+    worker.join(30)
+    assert out, "the thread failed"
+    return out[0]
+
+
+def test_a_call_stack_leaves_out_a_frame_that_hides_itself_every_time():
+    """Stacks are checked at once when their codes are those of a recent all-shown stack;
+    a frame asking to be hidden by its variables is never taken for such a stack."""
+    _on_thread(_hides_every_time)
+
+
+def _hides_every_time():
+    for _ in range(3):  # the first walk checks frame by frame, later ones compare stacks
+        shown, _ = _hiding(1, False)
+        hidden, _ = _hiding(1, True)
+        assert shown.count(", in _hiding\n") == 1
+        assert ", in _hiding\n" not in hidden
+        assert hidden.count(", in _stack_here\n") == 2
+    return True
+
+
+def _walk_from_here(k):
+    if k:
+        return _walk_from_here(k - 1)
+    return str(capture_call_stack(sys._getframe()))
+
+
+def test_a_stack_seen_before_is_hidden_once_its_code_is_registered():
+    _on_thread(_seen_then_hidden)
+
+
+def _seen_then_hidden():
+    from otrace.contexts import capture
+
+    def own_wrapper():  # stands for one of otrace's wrappers
+        return _walk_from_here(0)
+
+    assert str(own_wrapper()).count(", in own_wrapper\n") == 1
+    assert str(own_wrapper()).count(", in own_wrapper\n") == 1  # (a stack seen before)
+    capture.hide_code(own_wrapper.__code__)
+    try:
+        assert ", in own_wrapper\n" not in own_wrapper()
+    finally:
+        capture._HIDDEN.discard(own_wrapper.__code__)
+        capture.hide_code()  # forget the verdicts naming it
+    return True
+
+
+def test_the_same_stack_from_another_line_shows_that_line():
+    """A stack of the same codes keeps each walk's own lines."""
+    first, second = _on_thread(_twice)
+    one = [ln for ln in first.splitlines() if ", in _twice" in ln]
+    two = [ln for ln in second.splitlines() if ", in _twice" in ln]
+    line = _twice.__code__.co_firstlineno
+    assert one == [f'  File "{__file__}", line {line + 1}, in _twice']
+    assert two == [f'  File "{__file__}", line {line + 2}, in _twice']
+
+
+def _twice():
+    first = _walk_from_here(2)
+    second = _walk_from_here(2)  # the same codes: a stack seen before
+    return first, second
+
+
 def _twin_level(n, seen):
     here = n  # noqa: F841  (a variable of every frame)
     if n:
