@@ -46,7 +46,7 @@ def new_timestamp(now: float | None = None) -> str:
     global _last_ts, _base
     if now is None:
         now = time.time()
-    second = now // 1
+    second = int(now)  # (ids are for times after 1970: int() is floor, without fmod)
     cached = _base  # one tuple: read and replaced whole, so no lock is needed
     if cached[0] == second:
         base = cached[1]
@@ -62,7 +62,7 @@ def new_timestamp(now: float | None = None) -> str:
             # the fewest digits of this microsecond that sort after the previous fraction
             # ("" when it had none): base.X > base.F exactly when X > F
             frac = prev[len(base) + 1 :]
-            micro = "%06d" % ((now % 1) * 1_000_000)  # noqa: UP031 - twice as fast here
+            micro = "%06d" % ((now - second) * 1_000_000)  # noqa: UP031 - twice as fast here
             if micro > frac:
                 # cut after the first digit that differs from frac's (or after all of
                 # frac's, when frac is a prefix of micro)
@@ -77,18 +77,24 @@ def new_timestamp(now: float | None = None) -> str:
 
 
 def _clean(text: str, repl: str) -> str:
-    key = (text, repl)
-    done = _CLEANED.get(key)
-    if done is None:
-        if len(_CLEANED) > 10_000:
-            _CLEANED.clear()
-        done = _CLEANED[key] = text.replace(":", repl).replace("/", "|")
+    done = (_NAMES if repl == ".." else _LABELS).get(text)
+    return done if done is not None else _cleaned(text, repl)
+
+
+def _cleaned(text: str, repl: str) -> str:
+    """``text`` made fit for a trace id, and kept (the usual caller looks it up first)."""
+    cache = _NAMES if repl == ".." else _LABELS
+    if len(cache) > 10_000:
+        cache.clear()
+    done = cache[text] = text.replace(":", repl).replace("/", "|")
     return done
 
 
-# names and labels of trace ids, as cleaned: a context per call of a traced function makes
-# the same few over and over (bounded by clearing; dict operations are atomic)
-_CLEANED: dict[tuple[str, str], str] = {}
+# names (":" as "..") and labels (":" as ";") of trace ids, as cleaned: a context per call
+# of a traced function makes the same few over and over (bounded by clearing; dict
+# operations are atomic)
+_NAMES: dict[str, str] = {}
+_LABELS: dict[str, str] = {}
 
 
 def make_trace_id(name: str, kind: str, label: str = "", timestamp: str | None = None) -> str:
@@ -162,10 +168,12 @@ class TraceContext(FrameContext):
             up["__down"] = self  # the caller's frame leads back down to this root
         self.created = created if created is not None else time.time()
         code = KINDS.get(kind, "")
-        clean = _clean(name, "..") if code and not trace_id else ""
+        clean = (_NAMES.get(name) or _cleaned(name, "..")) if code and not trace_id else ""
         if clean:  # the usual case, without formatting an id only to parse it again
             self.name, self.kind, self.timestamp = clean, kind, new_timestamp(self.created)
-            self.ctxid: str = f"{code}-{_clean(label, ';')}" if label else code
+            self.ctxid: str = (
+                code + "-" + (_LABELS.get(label) or _cleaned(label, ";")) if label else code
+            )
             self.id = f"{clean}:{self.ctxid}:{self.timestamp}"
         else:
             self.id = trace_id or make_trace_id(name, kind, label, new_timestamp(self.created))

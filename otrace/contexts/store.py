@@ -114,9 +114,12 @@ class ContextStore:
         """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
         kind = ctx.kind
         with self._lock:
-            _put(self.recent, ctx)
+            try:  # the usual: its directory is there
+                self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
+            except KeyError:
+                _put(self.recent, ctx)
             self.all[ctx.id] = ctx
-            order = _line(self._order, kind)
+            order = self._order.get(kind) or _line(self._order, kind)
             if ctx.live is None:
                 order[ctx.id] = ctx
             else:  # waiting: joins the evictable ones when released (settled())
@@ -137,7 +140,8 @@ class ContextStore:
             if old.id not in saved:
                 if tell:
                     events.emit(ContextRemoved(old))
-                old.unlink()
+                if "__up" in old:  # (a call's context has no chain to unlink)
+                    old.unlink()
 
     def _evict(self, kind: str) -> list[TraceContext]:
         """Drop the oldest evictable contexts of one kind beyond ``max_recent`` (lock held).
@@ -150,7 +154,10 @@ class ContextStore:
         excess = len(order) - self.params.max_recent
         if excess <= 0:
             return []
-        evicted = [order.popitem(last=False)[1] for _ in range(excess)]
+        if excess == 1:  # the usual: one added, one goes
+            evicted = [order.popitem(last=False)[1]]
+        else:
+            evicted = [order.popitem(last=False)[1] for _ in range(excess)]
         recent, saved, every = self.recent, self._saved_ids, self.all
         for old in evicted:
             _pop(recent, old)

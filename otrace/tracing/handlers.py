@@ -318,13 +318,16 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     site, spec = call.site, call.spec
     action = spec.action
     recorder = site.tracer.recorder
-    kind, note = recorder.resolve_kind(
-        "traces", action, site.is_async and holds.running_loop() is not None
-    )
-    if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
-        note += ": this thread runs an event loop (or the console); use -a hold on an async def"
-    elif note:
-        note = "hold ignored: only async def functions can be held"
+    if action is None:  # the usual: record and go on
+        kind, note = "traces", ""
+    else:
+        kind, note = recorder.resolve_kind(
+            "traces", action, site.is_async and holds.running_loop() is not None
+        )
+        if note.endswith(" refused"):  # break, pdb, ipdb on a thread that must not block
+            note += ": this thread runs an event loop (or the console); use -a hold on an async def"
+        elif note:
+            note = "hold ignored: only async def functions can be held"
     argstr = format_call_args(call)
     trc: dict[str, Any] = {
         "func": site.func,
