@@ -153,7 +153,8 @@ def attach_injected(
     """``otrace attach --inject PID``: start otrace in ``PID`` (see :mod:`otrace.inject`),
     then attach to the service that start-up opened."""
     from otrace.console.attach import _say, attach
-    from otrace.inject import InjectError, describe, inject
+    from otrace.inject import InjectError
+    from otrace.inject.injector import describe, inject
 
     if not target.isdigit():
         _say(sys.stderr, f"otrace: --inject needs a pid, not {target!r}")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["inject"]:
-        from otrace.inject import main as inject_main
+        from otrace.inject.injector import main as inject_main
 
         return inject_main(argv[1:])
     if argv[:1] == ["bridge"] and not os.path.exists("bridge"):

@@ -32,7 +32,7 @@ from typing import Any
 
 from otrace import _default
 from otrace.contexts import record
-from otrace.tracing import wrappers
+from otrace.tracing import wrapper_inline
 
 #: how long ``fork`` waits for each lock another thread holds (seconds)
 WAIT = 0.5
@@ -71,7 +71,7 @@ def _all_locks() -> list[Any]:
     locks = []
     for rt in list(_RUNTIMES):
         locks.extend(runtime_locks(rt))
-    locks += [_default._lock, record._ts_lock, wrappers._shapes_lock]
+    locks += [_default._lock, record._ts_lock, wrapper_inline._shapes_lock]
     return locks
 
 

@@ -30,6 +30,7 @@ from otrace.tracing.api import (
     wrapped,
 )
 from otrace.tracing.asserts import READY, traceassert
+from otrace.tracing.condition_parse import parse_condition
 from otrace.tracing.conditions import (
     Always,
     And,
@@ -38,7 +39,6 @@ from otrace.tracing.conditions import (
     Or,
     Predicate,
     Tagged,
-    parse_condition,
 )
 from otrace.tracing.debugger import set_debugger_streams
 from otrace.tracing.engine import ACTIONS, TraceSpec

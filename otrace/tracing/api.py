@@ -32,10 +32,12 @@ from otrace import _default
 from otrace.contexts.safe import safe_str
 from otrace.errors import TraceError
 from otrace.tracing import instrument
-from otrace.tracing.conditions import Predicate, missing_names, parse_condition
+from otrace.tracing.condition_parse import missing_names, parse_condition
+from otrace.tracing.conditions import Predicate
 from otrace.tracing.engine import ACTIONS, TraceSpec
+from otrace.tracing.install import Patch, cached_function, wrap_raw
 from otrace.tracing.registry import Tracer
-from otrace.tracing.wrappers import Patch, cached_function, is_wrapper, wrap_raw
+from otrace.tracing.wrappers import is_wrapper
 
 NEVER_WRAPPED = frozenset(
     {

@@ -1,17 +1,7 @@
-"""Trace conditions (``trace -c ...``) as small predicates that compose and print themselves.
+"""Trace conditions as small predicates that compose and print themselves.
 
-Forms (see :func:`parse_condition`):
-
-* ``""`` -- no condition: the trace records exceptions only (:func:`parse_condition` returns
-  None);
-* ``call``, ``return``, ``all`` -- every call (context at call), every return (context at
-  return, ``tr-return``), or both (context at call, return line too);
-* ``tagged`` / ``tagged<arg>`` -- any argument / that argument carries a tag;
-* ``name<op>value[,name<op>value...]`` with ops ``== != < <= > >=``, all of which must hold.
-  ``name`` is an argument name, ``arg.attr`` (one attribute level), or the pseudo-name
-  ``return`` (the return value).  Values: quoted -> str; a leading digit or sign+digit ->
-  int (float with ``.``/exponent); ``True``/``False``/``None``; anything else -> str.
-  Items are split at commas outside quotes.
+A condition is typed at ``trace -c`` (read by :mod:`otrace.tracing.condition_parse`, which
+lists its forms) or built from these classes.
 
 Evaluation time: a condition naming ``return`` is evaluated at return, with its argument
 items and the return value together (its argument items still filter early at call time);
@@ -19,9 +9,9 @@ otherwise at call.  The ``tag`` action moves evaluation to return.
 
 **Missing arguments (a documented choice):** the original treated an item naming an argument
 or attribute that does not exist as satisfied, so ``-c nosuch==1`` matched every call.  Here
-it is **no match**: :func:`parse_condition` callers get a warning at trace time when the name is
-not a parameter of the traced function (see :func:`missing_names`), and at call time the miss is
-recorded on the trace spec like any other evaluation error.
+it is **no match**: ``parse_condition`` callers get a warning at trace time when the name is
+not a parameter of the traced function (see ``condition_parse.missing_names``), and at call
+time the miss is recorded on the trace spec like any other evaluation error.
 
 Evaluation errors (a raising ``__eq__``, ``TypeError`` from ordering unrelated types, a
 missing attribute) mean *no match*; the tracing engine records the error on the spec.
@@ -50,8 +40,7 @@ OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
 }
 KEYWORDS = ("call", "return", "all")
-_ITEM = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)(==|!=|<=|>=|<|>)(.+)$", re.S)
-_NUMBER = re.compile(r"^[+-]?\d")
+NUMBER = re.compile(r"^[+-]?\d")
 _TAG_ATTR = "_otrace_tag"
 
 
@@ -135,7 +124,7 @@ class Always(Predicate):
 
 def _value_text(value: Any) -> str:
     if isinstance(value, str):
-        if value == "" or re.search(r"[\s,'\"]", value) or _typed(value) is not value:
+        if value == "" or re.search(r"[\s,'\"]", value) or typed(value) is not value:
             return repr(value)
         return value
     return repr(value)
@@ -330,37 +319,13 @@ class Not(Predicate):
         return f"Not({self.part!r})"
 
 
-# -- parsing -------------------------------------------------------------------------------
-
-
-def split_items(text: str) -> list[str]:
-    """Split at commas outside quotes; quotes are kept (they make a value a string)."""
-    items, buf, quote = [], [], ""
-    for ch in text:
-        if quote:
-            buf.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            buf.append(ch)
-        elif ch == ",":
-            items.append("".join(buf).strip())
-            buf = []
-        else:
-            buf.append(ch)
-    if quote:
-        raise TraceError(f"Invalid trace arg/attr match: unclosed quote in {text}")
-    items.append("".join(buf).strip())
-    return items
-
-
-def _typed(text: str) -> Any:
+def typed(text: str) -> Any:
+    """A condition value's text typed: True/False/None, numbers, else the text itself."""
     if text in ("True", "False"):
         return text == "True"
     if text == "None":
         return None
-    if _NUMBER.match(text):
+    if NUMBER.match(text):
         try:
             return int(text)
         except ValueError:
@@ -370,50 +335,3 @@ def _typed(text: str) -> Any:
         except ValueError:
             return text
     return text
-
-
-def parse_value(text: str) -> Any:
-    """Type a condition value: quoted -> str, numbers, True/False/None, else str."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    value = _typed(text)
-    if isinstance(value, str) and _NUMBER.match(value):
-        raise TraceError(f"Invalid trace arg/attr match: bad number {text}")
-    return value
-
-
-MAX_ITEMS = 40  # comparisons in one -c condition
-
-
-def parse_condition(text: str) -> Predicate | None:
-    """Parse ``-c`` text into a predicate (None for no condition).  Raises TraceError."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if text in KEYWORDS:
-        return Always(text)
-    if text in ("tag", "tagged") or re.fullmatch(r"tagged[A-Za-z_]\w*", text):
-        return Tagged("" if text == "tag" else text[len("tagged") :])
-    if not any(c in text for c in "=<>"):
-        raise TraceError(f"Invalid trace condition {text}")
-    tests: list[Predicate] = []
-    items = split_items(text)
-    if len(items) > MAX_ITEMS:  # each item is one nested test in the compiled call filter
-        raise TraceError(f"Trace condition has {len(items)} items; at most {MAX_ITEMS} are allowed")
-    for item in items:
-        m = _ITEM.match(item)
-        if not m:
-            raise TraceError(f"Invalid trace arg/attr match: {item}")
-        name, op, raw = m.groups()
-        if name.startswith("return."):
-            raise TraceError(f"Invalid trace arg/attr match: {item} (return takes no attribute)")
-        tests.append(ArgTest(name, op, parse_value(raw)))
-    return tests[0] if len(tests) == 1 else And(*tests)
-
-
-def missing_names(pred: Predicate | None, params: set[str], has_varkw: bool) -> list[str]:
-    """Argument names used by ``pred`` that the function cannot have (trace-time warning)."""
-    if pred is None or has_varkw:
-        return []
-    return sorted(n for n in pred.names() if n != "return" and n not in params)

@@ -38,7 +38,8 @@ from otrace import _default
 from otrace.contexts import capture
 from otrace.errors import TraceError
 from otrace.log import get_logger
-from otrace.tracing.conditions import Predicate, parse_condition
+from otrace.tracing.condition_parse import parse_condition
+from otrace.tracing.conditions import Predicate
 
 if TYPE_CHECKING:
     from otrace.tracing.registry import Tracer

@@ -20,7 +20,7 @@ from otrace.tracing.exec_hold import ExecHold
 if TYPE_CHECKING:
     from otrace.recorder import Recorder
     from otrace.tracing.engine import Site, TraceSpec
-    from otrace.tracing.wrappers import Patch
+    from otrace.tracing.install import Patch
 
 
 class Tracer:

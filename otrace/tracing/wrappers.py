@@ -1,4 +1,4 @@
-"""Tracing a callable: in place when possible, else a wrapper; installing on classes and modules.
+"""The wrappers: tracing a callable that cannot be instrumented in place.
 
 A traced function is instrumented in place (:mod:`otrace.tracing.instrument`): the program
 keeps the same function object and sees no wrapper.  A wrapper is used only where that is
@@ -9,7 +9,7 @@ another object (``is`` and pickling by reference differ), ``inspect`` must follo
 arguments alive, and generator / async wrappers check arguments only when first iterated.
 The trace's warnings name every function traced with a wrapper and why.
 
-One wrapper template per kind, chosen from the original's code flags:
+One wrapper template per kind, chosen from the original's code flags (:func:`make_wrapper`):
 
 * plain function -- ``def wrapper(*args, **kwargs)``;
 * generator function -- a generator that proxies with ``yield from`` (so ``send``, ``throw``
@@ -25,16 +25,12 @@ result is first iterated or awaited instead of at the call.
 Each wrapper keeps ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``,
 ``__wrapped__`` (so ``inspect.signature`` is the original's) and ``_otrace_orig_function``.
 Its code objects are registered with :func:`otrace.contexts.capture.hide_code`, so trace
-contexts never show wrapper frames.
+contexts never show wrapper frames.  A condition's tests are inlined into the sync wrapper's
+code by :mod:`otrace.tracing.wrapper_inline`, which runs with this module's globals (the
+hooks below); :mod:`otrace.tracing.install` puts wrappers where the program finds them.
 
-Installing (:func:`install`) rebinds one attribute of a class or module; for classes the raw
-``__dict__`` entry decides: a function is an instance method, ``classmethod`` and
-``staticmethod`` are re-decorated around the wrapper, a ``property`` gets its getter, setter
-and deleter wrapped.  Only the attribute is rebound: references taken earlier keep calling the
-original.  Thread rules: install/uninstall under the engine's registry lock (any thread).
-
-This module stays whole (about 460 lines): the four wrapper templates are hot-path code kept
-side by side so they stay alike, and installing is what chooses among them.
+The four templates are hot-path code kept side by side here so they stay alike.  They run on
+whatever thread calls the traced function; :func:`make_wrapper` under the registry lock.
 """
 
 from __future__ import annotations
@@ -42,20 +38,14 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-import threading
 from collections.abc import Callable
-from types import CodeType
 from typing import Any
 
 from otrace.contexts.capture import hide_code
-from otrace.errors import TraceError
-from otrace.log import get_logger
 from otrace.tracing import handlers, instrument
-from otrace.tracing.engine import Site, filter_source, return_filter_source
+from otrace.tracing.engine import Site
 from otrace.tracing.instrument import _busy, busy, record_exception
-from otrace.tracing.registry import Tracer
-
-log = get_logger("tracing")
+from otrace.tracing.wrapper_inline import inner_codes, retuner, value_retuner
 
 
 # What the wrappers call: the handlers, skipped while this thread records (a traced function
@@ -121,163 +111,6 @@ def _make_sync(site: Site, func: Callable) -> Callable:
     return wrapper
 
 
-# The same wrapper with a condition's argument tests inlined (see _retuner).  ``c`` is the
-# state's constants; its first item is the shape id the code was generated for, so code and
-# state that do not belong together (a registry change racing a call) use ``quick`` instead.
-# The engine publishes constants only while ``trace_related`` is off, so the inlined path
-# need not read that parameter.
-_INLINE_SYNC = """
-def _make_sync(site, func):
-    params = site.tracer.params
-
-    def wrapper(*args, **kwargs):
-        state = site.state
-        if state is None:  # not traced, or trace_active off
-            return func(*args, **kwargs)
-        spec, quick, c = state
-        if c is not None and c[0] == {shape_id}:
-            hit = True
-{tests}
-            if not hit:
-                try:
-                    return func(*args, **kwargs)
-                except Exception as exc:
-                    on_exception(site, spec, exc)
-                    raise
-        elif (quick is None or not quick(args, kwargs)) and not params.trace_related:
-            try:
-                return func(*args, **kwargs)
-            except Exception as exc:
-                on_exception(site, spec, exc)
-                raise
-        call = on_call(site, spec, args, kwargs)
-        try:
-            result = func(*args, **kwargs)
-        except Exception as exc:
-            on_exception(site, spec, exc)
-            raise
-        if call is not None:
-            on_return(call, result)
-        return result
-
-    return wrapper
-"""
-# The same for a condition on the return value only (``return==99``): nothing is decided
-# before the call, so the wrapper calls, tests the value it holds, and only on a possible
-# match makes the ``Call`` (its args/kwargs are the tuples it was called with).
-_RETURN_SYNC = """
-def _make_sync(site, func):
-    params = site.tracer.params
-
-    def wrapper(*args, **kwargs):
-        state = site.state
-        if state is None:  # not traced, or trace_active off
-            return func(*args, **kwargs)
-        spec, quick, c = state
-        if c is not None and c[0] == {shape_id}:
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:
-                on_exception(site, spec, exc)
-                raise
-            hit = True
-{tests}
-            if hit:
-                on_late_return(site, spec, args, kwargs, result)
-            return result
-        if (quick is None or not quick(args, kwargs)) and not params.trace_related:
-            try:
-                return func(*args, **kwargs)
-            except Exception as exc:
-                on_exception(site, spec, exc)
-                raise
-        call = on_call(site, spec, args, kwargs)
-        try:
-            result = func(*args, **kwargs)
-        except Exception as exc:
-            on_exception(site, spec, exc)
-            raise
-        if call is not None:
-            on_return(call, result)
-        return result
-
-    return wrapper
-"""
-# A pure cache of generated wrapper code per condition shape (same for every runtime).
-_SHAPES: dict[tuple, CodeType] = {}
-_SHAPE_IDS: dict[tuple, int] = {}
-_shapes_lock = threading.Lock()
-
-
-def _inline_code(shape: tuple) -> tuple[int, CodeType]:
-    """The sync wrapper's code with ``shape``'s tests inlined (cached per shape)."""
-    with _shapes_lock:
-        code = _SHAPES.get(shape)
-        if code is None:
-            shape_id = _SHAPE_IDS.setdefault(shape, len(_SHAPE_IDS) + 1)
-            if shape[0] == "return":
-                source = _RETURN_SYNC.format(
-                    shape_id=shape_id, tests="\n".join(return_filter_source(shape, " " * 12))
-                )
-            else:
-                source = _INLINE_SYNC.format(
-                    shape_id=shape_id, tests="\n".join(filter_source(shape, " " * 12))
-                )
-            env: dict[str, Any] = {}
-            exec(compile(source, __file__, "exec"), env)  # noqa: S102 - validated names/ops
-            inner = _inner_codes(env["_make_sync"])[0]
-            template = _inner_codes(_make_sync)[0]
-            code = inner.replace(
-                co_name=template.co_name,
-                co_qualname=template.co_qualname,
-                co_filename=template.co_filename,
-            )
-            if code.co_freevars != template.co_freevars:
-                raise RuntimeError("inline wrapper does not fit")  # pragma: no cover
-            hide_code(code)
-            _SHAPES[shape] = code
-        return _SHAPE_IDS[shape], code
-
-
-def _retuner(site: Site, wrapper: Callable) -> Callable[[tuple | None], tuple | None]:
-    """``retune(plan)``: swap the sync wrapper's code to inline ``plan``'s tests.
-
-    Called by :meth:`Site.refresh` under the registry lock before the new state is
-    published.  Returns the constants the state must carry (shape id first), or None
-    (generic code).  A call running the old code keeps running it; the shape check in the
-    inlined code sends any mismatched pair of code and state to the generic ``quick`` path.
-    """
-    generic = wrapper.__code__
-
-    def retune(plan: tuple | None) -> tuple | None:
-        if plan is None:
-            wrapper.__code__ = generic
-            return None
-        shape, values = plan
-        try:
-            shape_id, code = _inline_code(shape)
-        except Exception:  # pragma: no cover - keep the generic wrapper
-            log.exception("inlining the condition for %s failed", site.name)
-            wrapper.__code__ = generic
-            return None
-        wrapper.__code__ = code
-        return (shape_id, *values)
-
-    return retune
-
-
-def _value_retuner(plan: tuple | None) -> tuple | None:
-    """``retune`` of the generator and coroutine wrappers: for a return-only condition the
-    constants ``(0, value test)`` (they keep their code; 0 is no sync shape id)."""
-    if plan is None or plan[0][0] != "return":
-        return None
-    shape, values = plan
-    lines = ["def test(result):", "    hit = True", *return_filter_source(shape, "    ")]
-    env: dict[str, Any] = {"c": (None, *values)}
-    exec("\n".join([*lines, "    return hit"]), env)  # noqa: S102 - validated ops
-    return (0, env["test"])
-
-
 def _make_generator(site: Site, func: Callable) -> Callable:
     params = site.tracer.params  # captured at wrap time: no lookup per call
 
@@ -286,7 +119,7 @@ def _make_generator(site: Site, func: Callable) -> Callable:
         if state is None:  # not traced, or trace_active off
             return (yield from func(*args, **kwargs))
         spec, quick, c = state
-        if c is not None:  # a return-only condition: c = (0, value test), see _value_retuner
+        if c is not None:  # a return-only condition: c = (0, value test), see value_retuner
             try:
                 result = yield from func(*args, **kwargs)
             except Exception as exc:
@@ -320,7 +153,7 @@ def _make_coroutine(site: Site, func: Callable) -> Callable:
         if state is None:  # not traced, or trace_active off
             return await func(*args, **kwargs)
         spec, quick, c = state
-        if c is not None:  # a return-only condition: c = (0, value test), see _value_retuner
+        if c is not None:  # a return-only condition: c = (0, value test), see value_retuner
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:
@@ -403,12 +236,8 @@ def _make_asyncgen(site: Site, func: Callable) -> Callable:
     return wrapper
 
 
-def _inner_codes(factory: Callable) -> list[CodeType]:
-    return [c for c in factory.__code__.co_consts if isinstance(c, CodeType)]
-
-
 for _factory in (_make_sync, _make_generator, _make_coroutine, _make_asyncgen):
-    hide_code(*_inner_codes(_factory))
+    hide_code(*inner_codes(_factory))
 
 
 def make_wrapper(site: Site) -> Callable:
@@ -424,9 +253,9 @@ def make_wrapper(site: Site) -> Callable:
         factory = _make_sync
     wrapper = factory(site, func)
     if factory is _make_sync:
-        site.retune = _retuner(site, wrapper)
+        site.retune = retuner(site, wrapper)
     elif factory is not _make_asyncgen:  # (an async generator returns nothing to test)
-        site.retune = _value_retuner
+        site.retune = value_retuner
     functools.update_wrapper(wrapper, func)
     wrapper._otrace_orig_function = func  # type: ignore[attr-defined]
     wrapper._otrace_site = site  # type: ignore[attr-defined]
@@ -436,118 +265,3 @@ def make_wrapper(site: Site) -> Callable:
 
 def is_wrapper(obj: Any) -> bool:
     return callable(obj) and getattr(obj, "_otrace_site", None) is not None
-
-
-def check_function(func: Any, name: str) -> Callable:
-    """The Python function to wrap, or TraceError (builtins, C functions, other objects)."""
-    if inspect.isfunction(func):
-        return func
-    if (
-        inspect.isbuiltin(func)
-        or inspect.ismethoddescriptor(func)
-        or type(func).__name__
-        in (
-            "wrapper_descriptor",
-            "method-wrapper",
-            "method_descriptor",
-            "builtin_function_or_method",
-        )
-    ):
-        raise TraceError(f"Cannot trace {name}: builtin/C functions have no Python code to wrap")
-    raise TraceError(f"Cannot trace {name}: {type(func).__name__} is not a Python function")
-
-
-class Patch:
-    """One rebound attribute: parent, name, the original raw value and our replacement."""
-
-    def __init__(
-        self, parent: Any, attr: str, original: Any, installed: Any, sites: list[Site]
-    ) -> None:
-        self.parent = parent
-        self.attr = attr
-        self.original = original
-        self.installed = installed
-        self.sites = sites
-        self.owners: set[str] = set()
-
-    @property
-    def name(self) -> str:
-        return self.sites[0].name if self.sites else self.attr
-
-    def uninstall(self) -> None:
-        """Put the original back, if the attribute still holds our wrapper."""
-        current = (
-            self.parent.__dict__.get(self.attr)
-            if isinstance(self.parent, type)
-            else getattr(self.parent, self.attr, None)
-        )
-        if current is self.installed:
-            setattr(self.parent, self.attr, self.original)
-
-
-def wrap_raw(
-    raw: Any, name: str, keys: tuple[str, ...], in_class: bool, tracer: Tracer
-) -> tuple[Any, list[Site]]:
-    """Trace a raw attribute value for ``tracer``; returns (replacement, sites).
-
-    The replacement is ``raw`` itself when every function in it was instrumented in place.
-    A site traced with a wrapper carries the reason as ``site.wrapped_because``.
-    """
-
-    def one(func: Any, self_index: int | None) -> tuple[Callable, Site]:
-        site = Site(check_function(func, name), name, keys, self_index, tracer)
-        try:
-            instrument.instrument(site)
-        except TraceError as exc:
-            site.wrapped_because = str(exc)  # type: ignore[attr-defined]
-        else:
-            return site.func, site
-        wrapper = make_wrapper(site)
-        instrument.note_wrapped(site)
-        return wrapper, site
-
-    cached = cached_function(raw)
-    if cached is not None:
-        # functools.lru_cache / cached_property: only in place, a wrapper would bypass the cache
-        site = Site(cached, name, keys, 0 if in_class else None, tracer)
-        try:
-            instrument.instrument(site)
-        except TraceError as exc:
-            raise TraceError(
-                f"Cannot trace {name}: it is a {type(raw).__module__}.{type(raw).__qualname__} "
-                f"around a Python function that cannot be instrumented in place ({exc}); "
-                "a wrapper would bypass the cache"
-            ) from None
-        return raw, [site]
-    if isinstance(raw, staticmethod):
-        wrapper, site = one(raw.__func__, None)
-        return (raw if wrapper is raw.__func__ else staticmethod(wrapper)), [site]
-    if isinstance(raw, classmethod):
-        wrapper, site = one(raw.__func__, 0)
-        return (raw if wrapper is raw.__func__ else classmethod(wrapper)), [site]
-    if isinstance(raw, property):
-        new, sites = raw, []
-        for accessor, rebuild in (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter")):
-            func = getattr(raw, accessor)
-            if func is not None:
-                wrapper, site = one(func, 0)
-                if wrapper is not func:
-                    new = getattr(new, rebuild)(wrapper)
-                sites.append(site)
-        if not sites:
-            raise TraceError(f"Cannot trace {name}: property without accessors")
-        return new, sites
-    wrapper, site = one(raw, 0 if in_class else None)
-    return wrapper, [site]
-
-
-def cached_function(raw: Any) -> Callable | None:
-    """The Python function inside ``functools.lru_cache`` / ``functools.cached_property``."""
-    func: Any
-    if isinstance(raw, functools.cached_property):
-        func = raw.func
-    elif type(raw).__name__ == "_lru_cache_wrapper" and hasattr(raw, "cache_info"):
-        func = getattr(raw, "__wrapped__", None)
-    else:
-        return None
-    return func if inspect.isfunction(func) else None

@@ -290,7 +290,7 @@ def test_ptrace_not_permitted(targets):
 def test_ptrace_refused_by_gdb_is_one_line(targets, monkeypatch):
     """A refusal that only gdb sees (seccomp, a container without CAP_SYS_PTRACE): simulated
     with a gdb that answers as gdb does there."""
-    from otrace import inject as inj
+    from otrace.inject import InjectError, injector
 
     t = targets([sys.executable, str(HERE / "target_loop.py")])
     t.expect(r"^ready")
@@ -298,8 +298,8 @@ def test_ptrace_refused_by_gdb_is_one_line(targets, monkeypatch):
     script.write_text("#!/bin/sh\necho 'ptrace: Operation not permitted.' >&2\nexit 1\n")
     script.chmod(0o755)
     try:
-        with pytest.raises(inj.InjectError, match=r"^ptrace not permitted: gdb could not attach"):
-            inj.inject(t.proc.pid, gdb=str(script), timeout=5)
+        with pytest.raises(InjectError, match=r"^ptrace not permitted: gdb could not attach"):
+            injector.inject(t.proc.pid, gdb=str(script), timeout=5)
     finally:
         script.unlink()
     t.still_running()

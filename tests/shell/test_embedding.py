@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,46 @@ def test_oshell_new_thread_and_execute():
     shell.thread.join(5)
     assert not shell.thread.is_alive()
     stdin.close()
+
+
+def test_wait_to_run_serves_run_on_the_looping_thread():
+    """``loop(wait_to_run=True)``: the calling thread runs what ``run`` asks, one at a time,
+    each end announced, until shutdown."""
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    def job(words):
+        seen.append((threading.current_thread().name, words))
+        started.set()
+        release.wait(10)
+
+    def plain():
+        seen.append((threading.current_thread().name, None))
+        raise ValueError("from plain")
+
+    g = {"__name__": "fakeapp4", "job": job, "plain": plain}
+    shell = otrace.OShell(
+        g, no_input=True, allow_unsafe=True, _stdout=io.StringIO(), _stderr=io.StringIO()
+    )
+    shell.runtime.params.set("safe_mode", False)
+    said: queue.Queue = queue.Queue()
+    shell.runtime.add_sink(said.put)
+    main = threading.Thread(target=shell.loop, kwargs={"wait_to_run": True}, name="prog-main")
+    main.start()
+    assert shell.ready.wait(10)
+    assert shell.execute("run job a b") == ("", "Running job\n")
+    assert started.wait(10)
+    out, err = shell.execute("run plain")
+    assert "Already running task" in err
+    release.set()
+    assert said.get(timeout=10) == "Run completed"
+    assert shell.execute("run plain") == ("", "Running plain\n")
+    text = said.get(timeout=10)
+    assert text.startswith("Error in completed run") and "ValueError: from plain" in text
+    assert seen == [("prog-main", ["a", "b"]), ("prog-main", None)]
+    shell.shutdown()
+    main.join(10)
+    assert not main.is_alive()
 
 
 def test_echo_callback_and_no_input():

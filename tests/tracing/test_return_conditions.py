@@ -273,7 +273,7 @@ def test_rebinding_by_closure_or_handler_keeps_the_called_value(rs):
 def test_rebinding_is_found(body, rebinds):
     import ast
 
-    from otrace.tracing.codegen import _rebinds
+    from otrace.tracing.rewrite import _rebinds
 
     node = ast.parse(f"def f(a, x=1):\n    {body}\n").body[0]
     assert _rebinds(node, {"a"}) is rebinds

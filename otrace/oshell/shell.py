@@ -1,32 +1,13 @@
-"""OShell: the object shell a program embeds, and ``set_trace``.
+"""The :class:`OShell` class: start, the local console, sessions, shutdown.
 
-::
-
-    shell = otrace.OShell(globals_dict=globals(), locals_dict=locals(), init_file="app.trc",
-                          allow_unsafe=True, new_thread=True)
-    shell.loop()          # returns at once with new_thread=True
-    ...                   # the program (e.g. IOLoop.current().start())
-    shell.shutdown()
-
-The shell runs an otrace service (:mod:`otrace.service`): the program's own terminal is one
-console of it, and with ``listen`` (or ``OTRACE_LISTEN=1``) more consoles attach over a UNIX
-socket (``otrace attach PID``).  ``quit``, Ctrl-D and the end of standard input detach a
-console; the program runs on.  ``shutdown`` (or :meth:`OShell.shutdown`) stops it.
-
-Thread safety: construct and ``loop()`` from the program's main thread; ``execute`` may be
-called from any one thread at a time (it runs in the caller's thread); ``shutdown`` from any
-thread, any number of times.
-
-This module stays whole (about 440 lines): it is one class whose start, console hand-over
-and shutdown share the same thread and state; ``set_trace`` is its small entry point.
+See :mod:`otrace.oshell` for its use and thread rules.  The class stays whole: its start,
+console hand-over and shutdown share the same thread and state.
 """
 
 from __future__ import annotations
 
 import _thread
-import inspect
 import os
-import queue
 import stat
 import sys
 import threading
@@ -38,17 +19,16 @@ from otrace import log
 from otrace._version import __version__
 from otrace.console import AttachError, Console, RemoteSession, make_console
 from otrace.errors import OTraceError, SafeModeError
+from otrace.oshell.runs import RunRequests
 from otrace.runtime import Runtime, default
 from otrace.service import Service
 from otrace.shell import commands as _commands  # noqa: F401 - declares every command
 from otrace.shell.commands.web import make_backend as make_web_backend
-from otrace.shell.evaluate import format_user_traceback
 from otrace.shell.session import Session
 from otrace.tracing import dbkeys
 
 DEFAULT_BANNER = f"  ***otrace object shell (v{__version__})*** (type 'help' for info)"
 LISTEN_ENV = "OTRACE_LISTEN"
-_STOP = object()
 
 
 def listen_setting(listen: bool | str | None) -> bool | str:
@@ -132,8 +112,7 @@ class OShell:
         self.stderr = _stderr or sys.stderr
         self.console: Console | None = None  # the local console, while it runs
         self.thread: threading.Thread | None = None
-        self._runs: queue.Queue = queue.Queue()
-        self._running_task = False
+        self._runs = RunRequests(rt)  # wait_to_run: what ``run`` asks this thread to do
         self._shut = threading.Event()
         self.ready = threading.Event()  # set once init_func and the init file have run
         self._shutdown_lock = threading.Lock()
@@ -198,12 +177,12 @@ class OShell:
         self.start_service()
         if wait_to_run:
             self._wait_to_run = True
-            self.session.runner = self._request_run
+            self.session.runner = self._runs.request
         if self.new_thread or wait_to_run:
             self.thread = threading.Thread(target=self._run, name="otrace-shell", daemon=True)
             self.thread.start()
             if wait_to_run:
-                self._serve_runs()
+                self._runs.serve()
         else:
             self._run()
         return self.ready
@@ -335,30 +314,6 @@ class OShell:
             self.session.hooks.pop("here_doc", None)
         return result.out, result.err
 
-    # -- run requests (wait_to_run) ------------------------------------------------------
-    def _request_run(self, func: Callable[..., Any], args: list[str]) -> None:
-        if self._running_task:
-            raise OTraceError("Already running task; 'interrupt' it or wait for it to complete")
-        self._running_task = True
-        self._runs.put((func, args))
-
-    def _serve_runs(self) -> None:
-        while True:
-            item = self._runs.get()
-            if item is _STOP:
-                return
-            func, args = item
-            try:
-                if args or _wants_list(func):
-                    func(args)
-                else:
-                    func()
-                self.runtime.announce("Run completed")
-            except BaseException as exc:  # noqa: B036 - report anything, keep serving
-                self.runtime.announce("Error in completed run\n" + format_user_traceback(exc))
-            finally:
-                self._running_task = False
-
     # -- stopping -----------------------------------------------------------------------
     def _shutdown_command(self) -> None:
         """The ``shutdown`` command: stop otrace and the program (after the reply is out)."""
@@ -387,7 +342,7 @@ class OShell:
         if self.console is not None:
             self.console.stop()
         self.service.stop("the program is shutting down")
-        self._runs.put(_STOP)
+        self._runs.stop()
         self.session.close()
         for callback in self.on_shutdown:
             try:
@@ -398,42 +353,3 @@ class OShell:
     @property
     def is_shut_down(self) -> bool:
         return self._shut.is_set()
-
-
-def _wants_list(func: Callable[..., Any]) -> bool:
-    try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return True
-    return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
-    )
-
-
-def set_trace(
-    globals_dict: dict[str, Any],
-    locals_dict: dict[str, Any] | None = None,
-    new_thread: bool = False,
-    wait_to_run: bool = False,
-    init_file: str = "",
-) -> OShell:
-    """Open the shell on ``globals_dict`` right here (pdb-style); returns after ``quit``
-    (or at once with ``new_thread``).  Called in a function, the shell starts in
-    ``/osh/locals`` (the caller's locals, taken from its frame when not given)."""
-    if locals_dict is None:
-        frame = sys._getframe(1)
-        locals_dict = frame.f_locals if frame.f_locals is not frame.f_globals else globals_dict
-    shell = OShell(
-        globals_dict,
-        locals_dict,
-        allow_unsafe=True,
-        new_thread=new_thread or wait_to_run,
-        init_file=init_file or None,
-    )
-    shell.runtime.params.set("safe_mode", False)  # pdb-style, in the programmer's own code
-    if locals_dict is not globals_dict:
-        # called in a function: start among its locals, so that its names resolve as typed
-        # (then the globals), as in pdb
-        shell.session.execute("cd /osh/locals")
-    shell.loop(wait_to_run=wait_to_run)
-    return shell
