@@ -23,17 +23,7 @@ from types import CodeType, FunctionType
 from typing import Any
 
 from otrace.errors import TraceError
-
-# instrument.py imports the names of rewrite.py and condition_code.py from here (it is being
-# edited elsewhere this session): import them from those modules.
-from otrace.tracing.condition_code import inline_tests as inline_tests
-from otrace.tracing.condition_code import return_tests as return_tests
-from otrace.tracing.rewrite import CALL_LOCAL as CALL_LOCAL
 from otrace.tracing.rewrite import PROBE_CONST, SITE_CONST, locate
-from otrace.tracing.rewrite import VALUE_LOCAL as VALUE_LOCAL
-from otrace.tracing.rewrite import instrumented_node as instrumented_node
-from otrace.tracing.rewrite import late_split as late_split
-from otrace.tracing.rewrite import nparams as nparams
 
 _SCOPE = "__otrace_scope__"
 _COMPARED = (

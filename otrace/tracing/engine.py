@@ -86,7 +86,7 @@ def return_parts(predicate: Predicate | None) -> tuple[ArgTest, ...] | None:
     ``return!=None,return<5``), or None for any other condition.
 
     Such a condition cannot be decided before the return, so the back ends keep only the
-    arguments at call time and test the value inline at return (see wrappers.py,
+    arguments at call time and test the value inline at return (see wrapper_inline.py,
     instrument.py); only a possible match goes on to :func:`handlers.on_return`.
     """
     if predicate is None:

@@ -51,26 +51,30 @@ from otrace.errors import TraceError
 from otrace.log import get_logger
 from otrace.tracing import engine, handlers
 from otrace.tracing.codegen import (
-    CALL_LOCAL,
     CO_NESTED,
-    PROBE_CONST,
-    SITE_CONST,
-    VALUE_LOCAL,
     compile_at,
     fill,
     function_node,
     function_source,
-    inline_tests,
-    instrumented_node,
-    late_split,
     module_for,
-    nparams,
     requalify,
-    return_tests,
     same_code,
+)
+from otrace.tracing.condition_code import (
+    inline_tests,
+    return_tests,
 )
 from otrace.tracing.conditions import And, ArgTest, Predicate
 from otrace.tracing.handled import RERAISING, leaves
+from otrace.tracing.rewrite import (
+    CALL_LOCAL,
+    PROBE_CONST,
+    SITE_CONST,
+    VALUE_LOCAL,
+    instrumented_node,
+    late_split,
+    nparams,
+)
 
 log = get_logger("tracing")
 
