@@ -7,7 +7,6 @@ structure or takes a lock; a debugger must show *something* and carry on.
 from __future__ import annotations
 
 import builtins
-from itertools import islice
 from typing import Any
 
 from otrace.contexts.piecewise import piecewise_repr, str_is_piecewise
@@ -106,8 +105,8 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
         is_dict = kind is dict
         parts: list[str] = []
         size = 1  # of everything so far: cut once past the budget
-        # eleven items at most: a tuple per entry of a huge dict would be work for the GC
-        for item in islice(dict.items(obj) if is_dict else obj, 11):
+        # eleven items at most (the loop stops at the eleventh, which only says "...")
+        for item in obj.items() if is_dict else obj:  # (exact types: their own methods)
             if size > budget or len(parts) == 10:
                 parts.append("...")
                 break
