@@ -85,3 +85,37 @@ def test_variables_changed_after_the_capture_read_as_captured():
         assert outer["counter"] == 1, name  # a cell, rebound by the closure afterwards
         assert _frame(root, "_catch")["mine"] == "caught", name
         assert root["n"] == 1, name
+
+
+def _capture_beside_copy(seen, item):
+    try:
+        raise KeyError(item)
+    except KeyError as exc:
+        caller = sys._getframe(1)
+        values, trc = capture_exception(exc, exc.__traceback__, caller)
+        seen.append((TraceContext("exceptions", "Snap.pairs", "KeyError", values, trc), caller))
+        seen.append(caller.f_locals.copy())  # the proxy's own copy, at the same moment
+    return item
+
+
+def _proxy_running(seen):
+    kept = "in a cell"
+
+    def closure():
+        return kept
+
+    sys._getframe().f_locals["extra"] = 5  # an extra variable, written through the proxy
+    return [_capture_beside_copy(seen, w) for w in ("an inlined comprehension's",)]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="a FrameLocalsProxy from 3.13")
+def test_a_frames_pairs_read_as_the_proxys_copy():
+    """From 3.13 a running frame's variables are kept as the proxy's (name, value) pairs: they
+    read as its ``copy()`` -- cells, an inlined comprehension's variable, extra variables."""
+    seen: list = []
+    _proxy_running(seen)
+    (ctx, _), want = seen
+    got = _frame(ctx, "_proxy_running")
+    assert {k: v for k, v in got.items() if k not in ("__up", "__down", "__trc")} == want
+    assert want["kept"] == "in a cell" and want["extra"] == 5
+    assert want["w"] == "an inlined comprehension's"
