@@ -207,6 +207,14 @@ def snapshot(values: dict[str, Any], deep: bool) -> dict[str, Any]:
 
 _CACHES_LOCALS = sys.version_info < (3, 13)
 _CO_OPTIMIZED = 0x1
+# From 3.13 a function frame's ``f_locals`` is a FrameLocalsProxy, and an outer frame's raw
+# record keeps the proxy's ``items()`` -- a list of (name, value) pairs, a copy as good as a
+# dict (what it holds cannot change) made into one when the record is built.  Per frame of
+# three variables that is about half the instructions of the proxy's ``copy()`` (measured
+# on 3.13.0: 1,540 vs 3,020 beyond reading ``f_locals``; dict(items()) 3,930): ``copy()`` is
+# a dict update from a mapping that is no dict -- ``keys()``, then a search of the code's
+# names for each key -- where ``items()`` reads the frame's variables once, in order.
+_PAIRS = not _CACHES_LOCALS
 
 
 def frame_locals(frame: FrameType) -> dict[str, Any]:
@@ -357,7 +365,7 @@ def _record(
     if cinfo is None or cinfo[0] is not code:
         cinfo = _code_info(code)
     glob = frame.f_globals
-    loc = None
+    loc: dict[str, Any] | list[tuple[str, Any]] | None = None
     # A module-level frame's variables are its module's globals (see /osh/globals):
     # copying a whole namespace per context would cost more than it shows.
     if keep and (cinfo[3] or frame.f_locals is not glob):
@@ -366,6 +374,12 @@ def _record(
         elif finished and _CACHES_LOCALS:
             try:  # its dict holds its last values for good
                 loc = frame.f_locals
+            except Exception:
+                loc = None
+        elif _PAIRS and cinfo[3]:
+            try:  # (see _PAIRS)
+                proxy: Any = frame.f_locals
+                loc = proxy.items()
             except Exception:
                 loc = None
         else:
@@ -411,10 +425,13 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
         if plain:
             try:
                 cached = frame.f_locals
-                loc = cached.copy()  # (see frame_locals)
-                # see frame_locals: leave nothing behind in the frame's cache
-                if caches and count(cached) == 3:
-                    cached.clear()
+                if caches:
+                    loc = cached.copy()  # (see frame_locals)
+                    # see frame_locals: leave nothing behind in the frame's cache
+                    if count(cached) == 3:
+                        cached.clear()
+                else:  # a FrameLocalsProxy: its pairs (see _PAIRS)
+                    loc = cached.items()
             except Exception:
                 loc = None
         elif cinfo[4] is True or (cinfo[4] is None and is_hidden(frame)):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otrace.contexts.capture import LazyText
-from otrace.contexts.lazy import Raw, materialise, raw_records
+from otrace.contexts.lazy import Raw, materialise, raw_records, variables
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.safe import safe_repr
 from otrace.contexts.unpickle import Unpicklable
@@ -93,7 +93,7 @@ class Snapshot:
         copies = self.copies or {}
         context = self.context
         above = [
-            (copies[i] if i in copies else raw[2] or {}, (raw, context))
+            (copies[i] if i in copies else variables(raw), (raw, context))
             for i, raw in enumerate(raws)
         ]
         return above + out
@@ -289,7 +289,8 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
         loc = raw[2]
         if not loc:
             continue
-        for v in values(loc):
+        pairs = type(loc) is list  # (a frame's (name, value) pairs: see lazy.Raw)
+        for v in map(_second, loc) if pairs else values(loc):  # type: ignore[arg-type]
             t = type(v)
             if t in watch:
                 if t is not tuple:
@@ -305,9 +306,12 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
         if copies is None:
             copies = {}
         copy = copies[i] = {}
-        for k, v in list(dict.items(loc)):
+        for k, v in loc if pairs else list(dict.items(loc)):  # type: ignore[arg-type,str-unpack]
             copy[k] = _freeze(v, 1, limits, memo) if type(v) in watch else v
     return copies
+
+
+_second = operator.itemgetter(1)
 
 
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:

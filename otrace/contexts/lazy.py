@@ -53,8 +53,10 @@ from otrace.contexts.record import FrameContext
 # linecache entry of the file or None) -- one per outer frame, outermost first.  A frame
 # still running keeps its ``f_lasti`` (>= 0: it is executing a call; reading ``f_lasti`` is a
 # field, the line number a search of the code's line table, done when built: see line_at), a
-# frame whose line is known (a traceback's) ``-1 - line``.
-Raw = tuple[tuple, int, "dict[str, Any] | None", Any, Any]
+# frame whose line is known (a traceback's) ``-1 - line``.  The variables are a dict, or
+# from 3.13 a function frame's list of (name, value) pairs (see capture._PAIRS): read them
+# through :func:`variables`.
+Raw = tuple[tuple, int, "dict[str, Any] | list[tuple[str, Any]] | None", Any, Any]
 
 # Held only while a built chain is put in place: plain dict stores, no program code.
 _INSTALL = threading.Lock()
@@ -84,6 +86,14 @@ def line_at(code: CodeType, lasti: int) -> int:
 
 # (id(code), f_lasti) -> (code, line): the entry keeps the code alive, so its id stays its own
 _LINES: dict[tuple[int, int], tuple[CodeType, int]] = {}
+
+
+def variables(raw: Raw) -> dict[str, Any]:
+    """A raw record's variables as a dict (a new one if kept as pairs; empty if none)."""
+    loc = raw[2]
+    if isinstance(loc, list):  # (capture's own list or dict: no program code runs)
+        return dict(loc)
+    return loc or {}
 
 
 def _lineno(cinfo: tuple, line: int) -> int:
