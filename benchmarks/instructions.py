@@ -42,7 +42,7 @@ def child(case: str, stub: str, n: int) -> None:
     import recording
 
     from otrace import recorder
-    from otrace.contexts import capture
+    from otrace.contexts import call_stack, capture
     from otrace.log import add_sink
     from otrace.runtime import default
     from otrace.tracing import handlers, trace
@@ -55,7 +55,7 @@ def child(case: str, stub: str, n: int) -> None:
     trace(mod.sell, mod, "sell", condition="call")
     trace(mod.fail, mod, "fail")
     if stub == "stack walk":
-        capture.capture_call_stack = lambda frame: None  # type: ignore[assignment,return-value]
+        call_stack.capture_call_stack = lambda frame: None  # type: ignore[assignment,return-value]
     elif stub == "argument text":
         handlers.format_call_args = lambda call: ""
     elif stub == "capture of the frames":

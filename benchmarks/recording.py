@@ -36,7 +36,7 @@ from pathlib import Path
 
 from _common import emit, interleave, machine, on_thread, result, slug, table
 
-from otrace.contexts import capture, sqlite
+from otrace.contexts import capture, frames, sqlite
 from otrace.contexts.lazy import materialise
 from otrace.log import add_sink
 from otrace.runtime import default
@@ -225,11 +225,11 @@ def parts(n: int, rounds: int) -> None:
         return None
 
     def walk(order, qty):
-        capture.outer_frames(sys._getframe())
+        frames.outer_frames(sys._getframe())
 
     def copy_locals(order, qty):
-        for frame, _ in capture.outer_frames(sys._getframe()):
-            capture.frame_locals(frame)
+        for frame, _ in frames.outer_frames(sys._getframe()):
+            frames.frame_locals(frame)
 
     def exception(order, qty):
         capture.capture_exception(exc, exc.__traceback__, sys._getframe())
@@ -244,7 +244,7 @@ def parts(n: int, rounds: int) -> None:
         recorder.record("exceptions", "fail", "ValueError", values, trc, say=[lambda c: c.id])
 
     def call_stack(order, qty):
-        capture.capture_call_stack(sys._getframe())
+        call_stack.capture_call_stack(sys._getframe())
 
     steps = {
         "bare 20-frame stack": nothing,

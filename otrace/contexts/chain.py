@@ -59,7 +59,8 @@ def add_causes(
     holder = values
     while cause is not None and id(cause) not in seen and len(summary) < MAX_CAUSES:
         seen.add(id(cause))
-        from otrace.contexts.capture import build_chain, traceback_frames
+        from otrace.contexts.capture import build_chain
+        from otrace.contexts.frames import traceback_frames
 
         tb = cause.__traceback__
         frames = traceback_frames(tb)

@@ -26,8 +26,8 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.contexts.capture import LazyText
 from otrace.contexts.lazy import Raw, materialise, raw_records, variables
+from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.safe import safe_repr
 from otrace.contexts.unpickle import Unpicklable

@@ -54,7 +54,7 @@ from otrace.contexts.record import FrameContext
 # still running keeps its ``f_lasti`` (>= 0: it is executing a call; reading ``f_lasti`` is a
 # field, the line number a search of the code's line table, done when built: see line_at), a
 # frame whose line is known (a traceback's) ``-1 - line``.  The variables are a dict, or
-# from 3.13 a function frame's list of (name, value) pairs (see capture._PAIRS): read them
+# from 3.13 a function frame's list of (name, value) pairs (see frames.PAIRS): read them
 # through :func:`variables`.
 Raw = tuple[tuple, int, "dict[str, Any] | list[tuple[str, Any]] | None", Any, Any]
 

@@ -1,7 +1,7 @@
 """The texts of a captured exception: its traceback (``exc_stack``) and the verbose report of
 every frame's source and variables (``exc_context``).
 
-Both are rendered only when somebody reads them (through :class:`~otrace.contexts.capture.LazyText`),
+Both are rendered only when somebody reads them (through :class:`~otrace.contexts.lazytext.LazyText`),
 on the reader's thread; the ``_safe`` variants run no program code (each exception's line is
 :func:`~otrace.contexts.safe.exc_line`, values go through ``safe_repr``).
 

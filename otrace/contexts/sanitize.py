@@ -36,7 +36,6 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from otrace.contexts.capture import LazyText
 from otrace.contexts.freeze import (
     CAUSES,
     CHAIN_MARK,
@@ -48,6 +47,7 @@ from otrace.contexts.freeze import (
     freeze_context,
 )
 from otrace.contexts.lazy import raw_trc
+from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from otrace.contexts import safe_repr, safe_str
-from otrace.contexts.capture import LazyText
 from otrace.contexts.lazy import materialise
+from otrace.contexts.lazytext import LazyText
 from otrace.vfs.asyncview import LiveNode
 from otrace.vfs.pure import pure_repr
 

@@ -23,6 +23,7 @@ import weakref
 from typing import Any
 
 from otrace.contexts import capture
+from otrace.contexts import frames as _frames
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import safe_repr
 from otrace.log import get_logger
@@ -97,7 +98,7 @@ class Watchdog:
         frame = sys._current_frames().get(self.loop_thread)  # type: ignore[arg-type]
         if frame is None:
             return None
-        frames = list(reversed(capture.outer_frames(frame)))
+        frames = list(reversed(_frames.outer_frames(frame)))
         del frame
         if _waiting_for_io(frames):
             # the loop sits in select(): it is idle, only late to be scheduled by the OS

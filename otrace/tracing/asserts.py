@@ -15,6 +15,7 @@ from typing import Any
 
 from otrace import _default, holds
 from otrace.contexts import capture
+from otrace.contexts import frames as _frames
 from otrace.tracing import debugger
 
 
@@ -40,7 +41,7 @@ _AWAITING = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_AS
 def await_chain(frame: FrameType | None) -> list[tuple[FrameType, int]]:
     """The held task's own frames as (frame, line), innermost first: ``frame`` and its
     callers up to the first one that is not a coroutine's -- where the event loop's
-    machinery begins.  Hidden frames are left out, as in ``capture.outer_frames``.
+    machinery begins.  Hidden frames are left out, as in ``frames.outer_frames``.
 
     The loop's frames (``run_forever``, ``_run_once``, ``Handle._run``, the server's
     ``main``) are the same for every held request and say nothing about this one; keeping
@@ -49,7 +50,7 @@ def await_chain(frame: FrameType | None) -> list[tuple[FrameType, int]]:
     out: list[tuple[FrameType, int]] = []
     first = True
     while frame is not None and (first or frame.f_code.co_flags & _AWAITING):
-        if not capture.is_hidden(frame):
+        if not _frames.is_hidden(frame):
             out.append((frame, frame.f_lineno))
         frame, first = frame.f_back, False
     return out
@@ -85,7 +86,7 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
     elif note:
         note = "hold ignored: no asyncio event loop runs in this thread"
     context_lines = params.assert_context
-    outer = await_chain(frame) if kind == "holds" else capture.outer_frames(frame)
+    outer = await_chain(frame) if kind == "holds" else _frames.outer_frames(frame)
     frames = list(reversed(outer))
     values, trc = capture.build_chain(
         frames,
@@ -94,7 +95,7 @@ def traceassert(condition: Any, label: str = "", action: str | None = None) -> A
         outer_locals=context_lines > 0,
         lazy=True,
     )
-    trc["argstr"] = capture.format_args(frame)
+    trc["argstr"] = _frames.format_args(frame)
     trc["task"] = capture.current_task_name()
     funcname = frame.f_code.co_name
     self_obj = frame.f_locals.get("self")

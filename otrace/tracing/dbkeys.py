@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from otrace import _default
-from otrace.contexts import capture
+from otrace.contexts import call_stack
 from otrace.errors import TraceError
 from otrace.log import get_logger
 from otrace.tracing.condition_parse import parse_condition
@@ -217,7 +217,7 @@ def _access(
         if spec.count > 0 and spec.matches >= spec.count:
             table.keys.pop(key, None)  # this was the last one to trace
     frame = sys._getframe(2)  # the accessing code (past this and the hook)
-    trc = {"stack": capture.capture_call_stack(frame), "op": op, "key": key}
+    trc = {"stack": call_stack.capture_call_stack(frame), "op": op, "key": key}
     del frame
     recorder = tracer.recorder
     kind, note = recorder.resolve_kind("dbaccess", spec.action, False)

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from otrace import holds
-from otrace.contexts import capture
+from otrace.contexts import call_stack, capture, frames
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import brief
 from otrace.log import get_logger
@@ -331,7 +331,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     argstr = format_call_args(call)
     trc: dict[str, Any] = {
         "func": site.func,
-        "stack": capture.capture_call_stack(call.frame),
+        "stack": call_stack.capture_call_stack(call.frame),
         "argstr": argstr,
         "task": capture.current_task_name(),
     }
@@ -339,7 +339,7 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
         trc["return_value"] = call.result
     values = call.arguments()  # (the context copies it: the shallow snapshot)
     if recorder.params.deep_copy:
-        values = capture.snapshot(values, True)
+        values = frames.snapshot(values, True)
     lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
     if at_return:
         result = call.result

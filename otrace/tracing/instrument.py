@@ -46,7 +46,7 @@ from collections.abc import Callable
 from types import CodeType, FunctionType
 from typing import Any
 
-from otrace.contexts.capture import hide_code
+from otrace.contexts.frames import hide_code
 from otrace.errors import TraceError
 from otrace.log import get_logger
 from otrace.tracing import engine, handlers

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from otrace.contexts.capture import hide_code
+from otrace.contexts.frames import hide_code
 from otrace.log import get_logger
 from otrace.tracing.engine import Site, filter_source, return_filter_source
 

@@ -24,7 +24,7 @@ result is first iterated or awaited instead of at the call.
 
 Each wrapper keeps ``__name__``, ``__qualname__``, ``__doc__``, ``__module__``,
 ``__wrapped__`` (so ``inspect.signature`` is the original's) and ``_otrace_orig_function``.
-Its code objects are registered with :func:`otrace.contexts.capture.hide_code`, so trace
+Its code objects are registered with :func:`otrace.contexts.frames.hide_code`, so trace
 contexts never show wrapper frames.  A condition's tests are inlined into the sync wrapper's
 code by :mod:`otrace.tracing.wrapper_inline`, which runs with this module's globals (the
 hooks below); :mod:`otrace.tracing.install` puts wrappers where the program finds them.
@@ -41,7 +41,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from otrace.contexts.capture import hide_code
+from otrace.contexts.frames import hide_code
 from otrace.tracing import handlers, instrument
 from otrace.tracing.engine import Site
 from otrace.tracing.instrument import _busy, busy, record_exception

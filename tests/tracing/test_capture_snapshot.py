@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from otrace.contexts.capture import build_chain, capture_exception, outer_frames, traceback_frames
+from otrace.contexts.capture import build_chain, capture_exception
+from otrace.contexts.frames import outer_frames, traceback_frames
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.sanitize import decode, encode, freeze_context
 

@@ -15,7 +15,7 @@ import warnings
 
 import pytest
 
-from otrace.contexts.capture import LazyText
+from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext
 from otrace.errors import TraceError
 from otrace.tracing import trace, untrace

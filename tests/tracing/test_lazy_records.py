@@ -13,13 +13,9 @@ import pytest
 
 import otrace.shell.commands  # noqa: F401  (registers the commands)
 from otrace.contexts import lazy
-from otrace.contexts.capture import (
-    build_chain,
-    capture_call_stack,
-    capture_exception,
-    outer_frames,
-    traceback_frames,
-)
+from otrace.contexts.call_stack import capture_call_stack
+from otrace.contexts.capture import build_chain, capture_exception
+from otrace.contexts.frames import outer_frames, traceback_frames
 from otrace.contexts.lazy import LazyFrame, is_built, materialise
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.sanitize import decode, encode, freeze_context
@@ -378,19 +374,19 @@ def test_a_stack_seen_before_is_hidden_once_its_code_is_registered():
 
 
 def _seen_then_hidden():
-    from otrace.contexts import capture
+    from otrace.contexts import frames
 
     def own_wrapper():  # stands for one of otrace's wrappers
         return _walk_from_here(0)
 
     assert str(own_wrapper()).count(", in own_wrapper\n") == 1
     assert str(own_wrapper()).count(", in own_wrapper\n") == 1  # (a stack seen before)
-    capture.hide_code(own_wrapper.__code__)
+    frames.hide_code(own_wrapper.__code__)
     try:
         assert ", in own_wrapper\n" not in own_wrapper()
     finally:
-        capture._HIDDEN.discard(own_wrapper.__code__)
-        capture.hide_code()  # forget the verdicts naming it
+        frames.HIDDEN.discard(own_wrapper.__code__)
+        frames.hide_code()  # forget the verdicts naming it
     return True
 
 

@@ -8,7 +8,7 @@ import traceback
 
 import pytest
 
-from otrace.contexts.capture import traceback_frames
+from otrace.contexts.frames import traceback_frames
 from otrace.errors import TraceError
 from otrace.tracing import trace, traces, untrace, untrace_all, wrapped
 from tests.rt import PARAMS, STORE

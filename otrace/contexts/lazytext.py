@@ -1,0 +1,87 @@
+"""Texts made when first read: :class:`LazyText`.
+
+A context's long texts (the stack of a call, an exception's traceback and report) are
+rendered by whoever reads them first, not by the traced thread that records them.
+
+Thread safety: a LazyText may be read from any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from otrace.contexts.safe import safe_repr
+
+
+class LazyText:
+    """Text rendered on first use (``str()``) by ``render(*args)``, then kept.
+
+    ``repr`` never renders (a report formats the program's values; code that ``repr``s
+    garbage must not trigger that): it shows the text, cut, once rendered.  Give ``render``
+    a module-level function and the data it needs, not a closure over the record that will
+    hold this text -- that would make a reference cycle.
+
+    ``render`` may run program code (``str`` of an exception, ``repr`` of values): it runs
+    when an operator reads the text.  ``safe(*args)``, if given, renders the same text
+    without running any (for the writer thread, see :meth:`safe_text`); without it,
+    ``render`` itself must be safe.
+    """
+
+    __slots__ = ("_job", "_text")
+
+    def __init__(
+        self, render: Callable[..., str], *args: Any, safe: Callable[..., str] | None = None
+    ):
+        # one attribute, replaced whole: another thread reads it without a lock
+        self._job: tuple[Callable[..., str], tuple, Callable[..., str] | None] | None = (
+            render,
+            args,
+            safe,
+        )
+        self._text = ""
+
+    def __str__(self) -> str:
+        job = self._job
+        if job is not None:
+            self._text = _run(job[0], job[1])
+            self._job = None
+        return self._text
+
+    def safe_text(self) -> str:
+        """The text, rendered without running program code if it is not rendered yet (any
+        thread; the safe rendering is not kept, so an operator still gets the full one)."""
+        job = self._job
+        if job is None:
+            return self._text
+        render, args, safe = job
+        if safe is None:
+            return str(self)
+        return _run(safe, args)
+
+    def __repr__(self) -> str:
+        if self._job is not None:
+            return "<text rendered when read>"
+        return repr(self._text) if len(self._text) <= 200 else repr(self._text[:200]) + "..."
+
+    def __getstate__(self) -> str:
+        return str(self)
+
+    def __setstate__(self, state: str) -> None:
+        self._job, self._text = None, state
+
+    def __reduce__(self):
+        return (_lazy_from_text, (str(self),))
+
+
+def _run(render: Callable[..., str], args: tuple) -> str:
+    try:
+        return render(*args)
+    except Exception as exc:  # a debugger's report must not fail the reader
+        return f"<could not render: {safe_repr(exc)}>"
+
+
+def _lazy_from_text(text: str) -> LazyText:
+    lt = LazyText(str, text)
+    str(lt)
+    return lt
