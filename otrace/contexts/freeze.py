@@ -314,13 +314,13 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
         if not loc:
             continue
         for v in values(loc):
-            t = type(v)
-            if type(t) is plain and t in watch:
+            t = plain(v)  # (``type``, from a local)
+            if plain(t) is plain and t in watch:
                 if t is not tuple:
                     break
                 for x in v:  # (a tuple's few items: cheaper than isdisjoint(map(...)))
-                    t = type(x)
-                    if type(t) is plain and t in watch:
+                    t = plain(x)
+                    if plain(t) is plain and t in watch:
                         break
                 else:
                     continue
