@@ -15,7 +15,12 @@ listing a large file.
      GIL, falls behind and its queue grows (up to its bound, then contexts are dropped).
      Every queued snapshot keeps its frames alive, so the program's own garbage collections
      scan a growing backlog: the share is printed with the collections' part (timed with
-     ``gc.callbacks``) and, for comparison, with the collector off.
+     ``gc.callbacks``) and, for comparison, with the collector off.  Each timed loop starts
+     with the queue empty (the writer is flushed between the wall-clock loop and the CPU
+     one), as ``recording.py``'s do: a burst from a quiet start.  *Tight loop, queue full*
+     starts each timed loop with the queue at its bound instead (an untimed loop fills it):
+     most contexts are then dropped, which costs almost nothing -- the state of a burst
+     that lasts.  The contexts frozen and dropped per timed CPU loop are printed.
 
    Also the CPU time ``submit`` takes on the traced thread (the freeze), collections that
    happen to start inside it left out.
@@ -130,22 +135,32 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
             in_gc[1] += time.thread_time() - in_gc[0]
 
     gc.callbacks.append(gc_timer)
-    # what the traced thread spends in submit (the freeze and the queue) minus collections
+    # what the traced thread spends in submit (the freeze and the queue) minus collections,
+    # for the contexts it freezes (a dropped one costs next to nothing: left out)
     spent = [0.0, 0]
     submit = writer_thread.BatchWriter.submit
+    freeze_context = writer_thread.freeze_context
+    frozen = [0]
+
+    def counted_freeze(*args):
+        frozen[0] += 1
+        return freeze_context(*args)
 
     def timed_submit(self, ctx):
-        g0, t0 = in_gc[1], time.thread_time()
+        f0, g0, t0 = frozen[0], in_gc[1], time.thread_time()
         submit(self, ctx)
-        spent[0] += time.thread_time() - t0 - (in_gc[1] - g0)
-        spent[1] += 1
+        if frozen[0] != f0:
+            spent[0] += time.thread_time() - t0 - (in_gc[1] - g0)
+            spent[1] += 1
+
+    writer_thread.freeze_context = counted_freeze  # type: ignore[assignment]
 
     writer_thread.BatchWriter.submit = timed_submit  # type: ignore[method-assign]
 
-    def loop(f, clock, pace):
+    def loop(f, clock, pace, count=None):
         w = sqlite.writer()
         t0 = clock()
-        for i in range(n):
+        for i in range(count or n):
             try:
                 mod.deep(19, f, order, 5)
             except ValueError:
@@ -156,31 +171,43 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
                 time.sleep(PAUSE)
                 if w is not None:
                     assert w.flush(60)
-        return (clock() - t0) / n
+        return (clock() - t0) / (count or n)
 
     rates: list[float] = []
-    drops: list[int] = []
     paced_base = "exception context, paused"
 
-    def case(f, pickle, collect=True, pace=False):
+    def case(f, pickle, collect=True, pace=False, full=False):
         def go():
             if pickle:
                 params.set("pickle_file", str(Path(tmp) / "traced.db"))
             if not collect:
                 gc.disable()
+            w = sqlite.writer()
+
+            def start() -> None:
+                # every timed loop starts from the same queue: empty, or at its bound
+                if w is not None:
+                    assert w.flush(600)
+                    if full:
+                        fill = getattr(writer_thread, "QUEUE_SIZE", 1000) * 3 // 2
+                        loop(f, time.perf_counter, False, fill)
+
             try:
+                start()
                 t0 = time.perf_counter()
                 wall = loop(f, time.perf_counter, pace)
+                start()
+                before = w.stats() if w is not None else None
                 in_gc[1] = 0.0
                 cpu = loop(f, time.thread_time, pace)
                 collected = in_gc[1] / n
-                if pickle:
-                    w = sqlite.writer()
-                    assert w is not None and w.flush(600)
-                    stats = w.stats()
-                    if collect and not pace:
-                        rates.append(stats["written"] / (time.perf_counter() - t0))
-                        drops.append(stats["dropped"])
+                if w is not None and before is not None:
+                    after = w.stats()
+                    dropped = after["dropped"] - before["dropped"]
+                    fates[name_of[id(go)]].append(dropped)
+                    assert w.flush(600)
+                    if collect and not pace and not full:
+                        rates.append(after["written"] / (time.perf_counter() - t0))
                 return wall, cpu, collected
             finally:
                 gc.enable()
@@ -189,19 +216,25 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
         return go
 
     paced, tight = "pickle_file, writer keeps up", "pickle_file, tight loop"
+    full = "tight loop, queue full"
     cases = {
         "untraced raise": case(base.fail, False),
         "exception context": case(mod.fail, False),
         paced_base: case(mod.fail, False, pace=True),
         paced: case(mod.fail, True, pace=True),
         tight: case(mod.fail, True),
+        full: case(mod.fail, True, full=True),
         "tight loop, collector off": case(mod.fail, True, False),
     }
+    name_of = {id(go): name for name, go in cases.items()}
+    # contexts dropped in each timed CPU loop (queue full), per case with the file
+    fates: dict[str, list[int]] = {name: [] for name in cases}
     seen: dict[str, list[tuple[float, float, float]]] = {k: [] for k in cases}
     for r in range(rounds):
         for name in list(cases) if r % 2 == 0 else list(reversed(cases)):
             seen[name].append(on_thread(cases[name]))
     writer_thread.BatchWriter.submit = submit  # type: ignore[method-assign]
+    writer_thread.freeze_context = freeze_context  # type: ignore[assignment]
     gc.callbacks.remove(gc_timer)
     wall = {k: statistics.median(w for w, _, _ in v) for k, v in seen.items()}
     cpu = {k: statistics.median(c for _, c, _ in v) for k, v in seen.items()}
@@ -223,19 +256,24 @@ def traced_thread(tmp: str, n: int, rounds: int) -> None:
     share_paced = (cpu[paced] - cpu[paced_base]) * 1e6
     share_tight = (cpu[tight] - cpu[ctx]) * 1e6
     gc_tight = (collecting[tight] - collecting[ctx]) * 1e6
+    share_full = (cpu[full] - cpu[ctx]) * 1e6
     print(
         f"the file's share of the traced thread's CPU per context ('file share'): the writer "
-        f"keeping up (a pause every 10) {share_paced:.1f} us; in a tight loop {share_tight:.1f} "
-        f"us, of which {gc_tight:.1f} us garbage collection of the growing backlog"
+        f"keeping up (a pause every 10) {share_paced:.1f} us; in a tight loop from an empty "
+        f"queue {share_tight:.1f} us, of which {gc_tight:.1f} us garbage collection of the "
+        f"growing backlog; in a tight loop with the queue full {share_full:.1f} us"
     )
+    bound = getattr(writer_thread, "QUEUE_SIZE", 10_000)
+    fate = ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in fates.items() if v)
     print(
-        f"  in submit, collections left out (the freeze): {freeze:.1f} us (target <= 60); "
-        f"tight loop: {statistics.median(drops):.0f} of {2 * n} dropped (queue bound "
-        f"{getattr(writer_thread, 'QUEUE_SIZE', 10_000)})"
+        f"  in submit, collections left out (the freeze, contexts frozen only): {freeze:.1f} us "
+        f"(target <= 60); dropped of the {n} contexts of a timed CPU loop (queue bound "
+        f"{bound}; medians): {fate}"
     )
     result("pickle-traced-thread-share-writer-keeps-up-cpu-us", share_paced, "<=", 60, "us")
     result("pickle-traced-thread-share-tight-loop-cpu-us", share_tight, "--", "--", "us")
     result("pickle-tight-loop-gc-cpu-us", gc_tight, "--", "--", "us")
+    result("pickle-traced-thread-share-queue-full-cpu-us", share_full, "--", "--", "us")
     result("pickle-freeze-submit-us", freeze, "<=", 60, "us")
     print(
         f"contexts written per second while the program raises:     "

@@ -11,8 +11,13 @@ Per context in microseconds: the case minus its baseline, both measured in the s
 (cases alternate, medians reported), as wall time and as the traced thread's own CPU time
 (``time.thread_time``: with ``pickle_file`` the writer thread's work runs beside it, on the
 same GIL, and wall time in a tight loop counts it too).  The pickle_file rows' last figure is
-the traced thread's share of persisting -- the freeze -- i.e. its CPU time per context with
-the file minus without.  Announcements go to a sink that drops them; ``max_recent`` stays
+the traced thread's share of persisting, i.e. its CPU time per context with the file minus
+without.  The loops do not pause, so this is a burst from a quiet start: each loop starts
+with the writer's queue empty, the writer (sharing the GIL) falls behind, and every queued
+context keeps its frames alive -- the share is the freeze of each context *and* the
+program's own garbage collections scanning that growing backlog, printed apart below the
+table (timed with ``gc.callbacks``), with the contexts dropped once the queue was full.
+``pickle_store.py`` measures the freeze alone (the writer keeping up) and the queue full.  Announcements go to a sink that drops them; ``max_recent`` stays
 at its default, so the store evicts.  The loops run on a thread of their own (see
 ``_common.on_thread``), so contexts capture the benchmark's stack, not its tables of results.
 
@@ -26,10 +31,12 @@ context pays later (on its own thread): the frame records made from the raw ones
 from __future__ import annotations
 
 import argparse
+import gc
 import linecache
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import types
 from pathlib import Path
@@ -117,13 +124,35 @@ def main() -> None:
 
         return run
 
-    def setting(run, deep_copy, pickle):
+    # the traced thread's collections (its CPU clock), and the contexts each CPU-timed
+    # pickle_file loop dropped, per case
+    in_gc = [0.0, 0.0]
+
+    def gc_timer(phase, info):
+        if threading.current_thread().name == "bench":
+            if phase == "start":
+                in_gc[0] = time.thread_time()
+            else:
+                in_gc[1] += time.thread_time() - in_gc[0]
+
+    gc.callbacks.append(gc_timer)
+    collected: dict[str, list[float]] = {}
+    dropped: dict[str, list[int]] = {}
+
+    def setting(run, deep_copy, pickle, name):
         def go(clock):
             PARAMS.set("deep_copy", deep_copy)
             if pickle:
                 PARAMS.set("pickle_file", str(Path(tmp.name) / "bench.db"))
             try:
-                return run(clock)
+                in_gc[1] = 0.0
+                per = run(clock)
+                if clock is time.thread_time:
+                    collected.setdefault(name, []).append(in_gc[1] / n)
+                    w = sqlite.writer()
+                    if w is not None:
+                        dropped.setdefault(name, []).append(w.stats()["dropped"])
+                return per
             finally:
                 PARAMS.set("deep_copy", False)
                 PARAMS.set("pickle_file", "")  # closing writes what is queued
@@ -144,8 +173,10 @@ def main() -> None:
     for deep_copy in (False, True):
         for pickle in (False, True):
             tag = ("deep_copy" if deep_copy else "shallow") + (", pickle_file" if pickle else "")
-            runs[f"exception: {tag}"] = setting(raising(traced_fail), deep_copy, pickle)
-            runs[f"call: {tag}"] = setting(calling(traced_sell), deep_copy, pickle)
+            name = f"exception: {tag}"
+            runs[name] = setting(raising(traced_fail), deep_copy, pickle, name)
+            name = f"call: {tag}"
+            runs[name] = setting(calling(traced_sell), deep_copy, pickle, name)
     seen: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     for r in range(rounds):
         for name in list(runs) if r % 2 == 0 else list(reversed(runs)):
@@ -154,6 +185,7 @@ def main() -> None:
     cpu = {k: statistics.median(c for _, c in v) for k, v in seen.items()}
     unwrap_all()
     sqlite.uninstall()
+    gc.callbacks.remove(gc_timer)
     # issue 19's targets: per context, and the traced thread's share of pickle_file
     targets = {"exception: shallow": 40.0, "call: shallow": 15.0}
     freeze_target = {"exception: shallow, pickle_file": 60.0}
@@ -204,9 +236,18 @@ def main() -> None:
         ),
     )
     print(
-        "targets: 'per context' of the shallow rows; the pickle_file share (the freeze) of "
-        "the shallow exception row"
+        "targets: 'per context' of the shallow rows; the pickle_file share of the shallow "
+        "exception row (here the freeze and the collections of a growing backlog, see below)"
     )
+    for k, v in dropped.items():
+        plain = k.removesuffix(", pickle_file")
+        gc_us = (statistics.median(collected[k]) - statistics.median(collected[plain])) * 1e6
+        print(
+            f"  {k}: of the share, {gc_us:.1f} us the traced thread's garbage collections "
+            f"(with the file minus without); dropped (queue full) "
+            f"{statistics.median(v):.0f} of {n} contexts"
+        )
+        emit("recording-pickle", case=k, us_gc_share_cpu=gc_us, dropped=statistics.median(v))
     tmp.cleanup()
 
 

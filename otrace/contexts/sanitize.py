@@ -111,11 +111,10 @@ def _placeholder(obj: Any, limits: Limits, reason: str) -> Unpicklable:
 def _leaf(obj: Any, limits: Limits) -> Any:
     try:
         data = pickle.dumps(obj, PROTOCOL)
-    except (
-        BaseException
-    ) as exc:  # RecursionError, PicklingError, TypeError, anything __reduce__ raises
-        if issubclass(type(exc), (KeyboardInterrupt, SystemExit)):
-            raise
+    except BaseException as exc:  # noqa: B036
+        # RecursionError, PicklingError, TypeError, anything __reduce__ or the class's
+        # metaclass raises (pickle looks the class up by hash), SystemExit included: on the
+        # writer thread it would end the thread, and nothing would be written again
         return _placeholder(obj, limits, exc_line(exc, 160))
     if len(data) > limits.max_value_bytes:
         return _placeholder(obj, limits, f"too large: {len(data)} bytes pickled")
@@ -133,6 +132,10 @@ def _key(key: Any) -> Any:
 
 def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     cls = type(obj)
+    if type(cls) is not type:
+        # a metaclass of its own: none of the types below, and comparing it with them
+        # would run the metaclass's __eq__
+        return _leaf_once(obj, limits, memo)
     if cls in _SCALARS:
         return obj
     if cls is str or cls is bytes:
@@ -167,9 +170,14 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
         out = tuple(_sanitize(v, depth + 1, limits, memo) for v in obj)
         memo[id(obj)] = out
         return out
-    out = _leaf(obj, limits)
-    memo[id(obj)] = out
-    return out
+    return _leaf_once(obj, limits, memo)
+
+
+def _leaf_once(obj: Any, limits: Limits, memo: dict[int, Any]) -> Any:
+    done = memo.get(id(obj))
+    if done is None:
+        done = memo[id(obj)] = _leaf(obj, limits)
+    return done
 
 
 # ``__trc`` entries that hold only text, numbers and tuples/lists of them when capturing made

@@ -173,3 +173,35 @@ def test_wake_ups_do_not_pile_up_while_the_writer_is_busy(tmp_path):
         assert w.most <= 1, w.most
     finally:
         w.close()
+
+
+class _Meta(type):
+    """A program metaclass: hashing or comparing its classes is program code."""
+
+    calls: list[str] = []
+
+    def __hash__(cls) -> int:
+        _Meta.calls.append("hash")
+        raise SystemExit("metaclass __hash__ ran")
+
+    def __eq__(cls, other: object) -> bool:
+        _Meta.calls.append("eq")
+        raise SystemExit("metaclass __eq__ ran")
+
+
+class _Hostile(metaclass=_Meta):
+    pass
+
+
+@pytest.mark.parametrize(
+    "held",
+    [_Hostile(), [_Hostile()], (1, _Hostile()), {"k": _Hostile()}, {_Hostile(): 1}, _Hostile],
+    ids=["value", "in-a-list", "in-a-tuple", "dict-value", "dict-key", "the-class"],
+)
+def test_the_freeze_never_hashes_or_compares_a_program_class(held):
+    """The freeze decides by each value's type which to copy without hashing or comparing the
+    type: a metaclass's ``__hash__``/``__eq__`` never runs on the traced thread."""
+    _Meta.calls.clear()
+    ctx, snap = _on_thread(held)
+    assert _Meta.calls == []
+    assert snap is not None and type(snap).__name__ == "Snapshot"
