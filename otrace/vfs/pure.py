@@ -243,13 +243,13 @@ def dict_lookup(d: dict, key: Any, scalar_keys: bool | None = None) -> tuple[boo
     if type(key) not in SCALARS:
         raise refused(f"a {type_name(key)} key (its hash/eq is program code)")
     materialise(d)  # read below through dict's own methods
-    try:
-        value = dict.get(d, key, _MISSING)  # fast path: pure when every key is a pure scalar
-    except Exception:
-        value = _MISSING
     if scalar_keys is None:
         scalar_keys = all_scalar_keys(d)
-    if scalar_keys:  # then no key can answer __eq__ with program code
+    if scalar_keys:  # then no key can answer __eq__ with program code: the dict's own lookup
+        try:
+            value = dict.get(d, key, _MISSING)
+        except Exception:
+            value = _MISSING
         return (value is not _MISSING), (None if value is _MISSING else value)
     for k, v in list(dict.items(d)):
         if type(k) is type(key) and k == key:

@@ -116,6 +116,36 @@ def test_defaultdict_lookup_does_not_insert(sh, prog):
     assert r.err  # KeyError or refusal, but no insertion
 
 
+class _Twin:
+    """A key whose hash is the string "x"'s: a lookup of "x" meets it first."""
+
+    calls: list[str] = []
+    armed = False  # (making the dict compares the keys too)
+
+    def __hash__(self):
+        return hash("x")
+
+    def __eq__(self, other):
+        if not _Twin.armed:
+            return False
+        _Twin.calls.append("eq")
+        raise SystemExit("a key's __eq__ ran")
+
+
+def test_a_lookup_never_compares_with_a_program_key(sh, prog):
+    """The fast path (the dict's own lookup) only when every key is a pure scalar: here the
+    program's key sits first on "x"'s probe path, so the dict's lookup would call its __eq__."""
+    prog.colliding = {_Twin(): 2, "x": 1}
+    _Twin.calls.clear()
+    _Twin.armed = True
+    try:
+        r = sh.execute("colliding['x']")
+    finally:
+        _Twin.armed = False
+    assert _Twin.calls == [], "safe mode ran a program key's __eq__"
+    assert r.out.strip() == "1", (r.out, r.err)
+
+
 @pytest.mark.parametrize("expr", ["bank.computed", "bank.cached"])
 def test_properties_and_cached_properties_do_not_run(sh, prog, expr):
     refused(sh, expr)
