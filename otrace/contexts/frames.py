@@ -182,14 +182,8 @@ def arg_names_of(code: CodeType) -> tuple[list[str], str | None, str | None]:
 def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
     """``frame`` and its callers as (frame, line), innermost first, hidden frames left out."""
     out = []
-    codes = CODES
     while frame is not None:
-        code = frame.f_code
-        info = codes.get(id(code))
-        if info is None or info[0] is not code:
-            info = code_info(code)
-        hidden = info[4]
-        if not hidden and (hidden is not None or not is_hidden(frame)):
+        if not is_hidden(frame):
             out.append((frame, frame.f_lineno))
         frame = frame.f_back
     return out
@@ -198,15 +192,8 @@ def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
 def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
     """The frames of a traceback as (frame, line), outermost first, hidden ones left out."""
     out = []
-    codes = CODES
     while tb is not None:
-        frame = tb.tb_frame
-        code = frame.f_code
-        info = codes.get(id(code))
-        if info is None or info[0] is not code:
-            info = code_info(code)
-        hidden = info[4]
-        if not hidden and (hidden is not None or not is_hidden(frame)):
-            out.append((frame, tb.tb_lineno))
+        if not is_hidden(tb.tb_frame):
+            out.append((tb.tb_frame, tb.tb_lineno))
         tb = tb.tb_next
     return out
