@@ -210,6 +210,8 @@ class SequenceDir(Dir):
 
 
 class AttrDir(Dir):
+    _scalar_keys: bool | None = None  # pure: its __dict__'s keys all scalars (per view)
+
     def names(self, limit: int | None = None) -> list[str]:
         if self.pure:
             return self._public(_pure.static_names(self.value))[:limit]
@@ -222,8 +224,10 @@ class AttrDir(Dir):
     def get(self, name: str) -> Any:
         if self.pure:
             self._check_name(name)
+            if self._scalar_keys is None:  # one scan per view, not per attribute
+                self._scalar_keys = _pure.instance_scalar_keys(self.value)
             try:
-                return _pure.static_get(self.value, name)
+                return _pure.static_get(self.value, name, self._scalar_keys)
             except AttributeError:
                 raise KeyError(name) from None
         try:

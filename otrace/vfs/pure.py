@@ -159,8 +159,11 @@ def _bind(value: Any, obj: Any, owner: type) -> Any:
     return value
 
 
-def static_get(obj: Any, name: str) -> Any:
+def static_get(obj: Any, name: str, scalar_keys: bool | None = None) -> Any:
     """``getattr(obj, name)`` without running program code; AttributeError if absent.
+
+    ``scalar_keys``: the caller's cached :func:`instance_scalar_keys` of ``obj`` (one scan
+    of its ``__dict__`` for many reads, as a listing does).
 
     :raises Impure: the read would run program code.
     """
@@ -186,7 +189,7 @@ def static_get(obj: Any, name: str) -> Any:
         return _bind(cls_value, obj, t)
     inst = _instance_dict(obj)
     if inst is not None:
-        hit, value = dict_lookup(inst, name)
+        hit, value = dict_lookup(inst, name, scalar_keys)
         if hit:
             return value
     if found:
@@ -208,6 +211,12 @@ def _instance_dict(obj: Any) -> dict | None:
     except Exception:
         return None
     return d if type(d) is dict else None
+
+
+def instance_scalar_keys(obj: Any) -> bool | None:
+    """:func:`all_scalar_keys` of ``obj``'s plain ``__dict__``; None if it has none."""
+    inst = _instance_dict(obj)
+    return None if inst is None else all_scalar_keys(inst)
 
 
 def static_names(obj: Any, limit: int | None = None) -> list[str]:
