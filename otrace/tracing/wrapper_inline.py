@@ -26,12 +26,29 @@ from otrace.tracing.engine import Site, filter_source, return_filter_source
 log = get_logger("tracing")
 
 
+# The general path both templates end with (a condition not of the inlined shape): as
+# wrappers._make_sync, which is a plain function rather than source.
+_GENERAL_PATH = """\
+        call = on_call(site, spec, args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            on_exception(site, spec, exc)
+            raise
+        if call is not None:
+            on_return(call, result)
+        return result
+
+    return wrapper
+"""
+
 # The same wrapper with a condition's argument tests inlined (see retuner).  ``c`` is the
 # state's constants; its first item is the shape id the code was generated for, so code and
 # state that do not belong together (a registry change racing a call) use ``quick`` instead.
 # The engine publishes constants only while ``trace_related`` is off, so the inlined path
 # need not read that parameter.
-_INLINE_SYNC = """
+_INLINE_SYNC = (
+    """
 def _make_sync(site, func):
     params = site.tracer.params
 
@@ -55,22 +72,15 @@ def _make_sync(site, func):
             except Exception as exc:
                 on_exception(site, spec, exc)
                 raise
-        call = on_call(site, spec, args, kwargs)
-        try:
-            result = func(*args, **kwargs)
-        except Exception as exc:
-            on_exception(site, spec, exc)
-            raise
-        if call is not None:
-            on_return(call, result)
-        return result
-
-    return wrapper
 """
+    + _GENERAL_PATH
+)
+
 # The same for a condition on the return value only (``return==99``): nothing is decided
 # before the call, so the wrapper calls, tests the value it holds, and only on a possible
 # match makes the ``Call`` (its args/kwargs are the tuples it was called with).
-_RETURN_SYNC = """
+_RETURN_SYNC = (
+    """
 def _make_sync(site, func):
     params = site.tracer.params
 
@@ -96,18 +106,10 @@ def _make_sync(site, func):
             except Exception as exc:
                 on_exception(site, spec, exc)
                 raise
-        call = on_call(site, spec, args, kwargs)
-        try:
-            result = func(*args, **kwargs)
-        except Exception as exc:
-            on_exception(site, spec, exc)
-            raise
-        if call is not None:
-            on_return(call, result)
-        return result
-
-    return wrapper
 """
+    + _GENERAL_PATH
+)
+
 # A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
