@@ -34,7 +34,9 @@ CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 # Process-wide on purpose (not per runtime): trace ids must stay unique across every
 # runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
-_last_ts = ""
+_acquire, _release = _ts_lock.acquire, _ts_lock.release  # (cheaper than ``with``)
+# the last id issued: its whole second's text and its fraction digits ("" for none)
+_last: tuple[str, str] = ("", "")
 _base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is slow
 
 
@@ -43,7 +45,7 @@ def new_timestamp(now: float | None = None) -> str:
 
     Thread-safe.
     """
-    global _last_ts, _base
+    global _last, _base
     if now is None:
         now = time.time()
     second = int(now)  # (ids are for times after 1970: int() is floor, without fmod)
@@ -53,27 +55,29 @@ def new_timestamp(now: float | None = None) -> str:
     else:
         base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
         _base = (second, base)
-    with _ts_lock:
-        prev = _last_ts
-        if not prev.startswith(base):
-            # a new second (or the first id): the base alone, unless the clock went back
-            ts = base if base > prev else prev + ("1" if "." in prev else ".1")
-        else:
-            # the fewest digits of this microsecond that sort after the previous fraction
-            # ("" when it had none): base.X > base.F exactly when X > F
-            frac = prev[len(base) + 1 :]
-            micro = "%06d" % ((now - second) * 1_000_000)  # noqa: UP031 - twice as fast here
+    micro = "%06d" % ((now - second) * 1_000_000)  # noqa: UP031 - twice as fast here
+    _acquire()
+    try:
+        last_base, frac = _last
+        if last_base == base:
             if micro > frac:
-                # cut after the first digit that differs from frac's (or after all of
-                # frac's, when frac is a prefix of micro)
+                # the fewest digits of this microsecond that sort after the previous
+                # fraction: cut after the first digit that differs from frac's (or after
+                # all of frac's, when frac is a prefix of micro)
                 k, size = 0, len(frac)
                 while k < size and micro[k] == frac[k]:
                     k += 1
-                ts = base + "." + micro[: k + 1]
+                frac = micro[: k + 1]
             else:  # same microsecond, or the clock went back: extend the previous one
-                ts = prev + ("1" if "." in prev else ".1")
-        _last_ts = ts
-        return ts
+                frac += "1"
+        elif base > last_base:  # a new second (or the first id): the base alone
+            last_base, frac = base, ""
+        else:  # the clock went back past a second: extend the previous id
+            frac += "1"
+        _last = (last_base, frac)
+    finally:
+        _release()
+    return last_base + "." + frac if frac else last_base
 
 
 def _clean(text: str, repl: str) -> str:
@@ -118,6 +122,16 @@ def parse_trace_id(trace_id: str) -> tuple[str, str, str, str]:
 
 _MAX_CHAIN = 100_000
 
+# threading's own table of running threads (what current_thread() reads), looked up
+# directly: a context per call asks; a thread it does not know falls back to the real thing
+_active: dict[int, threading.Thread] = getattr(threading, "_active", {})
+_get_ident = threading.get_ident
+
+
+def _thread_name() -> str:
+    thread = _active.get(_get_ident())
+    return thread.name if thread is not None else threading.current_thread().name
+
 
 class FrameContext(dict):
     """One frame's snapshot: its locals, ``__trc`` and ``__up``/``__down`` links.
@@ -149,6 +163,10 @@ class TraceContext(FrameContext):
     (``Class.method``), ``ctxid``, ``timestamp``, ``created`` (epoch seconds) and ``live``
     (an object with ``release(value)`` while a break or hold is pending, else None).
     """
+
+    # (slots: a context per traced call sets these seven; other attributes still go to the
+    # instance dict FrameContext has)
+    __slots__ = ("id", "kind", "name", "ctxid", "timestamp", "created", "live")
 
     def __init__(
         self,
@@ -183,7 +201,7 @@ class TraceContext(FrameContext):
         info = self["__trc"]
         info.setdefault("id", self.id)
         info.setdefault("context", self.kind)
-        info.setdefault("thread", threading.current_thread().name)
+        info.setdefault("thread", _thread_name())
         info.setdefault("related", {})
 
     def unlink(self) -> None:

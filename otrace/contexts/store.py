@@ -98,7 +98,8 @@ class ContextStore:
     def __init__(self, params: Params | None = None, events: EventBus | None = None) -> None:
         self.params = params if params is not None else Params()
         self.events = events if events is not None else EventBus()
-        self._lock = threading.RLock()
+        # (not re-entrant: no method takes it twice, nor calls out while holding it)
+        self._lock = threading.Lock()
         self.recent: dict[str, dict] = Shelf()
         self.saved: dict[str, dict] = Shelf()
         self.all: dict[str, TraceContext] = {}
@@ -113,7 +114,9 @@ class ContextStore:
     def add(self, ctx: TraceContext) -> None:
         """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
         kind = ctx.kind
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not ``with``: a context per traced call comes here)
+        try:
             try:  # the usual: its directory is there
                 self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
             except KeyError:
@@ -126,6 +129,8 @@ class ContextStore:
                 _line(self._waiting, kind)[ctx.id] = ctx
             self._newest = ctx
             evicted = self._evict(kind) if len(order) > self.params.max_recent else None
+        finally:
+            lock.release()
         events = self.events
         if events.has_subscribers(ContextRecorded):
             events.emit(ContextRecorded(ctx))

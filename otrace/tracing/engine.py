@@ -247,7 +247,9 @@ class TraceSpec:
 
     def take(self) -> bool:
         """Account for one match; True if it is to be traced (counts applied)."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not ``with``: a match per traced call comes here)
+        try:
             if not self.active:
                 return False
             self.matches += 1
@@ -260,6 +262,8 @@ class TraceSpec:
                     self.active = False
             self.traced += 1
             exhausted = not self.active
+        finally:
+            lock.release()
         if exhausted:
             if self.tracer is not None:
                 self.tracer.unregister(self.key, self)

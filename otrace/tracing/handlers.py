@@ -118,18 +118,23 @@ class Call:
 
 
 # Signature.bind is general and slow; a recorded call binds through a plan made once per
-# signature: (name, kind, default) in order.  Keyed by id, the entry keeps the signature.
-_PLANS: dict[int, tuple[inspect.Signature, tuple[tuple[str, int, Any], ...]]] = {}
+# signature: (name, kind, default) in order, and the names when every parameter is a plain
+# positional one (a call passing all of them by position then binds in C).  Keyed by id, the
+# entry keeps the signature.
+_Plan = tuple[tuple[tuple[str, int, Any], ...], tuple[str, ...] | None]
+_PLANS: dict[int, tuple[inspect.Signature, _Plan]] = {}
 _POS, _POS_KW, _VAR, _KW, _VARKW = range(5)
 
 
-def _plan(sig: inspect.Signature) -> tuple[tuple[str, int, Any], ...]:
+def _plan(sig: inspect.Signature) -> _Plan:
     entry = _PLANS.get(id(sig))
     if entry is not None and entry[0] is sig:
         return entry[1]
     if len(_PLANS) > 10_000:
         _PLANS.clear()
-    plan = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
+    steps = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
+    plain = all(kind <= _POS_KW for _, kind, _ in steps)
+    plan = (steps, tuple(name for name, _, _ in steps) if plain else None)
     _PLANS[id(sig)] = (sig, plan)
     return plan
 
@@ -137,12 +142,15 @@ def _plan(sig: inspect.Signature) -> tuple[tuple[str, int, Any], ...]:
 def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict; None when the call
     needs the general binder (an error to report, a name given twice, ...)."""
+    steps, names = _plan(sig)
+    if names is not None and not kwargs and len(args) == len(names):
+        return dict(zip(names, args, strict=False))  # (all passed by position: lengths checked)
     out: dict[str, Any] = {}
     nargs = len(args)
     taken: list[str] = []  # keyword arguments bound to named parameters
     pos = 0
     empty = _EMPTY
-    for name, kind, default in _plan(sig):
+    for name, kind, default in steps:
         if kind <= _POS_KW:
             if pos < nargs:
                 if name in kwargs:
@@ -183,12 +191,22 @@ def _value_text(value: Any) -> str:
         return value if len(value) <= 200 else value[:200] + "..."
     if kind is int and -_SMALL < value < _SMALL:  # the usual argument, at once
         return int.__repr__(value)
+    if id(kind) not in _OWN_TEXT and not issubclass(kind, _NOT_INSTANCE):
+        # (an instance of a program class, the usual ``self``: what brief shows, at once)
+        text = object.__repr__(value)
+        return text if len(text) <= 200 else text[:200] + "..."
     if issubclass(kind, type):  # (isinstance could ask the value's __class__)
         return type.__dict__["__name__"].__get__(value)
     return brief(value, 200)
 
 
 _SMALL = 10**15
+# types brief shows by their contents (by id: the interpreter's own static types), and
+# the kinds of classes whose instances it shows otherwise
+_OWN_TEXT = frozenset(
+    map(id, (str, int, float, bool, type(None), complex, bytes, list, tuple, dict, set, frozenset))
+)
+_NOT_INSTANCE = (type, BaseException)
 
 
 def format_call_args(call: Call) -> str:
@@ -236,7 +254,11 @@ def on_call(
             return None
         if spec.when == "return":
             return call
-        label = _evaluate(spec, predicate, call)
+        try:  # (_evaluate, inline)
+            label = predicate.match(call)
+        except Exception as exc:  # a condition never breaks the traced call
+            spec.note_error(exc)
+            label = None
         if label is None:
             _related(call)
             return None

@@ -60,6 +60,33 @@ def test_quick_bind_agrees_with_signature_bind():
     assert quick > 40
 
 
+def test_argument_text_of_program_objects_is_briefs():
+    """An argument's text takes a short cut for instances of program classes: it must say
+    what ``brief`` says, for those and for everything the short cut must leave to it."""
+    from otrace.contexts.safe import brief
+    from otrace.tracing.handlers import _value_text
+
+    class Plain:
+        pass
+
+    class Meta(type):
+        pass
+
+    class Sub(list):
+        pass
+
+    class Oops(ValueError):
+        pass
+
+    long_named = type("L" * 300, (), {})
+    values = [Plain(), Sub([1]), Oops("x", 2), ValueError(3), long_named(), object(), 1.5, b"b"]
+    values += [None, True, 3j, (1,), [2], {3: 4}, {5}, frozenset({6}), range(3), len]
+    for value in values:
+        assert _value_text(value) == brief(value, 200), value
+    assert _value_text(Plain) == "Plain" and _value_text(Meta("M", (), {})) == "M"
+    assert _value_text(long_named()).endswith("...") and len(_value_text(long_named())) == 203
+
+
 def test_exception_line_runs_no_program_code():
     prog.Counted.calls = 0
     assert exc_line(ValueError(3)) == "ValueError: 3"
