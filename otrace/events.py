@@ -12,7 +12,7 @@ never raises into the emitter, which is usually the traced program.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,6 +97,9 @@ class EventBus:
         self._lock = threading.Lock()
         self._subs: dict[type, tuple[Subscriber, ...]] = {}
         self._failed: dict[Any, int] = {}
+        # read-only view for hot paths (``bus.subscribers.get(T)`` is ``has_subscribers``
+        # without a call): each type's entry is a tuple, replaced whole, never changed
+        self.subscribers: Mapping[type, tuple[Subscriber, ...]] = self._subs
 
     def subscribe(self, event_type: type[E], fn: Callable[[E], None]) -> None:
         """Call ``fn(event)`` for every ``event_type`` emitted from now on (must not block)."""

@@ -108,8 +108,10 @@ class Recorder:
             limit = self.params.log_truncate
             if limit and len(text) > limit:
                 text = text[:limit] + "..."
-        if self.events.has_subscribers(Announcement):
+        if self.events.subscribers.get(Announcement):
             self.events.emit(Announcement(text))
+            return
+        if not _announce_log.isEnabledFor(level):  # (before escaping text nobody reads)
             return
         try:
             _announce_log.log(level, "%s", terminal_text(text))  # program data: escaped

@@ -147,3 +147,21 @@ def test_use_restores_the_previous_default(runtime: Runtime) -> None:
     with rtmod.use() as inner:
         assert rtmod.default() is inner
     assert rtmod.default() is runtime
+
+
+def test_eviction_tells_of_each_context_that_goes(runtime: Runtime) -> None:
+    """The oldest goes when one is added to a full kind; a saved one leaves ``recent`` but
+    is not removed (it stays in ``saved`` and findable by id)."""
+    runtime.params.set("max_recent", 2)
+    removed: list[object] = []
+    runtime.events.subscribe(ContextRemoved, lambda event: removed.append(event.ctx))
+    made = [runtime.recorder.record("traces", "f", "x", {})[0] for _ in range(4)]
+    assert removed == made[:2]
+    assert list(runtime.store.all.values()) == made[2:]
+    assert runtime.store.newest is made[3]
+    runtime.store.save(made[2])
+    later = [runtime.recorder.record("traces", "f", "x", {})[0] for _ in range(2)]
+    assert removed == made[:2] + [made[3]]
+    assert runtime.store.get(made[2].id) is made[2]
+    assert set(runtime.store.recent["traces"]["f"]["tr-x"].values()) == set(later)
+    assert runtime.store.newest is later[-1]

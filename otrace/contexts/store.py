@@ -128,16 +128,34 @@ class ContextStore:
             else:  # waiting: joins the evictable ones when released (settled())
                 _line(self._waiting, kind)[ctx.id] = ctx
             self._newest = ctx
-            evicted = self._evict(kind) if len(order) > self.params.max_recent else None
+            excess = len(order) - self.params.max_recent
+            old = None
+            if excess == 1:  # the usual once full: one added, the oldest goes (_evict, inline)
+                old = order.popitem(last=False)[1]
+                _pop(self.recent, old)
+                if old.id not in self._saved_ids:
+                    self.all.pop(old.id, None)
+                if old is ctx:  # (max_recent 0: the newest went at once)
+                    self._newest = self._latest()
+                evicted = None
+            else:
+                evicted = self._evict(kind) if excess > 0 else None
         finally:
             lock.release()
-        events = self.events
-        if events.has_subscribers(ContextRecorded):
-            events.emit(ContextRecorded(ctx))
-        if evicted:
+        subscribers = self.events.subscribers
+        if subscribers.get(ContextRecorded):
+            self.events.emit(ContextRecorded(ctx))
+        if old is not None:
+            if old.id not in self._saved_ids:
+                if subscribers.get(ContextRemoved):
+                    self.events.emit(ContextRemoved(old))
+                if "__up" in old:  # (a call's context has no chain to unlink)
+                    old.unlink()
+        elif evicted:
             self._evicted(evicted)
 
     def _evicted(self, evicted: list[TraceContext]) -> None:
+        """Tell of contexts ``_evict`` dropped, and cut their chains (lock not held)."""
         events = self.events
         tell = events.has_subscribers(ContextRemoved)
         saved = self._saved_ids

@@ -362,13 +362,17 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     values = call.arguments()  # (the context copies it: the shallow snapshot)
     if recorder.params.deep_copy:
         values = frames.snapshot(values, True)
-    lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
-    if at_return:
-        result = call.result
-        lines.append(lambda c: f"{c.id} return {brief(result, 500)}")
-    if note:
-        lines.append(lambda c: f"{c.id}: {note}")
-    ctx, live = recorder.record(kind, site.name, label, values, trc, say=lines)
+    if not at_return and not note:  # the usual: one line, announced here (no closures)
+        ctx, live = recorder.record(kind, site.name, label, values, trc)
+        recorder.announce(f"{ctx.id} {argstr}", truncate=True)
+    else:
+        lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
+        if at_return:
+            result = call.result
+            lines.append(lambda c: f"{c.id} return {brief(result, 500)}")
+        if note:
+            lines.append(lambda c: f"{c.id}: {note}")
+        ctx, live = recorder.record(kind, site.name, label, values, trc, say=lines)
     call.ctx = ctx
     if isinstance(live, holds.Break):
         live.wait()
