@@ -34,9 +34,11 @@ CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 # Process-wide on purpose (not per runtime): trace ids must stay unique across every
 # runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
-_acquire, _release = _ts_lock.acquire, _ts_lock.release  # (cheaper than ``with``)
-# the last id issued: its whole second's text and its fraction digits ("" for none)
-_last: tuple[str, str] = ("", "")
+# the last id issued: its whole second's text and its fraction digits ("" for none); two
+# strings, so that nothing under the lock allocates an object the collector tracks (a
+# collection there could run a program's finalizer, which could record a context)
+_last_base = ""
+_last_frac = ""
 _base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is slow
 
 
@@ -45,7 +47,7 @@ def new_timestamp(now: float | None = None) -> str:
 
     Thread-safe.
     """
-    global _last, _base
+    global _last_base, _last_frac, _base
     if now is None:
         now = time.time()
     second = int(now)  # (ids are for times after 1970: int() is floor, without fmod)
@@ -56,9 +58,8 @@ def new_timestamp(now: float | None = None) -> str:
         base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
         _base = (second, base)
     micro = "%06d" % ((now - second) * 1_000_000)  # noqa: UP031 - twice as fast here
-    _acquire()
-    try:
-        last_base, frac = _last
+    with _ts_lock:  # (``with``: an interrupt cannot come between taking it and the try)
+        last_base, frac = _last_base, _last_frac
         if last_base == base:
             if micro > frac:
                 # the fewest digits of this microsecond that sort after the previous
@@ -74,9 +75,7 @@ def new_timestamp(now: float | None = None) -> str:
             last_base, frac = base, ""
         else:  # the clock went back past a second: extend the previous id
             frac += "1"
-        _last = (last_base, frac)
-    finally:
-        _release()
+        _last_base, _last_frac = last_base, frac
     return last_base + "." + frac if frac else last_base
 
 

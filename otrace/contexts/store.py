@@ -98,8 +98,9 @@ class ContextStore:
     def __init__(self, params: Params | None = None, events: EventBus | None = None) -> None:
         self.params = params if params is not None else Params()
         self.events = events if events is not None else EventBus()
-        # (not re-entrant: no method takes it twice, nor calls out while holding it)
-        self._lock = threading.Lock()
+        # (re-entrant: a collection while it is held may run a program's finalizer, which
+        # may record a context on this thread)
+        self._lock = threading.RLock()
         self.recent: dict[str, dict] = Shelf()
         self.saved: dict[str, dict] = Shelf()
         self.all: dict[str, TraceContext] = {}
@@ -114,9 +115,7 @@ class ContextStore:
     def add(self, ctx: TraceContext) -> None:
         """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
         kind = ctx.kind
-        lock = self._lock
-        lock.acquire()  # (not ``with``: a context per traced call comes here)
-        try:
+        with self._lock:
             try:  # the usual: its directory is there
                 self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
             except KeyError:
@@ -140,8 +139,6 @@ class ContextStore:
                 evicted = None
             else:
                 evicted = self._evict(kind) if excess > 0 else None
-        finally:
-            lock.release()
         subscribers = self.events.subscribers
         if subscribers.get(ContextRecorded):
             self.events.emit(ContextRecorded(ctx))

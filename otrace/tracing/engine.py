@@ -247,9 +247,7 @@ class TraceSpec:
 
     def take(self) -> bool:
         """Account for one match; True if it is to be traced (counts applied)."""
-        lock = self._lock
-        lock.acquire()  # (not ``with``: a match per traced call comes here)
-        try:
+        with self._lock:
             if not self.active:
                 return False
             self.matches += 1
@@ -262,8 +260,6 @@ class TraceSpec:
                     self.active = False
             self.traced += 1
             exhausted = not self.active
-        finally:
-            lock.release()
         if exhausted:
             if self.tracer is not None:
                 self.tracer.unregister(self.key, self)

@@ -51,7 +51,8 @@ class Worker:
 def _timestamps_restored(monkeypatch):
     """Trace ids are unique in a process: making contexts in 2027 would push the ids of
     every later test there.  The ids' clock goes back to where it was afterwards."""
-    monkeypatch.setattr(record, "_last", record._last)
+    monkeypatch.setattr(record, "_last_base", record._last_base)
+    monkeypatch.setattr(record, "_last_frac", record._last_frac)
 
 
 @pytest.fixture
