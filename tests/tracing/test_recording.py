@@ -198,3 +198,33 @@ def test_written_contexts_keep_nothing_alive(tmp_path):
     finally:
         gc.enable()
         store_sqlite.uninstall()
+
+
+def test_no_collection_can_start_while_the_trace_id_lock_is_held():
+    """A collection runs finalizers -- program code, which may record a context and so ask
+    for a trace id on this very thread: under the id's lock nothing may allocate an object
+    the collector tracks.  With the threshold at 1, any such allocation starts a collection."""
+    import gc
+
+    from otrace.contexts import record
+
+    seen: list[bool] = []
+
+    def watch(phase, info):
+        if phase == "start":
+            seen.append(record._ts_lock.locked())
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(watch)
+    gc.set_threshold(1)
+    try:
+        now = 1_790_000_000.0
+        for step in (0.0, 1e-6, 3e-5, 0.25, 1.5, -0.1, -2.0, 1e-7):
+            now += step
+            record.new_timestamp(now)
+            TraceContext("traces", "f", "x", {"a": [1]}, {"b": (2,)}, created=now)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(watch)
+    assert seen, "no collection at all: the test did not test anything"
+    assert not any(seen)
