@@ -118,23 +118,18 @@ class Call:
 
 
 # Signature.bind is general and slow; a recorded call binds through a plan made once per
-# signature: (name, kind, default) in order, and the names when every parameter is a plain
-# positional one (a call passing all of them by position then binds in C).  Keyed by id, the
-# entry keeps the signature.
-_Plan = tuple[tuple[tuple[str, int, Any], ...], tuple[str, ...] | None]
-_PLANS: dict[int, tuple[inspect.Signature, _Plan]] = {}
+# signature: (name, kind, default) in order.  Keyed by id, the entry keeps the signature.
+_PLANS: dict[int, tuple[inspect.Signature, tuple[tuple[str, int, Any], ...]]] = {}
 _POS, _POS_KW, _VAR, _KW, _VARKW = range(5)
 
 
-def _plan(sig: inspect.Signature) -> _Plan:
+def _plan(sig: inspect.Signature) -> tuple[tuple[str, int, Any], ...]:
     entry = _PLANS.get(id(sig))
     if entry is not None and entry[0] is sig:
         return entry[1]
     if len(_PLANS) > 10_000:
         _PLANS.clear()
-    steps = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
-    plain = all(kind <= _POS_KW for _, kind, _ in steps)
-    plan = (steps, tuple(name for name, _, _ in steps) if plain else None)
+    plan = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
     _PLANS[id(sig)] = (sig, plan)
     return plan
 
@@ -142,15 +137,12 @@ def _plan(sig: inspect.Signature) -> _Plan:
 def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any] | None:
     """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict; None when the call
     needs the general binder (an error to report, a name given twice, ...)."""
-    steps, names = _plan(sig)
-    if names is not None and not kwargs and len(args) == len(names):
-        return dict(zip(names, args, strict=False))  # (all passed by position: lengths checked)
     out: dict[str, Any] = {}
     nargs = len(args)
     taken: list[str] = []  # keyword arguments bound to named parameters
     pos = 0
     empty = _EMPTY
-    for name, kind, default in steps:
+    for name, kind, default in _plan(sig):
         if kind <= _POS_KW:
             if pos < nargs:
                 if name in kwargs:
