@@ -40,12 +40,12 @@ from otrace.contexts.writer_thread import BatchWriter, Row
 # so they are kept, unused, for the child's lifetime.  Process-wide by nature.
 _LEAKED: list[sqlite3.Connection] = []
 
-# Rows per INSERT statement, at most.  Every sqlite3 call releases the GIL, and while the
-# program computes the writer gets it back only a switch interval later (5 ms): executemany,
-# one step per row, paid that per row (the "writer convoy": 150 contexts/s written beside a
-# tight loop of exceptions).  A batch goes in as a few statements of 2**k rows instead --
-# powers of two, so the connection's statement cache holds a handful of them, not one per
-# batch size.  SQLite's variable limit may lower it (999 before 3.32: 64 rows).
+# Rows per INSERT statement, at most.  Every sqlite3 call releases the GIL (executemany: about
+# four per row), and while the program computes, a writer that lost the GIL gets it back only a
+# switch interval (5 ms) later: beside a tight loop of exceptions a batch of 500 big rows met
+# up to 140 such waits.  A batch goes in as a few statements of 2**k rows instead (about 40
+# releases for 500 rows) -- powers of two, so the connection's statement cache holds a few of
+# them, not one per batch size.  SQLite's variable limit may lower it (999 before 3.32: 64).
 CHUNK_ROWS = 256
 
 
