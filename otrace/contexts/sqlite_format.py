@@ -19,6 +19,7 @@ Thread safety: every function may be called from any thread; none keeps shared s
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -50,6 +51,17 @@ INSERT = (
     "INSERT INTO otrace_context (key, kind, methodname, context_id, timestamp, created,"
     " pid, pickled_object) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+_ROW = ", (?, ?, ?, ?, ?, ?, ?, ?)"
+#: values per row of :data:`INSERT`
+COLUMNS = 8
+
+
+@functools.lru_cache(maxsize=32)
+def insert_many(rows: int) -> str:
+    """:data:`INSERT` of ``rows`` rows in one statement (the rows get ascending recnums)."""
+    return INSERT + _ROW * (rows - 1)
+
 
 # SQLite primary result codes
 BUSY, LOCKED, FULL = 5, 6, 13

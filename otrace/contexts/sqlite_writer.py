@@ -26,11 +26,12 @@ from typing import Any
 
 from otrace.contexts.sqlite_format import (
     BUSY,
+    COLUMNS,
     FULL,
-    INSERT,
     LOCKED,
     connect,
     error_code,
+    insert_many,
     one_line,
 )
 from otrace.contexts.writer_thread import BatchWriter, Row
@@ -38,6 +39,23 @@ from otrace.contexts.writer_thread import BatchWriter, Row
 # Connections a forked child inherited: closing them there could disturb the parent's locks,
 # so they are kept, unused, for the child's lifetime.  Process-wide by nature.
 _LEAKED: list[sqlite3.Connection] = []
+
+# Rows per INSERT statement, at most.  Every sqlite3 call releases the GIL (executemany: about
+# four per row), and while the program computes, a writer that lost the GIL gets it back only a
+# switch interval (5 ms) later: beside a tight loop of exceptions a batch of 500 big rows met
+# up to 140 such waits.  A batch goes in as a few statements of 2**k rows instead (about 40
+# releases for 500 rows) -- powers of two, so the connection's statement cache holds a few of
+# them, not one per batch size.  SQLite's variable limit may lower it (999 before 3.32: 64).
+CHUNK_ROWS = 256
+
+
+def chunk_rows(conn: sqlite3.Connection) -> int:
+    """The most rows one INSERT takes on ``conn``: a power of two, at most CHUNK_ROWS."""
+    most = min(CHUNK_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // COLUMNS)
+    size = 1
+    while size * 2 <= most:
+        size *= 2
+    return size
 
 
 class PickleWriter(BatchWriter):
@@ -68,6 +86,7 @@ class PickleWriter(BatchWriter):
         self._retries = retries
         self._max_file_bytes = max_file_bytes
         self._conn: sqlite3.Connection | None = None
+        self._chunk = 1
         super().__init__(**options)
 
     # -- BatchWriter -------------------------------------------------------------------
@@ -76,6 +95,7 @@ class PickleWriter(BatchWriter):
         if self._max_file_bytes:
             page = conn.execute("PRAGMA page_size").fetchone()[0]
             conn.execute(f"PRAGMA max_page_count = {max(1, self._max_file_bytes // page)}")
+        self._chunk = chunk_rows(conn)
         self._conn = conn
 
     def disconnect(self) -> None:
@@ -90,6 +110,18 @@ class PickleWriter(BatchWriter):
         if self._conn is not None:
             _LEAKED.append(self._conn)
         self._conn = None
+
+    def insert(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
+        """Insert ``rows``, in order, inside the open transaction (writer thread): one
+        statement per chunk of 2**k rows, the largest that fits first (see CHUNK_ROWS)."""
+        start, left = 0, len(rows)
+        while left:
+            size = self._chunk
+            while size > left:
+                size //= 2
+            chunk = rows[start : start + size]
+            conn.execute(insert_many(size), [value for row in chunk for value in row])
+            start, left = start + size, left - size
 
     def write_rows(self, rows: list[Row]) -> None:
         if self._conn is None:  # a forked child's first batch
@@ -106,7 +138,7 @@ class PickleWriter(BatchWriter):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(INSERT, rows)
+                    self.insert(conn, rows)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
