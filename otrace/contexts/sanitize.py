@@ -84,6 +84,9 @@ __all__ = [
 
 PROTOCOL = 5
 _SCALARS = (int, float, bool, type(None), complex)
+# (a set of exact types: _sanitize looks a class up only once it knows its metaclass is type,
+# so hashing it runs nothing of the program's; a tuple would compare it with each in turn)
+_SCALAR_SET = frozenset(_SCALARS)
 _KEY_TYPES = (str, int, float, bool, type(None), bytes)
 
 
@@ -136,15 +139,11 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
         # a metaclass of its own: none of the types below, and comparing it with them
         # would run the metaclass's __eq__
         return _leaf_once(obj, limits, memo)
-    if cls in _SCALARS:
+    if cls in _SCALAR_SET:
         return obj
     if cls is str or cls is bytes:
         if len(obj) > limits.max_value_bytes:
             return _placeholder(obj, limits, f"too large: {len(obj)} characters")
-        return obj
-    if issubclass(cls, LazyText):
-        return _sanitize(obj.safe_text(), depth, limits, memo)
-    if issubclass(cls, Unpicklable):
         return obj
     done = memo.get(id(obj))
     if done is not None:
@@ -152,25 +151,55 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
     # Containers copied by freeze are private now; rebuild them, values sanitised.
     small = (
         depth < limits.max_depth and len(obj) <= limits.max_items
-        if cls in (dict, list, tuple)
+        if cls is dict or cls is list or cls is tuple
         else False
     )
     if cls is dict and small:
         out: Any = {}
         memo[id(obj)] = out
         for k, v in obj.items():
-            out[_key(k)] = _sanitize(v, depth + 1, limits, memo)
+            # (the usual keys and values -- names, numbers, short strings -- without a call)
+            if type(k) is not str:
+                k = _key(k)
+            t = type(v)
+            if t is str:
+                if len(v) <= limits.max_value_bytes:
+                    out[k] = v
+                    continue
+            elif t is int or t is bool or t is float or v is None:
+                out[k] = v
+                continue
+            out[k] = _sanitize(v, depth + 1, limits, memo)
         return out
     if cls is list and small:
         out = []
         memo[id(obj)] = out
-        out.extend(_sanitize(v, depth + 1, limits, memo) for v in obj)
+        out.extend(_items(obj, depth + 1, limits, memo))
         return out
     if cls is tuple and small:
-        out = tuple(_sanitize(v, depth + 1, limits, memo) for v in obj)
+        out = tuple(_items(obj, depth + 1, limits, memo))
         memo[id(obj)] = out
         return out
+    if issubclass(cls, LazyText):
+        return _sanitize(obj.safe_text(), depth, limits, memo)
+    if issubclass(cls, Unpicklable):
+        return obj
     return _leaf_once(obj, limits, memo)
+
+
+def _items(seq: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> list[Any]:
+    """:func:`_sanitize` of each item (numbers and short strings taken as they are)."""
+    out: list[Any] = []
+    append = out.append
+    for v in seq:
+        t = type(v)
+        if t is int or t is bool or t is float or v is None:
+            append(v)
+        elif t is str and len(v) <= limits.max_value_bytes:
+            append(v)
+        else:
+            append(_sanitize(v, depth, limits, memo))
+    return out
 
 
 def _leaf_once(obj: Any, limits: Limits, memo: dict[int, Any]) -> Any:
@@ -188,8 +217,13 @@ _PLAIN_MADE = frozenset(("frame", "framestack", "where", "argvalues", "exc_chain
 def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for k, v in dict.items(trc):
+        t = type(v)
         if k in _PLAIN_MADE:
             out[k] = v
+        elif t is int or t is bool or t is float or v is None:  # (no call for these)
+            out[k if type(k) is str else _key(k)] = v
+        elif t is str and len(v) <= limits.max_value_bytes:
+            out[k if type(k) is str else _key(k)] = v
         elif k == "exc_context" and isinstance(v, LazyText):
             out[k] = REPORT_MARK
         else:
