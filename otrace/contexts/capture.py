@@ -29,6 +29,7 @@ from otrace.contexts.frames import (
     code_info,
     frame_locals,
     is_hidden,
+    may_empty,
     outer_frames,
     snapshot,
     traceback_frames,
@@ -158,6 +159,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
     cache = _LINECACHE
     count = _getrefcount
     caches = CACHES_LOCALS
+    empty = may_empty()
     last_code: CodeType | None = None
     last_glob: dict[str, Any] | None = None
     cinfo: CodeInfo  # (set by the first frame: its code is not last_code)
@@ -180,7 +182,7 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
                 if caches:
                     loc = cached.copy()  # (see frame_locals)
                     # see frame_locals: leave nothing behind in the frame's cache
-                    if count(cached) == 3:
+                    if empty and count(cached) == 3:
                         cached.clear()
                 else:  # a FrameLocalsProxy: its pairs (see PAIRS)
                     loc = cached.items()
