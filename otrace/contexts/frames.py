@@ -126,7 +126,8 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
     Before 3.13, reading ``f_locals`` of a function frame fills a dict cached on the frame
     with the variables' current values, and it stays there until the frame returns: an
     object the function ``del``s later would live on.  So when that dict was made by this
-    read (nobody else holds it), it is emptied again; the next read refills it anyway.
+    read (nobody else holds it), it is emptied again; the next read refills it anyway --
+    unless :func:`may_empty` says no (a trace or profile function is set).
     """
     try:
         cached = frame.f_locals
@@ -141,9 +142,26 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
         CACHES_LOCALS
         and type(cached) is dict
         and sys.getrefcount(cached) == 3  # the frame's, ours, getrefcount's argument
+        and _gettrace() is None
+        and _getprofile() is None
     ):
         cached.clear()
     return out
+
+
+_gettrace, _getprofile = sys.gettrace, sys.getprofile
+
+
+def may_empty() -> bool:
+    """Whether capture may empty the ``f_locals`` dicts it reads, now, on this thread.
+
+    Not from 3.13 (no such dict), nor while a trace or profile function is set on this
+    thread (pdb, a Python-level coverage tracer): the interpreter writes a frame's dict
+    back into its variables after each call of one for that frame, so a capture made inside
+    that call (pdb evaluating a traced function) would unbind (3.11) or set to None (3.12)
+    every variable of the frame; and it refills the dict before each call anyway.
+    """
+    return CACHES_LOCALS and _gettrace() is None and _getprofile() is None
 
 
 def format_args(frame: FrameType, limit: int = 200) -> str:

@@ -178,6 +178,10 @@ class TrcDict(dict):
     are made: a plain dict (its own class only so that a :class:`LazyTrc` can become one),
     pickled as one."""
 
+    # (a slot, not an attribute: no instance __dict__ made per context; None once filled)
+    __slots__ = ("_pending",)
+    _pending: LazyFrame | None
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         return (dict, (dict(dict.items(self)),))
 
@@ -284,16 +288,16 @@ def fill_stack(root: dict[str, Any], trc: dict[str, Any]) -> None:
 
 def fill(trc: LazyTrc) -> None:
     """Make ``trc``'s ``framestack`` and ``where`` (building the chain), once; any thread."""
-    up = trc.__dict__.get("_pending")
+    up = trc._pending
     if up is None:
         return
     framestack, where = _stack(trc, up)
     with _INSTALL:
-        if trc.__dict__.get("_pending") is not up:
+        if trc._pending is not up:
             return
         dict.__setitem__(trc, "framestack", framestack)
         dict.__setitem__(trc, "where", where)
-        trc.__dict__.pop("_pending", None)
+        trc._pending = None
         trc.__class__ = TrcDict  # type: ignore[assignment]
 
 
@@ -302,21 +306,20 @@ def lazy_trc(
 ) -> LazyTrc:
     """The :class:`LazyTrc` of a root whose ``__up`` is ``up`` (traced thread), with
     ``argvalues`` after ``where`` if given."""
-    out = _new_dict(LazyTrc)
+    # (keywords: made by dict's own __init__ in one call, the literal's key order; LazyTrc
+    # overrides no method that filling calls)
     if argvalues is _MISSING:
-        entries = {"frame": frame, "funcname": funcname, "module": module}
-        entries["framestack"] = entries["where"] = None
-    else:  # (one literal: the common case, per recorded exception)
-        entries = {
-            "frame": frame,
-            "funcname": funcname,
-            "module": module,
-            "framestack": None,
-            "where": None,
-            "argvalues": argvalues,
-        }
-    dict.update(out, entries)
-    out._pending = up  # type: ignore[attr-defined]
+        out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
+    else:  # the common case, per recorded exception
+        out = LazyTrc(
+            frame=frame,
+            funcname=funcname,
+            module=module,
+            framestack=None,
+            where=None,
+            argvalues=argvalues,
+        )
+    out._pending = up
     return out
 
 

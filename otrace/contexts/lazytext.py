@@ -74,6 +74,20 @@ class LazyText:
         return (_lazy_from_text, (str(self),))
 
 
+_new = object.__new__
+
+
+def lazy_text(
+    render: Callable[..., str], args: tuple, safe: Callable[..., str] | None = None
+) -> LazyText:
+    """``LazyText(render, *args, safe=safe)``, made without the class call: capture makes
+    two per exception context (about 1,600 instructions less each on 3.12)."""
+    text = _new(LazyText)
+    text._job = (render, args, safe)
+    text._text = ""
+    return text
+
+
 def _run(render: Callable[..., str], args: tuple) -> str:
     try:
         return render(*args)

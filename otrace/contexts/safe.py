@@ -235,9 +235,19 @@ _BUILTIN_EXC = frozenset(
     id(c) for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
 )  # (static types: their ids are theirs for good)
 _BUILTIN_STR: dict[int, bool] = {}
-
-
 _WRAPPER = type(object.__str__)
+# id -> name of the interpreter's exception classes that are static types (they and their
+# __str__ cannot change) with its own __str__, not OSError's (whose fields need a look):
+# exc_line's shortcut, a third of its instructions for ``ValueError(3)``
+_STATIC_EXC: dict[int, str] = {
+    id(c): c.__name__
+    for c in vars(builtins).values()
+    if isinstance(c, type)
+    and issubclass(c, BaseException)
+    and not _FLAGS.__get__(c) & _HEAPTYPE
+    and not issubclass(c, OSError)
+    and _builtin_str(c)
+}
 
 
 def exc_line(exc: BaseException, limit: int = 500) -> str:
@@ -252,6 +262,17 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
     """
     try:
         cls = type(exc)
+        name = _STATIC_EXC.get(id(cls))
+        if name is not None:  # the usual: the interpreter's own class, its own __str__
+            args = exc.args  # (a static type's attribute: no program code)
+            if not args or (
+                id(type(args[0])) in _PLAIN_IDS
+                if len(args) == 1
+                else _PLAIN_IDS.issuperset(map(id, map(type, args)))
+            ):
+                message = str(exc)
+                line = f"{name}: {message}" if message else name
+                return line if len(line) <= limit else line[:limit] + "..."
         name = _NAME.__get__(cls)
         text = None
         if _builtin_str(cls) and _PLAIN_IDS.issuperset(map(id, map(type, _ARGS.__get__(exc)))):

@@ -120,3 +120,40 @@ def test_a_frames_pairs_read_as_the_proxys_copy():
     assert {k: v for k, v in got.items() if k not in ("__up", "__down", "__trc")} == want
     assert want["kept"] == "in a cell" and want["extra"] == 5
     assert want["w"] == "an inlined comprehension's"
+
+
+def test_a_capture_inside_a_trace_function_leaves_the_traced_frame_its_variables():
+    # While a trace function runs for a frame, the interpreter writes that frame's f_locals
+    # dict back into its variables when the call returns (before 3.13): a capture inside
+    # the call (pdb evaluating a traced function) must not empty the dict, or the frame
+    # loses every variable (3.11: unbound, 3.12: None).
+    try:
+        raise ValueError(7)
+    except ValueError as caught:
+        exc = caught
+    seen = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is traced.__code__:
+            if event == "line" and not seen and frame.f_lineno == first + 3:
+                seen.append(capture_exception(exc, exc.__traceback__, sys._getframe()))
+            return tracer
+        return None
+
+    def traced():
+        a = 1
+        b = "x"
+        c = [a, b]  # (the capture runs before this line)
+        return a, b, c
+
+    first = traced.__code__.co_firstlineno
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        got = traced()
+    finally:
+        sys.settrace(previous)
+    assert got == (1, "x", [1, "x"])
+    values, _ = seen[0]
+    frame = values["__up"]  # the tracer's frame, then the traced one
+    assert {k: frame["__up"][k] for k in ("a", "b")} == {"a": 1, "b": "x"}

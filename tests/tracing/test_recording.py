@@ -97,6 +97,28 @@ def test_exception_line_runs_no_program_code():
     assert prog.Counted.calls == 0
 
 
+def test_exception_line_of_every_builtin_class_is_its_str():
+    # exc_line's shortcut for the interpreter's own classes must say what str() says (a wrong
+    # name, a dropped message or a cut long line would show here)
+    import builtins
+
+    seen = 0
+    for cls in vars(builtins).values():
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            continue
+        for args in ((), ("x",), ("x", 2), (3.5,), ("y" * 600,)):
+            try:
+                exc = cls(*args)
+            except Exception:
+                continue
+            text = str(exc)
+            want = f"{cls.__name__}: {text}" if text else cls.__name__
+            want = want if len(want) <= 500 else want[:500] + "..."
+            assert exc_line(exc) == want, (cls, args)
+            seen += 1
+    assert seen > 200
+
+
 def test_recording_and_writing_run_no_program_code(tmp_path, announced):
     store_sqlite.install(PARAMS, STORE, workdir=tmp_path)
     try:
