@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from otrace import log
 from otrace.runtime import Runtime, use
 
 
@@ -17,6 +18,16 @@ def runtime() -> Iterator[Runtime]:
     with use() as rt:
         yield rt
         rt.close()
+
+
+@pytest.fixture
+def announced() -> Iterator[list[str]]:
+    """The default runtime's announcements, collected (instead of going to the
+    ``otrace.announce`` logger) for the test's duration."""
+    lines: list[str] = []
+    log.add_sink(lines.append)
+    yield lines
+    log.remove_sink(lines.append)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import threading
 import persist_shapes
 import pytest
 
-from otrace import log
 from otrace.contexts import sqlite as store_sqlite
 from otrace.contexts import sqlite_writer
 from otrace.contexts.record import TraceContext
@@ -49,14 +48,6 @@ class Watched(sqlite_writer.PickleWriter):
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(sqlite_writer, "CHUNK_ROWS", 4)
-
-
-@pytest.fixture
-def announced():
-    seen: list[str] = []
-    log.add_sink(seen.append)
-    yield seen
-    log.remove_sink(seen.append)
 
 
 def one_batch(w: Watched, contexts: list[TraceContext], *, retried: bool = False) -> None:

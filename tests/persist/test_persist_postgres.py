@@ -19,7 +19,6 @@ import persist_shapes
 import pytest
 from pgcluster import PgCluster
 
-from otrace import log
 from otrace.contexts import sqlite as store_sqlite
 from otrace.contexts import targets
 from otrace.contexts.record import TraceContext
@@ -71,14 +70,6 @@ def hooked(tmp_path):
     store_sqlite.install(params, store, workdir=tmp_path)
     yield params, store
     store_sqlite.uninstall()
-
-
-@pytest.fixture
-def announced():
-    seen: list[str] = []
-    log.add_sink(seen.append)
-    yield seen
-    log.remove_sink(seen.append)
 
 
 def env() -> dict[str, str]:

@@ -17,7 +17,6 @@ from pathlib import Path
 import persist_shapes
 import pytest
 
-from otrace import log
 from otrace.contexts import sqlite as store_sqlite
 from otrace.contexts import writer_thread
 from otrace.contexts.record import FrameContext, TraceContext
@@ -67,14 +66,6 @@ def hooked(tmp_path):
     store_sqlite.install(params, store, workdir=tmp_path)
     yield params, store
     store_sqlite.uninstall()
-
-
-@pytest.fixture
-def announced():
-    seen: list[str] = []
-    log.add_sink(seen.append)
-    yield seen
-    log.remove_sink(seen.append)
 
 
 # -- round trip --------------------------------------------------------------------------------

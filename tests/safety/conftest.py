@@ -9,15 +9,7 @@ import pytest
 from tornado.ioloop import IOLoop
 
 import otrace.shell.commands  # noqa: F401 - declares the commands
-from otrace import holds, log
-
-
-@pytest.fixture
-def announced():
-    lines: list[str] = []
-    log.add_sink(lines.append)
-    yield lines
-    log.remove_sink(lines.append)
+from otrace import holds
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from otrace import log
 from otrace.tracing import instrument
 
 
@@ -19,15 +18,6 @@ def backend(request):
 def original_of(func):
     """The program's function below a tracing wrapper (itself when traced in place)."""
     return getattr(func, "_otrace_orig_function", func)
-
-
-@pytest.fixture
-def announced():
-    """Collect announcements instead of writing them to stderr."""
-    lines: list[str] = []
-    log.add_sink(lines.append)
-    yield lines
-    log.remove_sink(lines.append)
 
 
 @pytest.fixture
