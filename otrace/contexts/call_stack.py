@@ -10,7 +10,7 @@ from types import CodeType, FrameType
 
 from otrace.contexts.frames import CODES_MAX, code_info, is_hidden, on_hide
 from otrace.contexts.lazy import line_at
-from otrace.contexts.lazytext import LazyText
+from otrace.contexts.lazytext import LazyText, lazy_text
 
 
 def capture_call_stack(frame: FrameType | None) -> LazyText:
@@ -38,7 +38,7 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
             _remember_shown(codes)
         else:
             codes, lastis = _checked_stack(start)
-    return LazyText(_format_stack, codes, lastis)
+    return lazy_text(_format_stack, (codes, lastis))
 
 
 def _remember_shown(codes: list[CodeType]) -> None:

@@ -139,11 +139,9 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
     except Exception:
         return {}
     if (
-        CACHES_LOCALS
-        and type(cached) is dict
+        type(cached) is dict
         and sys.getrefcount(cached) == 3  # the frame's, ours, getrefcount's argument
-        and _gettrace() is None
-        and _getprofile() is None
+        and may_empty()
     ):
         cached.clear()
     return out

@@ -308,17 +308,9 @@ def lazy_trc(
     ``argvalues`` after ``where`` if given."""
     # (keywords: made by dict's own __init__ in one call, the literal's key order; LazyTrc
     # overrides no method that filling calls)
-    if argvalues is _MISSING:
-        out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
-    else:  # the common case, per recorded exception
-        out = LazyTrc(
-            frame=frame,
-            funcname=funcname,
-            module=module,
-            framestack=None,
-            where=None,
-            argvalues=argvalues,
-        )
+    out = LazyTrc(frame=frame, funcname=funcname, module=module, framestack=None, where=None)
+    if argvalues is not _MISSING:
+        dict.__setitem__(out, "argvalues", argvalues)
     out._pending = up
     return out
 

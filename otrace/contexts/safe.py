@@ -81,6 +81,9 @@ _PLAIN_SCALARS = (float, bool, type(None), complex)
 # interpreter's own (static) types, so their ids never change or get reused.
 _BRACKET_IDS: dict[int, tuple[str, str]] = {id(k): v for k, v in _BRACKETS.items()}
 _PLAIN_SCALAR_IDS = frozenset(map(id, _PLAIN_SCALARS))
+# every type _brief shows by its contents (the rest: by class and address, or as an
+# exception), for callers that take a short cut for program objects (by id, as above)
+BY_CONTENT_IDS = frozenset((id(str), id(int), id(bytes), *_PLAIN_SCALAR_IDS, *_BRACKET_IDS))
 # scalars whose repr is always short (a float's is at most 24 characters)
 _TINY = frozenset(map(id, (bool, type(None), float)))
 
@@ -262,24 +265,24 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
     """
     try:
         cls = type(exc)
+        args = _ARGS.__get__(exc)
+        plain = not args or (
+            id(type(args[0])) in _PLAIN_IDS
+            if len(args) == 1  # (the usual: one argument, without a map)
+            else _PLAIN_IDS.issuperset(map(id, map(type, args)))
+        )
+        text = None
         name = _STATIC_EXC.get(id(cls))
         if name is not None:  # the usual: the interpreter's own class, its own __str__
-            args = exc.args  # (a static type's attribute: no program code)
-            if not args or (
-                id(type(args[0])) in _PLAIN_IDS
-                if len(args) == 1
-                else _PLAIN_IDS.issuperset(map(id, map(type, args)))
-            ):
-                message = str(exc)
-                line = f"{name}: {message}" if message else name
-                return line if len(line) <= limit else line[:limit] + "..."
-        name = _NAME.__get__(cls)
-        text = None
-        if _builtin_str(cls) and _PLAIN_IDS.issuperset(map(id, map(type, _ARGS.__get__(exc)))):
-            if not issubclass(cls, OSError) or all(
-                id(type(_OS_DESCR[f].__get__(exc))) in _PLAIN_IDS for f in _OS_FIELDS
-            ):
+            if plain:
                 text = str(exc)
+        else:
+            name = _NAME.__get__(cls)
+            if plain and _builtin_str(cls):
+                if not issubclass(cls, OSError) or all(
+                    id(type(_OS_DESCR[f].__get__(exc))) in _PLAIN_IDS for f in _OS_FIELDS
+                ):
+                    text = str(exc)
         if text is None:
             text = exc_text(exc, limit)
     except BaseException:  # noqa: B036 - never let describing an exception fail

@@ -220,9 +220,13 @@ def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> 
         t = type(v)
         if k in _PLAIN_MADE:
             out[k] = v
-        elif t is int or t is bool or t is float or v is None:  # (no call for these)
-            out[k if type(k) is str else _key(k)] = v
-        elif t is str and len(v) <= limits.max_value_bytes:
+        elif (
+            t is int
+            or t is bool
+            or t is float
+            or v is None
+            or (t is str and len(v) <= limits.max_value_bytes)
+        ):  # (taken as they are, as _items takes them)
             out[k if type(k) is str else _key(k)] = v
         elif k == "exc_context" and isinstance(v, LazyText):
             out[k] = REPORT_MARK

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from otrace import holds
 from otrace.contexts import call_stack, capture, frames
 from otrace.contexts.record import TraceContext
-from otrace.contexts.safe import brief
+from otrace.contexts.safe import BY_CONTENT_IDS, brief
 from otrace.log import get_logger
 from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import ConditionError, Predicate, get_tag
@@ -183,7 +182,7 @@ def _value_text(value: Any) -> str:
         return value if len(value) <= 200 else value[:200] + "..."
     if kind is int and -_SMALL < value < _SMALL:  # the usual argument, at once
         return int.__repr__(value)
-    if id(kind) not in _OWN_TEXT and not issubclass(kind, _NOT_INSTANCE):
+    if id(kind) not in BY_CONTENT_IDS and not issubclass(kind, _NOT_INSTANCE):
         # (an instance of a program class, the usual ``self``: what brief shows, at once)
         text = object.__repr__(value)
         return text if len(text) <= 200 else text[:200] + "..."
@@ -193,11 +192,7 @@ def _value_text(value: Any) -> str:
 
 
 _SMALL = 10**15
-# types brief shows by their contents (by id: the interpreter's own static types), and
-# the kinds of classes whose instances it shows otherwise
-_OWN_TEXT = frozenset(
-    map(id, (str, int, float, bool, type(None), complex, bytes, list, tuple, dict, set, frozenset))
-)
+# classes whose instances brief (or _value_text) shows otherwise than by their address
 _NOT_INSTANCE = (type, BaseException)
 
 
@@ -354,17 +349,16 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     values = call.arguments()  # (the context copies it: the shallow snapshot)
     if recorder.params.deep_copy:
         values = frames.snapshot(values, True)
-    if not at_return and not note:  # the usual: one line, announced here (no closures)
-        ctx, live = recorder.record(kind, site.name, label, values, trc)
-        recorder.announce(f"{ctx.id} {argstr}", truncate=True)
-    else:
-        lines: list[Callable[[TraceContext], str]] = [lambda c: f"{c.id} {argstr}"]
-        if at_return:
-            result = call.result
-            lines.append(lambda c: f"{c.id} return {brief(result, 500)}")
-        if note:
-            lines.append(lambda c: f"{c.id}: {note}")
-        ctx, live = recorder.record(kind, site.name, label, values, trc, say=lines)
+    # the lines to announce, after the new id (announced once it is recorded, before any
+    # break waits; made here, not in closures per call)
+    tails = [" " + argstr]
+    if at_return:
+        tails.append(" return " + brief(call.result, 500))
+    if note:
+        tails.append(": " + note)
+    ctx, live = recorder.record(kind, site.name, label, values, trc)
+    for tail in tails:
+        recorder.announce(ctx.id + tail, truncate=True)
     call.ctx = ctx
     if isinstance(live, holds.Break):
         live.wait()
