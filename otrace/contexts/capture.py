@@ -125,8 +125,8 @@ def _record(
     if keep and (cinfo[3] or frame.f_locals is not glob):
         if deep:
             loc = snapshot(frame_locals(frame), deep)
-        elif finished and CACHES_LOCALS:
-            try:  # its dict holds its last values for good
+        elif finished and CACHES_LOCALS and cinfo[3]:
+            try:  # its dict holds its last values for good (a function's: names only)
                 loc = frame.f_locals
             except Exception:
                 loc = None

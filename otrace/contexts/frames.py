@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from otrace.contexts.safe import safe_repr
+from otrace.contexts.safe import plain_key, safe_repr
 
 # Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
 # code objects themselves; only ever added to (a registry of constants, not runtime state).
@@ -132,7 +132,7 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
     try:
         cached = frame.f_locals
         if not frame.f_code.co_flags & CO_OPTIMIZED:  # any mapping (module level, exec)
-            return dict(cached)
+            return namespace_copy(cached)
         # a function's: a dict (before 3.13) or a FrameLocalsProxy, whose own copy is
         # quicker than dict()'s (which asks for keys, then each value)
         out = cached.copy()
@@ -145,6 +145,29 @@ def frame_locals(frame: FrameType) -> dict[str, Any]:
     ):
         cached.clear()
     return out
+
+
+def namespace_copy(mapping: Any) -> dict[Any, Any]:
+    """A copy of the variables of a frame that runs at module level, in a class body or
+    under ``exec``, running none of the program's code.
+
+    Such a frame's variables are whatever mapping the program gave (``exec(code, g, l)``,
+    a metaclass's ``__prepare__``): one that is no dict is not read -- its methods are the
+    program's -- and is kept whole under ``__locals__``; a dict is read through dict's own
+    methods, and a key that is not a plain value is kept as its text (storing it, or looking
+    a name up beside it, would run its ``__hash__``/``__eq__``).
+    """
+    if not issubclass(type(mapping), dict):  # (type(): isinstance could ask __class__)
+        return {"__locals__": mapping}
+    keys = dict.keys(mapping)
+    if _STR_ONLY.issuperset(map(id, map(type, keys))):  # the usual: names only
+        return dict(dict.items(mapping))
+    return {plain_key(k): v for k, v in dict.items(mapping)}
+
+
+# (str's hash and equality are the interpreter's; by id: hashing a program's class would
+# run its metaclass's __hash__)
+_STR_ONLY = frozenset((id(str),))
 
 
 _gettrace, _getprofile = sys.gettrace, sys.getprofile

@@ -30,7 +30,7 @@ from typing import Any
 from otrace.contexts.lazy import Raw, materialise, raw_records, variables
 from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
-from otrace.contexts.safe import safe_repr
+from otrace.contexts.safe import plain_key, safe_repr
 from otrace.contexts.unpickle import Unpicklable
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "Snapshot", "freeze_context"]
@@ -244,6 +244,8 @@ def _frame_values(
     containers, plain = _CONTAINERS, _PLAIN
     values = {}
     for k, v in list(frame.items()):
+        if type(k) is not str:  # (a program's key: before anything hashes or compares it)
+            k = plain_key(k)
         t = type(v)
         if type(t) is plain and t in containers:
             if k != "__trc":

@@ -142,6 +142,24 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
     return object.__repr__(obj)
 
 
+def plain_key(key: Any) -> Any:
+    """``key`` if hashing and comparing it is the interpreter's own work (an exact str, int,
+    float, bool, None or bytes, or an exact tuple of them), else its :func:`brief` text.
+
+    For dicts otrace makes from a program's mapping: storing or looking up a key of a
+    program class (a ``str`` subclass too) runs its ``__hash__``/``__eq__``.  Never raises
+    for a hashable key (the text of another is its class and address).
+    """
+    kind = type(key)
+    if id(kind) in _KEY_IDS or (kind is tuple and _KEY_IDS.issuperset(map(id, map(type, key)))):
+        return key
+    return brief(key, 200)
+
+
+# (by id, see _BRACKET_IDS)
+_KEY_IDS = frozenset(map(id, (str, int, float, bool, type(None), bytes)))
+
+
 _GETSET = type(type.__dict__["__dict__"])
 
 

@@ -51,9 +51,9 @@ from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.report import report_of_record
 from otrace.contexts.safe import (
-    brief,
     escape_controls,
     exc_line,
+    plain_key,
     safe_str,
     stored_text,
 )
@@ -87,7 +87,6 @@ _SCALARS = (int, float, bool, type(None), complex)
 # (a set of exact types: _sanitize looks a class up only once it knows its metaclass is type,
 # so hashing it runs nothing of the program's; a tuple would compare it with each in turn)
 _SCALAR_SET = frozenset(_SCALARS)
-_KEY_TYPES = (str, int, float, bool, type(None), bytes)
 
 
 # -- step 2: on the writer thread ------------------------------------------------------------
@@ -125,14 +124,6 @@ def _leaf(obj: Any, limits: Limits) -> Any:
     return Blob(data, name, module, stored_text(obj, limits.repr_limit))
 
 
-def _key(key: Any) -> Any:
-    if issubclass(type(key), _KEY_TYPES):
-        return key
-    if type(key) is tuple and all(issubclass(type(k), _KEY_TYPES) for k in key):
-        return key
-    return brief(key, 200)
-
-
 def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     cls = type(obj)
     if type(cls) is not type:
@@ -160,7 +151,7 @@ def _sanitize(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any
         for k, v in obj.items():
             # (the usual keys and values -- names, numbers, short strings -- without a call)
             if type(k) is not str:
-                k = _key(k)
+                k = plain_key(k)
             t = type(v)
             if t is str:
                 if len(v) <= limits.max_value_bytes:
@@ -217,6 +208,8 @@ _PLAIN_MADE = frozenset(("frame", "framestack", "where", "argvalues", "exc_chain
 def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for k, v in dict.items(trc):
+        if type(k) is not str:  # (before anything hashes or compares it)
+            k = plain_key(k)
         t = type(v)
         if k in _PLAIN_MADE:
             out[k] = v
@@ -227,11 +220,11 @@ def _sanitize_trc(trc: dict[Any, Any], limits: Limits, memo: dict[int, Any]) -> 
             or v is None
             or (t is str and len(v) <= limits.max_value_bytes)
         ):  # (taken as they are, as _items takes them)
-            out[k if type(k) is str else _key(k)] = v
+            out[k] = v
         elif k == "exc_context" and isinstance(v, LazyText):
             out[k] = REPORT_MARK
         else:
-            out[_key(k)] = _sanitize(v, 1, limits, memo)
+            out[k] = _sanitize(v, 1, limits, memo)
     return out
 
 
