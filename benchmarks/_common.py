@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -40,8 +41,32 @@ def machine() -> str:
     return (
         f"nproc={os.cpu_count()}, CPU {model}, Python {platform.python_version()} "
         f"({platform.python_implementation()}), {platform.system()} {platform.release()}, "
-        f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+        f"load average {one:.2f} {five:.2f} {fifteen:.2f}, "
+        f"reference loop {reference_loop():.2f} us"
     )
+
+
+def _reference_step(n: int) -> int:
+    d: dict[str, object] = {}
+    out = []
+    for i in range(n):
+        key = "k" + str(i % 7)
+        d[key] = (i, key)
+        out.append(len(d) + len(repr(d[key])))
+    return sum(out)
+
+
+def reference_loop() -> float:
+    """Microseconds for a fixed piece of plain Python (dict, str, tuple, list, repr: the kind
+    of work recording does), the best of seven.  Machines and interpreter builds differ by
+    2x and more (a pyenv build without PGO/LTO against a distribution's): figures from two
+    runs compare only in proportion to this."""
+    best = float("inf")
+    for _ in range(7):
+        start = time.perf_counter()
+        _reference_step(1000)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e6 / 1000
 
 
 def interleave(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
