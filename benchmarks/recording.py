@@ -7,6 +7,8 @@
   baseline: the same raise through the same stack, untraced;
 * call trace: ``-c call`` on a function with four arguments; baseline: the same call
   untraced.
+  "no console": the same with nobody to tell (no console, no handler on the
+  ``otrace.announce`` logger), where the argument text waits until first read.
 Per context in microseconds: the case minus its baseline, both measured in the same rounds
 (cases alternate, medians reported), as wall time and as the traced thread's own CPU time
 (``time.thread_time``: with ``pickle_file`` the writer thread's work runs beside it, on the
@@ -45,7 +47,7 @@ from _common import emit, interleave, machine, on_thread, result, slug, table
 
 from otrace.contexts import capture, frames, sqlite
 from otrace.contexts.lazy import materialise
-from otrace.log import add_sink
+from otrace.log import add_sink, remove_sink
 from otrace.runtime import default
 from otrace.tracing import trace, unwrap_all
 
@@ -70,6 +72,10 @@ def deep(k, f, *args):
 """
 
 
+def _drop(text: str) -> None:
+    """The console of these runs: takes every announcement, shows none."""
+
+
 def make() -> types.ModuleType:
     mod = types.ModuleType("bench_rec")
     # its source, as an imported module has it: traced in place
@@ -91,7 +97,8 @@ def main() -> None:
         print(machine())
         parts(n * 4, rounds)
         return
-    add_sink(lambda text: None)
+    sink = _drop
+    add_sink(sink)
     PARAMS.set("trace_handled", True)  # the loop catches the ValueError: record it anyway
     print(machine())
     # the baseline needs functions of their own: tracing in place instruments the very
@@ -139,11 +146,13 @@ def main() -> None:
     collected: dict[str, list[float]] = {}
     dropped: dict[str, list[int]] = {}
 
-    def setting(run, deep_copy, pickle, name):
+    def setting(run, deep_copy, pickle, name, quiet=False):
         def go(clock):
             PARAMS.set("deep_copy", deep_copy)
             if pickle:
                 PARAMS.set("pickle_file", str(Path(tmp.name) / "bench.db"))
+            if quiet:  # no console, no handler on the announce logger: nobody to tell
+                remove_sink(sink)
             try:
                 in_gc[1] = 0.0
                 per = run(clock)
@@ -154,6 +163,8 @@ def main() -> None:
                         dropped.setdefault(name, []).append(w.stats()["dropped"])
                 return per
             finally:
+                if quiet:
+                    add_sink(sink)
                 PARAMS.set("deep_copy", False)
                 PARAMS.set("pickle_file", "")  # closing writes what is queued
 
@@ -177,6 +188,9 @@ def main() -> None:
             runs[name] = setting(raising(traced_fail), deep_copy, pickle, name)
             name = f"call: {tag}"
             runs[name] = setting(calling(traced_sell), deep_copy, pickle, name)
+            if not deep_copy and not pickle:
+                name = "call: shallow, no console"
+                runs[name] = setting(calling(traced_sell), False, False, name, quiet=True)
     seen: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
     for r in range(rounds):
         for name in list(runs) if r % 2 == 0 else list(reversed(runs)):

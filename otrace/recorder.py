@@ -96,6 +96,20 @@ class Recorder:
             return kind, "hold ignored"
         return kind, ""
 
+    def heard(self, level: int = logging.INFO) -> bool:
+        """Whether an announcement at ``level`` would reach anybody now: a console (any
+        ``Announcement`` subscriber), or a handler of the ``otrace.announce`` logger -- which
+        does not propagate, so without one of its own only logging's last resort (WARNING
+        and above, to stderr) would show it.  Any thread; runs no program code."""
+        if self.events.subscribers.get(Announcement):
+            return True
+        if not _announce_log.isEnabledFor(level):
+            return False
+        if _announce_log.hasHandlers():
+            return True
+        last = logging.lastResort
+        return last is not None and level >= last.level
+
     def announce(self, text: str, *, truncate: bool = False, level: int = logging.INFO) -> None:
         """Tell the operator (``Announcement``).  Never raises.
 
@@ -111,7 +125,7 @@ class Recorder:
         if self.events.subscribers.get(Announcement):
             self.events.emit(Announcement(text))
             return
-        if not _announce_log.isEnabledFor(level):  # (before escaping text nobody reads)
+        if not self.heard(level):  # (before escaping text nobody reads)
             return
         try:
             _announce_log.log(level, "%s", terminal_text(text))  # program data: escaped

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from otrace.contexts.lazytext import LazyText
 from otrace.errors import OTraceError
 from otrace.service.protocol import MAX_FRAME
 
@@ -82,6 +83,8 @@ def summary(ctx: Any) -> str:
         return ""
     for key in ("argstr", "exception"):
         text = trc.get(key)
+        if isinstance(text, LazyText):  # (otrace's own argument text: renders no program code)
+            text = str(text)
         if type(text) is str and text:
             text = text.replace("\n", " ")
             return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 3] + "..."

@@ -16,6 +16,7 @@ from typing import Any
 
 from otrace import holds
 from otrace.contexts import call_stack, capture, frames
+from otrace.contexts.lazytext import lazy_text
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import BY_CONTENT_IDS, brief
 from otrace.log import get_logger
@@ -201,10 +202,15 @@ def format_call_args(call: Call) -> str:
 
     Runs none of the program's code (no ``__repr__``/``__str__``): see :func:`brief`.
     """
-    varargs = call.site.varargs
+    return args_text(call.site.varargs, call.arguments())
+
+
+def args_text(varargs: str | None, bound: dict[str, Any]) -> str:
+    """:func:`format_call_args` of arguments bound by name (``varargs``: the ``*args``
+    parameter's name, shown without it).  Any thread: runs no program code."""
     parts = [
         (brief(value, 200) if value else "") if name == varargs else name + "=" + _value_text(value)
-        for name, value in call.arguments().items()
+        for name, value in bound.items()
     ]
     if varargs is not None and "" in parts:
         parts = [part for part in parts if part]
@@ -337,7 +343,13 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
             note += ": this thread runs an event loop (or the console); use -a hold on an async def"
         elif note:
             note = "hold ignored: only async def functions can be held"
-    argstr = format_call_args(call)
+    values = call.arguments()  # (the context copies it: the shallow snapshot)
+    if recorder.params.deep_copy:
+        values = frames.snapshot(values, True)
+    heard = recorder.heard()
+    # announced, the argument text is made now; with nobody to tell (no console, no log
+    # handler), when first read, from the values the context keeps (what browsing it shows)
+    argstr: Any = format_call_args(call) if heard else lazy_text(args_text, (site.varargs, values))
     trc: dict[str, Any] = {
         "func": site.func,
         "stack": call_stack.capture_call_stack(call.frame),
@@ -346,19 +358,13 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     }
     if at_return:
         trc["return_value"] = call.result
-    values = call.arguments()  # (the context copies it: the shallow snapshot)
-    if recorder.params.deep_copy:
-        values = frames.snapshot(values, True)
-    # the lines to announce, after the new id (announced once it is recorded, before any
-    # break waits; made here, not in closures per call)
-    tails = [" " + argstr]
-    if at_return:
-        tails.append(" return " + brief(call.result, 500))
-    if note:
-        tails.append(": " + note)
     ctx, live = recorder.record(kind, site.name, label, values, trc)
-    for tail in tails:
-        recorder.announce(ctx.id + tail, truncate=True)
+    if heard:  # the lines after the new id, before any break waits
+        recorder.announce(ctx.id + " " + argstr, truncate=True)
+        if at_return:
+            recorder.announce(ctx.id + " return " + brief(call.result, 500), truncate=True)
+        if note:
+            recorder.announce(ctx.id + ": " + note, truncate=True)
     call.ctx = ctx
     if isinstance(live, holds.Break):
         live.wait()

@@ -42,7 +42,7 @@ def test_call_context_fields(sample, announced):
     assert "test_call_context_fields" in str(trc["stack"]) and "wrapper" not in str(trc["stack"])
     # the program's __repr__ is not run to record a call: self shows as object.__repr__
     cart = f"<tests.tracing.sample.Cart object at 0x{id(ctx['self']):x}>"
-    assert trc["argstr"] == f"self={cart}, name=apple, qty=3"
+    assert str(trc["argstr"]) == f"self={cart}, name=apple, qty=3"
     assert announced == [f"{ctx.id} self={cart}, name=apple, qty=3"]
 
 
@@ -93,7 +93,7 @@ def test_traceassert_contexts(sample, announced):
     (ctx,) = STORE.recent["asserts"]["checker"]["as-positive"].values()
     assert announced == [ctx.id]
     assert ctx["v"] == -1 and ctx["local_note"] == "checking"
-    assert ctx.trc["argstr"] == "(v=-1)" and ctx.trc["frame"][3] is None
+    assert str(ctx.trc["argstr"]) == "(v=-1)" and ctx.trc["frame"][3] is None
     up = ctx["__up"]
     assert set(up) == {"__trc", "__down"} or set(up) == {"__trc", "__down", "__up"}
     assert sample.Cart("ann").check(-5) == -5
