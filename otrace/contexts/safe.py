@@ -10,6 +10,7 @@ import builtins
 from typing import Any
 
 from otrace.contexts.piecewise import piecewise_repr, str_is_piecewise
+from otrace.contexts.speedups import plain_repr as _plain_repr
 
 
 def _failed(obj: object, exc: BaseException) -> str:
@@ -63,6 +64,10 @@ def brief(obj: object, limit: int = 200) -> str:
     the traced thread, where a program ``__repr__``/``__str__`` could call traced code,
     block, or be arbitrarily slow.
     """
+    if _plain_repr is not None:  # (C: the plain values' repr, when that is what _brief gives)
+        text = _plain_repr(obj, limit)
+        if text is not None:
+            return text
     text = _brief(obj, limit, 3)
     return text if len(text) <= limit else text[:limit] + "..."
 

@@ -1,0 +1,218 @@
+/* otrace._speedups: optional C versions of two steps of recording a call context.
+
+   walk(frame)              call_stack.capture_call_stack's walk up the f_back chain
+   plain_repr(obj, budget)  safe.brief(obj, budget) when that is repr(obj), else None
+
+   Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
+   chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source builds
+   on CPython 3.11-3.13; no global state.  Neither function runs code of the traced program:
+   plain_repr looks only at exact built-in types, whose repr is the interpreter's own C code.
+*/
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+/* walk(frame) -> (codes, lastis): each frame's f_code and f_lasti, from ``frame`` outwards
+   (the loop in call_stack.py, at a third of its instructions) */
+static PyObject *
+walk(PyObject *module, PyObject *arg)
+{
+    PyObject *codes = PyList_New(0), *lastis = PyList_New(0), *pair;
+    if (codes == NULL || lastis == NULL)
+        goto fail;
+    if (arg != Py_None) {
+        if (!PyFrame_Check(arg)) {
+            PyErr_SetString(PyExc_TypeError, "walk() takes a frame or None");
+            goto fail;
+        }
+        PyFrameObject *frame = (PyFrameObject *)Py_NewRef(arg);
+        while (frame != NULL) {
+            PyCodeObject *code = PyFrame_GetCode(frame); /* (new references, both) */
+            PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(frame));
+            int bad = lasti == NULL || PyList_Append(codes, (PyObject *)code) < 0 ||
+                      PyList_Append(lastis, lasti) < 0;
+            Py_DECREF(code);
+            Py_XDECREF(lasti);
+            PyFrameObject *back = bad ? NULL : PyFrame_GetBack(frame); /* new or NULL */
+            Py_DECREF(frame);
+            /* (NULL is the end, or a frame object that could not be made) */
+            if (bad || (back == NULL && PyErr_Occurred()))
+                goto fail;
+            frame = back;
+        }
+    }
+    pair = PyTuple_New(2);
+    if (pair == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(pair, 0, codes); /* (steals) */
+    PyTuple_SET_ITEM(pair, 1, lastis);
+    return pair;
+fail:
+    Py_XDECREF(codes);
+    Py_XDECREF(lastis);
+    return NULL;
+}
+
+/* The text safe._brief(obj, budget, depth) makes, when it is also repr(obj); NULL (and no
+   error set) when it is not, or NULL with an error set.  It follows _brief step by step and
+   gives up wherever _brief would write something else than repr: a cut string ("'ab'..."),
+   "<big int>", "<list of 4>", "..." for the eleventh item or past the budget, and every
+   type but exact str, int, float, bool, None, list, tuple and dict.  (_brief's shortcut for
+   short strings and tiny scalars in a container gives what _brief itself would.) */
+static PyObject *
+plain(PyObject *obj, Py_ssize_t budget, int depth)
+{
+    if (PyUnicode_CheckExact(obj))
+        return PyUnicode_GET_LENGTH(obj) <= budget ? PyObject_Repr(obj) : NULL;
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        (void)PyLong_AsLongLongAndOverflow(obj, &overflow); /* (an exact int: no __index__) */
+        if (overflow) { /* 64 bits or more: ask the interpreter's own int.bit_length */
+            PyObject *bits = PyObject_CallMethod(obj, "bit_length", NULL);
+            if (bits == NULL)
+                return NULL;
+            long n = PyLong_AsLong(bits);
+            Py_DECREF(bits);
+            if (n >= 200) /* _brief: "<big int>" */
+                return NULL;
+        }
+        return PyObject_Repr(obj);
+    }
+    if (PyFloat_CheckExact(obj) || PyBool_Check(obj) || obj == Py_None)
+        return PyObject_Repr(obj); /* (bool cannot be subclassed) */
+    int is_dict = PyDict_CheckExact(obj), is_list = PyList_CheckExact(obj);
+    int is_tuple = PyTuple_CheckExact(obj);
+    if (!(is_dict || is_list || is_tuple) || depth <= 0) /* depth 0: "<list of N>" */
+        return NULL;
+    depth -= 1;
+    /* the texts of at most 10 items (a dict's as key, value) */
+    PyObject *parts[20], *key = NULL, *value, *text = NULL;
+    Py_ssize_t n = 0, i, pos = 0, size = 1, length = 2;
+    Py_UCS4 maxchar = 127;
+    for (i = 0;; i++) {
+        if (is_dict) {
+            if (!PyDict_Next(obj, &pos, &key, &value))
+                break;
+        }
+        else if (is_list) { /* (the size read again: a finalizer run by the collector
+                               while an item's text is made could shrink the list) */
+            if (i >= PyList_GET_SIZE(obj))
+                break;
+            value = PyList_GET_ITEM(obj, i);
+        }
+        else {
+            if (i >= PyTuple_GET_SIZE(obj))
+                break;
+            value = PyTuple_GET_ITEM(obj, i);
+        }
+        if (size > budget || i == 10) /* _brief: "..." */
+            goto done;
+        /* borrowed references held while texts are made (see above) */
+        Py_INCREF(value);
+        Py_XINCREF(key);
+        Py_ssize_t start = n;
+        if (is_dict) {
+            parts[n] = plain(key, 40, depth);
+            if (parts[n] != NULL)
+                n++;
+        }
+        if (n == start + is_dict) {
+            parts[n] = plain(value, 60, depth);
+            if (parts[n] != NULL)
+                n++;
+        }
+        Py_DECREF(value);
+        Py_XDECREF(key);
+        if (n != start + 1 + is_dict)
+            goto done;
+        for (Py_ssize_t j = start; j < n; j++) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(parts[j]);
+            size += len + 2; /* (_brief: len(text) + 2 for an item, text = key + ": " + value) */
+            length += len + 2;
+            if (PyUnicode_MAX_CHAR_VALUE(parts[j]) > maxchar)
+                maxchar = PyUnicode_MAX_CHAR_VALUE(parts[j]);
+        }
+    }
+    /* length: brackets, each part, and ", " or ": " after each but the last */
+    if (n > 0)
+        length -= 2;
+    if (is_tuple && n == 1)
+        length += 1; /* "(x,)" */
+    text = PyUnicode_New(length, maxchar);
+    if (text == NULL)
+        goto done;
+    int kind = PyUnicode_KIND(text);
+    void *data = PyUnicode_DATA(text);
+    Py_ssize_t at = 0;
+    PyUnicode_WRITE(kind, data, at++, is_list ? '[' : is_tuple ? '(' : '{');
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            PyUnicode_WRITE(kind, data, at++, is_dict && i % 2 ? ':' : ',');
+            PyUnicode_WRITE(kind, data, at++, ' ');
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(parts[i]);
+        if (PyUnicode_CopyCharacters(text, at, parts[i], 0, len) < 0) {
+            Py_CLEAR(text);
+            goto done;
+        }
+        at += len;
+    }
+    if (is_tuple && n == 1)
+        PyUnicode_WRITE(kind, data, at++, ',');
+    PyUnicode_WRITE(kind, data, at++, is_list ? ']' : is_tuple ? ')' : '}');
+    assert(at == length);
+done:
+    while (n > 0)
+        Py_DECREF(parts[--n]);
+    return text;
+}
+
+/* plain_repr(obj, budget) -> str | None: safe.brief(obj, budget) when that equals repr(obj)
+   (then it is that), else None -- the Python brief runs.  brief cuts a text longer than its
+   budget: such a text gives None too. */
+static PyObject *
+plain_repr(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "plain_repr() takes an object and an int");
+        return NULL;
+    }
+    Py_ssize_t budget = PyLong_AsSsize_t(args[1]);
+    if (budget == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *text = plain(args[0], budget, 3);
+    if (text == NULL) { /* (an error too, MemoryError say: the Python brief may do better) */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (PyUnicode_GET_LENGTH(text) > budget) {
+        Py_DECREF(text);
+        Py_RETURN_NONE;
+    }
+    return text;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", walk, METH_O, "walk(frame) -> (codes, lastis), from frame outwards"},
+    {"plain_repr", (PyCFunction)(void (*)(void))plain_repr, METH_FASTCALL,
+     "plain_repr(obj, budget) -> safe.brief(obj, budget) when that is repr(obj), else None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_multiple_interpreters /* (3.12+) no state: any interpreter, own GIL or not */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "otrace._speedups", "Optional C versions of otrace's hot steps.",
+    0, methods, slots, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

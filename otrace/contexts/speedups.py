@@ -1,0 +1,27 @@
+"""The optional C accelerator, :mod:`otrace._speedups`, when it is built and wanted.
+
+``walk`` and ``plain_repr`` are its functions, or None: without a compiler at install time
+the extension is not built, and ``OTRACE_PURE=1`` in the environment (read at import) turns it
+off.  Either way otrace's results are the same; the pure-Python code is only slower.  Both
+functions may be called from any thread and run none of the program's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from types import CodeType, FrameType
+
+walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = None
+plain_repr: Callable[[object, int], str | None] | None = None
+
+if os.environ.get("OTRACE_PURE") != "1":
+    try:
+        # (by name: the import linter, which cannot read a compiled module, would take a
+        # ``from otrace import _speedups`` for an import of the whole package)
+        _c = importlib.import_module("otrace._speedups")
+    except ImportError:  # not built (no compiler or headers at install): pure Python
+        pass
+    else:
+        walk, plain_repr = _c.walk, _c.plain_repr

@@ -1,0 +1,409 @@
+"""The optional C accelerator (otrace/_speedups.c) gives exactly what the Python code gives.
+
+``walk`` against the Python loop of call_stack.py on real stacks; ``plain_repr`` against
+``safe.brief`` without it (random nested values and every limit of ``_brief``), and never
+touching a program object.  Skipped where the extension is not built, unless
+``OTRACE_REQUIRE_SPEEDUPS=1`` (CI sets it): then its absence fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import subprocess
+import sys
+import threading
+from collections import OrderedDict, defaultdict, namedtuple
+from types import FrameType
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otrace.contexts import safe, speedups
+
+REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
+
+
+def _module():
+    try:
+        return importlib.import_module("otrace._speedups")
+    except ImportError:
+        if REQUIRED:
+            raise
+        pytest.skip("otrace._speedups is not built (no compiler or Python headers?)")
+
+
+@pytest.fixture(scope="module")
+def c():
+    return _module()
+
+
+def test_built_when_required() -> None:
+    """CI fails here if the extension did not build; the module is used unless OTRACE_PURE."""
+    if not REQUIRED:
+        pytest.skip("OTRACE_REQUIRE_SPEEDUPS is not set")
+    mod = importlib.import_module("otrace._speedups")
+    if os.environ.get("OTRACE_PURE") != "1":
+        assert speedups.walk is mod.walk
+        assert speedups.plain_repr is mod.plain_repr
+
+
+@pytest.mark.parametrize("pure", ["1", "0", None])
+def test_pure_switch(c, pure: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OTRACE_PURE"}
+    if pure is not None:
+        env["OTRACE_PURE"] = pure
+    code = (
+        "from otrace.contexts import call_stack, safe, speedups\n"
+        "print(speedups.walk is None, speedups.plain_repr is None,"
+        " call_stack._walk is None, safe._plain_repr is None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(pure == "1")] * 4
+
+
+# -- walk --------------------------------------------------------------------------------
+
+
+def python_walk(frame: FrameType | None) -> tuple[list, list]:
+    """call_stack.capture_call_stack's pure-Python loop."""
+    codes: list = []
+    lastis: list = []
+    while frame is not None:
+        codes.append(frame.f_code)
+        lastis.append(frame.f_lasti)
+        frame = frame.f_back
+    return codes, lastis
+
+
+def both(c, frame: FrameType | None) -> tuple[tuple[list, list], tuple[list, list]]:
+    """Both walks of ``frame`` (the caller's frames stand still meanwhile)."""
+    return c.walk(frame), python_walk(frame)
+
+
+def _deep(n: int, fn):
+    return _deep(n - 1, fn) if n else fn()
+
+
+def test_walk_plain_stack(c) -> None:
+    got, want = _deep(25, lambda: both(c, sys._getframe(1)))
+    assert got == want
+    assert len(got[0]) > 25
+    assert all(type(lasti) is int for lasti in got[1])
+
+
+def test_walk_none_and_non_frames(c) -> None:
+    assert c.walk(None) == ([], [])
+    with pytest.raises(TypeError):
+        c.walk(42)
+
+
+def test_walk_generator(c) -> None:
+    def gen():
+        yield both(c, sys._getframe())
+        yield 1
+
+    g = gen()
+    got, want = next(g)
+    assert got == want and got[0][0] is gen.__code__
+    # a suspended generator's frame has no f_back: a stack of one
+    frame = g.gi_frame
+    assert frame.f_back is None
+    assert c.walk(frame) == python_walk(frame) == ([gen.__code__], [frame.f_lasti])
+
+
+def test_walk_coroutine_under_a_loop(c) -> None:
+    async def inner():
+        await asyncio.sleep(0)
+        return both(c, sys._getframe())
+
+    async def outer():
+        return await inner()
+
+    got, want = asyncio.run(outer())
+    assert got == want
+    assert got[0][:2] == [inner.__code__, outer.__code__]
+
+
+def test_walk_thread_to_its_first_frame(c) -> None:
+    results = []
+
+    def run():
+        frame = sys._getframe()
+        while frame.f_back is not None:
+            frame = frame.f_back
+        results.append((both(c, sys._getframe()), both(c, frame)))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    (got, want), (got_root, want_root) = results[0]
+    assert got == want and got_root == want_root
+    assert len(got_root[0]) == 1 and got[0][-1] is got_root[0][0]
+
+
+def test_walk_keeps_reference_counts(c) -> None:
+    frame = sys._getframe()
+    code = frame.f_code
+    before = sys.getrefcount(code), sys.getrefcount(frame)
+    for _ in range(100):
+        c.walk(frame)
+    assert (sys.getrefcount(code), sys.getrefcount(frame)) == before
+
+
+# -- plain_repr ----------------------------------------------------------------------------
+
+
+def pure_brief(obj: object, limit: int) -> str:
+    """safe.brief without the C shortcut."""
+    text = safe._brief(obj, limit, 3)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check(c, obj: object, budget: int) -> str | None:
+    """plain_repr's answer, after checking it is brief's and repr's when it gives one."""
+    got = c.plain_repr(obj, budget)
+    if got is not None:
+        assert got == pure_brief(obj, budget) == repr(obj)
+    assert safe.brief(obj, budget) == pure_brief(obj, budget)
+    return got
+
+
+S = "x" * 60
+K = "k" * 40
+EDGES = [
+    # (value, budget, shown by plain_repr)
+    ("", 2, True),
+    ("", 1, False),
+    ("ab", 2, False),  # repr is 4 characters: brief cuts it
+    ("ab", 4, True),
+    ("ab", 3, False),
+    ('it\'s "q"\n\t\\ é 日本 \U0001f600', 200, True),
+    (0, 1, True),
+    (-(2**63), 200, True),
+    (2**199 - 1, 200, True),
+    (-(2**199) + 1, 200, True),
+    (2**199, 200, False),  # bit_length 200: "<big int>"
+    (-(2**199), 200, False),
+    (10**59, 200, True),
+    (1.5, 200, True),
+    (float("nan"), 200, True),
+    (float("-inf"), 200, True),
+    (True, 200, True),
+    (None, 200, True),
+    ([], 2, True),
+    ((), 2, True),
+    ({}, 2, True),
+    ({}, 1, False),
+    ((1,), 200, True),  # "(1,)"
+    (((1,),), 200, True),
+    ([(), [], {}], 200, True),
+    (list(range(10)), 200, True),
+    (list(range(11)), 200, False),  # the eleventh item: "..."
+    (tuple(range(11)), 200, False),
+    (dict.fromkeys(range(10)), 200, True),
+    (dict.fromkeys(range(11)), 200, False),
+    ([S], 200, True),
+    ([S + "x"], 200, False),  # item strings: 60 characters
+    ({K: 1}, 200, True),
+    ({K + "k": 1}, 200, False),  # keys: 40 characters
+    ({1: S}, 200, True),
+    ({1: S + "x"}, 200, False),
+    ({(K, 1): 1}, 200, False),  # a tuple key's budget is 40 ...
+    ({("k" * 34, 1): 1}, 200, True),
+    ({(K,): 1}, 200, True),  # ... which its text may pass with its last item
+    ([[[1]]], 200, True),  # depth 3
+    ([[[[1]]]], 200, False),  # depth 4: "<list of 1>"
+    ([[[[]]]], 200, False),
+    ({"a": {"b": {"c": 1}}}, 200, True),
+    ({"a": {"b": {"c": {}}}}, 200, False),
+    ([2**199], 200, False),
+    ([[1, S]], 500, True),  # a nested list may pass its 60 with its last item ...
+    ([[S, 1]], 500, False),  # ... but no item comes after that
+    # the size before an item exactly the nested budget (1 + text + 2), and one past it
+    ([["x" * 55, 1]], 200, True),
+    ([["x" * 56, 1]], 200, False),
+    ({("k" * 35, 1): 1}, 200, True),
+    ({("k" * 36, 1): 1}, 200, False),
+    ([{"k" * 21: "v" * 30, "b": 1}], 200, True),  # a dict item: key + ": " + value
+    ([{"k" * 22: "v" * 30, "b": 1}], 200, False),
+    ({"fast": True, "tags": ["a", "b"]}, 200, True),
+]
+
+
+@pytest.mark.parametrize(("value", "budget", "shown"), EDGES)
+def test_plain_repr_limits(c, value: object, budget: int, shown: bool) -> None:
+    assert (check(c, value, budget) is not None) is shown
+
+
+@pytest.mark.parametrize("extra", range(-3, 4))
+def test_plain_repr_budget_edges(c, extra: int) -> None:
+    for value in ([1, "ab", None], {"k": (1.5,)}, ["x" * 50, "y" * 50, "z" * 50, 1], "abc"):
+        size = len(repr(value))
+        assert (check(c, value, size + extra) is not None) is (extra >= 0)
+
+
+class Str(str):
+    pass
+
+
+class Int(int):
+    pass
+
+
+class List(list):
+    pass
+
+
+class Dict(dict):
+    pass
+
+
+class Tuple(tuple):
+    __slots__ = ()
+
+
+class Float(float):
+    pass
+
+
+Point = namedtuple("Point", "x y")
+
+OTHERS = [
+    Str("a"),
+    Int(3),
+    List([1]),
+    Dict(a=1),
+    Tuple((1,)),
+    Float(1.5),
+    Point(1, 2),
+    OrderedDict(a=1),
+    defaultdict(int),
+    {1, 2},
+    frozenset({1}),
+    set(),
+    b"bytes",
+    bytearray(b"x"),
+    1j,
+    object(),
+    ValueError(1),
+    int,
+    len,
+    range(3),
+]
+
+
+@pytest.mark.parametrize("other", OTHERS, ids=lambda o: type(o).__name__)
+def test_plain_repr_only_exact_builtins(c, other: object) -> None:
+    for value in (other, [other], (1, other), {"k": other}, [[{"k": [other]}]]):
+        assert c.plain_repr(value, 1000) is None
+        check(c, value, 1000)
+    if type(other) in (Str, Int, Float, Tuple, Point):  # hashable: as a key too
+        assert c.plain_repr({other: 1}, 1000) is None
+
+
+class Hostile:
+    """Records every special method that runs, and stops the test with SystemExit."""
+
+    ran: list[str] = []
+
+    def _ran(self, name):
+        Hostile.ran.append(name)
+        raise SystemExit(name)
+
+    def __repr__(self):
+        self._ran("__repr__")
+
+    def __str__(self):
+        self._ran("__str__")
+
+    def __eq__(self, other):
+        self._ran("__eq__")
+
+    def __hash__(self):
+        self._ran("__hash__")
+
+    def __len__(self):
+        self._ran("__len__")
+
+    def __getattr__(self, name):
+        self._ran(name)
+
+
+class HostileStr(str):
+    def __repr__(self):
+        Hostile.ran.append("str __repr__")
+        raise SystemExit
+
+    def __len__(self):
+        Hostile.ran.append("str __len__")
+        raise SystemExit
+
+    def __hash__(self):
+        return 1
+
+
+def test_plain_repr_never_touches_program_objects(c) -> None:
+    h = Hostile()
+    key = HostileStr("k")
+    values = [h, [1, h], (h,), {"a": h}, {key: 1}, {1: [2, (3, h)]}, [key], HostileStr("x")]
+    Hostile.ran.clear()
+    for value in values:
+        assert c.plain_repr(value, 1000) is None
+    assert Hostile.ran == []
+
+
+def test_plain_repr_keeps_reference_counts(c) -> None:
+    inner = ["a" * 61]
+    value = {"k": [1, "x", inner], "j": (2.5,)}
+    refs = sys.getrefcount(value), sys.getrefcount(inner), sys.getrefcount(value["j"])
+    for budget in (1000, 5):
+        for _ in range(100):
+            c.plain_repr(value, budget)
+            c.plain_repr([value], budget)
+    assert (sys.getrefcount(value), sys.getrefcount(inner), sys.getrefcount(value["j"])) == refs
+
+
+def test_plain_repr_arguments(c) -> None:
+    with pytest.raises(TypeError):
+        c.plain_repr(1)
+    with pytest.raises(TypeError):
+        c.plain_repr(1, Int(3))
+
+
+texts = st.one_of(
+    st.text(max_size=5),
+    st.text(alphabet="ab'\"\\\n é日\U0001f600\x00\x7f", min_size=35, max_size=65),
+    st.sampled_from(["x" * 40, "x" * 41, "x" * 60, "x" * 61]),
+)
+scalars = st.one_of(
+    texts,
+    st.integers(),
+    st.integers(min_value=-(2**201), max_value=2**201),
+    st.sampled_from([2**199 - 1, 2**199, -(2**199), 2**63, -(2**63) - 1]),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+)
+keys = st.one_of(texts, st.integers(), st.booleans(), st.none(), st.tuples(texts, st.integers()))
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=12),
+        st.lists(inner, max_size=12).map(tuple),
+        st.dictionaries(keys, inner, max_size=12),
+        st.lists(inner, max_size=2).map(lambda items: [frozenset(), *items]),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values, budget=st.one_of(st.integers(0, 300), st.sampled_from([60, 200, 500])))
+def test_plain_repr_is_brief(c, value: object, budget: int) -> None:
+    check(c, value, budget)
+    check(c, [value], budget)
