@@ -2,6 +2,7 @@
 
    walk(frame)              call_stack.capture_call_stack's walk up the f_back chain
    plain_repr(obj, budget)  safe.brief(obj, budget) when that is repr(obj), else None
+   holds_watched(loc, watch)  freeze's question of a frame's variables: any to copy?
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
    chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source builds
@@ -192,10 +193,76 @@ plain_repr(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return text;
 }
 
+/* 1 if v's class is in watch, 0 if not, -1 on error.  Only classes whose metaclass is type
+   itself are looked up: hashing and comparing those is the interpreter's identity (a class of
+   a metaclass of the program's could run its __hash__/__eq__). */
+static int
+watched_class(PyObject *v, PyObject *watch)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    if (!Py_IS_TYPE((PyObject *)t, &PyType_Type))
+        return 0;
+    return PySet_Contains(watch, (PyObject *)t);
+}
+
+/* watched_class of v, or -- v an exact tuple in watch -- of any of its items */
+static int
+watched_value(PyObject *v, PyObject *watch)
+{
+    int r = watched_class(v, watch);
+    if (r <= 0 || !PyTuple_CheckExact(v))
+        return r;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
+        r = watched_class(PyTuple_GET_ITEM(v, i), watch);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
+   dict, or a list of (name, value) pairs) hold a value whose class is in the frozenset watch,
+   other than tuple, or a tuple holding one?  Nothing here allocates or runs Python code, so
+   the dict cannot change while it is read. */
+static PyObject *
+holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyFrozenSet_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "holds_watched() takes variables and a frozenset");
+        return NULL;
+    }
+    PyObject *loc = args[0], *watch = args[1], *key, *value;
+    int r = 0;
+    if (PyDict_Check(loc)) { /* (a subclass too: PyDict_Next reads the table itself) */
+        Py_ssize_t pos = 0;
+        while (r == 0 && PyDict_Next(loc, &pos, &key, &value))
+            r = watched_value(value, watch);
+    }
+    else if (PyList_CheckExact(loc)) {
+        for (Py_ssize_t i = 0; r == 0 && i < PyList_GET_SIZE(loc); i++) {
+            PyObject *pair = PyList_GET_ITEM(loc, i);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "holds_watched(): pairs must be 2-tuples");
+                return NULL;
+            }
+            r = watched_value(PyTuple_GET_ITEM(pair, 1), watch);
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "holds_watched() takes a dict or a list of pairs");
+        return NULL;
+    }
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r);
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_O, "walk(frame) -> (codes, lastis), from frame outwards"},
     {"plain_repr", (PyCFunction)(void (*)(void))plain_repr, METH_FASTCALL,
      "plain_repr(obj, budget) -> safe.brief(obj, budget) when that is repr(obj), else None"},
+    {"holds_watched", (PyCFunction)(void (*)(void))holds_watched, METH_FASTCALL,
+     "holds_watched(loc, watch) -> bool: a frame's variables hold a value of a watched class"},
     {NULL, NULL, 0, NULL},
 };
 

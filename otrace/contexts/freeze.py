@@ -31,6 +31,7 @@ from otrace.contexts.lazy import Raw, materialise, raw_records, variables
 from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.safe import plain_key, safe_repr
+from otrace.contexts.speedups import holds_watched as _c_holds_watched
 from otrace.contexts.unpickle import Unpicklable
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "Snapshot", "freeze_context"]
@@ -306,40 +307,44 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
     hold a container that may still change (a list, dict, set or trace context, or a tuple
     holding one), or None if no frame does: the writer then reads every frame's variables
     from the raw records (capture's copy of a frame still running, or the dict of a finished
-    frame, which nothing changes).  One plain loop over the values: on 3.11 it beats
-    ``map``/``itertools`` pipelines over all frames at once (measured)."""
+    frame, which nothing changes)."""
     copies: dict[int, Any] | None = None
-    watch, plain = _CONTAINERS_OR_CONTEXTS, _PLAIN
-    values = dict.values
+    watch, plain, holds = _CONTAINERS_OR_CONTEXTS, _PLAIN, _holds
     for i, raw in enumerate(raws):
         loc = raw[2]
-        if not loc:
-            continue
-        pairs = type(loc) is list  # (a frame's (name, value) pairs: see lazy.Raw)
-        for v in map(_second, loc) if pairs else values(loc):  # type: ignore[arg-type]
-            t = plain(v)  # (``type``, from a local)
-            if plain(t) is plain and t in watch:
-                if t is not tuple:
-                    break
-                for x in v:  # (a tuple's few items: cheaper than isdisjoint(map(...)))
-                    t = plain(x)
-                    if plain(t) is plain and t in watch:
-                        break
-                else:
-                    continue
-                break
-        else:
+        if not loc or not holds(loc, watch):
             continue
         if copies is None:
             copies = {}
         copy = copies[i] = {}
+        pairs = type(loc) is list  # (a frame's (name, value) pairs: see lazy.Raw)
         for k, v in loc if pairs else list(dict.items(loc)):  # type: ignore[arg-type,str-unpack]
             t = type(v)
             copy[k] = _freeze(v, 1, limits, memo) if type(t) is plain and t in watch else v
     return copies
 
 
+def _holds_watched(loc: Any, watch: frozenset[type]) -> bool:
+    """Whether a frame's variables (a dict, or a list of (name, value) pairs) hold a value
+    whose class is in ``watch`` -- a tuple only if it holds one.  Classes of a metaclass of
+    their own are never looked up (hashing one would run the metaclass's ``__hash__``).
+    ``otrace._speedups.holds_watched`` when built: about a tenth of the instructions.  One
+    plain loop: on 3.11 it beats ``map``/``itertools`` pipelines (measured)."""
+    plain = _PLAIN
+    for v in map(_second, loc) if type(loc) is list else dict.values(loc):
+        t = plain(v)  # (``type``, from a local)
+        if plain(t) is plain and t in watch:
+            if t is not tuple:
+                return True
+            for x in v:  # (a tuple's few items: cheaper than isdisjoint(map(...)))
+                t = plain(x)
+                if plain(t) is plain and t in watch:
+                    return True
+    return False
+
+
 _second = operator.itemgetter(1)
+_holds = _c_holds_watched if _c_holds_watched is not None else _holds_watched
 
 
 def freeze_context(ctx: TraceContext, pid: int, limits: Limits = DEFAULT_LIMITS) -> Snapshot:

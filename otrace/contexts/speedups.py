@@ -1,8 +1,8 @@
 """The optional C accelerator, :mod:`otrace._speedups`, when it is built and wanted.
 
-``walk`` and ``plain_repr`` are its functions, or None: without a compiler at install time
-the extension is not built, and ``OTRACE_PURE=1`` in the environment (read at import) turns it
-off.  Either way otrace's results are the same; the pure-Python code is only slower.  Both
+``walk``, ``plain_repr`` and ``holds_watched`` are its functions, or None: without a
+compiler at install time the extension is not built, and ``OTRACE_PURE=1`` in the environment
+(read at import) turns it off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
 functions may be called from any thread and run none of the program's code.
 """
 
@@ -15,6 +15,7 @@ from types import CodeType, FrameType
 
 walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = None
 plain_repr: Callable[[object, int], str | None] | None = None
+holds_watched: Callable[[object, frozenset], bool] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -24,4 +25,4 @@ if os.environ.get("OTRACE_PURE") != "1":
     except ImportError:  # not built (no compiler or headers at install): pure Python
         pass
     else:
-        walk, plain_repr = _c.walk, _c.plain_repr
+        walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched

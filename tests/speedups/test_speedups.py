@@ -407,3 +407,69 @@ values = st.recursive(
 def test_plain_repr_is_brief(c, value: object, budget: int) -> None:
     check(c, value, budget)
     check(c, [value], budget)
+
+
+# -- holds_watched: the freeze's scan of a frame's variables ----------------------------------
+
+
+class _Meta(type):
+    """A program metaclass: looking its classes up in a set runs its __hash__."""
+
+    def __hash__(cls) -> int:
+        raise SystemExit("metaclass __hash__ ran")
+
+    def __eq__(cls, other: object) -> bool:
+        raise SystemExit("metaclass __eq__ ran")
+
+
+class _Odd(metaclass=_Meta):
+    pass
+
+
+def _scans() -> list[tuple[object, bool]]:
+    from otrace.contexts.record import FrameContext
+
+    odd = _Odd()
+    plain = {"n": 1, "s": "x", "f": 1.5, "none": None, "odd": odd, "obj": object()}
+    cases: list[tuple[dict, bool]] = [
+        ({}, False),
+        (plain, False),
+        ({**plain, "t": (1, "a", odd, (None,))}, True),  # a tuple holding a tuple
+        ({**plain, "t": (1, "a", odd)}, False),
+        ({**plain, "l": []}, True),
+        ({**plain, "d": {}}, True),
+        ({**plain, "s2": {1}}, True),
+        ({**plain, "fs": frozenset({1})}, False),
+        ({"t": (1, [2])}, True),
+        ({"t": Tuple((1, [2]))}, False),  # a tuple subclass is no watched class
+        ({"l": List([1])}, False),
+        ({"ctx": FrameContext({})}, True),
+        ({"t": ({},)}, True),
+        ({"cls": _Odd}, False),
+    ]
+    out: list[tuple[object, bool]] = []
+    for loc, want in cases:
+        out.append((loc, want))
+        out.append((list(loc.items()), want))  # 3.13's pairs
+    return out
+
+
+@pytest.mark.parametrize(("loc", "want"), _scans())
+def test_holds_watched_is_the_python_scan(c, loc: object, want: bool) -> None:
+    from otrace.contexts import freeze
+
+    watch = freeze._CONTAINERS_OR_CONTEXTS
+    assert freeze._holds_watched(loc, watch) is want
+    assert c.holds_watched(loc, watch) is want
+
+
+def test_holds_watched_arguments(c) -> None:
+    from otrace.contexts import freeze
+
+    watch = freeze._CONTAINERS_OR_CONTEXTS
+    for bad in ((1, watch), ({}, set(watch)), ([("a", 1, 2)], watch), ([["a", 1]], watch)):
+        with pytest.raises(TypeError):
+            c.holds_watched(*bad)
+    with pytest.raises(TypeError):
+        c.holds_watched({})
+    assert c.holds_watched(Dict(a=[]), watch) is True  # a dict subclass: its own table
