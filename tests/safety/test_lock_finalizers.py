@@ -1,0 +1,162 @@
+"""No otrace lock a program thread takes deadlocks when a finalizer re-enters otrace.
+
+While a thread holds a lock, the collector may run a program's ``__del__`` (or a weakref
+callback, or a signal handler may run) on that very thread, at any eval-breaker point.  Such
+program code may enter otrace again -- announce, tag, log, set a parameter -- and reach the
+same lock.  Each scenario below runs on a thread of its own with a finalizer simulated at
+every such point inside the lock (see ``finalizer_points``), and one with a real collection
+forced inside it; a deadlock shows as a thread that does not finish.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from tests.safety.finalizer_points import run_with_finalizers
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _release(lock):
+    def unwedge():
+        try:
+            lock.release()
+        except RuntimeError:
+            pass
+
+    return unwedge
+
+
+# -- the console's output queue: program threads announce into it ---------------------------
+
+
+def test_an_announcement_from_a_finalizer_while_announcing_does_not_deadlock():
+    from otrace.service.outqueue import OutputQueue
+
+    q = OutputQueue()
+    q._waiting = True  # the writer sleeps in take(): a put wakes it
+    out = run_with_finalizers(
+        lambda: q.put_announcement("outer"),
+        held=q._mutex.locked,
+        reenter=lambda: q.put_announcement("from a finalizer"),
+        unwedge=_release(q._mutex),
+        timeout=5,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors
+    q._waiting = False
+    texts = [f["text"] for f in q.take(0)]
+    assert "outer" in texts and len(texts) == 1 + len(out.points)
+
+
+class _Announces:
+    """A program object that announces from its finalizer (and sits in a reference cycle)."""
+
+    def __init__(self, q, done):
+        self.q, self.done, self.me = q, done, self
+
+    def __del__(self):
+        self.q.put_announcement("finalized")
+        self.done.append(True)
+
+
+def test_a_collection_while_a_console_is_woken_runs_a_finalizer_that_announces():
+    """The real thing: cyclic garbage whose ``__del__`` announces, collected (threshold 1)
+    at the first chance -- inside the queue's lock on the old code."""
+    from otrace.service.outqueue import OutputQueue
+
+    q = OutputQueue()
+    finalized: list[bool] = []
+
+    def scenario():
+        threshold = gc.get_threshold()
+        try:
+            for later in range(1, 12):  # the collection starts at the later-th allocation
+                gc.collect()
+                q._waiting = True  # a sleeping writer (as take() marks itself)
+                _Announces(q, finalized)  # garbage in a cycle
+                gc.set_threshold(gc.get_count()[0] + later)
+                q.put_announcement(f"n{later}")
+                gc.set_threshold(*threshold)
+        finally:
+            gc.set_threshold(*threshold)
+
+    thread = threading.Thread(target=scenario, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        _release(q._mutex)()
+        thread.join(5)
+        pytest.fail("a finalizer announcing inside the queue's lock deadlocked the thread")
+    gc.collect()
+    assert finalized
+
+
+def _owned(get_lock):
+    """``held()`` for a lock (looked up anew: a test may swap it): True while this thread
+    (for an RLock) or anyone (a plain lock: the scenario's thread is the only user) holds it."""
+
+    def held():
+        lock = get_lock()
+        owned = getattr(lock, "_is_owned", None)
+        return owned() if owned is not None else lock.locked()
+
+    return held
+
+
+# -- the default runtime, built on first use --------------------------------------------------
+
+
+def test_a_finalizer_using_otrace_while_the_default_runtime_is_built():
+    """Building the runtime allocates thousands of objects: a collection there may run a
+    finalizer that announces or tags -- and so asks for the default runtime again."""
+    from otrace import _default
+
+    old = _default.replace(None)
+    got: list = []
+    try:
+        out = run_with_finalizers(
+            lambda: got.append(_default.get()),
+            held=_owned(lambda: _default._lock),
+            reenter=lambda: got.append(_default.get()),
+            unwedge=_release(_default._lock),
+            timeout=60,
+        )
+    finally:
+        _default.replace(old)
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors
+    assert all(rt is got[0] for rt in got)  # one runtime: the first one finished is kept
+
+
+# -- trace ids ---------------------------------------------------------------------------------
+
+
+def test_nothing_under_the_trace_id_lock_lets_a_finalizer_or_signal_handler_run():
+    """No call and no loop under the lock (a collection may start at either on 3.12+, a
+    signal handler on any version): a finalizer recording a context there would ask for an
+    id under the same lock."""
+    from otrace.contexts import record
+
+    ids: list[str] = []
+
+    def scenario():
+        now = 1_790_000_000.0
+        for step in (0.0, 1e-6, 3e-5, 0.25, 0.250001, 0.2500011, 1.5, -0.1, -2.0, 1e-7, 0.0):
+            now += step
+            ids.append(record.new_timestamp(now))
+
+    out = run_with_finalizers(
+        scenario,
+        held=_owned(lambda: record._ts_lock),
+        reenter=lambda: ids.append(record.new_timestamp()),
+        unwedge=_release(record._ts_lock),
+        timeout=5,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.points and not out.errors
+    assert len(set(ids)) == len(ids) == 11
