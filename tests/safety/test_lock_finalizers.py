@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from otrace.events import Announcement
 from tests.safety.finalizer_points import run_with_finalizers
 
 pytestmark = pytest.mark.timeout(120)
@@ -160,3 +161,83 @@ def test_nothing_under_the_trace_id_lock_lets_a_finalizer_or_signal_handler_run(
     assert out.finished, f"deadlocked at {out.points[:1]}"
     assert not out.points and not out.errors
     assert len(set(ids)) == len(ids) == 11
+
+
+# -- the holds table ---------------------------------------------------------------------------
+
+
+def test_a_finalizer_releasing_holds_while_the_holds_table_is_busy(runtime):
+    """``otrace.holds`` may be called by program code -- a finalizer too, run by a collection
+    while this thread registers, lists or releases breaks under the table's lock."""
+    from otrace.contexts.record import TraceContext
+
+    table = runtime.holds
+    owner = type("Handler", (), {})()
+    items = []
+
+    def scenario():
+        for i in range(3):
+            ctx = TraceContext("breaks", "f", f"b{i}", {"self": owner}, {})
+            items.append(table.new_break(ctx))
+        table.held_by(owner)
+        table.release_all("outer")
+
+    out = run_with_finalizers(
+        scenario,
+        held=_owned(lambda: table._lock),
+        reenter=lambda: (table.held_by(owner), table.pending(), table.release_all("inner")),
+        unwedge=_release(table._lock),
+        timeout=10,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors
+    assert len(items) == 3 and all(i.event.is_set() and i.released for i in items)
+    assert not table._pending and not table._by_owner and table._breaks == 0
+
+
+# -- the event bus -------------------------------------------------------------------------------
+
+
+def test_subscribing_runs_no_program_code_under_the_bus_lock(runtime):
+    """``remove_sink`` finds the sink by ``==``: a program sink's ``__eq__`` (hostile, or one
+    that uses otrace) must not run under the bus lock; nor may a finalizer, run by a
+    collection there, that adds a sink."""
+    bus = runtime.events
+    added: list = []
+
+    class Sink:
+        def __call__(self, text):
+            pass
+
+        def __eq__(self, other):  # program code: uses otrace (once)
+            if not added:
+                added.append(print)
+                runtime.add_sink(print)
+            return other is self
+
+        __hash__ = object.__hash__
+
+    sink = Sink()
+
+    def scenario():
+        runtime.add_sink(sink)
+        runtime.remove_sink(sink)
+
+    def reenter():
+        fn = [].append
+        runtime.add_sink(fn)
+        added.append(fn)
+
+    out = run_with_finalizers(
+        scenario,
+        held=bus._lock.locked,
+        reenter=reenter,
+        unwedge=_release(bus._lock),
+        timeout=5,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.points and not out.errors
+    sinks = [s.sink for s in bus.subscribers[Announcement]]
+    assert sink not in [s for s in sinks if s is sink] and added
+    assert all(any(s is fn for s in sinks) for fn in added)
