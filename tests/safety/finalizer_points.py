@@ -73,6 +73,7 @@ def run_with_finalizers(
         return local
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace = local  # (3.12+ turns opcode events on only for a traced frame)
         frame.f_trace_opcodes = True
         if event == "call":
             point(f"start of {frame.f_code.co_qualname}")
