@@ -103,7 +103,10 @@ class _KeyTable:
     """One tracer's key traces."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Re-entrant: the access hook runs on program threads, and a finalizer (or signal
+        # handler) run inside it -- at the pop of a key's last access -- may access traced
+        # data again.  The counts are updated before any call, so a nested access is harmless.
+        self.lock = threading.RLock()
         self.keys: dict[str, KeyTrace] = {}
 
 
