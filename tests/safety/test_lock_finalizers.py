@@ -241,3 +241,46 @@ def test_subscribing_runs_no_program_code_under_the_bus_lock(runtime):
     sinks = [s.sink for s in bus.subscribers[Announcement]]
     assert sink not in [s for s in sinks if s is sink] and added
     assert all(any(s is fn for s in sinks) for fn in added)
+
+
+# -- parameters, db key traces ------------------------------------------------------------------
+
+
+def test_nothing_under_the_parameters_lock_lets_a_signal_handler_run():
+    """A program's signal handler may set an otrace parameter (``trace_active``); if it ran
+    while this thread was setting one, under the lock, it would wait for itself."""
+    from otrace.params import Params
+
+    params = Params()
+    out = run_with_finalizers(
+        lambda: (params.set("max_recent", 7), params.set_text("trace_active", "False")),
+        held=params._lock.locked,
+        reenter=lambda: params.set("stall_ms", 5),
+        unwedge=_release(params._lock),
+        timeout=5,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.points and not out.errors
+    assert params.max_recent == 7 and params.trace_active is False
+
+
+def test_a_finalizer_accessing_traced_data_inside_the_access_hook(runtime):
+    """The db access hook counts a key's accesses under its table's lock, on the program's
+    thread: a finalizer run there may access traced data too."""
+    from otrace.tracing import dbkeys
+
+    dbkeys.trace_key("cart", count=1, tracer=runtime.tracer)
+    dbkeys.trace_key("order", count=0, tracer=runtime.tracer)
+    hook = dbkeys.access_hook_for(runtime.tracer)
+    table = dbkeys._table(runtime.tracer)
+    out = run_with_finalizers(
+        lambda: hook("get", "cart", {"n": 1}),
+        held=_owned(lambda: table.lock),
+        reenter=lambda: hook("get", "order", {"n": 2}),
+        unwedge=_release(table.lock),
+        timeout=10,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors
+    assert "cart" not in table.keys and table.keys["order"].matches == len(out.points)
