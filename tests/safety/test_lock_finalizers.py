@@ -284,3 +284,27 @@ def test_a_finalizer_accessing_traced_data_inside_the_access_hook(runtime):
     assert out.finished, f"deadlocked at {out.points[:1]}"
     assert not out.errors
     assert "cart" not in table.keys and table.keys["order"].matches == len(out.points)
+
+
+# -- lazily built frame stacks -----------------------------------------------------------------
+
+
+def test_nothing_under_the_lazy_install_lock_lets_a_finalizer_run():
+    """A context's ``framestack`` is made on first read, on any thread (a program thread
+    too); a finalizer run while it is put in place may read another context's."""
+    from otrace.contexts import lazy
+
+    def trc():
+        return lazy.lazy_trc(object(), ("mod.py", 1, "f"), "f", "mod")  # type: ignore[arg-type]
+
+    first = trc()
+    out = run_with_finalizers(
+        lambda: lazy.fill(first),
+        held=lazy._INSTALL.locked,
+        reenter=lambda: lazy.fill(trc()),
+        unwedge=_release(lazy._INSTALL),
+        timeout=5,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.points and not out.errors
+    assert type(first) is lazy.TrcDict and first["where"] == "f"
