@@ -82,7 +82,12 @@ class ExecHold:
         if any(h.thread == me for h in holds):
             return True  # the typed code's own calls
         deadline = time.monotonic() + WAIT
-        with self._cond:
+        # bounded too: the shell's thread holds this lock while it allocates, so a
+        # collection there may run a finalizer that waits for a lock this thread holds
+        if not self._cond.acquire(timeout=WAIT):
+            self.skipped += 1
+            return False
+        try:
             while True:
                 others = [h for h in self._holds if h.thread != me]
                 if not others:
@@ -95,6 +100,8 @@ class ExecHold:
                     self.skipped += 1
                     return False
                 self._cond.wait(left)
+        finally:
+            self._cond.release()
 
     def release_thread(self, thread: int) -> None:
         """End the holds of ``thread`` now (its command was abandoned).  Any thread."""

@@ -308,3 +308,67 @@ def test_nothing_under_the_lazy_install_lock_lets_a_finalizer_run():
     assert out.finished, f"deadlocked at {out.points[:1]}"
     assert not out.points and not out.errors
     assert type(first) is lazy.TrcDict and first["where"] == "f"
+
+
+# -- otrace's threads hold a lock while a finalizer blocks them -----------------------------------
+# A collection on one of otrace's threads (shell, service) while it holds a lock may run a
+# program finalizer that blocks on a program lock -- held by a program thread, which must
+# then not wait for otrace's lock: such waits are bounded, or there is none.
+
+
+def _stuck_holding(lock):
+    """A thread holding ``lock`` until released (as one whose finalizer blocked)."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            taken.set()
+            done.wait(30)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert taken.wait(5)
+    return done
+
+
+def _finishes(fn, timeout=5.0):
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+def test_a_traced_call_during_exec_lock_waits_boundedly_for_the_hold_lock(runtime):
+    hold = runtime.tracer.exec_hold
+    entered, leave = threading.Event(), threading.Event()
+
+    def typed_code():  # a session evaluating under exec_lock
+        with hold.hold():
+            entered.set()
+            leave.wait(30)
+
+    threading.Thread(target=typed_code, daemon=True).start()
+    assert entered.wait(5)
+    done = _stuck_holding(hold._cond)
+    answers: list[bool] = []
+    try:
+        assert _finishes(lambda: answers.append(hold.admit()))
+        assert answers == [False]  # ran untraced
+    finally:
+        done.set()
+        leave.set()
+
+
+def test_a_break_recorded_while_a_service_thread_holds_its_lock(runtime):
+    """A break's context tells the consoles to redraw their prompt (``BRK:``), on the program
+    thread that recorded it."""
+    from otrace.contexts.record import TraceContext
+    from otrace.events import ContextRecorded
+    from otrace.service.server import Service
+
+    service = Service(lambda: None, runtime=runtime)
+    ctx = TraceContext("breaks", "f", "x", {}, {})
+    done = _stuck_holding(service._lock)
+    try:
+        assert _finishes(lambda: service._on_context(ContextRecorded(ctx)))
+    finally:
+        done.set()
