@@ -372,3 +372,36 @@ def test_a_break_recorded_while_a_service_thread_holds_its_lock(runtime):
         assert _finishes(lambda: service._on_context(ContextRecorded(ctx)))
     finally:
         done.set()
+
+
+# -- a writer restarted in a forked child ---------------------------------------------------------
+
+
+def test_a_finalizer_recording_while_a_forked_child_restarts_its_writer(tmp_path):
+    """The first context after a fork restarts the writer (a new thread, a new connection:
+    allocations) under a process-wide lock; a finalizer run there that records a context
+    reaches the same restart.  It is dropped (counted), never waited for."""
+    from otrace.contexts.record import TraceContext
+    from otrace.contexts.sqlite_writer import PickleWriter
+
+    writer = PickleWriter(tmp_path / "ctx.db")
+    ctx = TraceContext("traces", "f", "x", {"a": 1}, {})
+    inner = TraceContext("traces", "g", "y", {"b": 2}, {})
+    abandon = writer.abandon
+
+    def abandon_with_a_finalizer():  # a collection inside the restart runs a finalizer
+        writer.submit(inner)
+        abandon()
+
+    writer.abandon = abandon_with_a_finalizer  # type: ignore[method-assign]
+    writer._pid = -1  # as if forked: this process is not the one that opened it
+    from otrace.contexts import writer_thread
+
+    try:
+        assert _finishes(lambda: writer.submit(ctx)), "the restart waited for itself"
+        assert writer.flush(10)
+        assert writer.stats()["written"] == 1  # the outer one (the restart resets the counts)
+    finally:
+        if writer_thread._REOPEN.locked():
+            writer_thread._REOPEN.release()
+        writer.close()
