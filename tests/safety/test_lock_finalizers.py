@@ -405,3 +405,43 @@ def test_a_finalizer_recording_while_a_forked_child_restarts_its_writer(tmp_path
         if writer_thread._REOPEN.locked():
             writer_thread._REOPEN.release()
         writer.close()
+
+
+# -- compiling a wrapper's inline condition --------------------------------------------------------
+
+
+def test_a_finalizer_tracing_while_a_condition_is_compiled_into_a_wrapper(runtime, monkeypatch):
+    """``trace()`` may be called by program code; compiling a condition's inline tests
+    allocates a lot (a collection may run a finalizer there), under the shapes' lock."""
+    import types
+
+    from otrace.tracing import instrument, trace, wrapper_inline
+
+    monkeypatch.setattr(instrument, "FORCE_WRAPPER", True)
+    monkeypatch.setattr(wrapper_inline, "_SHAPES", {})  # compile again (ids are kept)
+
+    def f(a):
+        return a
+
+    def g(b, c=0):
+        return b
+
+    ns = types.SimpleNamespace(f=f, g=g)
+    inner: list = []
+
+    def reenter():
+        if not inner:
+            inner.append(trace(ns.g, ns, "g", condition="c==3", tracer=runtime.tracer))
+
+    out = run_with_finalizers(
+        lambda: trace(ns.f, ns, "f", condition="a==1", tracer=runtime.tracer),
+        held=_owned(lambda: wrapper_inline._shapes_lock),
+        reenter=reenter,
+        unwedge=_release(wrapper_inline._shapes_lock),
+        timeout=30,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors and inner
+    assert ns.f(1) == 1 and ns.g(5, c=3) == 5
+    assert [c.id.split(":")[0] for c in runtime.store.all.values()] == ["f", "g"]
