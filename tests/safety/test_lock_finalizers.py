@@ -445,3 +445,64 @@ def test_a_finalizer_tracing_while_a_condition_is_compiled_into_a_wrapper(runtim
     assert not out.errors and inner
     assert ns.f(1) == 1 and ns.g(5, c=3) == 5
     assert [c.id.split(":")[0] for c in runtime.store.all.values()] == ["f", "g"]
+
+
+# -- locks that are safe as they are (the reasons docs/architecture.rst gives) ---------------------
+
+
+def test_a_finalizer_recording_while_the_store_adds_and_evicts(runtime):
+    """The store's lock is re-entrant: a context recorded by a finalizer while another is
+    added (and the oldest evicted) is kept consistently."""
+    from otrace.contexts.record import TraceContext
+
+    store = runtime.store
+    runtime.params.set("max_recent", 3)
+    n = iter(range(1000))
+
+    def new():
+        return TraceContext("tags", "f", f"n{next(n)}", {}, {})
+
+    out = run_with_finalizers(
+        lambda: [store.add(new()) for _ in range(5)],
+        held=_owned(lambda: store._lock),
+        reenter=lambda: store.add(new()),
+        timeout=30,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished and not out.errors
+    kept = store.under("recent")[0]
+    assert len(kept) == 3 and set(store.all) == {c.id for c in kept}
+    assert store.newest is max(kept, key=lambda c: c.created)
+
+
+def test_nothing_under_a_trace_specs_count_lock_lets_a_finalizer_run(runtime):
+    from otrace.tracing.engine import TraceSpec
+
+    spec = TraceSpec("f", None, count=2)
+    out = run_with_finalizers(
+        lambda: [spec.take() for _ in range(3)],
+        held=spec._lock.locked,
+        reenter=spec.take,
+        unwedge=_release(spec._lock),
+    )
+    assert out.finished and not out.points and not out.errors
+    assert spec.traced == 2 and spec.matches == 2
+
+
+def test_a_writer_reporting_from_a_finalizer_meets_the_said_already_path(tmp_path):
+    """The only call under the report lock is the set's add: a finalizer run after it that
+    reports the same trouble finds it said already, before the lock."""
+    from otrace.contexts.sqlite_writer import PickleWriter
+
+    said: list[str] = []
+    writer = PickleWriter(tmp_path / "ctx.db", report=said.append)
+    try:
+        out = run_with_finalizers(
+            lambda: writer.report("queue", "full"),
+            held=writer._lock.locked,
+            reenter=lambda: writer.report("queue", "full"),
+            unwedge=_release(writer._lock),
+        )
+        assert out.finished and not out.errors and len(said) == 1
+    finally:
+        writer.close()
