@@ -506,3 +506,23 @@ def test_a_writer_reporting_from_a_finalizer_meets_the_said_already_path(tmp_pat
         assert out.finished and not out.errors and len(said) == 1
     finally:
         writer.close()
+
+
+# -- the shell's shutdown, also SIGTERM's handler -------------------------------------------------
+
+
+def test_a_sigterm_handler_shutting_the_shell_down_while_it_shuts_down():
+    """``otrace`` (the command) shuts the shell down from a SIGTERM handler, which may run on
+    the main thread while that thread is in ``shutdown()`` already."""
+    from otrace import OShell
+
+    sh = OShell(allow_unsafe=True, no_input=True, banner="")
+    out = run_with_finalizers(
+        sh.shutdown,
+        held=sh._shutdown_lock.locked,
+        reenter=sh.shutdown,
+        unwedge=_release(sh._shutdown_lock),
+        timeout=10,
+    )
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.points and not out.errors and sh.is_shut_down
