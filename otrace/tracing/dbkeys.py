@@ -111,7 +111,9 @@ class _KeyTable:
 
 
 _tables: weakref.WeakKeyDictionary[Any, _KeyTable] = weakref.WeakKeyDictionary()
-_tables_lock = threading.Lock()
+# Re-entrant: a tracer's table is made on first use, maybe by the access hook on a program
+# thread; a finalizer run while it is made may access traced data (another first use).
+_tables_lock = threading.RLock()
 
 
 def _tracer(tracer: Tracer | None) -> Tracer:

@@ -29,7 +29,10 @@ from collections.abc import Callable, Iterator
 WAIT = 0.05  # seconds a traced call waits, once per hold, for typed code to finish
 
 _all: weakref.WeakSet[ExecHold] = weakref.WeakSet()
-_all_lock = threading.Lock()
+# Re-entrant: a runtime's construction adds its hold here (WeakSet.add is Python code that
+# allocates), and a finalizer run there may use otrace and so build the default runtime --
+# adding another (harmless: two adds to a set).
+_all_lock = threading.RLock()
 
 
 class _Hold:
@@ -127,7 +130,7 @@ def _after_fork_in_child() -> None:
     # fork copies only the forking thread: holds of the parent's other threads would pause
     # the child's tracing for good, and a lock they held would stay held
     global _all_lock
-    _all_lock = threading.Lock()
+    _all_lock = threading.RLock()
     for hold in list(_all):
         hold._cond = threading.Condition(threading.Lock())
         me = threading.get_ident()

@@ -126,12 +126,28 @@ def test_a_finalizer_using_otrace_while_the_default_runtime_is_built():
             unwedge=_release(_default._lock),
             timeout=60,
         )
+        assert out.points, "no point inside the lock: the test tested nothing"
+        assert out.finished, f"deadlocked at {out.points[:1]}"
+        assert not out.errors
+        assert all(rt is got[0] for rt in got)  # one runtime: the first one finished is kept
+
+        def first_use():  # the finalizer's use is the first, wherever the outer build is
+            _default._state["runtime"] = None
+            got.append(_default.get())
+
+        _default.replace(None)
+        got.clear()
+        out = run_with_finalizers(
+            lambda: got.append(_default.get()),
+            held=_owned(lambda: _default._lock),
+            reenter=first_use,
+            unwedge=_release(_default._lock),
+            timeout=30,
+        )
+        assert out.finished, f"deadlocked at {out.points[-1:]}"
+        assert not out.errors and len(got) == len(out.points) + 1
     finally:
         _default.replace(old)
-    assert out.points, "no point inside the lock: the test tested nothing"
-    assert out.finished, f"deadlocked at {out.points[:1]}"
-    assert not out.errors
-    assert all(rt is got[0] for rt in got)  # one runtime: the first one finished is kept
 
 
 # -- trace ids ---------------------------------------------------------------------------------
@@ -526,3 +542,43 @@ def test_a_sigterm_handler_shutting_the_shell_down_while_it_shuts_down():
     )
     assert out.finished, f"deadlocked at {out.points[:1]}"
     assert not out.points and not out.errors and sh.is_shut_down
+
+
+# -- process-wide registries filled while a runtime or a db hook is first made --------------------
+
+
+def test_a_finalizer_building_the_default_runtime_while_a_runtime_registers_its_exec_hold():
+    """Every runtime's exec hold is registered in a process-wide set as the runtime is built;
+    a finalizer run there that uses otrace for the first time builds the default runtime."""
+    from otrace.tracing import exec_hold
+
+    made: list = []
+    out = run_with_finalizers(
+        lambda: made.append(exec_hold.ExecHold(print)),
+        held=_owned(lambda: exec_hold._all_lock),
+        reenter=lambda: made.append(exec_hold.ExecHold(print)),
+        unwedge=_release(exec_hold._all_lock),
+        timeout=10,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors and all(h in exec_hold._all for h in made)
+
+
+def test_a_finalizer_accessing_traced_data_while_a_db_key_table_is_first_made():
+    from otrace.runtime import Runtime
+    from otrace.tracing import dbkeys
+
+    first, second = Runtime(), Runtime()
+    tables: list = []
+    out = run_with_finalizers(
+        lambda: tables.append(dbkeys._table(first.tracer)),
+        held=_owned(lambda: dbkeys._tables_lock),
+        reenter=lambda: tables.append(dbkeys._table(second.tracer)),
+        unwedge=_release(dbkeys._tables_lock),
+        timeout=10,
+    )
+    assert out.points, "no point inside the lock: the test tested nothing"
+    assert out.finished, f"deadlocked at {out.points[:1]}"
+    assert not out.errors
+    assert dbkeys._table(first.tracer) is tables[-1] and dbkeys._table(second.tracer) in tables
