@@ -15,7 +15,11 @@ from typing import Any
 
 # The one module-level reference to the default runtime (everything else hangs off it).
 _state: dict[str, Any] = {"runtime": None, "factory": None}
-_lock = threading.Lock()
+# Re-entrant: building the runtime allocates thousands of objects, so a collection may run a
+# program's finalizer there, on this thread, which may use otrace (announce, tag) and so ask
+# for the default runtime again.  That inner call builds one and installs it; the outer one
+# then keeps it (the first built wins) and drops its own.
+_lock = threading.RLock()
 
 
 def set_factory(factory: Callable[[], Any]) -> None:
@@ -33,7 +37,10 @@ def get() -> Any:
                 factory = _state["factory"]
                 if factory is None:  # pragma: no cover - otrace/__init__ imports the runtime
                     raise RuntimeError("otrace.runtime was not imported")
-                rt = _state["runtime"] = factory()
+                built = factory()
+                rt = _state["runtime"]  # (a finalizer's call, during factory(), built one)
+                if rt is None:
+                    rt = _state["runtime"] = built
     return rt
 
 

@@ -84,6 +84,7 @@ class DebuggerHandover:
 
 E = TypeVar("E")
 Subscriber = Callable[[Any], None]
+_NONE: tuple = ()  # a type with no subscribers (compared by identity)
 
 
 class EventBus:
@@ -103,16 +104,35 @@ class EventBus:
 
     def subscribe(self, event_type: type[E], fn: Callable[[E], None]) -> None:
         """Call ``fn(event)`` for every ``event_type`` emitted from now on (must not block)."""
-        with self._lock:
-            self._subs[event_type] = (*self._subs.get(event_type, ()), fn)
+        while True:
+            old = self._subs.get(event_type, _NONE)
+            if self._swap(event_type, old, (*old, fn)):
+                return
 
     def unsubscribe(self, event_type: type[E], fn: Callable[[E], None]) -> None:
         """Stop calling ``fn``; unknown subscribers are ignored."""
+        while True:
+            old = self._subs.get(event_type, _NONE)
+            subs = list(old)
+            if fn not in subs:  # (may run program code: a sink's __eq__; not under the lock)
+                return
+            subs.remove(fn)
+            if self._swap(event_type, old, tuple(subs)):
+                return
+
+    def _swap(self, event_type: type, old: tuple, new: tuple) -> bool:
+        """Install ``new`` if ``old`` is still the type's tuple (else the caller starts over).
+
+        Nothing under the lock calls or allocates: no collection can start there, and no
+        finalizer or signal handler run (that might subscribe on this thread) -- and no
+        subscriber's ``__eq__`` runs there.
+        """
+        subs = self._subs
         with self._lock:
-            subs = list(self._subs.get(event_type, ()))
-            if fn in subs:
-                subs.remove(fn)
-                self._subs[event_type] = tuple(subs)
+            if (subs[event_type] if event_type in subs else _NONE) is old:
+                subs[event_type] = new
+                return True
+        return False
 
     def has_subscribers(self, event_type: type) -> bool:
         return bool(self._subs.get(event_type))

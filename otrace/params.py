@@ -294,9 +294,12 @@ class Params:
     def _store(self, p: Param, value: Any) -> Any:
         for guard in list(self._guards):
             guard(p.name, value)
+        name, values = p.name, self.__dict__
+        # (no call under the lock: a signal handler -- or, on 3.12+, a collection's
+        # finalizer -- run there might set a parameter on this thread)
         with self._lock:
-            old = getattr(self, p.name)
-            object.__setattr__(self, p.name, value)
+            old = values[name]
+            values[name] = value
         for listener in list(self._listeners):
             listener(p.name, old, value)
         if self._events is not None and old != value:

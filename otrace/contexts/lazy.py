@@ -58,7 +58,7 @@ from otrace.contexts.record import FrameContext
 # through :func:`variables`.
 Raw = tuple[tuple, int, "dict[str, Any] | list[tuple[str, Any]] | None", Any, Any]
 
-# Held only while a built chain is put in place: plain dict stores, no program code.
+# Held only while a built chain is put in place: plain dict stores, no program code, no call.
 _INSTALL = threading.Lock()
 _MISSING = object()
 _MAX_CHAIN = 100_000
@@ -292,11 +292,13 @@ def fill(trc: LazyTrc) -> None:
     if up is None:
         return
     framestack, where = _stack(trc, up)
+    # (no call under the lock -- plain stores, which TrcDict does not override: a collection
+    # or signal handler run at a call could run a finalizer filling another trc here)
     with _INSTALL:
         if trc._pending is not up:
             return
-        dict.__setitem__(trc, "framestack", framestack)
-        dict.__setitem__(trc, "where", where)
+        trc["framestack"] = framestack
+        trc["where"] = where
         trc._pending = None
         trc.__class__ = TrcDict  # type: ignore[assignment]
 

@@ -34,9 +34,7 @@ CODES: dict[str, str] = {code: kind for kind, code in KINDS.items()}
 # Process-wide on purpose (not per runtime): trace ids must stay unique across every
 # runtime of the process and every file it writes.
 _ts_lock = threading.Lock()
-# the last id issued: its whole second's text and its fraction digits ("" for none); two
-# strings, so that nothing under the lock allocates an object the collector tracks (a
-# collection there could run a program's finalizer, which could record a context)
+# the last id issued: its whole second's text and its fraction digits ("" for none)
 _last_base = ""
 _last_frac = ""
 _base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is slow
@@ -45,7 +43,12 @@ _base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is s
 def new_timestamp(now: float | None = None) -> str:
     """Return a UTC timestamp that sorts after (so differs from) every earlier one.
 
-    Thread-safe.
+    Thread-safe.  The next id is worked out outside the lock from the last one seen; under
+    the lock it is only installed, if the last one is still that one (else worked out
+    again).  So nothing under the lock calls, loops or allocates: no collection can start
+    there (3.11 starts one at an allocation, 3.12+ at a call or a loop's jump back) and no
+    signal handler can run there -- either could run a program's finalizer that records a
+    context, and so asks for an id, on this very thread.
     """
     global _last_base, _last_frac, _base
     if now is None:
@@ -58,24 +61,29 @@ def new_timestamp(now: float | None = None) -> str:
         base = time.strftime("%y%m%d-%H-%M-%S", time.gmtime(now))
         _base = (second, base)
     micro = "%06d" % ((now - second) * 1_000_000)  # noqa: UP031 - twice as fast here
-    with _ts_lock:  # (``with``: an interrupt cannot come between taking it and the try)
-        last_base, frac = _last_base, _last_frac
-        if last_base == base:
-            if micro > frac:
+    while True:
+        # (ids only grow, and these two are referenced here: if both globals are still
+        # these very objects, no id was issued meanwhile)
+        seen_base, seen_frac = _last_base, _last_frac
+        if seen_base == base:
+            if micro > seen_frac:
                 # the fewest digits of this microsecond that sort after the previous
-                # fraction: cut after the first digit that differs from frac's (or after
-                # all of frac's, when frac is a prefix of micro)
-                k, size = 0, len(frac)
-                while k < size and micro[k] == frac[k]:
+                # fraction: cut after the first digit that differs from its (or after all
+                # of its, when it is a prefix of micro)
+                k, size = 0, len(seen_frac)
+                while k < size and micro[k] == seen_frac[k]:
                     k += 1
-                frac = micro[: k + 1]
+                last_base, frac = base, micro[: k + 1]
             else:  # same microsecond, or the clock went back: extend the previous one
-                frac += "1"
-        elif base > last_base:  # a new second (or the first id): the base alone
+                last_base, frac = base, seen_frac + "1"
+        elif base > seen_base:  # a new second (or the first id): the base alone
             last_base, frac = base, ""
         else:  # the clock went back past a second: extend the previous id
-            frac += "1"
-        _last_base, _last_frac = last_base, frac
+            last_base, frac = seen_base, seen_frac + "1"
+        with _ts_lock:  # (``with``: an interrupt cannot come between taking it and the try)
+            if _last_base is seen_base and _last_frac is seen_frac:
+                _last_base, _last_frac = last_base, frac
+                break
     return last_base + "." + frac if frac else last_base
 
 

@@ -181,13 +181,22 @@ class BatchWriter:
         )
         self._thread.start()
 
-    def reopen(self) -> None:
+    def reopen(self) -> bool:
         """In a forked child: leave the parent's connection alone and start over (the new
-        writer thread connects; the program thread that noticed the fork does not wait)."""
-        with _REOPEN:
+        writer thread connects; the program thread that noticed the fork does not wait).
+
+        False while another thread -- or a finalizer run on this one by a collection during
+        the restart, which allocates -- is restarting a writer: the caller drops its context
+        rather than wait (for itself, in the finalizer's case)."""
+        if not _REOPEN.acquire(blocking=False):
+            return False
+        try:
             if self._pid != os.getpid():
                 self.abandon()
                 self._start()
+        finally:
+            _REOPEN.release()
+        return True
 
     # -- any thread --------------------------------------------------------------------
     def submit(self, ctx: TraceContext) -> None:
@@ -195,9 +204,10 @@ class BatchWriter:
         try:
             if self._closed:
                 return
-            if self._pid != _PID[0]:
-                self.reopen()
             self._submitted.add()
+            if self._pid != _PID[0] and not self.reopen():
+                self._dropped.add()  # another thread is restarting the writer
+                return
             if len(self._queue) >= self._queue_size:  # dropping costs less: no snapshot
                 self._dropped.add()
                 self.report(

@@ -39,7 +39,11 @@ class HoldTable:
     def __init__(self, store: ContextStore, events: EventBus) -> None:
         self.store = store
         self.events = events
-        self._lock = threading.Lock()
+        # Re-entrant: program code may call in while this thread holds it -- a finalizer that
+        # a collection runs inside (or a signal handler) may resume, release or list holds
+        # (otrace.holds).  Each item's claim is complete before any point where that can
+        # happen (the checks that follow allow for it), so a nested release is harmless.
+        self._lock = threading.RLock()
         self._pending: dict[str, Break | Hold] = {}
         # id(the context's ``self``) -> its waiting items: a Tornado handler whose client
         # disconnects finds its holds without scanning (and sorting) every pending one
@@ -88,12 +92,18 @@ class HoldTable:
     # -- the table -------------------------------------------------------------------------
     def _register(self, item: Break | Hold) -> None:
         owner = item.ctx.get("self")
-        with self._lock:
-            self._pending[item.ctx.id] = item
+        key, oid = item.ctx.id, id(owner) if owner is not None else None
+        alone = [item]
+        with self._lock:  # no call before the item is in both places (see _lock)
+            self._pending[key] = item
             self._breaks += item.kind == "break"
-            if owner is not None:
-                item.owner = id(owner)
-                self._by_owner.setdefault(item.owner, []).append(item)
+            if oid is not None:
+                item.owner = oid
+                mine = self._by_owner[oid] if oid in self._by_owner else None
+                if mine is None:
+                    self._by_owner[oid] = alone
+                else:
+                    mine.append(item)
         item.ctx.live = item
         self.events.emit(HoldRegistered(item.ctx, item.kind))
 
@@ -115,8 +125,9 @@ class HoldTable:
             if mine is not None:
                 if item in mine:  # items compare by identity
                     mine.remove(item)
-                if not mine:
-                    del self._by_owner[item.owner]
+                # (a finalizer run inside remove() may have released the owner's last too)
+                if not mine and self._by_owner.get(item.owner) is mine:
+                    self._by_owner.pop(item.owner, None)
         return True
 
     def _release(

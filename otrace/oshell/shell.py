@@ -116,6 +116,7 @@ class OShell:
         self._shut = threading.Event()
         self.ready = threading.Event()  # set once init_func and the init file have run
         self._shutdown_lock = threading.Lock()
+        self._shutting = False  # shutdown() was called (under the lock)
         self._quit_at_start = False
         self._wait_to_run = False
         self._stopping = False
@@ -334,10 +335,13 @@ class OShell:
     def shutdown(self) -> None:
         """Stop the shell: release waiting breaks and holds, end the console, then call the
         ``on_shutdown`` callbacks.  Idempotent; any thread."""
+        # (no call under the lock: a SIGTERM handler calls this too, on the main thread, maybe
+        # while it is in here -- Event.set() is Python code, where the handler can run)
         with self._shutdown_lock:
-            if self._shut.is_set():
-                return
-            self._shut.set()
+            first, self._shutting = not self._shutting, True
+        if not first:
+            return
+        self._shut.set()
         self.runtime.holds.release_all("shutdown")
         if self.console is not None:
             self.console.stop()

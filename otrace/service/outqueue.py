@@ -1,10 +1,13 @@
 """A client's outgoing frames: replies in order, announcements bounded.
 
-Program threads put announcements here; they never wait, and take no lock unless the writer
-sleeps: the queue holds at most ``limit`` announcements and drops the oldest when full
+Program threads put announcements here; they never wait and take no Python-level lock: the
+queue holds at most ``limit`` announcements and drops the oldest when full
 (``deque(maxlen=...)``, atomic under the GIL), counting them, and the client is told how many
 it missed.  (Two program threads racing may lose one count of a drop; never an announcement
-that was kept.)  Replies to the client's own requests (results, completions) are never
+that was kept.)  A sleeping writer is woken with a token on a ``SimpleQueue``, whose put is
+re-entrant: a program's finalizer (or signal handler) that announces while this thread is
+inside a put -- a collection may run one at any call -- cannot deadlock it, as it could
+under a lock (``Condition.notify``).  Replies to the client's own requests (results, completions) are never
 dropped.  Frames go out in the order they were put: an announcement made while a command ran
 (a trace that fired during ``submit(1)``) reaches the console before that command's result,
 as it would in a terminal.  One writer thread per client takes frames out and sends them,
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import threading
 from collections import deque
 from typing import Any
@@ -37,9 +41,10 @@ class OutputQueue:
         self._accounted = 0  # of those: taken or counted as dropped
         self._dropped = 0  # since last told
         self.dropped_total = 0
+        # replies, _closed and take()'s accounting; never taken by put_announcement
         self._mutex = threading.Lock()
-        self._ready = threading.Condition(self._mutex)
-        self._waiting = False  # the writer sleeps in take(): only then is a notify needed
+        self._nudge: queue.SimpleQueue[None] = queue.SimpleQueue()  # wakes take()
+        self._waiting = False  # the writer sleeps in take(): only then is a token needed
         self._closed = False
 
     def put_announcement(self, text: str) -> None:
@@ -49,9 +54,8 @@ class OutputQueue:
             return
         self._announcements.append((next(self._order), text))
         self._puts += 1
-        if self._waiting:  # the writer published this under the mutex before sleeping
-            with self._mutex:
-                self._ready.notify()
+        if self._waiting:  # set before the writer looks at the queues and sleeps
+            self._nudge.put(None)
 
     def put_reply(self, msg: dict[str, Any]) -> None:
         """Queue a reply frame (kept, in order).  Any thread."""
@@ -59,19 +63,22 @@ class OutputQueue:
             if self._closed:
                 return
             self._replies.append((next(self._order), msg))
-            if self._waiting:
-                self._ready.notify()
+        self._nudge.put(None)
 
     def take(self, timeout: float | None = None) -> list[dict[str, Any]] | None:
         """The frames to send now, in put order (a drop notice first); [] on timeout; None once
         closed and empty."""
-        with self._ready:
-            self._waiting = True
-            try:
-                if not self._closed and not self._replies and not self._announcements:
-                    self._ready.wait(timeout)
-            finally:
-                self._waiting = False
+        nudge = self._nudge
+        self._waiting = True  # before looking: a put after the look then leaves a token
+        try:
+            if not self._closed and not self._replies and not self._announcements:
+                with contextlib.suppress(queue.Empty):
+                    nudge.get(timeout=timeout)
+        finally:
+            self._waiting = False
+        while nudge.qsize():  # tokens of puts taken now (a spare one: one empty take)
+            nudge.get_nowait()
+        with self._mutex:
             if self._closed:
                 # a last reply (``bye``) still goes out; announcements do not
                 last = [msg for _, msg in self._replies]
@@ -98,9 +105,9 @@ class OutputQueue:
             return out
 
     def close(self) -> None:
-        with self._ready:
+        with self._mutex:
             self._closed = True
-            self._ready.notify_all()
+        self._nudge.put(None)
 
     def pending_drops(self) -> int:
         """Announcements dropped and not yet reported (approximate).  Any thread."""

@@ -264,7 +264,10 @@ class Service:
 
     def _on_context(self, event: ContextRecorded | ContextRemoved) -> None:
         if getattr(event.ctx, "kind", "") == "breaks":  # BRK: appears or goes in the prompts
-            for client in self.clients():
+            # (the snapshot, not the lock: this runs on a program thread, which must not wait
+            # for a service thread -- one that a finalizer, run by a collection under the
+            # lock, may have blocked on a lock of this very program thread)
+            for client in self._snapshot:
                 client.request_refresh()
 
     # -- stopping -----------------------------------------------------------------------

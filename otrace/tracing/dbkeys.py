@@ -103,12 +103,17 @@ class _KeyTable:
     """One tracer's key traces."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Re-entrant: the access hook runs on program threads, and a finalizer (or signal
+        # handler) run inside it -- at the pop of a key's last access -- may access traced
+        # data again.  The counts are updated before any call, so a nested access is harmless.
+        self.lock = threading.RLock()
         self.keys: dict[str, KeyTrace] = {}
 
 
 _tables: weakref.WeakKeyDictionary[Any, _KeyTable] = weakref.WeakKeyDictionary()
-_tables_lock = threading.Lock()
+# Re-entrant: a tracer's table is made on first use, maybe by the access hook on a program
+# thread; a finalizer run while it is made may access traced data (another first use).
+_tables_lock = threading.RLock()
 
 
 def _tracer(tracer: Tracer | None) -> Tracer:

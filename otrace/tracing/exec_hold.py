@@ -29,7 +29,10 @@ from collections.abc import Callable, Iterator
 WAIT = 0.05  # seconds a traced call waits, once per hold, for typed code to finish
 
 _all: weakref.WeakSet[ExecHold] = weakref.WeakSet()
-_all_lock = threading.Lock()
+# Re-entrant: a runtime's construction adds its hold here (WeakSet.add is Python code that
+# allocates), and a finalizer run there may use otrace and so build the default runtime --
+# adding another (harmless: two adds to a set).
+_all_lock = threading.RLock()
 
 
 class _Hold:
@@ -82,7 +85,12 @@ class ExecHold:
         if any(h.thread == me for h in holds):
             return True  # the typed code's own calls
         deadline = time.monotonic() + WAIT
-        with self._cond:
+        # bounded too: the shell's thread holds this lock while it allocates, so a
+        # collection there may run a finalizer that waits for a lock this thread holds
+        if not self._cond.acquire(timeout=WAIT):
+            self.skipped += 1
+            return False
+        try:
             while True:
                 others = [h for h in self._holds if h.thread != me]
                 if not others:
@@ -95,6 +103,8 @@ class ExecHold:
                     self.skipped += 1
                     return False
                 self._cond.wait(left)
+        finally:
+            self._cond.release()
 
     def release_thread(self, thread: int) -> None:
         """End the holds of ``thread`` now (its command was abandoned).  Any thread."""
@@ -120,7 +130,7 @@ def _after_fork_in_child() -> None:
     # fork copies only the forking thread: holds of the parent's other threads would pause
     # the child's tracing for good, and a lock they held would stay held
     global _all_lock
-    _all_lock = threading.Lock()
+    _all_lock = threading.RLock()
     for hold in list(_all):
         hold._cond = threading.Condition(threading.Lock())
         me = threading.get_ident()

@@ -113,7 +113,10 @@ def _make_sync(site, func):
 # A pure cache of generated wrapper code per condition shape (same for every runtime).
 _SHAPES: dict[tuple, CodeType] = {}
 _SHAPE_IDS: dict[tuple, int] = {}
-_shapes_lock = threading.Lock()
+# Re-entrant: compiling allocates a lot, so a collection may run a program's finalizer in
+# here, which may call trace() and compile another shape.  Harmless: a shape's id is fixed
+# before its code is compiled, and two compilations of one shape make equivalent code.
+_shapes_lock = threading.RLock()
 
 
 def _inline_code(shape: tuple, template: CodeType) -> tuple[int, CodeType]:
