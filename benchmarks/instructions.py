@@ -11,7 +11,9 @@ callgrind, with instrumentation switched on only around the timed loop
 untraced.  "Parts" run the same traced loop with one step of recording replaced by a
 function that does nothing (the stack walk, the formatting of the arguments, filing in the
 store, the announcement; for exceptions the whole capture of the frames): the difference is
-what that step costs.
+what that step costs.  "Nobody listening" is the call loop with no console and no handler on
+the announce logger (the argument text then waits until read); "freeze" the ``pickle_file``
+freeze alone, of exception contexts captured before the loop.
 
 Needs valgrind (Debian's ``valgrind`` package); without it the script says so and exits 0.
 About 10-20 s per case here.
@@ -47,7 +49,8 @@ def child(case: str, stub: str, n: int) -> None:
     from otrace.runtime import default
     from otrace.tracing import handlers, trace
 
-    add_sink(lambda text: None)
+    if stub != "nobody listening":  # (else: no console, no handler -- see Recorder.heard)
+        add_sink(lambda text: None)
     rt = default()
     rt.params.set("trace_handled", True)
     base, mod = recording.make(), recording.make()
@@ -65,7 +68,35 @@ def child(case: str, stub: str, n: int) -> None:
     elif stub == "announcement":
         recorder.Recorder.announce = lambda self, text, **kw: None  # type: ignore[method-assign]
     traced = not case.endswith(" untraced")
-    if case.startswith("call"):
+    if case.startswith("freeze"):
+        # the pickle_file freeze of exception contexts captured beforehand, on a thread
+        # of their own (a stack holding nothing of this function's)
+        import itertools
+        import threading
+
+        from otrace.contexts.freeze import freeze_context
+
+        made = []
+
+        def capture() -> None:
+            for _ in range(50):
+                try:
+                    mod.deep(19, mod.fail, order, 5)
+                except ValueError:
+                    pass
+                made.append(rt.store.newest)
+
+        thread = threading.Thread(target=capture)
+        thread.start()
+        thread.join()
+        contexts = itertools.cycle(made)
+
+        def loop() -> None:
+            for _ in range(n):
+                ctx = next(contexts)
+                if traced:
+                    freeze_context(ctx, 1)
+    elif case.startswith("call"):
         f = mod.sell if traced else base.sell
 
         def loop() -> None:
@@ -124,7 +155,14 @@ def main() -> None:
         rows.append(
             ("  the rest (probe, context, bookkeeping)", f"{rest:,.0f}", f"{rest / added:.0%}")
         )
+        if kind == "call":
+            quiet = count(kind, "nobody listening", n) - untraced
+            rows.append(("call, nobody listening: traced minus untraced", f"{quiet:,.0f}", ""))
+            result("4b-call-context-nobody-listening-instructions", quiet, "--", "--", "instr")
         emit("instructions", case=kind, untraced=untraced, added=added, **parts)
+    frozen = count("freeze", "", n) - count("freeze untraced", "", n)
+    rows.append(("pickle_file freeze of an exception context", f"{frozen:,.0f}", ""))
+    result("4b-freeze-instructions", frozen, "--", "--", "instr")
     table(
         f"4b. Instructions per recorded context (callgrind, {n} iterations per case)",
         rows,
