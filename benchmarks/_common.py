@@ -27,6 +27,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def source_at(rev: str, path: str) -> str:
+    """The text of ``path`` (relative to the repository) at commit ``rev``, from git."""
+    return subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def machine() -> str:
     """``nproc``, the CPU model, the Python version and the load average now, on one line."""
     model = "unknown CPU"

@@ -22,14 +22,13 @@ import argparse
 import importlib.util
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import types
 from typing import Any
 
-from _common import ROOT, callgrind_per_iteration, machine, table
+from _common import callgrind_per_iteration, machine, source_at, table
 
 from otrace.contexts import capture
 from otrace.contexts import freeze as current
@@ -59,13 +58,7 @@ MADE: list[TraceContext] = []
 
 def earlier(rev: str) -> types.ModuleType:
     """``otrace/contexts/freeze.py`` at ``rev``, loaded as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:otrace/contexts/freeze.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    source = source_at(rev, "otrace/contexts/freeze.py")
     spec = importlib.util.spec_from_loader("otrace.contexts._freeze_before", loader=None)
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +35,7 @@ def child(path: str) -> None:
 
 
 def main() -> None:
-    from _common import callgrind_per_iteration
+    from _common import callgrind_per_iteration, source_at
 
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: nothing measured")
@@ -45,15 +44,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "record_old.py"
-        old.write_text(
-            subprocess.run(
-                ["git", "show", f"{rev}:otrace/contexts/record.py"],
-                cwd=root,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )
+        old.write_text(source_at(rev, "otrace/contexts/record.py"))
         new = root / "otrace" / "contexts" / "record.py"
         for label, path in ((rev, old), ("this tree", new)):
             per = callgrind_per_iteration([__file__, "--child", str(path)], N, label)
