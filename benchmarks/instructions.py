@@ -22,9 +22,13 @@ About 10-20 s per case here.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _common import callgrind_per_iteration, emit, machine, result, table
 
@@ -69,33 +73,7 @@ def child(case: str, stub: str, n: int) -> None:
         recorder.Recorder.announce = lambda self, text, **kw: None  # type: ignore[method-assign]
     traced = not case.endswith(" untraced")
     if case.startswith("freeze"):
-        # the pickle_file freeze of exception contexts captured beforehand, on a thread
-        # of their own (a stack holding nothing of this function's)
-        import itertools
-        import threading
-
-        from otrace.contexts.freeze import freeze_context
-
-        made = []
-
-        def capture() -> None:
-            for _ in range(50):
-                try:
-                    mod.deep(19, mod.fail, order, 5)
-                except ValueError:
-                    pass
-                made.append(rt.store.newest)
-
-        thread = threading.Thread(target=capture)
-        thread.start()
-        thread.join()
-        contexts = itertools.cycle(made)
-
-        def loop() -> None:
-            for _ in range(n):
-                ctx = next(contexts)
-                if traced:
-                    freeze_context(ctx, 1)
+        loop = _freeze_loop(rt, mod, order, n, traced)
     elif case.startswith("call"):
         f = mod.sell if traced else base.sell
 
@@ -118,6 +96,39 @@ def child(case: str, stub: str, n: int) -> None:
     loop()
     print("DONE", flush=True)
     sys.stdin.readline()
+
+
+# contexts for the freeze case: a global, so that no frame of the capturing thread holds the
+# list (a frame's container is what the freeze copies)
+_MADE: list = []
+
+
+def _capture(rt: Any, mod: Any, order: Any) -> None:
+    for _ in range(50):
+        try:
+            mod.deep(19, mod.fail, order, 5)
+        except ValueError:
+            pass
+        _MADE.append(rt.store.newest)
+
+
+def _freeze_loop(rt: Any, mod: Any, order: Any, n: int, traced: bool) -> Callable[[], None]:
+    """The pickle_file freeze of exception contexts captured beforehand on a thread of their
+    own (a made function: child()'s frame stays what the other cases capture)."""
+    from otrace.contexts.freeze import freeze_context
+
+    thread = threading.Thread(target=_capture, args=(rt, mod, order))
+    thread.start()
+    thread.join()
+    contexts = itertools.cycle(_MADE)
+
+    def loop() -> None:
+        for _ in range(n):
+            ctx = next(contexts)
+            if traced:
+                freeze_context(ctx, 1)
+
+    return loop
 
 
 def count(case: str, stub: str, n: int) -> float:
