@@ -101,14 +101,7 @@ class Recorder:
         ``Announcement`` subscriber), or a handler of the ``otrace.announce`` logger -- which
         does not propagate, so without one of its own only logging's last resort (WARNING
         and above, to stderr) would show it.  Any thread; runs no program code."""
-        if self.events.subscribers.get(Announcement):
-            return True
-        if not _announce_log.isEnabledFor(level):
-            return False
-        if _announce_log.hasHandlers():
-            return True
-        last = logging.lastResort
-        return last is not None and level >= last.level
+        return bool(self.events.subscribers.get(Announcement)) or _logged(level)
 
     def announce(self, text: str, *, truncate: bool = False, level: int = logging.INFO) -> None:
         """Tell the operator (``Announcement``).  Never raises.
@@ -125,9 +118,21 @@ class Recorder:
         if self.events.subscribers.get(Announcement):
             self.events.emit(Announcement(text))
             return
-        if not self.heard(level):  # (before escaping text nobody reads)
+        if not _logged(level):  # (before escaping text nobody reads)
             return
         try:
             _announce_log.log(level, "%s", terminal_text(text))  # program data: escaped
         except Exception:
             pass
+
+
+def _logged(level: int) -> bool:
+    """Whether the ``otrace.announce`` logger would show a record at ``level`` anywhere: it
+    does not propagate, so without a handler of its own only logging's last resort (WARNING
+    and above, to stderr) would."""
+    if not _announce_log.isEnabledFor(level):
+        return False
+    if _announce_log.hasHandlers():
+        return True
+    last = logging.lastResort
+    return last is not None and level >= last.level

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from otrace.contexts.safe import plain_key, safe_repr
+from otrace.contexts.safe import PLAIN_KEY_IDS, plain_key, safe_repr
 
 # Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
 # code objects themselves; only ever added to (a registry of constants, not runtime state).
@@ -159,15 +159,9 @@ def namespace_copy(mapping: Any) -> dict[Any, Any]:
     """
     if not issubclass(type(mapping), dict):  # (type(): isinstance could ask __class__)
         return {"__locals__": mapping}
-    keys = dict.keys(mapping)
-    if _STR_ONLY.issuperset(map(id, map(type, keys))):  # the usual: names only
+    if PLAIN_KEY_IDS.issuperset(map(id, map(type, dict.keys(mapping)))):  # the usual: names
         return dict(dict.items(mapping))
     return {plain_key(k): v for k, v in dict.items(mapping)}
-
-
-# (str's hash and equality are the interpreter's; by id: hashing a program's class would
-# run its metaclass's __hash__)
-_STR_ONLY = frozenset((id(str),))
 
 
 _gettrace, _getprofile = sys.gettrace, sys.getprofile

@@ -30,7 +30,7 @@ from typing import Any
 from otrace.contexts.lazy import Raw, materialise, raw_records, variables
 from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
-from otrace.contexts.safe import plain_key, safe_repr
+from otrace.contexts.safe import PLAIN_KEY_IDS, plain_key, safe_repr
 from otrace.contexts.speedups import holds_watched as _c_holds_watched
 from otrace.contexts.unpickle import Unpicklable
 
@@ -109,9 +109,6 @@ class Snapshot:
 # 20-frame exception context (benchmarks/freeze_types.py --instructions): +12 % instructions
 # over the unguarded lookups on 3.11 (+13 % on 3.13); ``id(t)`` lookups instead +36 %.
 _PLAIN = type
-# Key types whose hash is the interpreter's own (a dict keyed by them is copied deeply), by
-# id: the keys' types are looked up all at once, in C
-_KEY_IDS = frozenset(map(id, (str, int, float, bool, type(None), bytes, complex)))
 # Exact built-in containers the freeze copies (a frozenset cannot change)
 _CONTAINERS = frozenset((dict, list, tuple, set))
 # Values the freeze keeps as they are: nothing in them can change.
@@ -161,7 +158,7 @@ def _freeze(obj: Any, depth: int, limits: Limits, memo: dict[int, Any]) -> Any:
     immutable, plain = _IMMUTABLE, _PLAIN
     if cls is dict:
         items = list(obj.items())
-        if not _KEY_IDS.issuperset(map(id, map(type, obj))):
+        if not PLAIN_KEY_IDS.issuperset(map(id, map(type, obj))):
             # storing under a program object's key would run its __hash__ (and __eq__):
             # a shallow copy (the interpreter reuses the stored hashes) is as far as it goes
             shallow = obj.copy()

@@ -149,20 +149,24 @@ def _brief(obj: Any, budget: int, depth: int) -> str:
 
 def plain_key(key: Any) -> Any:
     """``key`` if hashing and comparing it is the interpreter's own work (an exact str, int,
-    float, bool, None or bytes, or an exact tuple of them), else its :func:`brief` text.
+    float, bool, None, bytes or complex, or an exact tuple of them), else its :func:`brief`
+    text.
 
     For dicts otrace makes from a program's mapping: storing or looking up a key of a
     program class (a ``str`` subclass too) runs its ``__hash__``/``__eq__``.  Never raises
     for a hashable key (the text of another is its class and address).
     """
     kind = type(key)
-    if id(kind) in _KEY_IDS or (kind is tuple and _KEY_IDS.issuperset(map(id, map(type, key)))):
+    if id(kind) in PLAIN_KEY_IDS or (
+        kind is tuple and PLAIN_KEY_IDS.issuperset(map(id, map(type, key)))
+    ):
         return key
     return brief(key, 200)
 
 
-# (by id, see _BRACKET_IDS)
-_KEY_IDS = frozenset(map(id, (str, int, float, bool, type(None), bytes)))
+# Key types whose hash and equality are the interpreter's own (by id, see _BRACKET_IDS): a
+# dict keyed only by them can be copied or looked into without running program code
+PLAIN_KEY_IDS = frozenset(map(id, (str, int, float, bool, type(None), bytes, complex)))
 
 
 _GETSET = type(type.__dict__["__dict__"])
