@@ -343,13 +343,17 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
             note += ": this thread runs an event loop (or the console); use -a hold on an async def"
         elif note:
             note = "hold ignored: only async def functions can be held"
-    values = call.arguments()  # (the context copies it: the shallow snapshot)
-    if recorder.params.deep_copy:
-        values = frames.snapshot(values, True)
+    bound = call.arguments()  # (the context copies it: the shallow snapshot)
+    values = frames.snapshot(bound, True) if recorder.params.deep_copy else bound
     heard = recorder.heard()
     # announced, the argument text is made now; with nobody to tell (no console, no log
-    # handler), when first read, from the values the context keeps (what browsing it shows)
-    argstr: Any = format_call_args(call) if heard else lazy_text(args_text, (site.varargs, values))
+    # handler), when first read, from the values the context keeps (what browsing it shows;
+    # the arguments only, not deep_copy's ``self_copy``)
+    if heard:
+        argstr: Any = format_call_args(call)
+    else:
+        shown = values if values is bound else {name: values[name] for name in bound}
+        argstr = lazy_text(args_text, (site.varargs, shown))
     trc: dict[str, Any] = {
         "func": site.func,
         "stack": call_stack.capture_call_stack(call.frame),

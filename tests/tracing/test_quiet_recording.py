@@ -82,3 +82,22 @@ def test_heard_follows_the_announce_loggers_handlers_and_level(quiet):
             log.setLevel(log_level)
     finally:
         log.removeHandler(handler)
+
+
+class Basket:
+    def __deepcopy__(self, memo):
+        return Basket()
+
+    def add(self, item):
+        return item
+
+
+def test_unheard_with_deep_copy_shows_the_arguments_only(quiet):
+    """deep_copy keeps a copy of ``self`` as ``self_copy`` beside it: not an argument."""
+    quiet.params.set("deep_copy", True)
+    trace(Basket.add, Basket, "add", condition="call")
+    Basket().add("pear")
+    (ctx,) = STORE.recent["traces"]["Basket.add"]["tr-call"].values()
+    assert "self_copy" in ctx
+    text = str(ctx.trc["argstr"])
+    assert text.startswith("self=<") and text.endswith(", item=pear") and "self_copy" not in text
