@@ -45,7 +45,7 @@ from pathlib import Path
 
 from _common import emit, interleave, machine, on_thread, result, slug, table
 
-from otrace.contexts import capture, frames, sqlite
+from otrace.contexts import call_stack, capture, frames, sqlite
 from otrace.contexts.lazy import materialise
 from otrace.log import add_sink, remove_sink
 from otrace.runtime import default
@@ -298,7 +298,7 @@ def parts(n: int, rounds: int) -> None:
         values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe())
         recorder.record("exceptions", "fail", "ValueError", values, trc, say=[lambda c: c.id])
 
-    def call_stack(order, qty):
+    def stack_of_call(order, qty):  # (not named call_stack: that is the module)
         call_stack.capture_call_stack(sys._getframe())
 
     steps = {
@@ -308,7 +308,7 @@ def parts(n: int, rounds: int) -> None:
         "capture_exception (raw records of the frames)": exception,
         "capture_exception + built as when first read": exception_read,
         "capture_exception + recorder.record": record,
-        "call stack of a call context (capture_call_stack)": call_stack,
+        "call stack of a call context (capture_call_stack)": stack_of_call,
     }
 
     def timed(step):
