@@ -45,6 +45,7 @@ from otrace.contexts.report import (
     format_exception_safe,
 )
 from otrace.contexts.safe import exc_line
+from otrace.contexts.speedups import live_records as _c_live_records
 
 
 def source_lines(filename: str, lineno: int, context: int) -> list[str] | None:
@@ -154,6 +155,8 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
     """
     if deep:
         return _live_records_deep(frame, context)
+    if _c_live_records is not None:  # (the same records; see otrace/_frames.c)
+        return _c_live_records(frame, CODES, _LINECACHE, context, _one_record)
     out: list[Raw] = []
     codes = CODES
     cache = _LINECACHE
@@ -202,6 +205,20 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
         out.append((cinfo, frame.f_lasti, loc, module, entry))
         frame = frame.f_back
     return out
+
+
+def _one_record(frame: FrameType, context: int) -> Raw | None:
+    """:func:`_live_records`' record of one frame (None: hidden), for the C loop's frames
+    that it leaves to Python (see otrace/_frames.c)."""
+    cinfo = code_info(frame.f_code)
+    if cinfo[3] and cinfo[4] is False:
+        loc: Any = frame_locals(frame)
+    elif cinfo[4] is True or (cinfo[4] is None and is_hidden(frame)):
+        return None
+    else:
+        loc = _variables(frame, cinfo, False)
+    entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
+    return (cinfo, frame.f_lasti, loc, frame.f_globals.get("__name__", ""), entry)
 
 
 def _live_records_deep(frame: FrameType | None, context: int) -> list[Raw]:

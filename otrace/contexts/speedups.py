@@ -1,8 +1,10 @@
-"""The optional C accelerator, :mod:`otrace._speedups`, when it is built and wanted.
+"""The optional C accelerators, :mod:`otrace._speedups` and :mod:`otrace._frames`, when
+they are built and wanted.
 
-``walk``, ``plain_repr`` and ``holds_watched`` are its functions, or None: without a
-compiler at install time the extension is not built, and ``OTRACE_PURE=1`` in the environment
-(read at import) turns it off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
+``walk``, ``plain_repr`` and ``holds_watched`` are the first's functions, ``live_records``
+the second's, or None: without a compiler at install time an extension is not built,
+``otrace._frames`` does not load in another CPython release than it was built for, and
+``OTRACE_PURE=1`` in the environment (read at import) turns both off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
 functions may be called from any thread and run none of the program's code.
 """
 
@@ -16,6 +18,7 @@ from types import CodeType, FrameType
 walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = None
 plain_repr: Callable[[object, int], str | None] | None = None
 holds_watched: Callable[[object, frozenset], bool] | None = None
+live_records: Callable[..., list] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -26,3 +29,7 @@ if os.environ.get("OTRACE_PURE") != "1":
         pass
     else:
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
+    try:
+        live_records = importlib.import_module("otrace._frames").live_records
+    except ImportError:  # not built, or built for another release of CPython
+        pass
