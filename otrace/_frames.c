@@ -5,8 +5,9 @@
    Recording an exception copies the variables of every frame still running.  Through
    ``frame.f_locals`` that costs, before 3.13, a dict built and cached on each frame (and
    emptied again: see frames.frame_locals), after, a FrameLocalsProxy and its pairs; here a
-   function frame's variables are read from the interpreter's own frame into a new dict, and
-   nothing is left behind in the frame.
+   function frame's variables are read from the interpreter's own frame into a tuple of
+   values beside the code's tuple of names (see copy_variables), and nothing is left behind
+   in the frame.
 
    This reads CPython's internal frame layout (``_PyInterpreterFrame``), which differs
    between 3.11, 3.12 and 3.13 and may in principle change in a bug-fix release: the module
@@ -45,57 +46,60 @@
 #define CO_FAST_HIDDEN 0
 #endif
 
-/* A copy of a running function frame's variables, as f_locals shows them; NULL without an
-   error set when this frame is not one to read here.  ``f->f_frame`` is read again after
-   every store: storing allocates, an allocation may run the collector, and a finalizer may
-   switch threads, during which a frame of another thread could finish and move into its
-   frame object. */
+/* What the module keeps: the marker of an unbound variable, and "__name__". */
+typedef struct {
+    PyObject *unbound;
+    PyObject *name;
+} State;
+
+/* A running function frame's variables as f_locals shows them, kept as a pair (names,
+   values): the code's own tuple of names, and a new tuple of their values, ``unbound``
+   where f_locals shows no name (unbound, deleted, an empty cell).  One tuple instead of a
+   dict: a third of the instructions to make and to free (lazy.variables makes the dict
+   when read).  NULL without an error set when this frame is not one to read here.  Nothing
+   here allocates after the frame is read (the tuple is made first), so the frame cannot
+   change while it is read. */
 static PyObject *
-copy_variables(PyFrameObject *f, PyCodeObject *code)
+copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
 {
+    Py_ssize_t n = code->co_nlocalsplus;
+    PyObject *values = PyTuple_New(n);
+    if (values == NULL)
+        return NULL;
     _PyInterpreterFrame *frame = f->f_frame;
     if (FRAME_CODE(frame) != code)
-        return NULL;
+        goto no;
 #if PY_VERSION_HEX >= 0x030D0000
     if (f->f_extra_locals != NULL) /* (names stored through the proxy: items() shows them) */
-        return NULL;
+        goto no;
 #else
     /* a frame whose cached dict holds something (locals() was called in it, or a debugger
        stored a name): f_locals shows that dict's keys as well */
     PyObject *cached = frame->f_locals;
     if (cached != NULL && !(PyDict_CheckExact(cached) && PyDict_GET_SIZE(cached) == 0))
-        return NULL;
+        goto no;
     if (frame->stacktop == 0) /* (cleared) */
-        return NULL;
+        goto no;
 #endif
     /* past its prologue: every cell and free variable holds its cell */
     if (_PyInterpreterFrame_LASTI(frame) < code->_co_firsttraceable)
-        return NULL;
-    PyObject *out = PyDict_New();
-    if (out == NULL)
-        return NULL;
-    Py_ssize_t n = code->co_nlocalsplus;
+        goto no;
     for (Py_ssize_t i = 0; i < n; i++) {
         _PyLocals_Kind kind = _PyLocals_GetKind(code->co_localspluskinds, (int)i);
-        if (kind & CO_FAST_HIDDEN) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        frame = f->f_frame;
+        if (kind & CO_FAST_HIDDEN)
+            goto no;
         PyObject *value = frame->localsplus[i];
         if (value != NULL && (kind & (CO_FAST_CELL | CO_FAST_FREE)) && PyCell_Check(value))
             value = PyCell_GET(value);
-        if (value == NULL) /* (unbound, or deleted) */
-            continue;
-        Py_INCREF(value);
-        int bad = PyDict_SetItem(out, PyTuple_GET_ITEM(code->co_localsplusnames, i), value);
-        Py_DECREF(value);
-        if (bad) {
-            Py_DECREF(out);
-            return NULL;
-        }
+        PyTuple_SET_ITEM(values, i, Py_NewRef(value != NULL ? value : unbound));
     }
-    return out;
+    PyObject *pair = PyTuple_Pack(2, code->co_localsplusnames, values);
+    Py_DECREF(values);
+    return pair;
+no:
+    /* (the items not yet set are NULL: tuple's dealloc skips them) */
+    Py_DECREF(values);
+    return NULL;
 }
 
 /* The state of one walk: what consecutive frames share, held strongly (a finalizer run by an
@@ -104,7 +108,7 @@ typedef struct {
     PyCodeObject *code; /* the last frame's code, and what is known of it: */
     PyObject *cinfo;    /* its entry in ``codes`` (NULL: not there) */
     PyObject *entry;    /* linecache's entry for its file (NULL: none, or not wanted) */
-    int plain;          /* a function's frame, shown: read here */
+    int plain;          /* read here: 1 a function's frame, 2 maybe a module's, 0 not */
     PyObject *globals;  /* the last frame's globals, and their module's name */
     PyObject *module;
 } Walk;
@@ -138,7 +142,8 @@ walk_code(Walk *w, PyCodeObject *code, PyObject *codes, PyObject *cache, long co
         PyTuple_GET_ITEM(cinfo, 0) != (PyObject *)code)
         return 0;
     w->cinfo = Py_NewRef(cinfo);
-    w->plain = PyTuple_GET_ITEM(cinfo, 3) == Py_True && PyTuple_GET_ITEM(cinfo, 4) == Py_False;
+    if (PyTuple_GET_ITEM(cinfo, 4) == Py_False) /* (shown) */
+        w->plain = PyTuple_GET_ITEM(cinfo, 3) == Py_True ? 1 : 2;
     if (context > 0) {
         PyObject *filename = PyTuple_GET_ITEM(cinfo, 1);
         if (!PyUnicode_CheckExact(filename)) /* (a str subclass's __eq__: not here) */
@@ -155,24 +160,30 @@ walk_code(Walk *w, PyCodeObject *code, PyObject *codes, PyObject *cache, long co
 
 /* The raw record of a plain frame (capture.Raw), or NULL without an error: ask ``slow``. */
 static PyObject *
-fast_record(Walk *w, PyFrameObject *f)
+fast_record(Walk *w, PyFrameObject *f, State *st)
 {
     PyObject *globals = f->f_frame->f_globals;
     if (!PyDict_CheckExact(globals)) /* (a subclass's get: the program's) */
         return NULL;
-    if (globals != w->globals) {
-        PyObject *name = PyDict_GetItemString(globals, "__name__"); /* (borrowed) */
-        name = name != NULL ? Py_NewRef(name) : PyUnicode_New(0, 0); /* (or "") */
-        if (name == NULL)
+    PyObject *loc;
+    if (w->plain == 2) { /* module level: its variables are its module's (capture._variables) */
+        if (f->f_frame->f_locals != globals)
             return NULL;
+        loc = Py_NewRef(Py_None);
+    }
+    else if ((loc = copy_variables(f, w->code, st->unbound)) == NULL)
+        return NULL;
+    if (globals != w->globals) {
+        PyObject *name = PyDict_GetItemWithError(globals, st->name); /* (borrowed) */
+        name = name != NULL ? Py_NewRef(name) : PyErr_Occurred() ? NULL : PyUnicode_New(0, 0);
+        if (name == NULL) {
+            Py_DECREF(loc);
+            return NULL;
+        }
         Py_XSETREF(w->module, name);
         Py_XSETREF(w->globals, Py_NewRef(globals));
     }
-    int lasti = PyFrame_GetLasti(f);
-    PyObject *loc = copy_variables(f, w->code);
-    if (loc == NULL)
-        return NULL;
-    PyObject *at = PyLong_FromLong(lasti);
+    PyObject *at = PyLong_FromLong(PyFrame_GetLasti(f));
     if (at == NULL) {
         Py_DECREF(loc);
         return NULL;
@@ -197,6 +208,7 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "live_records() takes a frame or None, two dicts, an int, and a callable");
         return NULL;
     }
+    State *st = PyModule_GetState(module);
     PyObject *codes = args[1], *cache = args[2], *slow = args[4];
     long context = PyLong_AsLong(args[3]);
     if (context == -1 && PyErr_Occurred())
@@ -213,7 +225,7 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto fail;
         }
         Py_DECREF(code); /* (w.code holds it) */
-        PyObject *rec = w.plain ? fast_record(&w, f) : NULL;
+        PyObject *rec = w.plain ? fast_record(&w, f, st) : NULL;
         if (rec == NULL) {
             PyErr_Clear(); /* (MemoryError, say: the Python code may do better, or say so) */
             PyObject *call[2] = {(PyObject *)f, args[3]};
@@ -256,12 +268,34 @@ exec_module(PyObject *module)
                      PY_VERSION);
         return -1;
     }
+    State *st = PyModule_GetState(module);
+    st->unbound = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    st->name = PyUnicode_InternFromString("__name__");
+    if (st->unbound == NULL || st->name == NULL)
+        return -1;
+    return PyModule_AddObjectRef(module, "UNBOUND", st->unbound);
+}
+
+static int
+traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = PyModule_GetState(module);
+    Py_VISIT(st->unbound);
+    return 0;
+}
+
+static int
+clear(PyObject *module)
+{
+    State *st = PyModule_GetState(module);
+    Py_CLEAR(st->unbound);
+    Py_CLEAR(st->name);
     return 0;
 }
 
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, exec_module},
-#ifdef Py_mod_multiple_interpreters /* (3.12+) no state: any interpreter, own GIL or not */
+#ifdef Py_mod_multiple_interpreters /* (3.12+) module state only: any interpreter */
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
     {0, NULL},
@@ -270,7 +304,7 @@ static PyModuleDef_Slot slots[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "otrace._frames",
     "Optional C version of capture._live_records, reading CPython's frames.",
-    0, methods, slots, NULL, NULL, NULL,
+    sizeof(State), methods, slots, traverse, clear, NULL,
 };
 
 PyMODINIT_FUNC

@@ -221,9 +221,9 @@ watched_value(PyObject *v, PyObject *watch)
 }
 
 /* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
-   dict, or a list of (name, value) pairs) hold a value whose class is in the frozenset watch,
-   other than tuple, or a tuple holding one?  Nothing here allocates or runs Python code, so
-   the dict cannot change while it is read. */
+   dict, a list of (name, value) pairs, or (names, values)) hold a value whose class is in
+   the frozenset watch, other than tuple, or a tuple holding one?  Nothing here allocates or
+   runs Python code, so the dict cannot change while it is read. */
 static PyObject *
 holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -248,8 +248,17 @@ holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             r = watched_value(PyTuple_GET_ITEM(pair, 1), watch);
         }
     }
+    else if (PyTuple_CheckExact(loc) && PyTuple_GET_SIZE(loc) == 2 &&
+             PyTuple_CheckExact(PyTuple_GET_ITEM(loc, 1))) {
+        /* (names, values) from otrace._frames: its marker of an unbound name is an object()
+           -- not a watched class */
+        PyObject *values = PyTuple_GET_ITEM(loc, 1);
+        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(values); i++)
+            r = watched_value(PyTuple_GET_ITEM(values, i), watch);
+    }
     else {
-        PyErr_SetString(PyExc_TypeError, "holds_watched() takes a dict or a list of pairs");
+        PyErr_SetString(PyExc_TypeError,
+                        "holds_watched() takes a dict, a list of pairs or (names, values)");
         return NULL;
     }
     if (r < 0)

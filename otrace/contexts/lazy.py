@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from _collections_abc import dict_items, dict_keys, dict_values
 
 from otrace.contexts.record import FrameContext
+from otrace.contexts.speedups import UNBOUND
 
 # (code info as otrace.contexts.capture caches it, line, variables or None, module name,
 # linecache entry of the file or None) -- one per outer frame, outermost first.  A frame
@@ -55,8 +56,15 @@ from otrace.contexts.record import FrameContext
 # field, the line number a search of the code's line table, done when built: see line_at), a
 # frame whose line is known (a traceback's) ``-1 - line``.  The variables are a dict, or
 # from 3.13 a function frame's list of (name, value) pairs (see frames.PAIRS): read them
-# through :func:`variables`.
-Raw = tuple[tuple, int, "dict[str, Any] | list[tuple[str, Any]] | None", Any, Any]
+# through :func:`variables`; or, made by the C loop (otrace/_frames.c), a pair (the code's
+# names, a tuple of their values) where a value :data:`UNBOUND` stands for a name not shown.
+Raw = tuple[
+    tuple,
+    int,
+    "dict[str, Any] | list[tuple[str, Any]] | tuple[tuple[str, ...], tuple] | None",
+    Any,
+    Any,
+]
 
 # Held only while a built chain is put in place: plain dict stores, no program code, no call.
 _INSTALL = threading.Lock()
@@ -89,11 +97,17 @@ _LINES: dict[tuple[int, int], tuple[CodeType, int]] = {}
 
 
 def variables(raw: Raw) -> dict[str, Any]:
-    """A raw record's variables as a dict (a new one if kept as pairs; empty if none)."""
-    loc = raw[2]
-    if isinstance(loc, list):  # (capture's own list or dict: no program code runs)
+    """A raw record's variables as a dict (a new one unless kept as one; empty if none)."""
+    return loc_dict(raw[2]) or {}
+
+
+def loc_dict(loc: Any) -> Any:
+    """Variables kept in any of a raw record's forms (see :data:`Raw`) as a dict, or None."""
+    if type(loc) is tuple:  # (names, values) from the C loop
+        return {n: v for n, v in zip(*loc, strict=True) if v is not UNBOUND}
+    if type(loc) is list:  # (capture's own list or dict: no program code runs)
         return dict(loc)
-    return loc or {}
+    return loc
 
 
 def _lineno(cinfo: tuple, line: int) -> int:
@@ -353,7 +367,7 @@ def build(node: FrameContext) -> None:
     for cinfo, line, loc, module, entry in raws:
         filename, name, lineno = cinfo[1], cinfo[2], _lineno(cinfo, line)
         info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
-        made.append((loc, {"frame": info, "funcname": name, "module": module}))
+        made.append((loc_dict(loc), {"frame": info, "funcname": name, "module": module}))
     previous: FrameContext | None = None
     for loc, trc in made[:-1]:
         frame = _new_dict(FrameContext)

@@ -19,6 +19,8 @@ walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = No
 plain_repr: Callable[[object, int], str | None] | None = None
 holds_watched: Callable[[object, frozenset], bool] | None = None
 live_records: Callable[..., list] | None = None
+# (live_records' marker of an unbound variable: see lazy.variables)
+UNBOUND: object = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -30,6 +32,7 @@ if os.environ.get("OTRACE_PURE") != "1":
     else:
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
     try:
-        live_records = importlib.import_module("otrace._frames").live_records
+        _f = importlib.import_module("otrace._frames")
+        live_records, UNBOUND = _f.live_records, _f.UNBOUND
     except ImportError:  # not built, or built for another release of CPython
         pass
