@@ -418,3 +418,14 @@ def test_the_freeze_reads_names_and_values(c) -> None:
     assert copy["nothing"] is None and copy["items"] == [1] and copy["items"] is not items
     assert "later" not in copy and speedups.UNBOUND not in copy.values()
     assert loc_dict(loc) == {"nothing": None, "items": [1], "c": c}
+
+
+def test_exec_with_locals_of_its_own(c) -> None:
+    """Module-level code run by ``exec(code, g, l)``: its variables are ``l``, not the
+    globals -- copied (by Python), not left out as a module's."""
+    g: dict = {"compare": compare, "c": c, "sys": sys}
+    loc: dict = {"mine": 1}
+    exec("out = compare(c, sys._getframe())\n", g, loc)  # noqa: S102
+    got, slow = loc["out"]
+    assert _plain(got[0][2]) == {"mine": 1}
+    assert slow and slow[0].f_code.co_name == "<module>"
