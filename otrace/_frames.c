@@ -1,6 +1,7 @@
 /* otrace._frames: optional C version of capture._live_records, reading frames directly.
 
    live_records(frame, codes, cache, context, slow) -> list of raw records
+   walk(frame) -> (codes, lastis) or None     a call context's stack walk
 
    Recording an exception copies the variables of every frame still running.  Through
    ``frame.f_locals`` that costs, before 3.13, a dict built and cached on each frame (and
@@ -45,6 +46,75 @@
 #ifndef CO_FAST_HIDDEN /* (3.11: no inlined comprehensions) */
 #define CO_FAST_HIDDEN 0
 #endif
+
+/* The interpreter frame running now on this thread (the innermost). */
+static _PyInterpreterFrame *
+current_frame(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    return ts->current_frame;
+#else
+    return ts->cframe->current_frame;
+#endif
+}
+
+/* ``f``'s interpreter frame if it runs on this thread's stack now, else NULL.  Only such a
+   frame is read through its ``previous`` links: nothing below the caller of this module can
+   return while it runs, whatever a finalizer does meanwhile; another thread's frames can
+   (a finalizer may let that thread run). */
+static _PyInterpreterFrame *
+on_this_stack(PyFrameObject *f)
+{
+    _PyInterpreterFrame *want = f->f_frame;
+    for (_PyInterpreterFrame *at = current_frame(); at != NULL; at = at->previous)
+        if (at == want)
+            return want;
+    return NULL;
+}
+
+/* walk(frame) -> (codes, lastis) or None: _speedups.walk without making a frame object for
+   each caller (PyFrame_GetBack makes one, and the frame later copies itself into it as it
+   returns: most of a call context's stack walk).  None when ``frame`` is not running on
+   this thread (then _speedups.walk or Python walks it). */
+static PyObject *
+walk(PyObject *module, PyObject *arg)
+{
+    if (arg == Py_None)
+        return Py_BuildValue("([][])");
+    if (!PyFrame_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes a frame or None");
+        return NULL;
+    }
+    _PyInterpreterFrame *frame = on_this_stack((PyFrameObject *)arg);
+    if (frame == NULL)
+        Py_RETURN_NONE;
+    PyObject *codes = PyList_New(0), *lastis = PyList_New(0);
+    if (codes == NULL || lastis == NULL)
+        goto fail;
+    while (frame != NULL) {
+        PyCodeObject *code = FRAME_CODE(frame);
+        int lasti = _PyInterpreterFrame_LASTI(frame);
+        PyObject *at = PyLong_FromLong(lasti < 0 ? -1 : lasti * (int)sizeof(_Py_CODEUNIT));
+        int bad = at == NULL || PyList_Append(codes, (PyObject *)code) < 0 ||
+                  PyList_Append(lastis, at) < 0;
+        Py_XDECREF(at);
+        if (bad)
+            goto fail;
+        /* the caller, as PyFrame_GetBack finds it: frames not started yet are skipped */
+        frame = frame->previous;
+        while (frame != NULL && _PyFrame_IsIncomplete(frame))
+            frame = frame->previous;
+    }
+    PyObject *pair = PyTuple_Pack(2, codes, lastis);
+    Py_DECREF(codes);
+    Py_DECREF(lastis);
+    return pair;
+fail:
+    Py_XDECREF(codes);
+    Py_XDECREF(lastis);
+    return NULL;
+}
 
 /* What the module keeps: the marker of an unbound variable, and "__name__". */
 typedef struct {
@@ -253,6 +323,8 @@ fail:
 }
 
 static PyMethodDef methods[] = {
+    {"walk", walk, METH_O,
+     "walk(frame) -> (codes, lastis) from frame outwards, or None: not on this thread"},
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
     {NULL, NULL, 0, NULL},

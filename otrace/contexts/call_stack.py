@@ -11,6 +11,7 @@ from types import CodeType, FrameType
 from otrace.contexts.frames import CODES_MAX, code_info, is_hidden, on_hide
 from otrace.contexts.lazy import line_at
 from otrace.contexts.lazytext import LazyText, lazy_text
+from otrace.contexts.speedups import frames_walk as _frames_walk
 from otrace.contexts.speedups import walk as _walk
 
 
@@ -27,7 +28,10 @@ def capture_call_stack(frame: FrameType | None) -> LazyText:
     # instructions a frame where a check per frame costs about 700).  The stack cannot
     # change meanwhile (this thread is here), so one that hides frames is walked again.
     start = frame
-    if _walk is not None:  # the same walk in C (otrace/_speedups.c), under half the cost
+    walked = _frames_walk(frame) if _frames_walk is not None else None
+    if walked is not None:  # (C reading the interpreter's frames: otrace/_frames.c)
+        codes, lastis = walked
+    elif _walk is not None:  # the same walk in C (otrace/_speedups.c), under half the cost
         codes, lastis = _walk(frame)
     else:
         codes = []

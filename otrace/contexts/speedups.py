@@ -2,7 +2,7 @@
 they are built and wanted.
 
 ``walk``, ``plain_repr`` and ``holds_watched`` are the first's functions, ``live_records``
-the second's, or None: without a compiler at install time an extension is not built,
+and ``frames_walk`` (its ``walk``) the second's, or None: without a compiler at install time an extension is not built,
 ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns both off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
 functions may be called from any thread and run none of the program's code.
@@ -19,6 +19,8 @@ walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = No
 plain_repr: Callable[[object, int], str | None] | None = None
 holds_watched: Callable[[object, frozenset], bool] | None = None
 live_records: Callable[..., list] | None = None
+# (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
+frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
 # (live_records' marker of an unbound variable: see lazy.variables)
 UNBOUND: object = None
 
@@ -33,6 +35,6 @@ if os.environ.get("OTRACE_PURE") != "1":
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
     try:
         _f = importlib.import_module("otrace._frames")
-        live_records, UNBOUND = _f.live_records, _f.UNBOUND
+        live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk
     except ImportError:  # not built, or built for another release of CPython
         pass

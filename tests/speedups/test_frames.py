@@ -429,3 +429,75 @@ def test_exec_with_locals_of_its_own(c) -> None:
     got, slow = loc["out"]
     assert _plain(got[0][2]) == {"mine": 1}
     assert slow and slow[0].f_code.co_name == "<module>"
+
+
+# -- walk ------------------------------------------------------------------------------------
+
+
+def walks(c, frame: FrameType | None) -> tuple[Any, Any]:
+    """C's walk of ``frame`` and the pure loop's (the caller stands still meanwhile)."""
+    return c.walk(frame), tuple(_pure_walk(frame))
+
+
+def _pure_walk(frame: FrameType | None) -> tuple[list, list]:
+    codes, lastis = [], []
+    while frame is not None:
+        codes.append(frame.f_code)
+        lastis.append(frame.f_lasti)
+        frame = frame.f_back
+    return codes, lastis
+
+
+def test_walk_plain_stack(c) -> None:
+    got, want = _deep(20, lambda m: walks(c, sys._getframe()))
+    assert got == want and len(got[0]) > 21
+
+
+def test_walk_none_and_non_frames(c) -> None:
+    assert c.walk(None) == ([], [])
+    with pytest.raises(TypeError):
+        c.walk(42)
+
+
+def test_walk_generators_and_coroutines(c) -> None:
+    def gen():
+        yield walks(c, sys._getframe())
+
+    got, want = next(gen())
+    assert got == want and got[0][0] is gen.__code__
+
+    async def inner():
+        await asyncio.sleep(0)
+        return walks(c, sys._getframe())
+
+    async def outer():
+        return await inner()
+
+    got, want = asyncio.run(outer())
+    assert got == want and got[0][:2] == [inner.__code__, outer.__code__]
+
+
+def test_walk_leaves_other_threads_and_finished_frames_alone(c) -> None:
+    """None for a frame not running on this thread: another thread's (its callers may
+    return meanwhile) or one that has returned."""
+    ready, go = threading.Event(), threading.Event()
+    t = threading.Thread(target=lambda: (ready.set(), go.wait(10)))
+    t.start()
+    try:
+        assert ready.wait(10)
+        assert c.walk(sys._current_frames()[t.ident]) is None
+    finally:
+        go.set()
+        t.join(10)
+
+    def returns():
+        return sys._getframe()
+
+    assert c.walk(returns()) is None
+
+    def suspended():
+        yield 1
+
+    g = suspended()
+    next(g)
+    assert c.walk(g.gi_frame) is None
