@@ -3,6 +3,7 @@
    walk(frame)              call_stack.capture_call_stack's walk up the f_back chain
    plain_repr(obj, budget)  safe.brief(obj, budget) when that is repr(obj), else None
    holds_watched(loc, watch)  freeze's question of a frame's variables: any to copy?
+   args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
    chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source builds
@@ -266,7 +267,117 @@ holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(r);
 }
 
+/* The first 200 characters of text, and "..." if it was longer (handlers._value_text's cut) */
+static PyObject *
+cut200(PyObject *text)
+{
+    if (text == NULL || PyUnicode_GET_LENGTH(text) <= 200)
+        return text;
+    PyObject *head = PyUnicode_Substring(text, 0, 200);
+    Py_DECREF(text);
+    if (head == NULL)
+        return NULL;
+    PyObject *out = PyUnicode_FromFormat("%U...", head);
+    Py_DECREF(head);
+    return out;
+}
+
+/* Types brief shows by their contents (safe.BY_CONTENT_IDS): exact ones only */
+static int
+by_content(PyTypeObject *t)
+{
+    return t == &PyUnicode_Type || t == &PyLong_Type || t == &PyBytes_Type ||
+           t == &PyFloat_Type || t == &PyBool_Type || t == Py_TYPE(Py_None) ||
+           t == &PyComplex_Type || t == &PyList_Type || t == &PyTuple_Type ||
+           t == &PyDict_Type || t == &PySet_Type || t == &PyFrozenSet_Type;
+}
+
+/* handlers._value_text(value): a new reference, or NULL with an error set.  ``brief`` is
+   safe.brief, asked where this would not give its text at once. */
+static PyObject *
+value_text(PyObject *value, PyObject *brief)
+{
+    PyTypeObject *t = Py_TYPE(value);
+    if (t == &PyUnicode_Type) /* as typed in conditions: unquoted */
+        return cut200(Py_NewRef(value));
+    if (t == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && v > -1000000000000000LL && v < 1000000000000000LL)
+            return PyObject_Repr(value); /* (an exact int: the interpreter's own repr) */
+    }
+    else if (!by_content(t) && !PyType_IsSubtype(t, &PyType_Type) &&
+             !PyType_IsSubtype(t, (PyTypeObject *)PyExc_BaseException))
+        /* an instance of a program class: object.__repr__, which reads only the class's own
+           __module__ and name */
+        return cut200(PyBaseObject_Type.tp_repr(value));
+    else if (PyType_IsSubtype(t, &PyType_Type))
+        return PyType_GetName((PyTypeObject *)value); /* (type.__name__, never a metaclass's) */
+    PyObject *text = plain(value, 200, 3);
+    if (text != NULL && PyUnicode_GET_LENGTH(text) <= 200)
+        return text;
+    Py_XDECREF(text);
+    PyErr_Clear();
+    return PyObject_CallFunction(brief, "Oi", value, 200);
+}
+
+/* args_text(varargs, bound, brief) -> str | None: handlers.args_text -- "name=value, ..."
+   of a call's arguments (``bound``, an exact dict; the ``*args`` parameter ``varargs``, or
+   None, shown without its name, and left out when empty).  None: not one to do here.  The
+   pieces are joined once at the end (formatting each "name=value" costs more than its
+   text). */
+static PyObject *
+args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || (args[0] != Py_None && !PyUnicode_CheckExact(args[0])) ||
+        !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "args_text() takes a name or None, a dict and brief");
+        return NULL;
+    }
+    PyObject *varargs = args[0], *bound = args[1], *brief = args[2];
+    PyObject *pieces = PyList_New(0), *eq = PyUnicode_FromString("=");
+    PyObject *comma = PyUnicode_FromString(", "), *key, *value, *text = NULL, *empty = NULL;
+    Py_ssize_t pos = 0;
+    if (pieces == NULL || eq == NULL || comma == NULL)
+        goto done;
+    /* (the dict is the call's own; a finalizer run while a text is made could still change
+       it: each key and value is held meanwhile, and PyDict_Next reads the table as it is) */
+    while (PyDict_Next(bound, &pos, &key, &value)) {
+        int star = PyUnicode_CheckExact(key) && varargs != Py_None &&
+                   PyUnicode_Compare(key, varargs) == 0;
+        if (!PyUnicode_CheckExact(key) || (star && !PyTuple_CheckExact(value))) {
+            text = Py_NewRef(Py_None); /* (a name that is no str, *args no tuple: Python) */
+            goto done;
+        }
+        if (star && PyTuple_GET_SIZE(value) == 0)
+            continue; /* (an empty *args: left out) */
+        Py_INCREF(key);
+        Py_INCREF(value);
+        PyObject *shown =
+            star ? PyObject_CallFunction(brief, "Oi", value, 200) : value_text(value, brief);
+        int bad = shown == NULL ||
+                  (PyList_GET_SIZE(pieces) > 0 && PyList_Append(pieces, comma) < 0) ||
+                  (!star && (PyList_Append(pieces, key) < 0 || PyList_Append(pieces, eq) < 0)) ||
+                  PyList_Append(pieces, shown) < 0;
+        Py_XDECREF(shown);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (bad)
+            goto done;
+    }
+    if ((empty = PyUnicode_New(0, 0)) != NULL)
+        text = PyUnicode_Join(empty, pieces);
+done:
+    Py_XDECREF(empty);
+    Py_XDECREF(pieces);
+    Py_XDECREF(eq);
+    Py_XDECREF(comma);
+    return text;
+}
+
 static PyMethodDef methods[] = {
+    {"args_text", (PyCFunction)(void (*)(void))args_text, METH_FASTCALL,
+     "args_text(varargs, bound, brief) -> handlers.args_text's text, or None"},
     {"walk", walk, METH_O, "walk(frame) -> (codes, lastis), from frame outwards"},
     {"plain_repr", (PyCFunction)(void (*)(void))plain_repr, METH_FASTCALL,
      "plain_repr(obj, budget) -> safe.brief(obj, budget) when that is repr(obj), else None"},

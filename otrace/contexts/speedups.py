@@ -1,7 +1,7 @@
 """The optional C accelerators, :mod:`otrace._speedups` and :mod:`otrace._frames`, when
 they are built and wanted.
 
-``walk``, ``plain_repr`` and ``holds_watched`` are the first's functions, ``live_records``
+``walk``, ``plain_repr``, ``holds_watched`` and ``args_text`` are the first's functions, ``live_records``
 and ``frames_walk`` (its ``walk``) the second's, or None: without a compiler at install time an extension is not built,
 ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns both off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
@@ -18,6 +18,7 @@ from types import CodeType, FrameType
 walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = None
 plain_repr: Callable[[object, int], str | None] | None = None
 holds_watched: Callable[[object, frozenset], bool] | None = None
+args_text: Callable[[str | None, dict, Callable[[object, int], str]], str | None] | None = None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
@@ -33,6 +34,7 @@ if os.environ.get("OTRACE_PURE") != "1":
         pass
     else:
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
+        args_text = _c.args_text
     try:
         _f = importlib.import_module("otrace._frames")
         live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk

@@ -19,6 +19,7 @@ from otrace.contexts import call_stack, capture, frames
 from otrace.contexts.lazytext import lazy_text
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import BY_CONTENT_IDS, brief
+from otrace.contexts.speedups import args_text as _c_args_text
 from otrace.log import get_logger
 from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import ConditionError, Predicate, get_tag
@@ -208,6 +209,10 @@ def format_call_args(call: Call) -> str:
 def args_text(varargs: str | None, bound: dict[str, Any]) -> str:
     """:func:`format_call_args` of arguments bound by name (``varargs``: the ``*args``
     parameter's name, shown without it).  Any thread: runs no program code."""
+    if _c_args_text is not None:  # (the same text in C: otrace/_speedups.c)
+        text = _c_args_text(varargs, bound, brief)
+        if text is not None:
+            return text
     parts = [
         (brief(value, 200) if value else "") if name == varargs else name + "=" + _value_text(value)
         for name, value in bound.items()

@@ -473,3 +473,99 @@ def test_holds_watched_arguments(c) -> None:
     with pytest.raises(TypeError):
         c.holds_watched({})
     assert c.holds_watched(Dict(a=[]), watch) is True  # a dict subclass: its own table
+
+
+# -- args_text -------------------------------------------------------------------------------
+
+
+def pure_args_text(varargs: str | None, bound: dict) -> str:
+    from otrace.tracing import handlers
+
+    saved = handlers._c_args_text
+    handlers._c_args_text = None
+    try:
+        return handlers.args_text(varargs, bound)
+    finally:
+        handlers._c_args_text = saved
+
+
+class _Meta2(type):
+    """A metaclass whose special methods would run program code if asked."""
+
+    def __eq__(cls, other):
+        Hostile.ran.append("meta __eq__")
+        raise SystemExit
+
+    def __hash__(cls):
+        Hostile.ran.append("meta __hash__")
+        raise SystemExit
+
+    def __subclasscheck__(cls, sub):
+        Hostile.ran.append("meta __subclasscheck__")
+        raise SystemExit
+
+
+class _Odd2(metaclass=_Meta2):
+    pass
+
+
+class _Err(Exception):
+    pass
+
+
+ARG_VALUES = [
+    1, -(10**15) + 1, 10**15, 10**20, True, None, 2.5, 3j, "x", "y" * 199, "z" * 200, "w" * 201,
+    b"bytes", [1, "a"], list(range(30)), (1,), (), {"fast": True, "tags": ["a", "b"]}, {1, 2},
+    frozenset(), Point(1, 2), Str("s"), Int(5), List([1]), Dict(a=1), Tuple((1,)), Float(1.5),
+    Hostile(), HostileStr("hs"), _Odd2, _Odd2(), int, _Err("boom"), ValueError(1, [2]),
+    OrderedDict(a=1), defaultdict(list), OrderedDict, defaultdict, type(sys._getframe()),
+]  # fmt: skip
+
+
+STARS = [(), (1, "two"), (Hostile(),)]
+
+
+# (indices drawn, not the values: hypothesis reports its examples with repr, which these
+# values' classes make raise)
+@given(
+    st.lists(st.integers(0, len(ARG_VALUES) - 1), max_size=6),
+    st.sampled_from([None, "args", "rest"]),
+    st.integers(0, len(STARS) - 1),
+)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_args_text_is_the_python_text(c, picks: list, varargs: str | None, star: int) -> None:
+    bound = {f"a{i}": ARG_VALUES[k] for i, k in enumerate(picks)}
+    if varargs is not None:
+        bound[varargs] = STARS[star]
+    Hostile.ran.clear()
+    got = c.args_text(varargs, bound, safe.brief)
+    assert Hostile.ran == []  # (nor did the pure text run any: it is compared after)
+    want = pure_args_text(varargs, bound)  # (not in the assert: its report would repr bound)
+    assert got == want
+
+
+def test_args_text_leaves_odd_calls_to_python(c) -> None:
+    assert c.args_text(None, {1: 2}, safe.brief) is None  # a name that is no str
+    assert c.args_text("args", {"args": [1]}, safe.brief) is None  # *args that is no tuple
+    with pytest.raises(TypeError):
+        c.args_text(None, Dict(a=1), safe.brief)
+    with pytest.raises(TypeError):
+        c.args_text(None, {})
+
+
+def test_args_text_used_by_handlers(c) -> None:
+    from otrace.tracing import handlers
+
+    if os.environ.get("OTRACE_PURE") != "1":
+        assert handlers._c_args_text is c.args_text
+    assert handlers.args_text("args", {"a": 1, "args": ()}) == "a=1"
+
+
+def test_args_text_keeps_reference_counts(c) -> None:
+    value = {"k": [1, "x"]}
+    inst = Point(1, 2)
+    bound = {"a": value, "b": inst, "c": 10**20}
+    refs = sys.getrefcount(value), sys.getrefcount(inst), sys.getrefcount(bound)
+    for _ in range(100):
+        c.args_text(None, bound, safe.brief)
+    assert (sys.getrefcount(value), sys.getrefcount(inst), sys.getrefcount(bound)) == refs
