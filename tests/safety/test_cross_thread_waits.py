@@ -1,0 +1,140 @@
+"""No program thread (nor the loop) waits without bound for a lock one of otrace's threads holds.
+
+While an otrace thread (the shell's worker, a writer) holds a lock across allocations, a
+collection may run a program's finalizer there, and that finalizer may wait for a lock the
+program thread holds -- the program thread waiting for otrace's lock would then never get it.
+Each lock either makes its otrace side call-free (no point inside it where a finalizer could
+run: ``finalizer_points``) or bounds the program side's wait, with a degraded path after it.
+
+The bounded ones are tested for real: the otrace side is wedged in its section as such a
+finalizer would be (a function it calls there waits for the program thread's lock), and the
+program thread must get on within a bound.  See docs/architecture.rst, "Locks and finalizers".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Wedge:
+    """Make ``owner.name`` -- a function the otrace side calls inside its locked section --
+    wait first, as a finalizer run there would, for a lock the program thread holds."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.program_lock = threading.Lock()
+        self.inside = threading.Event()  # the otrace side is in its section, waiting
+        original = getattr(owner, name)
+
+        def point(*args: Any, **kwargs: Any) -> Any:
+            if not self.inside.is_set():
+                self.inside.set()
+                with self.program_lock:  # the "finalizer": needs the program thread's lock
+                    pass
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, point)
+
+    def run(
+        self, otrace_side: Callable[[], Any], program_side: Callable[[], Any], bound: float = 20
+    ) -> tuple[bool, Any, Any]:
+        """Run ``otrace_side`` on one thread, wedged in its section, and ``program_side`` on
+        another holding the program's lock; (the program side finished within ``bound``,
+        its result or exception, the otrace side's)."""
+        box: dict[str, Any] = {}
+        held = threading.Event()
+
+        def program() -> None:
+            self.program_lock.acquire()
+            held.set()
+            try:
+                if not self.inside.wait(10):
+                    raise AssertionError("the otrace side never reached its section")
+                box["program"] = program_side()
+            except BaseException as exc:  # noqa: B036 - handed to the test
+                box["program"] = exc
+            finally:
+                if self.program_lock.locked():  # (else the test freed it, unwedging)
+                    self.program_lock.release()
+
+        def otrace() -> None:
+            try:
+                box["otrace"] = otrace_side()
+            except BaseException as exc:  # noqa: B036 - handed to the test
+                box["otrace"] = exc
+
+        p = threading.Thread(target=program, name="program", daemon=True)
+        o = threading.Thread(target=otrace, name="otrace-side", daemon=True)
+        p.start()
+        assert held.wait(10)
+        o.start()
+        p.join(bound)
+        finished = not p.is_alive()
+        if not finished:  # the old deadlock: free both (a plain lock may be released here)
+            self.program_lock.release()
+            p.join(10)
+        o.join(10)
+        assert not o.is_alive(), "the otrace side did not finish once the program's lock was free"
+        return finished, box.get("program"), box.get("otrace")
+
+
+# -- the context store: a program thread records while the shell lists or saves -------------
+
+
+def _ctx(label: str):
+    from otrace.contexts.record import TraceContext
+
+    return TraceContext("traces", "f", label, {}, {})
+
+
+def test_a_context_recorded_while_the_shell_lists_is_dropped_not_waited_for(runtime, monkeypatch):
+    from otrace.contexts import store as store_module
+
+    store = runtime.store
+    store.add(_ctx("before"))
+    wedge = Wedge(monkeypatch, store_module, "_glob")  # called under the lock by under()
+    finished, added, listed = wedge.run(
+        lambda: store.under("recent", ("traces",)), lambda: store.add(_ctx("during"))
+    )
+    assert finished, "the program thread waited for the shell's listing without bound"
+    assert added is None and store.dropped == 1
+    assert [c.ctxid for c in listed[0]] == ["tr-before"]
+    store.add(_ctx("after"))  # the lock is free again: filed as usual
+    assert [c.ctxid for c in store.under("recent")[0]] == ["tr-before", "tr-after"]
+
+
+def test_a_break_that_cannot_be_filed_is_released_not_left_waiting(runtime, monkeypatch):
+    from otrace.contexts import store as store_module
+
+    released: list[bool] = []
+
+    class Live:
+        def release(self) -> None:
+            released.append(True)
+
+    ctx = _ctx("a break")
+    ctx.live = Live()
+    wedge = Wedge(monkeypatch, store_module, "_put")  # called under the lock by save()
+    finished, _added, _saved = wedge.run(
+        lambda: runtime.store.save(_ctx("saved by the shell")), lambda: runtime.store.add(ctx)
+    )
+    assert finished
+    assert released == [True] and runtime.store.dropped == 1
+    assert ctx.id not in runtime.store.all
+
+
+def test_a_context_saved_from_program_code_while_the_shell_saves(runtime, monkeypatch):
+    from otrace.contexts import store as store_module
+
+    store = runtime.store
+    mine = _ctx("mine")
+    store.add(mine)
+    wedge = Wedge(monkeypatch, store_module, "_put")
+    finished, saved, _ = wedge.run(lambda: store.save(_ctx("shell's")), lambda: store.save(mine))
+    assert finished and saved is False and store.dropped == 1
+    assert mine.live is None and not store.is_saved(mine)
