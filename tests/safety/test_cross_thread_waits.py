@@ -138,3 +138,53 @@ def test_a_context_saved_from_program_code_while_the_shell_saves(runtime, monkey
     finished, saved, _ = wedge.run(lambda: store.save(_ctx("shell's")), lambda: store.save(mine))
     assert finished and saved is False and store.dropped == 1
     assert mine.live is None and not store.is_saved(mine)
+
+
+# -- the trace registry: a program thread traces (or a count runs out) while the shell traces --
+
+
+def _module_with(*names: str):
+    import types
+
+    mod = types.ModuleType("waits_prog")
+    for name in names:
+        exec(f"def {name}(x):\n    return x + 1\n", mod.__dict__)
+    return mod
+
+
+def test_trace_from_program_code_while_the_shell_traces_raises_instead_of_waiting(
+    runtime, monkeypatch
+):
+    from otrace.errors import TraceError
+    from otrace.tracing import api, registry
+
+    monkeypatch.setattr(registry, "WAIT", 0.2, raising=False)  # (absent before the bound)
+    mod = _module_with("shells", "programs")
+    wedge = Wedge(monkeypatch, api, "_install")  # called under the registry lock by trace()
+    finished, mine, shells = wedge.run(
+        lambda: api.trace(mod.shells, mod, "shells", tracer=runtime.tracer),
+        lambda: api.trace(mod.programs, mod, "programs", tracer=runtime.tracer),
+    )
+    assert finished, "trace() from program code waited for the shell without bound"
+    assert isinstance(mine, TraceError) and "busy" in str(mine)
+    assert not isinstance(shells, BaseException)
+    assert [s.key for s in runtime.tracer.specs()] == ["shells"]  # nothing of the refused one
+
+
+def test_a_trace_count_running_out_while_the_shell_traces_does_not_wait(runtime, monkeypatch):
+    from otrace.tracing import api
+
+    mod = _module_with("counted", "other")
+    api.trace(mod.counted, mod, "counted", condition="call", count=1, tracer=runtime.tracer)
+    wedge = Wedge(monkeypatch, api, "_install")
+    finished, result, _ = wedge.run(
+        lambda: api.trace(mod.other, mod, "other", tracer=runtime.tracer),
+        lambda: mod.counted(1),  # the traced call that uses up the count
+    )
+    assert finished, "a traced call whose count ran out waited for the shell without bound"
+    assert result == 2
+    spent = runtime.tracer.get_spec("counted")
+    assert spent is not None and not spent.active  # left registered, inactive
+    assert mod.counted(1) == 2 and spent.traced == 1  # and traces nothing more
+    api.untrace("counted", tracer=runtime.tracer)
+    assert runtime.tracer.get_spec("counted") is None
