@@ -188,3 +188,41 @@ def test_a_trace_count_running_out_while_the_shell_traces_does_not_wait(runtime,
     assert mod.counted(1) == 2 and spent.traced == 1  # and traces nothing more
     api.untrace("counted", tracer=runtime.tracer)
     assert runtime.tracer.get_spec("counted") is None
+
+
+# -- the SQLite writer's I/O lock: os.fork waits for it ----------------------------------------
+
+
+def test_fork_waits_for_a_wedged_sqlite_write_only_boundedly(tmp_path, monkeypatch):
+    import os
+
+    from otrace.contexts import writer_thread
+    from otrace.contexts.sqlite_writer import PickleWriter
+
+    writer = PickleWriter(tmp_path / "ctx.db")
+    wedge = Wedge(monkeypatch, writer, "write_rows")  # called under the I/O lock
+
+    def fork_and_report() -> str:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: say whether its writer would write, then leave at once
+            try:
+                writer.submit(_ctx("in the child"))
+                os.write(write, b"dropped %d" % writer.stats()["dropped"])
+            finally:
+                os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as f:
+            return f.read().decode()
+
+    try:
+        finished, said, _ = wedge.run(
+            lambda: writer.submit(_ctx("written")) or writer.flush(20),
+            fork_and_report,
+        )
+        assert finished, "os.fork waited for the writer's I/O lock without bound"
+        assert said == "dropped 1"  # the child forked mid-write writes nothing
+        assert not writer_thread._UNFENCED and writer._unfenced is False  # (the parent)
+    finally:
+        writer.close()
