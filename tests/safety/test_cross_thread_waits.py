@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.safety.finalizer_points import run_with_finalizers
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -226,3 +228,68 @@ def test_fork_waits_for_a_wedged_sqlite_write_only_boundedly(tmp_path, monkeypat
         assert not writer_thread._UNFENCED and writer._unfenced is False  # (the parent)
     finally:
         writer.close()
+
+
+# -- call-free otrace sides: no point where a finalizer could run while they hold the lock ------
+
+
+def _owned(lock: Any) -> Callable[[], bool]:
+    return lambda: lock._is_owned() if hasattr(lock, "_is_owned") else lock.locked()
+
+
+def test_nothing_under_the_hold_rules_lock_lets_a_finalizer_run_on_the_shells_side(runtime):
+    rules = runtime.hold_rules
+
+    def shell():
+        one = rules.add("True", {})
+        rules.add("False", {}, count=2)
+        rules.remove(one.number)
+        rules.remove()
+
+    out = run_with_finalizers(shell, held=rules._lock.locked, timeout=10)
+    assert out.finished and not out.errors
+    assert not out.points, f"a finalizer could run at {out.points[:3]}"
+    assert rules.rules == ()
+
+
+def test_nothing_under_the_patch_tables_lock_lets_a_finalizer_run_on_the_shells_side(runtime):
+    import types
+
+    from otrace.tracing import patching
+
+    mod = types.ModuleType("waits_patched")
+    exec("def f():\n    return 1\n", mod.__dict__)
+    table = runtime.patches
+
+    def shell():
+        patching.patch(mod, "f", "def f():\n    return 2\n", table=table)
+        assert mod.f() == 2
+        patching.unpatch("f", table=table)
+        assert mod.f() == 1
+
+    out = run_with_finalizers(shell, held=_owned(table.lock), timeout=30)
+    assert out.finished and not out.errors, out.errors
+    assert not out.points, f"a finalizer could run at {out.points[:3]}"
+    assert not table.busy and "f" not in table.patches
+
+
+def test_nothing_under_the_bridges_lock_lets_a_finalizer_run_on_the_shells_side():
+    from otrace.web.bridge import Connection, WebBridge
+
+    bridge = WebBridge()
+    conn = Connection.__new__(Connection)
+    conn.name, conn.pending, conn.closed, conn.logs_wanted = "alice", {}, False, False
+    sent: list[Any] = []
+    conn.send = sent.append  # type: ignore[method-assign]
+    bridge._conns = {"alice": conn}
+
+    def shell():
+        assert bridge.names() == ["alice"]
+        assert bridge.connection("alice") is conn
+        fut = bridge.submit("alice", "1 + 1")
+        fut.cancel()  # its done-callback forgets it (the shell's thread here)
+
+    out = run_with_finalizers(shell, held=bridge._lock.locked, timeout=10)
+    assert out.finished and not out.errors, out.errors
+    assert not out.points, f"a finalizer could run at {out.points[:3]}"
+    assert conn.pending == {} and len(sent) == 1
