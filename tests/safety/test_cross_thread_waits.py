@@ -142,6 +142,27 @@ def test_a_context_saved_from_program_code_while_the_shell_saves(runtime, monkey
     assert mine.live is None and not store.is_saved(mine)
 
 
+# -- the holds table: a program thread breaks while the shell resumes ------------------------
+
+
+def test_a_break_while_the_shell_resumes_is_refused_not_waited_for(runtime, monkeypatch):
+    from otrace.contexts.record import TraceContext
+    from otrace.holds import table
+
+    holds = runtime.holds
+    waiting = TraceContext("breaks", "f", "waiting", {}, {})
+    holds.new_break(waiting)
+    late = TraceContext("breaks", "g", "late", {}, {})
+    wedge = Wedge(monkeypatch, holds, "_claim")  # called under the lock by the release
+    finished, item, resumed = wedge.run(
+        lambda: holds.resume(waiting), lambda: holds.new_break(late)
+    )
+    assert finished, "a new break waited for the shell's resume without bound"
+    assert resumed is True and waiting.live is None
+    assert item.released == table.REFUSED and item.event.is_set()  # its thread would go on
+    assert late.live is None and late.trc["released"] == table.REFUSED and len(holds) == 0
+
+
 # -- the trace registry: a program thread traces (or a count runs out) while the shell traces --
 
 
