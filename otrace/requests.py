@@ -262,7 +262,13 @@ class HoldRule:
 
 
 class HoldRules:
-    """The active hold rules.  Readers on the loop see an immutable tuple (no lock)."""
+    """The active hold rules.  Readers on the loop see an immutable tuple (no lock).
+
+    ``_lock`` is taken on the loop (:meth:`match` takes a rule's count) and by the shell
+    (:meth:`add`, :meth:`remove`).  The shell's side is call-free -- it builds the new tuple
+    outside and swaps it in if ``rules`` is unchanged (else builds again) -- so no finalizer
+    can run while the shell holds it, and the loop never waits for one that waits for it.
+    """
 
     def __init__(self, announce: Callable[[str], None]) -> None:
         self.announce = announce  # how a failing condition is reported (once)
@@ -284,26 +290,34 @@ class HoldRules:
             code = compile(condition, "<hold condition>", "eval")
         except SyntaxError as exc:
             raise OTraceError(f"hold: invalid condition {condition!r}: {exc.msg}") from None
-        with self._lock:
-            rule = HoldRule(
-                next(self._numbers),
-                condition,
-                code,
-                globals_dict,
-                count=count,
-                timeout=timeout,
-                handlers=handlers,
-                announce=self.announce,
-            )
-            self.rules = (*self.rules, rule)
-        return rule
+        rule = HoldRule(
+            next(self._numbers),
+            condition,
+            code,
+            globals_dict,
+            count=count,
+            timeout=timeout,
+            handlers=handlers,
+            announce=self.announce,
+        )
+        while True:  # (again only if the loop used up a rule meanwhile)
+            rules = self.rules
+            new = (*rules, rule)
+            with self._lock:  # call-free (see the class docstring)
+                if self.rules is rules:
+                    self.rules = new
+                    return rule
 
     def remove(self, number: int | None = None) -> list[HoldRule]:
         """Remove rule ``number`` (None: all); returns what was removed."""
-        with self._lock:
-            gone = [r for r in self.rules if number is None or r.number == number]
-            self.rules = tuple(r for r in self.rules if r not in gone)
-        return gone
+        while True:  # (again only if the loop used up a rule meanwhile)
+            rules = self.rules
+            gone = [r for r in rules if number is None or r.number == number]
+            kept = tuple(r for r in rules if r not in gone)
+            with self._lock:  # call-free (see the class docstring)
+                if self.rules is rules:
+                    self.rules = kept
+                    return gone
 
     def match(self, handler: Any, request: Any) -> HoldRule | None:
         """The first rule that holds this request (its count taken), if any.  Loop thread."""

@@ -68,8 +68,12 @@ class PickleWriter(BatchWriter):
     ``max_file_bytes`` caps the database size (writes beyond it fail as a full disk would).
     """
 
-    # SQLite keeps process-wide mutexes: a child must never fork off a write half done
-    fork_wait = None
+    # SQLite keeps process-wide mutexes: a child must never follow a write half done.  The
+    # fork waits up to busy_timeout's default for it to end; past that (a finalizer on the
+    # writer thread waiting for the forking thread, or a file locked that long) the child
+    # writes nothing (see writer_thread's module docstring)
+    fork_wait = 5.0
+    MID_WRITE_FORK_OK = False
 
     def __init__(
         self,

@@ -8,7 +8,13 @@ released (resumed, cancelled, disconnected, ...) it is an ordinary context, kept
 ``__trc["released"]`` reason and evicted like any other.  ``saved`` never evicts.  ``all`` maps every trace id still kept anywhere to its context.
 
 Thread safety: every method may be called from any thread; mutations take the store's lock.
-Events are emitted in the calling thread, outside the lock (see otrace.events).
+Events are emitted in the calling thread, outside the lock (see otrace.events).  What a
+program thread does here (:meth:`ContextStore.add`, :meth:`~ContextStore.save` of a recorded
+context, :meth:`~ContextStore.settled` when its hold is released) waits for the lock at most
+:data:`WAIT`: the shell lists and saves under it, allocating, and a finalizer run there by a
+collection may wait for a lock that very program thread holds.  Past the bound the context
+is dropped (counted in ``dropped``, said once) -- see ``docs/architecture.rst``, "Locks and
+finalizers".
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from otrace.log import get_logger
 from otrace.params import Params
 
 log = get_logger("contexts")
+
+#: how long a program thread waits for the store's lock held by another thread (seconds):
+#: the shell holds it for a copy of references, at most milliseconds; past this a context is
+#: dropped rather than the program thread wedged (see the module docstring)
+WAIT = 0.25
 
 
 class Shelf(dict):
@@ -110,12 +121,21 @@ class ContextStore:
         self._waiting: dict[str, OrderedDict[str, TraceContext]] = {k: OrderedDict() for k in KINDS}
         self._saved_ids: set[str] = set()
         self._newest: TraceContext | None = None
+        # contexts a program thread gave up filing after WAIT (see _drop); no lock: a count
+        # off by one under a race is harmless, a lock here would be one more to wait for
+        self.dropped = 0
+        self._said = False
 
     # -- adding ------------------------------------------------------------------------
     def add(self, ctx: TraceContext) -> None:
         """Put a new context in ``recent`` (evicting the oldest of its kind if needed)."""
         kind = ctx.kind
-        with self._lock:
+        lock = self._lock
+        # (a try first: no deadline is worked out unless another thread holds it)
+        if not lock.acquire(False) and not lock.acquire(True, WAIT):
+            self._drop(ctx, "recorded")
+            return
+        try:
             try:  # the usual: its directory is there
                 self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
             except KeyError:
@@ -139,6 +159,8 @@ class ContextStore:
                 evicted = None
             else:
                 evicted = self._evict(kind) if excess > 0 else None
+        finally:
+            lock.release()
         subscribers = self.events.subscribers
         if subscribers.get(ContextRecorded):
             self.events.emit(ContextRecorded(ctx))
@@ -150,6 +172,31 @@ class ContextStore:
                     old.unlink()
         elif evicted:
             self._evicted(evicted)
+
+    def _take(self) -> bool:
+        """Take the lock, waiting at most WAIT for another thread (program threads)."""
+        lock = self._lock
+        return lock.acquire(False) or lock.acquire(True, WAIT)
+
+    def _drop(self, ctx: TraceContext, what: str) -> None:
+        """A context not filed (another thread held the lock past WAIT): counted, said once,
+        and a new one's break or hold released -- nothing may wait on a context nobody can
+        see.  The thread that called, lock not held."""
+        self.dropped += 1
+        live = ctx.live
+        if live is not None and what == "recorded":
+            try:
+                live.release()
+            except Exception:
+                log.exception("releasing %s failed", ctx.id)
+        if not self._said:
+            self._said = True
+            log.warning(
+                "a context %s was dropped: another thread held the store for over %g s "
+                "(counted in the store's dropped; said once)",
+                what,
+                WAIT,
+            )
 
     def _evicted(self, evicted: list[TraceContext]) -> None:
         """Tell of contexts ``_evict`` dropped, and cut their chains (lock not held)."""
@@ -195,7 +242,9 @@ class ContextStore:
         Called by the holds table after clearing ``live``; any thread.
         """
         evicted: list[TraceContext] = []
-        with self._lock:
+        if not self._take():  # (they stay kept, as if still waiting, until removed)
+            return
+        try:
             kinds = set()
             for ctx in ctxs:
                 waiting = self._waiting.get(ctx.kind)
@@ -204,14 +253,23 @@ class ContextStore:
                     kinds.add(ctx.kind)
             for kind in kinds:
                 evicted.extend(self._evict(kind))
+        finally:
+            self._lock.release()
         self._evicted(evicted)
 
-    def save(self, ctx: TraceContext) -> None:
-        """Copy a context into ``saved`` (it then outlives eviction)."""
-        with self._lock:
+    def save(self, ctx: TraceContext) -> bool:
+        """Copy a context into ``saved`` (it then outlives eviction); False if it could not
+        (another thread held the store past WAIT: counted in ``dropped``)."""
+        if not self._take():
+            self._drop(ctx, "saved")
+            return False
+        try:
             _put(self.saved, ctx)
             self._saved_ids.add(ctx.id)
             self.all[ctx.id] = ctx
+        finally:
+            self._lock.release()
+        return True
 
     # -- removing ----------------------------------------------------------------------
     def remove(self, ctx: TraceContext, *, keep_saved: bool = False) -> None:

@@ -13,7 +13,11 @@
   announcement per kind of trouble.
 * ``fork``: the writer thread's I/O is fenced by a lock taken around ``os.fork`` (bounded), so
   a child never inherits a connection half-way through a write; a writer used in a forked
-  child starts afresh there (:meth:`~BatchWriter.reopen`).
+  child starts afresh there (:meth:`~BatchWriter.reopen`).  The wait is bounded because the
+  writer allocates under that lock (a finalizer run there may wait for a lock the forking
+  thread holds): past ``fork_wait`` the fork goes ahead, and a back end that must not
+  follow a write half done (``MID_WRITE_FORK_OK`` False: SQLite) writes nothing in that
+  child -- its contexts are dropped there, counted, said once.
 
 A back end subclasses it with :meth:`~BatchWriter.connect`, :meth:`~BatchWriter.write_rows`,
 :meth:`~BatchWriter.disconnect` and :meth:`~BatchWriter.abandon`: the SQLite file
@@ -101,9 +105,13 @@ class BatchWriter:
 
     #: how the writer names its target in announcements and thread names
     label = "?"
-    #: how long a fork waits for this writer's thread to finish its current write (seconds;
-    #: None: as long as it takes)
-    fork_wait: float | None = 2.0
+    #: how long a fork waits for this writer's thread to finish its current write (seconds)
+    fork_wait: float = 2.0
+    #: whether a child forked while a write was under way (``fork_wait`` passed) may write
+    #: again: True if the child never touches what the parent's write may hold
+    MID_WRITE_FORK_OK = True
+    #: set in a child forked mid-write (see MID_WRITE_FORK_OK); inherited by its children
+    _unfenced = False
 
     def __init__(
         self,
@@ -187,7 +195,15 @@ class BatchWriter:
 
         False while another thread -- or a finalizer run on this one by a collection during
         the restart, which allocates -- is restarting a writer: the caller drops its context
-        rather than wait (for itself, in the finalizer's case)."""
+        rather than wait (for itself, in the finalizer's case); False for good in a child
+        forked mid-write whose back end must not follow one (see MID_WRITE_FORK_OK)."""
+        if self._unfenced and not self.MID_WRITE_FORK_OK:
+            self.report(
+                "fork",
+                "this process was forked while its parent's writer was writing; "
+                "contexts are not written from it (counted as dropped)",
+            )
+            return False
         if not _REOPEN.acquire(blocking=False):
             return False
         try:
@@ -308,29 +324,29 @@ class BatchWriter:
                 nudge.get_nowait()
             rows: list[Row] = []
             markers = []
-            with self._io_lock:
-                ready = self.ready()
-                away = 0
-                for item in items:
-                    if item is _STOP:
-                        stop = True
-                    elif isinstance(item, _Flush):
-                        markers.append(item)
-                    elif isinstance(item, Snapshot):
-                        if not ready:
-                            away += 1
-                            continue
-                        row = self._encode(item)
-                        if row is not None:
-                            rows.append(row)
-                if away:
-                    self.count("failed", away)
-                if rows:
-                    try:
+            ready = self.ready()
+            away = 0
+            for item in items:  # (pickled outside the I/O lock: a fork waits less)
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, _Flush):
+                    markers.append(item)
+                elif isinstance(item, Snapshot):
+                    if not ready:
+                        away += 1
+                        continue
+                    row = self._encode(item)
+                    if row is not None:
+                        rows.append(row)
+            if away:
+                self.count("failed", away)
+            if rows:
+                try:
+                    with self._io_lock:
                         self.write_rows(rows)
-                    except Exception as exc:  # never let the thread die
-                        self.count("failed", len(rows))
-                        self.report("write", f"cannot write: {one_line(exc)}")
+                except Exception as exc:  # never let the thread die
+                    self.count("failed", len(rows))
+                    self.report("write", f"cannot write: {one_line(exc)}")
             for marker in markers:
                 marker.done.set()
         try:
@@ -348,25 +364,28 @@ class BatchWriter:
         return self.row(snap, blob)
 
 
-# Fork bookkeeping is process-wide by nature (os.register_at_fork is): live writers, and those
-# whose I/O lock is held across a fork.
+# Fork bookkeeping is process-wide by nature (os.register_at_fork is): live writers, those
+# whose I/O lock is held across a fork, and those whose lock the fork could not take.
 _WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
 _HELD: list[BatchWriter] = []
+_UNFENCED: list[BatchWriter] = []
 _REOPEN = threading.Lock()  # one program thread of a forked child restarts a writer
 # this process's id, kept up to date at fork (submit compares it without a system call)
 _PID = [os.getpid()]
 
 
 def _before_fork() -> None:
-    # Bounded for a database (a slow one must not hold up the program's fork for long; a
-    # child never touches the connection it inherits anyway, see abandon()); SQLite waits.
+    # Bounded: the writer thread allocates under its I/O lock, and a finalizer run there may
+    # wait for a lock the forking thread holds (see the module docstring).
     for w in list(_WRITERS):
-        wait = w.fork_wait
-        if w._io_lock.acquire(timeout=-1 if wait is None else wait):
+        if w._io_lock.acquire(timeout=w.fork_wait):
             _HELD.append(w)
+        else:
+            _UNFENCED.append(w)
 
 
 def _after_fork_in_parent() -> None:
+    _UNFENCED.clear()
     while _HELD:
         _HELD.pop()._io_lock.release()
 
@@ -377,8 +396,10 @@ def _after_fork_in_child() -> None:
     _PID[0] = os.getpid()
     _REOPEN = threading.Lock()
     _HELD.clear()
-    for w in list(_WRITERS):
-        w._io_lock = threading.Lock()
+    while _UNFENCED:
+        _UNFENCED.pop()._unfenced = True
+    for w in list(_WRITERS):  # (its report and count locks too: the writer takes them)
+        w._io_lock, w._lock, w._count_lock = threading.Lock(), threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(

@@ -9,6 +9,12 @@ When more than :data:`SETTLE_LATER` holds of one loop are released, what no answ
 -- making their contexts evictable and evicting the excess, :class:`HoldReleased` -- runs
 on that loop after their handlers (a loop callback queued behind the tasks woken); fewer
 are settled by the releasing thread at once, as one is.
+
+The shell's threads hold the lock across allocations (claiming, listing), where a collection
+may run a finalizer that waits for a lock a program thread holds; so what a program thread
+or the loop does here waits for it at most :data:`WAIT`: a new break or hold is then
+refused -- released at once (``__trc["released"]`` says so), its thread goes on -- and a
+release or a look-up finds nothing (see docs/architecture.rst, "Locks and finalizers").
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ log = get_logger("holds")
 
 #: More holds of one loop released at once are settled on that loop after they ran.
 SETTLE_LATER = 256
+#: how long a program thread (or the loop) waits for the table's lock held by another (s)
+WAIT = 0.25
+#: why a break or hold that could not wait for the table was let go at once
+REFUSED = "refused: the holds table was busy"
 
 
 class HoldTable:
@@ -94,7 +104,10 @@ class HoldTable:
         owner = item.ctx.get("self")
         key, oid = item.ctx.id, id(owner) if owner is not None else None
         alone = [item]
-        with self._lock:  # no call before the item is in both places (see _lock)
+        if not self._take():
+            self._refuse(item)
+            return
+        try:  # no call before the item is in both places (see _lock)
             self._pending[key] = item
             self._breaks += item.kind == "break"
             if oid is not None:
@@ -104,8 +117,27 @@ class HoldTable:
                     self._by_owner[oid] = alone
                 else:
                     mine.append(item)
+        finally:
+            self._lock.release()
         item.ctx.live = item
         self.events.emit(HoldRegistered(item.ctx, item.kind))
+
+    def _take(self) -> bool:
+        """Take the lock, waiting at most WAIT for another thread (see the module's text)."""
+        lock = self._lock
+        return lock.acquire(False) or lock.acquire(True, WAIT)
+
+    def _refuse(self, item: Break | Hold) -> None:
+        """Let a new break or hold go at once, unregistered (the table stayed busy past WAIT):
+        its thread goes on; the context is an ordinary one.  Its own thread (the loop's, for
+        a hold), lock not held."""
+        item.released = REFUSED
+        item.ctx.trc["released"] = REFUSED
+        if isinstance(item, Hold):
+            item._resolve()
+        else:
+            item.event.set()
+        log.warning("%s %s: %s", item.kind, item.ctx.id, REFUSED)
 
     def _claim(
         self, item: Break | Hold, value: Any, reason: str, error: BaseException | None
@@ -134,9 +166,13 @@ class HoldTable:
         self, items: Iterable[Break | Hold], value: Any, reason: str, error: BaseException | None
     ) -> list[Break | Hold]:
         """Release ``items`` (those not released yet); returns those it released.  Any
-        thread."""
-        with self._lock:
+        thread; nothing if the table stays busy past WAIT."""
+        if not self._take():
+            return []
+        try:
             done = [item for item in items if self._claim(item, value, reason, error)]
+        finally:
+            self._lock.release()
         held: list[Hold] = []
         for item in done:
             ctx = item.ctx
@@ -202,8 +238,12 @@ class HoldTable:
     def get(self, ctx_or_id: TraceContext | str) -> Break | Hold | None:
         """The pending break or hold of a context (or trace id), if any.  Any thread."""
         trace_id = ctx_or_id if isinstance(ctx_or_id, str) else ctx_or_id.id
-        with self._lock:
+        if not self._take():  # (busy past WAIT: as if nothing waited)
+            return None
+        try:
             return self._pending.get(trace_id)
+        finally:
+            self._lock.release()
 
     def __len__(self) -> int:
         """How many breaks and holds wait (no sorting, no copy).  Any thread."""
@@ -224,10 +264,15 @@ class HoldTable:
         """Contexts still waiting whose captured ``self`` is ``owner``, oldest first.
 
         Looked up in an index, so a request handler finds its own holds in constant time
-        however many others wait.  Any thread.
+        however many others wait.  Any thread (the loop, when a client goes); none if the
+        table stays busy past WAIT.
         """
-        with self._lock:
+        if not self._take():
+            return []
+        try:
             items = list(self._by_owner.get(id(owner), ()))
+        finally:
+            self._lock.release()
         return [i.ctx for i in items if i.ctx.get("self") is owner]
 
     def resume(

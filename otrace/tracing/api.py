@@ -244,7 +244,7 @@ def trace(
             )
     is_class = inspect.isclass(target)
     bulk = is_class or inspect.ismodule(target)
-    with tracer.lock:
+    with tracer.locked():
         patches: list[Patch] = []
         for p, a, n, k in targets:
             try:
@@ -310,7 +310,7 @@ def untrace(target: Any, tracer: Tracer | None = None) -> bool:
     tracer = _tracer(tracer)
     key = _key_of(target, tracer)
     is_class = inspect.isclass(target)
-    with tracer.lock:
+    with tracer.locked():
         known = key is not None and (key in tracer.owned or tracer.get_spec(key) is not None)
         if known:
             assert key is not None
@@ -337,7 +337,7 @@ def untrace_all(tracer: Tracer | None = None) -> None:
 def unwrap_all(tracer: Tracer | None = None) -> None:
     """Drop every spec and remove every wrapper (tests, shutdown)."""
     tracer = _tracer(tracer)
-    with tracer.lock:
+    with tracer.locked():
         tracer.clear_registry()
         for patch in list(tracer.patches.values()):
             _uninstall(patch, tracer)
@@ -354,5 +354,5 @@ def traces(tracer: Tracer | None = None) -> list[TraceSpec]:
 def wrapped(tracer: Tracer | None = None) -> list[str]:
     """Names of every function currently wrapped (traced or pass-through)."""
     tracer = _tracer(tracer)
-    with tracer.lock:
+    with tracer.locked():
         return sorted(site.name for patch in tracer.patches.values() for site in patch.sites)

@@ -260,9 +260,8 @@ class TraceSpec:
                     self.active = False
             self.traced += 1
             exhausted = not self.active
-        if exhausted:
-            if self.tracer is not None:
-                self.tracer.unregister(self.key, self)
+        if exhausted and self.tracer is not None:
+            self.tracer.retire(self.key, self)
         return True
 
     def __repr__(self) -> str:

@@ -365,7 +365,7 @@ def set_code(func: FunctionType, code: CodeType, on_loop: Callable | None = None
     if site is None:
         func.__code__ = code
         return
-    with site.tracer.lock:
+    with site.tracer.locked():
         inst = _instrumented.get(id(func))
         site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
         func.__code__ = code

@@ -214,7 +214,7 @@ def _install(p: Patch, table: PatchTable) -> None:
     else:
         _mark([p.function], p)
         _set(p.parent, p.attr, p._new_attr)
-    with table.lock:
+    with table.lock:  # call-free (see PatchTable)
         table.patches[p.name] = p
 
 
@@ -229,6 +229,7 @@ def _uninstall(p: Patch, table: PatchTable) -> None:
             _delete(p.parent, p.attr)
         else:
             _set(p.parent, p.attr, p._old_attr)
-    with table.lock:
-        if table.patches.get(p.name) is p:
-            del table.patches[p.name]
+    patches = table.patches
+    with table.lock:  # call-free (see PatchTable)
+        if p.name in patches and patches[p.name] is p:
+            del patches[p.name]

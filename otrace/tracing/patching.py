@@ -81,29 +81,32 @@ class PatchTable:
     ``lock`` guards ``patches`` and ``busy`` for a moment only; it is never held while
     waiting for the event loop (the loop thread may need it to install).  ``busy`` holds the
     names being patched or unpatched right now: one name is changed by one caller at a time,
-    from its check to its install.
+    from its check to its install.  Every section under ``lock`` is call-free (plain reads,
+    stores and deletes): the loop, or a program thread patching, waits for it while the
+    shell holds it, and no finalizer can run there that would wait for one of theirs.
     """
 
     def __init__(self, holds: HoldTable | None = None) -> None:
         self.holds = holds
         self.lock = threading.RLock()
         self.patches: dict[str, Patch] = {}
-        self.busy: set[str] = set()
+        self.busy: dict[str, None] = {}  # (a dict: filed with a store, not a call)
 
     @contextlib.contextmanager
     def reserved(self, name: str) -> Iterator[None]:
         """Own ``name`` for one patch/unpatch; PatchError if another caller is changing it."""
-        with self.lock:
-            if name in self.busy:
-                raise PatchError(
-                    f"{name} is being patched or unpatched by another session; try again"
-                )
-            self.busy.add(name)
+        busy = self.busy
+        with self.lock:  # call-free (see the class docstring)
+            taken = name in busy
+            if not taken:
+                busy[name] = None
+        if taken:
+            raise PatchError(f"{name} is being patched or unpatched by another session; try again")
         try:
             yield
         finally:
             with self.lock:
-                self.busy.discard(name)
+                del busy[name]
 
     def get(self, name: str) -> Patch | None:
         return self.patches.get(name)
@@ -170,8 +173,7 @@ def patch(
     if name is None:
         name = _qualname(parent, attr) if inspect.isclass(parent) else attr
     with table.reserved(name):  # check, prepare and install as one step for this name
-        with table.lock:
-            old = table.patches.get(name)
+        old = table.patches.get(name)  # (one read: no lock)
         if old is not None and not repatch:
             raise PatchError(
                 f"{name} is already patched; use 'edit -f' (repatch) to patch it again"
@@ -204,8 +206,7 @@ def unpatch(
     """Undo the patch called ``name``: the original code (or no attribute) again.  Any thread."""
     table = _table(table)
     with table.reserved(name):
-        with table.lock:
-            p = table.patches.get(name)
+        p = table.patches.get(name)  # (one read: no lock)
         if p is None:
             raise PatchError(f"Unpatching failed for {name}: not patched")
         run_on_loop(lambda: _uninstall(p, table), eventloop_callback, timeout, table)

@@ -5,11 +5,20 @@ A :class:`Tracer` (``rt.tracer``) owns the registry lock, the specs (one per key
 thread (the shell's, usually; count exhaustion happens on the traced thread) and take the lock;
 wrappers never take it -- they read ``site.state``, republished under the lock on every change.
 Each change emits :class:`~otrace.events.TraceChanged`.
+
+The shell holds the lock while it instruments (allocating: a collection may run a finalizer
+there, which may wait for a lock a program thread holds), so nobody waits for it without
+bound (:meth:`Tracer.locked`): a change waits at most :data:`WAIT`, then raises
+:class:`~otrace.errors.TraceError` with nothing changed; a traced call whose trace's count ran
+out waits :data:`SPENT_WAIT` to take the spent trace off, else leaves it registered,
+inactive (it traces nothing; ``untrace`` or the next change of that key removes it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from otrace.errors import TraceError
@@ -21,6 +30,12 @@ if TYPE_CHECKING:
     from otrace.recorder import Recorder
     from otrace.tracing.engine import Site, TraceSpec
     from otrace.tracing.install import Patch
+
+
+#: how long a registry change waits for another thread holding the registry (seconds)
+WAIT = 5.0
+#: how long a traced call whose trace's count ran out waits to take the trace off (seconds)
+SPENT_WAIT = 0.05
 
 
 class Tracer:
@@ -42,33 +57,54 @@ class Tracer:
         self.debugger_streams: tuple[IO[str] | None, IO[str] | None] = (None, None)
         params.add_listener(self._on_param)
 
+    @contextlib.contextmanager
+    def locked(self, wait: float | None = None) -> Iterator[None]:
+        """Hold ``lock`` (re-entrant), waiting at most ``wait`` (default :data:`WAIT`) for
+        another thread; TraceError if it is still held then.  Any thread."""
+        wait = WAIT if wait is None else wait
+        if not self.lock.acquire(timeout=wait):
+            raise TraceError(
+                f"The trace registry is busy (another thread has held it for over {wait:g}s); "
+                "nothing changed, try again"
+            )
+        try:
+            yield
+        finally:
+            self.lock.release()
+
     def _refresh_all(self, force: bool = False) -> None:
         for site in list(self.sites):
             site.refresh(force)
 
     def _on_param(self, name: str, old: Any, new: Any) -> None:
-        if name == "trace_related" and bool(old) != bool(new):
-            with self.lock:
-                self._refresh_all(force=True)
-        elif name == "trace_active" and bool(old) != bool(new):
-            with self.lock:
-                for site in list(self.sites):
-                    site.publish()
+        try:
+            if name == "trace_related" and bool(old) != bool(new):
+                with self.locked():
+                    self._refresh_all(force=True)
+            elif name == "trace_active" and bool(old) != bool(new):
+                with self.locked():
+                    for site in list(self.sites):
+                        site.publish()
+        except TraceError:
+            raise TraceError(
+                f"{name} is set, but the trace registry was busy: traced functions see it "
+                "from the next trace or untrace"
+            ) from None
 
     def add_site(self, site: Site) -> None:
-        with self.lock:
+        with self.locked():
             self.sites.add(site)
             site.refresh()
 
     def drop_site(self, site: Site) -> None:
-        with self.lock:
+        with self.locked():
             self.sites.discard(site)
             site.armed = site.state = None
 
     def register(self, spec: TraceSpec) -> None:
         """Make ``spec`` the trace for its key (replacing any) and turn ``trace_active`` on."""
         spec.tracer = self
-        with self.lock:
+        with self.locked():
             old = self.registry.get(spec.key)
             if old is not None:
                 old.active = False
@@ -92,9 +128,12 @@ class Tracer:
                 self.params.set("trace_active", True)
         self.events.emit(TraceChanged(spec.key, spec))
 
-    def unregister(self, key: str, spec: TraceSpec | None = None) -> TraceSpec | None:
-        """Remove the spec under ``key`` (only if it is ``spec``, when given).  Any thread."""
-        with self.lock:
+    def unregister(
+        self, key: str, spec: TraceSpec | None = None, wait: float | None = None
+    ) -> TraceSpec | None:
+        """Remove the spec under ``key`` (only if it is ``spec``, when given).  Any thread;
+        TraceError if the registry stays busy for ``wait`` (see :meth:`locked`)."""
+        with self.locked(wait):
             current = self.registry.get(key)
             if current is None or (spec is not None and current is not spec):
                 return None
@@ -106,9 +145,17 @@ class Tracer:
         self.events.emit(TraceChanged(key, None))
         return current
 
+    def retire(self, key: str, spec: TraceSpec) -> None:
+        """Take off ``spec``, whose count ran out (the traced thread, which waits for the
+        registry at most :data:`SPENT_WAIT`: past it the spec stays, inactive)."""
+        try:
+            self.unregister(key, spec, wait=SPENT_WAIT)
+        except TraceError:
+            pass  # it traces nothing (take() says no); untrace or the next change removes it
+
     def clear_registry(self) -> None:
         """Remove every spec (wrappers stay, as pass-through) and turn ``trace_active`` off."""
-        with self.lock:
+        with self.locked():
             keys = list(self.registry)
             for spec in self.registry.values():
                 spec.active = False
@@ -120,7 +167,7 @@ class Tracer:
             self.events.emit(TraceChanged(key, None))
 
     def specs(self) -> list[TraceSpec]:
-        with self.lock:
+        with self.locked():
             return sorted(self.registry.values(), key=lambda s: s.key)
 
     def get_spec(self, key: str) -> TraceSpec | None:

@@ -151,13 +151,19 @@ class WebBridge:
 
     Also implements the original ``web_interface`` protocol on the instance:
     ``root_depth``, ``get_root_tree``, ``set_web_hook``, ``send_command``, ``trace_output``.
+
+    ``_lock`` is taken on the loop (browsers come and go, answers arrive) and by the shell's
+    threads (requests).  Theirs is call-free -- ``_conns`` is replaced, never changed, so
+    reading it takes no lock; a request is filed or forgotten with a plain store or delete --
+    so no finalizer can run while they hold it, and the loop never waits for one that waits
+    for the loop's thread.
     """
 
     root_depth = 1
 
     def __init__(self) -> None:
         self.tree: dict[str, dict[str, Any]] = {}  # /osh/web; name -> {} (kept live)
-        self._conns: dict[str, Connection] = {}
+        self._conns: dict[str, Connection] = {}  # replaced on the loop, never changed
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._hook: Callable[..., Any] | None = None
@@ -172,7 +178,9 @@ class WebBridge:
                 n += 1
                 name = f"{base}~{n}"
             conn = Connection(self, name, str(user), socket)
-            self._conns[name] = conn
+            conns = dict(self._conns)
+            conns[name] = conn
+            self._conns = conns
             self.tree[name] = {}
         return conn
 
@@ -181,7 +189,7 @@ class WebBridge:
         with self._lock:
             conn.closed = True
             if self._conns.get(conn.name) is conn:
-                del self._conns[conn.name]
+                self._conns = {n: c for n, c in self._conns.items() if c is not conn}
                 self.tree.pop(conn.name, None)
             pending, conn.pending = conn.pending, {}
         for fut in pending.values():
@@ -190,12 +198,11 @@ class WebBridge:
 
     def names(self) -> list[str]:
         """The connected browsers' names.  Any thread."""
-        with self._lock:
-            return list(self._conns)
+        return list(self._conns)
 
     def connection(self, name: str) -> Connection:
-        with self._lock:
-            conn = self._conns.get(name)
+        """The connected browser ``name``; OTraceError if there is none.  Any thread."""
+        conn = self._conns.get(name)
         if conn is None:
             raise OTraceError(f"No such socket: {name} (not connected)")
         return conn
@@ -209,17 +216,21 @@ class WebBridge:
             conn.logs_wanted = switch.group(1) == "true"
         fut: concurrent.futures.Future = concurrent.futures.Future()
         req_id = next(self._ids)
-        with self._lock:
-            if conn.closed:
-                raise OTraceError(f"Browser {name} disconnected")
-            conn.pending[req_id] = fut
+        with self._lock:  # call-free (see the class docstring)
+            closed = conn.closed
+            if not closed:
+                conn.pending[req_id] = fut
+        if closed:
+            raise OTraceError(f"Browser {name} disconnected")
         fut.add_done_callback(lambda _f: self._forget(conn, req_id))
         conn.send({"stdin": code, "id": req_id})
         return fut
 
     def _forget(self, conn: Connection, req_id: int) -> None:
-        with self._lock:
-            conn.pending.pop(req_id, None)
+        with self._lock:  # call-free (see the class docstring); any thread
+            pending = conn.pending
+            if req_id in pending:
+                del pending[req_id]
 
     def evaluate(self, path_comps: list[str], code: str, timeout: float) -> tuple[str, str]:
         """Run ``code`` in browser ``path_comps[0]`` and wait for (stdout, stderr).

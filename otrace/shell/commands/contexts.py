@@ -41,8 +41,10 @@ def _leave_if_inside(sh, ctxs: list[TraceContext]) -> None:
 def save(sh, args: Args) -> None:
     """Keep contexts in /osh/saved, where they are never evicted."""
     for ctx in _contexts(sh, args.words, "save"):
-        sh.store.save(ctx)
-        sh.out.write(f"Saved {ctx.id}")
+        if sh.store.save(ctx):
+            sh.out.write(f"Saved {ctx.id}")
+        else:
+            sh.out.write(f"Not saved (the store is busy; try again): {ctx.id}")
 
 
 @command("del", args=IDS)
