@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from otrace.contexts.speedups import trace_ids as _c_trace_ids
 
 # long kind name -> two-letter code, in the order /osh/recent lists them
 KINDS: dict[str, str] = {
@@ -40,9 +43,10 @@ _last_frac = ""
 _base: tuple[float, str] = (-1.0, "")  # (whole second, its text): strftime is slow
 
 
-def new_timestamp(now: float | None = None) -> str:
+def _py_new_timestamp(now: float | None = None) -> str:
     """Return a UTC timestamp that sorts after (so differs from) every earlier one.
 
+    (:func:`new_timestamp` is this, or the same in C: ``otrace/_trace_ids.c``.)
     Thread-safe.  The next id is worked out outside the lock from the last one seen; under
     the lock it is only installed, if the last one is still that one (else worked out
     again).  So nothing under the lock calls, loops or allocates: no collection can start
@@ -85,6 +89,30 @@ def new_timestamp(now: float | None = None) -> str:
                 _last_base, _last_frac = last_base, frac
                 break
     return last_base + "." + frac if frac else last_base
+
+
+# the C version when built (one clock per process: whichever is chosen at import issues every
+# id); either is thread-safe, takes no lock a finalizer could wait for, and runs no program code
+new_timestamp: Callable[..., str] = (
+    _c_trace_ids.new_timestamp if _c_trace_ids is not None else _py_new_timestamp
+)
+
+
+def timestamp_state() -> tuple[str, str]:
+    """The last timestamp issued, as (whole second, fraction digits): for tests that issue
+    ids of other times and put the clock back with :func:`set_timestamp_state`."""
+    if _c_trace_ids is not None:
+        return _c_trace_ids.state()
+    return _last_base, _last_frac
+
+
+def set_timestamp_state(state: tuple[str, str]) -> None:
+    """Make ``state`` (from :func:`timestamp_state`) the last timestamp issued."""
+    global _last_base, _last_frac
+    if _c_trace_ids is not None:
+        _c_trace_ids.set_state(*state)
+    else:
+        _last_base, _last_frac = state
 
 
 def _clean(text: str, repl: str) -> str:

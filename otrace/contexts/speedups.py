@@ -1,11 +1,13 @@
-"""The optional C accelerators, :mod:`otrace._speedups` and :mod:`otrace._frames`, when
-they are built and wanted.
+"""The optional C accelerators, :mod:`otrace._speedups`, :mod:`otrace._frames` and
+:mod:`otrace._trace_ids`, when they are built and wanted.
 
-``walk``, ``plain_repr``, ``holds_watched`` and ``args_text`` are the first's functions, ``live_records``
-and ``frames_walk`` (its ``walk``) the second's, or None: without a compiler at install time an extension is not built,
-``otrace._frames`` does not load in another CPython release than it was built for, and
-``OTRACE_PURE=1`` in the environment (read at import) turns both off.  Either way otrace's results are the same; the pure-Python code is only slower.  The
-functions may be called from any thread and run none of the program's code.
+``walk``, ``plain_repr``, ``holds_watched`` and ``args_text`` are the first's functions,
+``live_records`` and ``frames_walk`` (its ``walk``) the second's, ``trace_ids`` the third
+(the trace id's clock), or None: without a compiler at install time an extension is not
+built, ``otrace._frames`` does not load in another CPython release than it was built for, and
+``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
+otrace's results are the same; the pure-Python code is only slower.  The functions may be
+called from any thread and run none of the program's code.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 import os
 from collections.abc import Callable
 from types import CodeType, FrameType
+from typing import Any
 
 walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]]] | None = None
 plain_repr: Callable[[object, int], str | None] | None = None
@@ -22,6 +25,8 @@ args_text: Callable[[str | None, dict, Callable[[object, int], str]], str | None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
+# otrace._trace_ids, the trace id's clock in C (record.new_timestamp)
+trace_ids: Any = None
 # (live_records' marker of an unbound variable: see lazy.variables)
 UNBOUND: object = None
 
@@ -35,6 +40,10 @@ if os.environ.get("OTRACE_PURE") != "1":
     else:
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
         args_text = _c.args_text
+    try:
+        trace_ids = importlib.import_module("otrace._trace_ids")
+    except ImportError:  # not built
+        pass
     try:
         _f = importlib.import_module("otrace._frames")
         live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk

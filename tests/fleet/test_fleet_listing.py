@@ -48,11 +48,12 @@ class Worker:
 
 
 @pytest.fixture(autouse=True)
-def _timestamps_restored(monkeypatch):
+def _timestamps_restored():
     """Trace ids are unique in a process: making contexts in 2027 would push the ids of
     every later test there.  The ids' clock goes back to where it was afterwards."""
-    monkeypatch.setattr(record, "_last_base", record._last_base)
-    monkeypatch.setattr(record, "_last_frac", record._last_frac)
+    saved = record.timestamp_state()
+    yield
+    record.set_timestamp_state(saved)
 
 
 @pytest.fixture

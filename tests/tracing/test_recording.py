@@ -243,7 +243,7 @@ def test_no_collection_can_start_while_the_trace_id_lock_is_held():
         now = 1_790_000_000.0
         for step in (0.0, 1e-6, 3e-5, 0.25, 1.5, -0.1, -2.0, 1e-7):
             now += step
-            record.new_timestamp(now)
+            record._py_new_timestamp(now)  # (the Python clock's lock; C's has none)
             TraceContext("traces", "f", "x", {"a": [1]}, {"b": (2,)}, created=now)
     finally:
         gc.set_threshold(*threshold)
