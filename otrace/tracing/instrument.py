@@ -354,20 +354,35 @@ def base_code(func: FunctionType) -> CodeType:
     return inst.base if inst is not None and inst.func is func else func.__code__
 
 
-def set_code(func: FunctionType, code: CodeType, on_loop: Callable | None = None) -> None:
-    """Give ``func`` new code (``edit``), re-instrumenting it if it is traced.
+def _set_attrs(func: FunctionType, attrs: dict[str, Any] | None) -> None:
+    for key, value in (attrs or {}).items():
+        setattr(func, key, value)
+
+
+def set_code(
+    func: FunctionType,
+    code: CodeType,
+    on_loop: Callable | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> None:
+    """Give ``func`` new code (``edit``), re-instrumenting it if it is traced; ``attrs``
+    (other attributes, e.g. ``__defaults__`` of the new code) are set first.
 
     The signature may change: the traced site's argument map and filters are rebuilt, and
-    the instrumented variants are generated again from the new source.
+    the instrumented variants are generated again from the new source.  A traced function
+    is changed under the registry's lock: if that stays busy (``TraceError``, see
+    ``Tracer.locked``), nothing of it has changed.
     """
     inst = _instrumented.get(id(func))
     site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
     if site is None:
+        _set_attrs(func, attrs)
         func.__code__ = code
         return
     with site.tracer.locked():
         inst = _instrumented.get(id(func))
         site = inst.site if inst is not None and inst.func is func else _wrapped.get(id(func))
+        _set_attrs(func, attrs)
         func.__code__ = code
         if site is None:
             return

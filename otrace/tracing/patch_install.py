@@ -200,11 +200,10 @@ def _prepare(parent: Any, attr: str, source: str, name: str) -> Patch:
 
 def _set_attrs(func: types.FunctionType, values: dict[str, Any]) -> None:
     """Set the saved attributes, the code last: a traced function is instrumented again for
-    the new code (its signature may have changed) by :func:`instrument.set_code`."""
-    for key, value in values.items():
-        if key != "__code__":
-            setattr(func, key, value)
-    instrument.set_code(func, values["__code__"])
+    the new code (its signature may have changed) by :func:`instrument.set_code` -- which
+    sets them all under the registry's lock, or none (TraceError: the registry is busy)."""
+    others = {key: value for key, value in values.items() if key != "__code__"}
+    instrument.set_code(func, values["__code__"], attrs=others)
 
 
 def _install(p: Patch, table: PatchTable) -> None:

@@ -194,6 +194,41 @@ def test_trace_from_program_code_while_the_shell_traces_raises_instead_of_waitin
     assert [s.key for s in runtime.tracer.specs()] == ["shells"]  # nothing of the refused one
 
 
+def test_new_code_for_a_traced_function_while_the_registry_is_busy_changes_nothing(
+    runtime, monkeypatch
+):
+    """``edit`` of a traced function sets its attributes and code under the registry's lock:
+    refused (busy), none of them has changed."""
+    from otrace.errors import TraceError
+    from otrace.tracing import api, instrument, registry
+
+    monkeypatch.setattr(registry, "WAIT", 0.2)
+    mod = _module_with("edited")
+    func = mod.edited  # (the function itself: traced in place, or behind a wrapper)
+    api.trace(func, mod, "edited", tracer=runtime.tracer)
+    code, defaults = func.__code__, func.__defaults__
+    new = _module_with("edited").edited
+    held, done = threading.Event(), threading.Event()
+
+    def shell() -> None:
+        with runtime.tracer.lock:
+            held.set()
+            done.wait(10)
+
+    t = threading.Thread(target=shell, daemon=True)
+    t.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(TraceError, match="busy"):
+            instrument.set_code(func, new.__code__, attrs={"__defaults__": (5,)})
+        assert func.__code__ is code and func.__defaults__ == defaults
+    finally:
+        done.set()
+        t.join(10)
+    instrument.set_code(func, new.__code__, attrs={"__defaults__": (5,)})
+    assert func.__defaults__ == (5,) and mod.edited() == 6
+
+
 def test_a_trace_count_running_out_while_the_shell_traces_does_not_wait(runtime, monkeypatch):
     from otrace.tracing import api
 
