@@ -65,6 +65,13 @@ _LINECACHE = linecache.cache
 
 
 _getrefcount = sys.getrefcount
+_dict_get = dict.get
+
+
+def _module_name(glob: dict[str, Any]) -> Any:
+    """The ``__name__`` in a frame's globals, read with dict's own ``get``: globals may be
+    a program's dict subclass, whose ``get`` is the program's code."""
+    return _dict_get(glob, "__name__", "")
 
 
 def build_chain(
@@ -141,7 +148,7 @@ def _record(
             loc = frame_locals(frame)
     entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
     # (a known line is kept as -1 - line: see otrace.contexts.lazy.Raw)
-    return (cinfo, -1 - (lineno or 0), loc, glob.get("__name__", ""), entry)
+    return (cinfo, -1 - (lineno or 0), loc, _module_name(glob), entry)
 
 
 def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw]:
@@ -179,27 +186,27 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
             last_code = code
             entry = cache.get(cinfo[1]) if context > 0 else None
             plain = cinfo[3] and cinfo[4] is False  # a function's frame, shown
-        if plain:
-            try:
-                cached = frame.f_locals
-                if caches:
-                    loc = cached.copy()  # (see frame_locals)
-                    # see frame_locals: leave nothing behind in the frame's cache
-                    if empty and count(cached) == 3:
-                        cached.clear()
-                else:  # a FrameLocalsProxy: its pairs (see PAIRS)
-                    loc = cached.items()
-            except Exception:
-                loc = None
-        elif cinfo[4] is True or (cinfo[4] is None and is_hidden(frame)):
+        if not plain:  # hidden, module level, a class body: what the C loop asks too
+            raw = _one_record(frame, context)
+            if raw is not None:
+                out.append(raw)
             frame = frame.f_back
             continue
-        else:  # (module level: its variables are its module's, see build_chain)
-            loc = _variables(frame, cinfo, False)
+        try:
+            cached = frame.f_locals
+            if caches:
+                loc = cached.copy()  # (see frame_locals)
+                # see frame_locals: leave nothing behind in the frame's cache
+                if empty and count(cached) == 3:
+                    cached.clear()
+            else:  # a FrameLocalsProxy: its pairs (see PAIRS)
+                loc = cached.items()
+        except Exception:
+            loc = None
         glob = frame.f_globals
         if glob is not last_glob:
             last_glob = glob
-            module = glob.get("__name__", "")
+            module = _module_name(glob)
         # (out.append, not a bound method kept in a local: the interpreter specialises
         # the former, about 80 instructions less per frame; the line: when built)
         out.append((cinfo, frame.f_lasti, loc, module, entry))
@@ -208,8 +215,9 @@ def _live_records(frame: FrameType | None, deep: bool, context: int) -> list[Raw
 
 
 def _one_record(frame: FrameType, context: int) -> Raw | None:
-    """:func:`_live_records`' record of one frame (None: hidden), for the C loop's frames
-    that it leaves to Python (see otrace/_frames.c)."""
+    """:func:`_live_records`' record of one frame (None: hidden): the frames neither loop
+    reads in its own fast way -- for the C loop every frame it does not know how to read
+    (see otrace/_frames.c)."""
     cinfo = code_info(frame.f_code)
     if cinfo[3] and cinfo[4] is False:
         loc: Any = frame_locals(frame)
@@ -218,7 +226,7 @@ def _one_record(frame: FrameType, context: int) -> Raw | None:
     else:
         loc = _variables(frame, cinfo, False)
     entry = _LINECACHE.get(cinfo[1]) if context > 0 else None
-    return (cinfo, frame.f_lasti, loc, frame.f_globals.get("__name__", ""), entry)
+    return (cinfo, frame.f_lasti, loc, _module_name(frame.f_globals), entry)
 
 
 def _live_records_deep(frame: FrameType | None, context: int) -> list[Raw]:
@@ -232,7 +240,7 @@ def _live_records_deep(frame: FrameType | None, context: int) -> list[Raw]:
                     cinfo,
                     frame.f_lasti,
                     _variables(frame, cinfo, True),
-                    frame.f_globals.get("__name__", ""),
+                    _module_name(frame.f_globals),
                     _LINECACHE.get(cinfo[1]) if context > 0 else None,
                 )
             )
@@ -267,7 +275,7 @@ def _root(
         source_slice(filename, lineno, _LINECACHE.get(filename), context),
     )
     values = snapshot(frame_locals(frame), True) if deep else frame_locals(frame)
-    module = frame.f_globals.get("__name__", "")
+    module = _module_name(frame.f_globals)
     names, var, kw = cinfo[5]
     argvalues = (list(names), var, kw)
     trc: dict[str, Any]
