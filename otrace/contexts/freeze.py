@@ -27,11 +27,10 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from otrace.contexts.lazy import Raw, materialise, raw_records, variables
+from otrace.contexts.lazy import Raw, loc_items, materialise, raw_records, variables
 from otrace.contexts.lazytext import LazyText
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.safe import PLAIN_KEY_IDS, plain_key, safe_repr
-from otrace.contexts.speedups import UNBOUND
 from otrace.contexts.speedups import holds_watched as _c_holds_watched
 from otrace.contexts.unpickle import Unpicklable
 
@@ -315,14 +314,7 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
         if copies is None:
             copies = {}
         copy = copies[i] = {}
-        kind = type(loc)
-        if kind is tuple:  # (names, values): see lazy.Raw
-            items: Any = zip(*loc, strict=True)
-        else:  # (a dict's listed first: a finished frame's dict is the program's to change)
-            items = loc if kind is list else list(dict.items(loc))  # type: ignore[arg-type]
-        for k, v in items:
-            if kind is tuple and v is UNBOUND:
-                continue
+        for k, v in loc_items(loc):
             t = type(v)
             copy[k] = _freeze(v, 1, limits, memo) if type(t) is plain and t in watch else v
     return copies

@@ -103,11 +103,18 @@ def variables(raw: Raw) -> dict[str, Any]:
 
 def loc_dict(loc: Any) -> Any:
     """Variables kept in any of a raw record's forms (see :data:`Raw`) as a dict, or None."""
-    if type(loc) is tuple:  # (names, values) from the C loop
-        return {n: v for n, v in zip(*loc, strict=True) if v is not UNBOUND}
-    if type(loc) is list:  # (capture's own list or dict: no program code runs)
-        return dict(loc)
-    return loc
+    return loc if loc is None or type(loc) is dict else dict(loc_items(loc))
+
+
+def loc_items(loc: Any) -> Any:
+    """(name, value) of variables kept in any of a raw record's forms (not None): a list, or
+    a dict's items listed -- a finished frame's dict is the program's to change meanwhile."""
+    kind = type(loc)
+    if kind is tuple:  # (names, values) from the C loop
+        return [(n, v) for n, v in zip(*loc, strict=True) if v is not UNBOUND]
+    if kind is list:  # (capture's own list or dict: no program code runs)
+        return loc
+    return list(dict.items(loc))
 
 
 def _lineno(cinfo: tuple, line: int) -> int:
