@@ -25,6 +25,7 @@ import pytest
 from otrace.contexts import capture, speedups
 from otrace.contexts.frames import CODES, HIDDEN, code_info, hide_code
 from otrace.contexts.lazy import loc_dict
+from tests.speedups.test_speedups import python_walk
 
 REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
 
@@ -440,16 +441,7 @@ def test_exec_with_locals_of_its_own(c) -> None:
 
 def walks(c, frame: FrameType | None) -> tuple[Any, Any]:
     """C's walk of ``frame`` and the pure loop's (the caller stands still meanwhile)."""
-    return c.walk(frame), tuple(_pure_walk(frame))
-
-
-def _pure_walk(frame: FrameType | None) -> tuple[list, list]:
-    codes, lastis = [], []
-    while frame is not None:
-        codes.append(frame.f_code)
-        lastis.append(frame.f_lasti)
-        frame = frame.f_back
-    return codes, lastis
+    return c.walk(frame), tuple(python_walk(frame))
 
 
 def test_walk_plain_stack(c) -> None:
