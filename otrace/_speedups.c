@@ -267,6 +267,103 @@ holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(r);
 }
 
+/* bind(plan, args, kwargs, empty) -> handlers._quick_bind_plan's dict: a call's arguments by
+   name, defaults applied, from the plan made once per signature ((name, kind, default) per
+   parameter, kind an int of inspect's kinds); None when the call needs the general binder
+   (an error to report, a name given twice, a keyword that is no exact str, ...).  Keywords
+   are compared as exact strs only, so no program __eq__/__hash__ runs. */
+enum { K_POS, K_POS_KW, K_VAR, K_KW, K_VARKW };
+#define BIND_MAX 64
+
+static PyObject *
+bind(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes a plan, args, kwargs and empty");
+        return NULL;
+    }
+    PyObject *plan = args[0], *pos_args = args[1], *kwargs = args[2], *empty = args[3];
+    if (!PyTuple_CheckExact(plan) || !PyTuple_CheckExact(pos_args) || !PyDict_CheckExact(kwargs) ||
+        PyTuple_GET_SIZE(plan) > BIND_MAX)
+        Py_RETURN_NONE;
+    Py_ssize_t nplan = PyTuple_GET_SIZE(plan), npos = PyTuple_GET_SIZE(pos_args);
+    Py_ssize_t nkw = PyDict_GET_SIZE(kwargs), i = 0, pos = 0, ntaken = 0;
+    PyObject *key, *value, *taken[BIND_MAX];
+    while (PyDict_Next(kwargs, &i, &key, &value))
+        if (!PyUnicode_CheckExact(key))
+            Py_RETURN_NONE;
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t p = 0; p < nplan; p++) {
+        PyObject *entry = PyTuple_GET_ITEM(plan, p);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(entry, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(entry, 1)))
+            goto general;
+        PyObject *name = PyTuple_GET_ITEM(entry, 0), *dflt = PyTuple_GET_ITEM(entry, 2);
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+        PyObject *got = NULL, *made = NULL;
+        if (kind == -1 && PyErr_Occurred())
+            goto error;
+        if (kind <= K_POS_KW && pos < npos) {
+            int twice = nkw ? PyDict_Contains(kwargs, name) : 0;
+            if (twice < 0)
+                goto error;
+            if (twice)
+                goto general;
+            got = PyTuple_GET_ITEM(pos_args, pos++);
+        }
+        else if (kind <= K_POS_KW || kind == K_KW) {
+            if (kind <= K_POS_KW)
+                pos = npos + 1; /* later positional parameters come by keyword or default */
+            if (kind != K_POS && nkw) {
+                got = PyDict_GetItemWithError(kwargs, name);
+                if (got == NULL && PyErr_Occurred())
+                    goto error;
+                if (got != NULL)
+                    taken[ntaken++] = name;
+            }
+            if (got == NULL) {
+                if (dflt == empty)
+                    goto general;
+                got = dflt;
+            }
+        }
+        else if (kind == K_VAR) {
+            got = made = pos < npos ? PyTuple_GetSlice(pos_args, pos, npos) : PyTuple_New(0);
+            pos = npos > pos ? npos : pos;
+        }
+        else { /* **kwargs: the keywords no named parameter took */
+            got = made = PyDict_New();
+            Py_ssize_t j = 0;
+            while (made != NULL && PyDict_Next(kwargs, &j, &key, &value)) {
+                int seen = 0;
+                for (Py_ssize_t t = 0; t < ntaken && !seen; t++)
+                    seen = key == taken[t] || PyUnicode_Compare(key, taken[t]) == 0;
+                if (!seen && PyDict_SetItem(made, key, value) < 0)
+                    Py_CLEAR(made);
+            }
+            got = made;
+            ntaken = nkw;
+        }
+        if (got == NULL || PyDict_SetItem(out, name, got) < 0) {
+            Py_XDECREF(made);
+            goto error;
+        }
+        Py_XDECREF(made);
+    }
+    if (pos < npos || ntaken != nkw)
+        goto general;
+    return out;
+general:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* The first 200 characters of text, and "..." if it was longer (handlers._value_text's cut) */
 static PyObject *
 cut200(PyObject *text)
@@ -376,6 +473,8 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
+     "bind(plan, args, kwargs, empty) -> the arguments by name, or None (the general binder)"},
     {"args_text", (PyCFunction)(void (*)(void))args_text, METH_FASTCALL,
      "args_text(varargs, bound, brief) -> handlers.args_text's text, or None"},
     {"walk", walk, METH_O, "walk(frame) -> (codes, lastis), from frame outwards"},

@@ -298,6 +298,9 @@ class Site:
         # set by instrument.instrument: on_state(state) swaps the function's code
         self.on_state: Callable[[tuple | None], None] | None = None
         self._sig: inspect.Signature | None = None
+        # how a recorded call binds its arguments (see handlers.Call.arguments): made when
+        # first needed, dropped with the signature
+        self.plan: tuple[tuple[tuple[str, int, Any], ...], ...] | None = None
         self._params: dict[str, tuple] | None = None
         self.varargs: str | None = None
         self.varkw: str | None = None

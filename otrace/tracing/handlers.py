@@ -9,7 +9,6 @@ design).
 
 from __future__ import annotations
 
-import inspect
 import sys
 from types import FrameType
 from typing import Any
@@ -20,6 +19,7 @@ from otrace.contexts.lazytext import lazy_text
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import BY_CONTENT_IDS, brief
 from otrace.contexts.speedups import args_text as _c_args_text
+from otrace.contexts.speedups import bind as _c_bind
 from otrace.log import get_logger
 from otrace.tracing import annotate, debugger
 from otrace.tracing.conditions import ConditionError, Predicate, get_tag
@@ -63,20 +63,28 @@ class Call:
 
     def arguments(self) -> dict[str, Any]:
         """Bound arguments by name, defaults applied (``*args``/``**kwargs`` under their names)."""
-        if self._bound is None:
-            sig = self.site.signature
-            try:
-                if sig is None:
-                    raise TypeError("no signature")
-                bound = _quick_bind(sig, self.args, self.kwargs)
-                if bound is None:  # anything unusual: the real thing (and its errors)
+        bound = self._bound
+        if bound is None:
+            site = self.site
+            plan = site.plan if site.plan is not None else _site_plan(site)
+            if plan:  # (one per signature; empty: no signature)
+                bound = (
+                    _c_bind(plan[0], self.args, self.kwargs, _EMPTY)
+                    if _c_bind is not None
+                    else _quick_bind(plan[0], self.args, self.kwargs)
+                )
+            if bound is None:  # anything unusual: the real thing (and its errors)
+                sig = site.signature
+                try:
+                    if sig is None:
+                        raise TypeError("no signature")
                     full = sig.bind(*self.args, **self.kwargs)
                     full.apply_defaults()
                     bound = dict(full.arguments)
-                self._bound = bound
-            except TypeError:
-                self._bound = {"args": self.args, "kwargs": dict(self.kwargs)}
-        return self._bound
+                except TypeError:
+                    bound = {"args": self.args, "kwargs": dict(self.kwargs)}
+            self._bound = bound
+        return bound
 
     def flat_arguments(self) -> list[tuple[str, Any]]:
         """(name, value) pairs with ``*args`` items and ``**kwargs`` entries spread out."""
@@ -119,31 +127,33 @@ class Call:
 
 
 # Signature.bind is general and slow; a recorded call binds through a plan made once per
-# signature: (name, kind, default) in order.  Keyed by id, the entry keeps the signature.
-_PLANS: dict[int, tuple[inspect.Signature, tuple[tuple[str, int, Any], ...]]] = {}
+# signature and kept on the site (``site.plan``, dropped when ``edit`` changes the code):
+# ``((name, kind, default) per parameter,)``, or ``()`` without a signature.
 _POS, _POS_KW, _VAR, _KW, _VARKW = range(5)
 
 
-def _plan(sig: inspect.Signature) -> tuple[tuple[str, int, Any], ...]:
-    entry = _PLANS.get(id(sig))
-    if entry is not None and entry[0] is sig:
-        return entry[1]
-    if len(_PLANS) > 10_000:
-        _PLANS.clear()
-    plan = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
-    _PLANS[id(sig)] = (sig, plan)
-    return plan
+def _site_plan(site: Site) -> tuple[tuple[tuple[str, int, Any], ...], ...]:
+    sig = site.signature
+    if sig is None:
+        site.plan = ()
+    else:  # (a one-item tuple: true even for a function without parameters)
+        site.plan = (tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values()),)
+    return site.plan
 
 
-def _quick_bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> dict[str, Any] | None:
-    """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict; None when the call
-    needs the general binder (an error to report, a name given twice, ...)."""
+def _quick_bind(
+    plan: tuple[tuple[str, int, Any], ...], args: tuple, kwargs: dict
+) -> dict[str, Any] | None:
+    """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict, from the signature's
+    plan; None when the call needs the general binder (an error to report, a name given
+    twice, ...).  ``otrace._speedups.bind`` when built (a keyword that is no exact ``str``
+    goes to the general binder there)."""
     out: dict[str, Any] = {}
     nargs = len(args)
     taken: list[str] = []  # keyword arguments bound to named parameters
     pos = 0
     empty = _EMPTY
-    for name, kind, default in _plan(sig):
+    for name, kind, default in plan:
         if kind <= _POS_KW:
             if pos < nargs:
                 if name in kwargs:

@@ -386,7 +386,7 @@ def set_code(
         func.__code__ = code
         if site is None:
             return
-        site._sig = site._params = None
+        site._sig = site._params = site.plan = None
         site.varargs = site.varkw = None
         if inst is not None and inst.func is func:
             try:

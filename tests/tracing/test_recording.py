@@ -18,7 +18,9 @@ from otrace.contexts import sqlite as store_sqlite
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import exc_line, stored_text
 from otrace.contexts.sanitize import decode, encode, freeze_context
+from otrace.contexts.speedups import bind as c_bind
 from otrace.tracing import trace
+from otrace.tracing.engine import _EMPTY
 from otrace.tracing.handlers import _quick_bind
 from tests.rt import PARAMS, STORE
 from tests.tracing import recorded as prog
@@ -35,7 +37,19 @@ def _bind(sig, args, kwargs):
     return dict(bound.arguments)
 
 
-def test_quick_bind_agrees_with_signature_bind():
+class _Key(str):
+    """A keyword name that is no exact str, with an __eq__ and __hash__ of its own."""
+
+    def __eq__(self, other):
+        raise SystemExit("program code ran")
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize("side", ["pure", "c"])
+def test_quick_bind_agrees_with_signature_bind(side):
+    if side == "c" and c_bind is None:
+        pytest.skip("otrace._speedups is not built")
     functions = [
         lambda a, b=2: 0,
         lambda a, /, b, *c, d, e=5, **f: 0,
@@ -44,20 +58,51 @@ def test_quick_bind_agrees_with_signature_bind():
         lambda: 0,
         lambda a, /, **k: 0,
         lambda self, x, *args: 0,
+        lambda a, /, b=1: 0,
+        lambda *, a, b=2, **k: 0,
     ]
     argsets = [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4, 5)]
-    kwsets = [{}, {"a": 9}, {"b": 8}, {"d": 7}, {"e": 6, "z": 1}, {"z": 2}, {"c": 1, "d": 2}]
+    kwsets = [
+        {},
+        {"a": 9},
+        {"b": 8},
+        {"d": 7},
+        {"e": 6, "z": 1},
+        {"z": 2},
+        {"c": 1, "d": 2},
+        {"a": 1, "b": 2, "k": 3},
+    ]
     quick = 0
     for f in functions:
         sig = inspect.signature(f)
+        plan = tuple((p.name, int(p.kind), p.default) for p in sig.parameters.values())
         for args in argsets:
             for kwargs in kwsets:
-                got = _quick_bind(sig, args, kwargs)
+                if side == "c":
+                    got = c_bind(plan, args, kwargs, _EMPTY)
+                    assert got is None or got == _quick_bind(plan, args, kwargs)
+                else:
+                    got = _quick_bind(plan, args, kwargs)
                 if got is not None:  # None: the general binder decides (and reports errors)
                     quick += 1
                     want = _bind(sig, args, kwargs)
                     assert got == want and list(got) == list(want), (sig, args, kwargs)
-    assert quick > 40
+                    for name, value in got.items():  # the very objects, not copies
+                        kind = sig.parameters[name].kind
+                        if name in kwargs and kind in (
+                            kind.POSITIONAL_OR_KEYWORD,
+                            kind.KEYWORD_ONLY,
+                        ):
+                            assert value is kwargs[name]
+    assert quick > 60
+    if side == "c":  # a keyword that is no exact str: left to the general binder, unasked
+        plan = tuple(
+            (p.name, int(p.kind), p.default) for p in inspect.signature(f).parameters.values()
+        )
+        assert c_bind(plan, (1, 2), {_Key("z"): 1}, _EMPTY) is None
+        assert c_bind((("a", 1, _EMPTY),), (1,), {"b": 1}, _EMPTY) is None  # unknown keyword
+        assert c_bind((), (1,), {}, _EMPTY) is None  # one positional too many
+        assert c_bind("not a plan", (), {}, _EMPTY) is None
 
 
 def test_argument_text_of_program_objects_is_briefs():
