@@ -3,6 +3,9 @@
    new_timestamp(now=None) -> str       record.new_timestamp's timestamp
    state() -> (base, fraction)          the last one issued, in two parts (tests)
    set_state(base, fraction)            put it back (tests that issue ids of other times)
+   setup(...)                           what context() needs from record.py, once
+   context(kind, name, label, values, trc) -> TraceContext or None
+                                        a new context as TraceContext(...) makes it
 
    Every context asks for one; the Python version costs about ten thousand instructions, most
    of them formatting and the compare-and-swap that keeps it free of locks.  Here the same
@@ -16,6 +19,7 @@
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* (T_OBJECT_EX: how a __slots__ member is stored) */
 #include <string.h>
 #include <time.h>
 
@@ -24,7 +28,17 @@ typedef struct {
     PyObject *last_frac;     /* its fraction digits ("" for none) */
     long long cached_second; /* the whole second last formatted, and its text */
     PyObject *cached_base;
+    /* context(): from setup(), all NULL until then */
+    PyTypeObject *cls, *frame_cls; /* TraceContext, FrameContext */
+    PyObject *kinds, *names, *labels, *active, *name_prop, *py_thread_name, *trc_types;
+    Py_ssize_t offsets[7]; /* TraceContext's slots, in SLOTS' order */
+    PyObject *s_trc, *s_up, *s_down, *s_id, *s_context, *s_thread, *s_related, *s_name;
+    PyObject *s_tname;
+    PyObject *colon, *dash, *empty_tuple;
 } State;
+
+static const char *SLOTS[7] = {"id", "kind", "name", "ctxid", "timestamp", "created", "live"};
+enum { S_ID, S_KIND, S_NAME, S_CTXID, S_TIMESTAMP, S_CREATED, S_LIVE };
 
 static int
 exec_module(PyObject *module)
@@ -37,6 +51,33 @@ exec_module(PyObject *module)
     return st->last_base && st->last_frac && st->cached_base ? 0 : -1;
 }
 
+/* Drop what setup() gave (context() then declines until setup() again) */
+static void
+clear_context(State *st)
+{
+    Py_CLEAR(st->cls);
+    Py_CLEAR(st->frame_cls);
+    Py_CLEAR(st->kinds);
+    Py_CLEAR(st->names);
+    Py_CLEAR(st->labels);
+    Py_CLEAR(st->active);
+    Py_CLEAR(st->name_prop);
+    Py_CLEAR(st->py_thread_name);
+    Py_CLEAR(st->trc_types);
+    Py_CLEAR(st->s_trc);
+    Py_CLEAR(st->s_up);
+    Py_CLEAR(st->s_down);
+    Py_CLEAR(st->s_id);
+    Py_CLEAR(st->s_context);
+    Py_CLEAR(st->s_thread);
+    Py_CLEAR(st->s_related);
+    Py_CLEAR(st->s_name);
+    Py_CLEAR(st->s_tname);
+    Py_CLEAR(st->colon);
+    Py_CLEAR(st->dash);
+    Py_CLEAR(st->empty_tuple);
+}
+
 static int
 clear(PyObject *module)
 {
@@ -44,6 +85,23 @@ clear(PyObject *module)
     Py_CLEAR(st->last_base);
     Py_CLEAR(st->last_frac);
     Py_CLEAR(st->cached_base);
+    clear_context(st);
+    return 0;
+}
+
+static int
+traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = PyModule_GetState(module);
+    Py_VISIT(st->cls);
+    Py_VISIT(st->frame_cls);
+    Py_VISIT(st->kinds);
+    Py_VISIT(st->names);
+    Py_VISIT(st->labels);
+    Py_VISIT(st->active);
+    Py_VISIT(st->name_prop);
+    Py_VISIT(st->py_thread_name);
+    Py_VISIT(st->trc_types);
     return 0;
 }
 
@@ -56,6 +114,20 @@ frac_of(PyObject *s, Py_ssize_t n)
     return PyUnicode_FromFormat("%U1", s);
 }
 
+static PyObject *issue(State *st, double now);
+
+static int
+now_of(double *now)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    *now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return 0;
+}
+
 static PyObject *
 new_timestamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -66,10 +138,8 @@ new_timestamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (nargs == 0 || args[0] == Py_None) {
-        struct timespec ts;
-        if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+        if (now_of(&now) < 0)
+            return NULL;
     }
     else if (PyFloat_CheckExact(args[0]))
         now = PyFloat_AS_DOUBLE(args[0]);
@@ -82,6 +152,13 @@ new_timestamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "new_timestamp() takes a float, an int or None");
         return NULL;
     }
+    return issue(st, now);
+}
+
+/* The timestamp for time ``now`` (see the module docstring) */
+static PyObject *
+issue(State *st, double now)
+{
     long long second = (long long)now; /* (int(now): ids are for times after 1970) */
     PyObject *base;
     if (st->cached_second == second)
@@ -182,12 +259,227 @@ set_state(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+
+/* setup(TraceContext, FrameContext, KINDS, _NAMES, _LABELS, threading._active,
+         Thread.name, _thread_name, TRC_TYPES): what context() reads, given once by
+   record.py (TRC_TYPES: a list of the classes a ``__trc`` may be, dict's setdefault theirs) */
+static PyObject *
+setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    State *st = PyModule_GetState(module);
+    if (nargs != 9 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyDict_CheckExact(args[4]) || !PyDict_CheckExact(args[5]) || !PyList_CheckExact(args[8])) {
+        PyErr_SetString(PyExc_TypeError, "setup() takes two classes, four dicts, two more, a list");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    Py_ssize_t offsets[7];
+    for (int i = 0; i < 7; i++) { /* each slot's place in the object, from its descriptor */
+        PyObject *d = PyDict_GetItemString(cls->tp_dict, SLOTS[i]);
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type) ||
+            ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX ||
+            (((PyMemberDescrObject *)d)->d_member->flags & READONLY)) {
+            PyErr_Format(PyExc_TypeError, "setup(): %s is not a slot of %s", SLOTS[i],
+                         cls->tp_name);
+            return NULL;
+        }
+        offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+    }
+    clear_context(st);
+    memcpy(st->offsets, offsets, sizeof offsets);
+    st->cls = (PyTypeObject *)Py_NewRef(args[0]);
+    st->frame_cls = (PyTypeObject *)Py_NewRef(args[1]);
+    st->kinds = Py_NewRef(args[2]);
+    st->names = Py_NewRef(args[3]);
+    st->labels = Py_NewRef(args[4]);
+    st->active = Py_NewRef(args[5]);
+    st->name_prop = Py_NewRef(args[6]);
+    st->py_thread_name = Py_NewRef(args[7]);
+    st->trc_types = Py_NewRef(args[8]);
+    st->s_trc = PyUnicode_InternFromString("__trc");
+    st->s_up = PyUnicode_InternFromString("__up");
+    st->s_down = PyUnicode_InternFromString("__down");
+    st->s_id = PyUnicode_InternFromString("id");
+    st->s_context = PyUnicode_InternFromString("context");
+    st->s_thread = PyUnicode_InternFromString("thread");
+    st->s_related = PyUnicode_InternFromString("related");
+    st->s_name = PyUnicode_InternFromString("_name");
+    st->s_tname = PyUnicode_InternFromString("name");
+    st->colon = PyUnicode_InternFromString(":");
+    st->dash = PyUnicode_InternFromString("-");
+    st->empty_tuple = PyTuple_New(0);
+    if (!st->s_trc || !st->s_up || !st->s_down || !st->s_id || !st->s_context ||
+        !st->s_thread || !st->s_related || !st->s_name || !st->s_tname || !st->colon ||
+        !st->dash || !st->empty_tuple) {
+        clear_context(st);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The calling thread's name, as record._thread_name() gives it: read from threading's
+   table when the thread's class keeps Thread's own ``name`` property and attribute lookup
+   (which then reads ``_name``); else that function, which asks the thread. */
+static PyObject *
+thread_name(State *st)
+{
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL)
+        return NULL;
+    PyObject *thread = PyDict_GetItemWithError(st->active, ident);
+    Py_DECREF(ident);
+    if (thread == NULL && PyErr_Occurred())
+        return NULL;
+    PyTypeObject *t = thread != NULL ? Py_TYPE(thread) : NULL;
+    PyObject *found = NULL;
+    if (t != NULL && t->tp_getattro == PyObject_GenericGetAttr && t->tp_mro != NULL &&
+        PyTuple_CheckExact(t->tp_mro)) {
+        /* what ``type(thread).name`` finds, without asking the class (its own dicts only) */
+        PyObject *mro = t->tp_mro;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro) && found == NULL; i++) {
+            PyObject *d = ((PyTypeObject *)PyTuple_GET_ITEM(mro, i))->tp_dict;
+            if (d == NULL || !PyDict_CheckExact(d))
+                break;
+            found = PyDict_GetItemWithError(d, st->s_tname);
+            if (found == NULL && PyErr_Occurred())
+                return NULL;
+        }
+    }
+    if (found != NULL && found == st->name_prop) {
+        /* (Thread.name returns self._name: the same lookup, one call less) */
+        PyObject *name = PyObject_GetAttr(thread, st->s_name);
+        if (name == NULL || PyUnicode_CheckExact(name))
+            return name;
+        Py_DECREF(name);
+    }
+    return PyObject_CallNoArgs(st->py_thread_name);
+}
+
+/* setdefault(d, key, value) with value stolen; -1 on error */
+static int
+put_default(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    PyObject *got = PyDict_SetDefault(d, key, value);
+    Py_DECREF(value);
+    return got == NULL ? -1 : 0;
+}
+
+/* context(kind, name, label, values, trc) -> TraceContext(kind, name, label, values, trc),
+   or None when this is not the usual case (a kind, name or label not seen yet, values or
+   trc of another type than dict, before setup()): the class then makes it.  The same
+   steps as TraceContext.__init__, with the same results. */
+static PyObject *
+context(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    State *st = PyModule_GetState(module);
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "context() takes kind, name, label, values, trc");
+        return NULL;
+    }
+    PyObject *kind = args[0], *name = args[1], *label = args[2], *values = args[3];
+    PyObject *trc = args[4];
+    if (st->cls == NULL || !PyUnicode_CheckExact(kind) || !PyUnicode_CheckExact(name) ||
+        !PyUnicode_CheckExact(label) || (values != Py_None && !PyDict_CheckExact(values)))
+        Py_RETURN_NONE;
+    if (trc != Py_None) { /* (a class of TRC_TYPES: identity, nothing asked of the class) */
+        int known = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(st->trc_types) && !known; i++)
+            known = (PyObject *)Py_TYPE(trc) == PyList_GET_ITEM(st->trc_types, i);
+        if (!known || !PyDict_Check(trc))
+            Py_RETURN_NONE;
+    }
+    PyObject *code = PyDict_GetItemWithError(st->kinds, kind);
+    PyObject *clean = code != NULL ? PyDict_GetItemWithError(st->names, name) : NULL;
+    PyObject *tag = NULL; /* the cleaned label */
+    if (clean != NULL && PyUnicode_GET_LENGTH(label) > 0)
+        tag = PyDict_GetItemWithError(st->labels, label);
+    if (PyErr_Occurred())
+        return NULL;
+    if (clean == NULL || !PyUnicode_CheckExact(code) || !PyUnicode_CheckExact(clean) ||
+        PyUnicode_GET_LENGTH(clean) == 0 || (PyUnicode_GET_LENGTH(label) > 0 && tag == NULL) ||
+        (tag != NULL && !PyUnicode_CheckExact(tag)))
+        Py_RETURN_NONE; /* (TraceContext.__init__ cleans and caches it) */
+    double now;
+    if (now_of(&now) < 0)
+        return NULL;
+    PyObject *self = st->cls->tp_new(st->cls, st->empty_tuple, NULL);
+    if (self == NULL)
+        return NULL;
+#define SLOT(i) (*(PyObject **)((char *)self + st->offsets[i]))
+    PyObject *info = trc != Py_None ? Py_NewRef(trc) : PyDict_New();
+    if (info == NULL || (values != Py_None && PyDict_Update(self, values) < 0) ||
+        PyDict_SetItem(self, st->s_trc, info) < 0)
+        goto error;
+    PyObject *up = PyDict_GetItemWithError(self, st->s_up);
+    if (up == NULL && PyErr_Occurred())
+        goto error;
+    if (up != NULL && PyType_IsSubtype(Py_TYPE(up), st->frame_cls)) {
+        Py_INCREF(up); /* the caller's frame leads back down to this root */
+        int bad = PyObject_SetItem(up, st->s_down, self);
+        Py_DECREF(up);
+        if (bad < 0)
+            goto error;
+    }
+    /* (each slot of a new object is NULL: set once) */
+    if ((SLOT(S_CREATED) = PyFloat_FromDouble(now)) == NULL)
+        goto error;
+    SLOT(S_NAME) = Py_NewRef(clean);
+    SLOT(S_KIND) = Py_NewRef(kind);
+    if ((SLOT(S_TIMESTAMP) = issue(st, now)) == NULL)
+        goto error;
+    if (tag == NULL)
+        SLOT(S_CTXID) = Py_NewRef(code);
+    else {
+        PyObject *head = PyUnicode_Concat(code, st->dash);
+        if (head == NULL)
+            goto error;
+        SLOT(S_CTXID) = PyUnicode_Concat(head, tag);
+        Py_DECREF(head);
+        if (SLOT(S_CTXID) == NULL)
+            goto error;
+    }
+    PyObject *parts[3] = {clean, SLOT(S_CTXID), SLOT(S_TIMESTAMP)};
+    PyObject *tuple = PyTuple_New(3);
+    if (tuple == NULL)
+        goto error;
+    for (int i = 0; i < 3; i++)
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(parts[i]));
+    SLOT(S_ID) = PyUnicode_Join(st->colon, tuple);
+    Py_DECREF(tuple);
+    if (SLOT(S_ID) == NULL)
+        goto error;
+    SLOT(S_LIVE) = Py_NewRef(Py_None);
+    if (put_default(info, st->s_id, Py_NewRef(SLOT(S_ID))) < 0 ||
+        put_default(info, st->s_context, Py_NewRef(kind)) < 0)
+        goto error;
+    int has = PyDict_Contains(info, st->s_thread);
+    if (has < 0 || (!has && put_default(info, st->s_thread, thread_name(st)) < 0))
+        goto error;
+    has = PyDict_Contains(info, st->s_related);
+    if (has < 0 || (!has && put_default(info, st->s_related, PyDict_New()) < 0))
+        goto error;
+#undef SLOT
+    Py_DECREF(info);
+    return self;
+error:
+    Py_XDECREF(info);
+    Py_DECREF(self);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"new_timestamp", (PyCFunction)(void (*)(void))new_timestamp, METH_FASTCALL,
      "new_timestamp(now=None) -> record.new_timestamp's timestamp"},
     {"state", state, METH_NOARGS, "state() -> (base, fraction) of the last timestamp issued"},
     {"set_state", (PyCFunction)(void (*)(void))set_state, METH_FASTCALL,
      "set_state(base, fraction): the last timestamp issued, put back"},
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(TraceContext, FrameContext, KINDS, names, labels, active, Thread.name, thread_name)"},
+    {"context", (PyCFunction)(void (*)(void))context, METH_FASTCALL,
+     "context(kind, name, label, values, trc) -> a new TraceContext, or None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -201,7 +493,7 @@ static PyModuleDef_Slot slots[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "otrace._trace_ids", "Optional C version of the trace id's clock.",
-    sizeof(State), methods, slots, NULL, clear, NULL,
+    sizeof(State), methods, slots, traverse, clear, NULL,
 };
 
 PyMODINIT_FUNC

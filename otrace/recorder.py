@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from otrace.contexts import record as _record
 from otrace.contexts.record import TraceContext
 from otrace.contexts.safe import terminal_text
 from otrace.contexts.store import ContextStore
@@ -62,7 +63,10 @@ class Recorder:
         must be recorded on the event-loop thread.  ``prepare(ctx)`` runs first; if it raises,
         nothing is recorded and the exception propagates.
         """
-        ctx = TraceContext(kind, name, label, values, trc)
+        fast = _record.context_fast  # (new_context, inline: one call less per context)
+        ctx = fast(kind, name, label, values, trc) if fast is not None else None
+        if ctx is None:
+            ctx = TraceContext(kind, name, label, values, trc)
         if prepare is not None:
             prepare(ctx)
         live: Break | Hold | None = None

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _collections_abc import dict_items, dict_keys, dict_values
 
-from otrace.contexts.record import FrameContext
+from otrace.contexts.record import TRC_TYPES, FrameContext
 from otrace.contexts.speedups import UNBOUND
 
 # (code info as otrace.contexts.capture caches it, line, variables or None, module name,
@@ -260,6 +260,10 @@ class LazyTrc(TrcDict):
     def __reduce_ex__(self, protocol: Any) -> Any:
         fill(self)
         return (dict, (dict(dict.items(self)),))
+
+
+# (a new context fills in its ``__trc`` with dict's own setdefault: these two keep it)
+TRC_TYPES.extend((TrcDict, LazyTrc))
 
 
 def materialise(node: Any) -> None:
