@@ -34,7 +34,7 @@ typedef struct {
     Py_ssize_t offsets[7]; /* TraceContext's slots, in SLOTS' order */
     PyObject *s_trc, *s_up, *s_down, *s_id, *s_context, *s_thread, *s_related, *s_name;
     PyObject *s_tname;
-    PyObject *colon, *dash, *empty_tuple;
+    PyObject *empty_tuple;
 } State;
 
 static const char *SLOTS[7] = {"id", "kind", "name", "ctxid", "timestamp", "created", "live"};
@@ -73,8 +73,6 @@ clear_context(State *st)
     Py_CLEAR(st->s_related);
     Py_CLEAR(st->s_name);
     Py_CLEAR(st->s_tname);
-    Py_CLEAR(st->colon);
-    Py_CLEAR(st->dash);
     Py_CLEAR(st->empty_tuple);
 }
 
@@ -105,13 +103,47 @@ traverse(PyObject *module, visitproc visit, void *arg)
     return 0;
 }
 
+/* a + sep + b (sep 0: none), or a + sep + b + sep + c when c is given, made in one piece
+   (PyUnicode_FromFormat and PyUnicode_Join cost several times more per id) */
+static PyObject *
+joined(PyObject *a, Py_UCS4 sep, PyObject *b, PyObject *c)
+{
+    PyObject *parts[3] = {a, b, c};
+    int n = c != NULL ? 3 : 2;
+    Py_ssize_t length = sep ? n - 1 : 0;
+    Py_UCS4 maxchar = sep > 127 ? sep : 127;
+    for (int i = 0; i < n; i++) {
+        length += PyUnicode_GET_LENGTH(parts[i]);
+        if (PyUnicode_MAX_CHAR_VALUE(parts[i]) > maxchar)
+            maxchar = PyUnicode_MAX_CHAR_VALUE(parts[i]);
+    }
+    PyObject *out = PyUnicode_New(length, maxchar);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && sep)
+            PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), at++, sep);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(parts[i]);
+        if (PyUnicode_CopyCharacters(out, at, parts[i], 0, len) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        at += len;
+    }
+    return out;
+}
+
 /* The text of ``s``'s first ``n`` characters, or all of it plus "1" (n < 0) */
 static PyObject *
 frac_of(PyObject *s, Py_ssize_t n)
 {
     if (n >= 0)
         return PyUnicode_Substring(s, 0, n);
-    return PyUnicode_FromFormat("%U1", s);
+    PyObject *one = PyUnicode_FromOrdinal('1');
+    PyObject *out = one != NULL ? joined(s, 0, one, NULL) : NULL;
+    Py_XDECREF(one);
+    return out;
 }
 
 static PyObject *issue(State *st, double now);
@@ -177,8 +209,13 @@ issue(State *st, double now)
         Py_SETREF(st->cached_base, Py_NewRef(base));
         st->cached_second = second;
     }
-    char micro[32];
-    snprintf(micro, sizeof micro, "%06ld", (long)((now - (double)second) * 1000000.0));
+    char micro[8]; /* the microseconds, six digits (snprintf costs more than the rest) */
+    long us = (long)((now - (double)second) * 1000000.0);
+    if (us < 0 || us > 999999)
+        us = us < 0 ? 0 : 999999;
+    for (int i = 5; i >= 0; i--, us /= 10)
+        micro[i] = (char)('0' + us % 10);
+    micro[6] = '\0';
     PyObject *out = NULL;
     for (;;) {
         /* (held: the state may be replaced by a finalizer while this one allocates) */
@@ -218,7 +255,7 @@ issue(State *st, double now)
             break;
         }
         /* the text returned, made before the test below so nothing allocates after it */
-        out = PyUnicode_GET_LENGTH(frac) ? PyUnicode_FromFormat("%U.%U", last_base, frac)
+        out = PyUnicode_GET_LENGTH(frac) ? joined(last_base, '.', frac, NULL)
                                          : Py_NewRef(last_base);
         int mine = out != NULL && st->last_base == seen_base && st->last_frac == seen_frac;
         if (mine) { /* (the old values are still held above: these stores free nothing) */
@@ -306,12 +343,10 @@ setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     st->s_related = PyUnicode_InternFromString("related");
     st->s_name = PyUnicode_InternFromString("_name");
     st->s_tname = PyUnicode_InternFromString("name");
-    st->colon = PyUnicode_InternFromString(":");
-    st->dash = PyUnicode_InternFromString("-");
     st->empty_tuple = PyTuple_New(0);
     if (!st->s_trc || !st->s_up || !st->s_down || !st->s_id || !st->s_context ||
-        !st->s_thread || !st->s_related || !st->s_name || !st->s_tname || !st->colon ||
-        !st->dash || !st->empty_tuple) {
+        !st->s_thread || !st->s_related || !st->s_name || !st->s_tname ||
+        !st->empty_tuple) {
         clear_context(st);
         return NULL;
     }
@@ -430,26 +465,9 @@ context(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     SLOT(S_KIND) = Py_NewRef(kind);
     if ((SLOT(S_TIMESTAMP) = issue(st, now)) == NULL)
         goto error;
-    if (tag == NULL)
-        SLOT(S_CTXID) = Py_NewRef(code);
-    else {
-        PyObject *head = PyUnicode_Concat(code, st->dash);
-        if (head == NULL)
-            goto error;
-        SLOT(S_CTXID) = PyUnicode_Concat(head, tag);
-        Py_DECREF(head);
-        if (SLOT(S_CTXID) == NULL)
-            goto error;
-    }
-    PyObject *parts[3] = {clean, SLOT(S_CTXID), SLOT(S_TIMESTAMP)};
-    PyObject *tuple = PyTuple_New(3);
-    if (tuple == NULL)
-        goto error;
-    for (int i = 0; i < 3; i++)
-        PyTuple_SET_ITEM(tuple, i, Py_NewRef(parts[i]));
-    SLOT(S_ID) = PyUnicode_Join(st->colon, tuple);
-    Py_DECREF(tuple);
-    if (SLOT(S_ID) == NULL)
+    SLOT(S_CTXID) = tag == NULL ? Py_NewRef(code) : joined(code, '-', tag, NULL);
+    if (SLOT(S_CTXID) == NULL ||
+        (SLOT(S_ID) = joined(clean, ':', SLOT(S_CTXID), SLOT(S_TIMESTAMP))) == NULL)
         goto error;
     SLOT(S_LIVE) = Py_NewRef(Py_None);
     if (put_default(info, st->s_id, Py_NewRef(SLOT(S_ID))) < 0 ||
