@@ -1,21 +1,30 @@
-/* otrace._trace_ids: optional C version of record.new_timestamp, the trace id's clock.
+/* otrace._trace_ids: optional C versions of what every context costs at its making --
+   record.new_timestamp (the trace id's clock), TraceContext(...) and the store's filing.
 
    new_timestamp(now=None) -> str       record.new_timestamp's timestamp
    state() -> (base, fraction)          the last one issued, in two parts (tests)
    set_state(base, fraction)            put it back (tests that issue ids of other times)
-   setup(...)                           what context() needs from record.py, once
+   setup(...)                           what context() and file() need from record.py, once
    context(kind, name, label, values, trc) -> TraceContext or None
                                         a new context as TraceContext(...) makes it
+   file(recent, all, order, ctx, limit, saved) -> None, the context evicted, True or False
+                                        store.ContextStore._file: a new context filed
 
-   Every context asks for one; the Python version costs about ten thousand instructions, most
-   of them formatting and the compare-and-swap that keeps it free of locks.  Here the same
-   steps, with the same results: the last timestamp issued is kept in module state as two
-   str objects; the next is worked out from them, then installed only if they are still the
-   ones read.  Under the GIL nothing here lets other code run today -- it allocates only str
-   objects, which never start a collection, and never releases the GIL -- so that test
-   always holds; it stays so that a change letting code run here (a finalizer that asks for
-   a timestamp) could make this one work it out again, never issue one twice or wait.
-   Public C API only; no program code runs.
+   The clock: the Python version costs about ten thousand instructions, most of them
+   formatting and the compare-and-swap that keeps it free of locks.  Here the same steps,
+   with the same results: the last timestamp issued is kept in module state as two str
+   objects; the next is worked out from them, then installed only if they are still the
+   ones read.  Under the GIL nothing in issue() lets other code run today -- it allocates
+   only str objects, which never start a collection, and never releases the GIL -- so that
+   test always holds; it stays so that a change letting code run there (a finalizer that
+   asks for a timestamp) could make this one work it out again, never issue one twice or
+   wait.
+
+   context() and file() do the usual case of their Python counterparts and decline the
+   rest (None, False), which Python then does: no second set of rules for the rare cases.
+   TraceContext's slots are read and written in place, at the offsets its member
+   descriptors give (checked at setup()).  No program code runs here: exact dicts, sets
+   and strs, otrace's own classes (identity checks), Thread's own ``name``.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,7 +43,7 @@ typedef struct {
     Py_ssize_t offsets[7]; /* TraceContext's slots, in SLOTS' order */
     PyObject *s_trc, *s_up, *s_down, *s_id, *s_context, *s_thread, *s_related, *s_name;
     PyObject *s_tname;
-    PyObject *empty_tuple;
+    PyObject *empty_tuple, *s_popitem, *last_kw;
 } State;
 
 static const char *SLOTS[7] = {"id", "kind", "name", "ctxid", "timestamp", "created", "live"};
@@ -74,6 +83,8 @@ clear_context(State *st)
     Py_CLEAR(st->s_name);
     Py_CLEAR(st->s_tname);
     Py_CLEAR(st->empty_tuple);
+    Py_CLEAR(st->s_popitem);
+    Py_CLEAR(st->last_kw);
 }
 
 static int
@@ -344,9 +355,11 @@ setup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     st->s_name = PyUnicode_InternFromString("_name");
     st->s_tname = PyUnicode_InternFromString("name");
     st->empty_tuple = PyTuple_New(0);
+    st->s_popitem = PyUnicode_InternFromString("popitem");
+    st->last_kw = Py_BuildValue("(s)", "last");
     if (!st->s_trc || !st->s_up || !st->s_down || !st->s_id || !st->s_context ||
         !st->s_thread || !st->s_related || !st->s_name || !st->s_tname ||
-        !st->empty_tuple) {
+        !st->empty_tuple || !st->s_popitem || !st->last_kw) {
         clear_context(st);
         return NULL;
     }
@@ -488,6 +501,134 @@ error:
     return NULL;
 }
 
+/* A slot of a context (new reference): read in place for TraceContext itself, asked for
+   by name for anything else (a context only otrace makes, but not only of that class) */
+static PyObject *
+slot_of(State *st, PyObject *ctx, int i)
+{
+    if (Py_TYPE(ctx) != st->cls)
+        return PyObject_GetAttrString(ctx, SLOTS[i]);
+    PyObject *v = *(PyObject **)((char *)ctx + st->offsets[i]);
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "context has no %s", SLOTS[i]);
+    return Py_XNewRef(v);
+}
+
+/* level[key] of the store's directories (borrowed), NULL without an error when missing
+   or not a dict */
+static PyObject *
+level_of(PyObject *level, PyObject *key)
+{
+    PyObject *sub = level != NULL ? PyDict_GetItemWithError(level, key) : NULL;
+    return sub != NULL && PyDict_Check(sub) ? sub : NULL;
+}
+
+/* store._pop: ``old`` out of ``recent``, directories left empty pruned; -1 on error */
+static int
+unfile(State *st, PyObject *recent, PyObject *old)
+{
+    PyObject *k[4] = {NULL, NULL, NULL, NULL};
+    int rc = -1;
+    for (int i = 0; i < 4; i++)
+        if ((k[i] = slot_of(st, old, (int[]){S_KIND, S_NAME, S_CTXID, S_TIMESTAMP}[i])) == NULL)
+            goto done;
+    PyObject *l1 = level_of(recent, k[0]), *l2 = level_of(l1, k[1]), *l3 = level_of(l2, k[2]);
+    rc = 0;
+    if (PyErr_Occurred())
+        rc = -1;
+    else if (l3 != NULL && PyDict_GetItemWithError(l3, k[3]) == old) {
+        rc = PyDict_DelItem(l3, k[3]);
+        if (rc == 0 && PyDict_GET_SIZE(l3) == 0) {
+            rc = PyDict_DelItem(l2, k[2]);
+            if (rc == 0 && PyDict_GET_SIZE(l2) == 0) {
+                rc = PyDict_DelItem(l1, k[1]);
+                if (rc == 0 && PyDict_GET_SIZE(l1) == 0)
+                    rc = PyDict_DelItem(recent, k[0]);
+            }
+        }
+    }
+    else if (PyErr_Occurred())
+        rc = -1;
+done:
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(k[i]);
+    return rc;
+}
+
+/* file(recent, all, order, ctx, limit, saved): ContextStore._file, the store's lock held.
+   ``ctx`` goes into ``recent``'s directories, ``all`` and its kind's ``order``; past
+   ``limit`` the oldest of ``order`` goes (out of ``recent``, and out of ``all`` unless its
+   id is in ``saved``).  Returns None (nothing evicted), the context evicted, True (filed,
+   more than one to evict: the caller's _evict), or False (not the usual case -- a
+   directory to make, a waiting context, not a TraceContext: nothing done, Python files
+   it).  Only dicts, sets and the OrderedDict otrace made; no program code. */
+static PyObject *
+file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    State *st = PyModule_GetState(module);
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "file() takes recent, all, order, ctx, limit, saved");
+        return NULL;
+    }
+    PyObject *recent = args[0], *all = args[1], *order = args[2], *ctx = args[3];
+    PyObject *saved = args[5];
+    if (st->cls == NULL || Py_TYPE(ctx) != st->cls || !PyDict_Check(recent) ||
+        !PyDict_CheckExact(all) || order == Py_None || !PyAnySet_CheckExact(saved) ||
+        !PyLong_CheckExact(args[4]))
+        Py_RETURN_FALSE;
+#define SLOT(i) (*(PyObject **)((char *)ctx + st->offsets[i]))
+    PyObject *id = SLOT(S_ID), *ts = SLOT(S_TIMESTAMP);
+    if (SLOT(S_LIVE) != Py_None || id == NULL || ts == NULL || !PyUnicode_CheckExact(id) ||
+        !PyUnicode_CheckExact(ts) || SLOT(S_KIND) == NULL || SLOT(S_NAME) == NULL ||
+        SLOT(S_CTXID) == NULL)
+        Py_RETURN_FALSE;
+    PyObject *l1 = level_of(recent, SLOT(S_KIND)), *l2 = level_of(l1, SLOT(S_NAME));
+    PyObject *l3 = level_of(l2, SLOT(S_CTXID));
+#undef SLOT
+    if (PyErr_Occurred())
+        return NULL;
+    if (l3 == NULL)
+        Py_RETURN_FALSE; /* (a directory to make: Python makes it, of its class) */
+    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyDict_SetItem(l3, ts, ctx) < 0 || PyDict_SetItem(all, id, ctx) < 0 ||
+        PyObject_SetItem(order, id, ctx) < 0)
+        return NULL;
+    Py_ssize_t size = PyObject_Length(order);
+    if (size < 0)
+        return NULL;
+    if (size - limit <= 0)
+        Py_RETURN_NONE;
+    if (size - limit > 1)
+        Py_RETURN_TRUE;
+    PyObject *call[3] = {NULL, order, Py_False}; /* order.popitem(last=False) */
+    PyObject *pair = PyObject_VectorcallMethod(
+        st->s_popitem, call + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->last_kw);
+    if (pair == NULL)
+        return NULL;
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        Py_DECREF(pair);
+        PyErr_SetString(PyExc_TypeError, "file(): order.popitem() gave no pair");
+        return NULL;
+    }
+    PyObject *old = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    Py_DECREF(pair);
+    PyObject *old_id = unfile(st, recent, old) < 0 ? NULL : slot_of(st, old, S_ID);
+    int kept = old_id != NULL ? PySet_Contains(saved, old_id) : -1;
+    int bad = kept < 0;
+    if (kept == 0) { /* all.pop(old.id, None) */
+        PyObject *there = PyDict_GetItemWithError(all, old_id);
+        bad = (there == NULL && PyErr_Occurred()) || (there != NULL && PyDict_DelItem(all, old_id) < 0);
+    }
+    Py_XDECREF(old_id);
+    if (bad) {
+        Py_DECREF(old);
+        return NULL;
+    }
+    return old;
+}
+
 static PyMethodDef methods[] = {
     {"new_timestamp", (PyCFunction)(void (*)(void))new_timestamp, METH_FASTCALL,
      "new_timestamp(now=None) -> record.new_timestamp's timestamp"},
@@ -498,6 +639,8 @@ static PyMethodDef methods[] = {
      "setup(TraceContext, FrameContext, KINDS, names, labels, active, Thread.name, thread_name)"},
     {"context", (PyCFunction)(void (*)(void))context, METH_FASTCALL,
      "context(kind, name, label, values, trc) -> a new TraceContext, or None"},
+    {"file", (PyCFunction)(void (*)(void))file, METH_FASTCALL,
+     "file(recent, all, order, ctx, limit, saved) -> None, evicted, True or False"},
     {NULL, NULL, 0, NULL},
 };
 

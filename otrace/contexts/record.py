@@ -287,6 +287,8 @@ if _c_trace_ids is not None:
         TRC_TYPES,
     )
     context_fast = _c_trace_ids.context
+# ContextStore._file's usual case in C (otrace.contexts.store), or None
+file_fast: Callable[..., Any] | None = _c_trace_ids.file if _c_trace_ids is not None else None
 
 
 def new_context(

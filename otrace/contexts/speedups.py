@@ -3,7 +3,7 @@
 
 ``walk``, ``plain_repr``, ``holds_watched``, ``args_text`` and ``bind`` are the first's functions,
 ``live_records`` and ``frames_walk`` (its ``walk``) the second's, ``trace_ids`` the third
-(the trace id's clock), or None: without a compiler at install time an extension is not
+(the trace id's clock, and a context's making and filing), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
 otrace's results are the same; the pure-Python code is only slower.  The functions may be
@@ -26,7 +26,8 @@ bind: Callable[[tuple, tuple, dict, object], dict | None] | None = None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
-# otrace._trace_ids, the trace id's clock in C (record.new_timestamp)
+# otrace._trace_ids: the trace id's clock (record.new_timestamp), a context's making and
+# filing (record.context_fast, record.file_fast) in C
 trace_ids: Any = None
 # (live_records' marker of an unbound variable: see lazy.variables)
 UNBOUND: object = None

@@ -24,8 +24,10 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from otrace.contexts.record import KINDS, TraceContext
+from otrace.contexts.record import file_fast as _c_file
 from otrace.events import ContextRecorded, ContextRemoved, EventBus
 from otrace.log import get_logger
 from otrace.params import Params
@@ -136,29 +138,27 @@ class ContextStore:
             self._drop(ctx, "recorded")
             return
         try:
-            try:  # the usual: its directory is there
-                self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
-            except KeyError:
-                _put(self.recent, ctx)
-            self.all[ctx.id] = ctx
-            order = self._order.get(kind) or _line(self._order, kind)
-            if ctx.live is None:
-                order[ctx.id] = ctx
-            else:  # waiting: joins the evictable ones when released (settled())
-                _line(self._waiting, kind)[ctx.id] = ctx
+            filed: Any = (
+                _c_file(
+                    self.recent,
+                    self.all,
+                    self._order.get(kind),
+                    ctx,
+                    self.params.max_recent,
+                    self._saved_ids,
+                )
+                if _c_file is not None
+                else False
+            )
+            if filed is False:  # (not the usual case for C, or no C)
+                filed = self._file(ctx)
             self._newest = ctx
-            excess = len(order) - self.params.max_recent
-            old = None
-            if excess == 1:  # the usual once full: one added, the oldest goes (_evict, inline)
-                old = order.popitem(last=False)[1]
-                _pop(self.recent, old)
-                if old.id not in self._saved_ids:
-                    self.all.pop(old.id, None)
+            if filed is True:  # more than one to evict (max_recent was lowered)
+                old, evicted = None, self._evict(kind)
+            else:
+                old, evicted = filed, None
                 if old is ctx:  # (max_recent 0: the newest went at once)
                     self._newest = self._latest()
-                evicted = None
-            else:
-                evicted = self._evict(kind) if excess > 0 else None
         finally:
             lock.release()
         subscribers = self.events.subscribers
@@ -172,6 +172,30 @@ class ContextStore:
                     old.unlink()
         elif evicted:
             self._evicted(evicted)
+
+    def _file(self, ctx: TraceContext) -> TraceContext | bool | None:
+        """Put ``ctx`` in ``recent``, ``all`` and its kind's line (lock held).  Returns the
+        context evicted for it, None, or True when more than one must go (``_evict``).
+        ``otrace._trace_ids.file`` does the same for the usual case."""
+        kind = ctx.kind
+        try:  # the usual: its directory is there
+            self.recent[kind][ctx.name][ctx.ctxid][ctx.timestamp] = ctx
+        except KeyError:
+            _put(self.recent, ctx)
+        self.all[ctx.id] = ctx
+        order = self._order.get(kind) or _line(self._order, kind)
+        if ctx.live is None:
+            order[ctx.id] = ctx
+        else:  # waiting: joins the evictable ones when released (settled())
+            _line(self._waiting, kind)[ctx.id] = ctx
+        excess = len(order) - self.params.max_recent
+        if excess != 1:
+            return excess > 1 or None
+        old = order.popitem(last=False)[1]  # the usual once full: one added, the oldest goes
+        _pop(self.recent, old)
+        if old.id not in self._saved_ids:
+            self.all.pop(old.id, None)
+        return old
 
     def _take(self) -> bool:
         """Take the lock, waiting at most WAIT for another thread (program threads)."""

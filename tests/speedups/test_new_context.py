@@ -189,3 +189,114 @@ def test_references_kept_and_freed():
     gc.collect()
     assert gone() is None
     assert (sys.getrefcount(values), sys.getrefcount(trc), sys.getrefcount(values["a"])) == before
+
+
+# -- filing: otrace._trace_ids.file against ContextStore._file -----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from otrace.contexts import store as store_mod  # noqa: E402
+from otrace.contexts.store import ContextStore  # noqa: E402
+from otrace.params import Params  # noqa: E402
+
+
+def _shape(store: ContextStore) -> tuple:
+    def tree(level):
+        return {k: tree(v) if type(v) is not TraceContext else v.id for k, v in level.items()}
+
+    return (
+        tree(store.recent),
+        sorted(store.all),
+        {k: list(v) for k, v in store._order.items()},
+        {k: list(v) for k, v in store._waiting.items()},
+        store._newest.id if store._newest is not None else None,
+        sorted(store._saved_ids),
+    )
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.sampled_from(["traces", "exceptions"]),
+            st.sampled_from(["sell", "Cart.add", "odd:name"]),
+            st.sampled_from(["", "call", "x==1"]),
+        ),
+        st.tuples(st.just("limit"), st.sampled_from([0, 1, 2, 3, 5])),
+        st.tuples(st.just("save"), st.integers(0, 50)),
+        st.tuples(st.just("remove"), st.integers(0, 50)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_filing_in_c_keeps_the_store_as_python_does(ops):
+    """The same contexts added to two stores, one filing in C and one in Python, through
+    evictions (one, several after max_recent is lowered, the newest itself at 0), saved
+    contexts, removals and directories made and pruned: the two stay alike."""
+    _run(ops)
+
+
+ADD = ("add", "traces", "sell", "call")
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [("limit", 5), ADD, ADD, ADD, ADD, ("limit", 1), ADD],  # several go at once
+        [("limit", 2), ADD, ("save", 0), ADD, ADD, ADD],  # a saved one leaves recent only
+        [("limit", 1), ADD, ("add", "traces", "sell", "x==1"), ADD],  # directories pruned
+        [("limit", 0), ADD, ADD],  # the newest goes at once
+    ],
+    ids=["several", "saved", "pruned", "zero"],
+)
+def test_filing_cases(ops):
+    _run(ops)
+
+
+def _run(ops):
+    fast, slow = ContextStore(Params()), ContextStore(Params())
+    made: list[TraceContext] = []
+    real = store_mod._c_file
+    assert real is not None
+    for op in ops:
+        if op[0] == "add":
+            ctx = TraceContext(op[1], op[2], op[3], {"v": len(made)}, {})
+            made.append(ctx)
+            fast.add(ctx)
+            store_mod._c_file = None
+            try:
+                slow.add(ctx)
+            finally:
+                store_mod._c_file = real
+        elif op[0] == "limit":
+            for params in (fast.params, slow.params):  # (0 only past the check: handled too)
+                object.__setattr__(params, "max_recent", op[1])
+        elif made:
+            ctx = made[op[1] % len(made)]
+            for store in (fast, slow):
+                store.save(ctx) if op[0] == "save" else store.remove(ctx)
+        assert _shape(fast) == _shape(slow), op
+
+
+def test_file_declines_what_is_not_the_usual_case():
+    store = ContextStore(Params())
+    ctx = TraceContext("traces", "sell", "", {}, {})
+    args = (store.recent, store.all, store._order["traces"], ctx, 10, store._saved_ids)
+    assert record.file_fast(*args) is False  # no directory yet: Python makes it, of its class
+    store.add(ctx)
+    other = TraceContext("traces", "sell", "", {}, {})
+    waiting = TraceContext("traces", "sell", "", {}, {})
+    waiting.live = object()
+    for bad in [
+        (store.recent, store.all, None, other, 10, store._saved_ids),  # no line for the kind
+        (store.recent, store.all, store._order["traces"], waiting, 10, store._saved_ids),
+        (store.recent, store.all, store._order["traces"], {"not": "ctx"}, 10, store._saved_ids),
+        (store.recent, dict, store._order["traces"], other, 10, store._saved_ids),
+        (store.recent, store.all, store._order["traces"], other, 10, list(store._saved_ids)),
+    ]:
+        assert record.file_fast(*bad) is False
+    assert _shape(store)[1] == [ctx.id]

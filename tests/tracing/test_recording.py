@@ -60,6 +60,7 @@ def test_quick_bind_agrees_with_signature_bind(side):
         lambda self, x, *args: 0,
         lambda a, /, b=1: 0,
         lambda *, a, b=2, **k: 0,
+        lambda a, *, dd=4, **k: 0,
     ]
     argsets = [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4, 5)]
     kwsets = [
@@ -71,6 +72,7 @@ def test_quick_bind_agrees_with_signature_bind(side):
         {"z": 2},
         {"c": 1, "d": 2},
         {"a": 1, "b": 2, "k": 3},
+        {"".join(["d", "d"]): 7, "".join(["z", "z"]): 1},  # not interned: compared by text
     ]
     quick = 0
     for f in functions:
