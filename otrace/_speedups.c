@@ -4,15 +4,102 @@
    plain_repr(obj, budget)  safe.brief(obj, budget) when that is repr(obj), else None
    holds_watched(loc, watch)  freeze's question of a frame's variables: any to copy?
    args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
+   bind(plan, args, kwargs, empty)   handlers._quick_bind: a call's arguments by name
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
    chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source builds
-   on CPython 3.11-3.13; no global state.  Neither function runs code of the traced program:
+   on CPython 3.11-3.13; no global state (per-module state: the texts of recent classes).  Neither function runs code of the traced program:
    plain_repr looks only at exact built-in types, whose repr is the interpreter's own C code.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+
+/* Module state: the start of object.__repr__'s text ("<module.Qualname object at ") for a
+   few classes seen lately, each with the __module__ and __qualname__ it was made from --
+   reused only while the class still has those very two (a class at the same address later,
+   with the same two, would make the same text).  The class itself is not held. */
+#define SEEN 8
+typedef struct {
+    PyObject *s_module;
+    struct {
+        PyTypeObject *type;
+        PyObject *mod, *qual, *prefix;
+    } seen[SEEN];
+} State;
+
+static int
+exec_module(PyObject *module)
+{
+    State *st = PyModule_GetState(module);
+    st->s_module = PyUnicode_InternFromString("__module__");
+    return st->s_module != NULL ? 0 : -1;
+}
+
+static int
+clear(PyObject *module)
+{
+    State *st = PyModule_GetState(module);
+    Py_CLEAR(st->s_module);
+    for (int i = 0; i < SEEN; i++) {
+        st->seen[i].type = NULL;
+        Py_CLEAR(st->seen[i].mod);
+        Py_CLEAR(st->seen[i].qual);
+        Py_CLEAR(st->seen[i].prefix);
+    }
+    return 0;
+}
+
+/* object.__repr__(value)'s text for an instance of a class made in Python
+   ("<module.Qualname object at 0x...>"), or NULL with an error set -- tp_repr's own work
+   when the class is another kind (then it is what CPython writes).  What object_repr reads:
+   the class's own __module__ (its dict, never asked) and __qualname__. */
+static PyObject *
+instance_repr(State *st, PyObject *value)
+{
+    PyTypeObject *t = Py_TYPE(value);
+    PyObject *mod = NULL, *qual = NULL;
+    if (PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE) && t->tp_dict != NULL) {
+        mod = PyDict_GetItemWithError(t->tp_dict, st->s_module);
+        qual = ((PyHeapTypeObject *)t)->ht_qualname;
+    }
+    if (mod == NULL || qual == NULL || !PyUnicode_CheckExact(mod) ||
+        !PyUnicode_CheckExact(qual) || PyUnicode_CompareWithASCIIString(mod, "builtins") == 0) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyBaseObject_Type.tp_repr(value);
+    }
+    int slot = (int)(((uintptr_t)t >> 4) % SEEN);
+    if (st->seen[slot].type != t || st->seen[slot].mod != mod || st->seen[slot].qual != qual) {
+        PyObject *prefix = PyUnicode_FromFormat("<%U.%U object at ", mod, qual);
+        if (prefix == NULL)
+            return NULL;
+        st->seen[slot].type = t;
+        Py_XSETREF(st->seen[slot].mod, Py_NewRef(mod));
+        Py_XSETREF(st->seen[slot].qual, Py_NewRef(qual));
+        Py_XSETREF(st->seen[slot].prefix, prefix);
+    }
+    PyObject *prefix = st->seen[slot].prefix;
+    char hex[2 + 2 * sizeof(void *) + 2], *at = hex + sizeof hex; /* "0x" digits ">" */
+    uintptr_t p = (uintptr_t)value;
+    *--at = '>';
+    do
+        *--at = "0123456789abcdef"[p & 15];
+    while ((p >>= 4) != 0);
+    *--at = 'x';
+    *--at = '0';
+    Py_ssize_t tail = hex + sizeof hex - at, head = PyUnicode_GET_LENGTH(prefix);
+    PyObject *out = PyUnicode_New(head + tail, PyUnicode_MAX_CHAR_VALUE(prefix));
+    if (out == NULL)
+        return NULL;
+    if (PyUnicode_CopyCharacters(out, 0, prefix, 0, head) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < tail; i++)
+        PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), head + i, (Py_UCS4)at[i]);
+    return out;
+}
 
 /* walk(frame) -> (codes, lastis): each frame's f_code and f_lasti, from ``frame`` outwards
    (the loop in call_stack.py, at a third of its instructions) */
@@ -392,7 +479,7 @@ by_content(PyTypeObject *t)
 /* handlers._value_text(value): a new reference, or NULL with an error set.  ``brief`` is
    safe.brief, asked where this would not give its text at once. */
 static PyObject *
-value_text(PyObject *value, PyObject *brief)
+value_text(State *st, PyObject *value, PyObject *brief)
 {
     PyTypeObject *t = Py_TYPE(value);
     if (t == &PyUnicode_Type) /* as typed in conditions: unquoted */
@@ -407,7 +494,7 @@ value_text(PyObject *value, PyObject *brief)
              !PyType_IsSubtype(t, (PyTypeObject *)PyExc_BaseException))
         /* an instance of a program class: object.__repr__, which reads only the class's own
            __module__ and name */
-        return cut200(PyBaseObject_Type.tp_repr(value));
+        return cut200(instance_repr(st, value));
     else if (PyType_IsSubtype(t, &PyType_Type))
         return PyType_GetName((PyTypeObject *)value); /* (type.__name__, never a metaclass's) */
     PyObject *text = plain(value, 200, 3);
@@ -451,7 +538,8 @@ args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_INCREF(key);
         Py_INCREF(value);
         PyObject *shown =
-            star ? PyObject_CallFunction(brief, "Oi", value, 200) : value_text(value, brief);
+            star ? PyObject_CallFunction(brief, "Oi", value, 200)
+                 : value_text(PyModule_GetState(module), value, brief);
         int bad = shown == NULL ||
                   (PyList_GET_SIZE(pieces) > 0 && PyList_Append(pieces, comma) < 0) ||
                   (!star && (PyList_Append(pieces, key) < 0 || PyList_Append(pieces, eq) < 0)) ||
@@ -485,8 +573,21 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int
+traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = PyModule_GetState(module);
+    for (int i = 0; i < SEEN; i++) {
+        Py_VISIT(st->seen[i].mod);
+        Py_VISIT(st->seen[i].qual);
+        Py_VISIT(st->seen[i].prefix);
+    }
+    return 0;
+}
+
 static PyModuleDef_Slot slots[] = {
-#ifdef Py_mod_multiple_interpreters /* (3.12+) no state: any interpreter, own GIL or not */
+    {Py_mod_exec, exec_module},
+#ifdef Py_mod_multiple_interpreters /* (3.12+) module state only: any interpreter */
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif
     {0, NULL},
@@ -494,7 +595,7 @@ static PyModuleDef_Slot slots[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "otrace._speedups", "Optional C versions of otrace's hot steps.",
-    0, methods, slots, NULL, NULL, NULL,
+    sizeof(State), methods, slots, traverse, clear, NULL,
 };
 
 PyMODINIT_FUNC

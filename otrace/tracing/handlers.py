@@ -285,7 +285,7 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
         spec = call.spec
         ctx = call.ctx
         if ctx is not None:
-            ctx.trc["return_value"] = result
+            ctx["__trc"]["return_value"] = result  # (ctx.trc, without the property's call)
             if spec.log_return:
                 say(call.site, f"{ctx.id} return {brief(result, 500)}")
             return None
@@ -364,8 +364,10 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     # announced, the argument text is made now; with nobody to tell (no console, no log
     # handler), when first read, from the values the context keeps (what browsing it shows;
     # the arguments only, not deep_copy's ``self_copy``)
-    if heard:
-        argstr: Any = format_call_args(call)
+    if heard:  # (format_call_args, inline)
+        argstr: Any = _c_args_text(site.varargs, bound, brief) if _c_args_text else None
+        if argstr is None:
+            argstr = args_text(site.varargs, bound)
     else:
         shown = values if values is bound else {name: values[name] for name in bound}
         argstr = lazy_text(args_text, (site.varargs, shown))

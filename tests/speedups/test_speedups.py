@@ -569,3 +569,59 @@ def test_args_text_keeps_reference_counts(c) -> None:
     for _ in range(100):
         c.args_text(None, bound, safe.brief)
     assert (sys.getrefcount(value), sys.getrefcount(inst), sys.getrefcount(bound)) == refs
+
+
+def _classes_for_repr() -> list[type]:
+    """Classes whose instances' object.__repr__ the C text must match, cache or no cache."""
+
+    class Plain:
+        pass
+
+    class Outer:
+        class Inner:
+            pass
+
+    class Ünïcode:
+        pass
+
+    class InBuiltins:
+        pass
+
+    InBuiltins.__module__ = "builtins"  # object.__repr__ then writes the bare tp_name
+
+    class NoStrModule:
+        pass
+
+    NoStrModule.__module__ = 42  # type: ignore[assignment]  # not a str: tp_name again
+
+    class StrModule:
+        pass
+
+    StrModule.__module__ = Str("sub.module")  # a str subclass: its text, never asked
+
+    class Slotted:
+        __slots__ = ("a",)
+
+    return [Plain, Outer.Inner, Ünïcode, InBuiltins, NoStrModule, StrModule, Slotted]
+
+
+def test_program_instances_shown_as_object_repr(c) -> None:
+    """The text of a program instance is ``object.__repr__``'s, also after its class's
+    ``__module__`` or ``__qualname__`` changed (the cached start of the text must not stay),
+    and for classes made again and again (new classes where old ones were)."""
+    for _ in range(3):
+        for cls in _classes_for_repr():
+            obj = cls()
+            assert c.args_text(None, {"a": obj}, safe.brief) == "a=" + object.__repr__(obj)
+    cls = _classes_for_repr()[0]
+    obj = cls()
+    c.args_text(None, {"a": obj}, safe.brief)
+    cls.__qualname__ = "Renamed.Now"
+    assert c.args_text(None, {"a": obj}, safe.brief) == "a=" + object.__repr__(obj)
+    assert "Renamed.Now object at 0x" in object.__repr__(obj)
+    cls.__module__ = "elsewhere"
+    assert c.args_text(None, {"a": obj}, safe.brief) == "a=" + object.__repr__(obj)
+    for i in range(200):  # classes freed and made anew, with fresh names each time
+        made = type(f"Made{i % 7}", (), {"__module__": f"mod{i % 5}"})
+        one = made()
+        assert c.args_text(None, {"a": one}, safe.brief) == "a=" + object.__repr__(one)
