@@ -138,6 +138,9 @@ class ContextStore:
             self._drop(ctx, "recorded")
             return
         try:
+            # (first: a finalizer run while it is filed may add a newer one, which must stay
+            # the newest)
+            self._newest = ctx
             filed: Any = (
                 _c_file(
                     self.recent,
@@ -152,7 +155,6 @@ class ContextStore:
             )
             if filed is False:  # (not the usual case for C, or no C)
                 filed = self._file(ctx)
-            self._newest = ctx
             if filed is True:  # more than one to evict (max_recent was lowered)
                 old, evicted = None, self._evict(kind)
             else:
