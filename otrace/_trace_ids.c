@@ -7,7 +7,7 @@
    setup(...)                           what context() and file() need from record.py, once
    context(kind, name, label, values, trc) -> TraceContext or None
                                         a new context as TraceContext(...) makes it
-   file(recent, all, order, ctx, limit, saved) -> None, the context evicted, True or False
+   file(recent, all, order, ctx, limit, saved, shelf) -> None, the evicted, True or False
                                         store.ContextStore._file: a new context filed
 
    The clock: the Python version costs about ten thousand instructions, most of them
@@ -523,6 +523,21 @@ level_of(PyObject *level, PyObject *key)
     return sub != NULL && PyDict_Check(sub) ? sub : NULL;
 }
 
+/* level[key], made (``shelf()``, store.Shelf) when missing (borrowed, held by ``level``);
+   NULL with an error set, or without one when it is there but no dict */
+static PyObject *
+level_made(PyObject *level, PyObject *key, PyObject *shelf)
+{
+    PyObject *sub = PyDict_GetItemWithError(level, key);
+    if (sub != NULL)
+        return PyDict_Check(sub) ? sub : NULL;
+    if (PyErr_Occurred() || (sub = PyObject_CallNoArgs(shelf)) == NULL)
+        return NULL;
+    int bad = PyDict_SetItem(level, key, sub);
+    Py_DECREF(sub); /* (level holds it) */
+    return bad < 0 ? NULL : PyDict_GetItemWithError(level, key);
+}
+
 /* store._pop: ``old`` out of ``recent``, directories left empty pruned; -1 on error */
 static int
 unfile(State *st, PyObject *recent, PyObject *old)
@@ -555,23 +570,25 @@ done:
     return rc;
 }
 
-/* file(recent, all, order, ctx, limit, saved): ContextStore._file, the store's lock held.
-   ``ctx`` goes into ``recent``'s directories, ``all`` and its kind's ``order``; past
-   ``limit`` the oldest of ``order`` goes (out of ``recent``, and out of ``all`` unless its
-   id is in ``saved``).  Returns None (nothing evicted), the context evicted, True (filed,
-   more than one to evict: the caller's _evict), or False (not the usual case -- a
-   directory to make, a waiting context, not a TraceContext: nothing done, Python files
-   it).  Only dicts, sets and the OrderedDict otrace made; no program code. */
+/* file(recent, all, order, ctx, limit, saved, shelf): ContextStore._file, the store's lock
+   held.  ``ctx`` goes into ``recent``'s directories (made by calling ``shelf``, store.Shelf,
+   where missing), ``all`` and its kind's ``order``; past ``limit`` the oldest of ``order``
+   goes (out of ``recent``, and out of ``all`` unless its id is in ``saved``).  Returns None
+   (nothing evicted), the context evicted, True (filed, more than one to evict: the
+   caller's _evict), or False (not the usual case -- a waiting context, not a TraceContext,
+   a directory that is no dict: nothing done, Python files it).  Only dicts, sets, the
+   OrderedDict and the Shelf class otrace made; no program code. */
 static PyObject *
 file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     State *st = PyModule_GetState(module);
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "file() takes recent, all, order, ctx, limit, saved");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "file() takes recent, all, order, ctx, limit, saved and shelf");
         return NULL;
     }
     PyObject *recent = args[0], *all = args[1], *order = args[2], *ctx = args[3];
-    PyObject *saved = args[5];
+    PyObject *saved = args[5], *shelf = args[6];
     if (st->cls == NULL || Py_TYPE(ctx) != st->cls || !PyDict_Check(recent) ||
         !PyDict_CheckExact(all) || order == Py_None || !PyAnySet_CheckExact(saved) ||
         !PyLong_CheckExact(args[4]))
@@ -582,16 +599,24 @@ file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         !PyUnicode_CheckExact(ts) || SLOT(S_KIND) == NULL || SLOT(S_NAME) == NULL ||
         SLOT(S_CTXID) == NULL)
         Py_RETURN_FALSE;
-    PyObject *l1 = level_of(recent, SLOT(S_KIND)), *l2 = level_of(l1, SLOT(S_NAME));
-    PyObject *l3 = level_of(l2, SLOT(S_CTXID));
+    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    /* (a directory made here may start a collection, whose finalizers may change the
+       store: each level is looked up again from ``recent`` after the last one made) */
+    PyObject *l1 = level_made(recent, SLOT(S_KIND), shelf);
+    PyObject *l2 = l1 != NULL ? level_made(l1, SLOT(S_NAME), shelf) : NULL;
+    PyObject *l3 = l2 != NULL ? level_made(l2, SLOT(S_CTXID), shelf) : NULL;
+    if (l3 != NULL) {
+        l1 = level_of(recent, SLOT(S_KIND));
+        l2 = level_of(l1, SLOT(S_NAME));
+        l3 = level_of(l2, SLOT(S_CTXID));
+    }
 #undef SLOT
     if (PyErr_Occurred())
         return NULL;
     if (l3 == NULL)
-        Py_RETURN_FALSE; /* (a directory to make: Python makes it, of its class) */
-    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
-    if (limit == -1 && PyErr_Occurred())
-        return NULL;
+        Py_RETURN_FALSE; /* (a level that is no dict, or one a finalizer took away) */
     if (PyDict_SetItem(l3, ts, ctx) < 0 || PyDict_SetItem(all, id, ctx) < 0 ||
         PyObject_SetItem(order, id, ctx) < 0)
         return NULL;
@@ -640,7 +665,7 @@ static PyMethodDef methods[] = {
     {"context", (PyCFunction)(void (*)(void))context, METH_FASTCALL,
      "context(kind, name, label, values, trc) -> a new TraceContext, or None"},
     {"file", (PyCFunction)(void (*)(void))file, METH_FASTCALL,
-     "file(recent, all, order, ctx, limit, saved) -> None, evicted, True or False"},
+     "file(recent, all, order, ctx, limit, saved, shelf) -> None, evicted, True or False"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -149,6 +149,7 @@ class ContextStore:
                     ctx,
                     self.params.max_recent,
                     self._saved_ids,
+                    Shelf,
                 )
                 if _c_file is not None
                 else False

@@ -197,7 +197,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from otrace.contexts import store as store_mod  # noqa: E402
-from otrace.contexts.store import ContextStore  # noqa: E402
+from otrace.contexts.store import ContextStore, Shelf  # noqa: E402
 from otrace.params import Params  # noqa: E402
 
 
@@ -282,11 +282,19 @@ def _run(ops):
         assert _shape(fast) == _shape(slow), op
 
 
+def _levels(tree, ctx):
+    one = tree[ctx.kind]
+    two = one[ctx.name]
+    return one, two, two[ctx.ctxid]
+
+
 def test_file_declines_what_is_not_the_usual_case():
     store = ContextStore(Params())
     ctx = TraceContext("traces", "sell", "", {}, {})
-    args = (store.recent, store.all, store._order["traces"], ctx, 10, store._saved_ids)
-    assert record.file_fast(*args) is False  # no directory yet: Python makes it, of its class
+    args = (store.recent, store.all, store._order["traces"], ctx, 10, store._saved_ids, Shelf)
+    assert record.file_fast(*args) is None  # its directories made, of the store's class
+    assert all(type(level) is Shelf for level in _levels(store.recent, ctx))
+    store.remove(ctx)
     store.add(ctx)
     other = TraceContext("traces", "sell", "", {}, {})
     waiting = TraceContext("traces", "sell", "", {}, {})
@@ -297,6 +305,7 @@ def test_file_declines_what_is_not_the_usual_case():
         (store.recent, store.all, store._order["traces"], {"not": "ctx"}, 10, store._saved_ids),
         (store.recent, dict, store._order["traces"], other, 10, store._saved_ids),
         (store.recent, store.all, store._order["traces"], other, 10, list(store._saved_ids)),
+        ({"traces": {"sell": 3}}, store.all, store._order["traces"], other, 10, set()),
     ]:
-        assert record.file_fast(*bad) is False
+        assert record.file_fast(*bad, Shelf) is False
     assert _shape(store)[1] == [ctx.id]
