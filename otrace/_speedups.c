@@ -21,7 +21,7 @@
    with the same two, would make the same text).  The class itself is not held. */
 #define SEEN 8
 typedef struct {
-    PyObject *s_module;
+    PyObject *s_module, *s_eq, *s_comma, *s_empty; /* (args_text's pieces) */
     struct {
         PyTypeObject *type;
         PyObject *mod, *qual, *prefix;
@@ -33,7 +33,10 @@ exec_module(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     st->s_module = PyUnicode_InternFromString("__module__");
-    return st->s_module != NULL ? 0 : -1;
+    st->s_eq = PyUnicode_InternFromString("=");
+    st->s_comma = PyUnicode_InternFromString(", ");
+    st->s_empty = PyUnicode_New(0, 0);
+    return st->s_module && st->s_eq && st->s_comma && st->s_empty ? 0 : -1;
 }
 
 static int
@@ -41,6 +44,9 @@ clear(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     Py_CLEAR(st->s_module);
+    Py_CLEAR(st->s_eq);
+    Py_CLEAR(st->s_comma);
+    Py_CLEAR(st->s_empty);
     for (int i = 0; i < SEEN; i++) {
         st->seen[i].type = NULL;
         Py_CLEAR(st->seen[i].mod);
@@ -519,8 +525,9 @@ args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *varargs = args[0], *bound = args[1], *brief = args[2];
-    PyObject *pieces = PyList_New(0), *eq = PyUnicode_FromString("=");
-    PyObject *comma = PyUnicode_FromString(", "), *key, *value, *text = NULL, *empty = NULL;
+    State *st = PyModule_GetState(module);
+    PyObject *pieces = PyList_New(0), *eq = st->s_eq, *comma = st->s_comma;
+    PyObject *key, *value, *text = NULL, *empty = st->s_empty;
     Py_ssize_t pos = 0;
     if (pieces == NULL || eq == NULL || comma == NULL)
         goto done;
@@ -550,13 +557,9 @@ args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (bad)
             goto done;
     }
-    if ((empty = PyUnicode_New(0, 0)) != NULL)
-        text = PyUnicode_Join(empty, pieces);
+    text = PyUnicode_Join(empty, pieces);
 done:
-    Py_XDECREF(empty);
     Py_XDECREF(pieces);
-    Py_XDECREF(eq);
-    Py_XDECREF(comma);
     return text;
 }
 
