@@ -282,10 +282,9 @@ def _frame_values(
         if type(t) is plain and t in containers:
             if k != "__trc":
                 values[k] = _freeze(v, 1, limits, memo)
-        elif k in LINKS:
-            continue
-        elif k in CAUSES:
-            values[k] = _freeze_cause(v, limits, memo)
+        elif k in _LINKS_OR_CAUSES:  # (one set lookup for the usual variable)
+            if k in CAUSES:
+                values[k] = _freeze_cause(v, limits, memo)
         elif issubclass(type(v), FrameContext):
             values[k] = _freeze(v, 1, limits, memo)
         else:
@@ -297,6 +296,7 @@ def _frame_values(
 # chain of its own: stored as plain data under a marker key, rebuilt by decode.
 CAUSES = ("__cause__", "__context__")
 CHAIN_MARK = "__otrace_frames__"
+_LINKS_OR_CAUSES = frozenset(LINKS + CAUSES)
 
 
 def _freeze_cause(node: Any, limits: Limits, memo: dict[int, Any]) -> Any:
