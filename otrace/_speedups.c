@@ -850,10 +850,12 @@ freeze_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (r)
                 continue;
         }
-        Py_INCREF(key);
+        Py_INCREF(key); /* (held: copying may run the placeholder's maker, or a collection) */
+        Py_INCREF(value);
         PyObject *copy = freeze_one(value, 1, &f);
         int bad = copy == NULL || PyDict_SetItem(out, key, copy) < 0;
         Py_DECREF(key);
+        Py_DECREF(value);
         Py_XDECREF(copy);
         if (bad)
             goto fail;
