@@ -563,6 +563,497 @@ done:
     return text;
 }
 
+/* -- the pickle_file freeze (contexts/freeze.py): frames_holding, freeze_value/_entries -- */
+
+/* Up to 8 classes: watch's members, when each is a class whose metaclass is type itself --
+   membership of such a class is then identity (type's hash and equality are the
+   interpreter's), and a comparison of pointers gives what PySet_Contains gives at a tenth of
+   its cost.  n 0 when watch has another member or more than 8 (PySet_Contains then).  bloom:
+   one bit per class, from its address, so that most values' classes are passed over at once. */
+typedef struct {
+    PyObject *watch, *types[8];
+    Py_ssize_t n;
+    unsigned long long bloom;
+} watching;
+
+#define BLOOM_BIT(p) (1ULL << (((uintptr_t)(p) >> 4) & 63))
+
+static int
+start_watching(watching *w, PyObject *watch)
+{
+    PyObject *it = PyObject_GetIter(watch), *item; /* (an exact frozenset: its own iterator) */
+    w->watch = watch;
+    w->n = 0;
+    w->bloom = 0;
+    if (it == NULL)
+        return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        int ok = w->n < 8 && Py_IS_TYPE(item, &PyType_Type);
+        if (ok) {
+            w->types[w->n++] = item; /* (borrowed: the frozenset keeps it) */
+            w->bloom |= BLOOM_BIT(item);
+        }
+        Py_DECREF(item);
+        if (!ok) {
+            w->n = 0;
+            break;
+        }
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* watched_class with w's classes */
+static inline int
+watched_in(PyObject *v, watching *w)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    if (!Py_IS_TYPE((PyObject *)t, &PyType_Type))
+        return 0;
+    if (w->n == 0)
+        return PySet_Contains(w->watch, (PyObject *)t);
+    if (!(w->bloom & BLOOM_BIT(t)))
+        return 0;
+    for (Py_ssize_t i = 0; i < w->n; i++)
+        if (w->types[i] == (PyObject *)t)
+            return 1;
+    return 0;
+}
+
+/* watched_value with w's classes */
+static int
+watched_item(PyObject *v, watching *w)
+{
+    int r = watched_in(v, w);
+    if (r <= 0 || !PyTuple_CheckExact(v))
+        return r;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
+        r = watched_in(PyTuple_GET_ITEM(v, i), w);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* holds_watched's scan of one frame's variables (1, 0, or -1 with an error set); nothing
+   here allocates or runs Python code */
+static int
+loc_holds(PyObject *loc, watching *w)
+{
+    PyObject *key, *value;
+    int r = 0;
+    if (PyDict_Check(loc)) {
+        Py_ssize_t pos = 0;
+        while (r == 0 && PyDict_Next(loc, &pos, &key, &value))
+            r = watched_item(value, w);
+    }
+    else if (PyList_CheckExact(loc)) {
+        for (Py_ssize_t i = 0; r == 0 && i < PyList_GET_SIZE(loc); i++) {
+            PyObject *pair = PyList_GET_ITEM(loc, i);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "frames_holding(): pairs must be 2-tuples");
+                return -1;
+            }
+            r = watched_item(PyTuple_GET_ITEM(pair, 1), w);
+        }
+    }
+    else if (PyTuple_CheckExact(loc) && PyTuple_GET_SIZE(loc) == 2 &&
+             PyTuple_CheckExact(PyTuple_GET_ITEM(loc, 1))) {
+        PyObject *values = PyTuple_GET_ITEM(loc, 1);
+        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(values); i++)
+            r = watched_item(PyTuple_GET_ITEM(values, i), w);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError,
+                        "frames_holding(): variables are a dict, pairs or (names, values)");
+        return -1;
+    }
+    return r;
+}
+
+/* frames_holding(raws, watch) -> list | None: freeze._frames_holding -- the indices of the
+   raw records (lazy.Raw) whose variables (raw[2]; None or empty: none) hold a value of a
+   class in the frozenset watch, tuples as holds_watched sees them; None if no record does. */
+static PyObject *
+frames_holding(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyFrozenSet_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "frames_holding() takes a list and a frozenset");
+        return NULL;
+    }
+    PyObject *raws = args[0], *found = NULL;
+    watching w;
+    if (start_watching(&w, args[1]) < 0)
+        return NULL;
+    /* (the list is capture's own and never changes; its size is read each time anyway) */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(raws); i++) {
+        PyObject *raw = PyList_GET_ITEM(raws, i);
+        if (!PyTuple_CheckExact(raw) || PyTuple_GET_SIZE(raw) < 3) {
+            PyErr_SetString(PyExc_TypeError, "frames_holding(): records are tuples");
+            goto fail;
+        }
+        PyObject *loc = PyTuple_GET_ITEM(raw, 2);
+        if (loc == Py_None || (PyDict_Check(loc) && PyDict_GET_SIZE(loc) == 0) ||
+            ((PyList_CheckExact(loc) || PyTuple_CheckExact(loc)) && Py_SIZE(loc) == 0))
+            continue; /* (Python: ``not loc``) */
+        int r = loc_holds(loc, &w);
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        if (found == NULL)
+            found = PyList_New(0);
+        if (index == NULL || found == NULL || PyList_Append(found, index) < 0) {
+            Py_XDECREF(index);
+            goto fail;
+        }
+        Py_DECREF(index);
+    }
+    return found != NULL ? found : Py_NewRef(Py_None);
+fail:
+    Py_XDECREF(found);
+    return NULL;
+}
+
+/* What freeze_value needs besides the value: freeze._freeze's arguments, read once */
+typedef struct {
+    PyTypeObject *context;  /* FrameContext: its instances become placeholder(obj, limits) */
+    PyObject *placeholder;
+    PyObject *limits;
+    PyObject *memo;         /* exact dict: id(original) -> its copy */
+    Py_ssize_t max_depth, max_items;
+} freezing;
+
+/* Exact classes whose values freeze keeps as they are, without looking further */
+static int
+immutable(PyTypeObject *t)
+{
+    return t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type ||
+           t == &PyBool_Type || t == Py_TYPE(Py_None) || t == &PyBytes_Type ||
+           t == &PyComplex_Type;
+}
+
+/* Exact classes whose hash and equality are the interpreter's (safe.PLAIN_KEY_IDS) */
+static int
+plain_key_class(PyTypeObject *t)
+{
+    return immutable(t); /* (the same seven) */
+}
+
+static PyObject *freeze_one(PyObject *obj, Py_ssize_t depth, freezing *f);
+
+/* memo[id(obj)] = copy; 0, or -1 with an error set */
+static int
+remember(freezing *f, PyObject *obj, PyObject *copy)
+{
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    if (key == NULL)
+        return -1;
+    int r = PyDict_SetItem(f->memo, key, copy);
+    Py_DECREF(key);
+    return r;
+}
+
+/* A dict's entries as one flat list (key, value, key, value...), filled without allocating
+   (so without a collection, or a finalizer that might change the dict, while it is read):
+   list(dict.items(obj)), of any dict, subclasses too (its own table).  *plain: whether every
+   key is of a class whose hash and equality are the interpreter's. */
+static PyObject *
+dict_snapshot(PyObject *obj, Py_ssize_t *size, int *plain)
+{
+    PyObject *items, *key, *value;
+    Py_ssize_t n, pos = 0, i = 0;
+    for (;;) {
+        n = PyDict_GET_SIZE(obj);
+        items = PyList_New(2 * n);
+        if (items == NULL)
+            return NULL;
+        if (PyDict_GET_SIZE(obj) == n)
+            break;
+        Py_DECREF(items);
+    }
+    *plain = 1;
+    while (PyDict_Next(obj, &pos, &key, &value)) {
+        PyList_SET_ITEM(items, i++, Py_NewRef(key));
+        PyList_SET_ITEM(items, i++, Py_NewRef(value));
+        *plain &= plain_key_class(Py_TYPE(key));
+    }
+    *size = n;
+    return items;
+}
+
+/* freeze._freeze of an exact dict, depth already counted: a new reference or NULL */
+static PyObject *
+freeze_dict(PyObject *obj, Py_ssize_t depth, freezing *f)
+{
+    PyObject *value, *out = NULL;
+    Py_ssize_t n, i;
+    int plain_keys;
+    PyObject *items = dict_snapshot(obj, &n, &plain_keys);
+    if (items == NULL)
+        return NULL;
+    if (!plain_keys) {
+        /* storing under a program object's key would run its __hash__ (and __eq__): a
+           shallow copy (the interpreter reuses the stored hashes) is as far as it goes */
+        out = PyDict_Copy(obj);
+        if (out != NULL && remember(f, obj, out) < 0)
+            Py_CLEAR(out);
+        Py_DECREF(items);
+        return out;
+    }
+    out = PyDict_New();
+    if (out == NULL || remember(f, obj, out) < 0)
+        goto fail;
+    for (i = 0; i < 2 * n; i += 2) {
+        value = PyList_GET_ITEM(items, i + 1);
+        PyObject *copy = immutable(Py_TYPE(value)) ? Py_NewRef(value)
+                                                   : freeze_one(value, depth, f);
+        int bad = copy == NULL || PyDict_SetItem(out, PyList_GET_ITEM(items, i), copy) < 0;
+        Py_XDECREF(copy);
+        if (bad)
+            goto fail;
+    }
+    Py_DECREF(items);
+    return out;
+fail:
+    Py_DECREF(items);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* freeze._freeze of an exact list or tuple, depth already counted */
+static PyObject *
+freeze_sequence(PyObject *obj, Py_ssize_t depth, freezing *f)
+{
+    int is_list = PyList_CheckExact(obj);
+    PyObject *copied = PyList_New(0), *out = NULL;
+    if (copied == NULL)
+        return NULL;
+    if (is_list && remember(f, obj, copied) < 0) /* before its items: a list may hold itself */
+        goto done;
+    /* (a list's size read again each time, as its iterator does: copying an item may run a
+       finalizer that changes it) */
+    for (Py_ssize_t i = 0; i < (is_list ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj)); i++) {
+        PyObject *v = Py_NewRef(is_list ? PyList_GET_ITEM(obj, i) : PyTuple_GET_ITEM(obj, i));
+        PyObject *copy = immutable(Py_TYPE(v)) ? Py_NewRef(v) : freeze_one(v, depth, f);
+        Py_DECREF(v);
+        int bad = copy == NULL || PyList_Append(copied, copy) < 0;
+        Py_XDECREF(copy);
+        if (bad)
+            goto done;
+    }
+    if (is_list) {
+        out = Py_NewRef(copied);
+        goto done;
+    }
+    /* a tuple of what did not need copying is itself safe to keep */
+    int same = 1;
+    for (Py_ssize_t i = 0; same && i < PyList_GET_SIZE(copied); i++)
+        same = PyList_GET_ITEM(copied, i) == PyTuple_GET_ITEM(obj, i);
+    out = same ? Py_NewRef(obj) : PyList_AsTuple(copied);
+    if (out != NULL && remember(f, obj, out) < 0)
+        Py_CLEAR(out);
+done:
+    Py_DECREF(copied);
+    return out;
+}
+
+/* freeze._freeze(obj, depth, limits, memo): a new reference, or NULL with an error set */
+static PyObject *
+freeze_one(PyObject *obj, Py_ssize_t depth, freezing *f)
+{
+    PyTypeObject *cls = Py_TYPE(obj);
+    Py_ssize_t size;
+    if (cls == &PyDict_Type)
+        size = PyDict_GET_SIZE(obj);
+    else if (cls == &PyList_Type)
+        size = PyList_GET_SIZE(obj);
+    else if (cls == &PyTuple_Type)
+        size = PyTuple_GET_SIZE(obj);
+    else if (cls == &PySet_Type)
+        size = PySet_GET_SIZE(obj);
+    else if (PyType_IsSubtype(cls, f->context)) /* (issubclass: the classes' own MROs) */
+        return PyObject_CallFunctionObjArgs(f->placeholder, obj, f->limits, NULL);
+    else
+        return Py_NewRef(obj); /* a frozenset, a scalar, or an object kept by reference */
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    if (key == NULL)
+        return NULL;
+    PyObject *done = PyDict_GetItemWithError(f->memo, key); /* (borrowed) */
+    Py_DECREF(key);
+    if (done != NULL)
+        return Py_NewRef(done);
+    if (PyErr_Occurred())
+        return NULL;
+    if (depth >= f->max_depth || size > f->max_items)
+        return Py_NewRef(obj);
+    depth += 1;
+    if (cls == &PySet_Type) {
+        /* (elements of sets are hashable, usually immutable; the copy reuses their
+           stored hashes) */
+        PyObject *out = PySet_New(obj);
+        if (out != NULL && remember(f, obj, out) < 0)
+            Py_CLEAR(out);
+        return out;
+    }
+    if (Py_EnterRecursiveCall(" while freezing a trace context"))
+        return NULL;
+    PyObject *out =
+        cls == &PyDict_Type ? freeze_dict(obj, depth, f) : freeze_sequence(obj, depth, f);
+    Py_LeaveRecursiveCall();
+    return out;
+}
+
+/* An int argument as a Py_ssize_t, a bigger one as the largest */
+static int
+as_size(PyObject *value, Py_ssize_t *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "freeze_value(): limits must be ints");
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = overflow > 0 || v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+           : overflow < 0 || v < -PY_SSIZE_T_MAX ? -PY_SSIZE_T_MAX
+                                                  : (Py_ssize_t)v;
+    return 0;
+}
+
+/* f for freeze_one from the arguments of freeze_value and freeze_entries: how is (the
+   context class, the placeholder's maker, "max_depth", "max_items") -- the names of the two
+   attributes of limits read here, Python's own strs (no str made per call) */
+static int
+start_freezing(freezing *f, PyObject *how, PyObject *limits, PyObject *memo)
+{
+    if (!PyTuple_CheckExact(how) || PyTuple_GET_SIZE(how) != 4 ||
+        !PyType_Check(PyTuple_GET_ITEM(how, 0)) ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(how, 2)) ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(how, 3)) || !PyDict_CheckExact(memo)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "freezing takes (class, callable, str, str), limits and a dict");
+        return -1;
+    }
+    f->context = (PyTypeObject *)PyTuple_GET_ITEM(how, 0);
+    f->placeholder = PyTuple_GET_ITEM(how, 1);
+    f->limits = limits;
+    f->memo = memo;
+    PyObject *max_depth = PyObject_GetAttr(limits, PyTuple_GET_ITEM(how, 2));
+    PyObject *max_items = max_depth ? PyObject_GetAttr(limits, PyTuple_GET_ITEM(how, 3)) : NULL;
+    int bad = max_items == NULL || as_size(max_depth, &f->max_depth) < 0 ||
+              as_size(max_items, &f->max_items) < 0;
+    Py_XDECREF(max_depth);
+    Py_XDECREF(max_items);
+    return bad ? -1 : 0;
+}
+
+/* freeze_value(how, obj, depth, limits, memo): freeze._freeze(obj, depth, limits, memo)
+   (its pure version is freeze._py_freeze) -- exact dicts, lists, tuples and sets copied down
+   to limits.max_depth, each of at most limits.max_items items, through memo (an exact dict,
+   id -> copy); an instance of the context class (how, see start_freezing) becomes
+   placeholder(obj, limits); everything else is kept.  Only exact built-in types are looked
+   into: no program code runs (the placeholder's maker is otrace's). */
+static PyObject *
+freeze_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyTuple_CheckExact(args[0]) || PyTuple_GET_SIZE(args[0]) != 4 ||
+        !PyType_Check(PyTuple_GET_ITEM(args[0], 0)) || !PyLong_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "freeze_value() takes (class, callable, str, str), a value, an int, "
+                        "limits and a dict");
+        return NULL;
+    }
+    PyObject *obj = args[1];
+    PyTypeObject *cls = Py_TYPE(obj);
+    if (cls != &PyDict_Type && cls != &PyList_Type && cls != &PyTuple_Type &&
+        cls != &PySet_Type && !PyType_IsSubtype(cls, (PyTypeObject *)PyTuple_GET_ITEM(args[0], 0)))
+        return Py_NewRef(obj); /* (the usual value: no limits to read) */
+    freezing f;
+    Py_ssize_t depth;
+    if (start_freezing(&f, args[0], args[3], args[4]) < 0 || as_size(args[2], &depth) < 0)
+        return NULL;
+    return freeze_one(obj, depth, &f);
+}
+
+/* freeze_entries(how, d, skip, limits, memo) -> dict | None: freeze._py_trc_copy -- a copy
+   of the dict d (of a subclass too: its own table; None if a key is of a class whose hash is
+   not the interpreter's, safe.PLAIN_KEY_IDS: the Python copy then) whose values of an exact dict, list, tuple or set are
+   frozen as freeze_value(how, value, 1, limits, memo) freezes them, but under a key that is
+   an exact str in the frozenset skip. */
+static PyObject *
+freeze_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyDict_Check(args[1]) || !PyFrozenSet_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "freeze_entries() takes (class, callable, str, str), a dict, a "
+                        "frozenset, limits and a dict");
+        return NULL;
+    }
+    freezing f;
+    PyObject *d = args[1], *skip = args[2], *key, *value, *out;
+    if (start_freezing(&f, args[0], args[3], args[4]) < 0)
+        return NULL;
+    if (PyDict_CheckExact(d)) {
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(d, &pos, &key, &value))
+            if (!plain_key_class(Py_TYPE(key)))
+                return Py_NewRef(Py_None); /* (storing under it would run its __hash__) */
+        out = PyDict_Copy(d); /* (the stored hashes reused) */
+        if (out == NULL)
+            return NULL;
+    }
+    else { /* (a subclass's copy by PyDict_Copy would read it through its keys/[]) */
+        Py_ssize_t n;
+        int plain;
+        PyObject *items = dict_snapshot(d, &n, &plain);
+        if (items == NULL)
+            return NULL;
+        if (!plain) {
+            Py_DECREF(items);
+            return Py_NewRef(Py_None);
+        }
+        out = PyDict_New();
+        for (Py_ssize_t i = 0; out != NULL && i < 2 * n; i += 2)
+            if (PyDict_SetItem(out, PyList_GET_ITEM(items, i), PyList_GET_ITEM(items, i + 1)) <
+                0)
+                Py_CLEAR(out);
+        Py_DECREF(items);
+        if (out == NULL)
+            return NULL;
+    }
+    /* (only values of keys already there are replaced: allowed while iterating; and out is
+       nobody else's yet) */
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(out, &pos, &key, &value)) {
+        PyTypeObject *t = Py_TYPE(value);
+        if (t != &PyDict_Type && t != &PyList_Type && t != &PyTuple_Type && t != &PySet_Type)
+            continue;
+        if (PyUnicode_CheckExact(key)) {
+            int r = PySet_Contains(skip, key);
+            if (r < 0)
+                goto fail;
+            if (r)
+                continue;
+        }
+        Py_INCREF(key); /* (held: copying may run the placeholder's maker, or a collection) */
+        Py_INCREF(value);
+        PyObject *copy = freeze_one(value, 1, &f);
+        int bad = copy == NULL || PyDict_SetItem(out, key, copy) < 0;
+        Py_DECREF(key);
+        Py_DECREF(value);
+        Py_XDECREF(copy);
+        if (bad)
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
      "bind(plan, args, kwargs, empty) -> the arguments by name, or None (the general binder)"},
@@ -573,6 +1064,12 @@ static PyMethodDef methods[] = {
      "plain_repr(obj, budget) -> safe.brief(obj, budget) when that is repr(obj), else None"},
     {"holds_watched", (PyCFunction)(void (*)(void))holds_watched, METH_FASTCALL,
      "holds_watched(loc, watch) -> bool: a frame's variables hold a value of a watched class"},
+    {"frames_holding", (PyCFunction)(void (*)(void))frames_holding, METH_FASTCALL,
+     "frames_holding(raws, watch) -> indices of the raw records holding a watched value"},
+    {"freeze_value", (PyCFunction)(void (*)(void))freeze_value, METH_FASTCALL,
+     "freeze_value(how, obj, depth, limits, memo) -> freeze._freeze's copy"},
+    {"freeze_entries", (PyCFunction)(void (*)(void))freeze_entries, METH_FASTCALL,
+     "freeze_entries(how, d, skip, limits, memo) -> freeze._py_trc_copy's copy, or None"},
     {NULL, NULL, 0, NULL},
 };
 

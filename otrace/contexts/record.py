@@ -274,7 +274,7 @@ context_fast: Callable[[str, str, str, Any, Any], TraceContext | None] | None = 
 # the classes a ``__trc`` given to it may be: dict, and otrace's own subclasses whose
 # setdefault and item setting are dict's (otrace.contexts.lazy adds them)
 TRC_TYPES: list[type] = [dict]
-if _c_trace_ids is not None:
+if _c_trace_ids is not None and hasattr(_c_trace_ids, "file"):  # (not a module built before)
     _c_trace_ids.setup(
         TraceContext,
         FrameContext,
@@ -288,7 +288,7 @@ if _c_trace_ids is not None:
     )
     context_fast = _c_trace_ids.context
 # ContextStore._file's usual case in C (otrace.contexts.store), or None
-file_fast: Callable[..., Any] | None = _c_trace_ids.file if _c_trace_ids is not None else None
+file_fast: Callable[..., Any] | None = getattr(_c_trace_ids, "file", None)
 
 
 def new_context(

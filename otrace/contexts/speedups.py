@@ -1,7 +1,8 @@
 """The optional C accelerators, :mod:`otrace._speedups`, :mod:`otrace._frames` and
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
-``walk``, ``plain_repr``, ``holds_watched``, ``args_text`` and ``bind`` are the first's functions,
+``walk``, ``plain_repr``, ``holds_watched``, ``args_text``, ``bind``, ``frames_holding``,
+``freeze_value`` and ``freeze_entries`` are the first's functions,
 ``live_records`` and ``frames_walk`` (its ``walk``) the second's, ``trace_ids`` the third
 (the trace id's clock, and a context's making and filing), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
@@ -23,6 +24,10 @@ plain_repr: Callable[[object, int], str | None] | None = None
 holds_watched: Callable[[object, frozenset], bool] | None = None
 args_text: Callable[[str | None, dict, Callable[[object, int], str]], str | None] | None = None
 bind: Callable[[tuple, tuple, dict, object], dict | None] | None = None
+# the pickle_file freeze's scan of a chain's raw records and its copy of a value (freeze.py)
+frames_holding: Callable[[list, frozenset], list[int] | None] | None = None
+freeze_value: Callable[..., Any] | None = None
+freeze_entries: Callable[..., dict] | None = None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
@@ -41,7 +46,12 @@ if os.environ.get("OTRACE_PURE") != "1":
         pass
     else:
         walk, plain_repr, holds_watched = _c.walk, _c.plain_repr, _c.holds_watched
-        args_text, bind = _c.args_text, _c.bind
+        args_text = _c.args_text
+        # (getattr: a module built from an older source has not got them)
+        frames_holding = getattr(_c, "frames_holding", None)
+        freeze_value = getattr(_c, "freeze_value", None)
+        freeze_entries = getattr(_c, "freeze_entries", None)
+        bind = getattr(_c, "bind", None)
     try:
         trace_ids = importlib.import_module("otrace._trace_ids")
     except ImportError:  # not built
