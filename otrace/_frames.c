@@ -322,11 +322,120 @@ fail:
     return NULL;
 }
 
+/* frame_values(frame) -> dict or None: frames.frame_locals(frame) for a function frame read
+   here (see copy_variables) -- a new dict of its variables, made without filling the frame's
+   cached dict (before 3.13) or a FrameLocalsProxy (after); None for any other frame (then
+   Python reads it).  For the root of an exception context: the frame that raised, still
+   running or finished. */
+static PyObject *
+frame_values(PyObject *module, PyObject *arg)
+{
+    if (!PyFrame_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "frame_values() takes a frame");
+        return NULL;
+    }
+    State *st = PyModule_GetState(module);
+    PyFrameObject *f = (PyFrameObject *)arg;
+    PyCodeObject *code = PyFrame_GetCode(f);
+    PyObject *pair = NULL;
+    if (code->co_flags & CO_OPTIMIZED) /* (else any mapping: Python's namespace_copy) */
+        pair = copy_variables(f, code, st->unbound);
+    Py_DECREF(code);
+    if (pair == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *names = PyTuple_GET_ITEM(pair, 0), *values = PyTuple_GET_ITEM(pair, 1);
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    PyObject *out = _PyDict_NewPresized(n);
+    /* (the names are the code's own exact strs: storing them runs no program code) */
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *value = PyTuple_GET_ITEM(values, i);
+        if (value != st->unbound && PyDict_SetItem(out, PyTuple_GET_ITEM(names, i), value) < 0)
+            Py_CLEAR(out);
+    }
+    Py_DECREF(pair);
+    return out;
+}
+
+/* exc_line(exc, static, limit) -> str or None: safe.exc_line's usual case in one call -- an
+   exception of one of the interpreter's static classes (``static``: safe._STATIC_EXC, {id:
+   name}) whose arguments are all of the plain types, whose own str() is then the
+   interpreter's formatting of plain values.  None for anything else, or if str() fails (then
+   Python does it all, and says so its way). */
+static PyObject *
+exc_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_CheckExact(args[1]) || !PyLong_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "exc_line() takes an exception, a dict and an int");
+        return NULL;
+    }
+    PyObject *exc = args[0];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    PyTypeObject *cls = Py_TYPE(exc);
+    if (limit < 0 || !PyExceptionInstance_Check(exc) || (cls->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        Py_RETURN_NONE;
+    PyObject *exc_args = ((PyBaseExceptionObject *)exc)->args;
+    if (exc_args == NULL || !PyTuple_CheckExact(exc_args))
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(exc_args); i++) {
+        PyTypeObject *t = Py_TYPE(PyTuple_GET_ITEM(exc_args, i));
+        if (t != &PyUnicode_Type && t != &PyLong_Type && t != &PyFloat_Type &&
+            t != &PyBool_Type && t != Py_TYPE(Py_None) && t != &PyBytes_Type)
+            Py_RETURN_NONE;
+    }
+    PyObject *key = PyLong_FromVoidPtr(cls);
+    if (key == NULL)
+        return NULL;
+    PyObject *name = PyDict_GetItemWithError(args[1], key); /* (borrowed) */
+    Py_DECREF(key);
+    if (name == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyUnicode_CheckExact(name))
+        Py_RETURN_NONE;
+    Py_INCREF(name); /* (the dict could lose it while str() runs) */
+    PyObject *text = PyObject_Str(exc);
+    if (text == NULL || !PyUnicode_CheckExact(text)) {
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_DECREF(name);
+        Py_RETURN_NONE;
+    }
+    PyObject *line;
+    if (PyUnicode_GET_LENGTH(text) == 0)
+        line = Py_NewRef(name);
+    else
+        line = PyUnicode_FromFormat("%U: %U", name, text);
+    Py_DECREF(text);
+    Py_DECREF(name);
+    if (line == NULL || PyUnicode_GET_LENGTH(line) <= limit)
+        return line;
+    PyObject *cut = PyUnicode_Substring(line, 0, limit);
+    Py_DECREF(line);
+    if (cut == NULL)
+        return NULL;
+    PyObject *dots = PyUnicode_FromString("...");
+    PyObject *out = dots == NULL ? NULL : PyUnicode_Concat(cut, dots);
+    Py_XDECREF(dots);
+    Py_DECREF(cut);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_O,
      "walk(frame) -> (codes, lastis) from frame outwards, or None: not on this thread"},
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
+    {"frame_values", frame_values, METH_O,
+     "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
+    {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,
+     "exc_line(exc, static, limit) -> safe.exc_line's usual case, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,8 @@
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
 ``walk``, ``plain_repr``, ``holds_watched`` and ``args_text`` are the first's functions,
-``live_records`` and ``frames_walk`` (its ``walk``) the second's, ``trace_ids`` the third
+``live_records``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its ``walk``) the
+second's, ``trace_ids`` the third
 (the trace id's clock), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
@@ -29,6 +30,10 @@ frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | Non
 trace_ids: Any = None
 # (live_records' marker of an unbound variable: see lazy.variables)
 UNBOUND: object = None
+# (otrace._frames: frames.frame_locals of a function frame, without f_locals, or None;
+# safe.exc_line of the usual exception, or None)
+frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
+exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -47,5 +52,6 @@ if os.environ.get("OTRACE_PURE") != "1":
     try:
         _f = importlib.import_module("otrace._frames")
         live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk
+        frame_values, exc_line = _f.frame_values, _f.exc_line
     except ImportError:  # not built, or built for another release of CPython
         pass
