@@ -120,6 +120,7 @@ fail:
 typedef struct {
     PyObject *unbound;
     PyObject *name;
+    PyObject *tb_lineno;
 } State;
 
 /* A running function frame's variables as f_locals shows them, kept as a pair (names,
@@ -148,7 +149,7 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
     PyObject *cached = frame->f_locals;
     if (cached != NULL && !(PyDict_CheckExact(cached) && PyDict_GET_SIZE(cached) == 0))
         goto no;
-    if (frame->stacktop == 0) /* (cleared) */
+    if (frame->stacktop == 0 && n > 0) /* (cleared; a frame of no variables: nothing to read) */
         goto no;
 #endif
     /* past its prologue: every cell and free variable holds its cell */
@@ -265,29 +266,16 @@ fast_record(Walk *w, PyFrameObject *f, State *st)
     return rec;
 }
 
-/* live_records(frame, codes, cache, context, slow): capture._live_records without deep_copy
-   -- the raw records of ``frame`` and its callers, innermost first; ``slow(frame, context)`` gives
-   the record of a frame not read here, or None to leave it out. */
+/* The raw records of ``first`` and its callers, innermost first (see live_records). */
 static PyObject *
-live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+records(State *st, PyObject *first, PyObject *codes, PyObject *cache, PyObject *context_obj,
+        long context, PyObject *slow)
 {
-    if (nargs != 5 || (args[0] != Py_None && !PyFrame_Check(args[0])) ||
-        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) ||
-        !PyLong_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "live_records() takes a frame or None, two dicts, an int, and a callable");
-        return NULL;
-    }
-    State *st = PyModule_GetState(module);
-    PyObject *codes = args[1], *cache = args[2], *slow = args[4];
-    long context = PyLong_AsLong(args[3]);
-    if (context == -1 && PyErr_Occurred())
-        return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
     Walk w = {0};
-    PyFrameObject *f = args[0] == Py_None ? NULL : (PyFrameObject *)Py_NewRef(args[0]);
+    PyFrameObject *f = first == Py_None ? NULL : (PyFrameObject *)Py_NewRef(first);
     while (f != NULL) {
         PyCodeObject *code = PyFrame_GetCode(f);
         if (code != w.code && walk_code(&w, code, codes, cache, context) < 0) {
@@ -298,7 +286,7 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *rec = w.plain ? fast_record(&w, f, st) : NULL;
         if (rec == NULL) {
             PyErr_Clear(); /* (MemoryError, say: the Python code may do better, or say so) */
-            PyObject *call[2] = {(PyObject *)f, args[3]};
+            PyObject *call[2] = {(PyObject *)f, context_obj};
             rec = PyObject_Vectorcall(slow, call, 2, NULL);
             if (rec == NULL)
                 goto fail;
@@ -322,6 +310,28 @@ fail:
     return NULL;
 }
 
+/* live_records(frame, codes, cache, context, slow): capture._live_records without deep_copy
+   -- the raw records of ``frame`` and its callers, innermost first; ``slow(frame, context)`` gives
+   the record of a frame not read here, or None to leave it out. */
+static PyObject *
+live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || (args[0] != Py_None && !PyFrame_Check(args[0])) ||
+        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) ||
+        !PyLong_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "live_records() takes a frame or None, two dicts, an int, and a callable");
+        return NULL;
+    }
+    long context = PyLong_AsLong(args[3]);
+    if (context == -1 && PyErr_Occurred())
+        return NULL;
+    return records(PyModule_GetState(module), args[0], args[1], args[2], args[3], context,
+                   args[4]);
+}
+
+static PyObject *values_dict(State *st, PyFrameObject *f);
+
 /* frame_values(frame) -> dict or None: frames.frame_locals(frame) for a function frame read
    here (see copy_variables) -- a new dict of its variables, made without filling the frame's
    cached dict (before 3.13) or a FrameLocalsProxy (after); None for any other frame (then
@@ -334,18 +344,23 @@ frame_values(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_TypeError, "frame_values() takes a frame");
         return NULL;
     }
-    State *st = PyModule_GetState(module);
-    PyFrameObject *f = (PyFrameObject *)arg;
+    PyObject *out = values_dict(PyModule_GetState(module), (PyFrameObject *)arg);
+    if (out == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return out;
+}
+
+/* A frame's variables as a new dict (frame_values), NULL without an error: not read here. */
+static PyObject *
+values_dict(State *st, PyFrameObject *f)
+{
     PyCodeObject *code = PyFrame_GetCode(f);
     PyObject *pair = NULL;
     if (code->co_flags & CO_OPTIMIZED) /* (else any mapping: Python's namespace_copy) */
         pair = copy_variables(f, code, st->unbound);
     Py_DECREF(code);
-    if (pair == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
+    if (pair == NULL)
+        return NULL;
     PyObject *names = PyTuple_GET_ITEM(pair, 0), *values = PyTuple_GET_ITEM(pair, 1);
     Py_ssize_t n = PyTuple_GET_SIZE(values);
     PyObject *out = _PyDict_NewPresized(n);
@@ -356,6 +371,116 @@ frame_values(PyObject *module, PyObject *arg)
             Py_CLEAR(out);
     }
     Py_DECREF(pair);
+    return out;
+}
+
+/* exc_root(tb, caller, codes, cache, context, slow) -> (raws, values, info, name, module,
+   argvalues) or None: capture_exception's usual case in one call -- a traceback of one frame
+   (the traced function raised itself), of a code known and shown, a function's, with plain
+   globals and its file's source in linecache: the records of ``caller`` and its callers
+   outermost first (live_records, reversed), and what capture._root makes of the frame that
+   raised -- its variables (frame_values), its frame line (filename, line, name, source
+   lines), its module's name and its arguments' names.  None for anything else (Python
+   does it all, the same way). */
+static PyObject *
+exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
+        !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyLong_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "exc_root() takes a traceback, a frame or None, two dicts, an int and "
+                        "a callable");
+        return NULL;
+    }
+    State *st = PyModule_GetState(module);
+    PyObject *codes = args[2], *cache = args[3];
+    long context = PyLong_AsLong(args[4]);
+    if (context == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyTraceBack_Check(args[0]) || context <= 0)
+        Py_RETURN_NONE;
+    PyTracebackObject *tb = (PyTracebackObject *)args[0];
+    if (tb->tb_next != NULL || tb->tb_frame == NULL)
+        Py_RETURN_NONE;
+    PyFrameObject *f = tb->tb_frame;
+    PyObject *globals = f->f_frame->f_globals;
+    PyCodeObject *code = PyFrame_GetCode(f);
+    PyObject *key = PyLong_FromVoidPtr(code);
+    Py_DECREF(code); /* (the frame holds it; only compared below) */
+    if (key == NULL)
+        return NULL;
+    PyObject *cinfo = PyDict_GetItemWithError(codes, key); /* (borrowed) */
+    Py_DECREF(key);
+    if (cinfo == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    if (!PyTuple_CheckExact(cinfo) || PyTuple_GET_SIZE(cinfo) < 6 ||
+        PyTuple_GET_ITEM(cinfo, 0) != (PyObject *)code ||
+        PyTuple_GET_ITEM(cinfo, 3) != Py_True || PyTuple_GET_ITEM(cinfo, 4) != Py_False ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(cinfo, 1)) || !PyDict_CheckExact(globals))
+        Py_RETURN_NONE;
+    PyObject *args_of = PyTuple_GET_ITEM(cinfo, 5);
+    if (!PyTuple_CheckExact(args_of) || PyTuple_GET_SIZE(args_of) != 3 ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(args_of, 0)))
+        Py_RETURN_NONE;
+    Py_INCREF(cinfo); /* (an allocation below may run a finalizer that clears the cache) */
+    PyObject *filename = PyTuple_GET_ITEM(cinfo, 1), *name = PyTuple_GET_ITEM(cinfo, 2);
+    PyObject *entry = NULL, *values = NULL, *lineno = NULL, *lines = NULL, *mod = NULL;
+    PyObject *raws = NULL, *out = NULL;
+    entry = Py_XNewRef(PyDict_GetItemWithError(cache, filename));
+    /* a full linecache entry (size, mtime, lines, fullname), else Python's source_slice */
+    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4 ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(entry, 2)))
+        goto decline;
+    if ((values = values_dict(st, f)) == NULL)
+        goto decline;
+    lineno = PyObject_GetAttr(args[0], st->tb_lineno); /* (the traceback's own getter) */
+    if (lineno == NULL)
+        goto fail;
+    if (!PyLong_CheckExact(lineno)) /* (None: no line) */
+        goto decline;
+    long line = PyLong_AsLong(lineno);
+    if (line == -1 && PyErr_Occurred())
+        goto fail;
+    long start = line - context / 2; /* (context > 0: C's division is Python's floor) */
+    if (start < 1)
+        start = 1;
+    lines = PyList_GetSlice(PyTuple_GET_ITEM(entry, 2), start - 1, start - 1 + context);
+    if (lines == NULL)
+        goto fail;
+    if (PyList_GET_SIZE(lines) == 0)
+        Py_SETREF(lines, Py_NewRef(Py_None));
+    mod = PyDict_GetItemWithError(globals, st->name);
+    mod = mod != NULL ? Py_NewRef(mod) : PyErr_Occurred() ? NULL : PyUnicode_New(0, 0);
+    if (mod == NULL)
+        goto fail;
+    raws = records(st, args[1], codes, cache, args[4], context, args[5]);
+    if (raws == NULL || PyList_Reverse(raws) < 0)
+        goto fail;
+    PyObject *names = PySequence_List(PyTuple_GET_ITEM(args_of, 0));
+    PyObject *argvalues = names == NULL ? NULL
+                                        : PyTuple_Pack(3, names, PyTuple_GET_ITEM(args_of, 1),
+                                                       PyTuple_GET_ITEM(args_of, 2));
+    Py_XDECREF(names);
+    PyObject *info = argvalues == NULL ? NULL : PyTuple_Pack(4, filename, lineno, name, lines);
+    if (info != NULL)
+        out = PyTuple_Pack(6, raws, values, info, name, mod, argvalues);
+    Py_XDECREF(argvalues);
+    Py_XDECREF(info);
+    goto done;
+decline:
+    if (!PyErr_Occurred())
+        out = Py_NewRef(Py_None);
+    goto done;
+fail:
+done:
+    Py_DECREF(cinfo);
+    Py_XDECREF(entry);
+    Py_XDECREF(values);
+    Py_XDECREF(lineno);
+    Py_XDECREF(lines);
+    Py_XDECREF(mod);
+    Py_XDECREF(raws);
     return out;
 }
 
@@ -432,6 +557,9 @@ static PyMethodDef methods[] = {
      "walk(frame) -> (codes, lastis) from frame outwards, or None: not on this thread"},
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
+    {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
+     "exc_root(tb, caller, codes, cache, context, slow) -> capture_exception's usual root, "
+     "or None"},
     {"frame_values", frame_values, METH_O,
      "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
     {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,
@@ -452,7 +580,8 @@ exec_module(PyObject *module)
     State *st = PyModule_GetState(module);
     st->unbound = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     st->name = PyUnicode_InternFromString("__name__");
-    if (st->unbound == NULL || st->name == NULL)
+    st->tb_lineno = PyUnicode_InternFromString("tb_lineno");
+    if (st->unbound == NULL || st->name == NULL || st->tb_lineno == NULL)
         return -1;
     return PyModule_AddObjectRef(module, "UNBOUND", st->unbound);
 }
@@ -471,6 +600,7 @@ clear(PyObject *module)
     State *st = PyModule_GetState(module);
     Py_CLEAR(st->unbound);
     Py_CLEAR(st->name);
+    Py_CLEAR(st->tb_lineno);
     return 0;
 }
 

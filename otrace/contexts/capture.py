@@ -46,6 +46,7 @@ from otrace.contexts.report import (
 )
 from otrace.contexts.safe import _STATIC_EXC, exc_line
 from otrace.contexts.speedups import exc_line as _c_exc_line
+from otrace.contexts.speedups import exc_root as _c_exc_root
 from otrace.contexts.speedups import frame_values as _c_frame_values
 from otrace.contexts.speedups import live_records as _c_live_records
 
@@ -316,8 +317,17 @@ def capture_exception(
     ``tb`` is the traceback as seen where it was caught; ``caller`` the frame that called the
     catching code (its callers complete the chain outward).
     """
-    inner = traceback_frames(tb)
-    if inner:
+    root = (
+        _c_exc_root(tb, caller, CODES, _LINECACHE, context_lines, _one_record)
+        if _c_exc_root is not None and not deep
+        else None
+    )
+    values: dict[str, Any]
+    trc: dict[str, Any]
+    if root is not None and root[0]:  # (C: a traceback of one frame, see otrace/_frames.c)
+        raws, values, info, name, module, argvalues = root
+        values["__up"], trc = lazy_root(raws, context_lines, info, name, module, argvalues)
+    elif inner := traceback_frames(tb):
         if _c_live_records is not None and not deep:  # (_live_records' first step, inline)
             raws = _c_live_records(caller, CODES, _LINECACHE, context_lines, _one_record)
         else:
@@ -335,7 +345,8 @@ def capture_exception(
         outer.reverse()
         values, trc = build_chain(outer, context_lines=context_lines, deep=deep, lazy=True)
     trc["exc_stack"] = lazy_text(format_exception, (exc, tb), format_exception_safe)
-    trc["exc_context"] = lazy_text(exception_report, (exc, values, trc.get("frame")))
+    # (dict's own get: LazyTrc's is Python code)
+    trc["exc_context"] = lazy_text(exception_report, (exc, values, _dict_get(trc, "frame")))
     # (chain.describe; C: the usual exception in one call, see otrace/_frames.c)
     line = _c_exc_line(exc, _STATIC_EXC, EXC_LIMIT) if _c_exc_line is not None else None
     trc["exception"] = line if line is not None else exc_line(exc, EXC_LIMIT)

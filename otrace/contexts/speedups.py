@@ -2,8 +2,8 @@
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
 ``walk``, ``plain_repr``, ``holds_watched`` and ``args_text`` are the first's functions,
-``live_records``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its ``walk``) the
-second's, ``trace_ids`` the third
+``live_records``, ``exc_root``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its
+``walk``) the second's, ``trace_ids`` the third
 (the trace id's clock), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
@@ -34,6 +34,8 @@ UNBOUND: object = None
 # safe.exc_line of the usual exception, or None)
 frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
 exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
+# (otrace._frames: capture_exception's usual root in one call, or None)
+exc_root: Callable[..., tuple | None] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -52,6 +54,6 @@ if os.environ.get("OTRACE_PURE") != "1":
     try:
         _f = importlib.import_module("otrace._frames")
         live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk
-        frame_values, exc_line = _f.frame_values, _f.exc_line
+        frame_values, exc_line, exc_root = _f.frame_values, _f.exc_line, _f.exc_root
     except ImportError:  # not built, or built for another release of CPython
         pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import linecache
 import os
 import sys
 import weakref
@@ -17,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from otrace.contexts import capture, safe, speedups
-from otrace.contexts.frames import frame_locals
+from otrace.contexts import capture, lazy, safe, speedups
+from otrace.contexts.frames import CODES, code_info, frame_locals
 
 REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
 
@@ -202,9 +203,27 @@ def test_exc_line_declines_args_set_to_something_else(c) -> None:
         c.exc_line(ValueError(1), safe._STATIC_EXC)
 
 
+def _capture_both(exc: BaseException, caller: FrameType | None) -> list[tuple[Any, Any]]:
+    """capture_exception of ``exc`` with otrace._frames, then without (pure Python)."""
+    linecache.getlines(__file__)  # (in linecache before either: the records keep its entry)
+    made = []
+    names = ("_c_exc_root", "_c_live_records", "_c_frame_values", "_c_exc_line")
+    for pure in (False, True):
+        saved = [getattr(capture, n) for n in names]
+        if pure:
+            for n in names:
+                setattr(capture, n, None)
+        try:
+            made.append(capture.capture_exception(exc, exc.__traceback__, caller))
+        finally:
+            for n, v in zip(names, saved, strict=True):
+                setattr(capture, n, v)
+    return made
+
+
 def test_capture_same_with_and_without_c(c) -> None:
-    """The root of an exception context -- its variables in order, its exception line --
-    is the same whether C or Python made it."""
+    """An exception context -- its root's variables in order, its ``__trc`` in order, the raw
+    records of its callers, what they build into -- is the same whether C or Python made it."""
 
     def fail(x, *rest):
         mine = {"x": x}  # noqa: F841
@@ -214,19 +233,120 @@ def test_capture_same_with_and_without_c(c) -> None:
         try:
             fail("k", 1)
         except KeyError as exc:
-            made = []
-            for pure in (False, True):
-                saved = capture._c_frame_values, capture._c_exc_line
-                if pure:
-                    capture._c_frame_values = capture._c_exc_line = None
-                try:
-                    made.append(capture.capture_exception(exc, exc.__traceback__, sys._getframe(1)))
-                finally:
-                    capture._c_frame_values, capture._c_exc_line = saved
-            return made
+            return exc, _capture_both(exc, sys._getframe(1))
 
-    (v1, t1), (v2, t2) = catch()
-    assert [k for k in v1 if k != "__up"] == [k for k in v2 if k != "__up"] == ["x", "rest", "mine"]
-    assert all(v1[k] is v2[k] for k in ("x", "rest")) and v1["mine"] == v2["mine"]
-    assert t1["exception"] == t2["exception"] == "KeyError: 'k'"
-    assert list(dict.keys(t1)) == list(dict.keys(t2))
+    exc, ((v1, t1), (v2, t2)) = catch()
+    assert exc.__traceback__ is not None and exc.__traceback__.tb_next is not None
+    try:  # (one frame of traceback: what exc_root reads)
+        raise ValueError(3)
+    except ValueError as one:
+        (v3, t3), (v4, t4) = _capture_both(one, sys._getframe())
+    for (a, ta), (b, tb) in (((v1, t1), (v2, t2)), ((v3, t3), (v4, t4))):
+        assert list(a) == list(b) and list(a)[-1] == "__up"
+        assert all(a[k] is b[k] or a[k] == b[k] for k in a if k != "__up")
+        assert list(dict.keys(ta)) == list(dict.keys(tb))
+        for key in ("frame", "funcname", "module", "argvalues", "exception"):
+            assert dict.__getitem__(ta, key) == dict.__getitem__(tb, key), key
+        raws_a, raws_b = lazy.raw_records(a), lazy.raw_records(b)
+        assert raws_a is not None and raws_b is not None and raws_a[1] == raws_b[1]
+        assert len(raws_a[0]) == len(raws_b[0])
+        for ra, rb in zip(raws_a[0], raws_b[0], strict=True):
+            assert ra[0] is rb[0] and ra[1] == rb[1] and ra[3] == rb[3] and ra[4] is rb[4]
+            la, lb = lazy.loc_dict(ra[2]), lazy.loc_dict(rb[2])
+            assert (la is None) == (lb is None)
+            assert la is None or la.keys() == lb.keys()
+        assert ta["framestack"] == tb["framestack"] and ta["where"] == tb["where"]
+    assert t1["exception"] == "KeyError: 'k'" and t3["exception"] == "ValueError: 3"
+    assert v3["__up"] is not None and t3["argvalues"] == (["c"], None, None)
+
+
+def _raised(fn: Any, *args: Any) -> BaseException:
+    try:
+        fn(*args)
+    except Exception as exc:
+        return exc
+    raise AssertionError("did not raise")
+
+
+def _root_of(c, exc: BaseException, caller: Any = None, context: int = 5, load: bool = True) -> Any:
+    if load:  # (its source in linecache, as an imported module's is)
+        linecache.getlines(__file__)
+    return c.exc_root(
+        exc.__traceback__,
+        caller if caller is not None else sys._getframe(1),
+        CODES,
+        capture._LINECACHE,
+        context,
+        capture._one_record,
+    )
+
+
+def test_exc_root_reads_a_traceback_of_one_frame(c) -> None:
+    def fail(x):
+        raise ValueError(x)
+
+    try:
+        fail(1)
+    except ValueError as exc:
+        inner = exc.__traceback__
+        assert inner is not None and inner.tb_next is not None
+        exc.__traceback__ = inner.tb_next  # (as the traced function's own handler sees it)
+        code_info(fail.__code__)
+        got = _root_of(c, exc)
+    assert got is not None
+    raws, values, info, name, module, argvalues = got
+    assert values == {"x": 1} and name == "fail" and module == __name__
+    assert info[:3] == (fail.__code__.co_filename, fail.__code__.co_firstlineno + 1, "fail")
+    assert info[3] is not None and "raise ValueError(x)" in "".join(info[3])
+    assert argvalues == (["x"], None, None)
+    assert raws and raws[-1][0][2] == "test_exc_root_reads_a_traceback_of_one_frame"
+
+
+def test_exc_root_declines(c) -> None:
+    def two():
+        return one()
+
+    def one():
+        raise ValueError(1)
+
+    def hidden():
+        __tracebackhide__ = True  # noqa: F841
+        raise ValueError(2)
+
+    exc = _raised(two)
+    assert exc.__traceback__ is not None
+    exc.__traceback__ = exc.__traceback__.tb_next  # two's frame, then one's: two frames
+    for code in (two.__code__, one.__code__, hidden.__code__):
+        code_info(code)
+    assert _root_of(c, exc) is None
+    shown = _raised(one)
+    shown.__traceback__ = shown.__traceback__.tb_next  # type: ignore[union-attr]
+    assert _root_of(c, shown) is not None
+    assert _root_of(c, shown, context=0) is None  # (no source wanted: Python's way)
+    hid = _raised(hidden)
+    hid.__traceback__ = hid.__traceback__.tb_next  # type: ignore[union-attr]
+    assert _root_of(c, hid) is None
+    CODES.pop(id(one.__code__))  # (not known yet)
+    assert _root_of(c, shown) is None
+    code_info(one.__code__)
+    saved = capture._LINECACHE.pop(one.__code__.co_filename)  # (source not in linecache)
+    try:
+        assert _root_of(c, shown, load=False) is None
+    finally:
+        capture._LINECACHE[one.__code__.co_filename] = saved
+    assert _root_of(c, ValueError(1)) is None  # (no traceback)
+
+
+def test_exc_root_declines_a_frame_with_program_globals(c) -> None:
+    class Globals(dict):
+        def get(self, *args: Any) -> Any:
+            raise AssertionError("ran the program's get")
+
+    ns = Globals(__name__="progmod")
+    exec("def f():\n    raise ValueError(1)\n", ns)  # noqa: S102
+    exc = _raised(ns["f"])
+    exc.__traceback__ = exc.__traceback__.tb_next  # type: ignore[union-attr]
+    code_info(ns["f"].__code__)
+    assert _root_of(c, exc) is None
+    values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe())
+    assert trc["module"] == "progmod"
