@@ -121,6 +121,9 @@ typedef struct {
     PyObject *unbound;
     PyObject *name;
     PyObject *tb_lineno;
+    /* (exc_root's names: attribute and keys) */
+    PyObject *pending, *up, *k_frame, *k_funcname, *k_module, *k_framestack, *k_where,
+        *k_argvalues;
 } State;
 
 /* A running function frame's variables as f_locals shows them, kept as a pair (names,
@@ -164,8 +167,13 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
             value = PyCell_GET(value);
         PyTuple_SET_ITEM(values, i, Py_NewRef(value != NULL ? value : unbound));
     }
-    PyObject *pair = PyTuple_Pack(2, code->co_localsplusnames, values);
-    Py_DECREF(values);
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(values);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, Py_NewRef(code->co_localsplusnames));
+    PyTuple_SET_ITEM(pair, 1, values);
     return pair;
 no:
     /* (the items not yet set are NULL: tuple's dealloc skips them) */
@@ -255,14 +263,18 @@ fast_record(Walk *w, PyFrameObject *f, State *st)
         Py_XSETREF(w->globals, Py_NewRef(globals));
     }
     PyObject *at = PyLong_FromLong(PyFrame_GetLasti(f));
-    if (at == NULL) {
+    PyObject *rec = at == NULL ? NULL : PyTuple_New(5);
+    if (rec == NULL) {
+        Py_XDECREF(at);
         Py_DECREF(loc);
         return NULL;
     }
-    PyObject *rec = PyTuple_Pack(5, w->cinfo, at, loc, w->module,
-                                 w->entry != NULL ? w->entry : Py_None);
-    Py_DECREF(at);
-    Py_DECREF(loc);
+    /* (filled in place, ``at`` and ``loc`` handed over: PyTuple_Pack's varargs cost more) */
+    PyTuple_SET_ITEM(rec, 0, Py_NewRef(w->cinfo));
+    PyTuple_SET_ITEM(rec, 1, at);
+    PyTuple_SET_ITEM(rec, 2, loc);
+    PyTuple_SET_ITEM(rec, 3, Py_NewRef(w->module));
+    PyTuple_SET_ITEM(rec, 4, Py_NewRef(w->entry != NULL ? w->entry : Py_None));
     return rec;
 }
 
@@ -374,23 +386,62 @@ values_dict(State *st, PyFrameObject *f)
     return out;
 }
 
-/* exc_root(tb, caller, codes, cache, context, slow) -> (raws, values, info, name, module,
-   argvalues) or None: capture_exception's usual case in one call -- a traceback of one frame
-   (the traced function raised itself), of a code known and shown, a function's, with plain
-   globals and its file's source in linecache: the records of ``caller`` and its callers
-   outermost first (live_records, reversed), and what capture._root makes of the frame that
-   raised -- its variables (frame_values), its frame line (filename, line, name, source
-   lines), its module's name and its arguments' names.  None for anything else (Python
-   does it all, the same way). */
+/* lazy.lazy_root, here: the root's ``__up``, a LazyFrame of ``(raws, context)``, stored in
+   ``values``, and its LazyTrc -- made as ``dict.__new__(cls)`` and ``cls(**keywords)`` make
+   them (these classes are otrace's own: neither overrides what is called here).  Returns
+   (values, trc). */
+static PyObject *
+lazy_root(State *st, PyTypeObject *frame_cls, PyTypeObject *trc_cls, PyObject *raws,
+          PyObject *context, PyObject *values, PyObject *info, PyObject *name, PyObject *mod,
+          PyObject *argvalues)
+{
+    PyObject *node = NULL, *pending = NULL, *trc = NULL, *out = NULL;
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL)
+        return NULL;
+    node = PyDict_Type.tp_new(frame_cls, empty, NULL);
+    pending = PyTuple_Pack(2, raws, context);
+    if (node == NULL || pending == NULL || PyObject_SetAttr(node, st->pending, pending) < 0 ||
+        PyDict_SetItem(values, st->up, node) < 0)
+        goto done;
+    trc = PyDict_Type.tp_new(trc_cls, empty, NULL);
+    /* (LazyTrc's keys in lazy_root's order) */
+    if (trc == NULL || PyDict_SetItem(trc, st->k_frame, info) < 0 ||
+        PyDict_SetItem(trc, st->k_funcname, name) < 0 ||
+        PyDict_SetItem(trc, st->k_module, mod) < 0 ||
+        PyDict_SetItem(trc, st->k_framestack, Py_None) < 0 ||
+        PyDict_SetItem(trc, st->k_where, Py_None) < 0 ||
+        PyDict_SetItem(trc, st->k_argvalues, argvalues) < 0 ||
+        PyObject_SetAttr(trc, st->pending, node) < 0)
+        goto done;
+    out = PyTuple_Pack(2, values, trc);
+done:
+    Py_DECREF(empty);
+    Py_XDECREF(node);
+    Py_XDECREF(pending);
+    Py_XDECREF(trc);
+    return out;
+}
+
+/* exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc) -> (values, trc) or
+   None: capture._root of capture_exception's usual case in one call -- a traceback of one
+   frame (the traced function raised itself), of a code known and shown, a function's, with
+   plain globals and its file's source in linecache, below a caller shown.  The records of
+   ``caller`` and its callers outermost first (live_records, reversed) go to the root's
+   LazyFrame; the frame that raised gives the root's variables (frame_values), and its
+   LazyTrc's frame line (filename, line, name, source lines), module name and argument
+   names.  None for anything else (Python does it all, the same way). */
 static PyObject *
 exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
+    if (nargs != 8 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
         !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
-        !PyLong_CheckExact(args[4])) {
+        !PyLong_CheckExact(args[4]) || !PyType_Check(args[6]) || !PyType_Check(args[7]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[6], &PyDict_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)args[7], &PyDict_Type)) {
         PyErr_SetString(PyExc_TypeError,
-                        "exc_root() takes a traceback, a frame or None, two dicts, an int and "
-                        "a callable");
+                        "exc_root() takes a traceback, a frame or None, two dicts, an int, "
+                        "a callable and two dict classes");
         return NULL;
     }
     State *st = PyModule_GetState(module);
@@ -457,6 +508,8 @@ exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     raws = records(st, args[1], codes, cache, args[4], context, args[5]);
     if (raws == NULL || PyList_Reverse(raws) < 0)
         goto fail;
+    if (PyList_GET_SIZE(raws) == 0) /* (no caller shown: Python's way) */
+        goto decline;
     PyObject *names = PySequence_List(PyTuple_GET_ITEM(args_of, 0));
     PyObject *argvalues = names == NULL ? NULL
                                         : PyTuple_Pack(3, names, PyTuple_GET_ITEM(args_of, 1),
@@ -464,7 +517,8 @@ exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(names);
     PyObject *info = argvalues == NULL ? NULL : PyTuple_Pack(4, filename, lineno, name, lines);
     if (info != NULL)
-        out = PyTuple_Pack(6, raws, values, info, name, mod, argvalues);
+        out = lazy_root(st, (PyTypeObject *)args[6], (PyTypeObject *)args[7], raws, args[4],
+                        values, info, name, mod, argvalues);
     Py_XDECREF(argvalues);
     Py_XDECREF(info);
     goto done;
@@ -558,8 +612,8 @@ static PyMethodDef methods[] = {
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
     {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
-     "exc_root(tb, caller, codes, cache, context, slow) -> capture_exception's usual root, "
-     "or None"},
+     "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc) -> "
+     "capture_exception's usual (values, trc), or None"},
     {"frame_values", frame_values, METH_O,
      "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
     {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,
@@ -581,7 +635,18 @@ exec_module(PyObject *module)
     st->unbound = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     st->name = PyUnicode_InternFromString("__name__");
     st->tb_lineno = PyUnicode_InternFromString("tb_lineno");
-    if (st->unbound == NULL || st->name == NULL || st->tb_lineno == NULL)
+    st->pending = PyUnicode_InternFromString("_pending");
+    st->up = PyUnicode_InternFromString("__up");
+    st->k_frame = PyUnicode_InternFromString("frame");
+    st->k_funcname = PyUnicode_InternFromString("funcname");
+    st->k_module = PyUnicode_InternFromString("module");
+    st->k_framestack = PyUnicode_InternFromString("framestack");
+    st->k_where = PyUnicode_InternFromString("where");
+    st->k_argvalues = PyUnicode_InternFromString("argvalues");
+    if (st->unbound == NULL || st->name == NULL || st->tb_lineno == NULL ||
+        st->pending == NULL || st->up == NULL || st->k_frame == NULL || st->k_funcname == NULL ||
+        st->k_module == NULL || st->k_framestack == NULL || st->k_where == NULL ||
+        st->k_argvalues == NULL)
         return -1;
     return PyModule_AddObjectRef(module, "UNBOUND", st->unbound);
 }
@@ -601,6 +666,14 @@ clear(PyObject *module)
     Py_CLEAR(st->unbound);
     Py_CLEAR(st->name);
     Py_CLEAR(st->tb_lineno);
+    Py_CLEAR(st->pending);
+    Py_CLEAR(st->up);
+    Py_CLEAR(st->k_frame);
+    Py_CLEAR(st->k_funcname);
+    Py_CLEAR(st->k_module);
+    Py_CLEAR(st->k_framestack);
+    Py_CLEAR(st->k_where);
+    Py_CLEAR(st->k_argvalues);
     return 0;
 }
 

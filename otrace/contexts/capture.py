@@ -34,7 +34,7 @@ from otrace.contexts.frames import (
     snapshot,
     traceback_frames,
 )
-from otrace.contexts.lazy import Raw, build, fill_stack, lazy_root, source_slice
+from otrace.contexts.lazy import LazyFrame, LazyTrc, Raw, build, fill_stack, lazy_root, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.lazytext import LazyText as LazyText  # (re-exported: readers test for it)
 from otrace.contexts.lazytext import lazy_text
@@ -318,15 +318,14 @@ def capture_exception(
     catching code (its callers complete the chain outward).
     """
     root = (
-        _c_exc_root(tb, caller, CODES, _LINECACHE, context_lines, _one_record)
+        _c_exc_root(tb, caller, CODES, _LINECACHE, context_lines, _one_record, LazyFrame, LazyTrc)
         if _c_exc_root is not None and not deep
         else None
     )
     values: dict[str, Any]
     trc: dict[str, Any]
-    if root is not None and root[0]:  # (C: a traceback of one frame, see otrace/_frames.c)
-        raws, values, info, name, module, argvalues = root
-        values["__up"], trc = lazy_root(raws, context_lines, info, name, module, argvalues)
+    if root is not None:  # (C: a traceback of one frame, see otrace/_frames.c)
+        values, trc = root
     elif inner := traceback_frames(tb):
         if _c_live_records is not None and not deep:  # (_live_records' first step, inline)
             raws = _c_live_records(caller, CODES, _LINECACHE, context_lines, _one_record)

@@ -34,7 +34,7 @@ UNBOUND: object = None
 # safe.exc_line of the usual exception, or None)
 frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
 exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
-# (otrace._frames: capture_exception's usual root in one call, or None)
+# (otrace._frames: capture_exception's usual root, (values, trc), in one call, or None)
 exc_root: Callable[..., tuple | None] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":

@@ -278,6 +278,8 @@ def _root_of(c, exc: BaseException, caller: Any = None, context: int = 5, load: 
         capture._LINECACHE,
         context,
         capture._one_record,
+        lazy.LazyFrame,
+        lazy.LazyTrc,
     )
 
 
@@ -294,12 +296,30 @@ def test_exc_root_reads_a_traceback_of_one_frame(c) -> None:
         code_info(fail.__code__)
         got = _root_of(c, exc)
     assert got is not None
-    raws, values, info, name, module, argvalues = got
-    assert values == {"x": 1} and name == "fail" and module == __name__
+    values, trc = got
+    up = values.pop("__up")
+    assert values == {"x": 1} and type(up) is lazy.LazyFrame and type(trc) is lazy.LazyTrc
+    assert trc._pending is up
+    keys = ["frame", "funcname", "module", "framestack", "where", "argvalues"]
+    assert list(dict.keys(trc)) == keys
+    info, name, module, framestack, where, argvalues = (dict.__getitem__(trc, k) for k in keys)
+    assert name == "fail" and module == __name__ and framestack is None and where is None
     assert info[:3] == (fail.__code__.co_filename, fail.__code__.co_firstlineno + 1, "fail")
     assert info[3] is not None and "raise ValueError(x)" in "".join(info[3])
     assert argvalues == (["x"], None, None)
-    assert raws and raws[-1][0][2] == "test_exc_root_reads_a_traceback_of_one_frame"
+    pending = lazy.raw_records({"__up": up})
+    assert pending is not None and pending[1] == 5
+    raws = pending[0]
+    assert raws[-1][0][2] == "test_exc_root_reads_a_traceback_of_one_frame"
+    assert trc["where"].endswith("-->test_exc_root_reads_a_traceback_of_one_frame-->fail")
+
+
+def test_exc_root_bad_arguments(c) -> None:
+    exc = _raised(lambda: 1 / 0)
+    with pytest.raises(TypeError):
+        c.exc_root(exc.__traceback__, None, CODES, capture._LINECACHE, 5, None, int, dict)
+    with pytest.raises(TypeError):
+        c.exc_root(exc.__traceback__, None, CODES, capture._LINECACHE, 5, None)
 
 
 def test_exc_root_declines(c) -> None:
@@ -335,6 +355,21 @@ def test_exc_root_declines(c) -> None:
     finally:
         capture._LINECACHE[one.__code__.co_filename] = saved
     assert _root_of(c, ValueError(1)) is None  # (no traceback)
+    top = _raised(one)
+    top.__traceback__ = top.__traceback__.tb_next  # type: ignore[union-attr]
+    assert (
+        c.exc_root(
+            top.__traceback__,
+            None,
+            CODES,
+            capture._LINECACHE,
+            5,
+            None,
+            lazy.LazyFrame,
+            lazy.LazyTrc,
+        )
+        is None
+    )  # (no caller: Python's way)
 
 
 def test_exc_root_declines_a_frame_with_program_globals(c) -> None:
