@@ -386,6 +386,59 @@ values_dict(State *st, PyFrameObject *f)
     return out;
 }
 
+/* Whether the frame of traceback entry ``at`` is shown (1), hidden (0), or to be asked of
+   Python (-1: its code not known yet, or its __tracebackhide__ to be read), -2 on an error;
+   ``*cinfo`` its code's entry in ``codes`` (borrowed). */
+static int
+tb_shown(PyObject *codes, PyTracebackObject *at, PyObject **cinfo)
+{
+    if (at->tb_frame == NULL)
+        return -1;
+    PyCodeObject *code = PyFrame_GetCode(at->tb_frame);
+    PyObject *key = PyLong_FromVoidPtr(code);
+    Py_DECREF(code); /* (the frame holds it; only compared below) */
+    if (key == NULL)
+        return -2;
+    PyObject *known = PyDict_GetItemWithError(codes, key); /* (borrowed) */
+    Py_DECREF(key);
+    if (known == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) < 6 ||
+        PyTuple_GET_ITEM(known, 0) != (PyObject *)code)
+        return -1;
+    *cinfo = known;
+    PyObject *hidden = PyTuple_GET_ITEM(known, 4);
+    return hidden == Py_False ? 1 : hidden == Py_True ? 0 : -1;
+}
+
+/* Append the records of the traceback's frames shown above the root (``above``: their
+entries, outermost first), which have unwound -- all but the first entry's, which caught:
+``record(frame, line, True, False, finished, context)``, capture._record. */
+static int
+finished_records(State *st, PyObject *raws, PyTracebackObject *tb, PyObject *above,
+                 PyObject *context, PyObject *record)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(above); i++) {
+        PyTracebackObject *entry = (PyTracebackObject *)PyList_GET_ITEM(above, i);
+        PyObject *line = PyObject_GetAttr((PyObject *)entry, st->tb_lineno);
+        if (line == NULL)
+            return -1;
+        PyObject *frame = Py_NewRef(entry->tb_frame);
+        PyObject *call[6] = {frame, line, Py_True, Py_False,
+                             entry->tb_frame != tb->tb_frame ? Py_True : Py_False, context};
+        PyObject *rec = PyObject_Vectorcall(record, call, 6, NULL);
+        Py_DECREF(frame);
+        Py_DECREF(line);
+        if (rec == NULL)
+            return -1;
+        int bad = PyList_Append(raws, rec) < 0;
+        Py_DECREF(rec);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
 /* lazy.lazy_root, here: the root's ``__up``, a LazyFrame of ``(raws, context)``, stored in
    ``values``, and its LazyTrc -- made as ``dict.__new__(cls)`` and ``cls(**keywords)`` make
    them (these classes are otrace's own: neither overrides what is called here).  Returns
@@ -423,25 +476,26 @@ done:
     return out;
 }
 
-/* exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc) -> (values, trc) or
-   None: capture._root of capture_exception's usual case in one call -- a traceback of one
-   frame (the traced function raised itself), of a code known and shown, a function's, with
-   plain globals and its file's source in linecache, below a caller shown.  The records of
-   ``caller`` and its callers outermost first (live_records, reversed) go to the root's
-   LazyFrame; the frame that raised gives the root's variables (frame_values), and its
+/* exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> (values,
+   trc) or None: capture_exception's frames in one call, for the usual traceback -- its
+   frames' codes known, shown or hidden (not asking __tracebackhide__), the innermost shown
+   (the root) a function's, with plain globals and its file's source in linecache.  The
+   records of ``caller`` and its callers outermost first (live_records, reversed), then
+   those of the traceback's frames shown above the root (``record``: capture._record), go
+   to the root's LazyFrame; the root gives the context's variables (frame_values), and its
    LazyTrc's frame line (filename, line, name, source lines), module name and argument
    names.  None for anything else (Python does it all, the same way). */
 static PyObject *
 exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
+    if (nargs != 9 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
         !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
         !PyLong_CheckExact(args[4]) || !PyType_Check(args[6]) || !PyType_Check(args[7]) ||
         !PyType_IsSubtype((PyTypeObject *)args[6], &PyDict_Type) ||
         !PyType_IsSubtype((PyTypeObject *)args[7], &PyDict_Type)) {
         PyErr_SetString(PyExc_TypeError,
                         "exc_root() takes a traceback, a frame or None, two dicts, an int, "
-                        "a callable and two dict classes");
+                        "a callable, two dict classes and a callable");
         return NULL;
     }
     State *st = PyModule_GetState(module);
@@ -451,29 +505,47 @@ exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (!PyTraceBack_Check(args[0]) || context <= 0)
         Py_RETURN_NONE;
-    PyTracebackObject *tb = (PyTracebackObject *)args[0];
-    if (tb->tb_next != NULL || tb->tb_frame == NULL)
-        Py_RETURN_NONE;
-    PyFrameObject *f = tb->tb_frame;
+    /* the innermost frame shown is the root; those shown above it have unwound */
+    /* (every entry held while it is looked at, and the root so far: the list's allocation
+       could run a finalizer, which could cut the chain or clear the code cache) */
+    PyTracebackObject *tb = (PyTracebackObject *)args[0], *root_tb = NULL;
+    PyObject *cinfo = NULL, *above = NULL, *root = NULL, *at = Py_NewRef(tb);
+    int shown = 0;
+    while (at != NULL) {
+        PyObject *known;
+        if ((shown = tb_shown(codes, (PyTracebackObject *)at, &known)) < 0)
+            goto walked;
+        if (shown) {
+            if (root != NULL && ((above == NULL && (above = PyList_New(0)) == NULL) ||
+                                 PyList_Append(above, root) < 0)) {
+                shown = -2;
+                goto walked;
+            }
+            Py_XSETREF(root, Py_NewRef(at));
+        }
+        Py_XSETREF(at, Py_XNewRef((PyObject *)((PyTracebackObject *)at)->tb_next));
+    }
+    /* the root's code looked up again, now that nothing allocates until it is held */
+    shown = root == NULL ? -1 : tb_shown(codes, (PyTracebackObject *)root, &cinfo);
+walked:
+    Py_XDECREF(at);
+    if (shown != 1) {
+        Py_XDECREF(root);
+        Py_XDECREF(above);
+        return shown == -2 ? NULL : Py_NewRef(Py_None);
+    }
+    root_tb = (PyTracebackObject *)root; /* (held: released at the end) */
+    PyFrameObject *f = root_tb->tb_frame;
     PyObject *globals = f->f_frame->f_globals;
-    PyCodeObject *code = PyFrame_GetCode(f);
-    PyObject *key = PyLong_FromVoidPtr(code);
-    Py_DECREF(code); /* (the frame holds it; only compared below) */
-    if (key == NULL)
-        return NULL;
-    PyObject *cinfo = PyDict_GetItemWithError(codes, key); /* (borrowed) */
-    Py_DECREF(key);
-    if (cinfo == NULL)
-        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    if (!PyTuple_CheckExact(cinfo) || PyTuple_GET_SIZE(cinfo) < 6 ||
-        PyTuple_GET_ITEM(cinfo, 0) != (PyObject *)code ||
-        PyTuple_GET_ITEM(cinfo, 3) != Py_True || PyTuple_GET_ITEM(cinfo, 4) != Py_False ||
-        !PyUnicode_CheckExact(PyTuple_GET_ITEM(cinfo, 1)) || !PyDict_CheckExact(globals))
-        Py_RETURN_NONE;
     PyObject *args_of = PyTuple_GET_ITEM(cinfo, 5);
-    if (!PyTuple_CheckExact(args_of) || PyTuple_GET_SIZE(args_of) != 3 ||
-        !PyTuple_CheckExact(PyTuple_GET_ITEM(args_of, 0)))
+    if (PyTuple_GET_ITEM(cinfo, 3) != Py_True ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(cinfo, 1)) || !PyDict_CheckExact(globals) ||
+        !PyTuple_CheckExact(args_of) || PyTuple_GET_SIZE(args_of) != 3 ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(args_of, 0))) {
+        Py_DECREF(root);
+        Py_XDECREF(above);
         Py_RETURN_NONE;
+    }
     Py_INCREF(cinfo); /* (an allocation below may run a finalizer that clears the cache) */
     PyObject *filename = PyTuple_GET_ITEM(cinfo, 1), *name = PyTuple_GET_ITEM(cinfo, 2);
     PyObject *entry = NULL, *values = NULL, *lineno = NULL, *lines = NULL, *mod = NULL;
@@ -485,7 +557,7 @@ exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto decline;
     if ((values = values_dict(st, f)) == NULL)
         goto decline;
-    lineno = PyObject_GetAttr(args[0], st->tb_lineno); /* (the traceback's own getter) */
+    lineno = PyObject_GetAttr((PyObject *)root_tb, st->tb_lineno); /* (the traceback's own) */
     if (lineno == NULL)
         goto fail;
     if (!PyLong_CheckExact(lineno)) /* (None: no line) */
@@ -506,7 +578,8 @@ exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (mod == NULL)
         goto fail;
     raws = records(st, args[1], codes, cache, args[4], context, args[5]);
-    if (raws == NULL || PyList_Reverse(raws) < 0)
+    if (raws == NULL || PyList_Reverse(raws) < 0 ||
+        (above != NULL && finished_records(st, raws, tb, above, args[4], args[8]) < 0))
         goto fail;
     if (PyList_GET_SIZE(raws) == 0) /* (no caller shown: Python's way) */
         goto decline;
@@ -528,6 +601,8 @@ decline:
     goto done;
 fail:
 done:
+    Py_XDECREF(root_tb);
+    Py_XDECREF(above);
     Py_DECREF(cinfo);
     Py_XDECREF(entry);
     Py_XDECREF(values);
@@ -612,7 +687,7 @@ static PyMethodDef methods[] = {
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
     {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
-     "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc) -> "
+     "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> "
      "capture_exception's usual (values, trc), or None"},
     {"frame_values", frame_values, METH_O,
      "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},

@@ -318,13 +318,15 @@ def capture_exception(
     catching code (its callers complete the chain outward).
     """
     root = (
-        _c_exc_root(tb, caller, CODES, _LINECACHE, context_lines, _one_record, LazyFrame, LazyTrc)
+        _c_exc_root(
+            tb, caller, CODES, _LINECACHE, context_lines, _one_record, LazyFrame, LazyTrc, _record
+        )
         if _c_exc_root is not None and not deep
         else None
     )
     values: dict[str, Any]
     trc: dict[str, Any]
-    if root is not None:  # (C: a traceback of one frame, see otrace/_frames.c)
+    if root is not None:  # (C: the usual traceback, see otrace/_frames.c)
         values, trc = root
     elif inner := traceback_frames(tb):
         if _c_live_records is not None and not deep:  # (_live_records' first step, inline)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from otrace.contexts import capture, lazy, safe, speedups
-from otrace.contexts.frames import CODES, code_info, frame_locals
+from otrace.contexts.frames import CODES, code_info, frame_locals, hide_code
 
 REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
 
@@ -280,6 +280,7 @@ def _root_of(c, exc: BaseException, caller: Any = None, context: int = 5, load: 
         capture._one_record,
         lazy.LazyFrame,
         lazy.LazyTrc,
+        capture._record,
     )
 
 
@@ -338,7 +339,10 @@ def test_exc_root_declines(c) -> None:
     exc.__traceback__ = exc.__traceback__.tb_next  # two's frame, then one's: two frames
     for code in (two.__code__, one.__code__, hidden.__code__):
         code_info(code)
-    assert _root_of(c, exc) is None
+    assert _root_of(c, exc) is not None  # (read: see test_exc_root_frames_above_the_root)
+    via = _raised(lambda: hidden())  # (a frame to ask its __tracebackhide__: Python's)
+    code_info(via.__traceback__.tb_next.tb_frame.f_code)  # type: ignore[union-attr]
+    assert _root_of(c, via) is None
     shown = _raised(one)
     shown.__traceback__ = shown.__traceback__.tb_next  # type: ignore[union-attr]
     assert _root_of(c, shown) is not None
@@ -367,6 +371,7 @@ def test_exc_root_declines(c) -> None:
             None,
             lazy.LazyFrame,
             lazy.LazyTrc,
+            capture._record,
         )
         is None
     )  # (no caller: Python's way)
@@ -385,3 +390,42 @@ def test_exc_root_declines_a_frame_with_program_globals(c) -> None:
     assert _root_of(c, exc) is None
     values, trc = capture.capture_exception(exc, exc.__traceback__, sys._getframe())
     assert trc["module"] == "progmod"
+
+
+def test_exc_root_frames_above_the_root(c) -> None:
+    """A traceback of several frames: the root is the innermost shown, the frames shown
+    above it are recorded by capture._record (unwound, all but the catching one), hidden
+    ones are left out -- as the Python code does."""
+
+    def catching():
+        try:
+            return middle(1)
+        except ValueError as exc:
+            return exc, _capture_both(exc, sys._getframe(1))
+
+    def middle(n):
+        kept = [n]  # noqa: F841
+        return skipped(n)
+
+    def skipped(n):
+        return raising(n)
+
+    def raising(n):
+        mine = n + 1  # noqa: F841
+        raise ValueError(n)
+
+    hide_code(skipped.__code__)
+    for fn in (catching, middle, skipped, raising):
+        code_info(fn.__code__)
+    exc, ((v1, t1), (v2, t2)) = catching()
+    assert _root_of(c, exc) is not None
+    assert list(v1) == list(v2) == ["n", "mine", "__up"]
+    assert dict.__getitem__(t1, "frame") == dict.__getitem__(t2, "frame")
+    raws1, raws2 = lazy.raw_records(v1), lazy.raw_records(v2)  # (before reading where)
+    assert raws1 is not None and raws2 is not None
+    assert [r[0][2] for r in raws1[0]][-2:] == ["catching", "middle"]
+    for r1, r2 in zip(raws1[0], raws2[0], strict=True):
+        assert r1[0] is r2[0] and r1[1] == r2[1] and r1[3] == r2[3] and r1[4] is r2[4]
+        assert lazy.loc_dict(r1[2]) == lazy.loc_dict(r2[2])
+    assert lazy.loc_dict(raws1[0][-1][2]) == {"n": 1, "kept": [1], "skipped": skipped}
+    assert t1["where"] == t2["where"] and t1["where"].endswith("-->catching-->middle-->raising")
