@@ -1,6 +1,6 @@
 """Figure 4b: what one recorded context costs in machine instructions, and where they go.
 
-    python benchmarks/instructions.py [--quick]
+    python benchmarks/instructions.py [--quick] [--case call|exception]
 
 Time per context (figure 4) moves by a third when other work shares a two-core machine;
 the number of instructions the traced thread executes does not.  Each case runs the loop
@@ -141,6 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "STUB", "N"))
+    parser.add_argument(
+        "--case", choices=("call", "exception"), help="only this context (and no freeze)"
+    )
     opts = parser.parse_args()
     if opts.child:
         case, stub, n = opts.child
@@ -152,7 +155,7 @@ def main() -> None:
         return
     n = 500 if opts.quick else 2000
     rows = []
-    for kind in ("call", "exception"):
+    for kind in (opts.case,) if opts.case else ("call", "exception"):
         untraced = count(f"{kind} untraced", "", n)
         traced = count(kind, "", n)
         added = traced - untraced
@@ -171,9 +174,10 @@ def main() -> None:
             rows.append(("call, nobody listening: traced minus untraced", f"{quiet:,.0f}", ""))
             result("4b-call-context-nobody-listening-instructions", quiet, "--", "--", "instr")
         emit("instructions", case=kind, untraced=untraced, added=added, **parts)
-    frozen = count("freeze", "", n) - count("freeze untraced", "", n)
-    rows.append(("pickle_file freeze of an exception context", f"{frozen:,.0f}", ""))
-    result("4b-freeze-instructions", frozen, "--", "--", "instr")
+    if not opts.case:
+        frozen = count("freeze", "", n) - count("freeze untraced", "", n)
+        rows.append(("pickle_file freeze of an exception context", f"{frozen:,.0f}", ""))
+        result("4b-freeze-instructions", frozen, "--", "--", "instr")
     table(
         f"4b. Instructions per recorded context (callgrind, {n} iterations per case)",
         rows,

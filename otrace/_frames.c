@@ -120,6 +120,10 @@ fail:
 typedef struct {
     PyObject *unbound;
     PyObject *name;
+    PyObject *tb_lineno;
+    /* (exc_root's names: attribute and keys) */
+    PyObject *pending, *up, *k_frame, *k_funcname, *k_module, *k_framestack, *k_where,
+        *k_argvalues;
 } State;
 
 /* A running function frame's variables as f_locals shows them, kept as a pair (names,
@@ -148,7 +152,7 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
     PyObject *cached = frame->f_locals;
     if (cached != NULL && !(PyDict_CheckExact(cached) && PyDict_GET_SIZE(cached) == 0))
         goto no;
-    if (frame->stacktop == 0) /* (cleared) */
+    if (frame->stacktop == 0 && n > 0) /* (cleared; a frame of no variables: nothing to read) */
         goto no;
 #endif
     /* past its prologue: every cell and free variable holds its cell */
@@ -163,8 +167,13 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
             value = PyCell_GET(value);
         PyTuple_SET_ITEM(values, i, Py_NewRef(value != NULL ? value : unbound));
     }
-    PyObject *pair = PyTuple_Pack(2, code->co_localsplusnames, values);
-    Py_DECREF(values);
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(values);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, Py_NewRef(code->co_localsplusnames));
+    PyTuple_SET_ITEM(pair, 1, values);
     return pair;
 no:
     /* (the items not yet set are NULL: tuple's dealloc skips them) */
@@ -254,40 +263,31 @@ fast_record(Walk *w, PyFrameObject *f, State *st)
         Py_XSETREF(w->globals, Py_NewRef(globals));
     }
     PyObject *at = PyLong_FromLong(PyFrame_GetLasti(f));
-    if (at == NULL) {
+    PyObject *rec = at == NULL ? NULL : PyTuple_New(5);
+    if (rec == NULL) {
+        Py_XDECREF(at);
         Py_DECREF(loc);
         return NULL;
     }
-    PyObject *rec = PyTuple_Pack(5, w->cinfo, at, loc, w->module,
-                                 w->entry != NULL ? w->entry : Py_None);
-    Py_DECREF(at);
-    Py_DECREF(loc);
+    /* (filled in place, ``at`` and ``loc`` handed over: PyTuple_Pack's varargs cost more) */
+    PyTuple_SET_ITEM(rec, 0, Py_NewRef(w->cinfo));
+    PyTuple_SET_ITEM(rec, 1, at);
+    PyTuple_SET_ITEM(rec, 2, loc);
+    PyTuple_SET_ITEM(rec, 3, Py_NewRef(w->module));
+    PyTuple_SET_ITEM(rec, 4, Py_NewRef(w->entry != NULL ? w->entry : Py_None));
     return rec;
 }
 
-/* live_records(frame, codes, cache, context, slow): capture._live_records without deep_copy
-   -- the raw records of ``frame`` and its callers, innermost first; ``slow(frame, context)`` gives
-   the record of a frame not read here, or None to leave it out. */
+/* The raw records of ``first`` and its callers, innermost first (see live_records). */
 static PyObject *
-live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+records(State *st, PyObject *first, PyObject *codes, PyObject *cache, PyObject *context_obj,
+        long context, PyObject *slow)
 {
-    if (nargs != 5 || (args[0] != Py_None && !PyFrame_Check(args[0])) ||
-        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) ||
-        !PyLong_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "live_records() takes a frame or None, two dicts, an int, and a callable");
-        return NULL;
-    }
-    State *st = PyModule_GetState(module);
-    PyObject *codes = args[1], *cache = args[2], *slow = args[4];
-    long context = PyLong_AsLong(args[3]);
-    if (context == -1 && PyErr_Occurred())
-        return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
     Walk w = {0};
-    PyFrameObject *f = args[0] == Py_None ? NULL : (PyFrameObject *)Py_NewRef(args[0]);
+    PyFrameObject *f = first == Py_None ? NULL : (PyFrameObject *)Py_NewRef(first);
     while (f != NULL) {
         PyCodeObject *code = PyFrame_GetCode(f);
         if (code != w.code && walk_code(&w, code, codes, cache, context) < 0) {
@@ -298,7 +298,7 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *rec = w.plain ? fast_record(&w, f, st) : NULL;
         if (rec == NULL) {
             PyErr_Clear(); /* (MemoryError, say: the Python code may do better, or say so) */
-            PyObject *call[2] = {(PyObject *)f, args[3]};
+            PyObject *call[2] = {(PyObject *)f, context_obj};
             rec = PyObject_Vectorcall(slow, call, 2, NULL);
             if (rec == NULL)
                 goto fail;
@@ -322,11 +322,377 @@ fail:
     return NULL;
 }
 
+/* live_records(frame, codes, cache, context, slow): capture._live_records without deep_copy
+   -- the raw records of ``frame`` and its callers, innermost first; ``slow(frame, context)`` gives
+   the record of a frame not read here, or None to leave it out. */
+static PyObject *
+live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || (args[0] != Py_None && !PyFrame_Check(args[0])) ||
+        !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[2]) ||
+        !PyLong_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "live_records() takes a frame or None, two dicts, an int, and a callable");
+        return NULL;
+    }
+    long context = PyLong_AsLong(args[3]);
+    if (context == -1 && PyErr_Occurred())
+        return NULL;
+    return records(PyModule_GetState(module), args[0], args[1], args[2], args[3], context,
+                   args[4]);
+}
+
+static PyObject *values_dict(State *st, PyFrameObject *f);
+
+/* frame_values(frame) -> dict or None: frames.frame_locals(frame) for a function frame read
+   here (see copy_variables) -- a new dict of its variables, made without filling the frame's
+   cached dict (before 3.13) or a FrameLocalsProxy (after); None for any other frame (then
+   Python reads it).  For the root of an exception context: the frame that raised, still
+   running or finished. */
+static PyObject *
+frame_values(PyObject *module, PyObject *arg)
+{
+    if (!PyFrame_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "frame_values() takes a frame");
+        return NULL;
+    }
+    PyObject *out = values_dict(PyModule_GetState(module), (PyFrameObject *)arg);
+    if (out == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return out;
+}
+
+/* A frame's variables as a new dict (frame_values), NULL without an error: not read here. */
+static PyObject *
+values_dict(State *st, PyFrameObject *f)
+{
+    PyCodeObject *code = PyFrame_GetCode(f);
+    PyObject *pair = NULL;
+    if (code->co_flags & CO_OPTIMIZED) /* (else any mapping: Python's namespace_copy) */
+        pair = copy_variables(f, code, st->unbound);
+    Py_DECREF(code);
+    if (pair == NULL)
+        return NULL;
+    PyObject *names = PyTuple_GET_ITEM(pair, 0), *values = PyTuple_GET_ITEM(pair, 1);
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    PyObject *out = _PyDict_NewPresized(n);
+    /* (the names are the code's own exact strs: storing them runs no program code) */
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *value = PyTuple_GET_ITEM(values, i);
+        if (value != st->unbound && PyDict_SetItem(out, PyTuple_GET_ITEM(names, i), value) < 0)
+            Py_CLEAR(out);
+    }
+    Py_DECREF(pair);
+    return out;
+}
+
+/* Whether the frame of traceback entry ``at`` is shown (1), hidden (0), or to be asked of
+   Python (-1: its code not known yet, or its __tracebackhide__ to be read), -2 on an error;
+   ``*cinfo`` its code's entry in ``codes`` (borrowed). */
+static int
+tb_shown(PyObject *codes, PyTracebackObject *at, PyObject **cinfo)
+{
+    if (at->tb_frame == NULL)
+        return -1;
+    PyCodeObject *code = PyFrame_GetCode(at->tb_frame);
+    PyObject *key = PyLong_FromVoidPtr(code);
+    Py_DECREF(code); /* (the frame holds it; only compared below) */
+    if (key == NULL)
+        return -2;
+    PyObject *known = PyDict_GetItemWithError(codes, key); /* (borrowed) */
+    Py_DECREF(key);
+    if (known == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) < 6 ||
+        PyTuple_GET_ITEM(known, 0) != (PyObject *)code)
+        return -1;
+    *cinfo = known;
+    PyObject *hidden = PyTuple_GET_ITEM(known, 4);
+    return hidden == Py_False ? 1 : hidden == Py_True ? 0 : -1;
+}
+
+/* Append the records of the traceback's frames shown above the root (``above``: their
+entries, outermost first), which have unwound -- all but the first entry's, which caught:
+``record(frame, line, True, False, finished, context)``, capture._record. */
+static int
+finished_records(State *st, PyObject *raws, PyTracebackObject *tb, PyObject *above,
+                 PyObject *context, PyObject *record)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(above); i++) {
+        PyTracebackObject *entry = (PyTracebackObject *)PyList_GET_ITEM(above, i);
+        PyObject *line = PyObject_GetAttr((PyObject *)entry, st->tb_lineno);
+        if (line == NULL)
+            return -1;
+        PyObject *frame = Py_NewRef(entry->tb_frame);
+        PyObject *call[6] = {frame, line, Py_True, Py_False,
+                             entry->tb_frame != tb->tb_frame ? Py_True : Py_False, context};
+        PyObject *rec = PyObject_Vectorcall(record, call, 6, NULL);
+        Py_DECREF(frame);
+        Py_DECREF(line);
+        if (rec == NULL)
+            return -1;
+        int bad = PyList_Append(raws, rec) < 0;
+        Py_DECREF(rec);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
+/* lazy.lazy_root, here: the root's ``__up``, a LazyFrame of ``(raws, context)``, stored in
+   ``values``, and its LazyTrc -- made as ``dict.__new__(cls)`` and ``cls(**keywords)`` make
+   them (these classes are otrace's own: neither overrides what is called here).  Returns
+   (values, trc). */
+static PyObject *
+lazy_root(State *st, PyTypeObject *frame_cls, PyTypeObject *trc_cls, PyObject *raws,
+          PyObject *context, PyObject *values, PyObject *info, PyObject *name, PyObject *mod,
+          PyObject *argvalues)
+{
+    PyObject *node = NULL, *pending = NULL, *trc = NULL, *out = NULL;
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL)
+        return NULL;
+    node = PyDict_Type.tp_new(frame_cls, empty, NULL);
+    pending = PyTuple_Pack(2, raws, context);
+    if (node == NULL || pending == NULL || PyObject_SetAttr(node, st->pending, pending) < 0 ||
+        PyDict_SetItem(values, st->up, node) < 0)
+        goto done;
+    trc = PyDict_Type.tp_new(trc_cls, empty, NULL);
+    /* (LazyTrc's keys in lazy_root's order) */
+    if (trc == NULL || PyDict_SetItem(trc, st->k_frame, info) < 0 ||
+        PyDict_SetItem(trc, st->k_funcname, name) < 0 ||
+        PyDict_SetItem(trc, st->k_module, mod) < 0 ||
+        PyDict_SetItem(trc, st->k_framestack, Py_None) < 0 ||
+        PyDict_SetItem(trc, st->k_where, Py_None) < 0 ||
+        PyDict_SetItem(trc, st->k_argvalues, argvalues) < 0 ||
+        PyObject_SetAttr(trc, st->pending, node) < 0)
+        goto done;
+    out = PyTuple_Pack(2, values, trc);
+done:
+    Py_DECREF(empty);
+    Py_XDECREF(node);
+    Py_XDECREF(pending);
+    Py_XDECREF(trc);
+    return out;
+}
+
+/* exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> (values,
+   trc) or None: capture_exception's frames in one call, for the usual traceback -- its
+   frames' codes known, shown or hidden (not asking __tracebackhide__), the innermost shown
+   (the root) a function's, with plain globals and its file's source in linecache.  The
+   records of ``caller`` and its callers outermost first (live_records, reversed), then
+   those of the traceback's frames shown above the root (``record``: capture._record), go
+   to the root's LazyFrame; the root gives the context's variables (frame_values), and its
+   LazyTrc's frame line (filename, line, name, source lines), module name and argument
+   names.  None for anything else (Python does it all, the same way). */
+static PyObject *
+exc_root(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 || (args[1] != Py_None && !PyFrame_Check(args[1])) ||
+        !PyDict_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyLong_CheckExact(args[4]) || !PyType_Check(args[6]) || !PyType_Check(args[7]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[6], &PyDict_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)args[7], &PyDict_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "exc_root() takes a traceback, a frame or None, two dicts, an int, "
+                        "a callable, two dict classes and a callable");
+        return NULL;
+    }
+    State *st = PyModule_GetState(module);
+    PyObject *codes = args[2], *cache = args[3];
+    long context = PyLong_AsLong(args[4]);
+    if (context == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyTraceBack_Check(args[0]) || context <= 0)
+        Py_RETURN_NONE;
+    /* the innermost frame shown is the root; those shown above it have unwound */
+    /* (every entry held while it is looked at, and the root so far: the list's allocation
+       could run a finalizer, which could cut the chain or clear the code cache) */
+    PyTracebackObject *tb = (PyTracebackObject *)args[0], *root_tb = NULL;
+    PyObject *cinfo = NULL, *above = NULL, *root = NULL, *at = Py_NewRef(tb);
+    int shown = 0;
+    while (at != NULL) {
+        PyObject *known;
+        if ((shown = tb_shown(codes, (PyTracebackObject *)at, &known)) < 0)
+            goto walked;
+        if (shown) {
+            if (root != NULL && ((above == NULL && (above = PyList_New(0)) == NULL) ||
+                                 PyList_Append(above, root) < 0)) {
+                shown = -2;
+                goto walked;
+            }
+            Py_XSETREF(root, Py_NewRef(at));
+        }
+        Py_XSETREF(at, Py_XNewRef((PyObject *)((PyTracebackObject *)at)->tb_next));
+    }
+    /* the root's code looked up again, now that nothing allocates until it is held */
+    shown = root == NULL ? -1 : tb_shown(codes, (PyTracebackObject *)root, &cinfo);
+walked:
+    Py_XDECREF(at);
+    if (shown != 1) {
+        Py_XDECREF(root);
+        Py_XDECREF(above);
+        return shown == -2 ? NULL : Py_NewRef(Py_None);
+    }
+    root_tb = (PyTracebackObject *)root; /* (held: released at the end) */
+    PyFrameObject *f = root_tb->tb_frame;
+    PyObject *globals = f->f_frame->f_globals;
+    PyObject *args_of = PyTuple_GET_ITEM(cinfo, 5);
+    if (PyTuple_GET_ITEM(cinfo, 3) != Py_True ||
+        !PyUnicode_CheckExact(PyTuple_GET_ITEM(cinfo, 1)) || !PyDict_CheckExact(globals) ||
+        !PyTuple_CheckExact(args_of) || PyTuple_GET_SIZE(args_of) != 3 ||
+        !PyTuple_CheckExact(PyTuple_GET_ITEM(args_of, 0))) {
+        Py_DECREF(root);
+        Py_XDECREF(above);
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(cinfo); /* (an allocation below may run a finalizer that clears the cache) */
+    PyObject *filename = PyTuple_GET_ITEM(cinfo, 1), *name = PyTuple_GET_ITEM(cinfo, 2);
+    PyObject *entry = NULL, *values = NULL, *lineno = NULL, *lines = NULL, *mod = NULL;
+    PyObject *raws = NULL, *out = NULL;
+    entry = Py_XNewRef(PyDict_GetItemWithError(cache, filename));
+    /* a full linecache entry (size, mtime, lines, fullname), else Python's source_slice */
+    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4 ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(entry, 2)))
+        goto decline;
+    if ((values = values_dict(st, f)) == NULL)
+        goto decline;
+    lineno = PyObject_GetAttr((PyObject *)root_tb, st->tb_lineno); /* (the traceback's own) */
+    if (lineno == NULL)
+        goto fail;
+    if (!PyLong_CheckExact(lineno)) /* (None: no line) */
+        goto decline;
+    long line = PyLong_AsLong(lineno);
+    if (line == -1 && PyErr_Occurred())
+        goto fail;
+    long start = line - context / 2; /* (context > 0: C's division is Python's floor) */
+    if (start < 1)
+        start = 1;
+    lines = PyList_GetSlice(PyTuple_GET_ITEM(entry, 2), start - 1, start - 1 + context);
+    if (lines == NULL)
+        goto fail;
+    if (PyList_GET_SIZE(lines) == 0)
+        Py_SETREF(lines, Py_NewRef(Py_None));
+    mod = PyDict_GetItemWithError(globals, st->name);
+    mod = mod != NULL ? Py_NewRef(mod) : PyErr_Occurred() ? NULL : PyUnicode_New(0, 0);
+    if (mod == NULL)
+        goto fail;
+    raws = records(st, args[1], codes, cache, args[4], context, args[5]);
+    if (raws == NULL || PyList_Reverse(raws) < 0 ||
+        (above != NULL && finished_records(st, raws, tb, above, args[4], args[8]) < 0))
+        goto fail;
+    if (PyList_GET_SIZE(raws) == 0) /* (no caller shown: Python's way) */
+        goto decline;
+    PyObject *names = PySequence_List(PyTuple_GET_ITEM(args_of, 0));
+    PyObject *argvalues = names == NULL ? NULL
+                                        : PyTuple_Pack(3, names, PyTuple_GET_ITEM(args_of, 1),
+                                                       PyTuple_GET_ITEM(args_of, 2));
+    Py_XDECREF(names);
+    PyObject *info = argvalues == NULL ? NULL : PyTuple_Pack(4, filename, lineno, name, lines);
+    if (info != NULL)
+        out = lazy_root(st, (PyTypeObject *)args[6], (PyTypeObject *)args[7], raws, args[4],
+                        values, info, name, mod, argvalues);
+    Py_XDECREF(argvalues);
+    Py_XDECREF(info);
+    goto done;
+decline:
+    if (!PyErr_Occurred())
+        out = Py_NewRef(Py_None);
+    goto done;
+fail:
+done:
+    Py_XDECREF(root_tb);
+    Py_XDECREF(above);
+    Py_DECREF(cinfo);
+    Py_XDECREF(entry);
+    Py_XDECREF(values);
+    Py_XDECREF(lineno);
+    Py_XDECREF(lines);
+    Py_XDECREF(mod);
+    Py_XDECREF(raws);
+    return out;
+}
+
+/* exc_line(exc, static, limit) -> str or None: safe.exc_line's usual case in one call -- an
+   exception of one of the interpreter's static classes (``static``: safe._STATIC_EXC, {id:
+   name}) whose arguments are all of the plain types, whose own str() is then the
+   interpreter's formatting of plain values.  None for anything else, or if str() fails (then
+   Python does it all, and says so its way). */
+static PyObject *
+exc_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_CheckExact(args[1]) || !PyLong_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "exc_line() takes an exception, a dict and an int");
+        return NULL;
+    }
+    PyObject *exc = args[0];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    PyTypeObject *cls = Py_TYPE(exc);
+    if (limit < 0 || !PyExceptionInstance_Check(exc) || (cls->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        Py_RETURN_NONE;
+    PyObject *exc_args = ((PyBaseExceptionObject *)exc)->args;
+    if (exc_args == NULL || !PyTuple_CheckExact(exc_args))
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(exc_args); i++) {
+        PyTypeObject *t = Py_TYPE(PyTuple_GET_ITEM(exc_args, i));
+        if (t != &PyUnicode_Type && t != &PyLong_Type && t != &PyFloat_Type &&
+            t != &PyBool_Type && t != Py_TYPE(Py_None) && t != &PyBytes_Type)
+            Py_RETURN_NONE;
+    }
+    PyObject *key = PyLong_FromVoidPtr(cls);
+    if (key == NULL)
+        return NULL;
+    PyObject *name = PyDict_GetItemWithError(args[1], key); /* (borrowed) */
+    Py_DECREF(key);
+    if (name == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyUnicode_CheckExact(name))
+        Py_RETURN_NONE;
+    Py_INCREF(name); /* (the dict could lose it while str() runs) */
+    PyObject *text = PyObject_Str(exc);
+    if (text == NULL || !PyUnicode_CheckExact(text)) {
+        PyErr_Clear();
+        Py_XDECREF(text);
+        Py_DECREF(name);
+        Py_RETURN_NONE;
+    }
+    PyObject *line;
+    if (PyUnicode_GET_LENGTH(text) == 0)
+        line = Py_NewRef(name);
+    else
+        line = PyUnicode_FromFormat("%U: %U", name, text);
+    Py_DECREF(text);
+    Py_DECREF(name);
+    if (line == NULL || PyUnicode_GET_LENGTH(line) <= limit)
+        return line;
+    PyObject *cut = PyUnicode_Substring(line, 0, limit);
+    Py_DECREF(line);
+    if (cut == NULL)
+        return NULL;
+    PyObject *dots = PyUnicode_FromString("...");
+    PyObject *out = dots == NULL ? NULL : PyUnicode_Concat(cut, dots);
+    Py_XDECREF(dots);
+    Py_DECREF(cut);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_O,
      "walk(frame) -> (codes, lastis) from frame outwards, or None: not on this thread"},
     {"live_records", (PyCFunction)(void (*)(void))live_records, METH_FASTCALL,
      "live_records(frame, codes, cache, context, slow) -> capture._live_records' records"},
+    {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
+     "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> "
+     "capture_exception's usual (values, trc), or None"},
+    {"frame_values", frame_values, METH_O,
+     "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
+    {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,
+     "exc_line(exc, static, limit) -> safe.exc_line's usual case, or None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -343,7 +709,19 @@ exec_module(PyObject *module)
     State *st = PyModule_GetState(module);
     st->unbound = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     st->name = PyUnicode_InternFromString("__name__");
-    if (st->unbound == NULL || st->name == NULL)
+    st->tb_lineno = PyUnicode_InternFromString("tb_lineno");
+    st->pending = PyUnicode_InternFromString("_pending");
+    st->up = PyUnicode_InternFromString("__up");
+    st->k_frame = PyUnicode_InternFromString("frame");
+    st->k_funcname = PyUnicode_InternFromString("funcname");
+    st->k_module = PyUnicode_InternFromString("module");
+    st->k_framestack = PyUnicode_InternFromString("framestack");
+    st->k_where = PyUnicode_InternFromString("where");
+    st->k_argvalues = PyUnicode_InternFromString("argvalues");
+    if (st->unbound == NULL || st->name == NULL || st->tb_lineno == NULL ||
+        st->pending == NULL || st->up == NULL || st->k_frame == NULL || st->k_funcname == NULL ||
+        st->k_module == NULL || st->k_framestack == NULL || st->k_where == NULL ||
+        st->k_argvalues == NULL)
         return -1;
     return PyModule_AddObjectRef(module, "UNBOUND", st->unbound);
 }
@@ -362,6 +740,15 @@ clear(PyObject *module)
     State *st = PyModule_GetState(module);
     Py_CLEAR(st->unbound);
     Py_CLEAR(st->name);
+    Py_CLEAR(st->tb_lineno);
+    Py_CLEAR(st->pending);
+    Py_CLEAR(st->up);
+    Py_CLEAR(st->k_frame);
+    Py_CLEAR(st->k_funcname);
+    Py_CLEAR(st->k_module);
+    Py_CLEAR(st->k_framestack);
+    Py_CLEAR(st->k_where);
+    Py_CLEAR(st->k_argvalues);
     return 0;
 }
 

@@ -34,7 +34,7 @@ from otrace.contexts.frames import (
     snapshot,
     traceback_frames,
 )
-from otrace.contexts.lazy import Raw, build, fill_stack, lazy_trc, source_slice
+from otrace.contexts.lazy import LazyFrame, LazyTrc, Raw, build, fill_stack, lazy_root, source_slice
 from otrace.contexts.lazy import pending as lazy_frames
 from otrace.contexts.lazytext import LazyText as LazyText  # (re-exported: readers test for it)
 from otrace.contexts.lazytext import lazy_text
@@ -44,7 +44,10 @@ from otrace.contexts.report import (
     format_exception,
     format_exception_safe,
 )
-from otrace.contexts.safe import exc_line
+from otrace.contexts.safe import _STATIC_EXC, exc_line
+from otrace.contexts.speedups import exc_line as _c_exc_line
+from otrace.contexts.speedups import exc_root as _c_exc_root
+from otrace.contexts.speedups import frame_values as _c_frame_values
 from otrace.contexts.speedups import live_records as _c_live_records
 
 
@@ -268,14 +271,21 @@ def _root(
     known = CODES.get(id(code))
     cinfo = known if known is not None and known[0] is code else code_info(code)
     filename, name = cinfo[1], cinfo[2]
-    info: FrameLine = (
-        filename,
-        lineno,
-        name,
-        source_slice(filename, lineno, _LINECACHE.get(filename), context),
-    )
-    values = snapshot(frame_locals(frame), True) if deep else frame_locals(frame)
-    module = _module_name(frame.f_globals)
+    entry = _LINECACHE.get(filename)
+    if context > 0 and entry is not None and len(entry) != 1:  # (source_slice, inline)
+        start = lineno - context // 2
+        if start < 1:
+            start = 1
+        lines = entry[2][start - 1 : start - 1 + context] or None
+    else:
+        lines = source_slice(filename, lineno, entry, context)
+    info: FrameLine = (filename, lineno, name, lines)
+    if deep:
+        values = snapshot(frame_locals(frame), True)
+    else:  # (C: without f_locals -- see otrace/_frames.c; None: a frame it does not read)
+        loc = _c_frame_values(frame) if _c_frame_values is not None else None
+        values = loc if loc is not None else frame_locals(frame)
+    module = _dict_get(frame.f_globals, "__name__", "")  # (_module_name, inline)
     names, var, kw = cinfo[5]
     argvalues = (list(names), var, kw)
     trc: dict[str, Any]
@@ -283,8 +293,7 @@ def _root(
         trc = {"frame": info, "funcname": name, "module": module, "framestack": [info]}
         trc["where"] = name
     elif lazy:  # framestack and where: made when read (see otrace.contexts.lazy)
-        up = values["__up"] = lazy_frames(raws, context)
-        trc = lazy_trc(up, info, name, module, argvalues)
+        values["__up"], trc = lazy_root(raws, context, info, name, module, argvalues)
         return values, trc
     else:
         up = values["__up"] = lazy_frames(raws, context)
@@ -308,23 +317,40 @@ def capture_exception(
     ``tb`` is the traceback as seen where it was caught; ``caller`` the frame that called the
     catching code (its callers complete the chain outward).
     """
-    inner = traceback_frames(tb)
-    if inner:
-        raws = _live_records(caller, deep, context_lines)
+    root = (
+        _c_exc_root(
+            tb, caller, CODES, _LINECACHE, context_lines, _one_record, LazyFrame, LazyTrc, _record
+        )
+        if _c_exc_root is not None and not deep
+        else None
+    )
+    values: dict[str, Any]
+    trc: dict[str, Any]
+    if root is not None:  # (C: the usual traceback, see otrace/_frames.c)
+        values, trc = root
+    elif inner := traceback_frames(tb):
+        if _c_live_records is not None and not deep:  # (_live_records' first step, inline)
+            raws = _c_live_records(caller, CODES, _LINECACHE, context_lines, _one_record)
+        else:
+            raws = _live_records(caller, deep, context_lines)
         raws.reverse()
-        # every frame of the traceback but the one that caught has finished (unwound)
-        first = tb.tb_frame if tb is not None else None
-        for frame, lineno in inner[:-1]:
-            raws.append(_record(frame, lineno, True, deep, frame is not first, context_lines))
-        frame, lineno = inner[-1]
+        frame, lineno = inner.pop()
+        if inner:
+            # every frame of the traceback but the one that caught has finished (unwound)
+            first = tb.tb_frame if tb is not None else None
+            for before, at in inner:
+                raws.append(_record(before, at, True, deep, before is not first, context_lines))
         values, trc = _root(raws, frame, lineno, context_lines, deep, True)
     else:  # nothing of the traceback shown: rooted at the caller
         outer = outer_frames(caller)
         outer.reverse()
         values, trc = build_chain(outer, context_lines=context_lines, deep=deep, lazy=True)
     trc["exc_stack"] = lazy_text(format_exception, (exc, tb), format_exception_safe)
-    trc["exc_context"] = lazy_text(exception_report, (exc, values, trc.get("frame")))
-    trc["exception"] = exc_line(exc, EXC_LIMIT)  # (chain.describe)
+    # (dict's own get: LazyTrc's is Python code)
+    trc["exc_context"] = lazy_text(exception_report, (exc, values, _dict_get(trc, "frame")))
+    # (chain.describe; C: the usual exception in one call, see otrace/_frames.c)
+    line = _c_exc_line(exc, _STATIC_EXC, EXC_LIMIT) if _c_exc_line is not None else None
+    trc["exception"] = line if line is not None else exc_line(exc, EXC_LIMIT)
     # chained exceptions (raise ... from ...): see otrace.contexts.chain (the test is
     # chain.next_cause's, inline: most exceptions have no cause)
     if exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):

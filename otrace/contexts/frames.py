@@ -225,8 +225,14 @@ def outer_frames(frame: FrameType | None) -> list[tuple[FrameType, int]]:
 def traceback_frames(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
     """The frames of a traceback as (frame, line), outermost first, hidden ones left out."""
     out = []
+    codes = CODES
     while tb is not None:
-        if not is_hidden(tb.tb_frame):
-            out.append((tb.tb_frame, tb.tb_lineno))
+        frame = tb.tb_frame
+        code = frame.f_code
+        # (is_hidden's verdict read from the cache inline: a traceback is mostly one frame)
+        known = codes.get(id(code))
+        hidden = known[4] if known is not None and known[0] is code else None
+        if hidden is False or (hidden is None and not is_hidden(frame)):
+            out.append((frame, tb.tb_lineno))
         tb = tb.tb_next
     return out

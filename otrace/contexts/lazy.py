@@ -342,6 +342,25 @@ def lazy_trc(
     return out
 
 
+def lazy_root(
+    raws: list[Raw], context: int, frame: Any, funcname: str, module: Any, argvalues: Any
+) -> tuple[LazyFrame, LazyTrc]:
+    """``(pending(raws, context), lazy_trc(that, frame, funcname, module, argvalues))`` in
+    one call: a captured exception's root (traced thread)."""
+    node = _new_dict(LazyFrame)
+    node._pending = (raws, context)  # type: ignore[attr-defined]
+    out = LazyTrc(
+        frame=frame,
+        funcname=funcname,
+        module=module,
+        framestack=None,
+        where=None,
+        argvalues=argvalues,
+    )
+    out._pending = node
+    return node, out
+
+
 def raw_records(root: Any) -> tuple[list[Raw], int] | None:
     """(raw records, source lines per frame) of ``root``'s chain while it is not built, else
     None.  For the ``pickle_file`` freeze, which hands them to the writer thread as they are

@@ -2,9 +2,10 @@
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
 ``walk``, ``plain_repr``, ``holds_watched``, ``args_text``, ``bind``, ``frames_holding``,
-``freeze_value`` and ``freeze_entries`` are the first's functions,
-``live_records`` and ``frames_walk`` (its ``walk``) the second's, ``trace_ids`` the third
-(the trace id's clock, and a context's making and filing), or None: without a compiler at install time an extension is not
+``freeze_value`` and ``freeze_entries`` are the first's functions, ``live_records``,
+``exc_root``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its ``walk``) the
+second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
+filing), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
 otrace's results are the same; the pure-Python code is only slower.  The functions may be
@@ -36,6 +37,12 @@ frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | Non
 trace_ids: Any = None
 # (live_records' marker of an unbound variable: see lazy.variables)
 UNBOUND: object = None
+# (otrace._frames: frames.frame_locals of a function frame, without f_locals, or None;
+# safe.exc_line of the usual exception, or None)
+frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
+exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
+# (otrace._frames: capture_exception's usual root, (values, trc), in one call, or None)
+exc_root: Callable[..., tuple | None] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -59,5 +66,8 @@ if os.environ.get("OTRACE_PURE") != "1":
     try:
         _f = importlib.import_module("otrace._frames")
         live_records, UNBOUND, frames_walk = _f.live_records, _f.UNBOUND, _f.walk
+        # (getattr: a module built from an older source has not got them)
+        frame_values = getattr(_f, "frame_values", None)
+        exc_line, exc_root = getattr(_f, "exc_line", None), getattr(_f, "exc_root", None)
     except ImportError:  # not built, or built for another release of CPython
         pass

@@ -315,19 +315,21 @@ def on_exception(
 
     ``caller`` defaults to the caller of the frame calling this function (a wrapper's).
     """
-    if not site.tracer.exec_hold.admit():  # typed code runs under exec_lock: unrecorded
+    tracer = site.tracer
+    if not tracer.exec_hold.admit():  # typed code runs under exec_lock: unrecorded
         return
     try:
         if caller is None:
             caller = sys._getframe(1).f_back
-        recorder = site.tracer.recorder
+        recorder = tracer.recorder
+        params = recorder.params
         values, trc = capture.capture_exception(
-            exc, exc.__traceback__, caller, deep=recorder.params.deep_copy
+            exc, exc.__traceback__, caller, deep=params.deep_copy
         )
         trc["func"] = site.func
         trc["task"] = capture.current_task_name()
         prepare = None
-        if recorder.params.append_traceback:
+        if params.append_traceback:
             prepare = lambda ctx: annotate.annotate(exc, ctx)  # noqa: E731
         recorder.record(
             "exceptions", site.name, type(exc).__name__, values, trc, say=_SAY_ID, prepare=prepare

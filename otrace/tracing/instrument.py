@@ -155,12 +155,25 @@ class Probe:
         return late_return(site, state[0], args, kwargs, value, frame)
 
     def exc(self) -> None:
-        state = self.site.state
+        site = self.site
+        state = site.state
         if state is None or getattr(_busy, "on", False):  # (busy(), inline)
             return
-        exc = sys.exc_info()[1]
-        frame = sys._getframe(1)
-        record_exception(self.site, state[0], exc, frame.f_back)
+        # (record_exception, inline: one call less per recorded exception)
+        exc = sys.exception()
+        if not isinstance(exc, Exception):
+            return
+        caller = sys._getframe(1).f_back
+        try:
+            if not site.tracer.params.trace_handled and not leaves(exc, caller):
+                return
+        except Exception:  # pragma: no cover - deciding must never break the program
+            pass
+        _busy.on = True
+        try:
+            handlers.on_exception(site, state[0], exc, caller)
+        finally:
+            _busy.on = False
 
 
 def late_return(
@@ -182,7 +195,8 @@ def late_return(
 
 
 def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> None:
-    """Record ``exc`` leaving ``site``'s function towards ``caller`` (unless it is handled there)."""
+    """Record ``exc`` leaving ``site``'s function towards ``caller`` (unless it is handled
+    there).  (:meth:`Probe.exc` does the same inline.)"""
     if not isinstance(exc, Exception) or getattr(_busy, "on", False):  # (busy(), inline)
         return
     try:
