@@ -25,6 +25,7 @@ import pytest
 from otrace.contexts import capture, speedups
 from otrace.contexts.frames import CODES, HIDDEN, code_info, hide_code
 from otrace.contexts.lazy import loc_dict
+from tests.speedups.ext import extension
 from tests.speedups.test_speedups import python_walk
 
 REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
@@ -32,14 +33,7 @@ REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
 
 @pytest.fixture(scope="module")
 def c():
-    if os.environ.get("OTRACE_PURE") == "1":  # (its records' marker is then unknown: lazy.py)
-        pytest.skip("OTRACE_PURE=1: otrace._frames is not used")
-    try:
-        return importlib.import_module("otrace._frames")
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("otrace._frames is not built (no compiler or Python headers?)")
+    return extension("_frames")  # (pure: its records' marker is then unknown to lazy.py)
 
 
 def test_built_and_used_when_required() -> None:

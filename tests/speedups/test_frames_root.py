@@ -8,9 +8,7 @@ declines -- never running program code.  Skipped where the extension is not buil
 from __future__ import annotations
 
 import gc
-import importlib
 import linecache
-import os
 import sys
 import weakref
 from types import FrameType
@@ -20,20 +18,12 @@ import pytest
 
 from otrace.contexts import capture, lazy, safe, speedups
 from otrace.contexts.frames import CODES, code_info, frame_locals, hide_code
-
-REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
+from tests.speedups.ext import extension
 
 
 @pytest.fixture(scope="module")
 def c():
-    if os.environ.get("OTRACE_PURE") == "1":
-        pytest.skip("OTRACE_PURE=1: otrace._frames is not used")
-    try:
-        return importlib.import_module("otrace._frames")
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("otrace._frames is not built (no compiler or Python headers?)")
+    return extension("_frames")
 
 
 def test_used_by_capture(c) -> None:

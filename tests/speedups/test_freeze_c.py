@@ -8,8 +8,6 @@ every limit.  Skipped where the extension is not built, unless ``OTRACE_REQUIRE_
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
 from typing import Any
 
@@ -21,19 +19,12 @@ from otrace.contexts import freeze
 from otrace.contexts.lazy import LazyTrc
 from otrace.contexts.record import FrameContext, TraceContext
 from otrace.contexts.unpickle import Unpicklable
-
-REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
+from tests.speedups.ext import extension
 
 
 @pytest.fixture(scope="module")
 def c():
-    try:
-        mod = importlib.import_module("otrace._speedups")
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("otrace._speedups is not built (no compiler or Python headers?)")
-    return mod
+    return extension("_speedups", unused_when_pure=False)
 
 
 HOW = freeze._HOW

@@ -9,8 +9,6 @@ where the extension is not built, unless ``OTRACE_REQUIRE_SPEEDUPS=1`` (CI): the
 from __future__ import annotations
 
 import gc
-import importlib
-import os
 import threading
 
 import pytest
@@ -18,20 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otrace.contexts import record
-
-REQUIRED = os.environ.get("OTRACE_REQUIRE_SPEEDUPS") == "1"
+from tests.speedups.ext import extension
 
 
 @pytest.fixture(scope="module")
 def c():
-    if os.environ.get("OTRACE_PURE") == "1":
-        pytest.skip("OTRACE_PURE=1: otrace._trace_ids is not used")
-    try:
-        return importlib.import_module("otrace._trace_ids")
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip("otrace._trace_ids is not built (no compiler or Python headers?)")
+    return extension("_trace_ids")
 
 
 @pytest.fixture(autouse=True)
