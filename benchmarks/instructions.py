@@ -63,8 +63,7 @@ def child(case: str, stub: str, n: int) -> None:
     trace(mod.fail, mod, "fail")
     if stub == "stack walk":
         call_stack.capture_call_stack = lambda frame: None  # type: ignore[assignment,return-value]
-    elif stub == "argument text":  # (both ways _record makes it: C, else Python)
-        handlers._c_args_text = None
+    elif stub == "argument text":  # (what _record calls: C inside, else Python)
         handlers.args_text = lambda varargs, bound: ""
     elif stub == "capture of the frames":
         capture.capture_exception = lambda *args, **kw: ({}, {})  # type: ignore[assignment]

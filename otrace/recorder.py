@@ -66,7 +66,7 @@ class Recorder:
         must be recorded on the event-loop thread.  ``prepare(ctx)`` runs first; if it raises,
         nothing is recorded and the exception propagates.
         """
-        fast = _record.context_fast  # (new_context, inline: one call less per context)
+        fast = _record.context_fast  # (C, for the usual case: see record.context_fast)
         ctx = fast(kind, name, label, values, trc) if fast is not None else None
         if ctx is None:
             ctx = TraceContext(kind, name, label, values, trc)

@@ -289,15 +289,3 @@ if _c_trace_ids is not None and hasattr(_c_trace_ids, "file"):  # (not a module 
     context_fast = _c_trace_ids.context
 # ContextStore._file's usual case in C (otrace.contexts.store), or None
 file_fast: Callable[..., Any] | None = getattr(_c_trace_ids, "file", None)
-
-
-def new_context(
-    kind: str,
-    name: str,
-    label: str = "",
-    values: dict[str, Any] | None = None,
-    trc: dict[str, Any] | None = None,
-) -> TraceContext:
-    """``TraceContext(kind, name, label, values, trc)``, by :data:`context_fast` when it can."""
-    ctx = context_fast(kind, name, label, values, trc) if context_fast is not None else None
-    return ctx if ctx is not None else TraceContext(kind, name, label, values, trc)

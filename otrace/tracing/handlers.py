@@ -366,10 +366,8 @@ def _record(call: Call, label: str, at_return: bool = False) -> None:
     # announced, the argument text is made now; with nobody to tell (no console, no log
     # handler), when first read, from the values the context keeps (what browsing it shows;
     # the arguments only, not deep_copy's ``self_copy``)
-    if heard:  # (format_call_args, inline)
-        argstr: Any = _c_args_text(site.varargs, bound, brief) if _c_args_text else None
-        if argstr is None:
-            argstr = args_text(site.varargs, bound)
+    if heard:  # (format_call_args, without binding again)
+        argstr: Any = args_text(site.varargs, bound)
     else:
         shown = values if values is bound else {name: values[name] for name in bound}
         argstr = lazy_text(args_text, (site.varargs, shown))
