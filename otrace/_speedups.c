@@ -1,15 +1,18 @@
-/* otrace._speedups: optional C versions of two steps of recording a call context.
+/* otrace._speedups: optional C versions of hot steps of recording and of the freeze.
 
    walk(frame)              call_stack.capture_call_stack's walk up the f_back chain
    plain_repr(obj, budget)  safe.brief(obj, budget) when that is repr(obj), else None
    holds_watched(loc, watch)  freeze's question of a frame's variables: any to copy?
    args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
    bind(plan, args, kwargs, empty)   handlers._quick_bind: a call's arguments by name
+   frames_holding, freeze_value, freeze_entries   the pickle_file freeze (freeze.py)
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
-   chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source builds
-   on CPython 3.11-3.13; no global state (per-module state: the texts of recent classes).  Neither function runs code of the traced program:
-   plain_repr looks only at exact built-in types, whose repr is the interpreter's own C code.
+   chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source
+   builds on CPython 3.11-3.13; no global state (per-module state: a few strings and the
+   texts of recent classes).  None runs code of the traced program: they look at exact
+   built-in types only (whose repr is the interpreter's own C code); the only Python they
+   call is otrace's own (brief, the freeze's placeholder maker).
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -287,79 +290,6 @@ plain_repr(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return text;
 }
 
-/* 1 if v's class is in watch, 0 if not, -1 on error.  Only classes whose metaclass is type
-   itself are looked up: hashing and comparing those is the interpreter's identity (a class of
-   a metaclass of the program's could run its __hash__/__eq__). */
-static int
-watched_class(PyObject *v, PyObject *watch)
-{
-    PyTypeObject *t = Py_TYPE(v);
-    if (!Py_IS_TYPE((PyObject *)t, &PyType_Type))
-        return 0;
-    return PySet_Contains(watch, (PyObject *)t);
-}
-
-/* watched_class of v, or -- v an exact tuple in watch -- of any of its items */
-static int
-watched_value(PyObject *v, PyObject *watch)
-{
-    int r = watched_class(v, watch);
-    if (r <= 0 || !PyTuple_CheckExact(v))
-        return r;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
-        r = watched_class(PyTuple_GET_ITEM(v, i), watch);
-        if (r != 0)
-            return r;
-    }
-    return 0;
-}
-
-/* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
-   dict, a list of (name, value) pairs, or (names, values)) hold a value whose class is in
-   the frozenset watch, other than tuple, or a tuple holding one?  Nothing here allocates or
-   runs Python code, so the dict cannot change while it is read. */
-static PyObject *
-holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2 || !PyFrozenSet_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "holds_watched() takes variables and a frozenset");
-        return NULL;
-    }
-    PyObject *loc = args[0], *watch = args[1], *key, *value;
-    int r = 0;
-    if (PyDict_Check(loc)) { /* (a subclass too: PyDict_Next reads the table itself) */
-        Py_ssize_t pos = 0;
-        while (r == 0 && PyDict_Next(loc, &pos, &key, &value))
-            r = watched_value(value, watch);
-    }
-    else if (PyList_CheckExact(loc)) {
-        for (Py_ssize_t i = 0; r == 0 && i < PyList_GET_SIZE(loc); i++) {
-            PyObject *pair = PyList_GET_ITEM(loc, i);
-            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                PyErr_SetString(PyExc_TypeError, "holds_watched(): pairs must be 2-tuples");
-                return NULL;
-            }
-            r = watched_value(PyTuple_GET_ITEM(pair, 1), watch);
-        }
-    }
-    else if (PyTuple_CheckExact(loc) && PyTuple_GET_SIZE(loc) == 2 &&
-             PyTuple_CheckExact(PyTuple_GET_ITEM(loc, 1))) {
-        /* (names, values) from otrace._frames: its marker of an unbound name is an object()
-           -- not a watched class */
-        PyObject *values = PyTuple_GET_ITEM(loc, 1);
-        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(values); i++)
-            r = watched_value(PyTuple_GET_ITEM(values, i), watch);
-    }
-    else {
-        PyErr_SetString(PyExc_TypeError,
-                        "holds_watched() takes a dict, a list of pairs or (names, values)");
-        return NULL;
-    }
-    if (r < 0)
-        return NULL;
-    return PyBool_FromLong(r);
-}
-
 /* bind(plan, args, kwargs, empty) -> handlers._quick_bind_plan's dict: a call's arguments by
    name, defaults applied, from the plan made once per signature ((name, kind, default) per
    parameter, kind an int of inspect's kinds); None when the call needs the general binder
@@ -603,7 +533,9 @@ start_watching(watching *w, PyObject *watch)
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* watched_class with w's classes */
+/* 1 if v's class is one of w's, 0 if not, -1 on error.  Only classes whose metaclass is
+   type itself are compared or looked up: hashing and comparing those is the interpreter's
+   identity (a class of a metaclass of the program's could run its __hash__/__eq__). */
 static inline int
 watched_in(PyObject *v, watching *w)
 {
@@ -620,7 +552,7 @@ watched_in(PyObject *v, watching *w)
     return 0;
 }
 
-/* watched_value with w's classes */
+/* watched_in of v, or -- v an exact tuple of w's -- of any of its items */
 static int
 watched_item(PyObject *v, watching *w)
 {
@@ -651,7 +583,7 @@ loc_holds(PyObject *loc, watching *w)
         for (Py_ssize_t i = 0; r == 0 && i < PyList_GET_SIZE(loc); i++) {
             PyObject *pair = PyList_GET_ITEM(loc, i);
             if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
-                PyErr_SetString(PyExc_TypeError, "frames_holding(): pairs must be 2-tuples");
+                PyErr_SetString(PyExc_TypeError, "a frame's variables: pairs must be 2-tuples");
                 return -1;
             }
             r = watched_item(PyTuple_GET_ITEM(pair, 1), w);
@@ -665,10 +597,26 @@ loc_holds(PyObject *loc, watching *w)
     }
     else {
         PyErr_SetString(PyExc_TypeError,
-                        "frames_holding(): variables are a dict, pairs or (names, values)");
+                        "a frame's variables are a dict, a list of pairs or (names, values)");
         return -1;
     }
     return r;
+}
+
+/* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
+   dict, a list of (name, value) pairs, or (names, values)) hold a value whose class is in
+   the frozenset watch, other than tuple, or a tuple holding one?  frames_holding's scan of
+   one frame. */
+static PyObject *
+holds_watched(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyFrozenSet_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "holds_watched() takes variables and a frozenset");
+        return NULL;
+    }
+    watching w;
+    int r = start_watching(&w, args[1]) < 0 ? -1 : loc_holds(args[0], &w);
+    return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 /* frames_holding(raws, watch) -> list | None: freeze._frames_holding -- the indices of the
@@ -702,7 +650,7 @@ frames_holding(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (r == 0)
             continue;
         PyObject *index = PyLong_FromSsize_t(i);
-        if (found == NULL)
+        if (index != NULL && found == NULL)
             found = PyList_New(0);
         if (index == NULL || found == NULL || PyList_Append(found, index) < 0) {
             Py_XDECREF(index);

@@ -358,7 +358,9 @@ def _frames_holding(raws: list[Raw], watch: frozenset[type]) -> list[int] | None
     (see _holds_watched), or None if none does.  ``otrace._speedups.frames_holding`` when
     built: one call for the chain, classes compared by identity."""
     holds = _holds
-    found = [i for i, raw in enumerate(raws) if raw[2] and holds(raw[2], watch)]
+    # (``is not None``, not a truth test: a class body's variables may be a program's dict
+    # subclass, whose __len__ is program code; an empty one holds nothing anyway)
+    found = [i for i, raw in enumerate(raws) if raw[2] is not None and holds(raw[2], watch)]
     return found or None
 
 

@@ -548,3 +548,17 @@ def test_freeze_context_is_the_same_either_way(c, monkeypatch) -> None:
     for i in got.copies:
         same(got.copies[i], want.copies[i], originals, pairs)  # type: ignore[index]
     assert got.raws is want.raws and got.root == want.root
+
+
+def test_pure_scan_never_asks_a_class_bodys_dict_its_length() -> None:
+    """A class body's variables may be a program's dict subclass (``__prepare__``): the pure
+    scan must not ask its ``__len__``/``__bool__`` (program code), as the C one does not."""
+
+    class Loud(dict):
+        def __len__(self):
+            raise SystemExit("program code ran")
+
+        __bool__ = __len__
+
+    raws = [((), 0, Loud(a=[1]), None, None), ((), 0, None, None, None), ((), 0, {}, None, None)]
+    assert freeze._frames_holding(raws, freeze._CONTAINERS_OR_CONTEXTS) == [0]
