@@ -237,8 +237,21 @@ def exc_text(exc: BaseException, limit: int = 300) -> str:
 # formats without running any code of the program's.
 _PLAIN = (str, int, float, bool, type(None), bytes)
 _PLAIN_IDS = frozenset(map(id, _PLAIN))  # (by id, see _BRACKET_IDS)
-_OS_FIELDS = ("filename", "filename2")
-_OS_DESCR: Any = {f: OSError.__dict__[f] for f in _OS_FIELDS}  # the slots themselves
+# Built-in exceptions whose __str__ formats fields besides the arguments (the slots
+# themselves, never a subclass's property): str() of one runs no program code only while
+# those hold plain values -- OSError's file names, SyntaxError's msg (str() of it), a
+# Unicode*Error's encoding and reason (str() of them) and object
+_STR_FIELDS: tuple[tuple[type, tuple[Any, ...]], ...] = tuple(
+    (c, tuple(c.__dict__[f] for f in fields))
+    for c, fields in (
+        (OSError, ("filename", "filename2")),
+        (SyntaxError, ("msg", "filename", "lineno")),
+        (UnicodeEncodeError, ("encoding", "object", "reason", "start", "end")),
+        (UnicodeDecodeError, ("encoding", "object", "reason", "start", "end")),
+        (UnicodeTranslateError, ("object", "reason", "start", "end")),
+    )
+)
+_FIELDED = tuple(c for c, _ in _STR_FIELDS)
 _MRO: Any = type.__dict__["__mro__"]
 _NAME: Any = type.__dict__["__name__"]
 _DICT: Any = type.__dict__["__dict__"]
@@ -275,9 +288,19 @@ _STATIC_EXC: dict[int, str] = {
     if isinstance(c, type)
     and issubclass(c, BaseException)
     and not _FLAGS.__get__(c) & _HEAPTYPE
-    and not issubclass(c, OSError)
+    and not issubclass(c, _FIELDED)
     and _builtin_str(c)
 }
+
+
+def _plain_fields(exc: BaseException, cls: type) -> bool:
+    """Whether the fields ``cls``'s built-in __str__ formats (see _STR_FIELDS) are plain
+    (True for a class without such fields)."""
+    if issubclass(cls, _FIELDED):
+        for base, slots in _STR_FIELDS:
+            if issubclass(cls, base):
+                return all(id(type(slot.__get__(exc))) in _PLAIN_IDS for slot in slots)
+    return True
 
 
 def exc_line(exc: BaseException, limit: int = 500) -> str:
@@ -305,11 +328,8 @@ def exc_line(exc: BaseException, limit: int = 500) -> str:
                 text = str(exc)
         else:
             name = _NAME.__get__(cls)
-            if plain and _builtin_str(cls):
-                if not issubclass(cls, OSError) or all(
-                    id(type(_OS_DESCR[f].__get__(exc))) in _PLAIN_IDS for f in _OS_FIELDS
-                ):
-                    text = str(exc)
+            if plain and _builtin_str(cls) and _plain_fields(exc, cls):
+                text = str(exc)
         if text is None:
             text = exc_text(exc, limit)
     except BaseException:  # noqa: B036 - never let describing an exception fail

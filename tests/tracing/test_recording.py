@@ -297,3 +297,31 @@ def test_no_collection_can_start_while_the_trace_id_lock_is_held():
         gc.callbacks.remove(watch)
     assert seen, "no collection at all: the test did not test anything"
     assert not any(seen)
+
+
+def test_exception_line_never_formats_program_fields():
+    """str() of a SyntaxError or UnicodeError formats fields a program may set to its own
+    objects (``msg``, ``reason``): the line is then made from the arguments, by both the
+    Python and the C exception line, and no __str__ of the program's runs."""
+    from otrace.contexts import capture, safe
+
+    ran = []
+
+    class Loud:
+        def __str__(self):
+            ran.append("__str__")
+            raise SystemExit("program code ran")
+
+        __repr__ = __str__
+
+    bad_syntax = SyntaxError("m")
+    bad_syntax.msg = Loud()
+    bad_unicode = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")
+    bad_unicode.reason = Loud()
+    for exc in (bad_syntax, bad_unicode):
+        assert exc_line(exc).startswith(type(exc).__name__ + ": ")
+        if capture._c_exc_line is not None:
+            assert capture._c_exc_line(exc, safe._STATIC_EXC, 500) is None
+    assert ran == []
+    good = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")
+    assert exc_line(good) == "UnicodeDecodeError: " + str(good)  # plain fields: str() itself
