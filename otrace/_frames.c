@@ -1,7 +1,11 @@
-/* otrace._frames: optional C version of capture._live_records, reading frames directly.
+/* otrace._frames: optional C versions of an exception context's capture, reading frames
+   directly.
 
    live_records(frame, codes, cache, context, slow) -> list of raw records
    walk(frame) -> (codes, lastis) or None     a call context's stack walk
+   frame_values(frame) -> dict or None        one frame's variables (capture._root)
+   exc_line(exc, static, limit) -> str or None  safe.exc_line of the usual exception
+   exc_root(...) -> (values, trc) or None     capture_exception's usual case, whole
 
    Recording an exception copies the variables of every frame still running.  Through
    ``frame.f_locals`` that costs, before 3.13, a dict built and cached on each frame (and
@@ -453,7 +457,7 @@ lazy_root(State *st, PyTypeObject *frame_cls, PyTypeObject *trc_cls, PyObject *r
     if (empty == NULL)
         return NULL;
     node = PyDict_Type.tp_new(frame_cls, empty, NULL);
-    pending = PyTuple_Pack(2, raws, context);
+    pending = node != NULL ? PyTuple_Pack(2, raws, context) : NULL;
     if (node == NULL || pending == NULL || PyObject_SetAttr(node, st->pending, pending) < 0 ||
         PyDict_SetItem(values, st->up, node) < 0)
         goto done;

@@ -329,10 +329,7 @@ def capture_exception(
     if root is not None:  # (C: the usual traceback, see otrace/_frames.c)
         values, trc = root
     elif inner := traceback_frames(tb):
-        if _c_live_records is not None and not deep:  # (_live_records' first step, inline)
-            raws = _c_live_records(caller, CODES, _LINECACHE, context_lines, _one_record)
-        else:
-            raws = _live_records(caller, deep, context_lines)
+        raws = _live_records(caller, deep, context_lines)
         raws.reverse()
         frame, lineno = inner.pop()
         if inner:

@@ -146,8 +146,9 @@ def _quick_bind(
 ) -> dict[str, Any] | None:
     """``sig.bind(*args, **kwargs)`` with defaults applied, as a dict, from the signature's
     plan; None when the call needs the general binder (an error to report, a name given
-    twice, ...).  ``otrace._speedups.bind`` when built (a keyword that is no exact ``str``
-    goes to the general binder there)."""
+    twice, a keyword that is no exact ``str``).  ``otrace._speedups.bind`` when built."""
+    if any(type(k) is not str for k in kwargs):  # (as C's: no program __eq__/__hash__)
+        return None
     out: dict[str, Any] = {}
     nargs = len(args)
     taken: list[str] = []  # keyword arguments bound to named parameters

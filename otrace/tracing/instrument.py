@@ -161,7 +161,7 @@ class Probe:
             return
         # (record_exception, inline: one call less per recorded exception)
         exc = sys.exception()
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception):  # (always one: the code catches Exception only)
             return
         caller = sys._getframe(1).f_back
         try:
@@ -197,7 +197,7 @@ def late_return(
 def record_exception(site: engine.Site, spec: Any, exc: Any, caller: Any) -> None:
     """Record ``exc`` leaving ``site``'s function towards ``caller`` (unless it is handled
     there).  (:meth:`Probe.exc` does the same inline.)"""
-    if not isinstance(exc, Exception) or getattr(_busy, "on", False):  # (busy(), inline)
+    if not issubclass(type(exc), Exception) or getattr(_busy, "on", False):  # (busy(), inline)
         return
     try:
         if not site.tracer.params.trace_handled and not leaves(exc, caller):
