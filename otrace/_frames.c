@@ -77,6 +77,16 @@ on_this_stack(PyFrameObject *f)
     return NULL;
 }
 
+/* The caller of ``frame``, as PyFrame_GetBack finds it: frames not started yet are skipped */
+static _PyInterpreterFrame *
+caller_of(_PyInterpreterFrame *frame)
+{
+    frame = frame->previous;
+    while (frame != NULL && _PyFrame_IsIncomplete(frame))
+        frame = frame->previous;
+    return frame;
+}
+
 /* walk(frame) -> (codes, lastis) or None: _speedups.walk without making a frame object for
    each caller (PyFrame_GetBack makes one, and the frame later copies itself into it as it
    returns: most of a call context's stack walk).  None when ``frame`` is not running on
@@ -93,22 +103,22 @@ walk(PyObject *module, PyObject *arg)
     _PyInterpreterFrame *frame = on_this_stack((PyFrameObject *)arg);
     if (frame == NULL)
         Py_RETURN_NONE;
-    PyObject *codes = PyList_New(0), *lastis = PyList_New(0);
+    /* counted first, then the lists made at their size (an append each cost more than the
+       count); a collection started by making a list runs its finalizers above this frame,
+       so the frames below stay as counted */
+    Py_ssize_t n = 0;
+    for (_PyInterpreterFrame *at = frame; at != NULL; at = caller_of(at))
+        n++;
+    PyObject *codes = PyList_New(n), *lastis = PyList_New(n);
     if (codes == NULL || lastis == NULL)
         goto fail;
-    while (frame != NULL) {
-        PyCodeObject *code = FRAME_CODE(frame);
+    for (Py_ssize_t i = 0; i < n; i++, frame = caller_of(frame)) {
         int lasti = _PyInterpreterFrame_LASTI(frame);
         PyObject *at = PyLong_FromLong(lasti < 0 ? -1 : lasti * (int)sizeof(_Py_CODEUNIT));
-        int bad = at == NULL || PyList_Append(codes, (PyObject *)code) < 0 ||
-                  PyList_Append(lastis, at) < 0;
-        Py_XDECREF(at);
-        if (bad)
+        if (at == NULL)
             goto fail;
-        /* the caller, as PyFrame_GetBack finds it: frames not started yet are skipped */
-        frame = frame->previous;
-        while (frame != NULL && _PyFrame_IsIncomplete(frame))
-            frame = frame->previous;
+        PyList_SET_ITEM(codes, i, Py_NewRef((PyObject *)FRAME_CODE(frame)));
+        PyList_SET_ITEM(lastis, i, at);
     }
     PyObject *pair = PyTuple_Pack(2, codes, lastis);
     Py_DECREF(codes);

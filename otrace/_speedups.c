@@ -6,6 +6,7 @@
    args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
    bind(plan, args, kwargs, empty)   handlers._quick_bind: a call's arguments by name
    frames_holding, freeze_value, freeze_entries   the pickle_file freeze (freeze.py)
+   enter(), leave(), recording()     instrument.py's flag "this thread is recording"
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
    chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source
@@ -1002,7 +1003,40 @@ fail:
     return NULL;
 }
 
+/* enter() -> bool: set this thread's "recording" flag; False (nothing set) when it was set
+   already.  leave(): clear it.  recording() -> bool: is it set?  instrument.py's guard that
+   runs a traced function called by otrace's own recording untraced.  A C thread-local: each
+   Python thread is one OS thread, and these cost a tenth of a threading.local attribute's
+   read or write.  (Per OS thread, not per interpreter: a subinterpreter's traced function
+   called while this thread records runs untraced too -- the safe side.) */
+static _Thread_local int recording_now;
+
+static PyObject *
+enter(PyObject *module, PyObject *unused)
+{
+    if (recording_now)
+        Py_RETURN_FALSE;
+    recording_now = 1;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+leave(PyObject *module, PyObject *unused)
+{
+    recording_now = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+recording(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(recording_now);
+}
+
 static PyMethodDef methods[] = {
+    {"enter", enter, METH_NOARGS, "enter() -> True, this thread now recording; False if it was"},
+    {"leave", leave, METH_NOARGS, "leave(): this thread no longer recording"},
+    {"recording", recording, METH_NOARGS, "recording() -> whether this thread is recording"},
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
      "bind(plan, args, kwargs, empty) -> the arguments by name, or None (the general binder)"},
     {"args_text", (PyCFunction)(void (*)(void))args_text, METH_FASTCALL,

@@ -41,6 +41,8 @@ UNBOUND: object = None
 # safe.exc_line of the usual exception, or None)
 frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
 exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
+# otrace._speedups' (enter, leave, recording): instrument.py's per-thread "recording" flag
+recording_flag: tuple[Callable[[], bool], Callable[[], None], Callable[[], bool]] | None = None
 # (otrace._frames: capture_exception's usual root, (values, trc), in one call, or None)
 exc_root: Callable[..., tuple | None] | None = None
 
@@ -59,6 +61,8 @@ if os.environ.get("OTRACE_PURE") != "1":
         freeze_value = getattr(_c, "freeze_value", None)
         freeze_entries = getattr(_c, "freeze_entries", None)
         bind = getattr(_c, "bind", None)
+        if hasattr(_c, "enter"):
+            recording_flag = (_c.enter, _c.leave, _c.recording)
     try:
         trace_ids = importlib.import_module("otrace._trace_ids")
     except ImportError:  # not built

@@ -44,30 +44,28 @@ from typing import Any
 from otrace.contexts.frames import hide_code
 from otrace.tracing import handlers, instrument
 from otrace.tracing.engine import Site
-from otrace.tracing.instrument import _busy, busy, record_exception
+from otrace.tracing.instrument import busy, enter, leave, record_exception
 from otrace.tracing.wrapper_inline import inner_codes, retuner, value_retuner
 
 
 # What the wrappers call: the handlers, skipped while this thread records (a traced function
 # called by recording runs untraced), exceptions through instrument.py's leave filter.
 def on_call(site: Site, spec: Any, args: tuple, kwargs: dict) -> Any:
-    if busy():
+    if not enter():
         return None
-    _busy.on = True
     try:
         return handlers.on_call(site, spec, args, kwargs, sys._getframe(1))
     finally:
-        _busy.on = False
+        leave()
 
 
 def on_return(call: Any, result: Any) -> Any:
-    if busy():
+    if not enter():
         return None
-    _busy.on = True
     try:
         return handlers.on_return(call, result)
     finally:
-        _busy.on = False
+        leave()
 
 
 def on_late_return(site: Site, spec: Any, args: tuple, kwargs: dict, result: Any) -> Any:
