@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <string.h>
 
 /* Module state: the start of object.__repr__'s text ("<module.Qualname object at ") for a
    few classes seen lately, each with the __module__ and __qualname__ it was made from --
@@ -25,7 +26,7 @@
    with the same two, would make the same text).  The class itself is not held. */
 #define SEEN 8
 typedef struct {
-    PyObject *s_module, *s_eq, *s_comma, *s_empty; /* (args_text's pieces) */
+    PyObject *s_module;
     struct {
         PyTypeObject *type;
         PyObject *mod, *qual, *prefix;
@@ -37,10 +38,7 @@ exec_module(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     st->s_module = PyUnicode_InternFromString("__module__");
-    st->s_eq = PyUnicode_InternFromString("=");
-    st->s_comma = PyUnicode_InternFromString(", ");
-    st->s_empty = PyUnicode_New(0, 0);
-    return st->s_module && st->s_eq && st->s_comma && st->s_empty ? 0 : -1;
+    return st->s_module != NULL ? 0 : -1;
 }
 
 static int
@@ -48,9 +46,6 @@ clear(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     Py_CLEAR(st->s_module);
-    Py_CLEAR(st->s_eq);
-    Py_CLEAR(st->s_comma);
-    Py_CLEAR(st->s_empty);
     for (int i = 0; i < SEEN; i++) {
         st->seen[i].type = NULL;
         Py_CLEAR(st->seen[i].mod);
@@ -158,11 +153,32 @@ fail:
    "<big int>", "<list of 4>", "..." for the eleventh item or past the budget, and every
    type but exact str, int, float, bool, None, list, tuple and dict.  (_brief's shortcut for
    short strings and tiny scalars in a container gives what _brief itself would.) */
+/* repr(s) of an exact str: made here for printable ASCII without quotes or backslashes
+   (the usual name or word: repr's own scan and escaping are for the rest) */
+static PyObject *
+str_repr(PyObject *s)
+{
+    if (!PyUnicode_IS_ASCII(s))
+        return PyObject_Repr(s);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    const unsigned char *data = PyUnicode_1BYTE_DATA(s);
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (data[i] < 0x20 || data[i] == 0x7f || data[i] == '\\' || data[i] == '\'')
+            return PyObject_Repr(s);
+    PyObject *out = PyUnicode_New(len + 2, 127);
+    if (out == NULL)
+        return NULL;
+    unsigned char *to = PyUnicode_1BYTE_DATA(out);
+    to[0] = to[len + 1] = '\'';
+    memcpy(to + 1, data, len);
+    return out;
+}
+
 static PyObject *
 plain(PyObject *obj, Py_ssize_t budget, int depth)
 {
     if (PyUnicode_CheckExact(obj))
-        return PyUnicode_GET_LENGTH(obj) <= budget ? PyObject_Repr(obj) : NULL;
+        return PyUnicode_GET_LENGTH(obj) <= budget ? str_repr(obj) : NULL;
     if (PyLong_CheckExact(obj)) {
         int overflow;
         (void)PyLong_AsLongLongAndOverflow(obj, &overflow); /* (an exact int: no __index__) */
@@ -442,11 +458,26 @@ value_text(State *st, PyObject *value, PyObject *brief)
     return PyObject_CallFunction(brief, "Oi", value, 200);
 }
 
+/* Copy ``piece`` into ``out`` at ``at`` (out is wide enough: its maxchar covers it) */
+static void
+put(PyObject *out, Py_ssize_t at, PyObject *piece)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(piece);
+    int kind = PyUnicode_KIND(out);
+    if (PyUnicode_KIND(piece) == kind) /* (the usual: both ASCII or Latin-1) */
+        memcpy((char *)PyUnicode_DATA(out) + at * kind, PyUnicode_DATA(piece), len * kind);
+    else
+        for (Py_ssize_t i = 0; i < len; i++)
+            PyUnicode_WRITE(kind, PyUnicode_DATA(out), at + i, PyUnicode_READ_CHAR(piece, i));
+}
+
+#define ARGS_MAX 32
+
 /* args_text(varargs, bound, brief) -> str | None: handlers.args_text -- "name=value, ..."
    of a call's arguments (``bound``, an exact dict; the ``*args`` parameter ``varargs``, or
-   None, shown without its name, and left out when empty).  None: not one to do here.  The
-   pieces are joined once at the end (formatting each "name=value" costs more than its
-   text). */
+   None, shown without its name, and left out when empty).  None: not one to do here (a
+   name that is no str, *args no tuple, more than ARGS_MAX arguments).  Each value's text
+   is made first, then the whole text at its size in one piece. */
 static PyObject *
 args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -457,17 +488,16 @@ args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *varargs = args[0], *bound = args[1], *brief = args[2];
     State *st = PyModule_GetState(module);
-    PyObject *pieces = PyList_New(0), *eq = st->s_eq, *comma = st->s_comma;
-    PyObject *key, *value, *text = NULL, *empty = st->s_empty;
-    Py_ssize_t pos = 0;
-    if (pieces == NULL || eq == NULL || comma == NULL)
-        goto done;
+    PyObject *names[ARGS_MAX], *shown[ARGS_MAX], *key, *value, *text = NULL;
+    Py_ssize_t n = 0, pos = 0, length = 0;
+    Py_UCS4 maxchar = 127;
     /* (the dict is the call's own; a finalizer run while a text is made could still change
        it: each key and value is held meanwhile, and PyDict_Next reads the table as it is) */
     while (PyDict_Next(bound, &pos, &key, &value)) {
         int star = PyUnicode_CheckExact(key) && varargs != Py_None &&
                    PyUnicode_Compare(key, varargs) == 0;
-        if (!PyUnicode_CheckExact(key) || (star && !PyTuple_CheckExact(value))) {
+        if (!PyUnicode_CheckExact(key) || (star && !PyTuple_CheckExact(value)) ||
+            n == ARGS_MAX) {
             text = Py_NewRef(Py_None); /* (a name that is no str, *args no tuple: Python) */
             goto done;
         }
@@ -475,22 +505,55 @@ args_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue; /* (an empty *args: left out) */
         Py_INCREF(key);
         Py_INCREF(value);
-        PyObject *shown =
-            star ? PyObject_CallFunction(brief, "Oi", value, 200)
-                 : value_text(PyModule_GetState(module), value, brief);
-        int bad = shown == NULL ||
-                  (PyList_GET_SIZE(pieces) > 0 && PyList_Append(pieces, comma) < 0) ||
-                  (!star && (PyList_Append(pieces, key) < 0 || PyList_Append(pieces, eq) < 0)) ||
-                  PyList_Append(pieces, shown) < 0;
-        Py_XDECREF(shown);
-        Py_DECREF(key);
+        PyObject *one = star ? PyObject_CallFunction(brief, "Oi", value, 200)
+                             : value_text(st, value, brief);
         Py_DECREF(value);
-        if (bad)
+        if (one != NULL && !PyUnicode_Check(one)) {
+            Py_SETREF(one, NULL);
+            PyErr_SetString(PyExc_TypeError, "args_text(): brief gave no str");
+        }
+        if (one == NULL) {
+            Py_DECREF(key);
             goto done;
+        }
+        names[n] = star ? NULL : key; /* (held: released below) */
+        if (star)
+            Py_DECREF(key);
+        shown[n++] = one;
+        length += (n > 1 ? 2 : 0) + PyUnicode_GET_LENGTH(one);
+        if (PyUnicode_MAX_CHAR_VALUE(one) > maxchar)
+            maxchar = PyUnicode_MAX_CHAR_VALUE(one);
+        if (!star) {
+            length += PyUnicode_GET_LENGTH(key) + 1;
+            if (PyUnicode_MAX_CHAR_VALUE(key) > maxchar)
+                maxchar = PyUnicode_MAX_CHAR_VALUE(key);
+        }
     }
-    text = PyUnicode_Join(empty, pieces);
+    text = PyUnicode_New(length, maxchar);
+    if (text == NULL)
+        goto done;
+    Py_ssize_t at = 0;
+    int kind = PyUnicode_KIND(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0) {
+            PyUnicode_WRITE(kind, PyUnicode_DATA(text), at++, ',');
+            PyUnicode_WRITE(kind, PyUnicode_DATA(text), at++, ' ');
+        }
+        if (names[i] != NULL) {
+            put(text, at, names[i]);
+            at += PyUnicode_GET_LENGTH(names[i]);
+            PyUnicode_WRITE(kind, PyUnicode_DATA(text), at++, '=');
+        }
+        put(text, at, shown[i]);
+        at += PyUnicode_GET_LENGTH(shown[i]);
+    }
+    assert(at == length);
 done:
-    Py_XDECREF(pieces);
+    while (n > 0) {
+        n--;
+        Py_XDECREF(names[n]);
+        Py_DECREF(shown[n]);
+    }
     return text;
 }
 

@@ -551,6 +551,19 @@ def test_args_text_leaves_odd_calls_to_python(c) -> None:
         c.args_text(None, Dict(a=1), safe.brief)
     with pytest.raises(TypeError):
         c.args_text(None, {})
+    many = {f"a{i}": i for i in range(33)}  # more than C makes at once: Python's text
+    assert c.args_text(None, many, safe.brief) is None
+    assert c.args_text(None, dict(list(many.items())[:32]), safe.brief) == ", ".join(
+        f"a{i}={i}" for i in range(32)
+    )
+
+
+def test_args_text_wide_and_mixed_characters(c) -> None:
+    bound = {"é": "x", "a": "\u20ac", "b": ["\U0001f600", "it's", "a\\b"], "ü": 1}
+    assert c.args_text(None, bound, safe.brief) == pure_args_text(None, bound)
+    assert c.args_text("rest", {"rest": ("\u20ac",), "k": "é"}, safe.brief) == pure_args_text(
+        "rest", {"rest": ("\u20ac",), "k": "é"}
+    )
 
 
 def test_args_text_used_by_handlers(c) -> None:
