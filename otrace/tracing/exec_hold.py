@@ -54,31 +54,32 @@ class ExecHold:
     def __init__(self, announce: Callable[[str], None]) -> None:
         self._announce = announce
         self._cond = threading.Condition(threading.Lock())
-        self._holds: list[_Hold] = []  # read without the lock on the traced threads' fast path
+        self.holds: list[_Hold] = []  # (replaced whole under the lock; read without it: see admit)
         self.skipped = 0  # traced calls that ran untraced because of a hold, in all
         with _all_lock:
             _all.add(self)
 
     @property
     def active(self) -> bool:
-        return bool(self._holds)
+        return bool(self.holds)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Pause trace recording on other threads while the block runs (bounded for them)."""
         mine = _Hold(threading.get_ident())
         with self._cond:
-            self._holds = [*self._holds, mine]
+            self.holds = [*self.holds, mine]
         try:
             yield
         finally:
             self._end([mine])
 
     def admit(self) -> bool:
-        """On a traced thread: True to record this call, False to run it untraced.
+        """On a traced thread: True to record this call, False to run it untraced.  Callers
+        on the hot path test ``holds`` first (empty: True, without this call).
 
         Waits at most :data:`WAIT` (once per hold) for holds of other threads to end."""
-        holds = self._holds
+        holds = self.holds
         if not holds:
             return True
         me = threading.get_ident()
@@ -92,7 +93,7 @@ class ExecHold:
             return False
         try:
             while True:
-                others = [h for h in self._holds if h.thread != me]
+                others = [h for h in self.holds if h.thread != me]
                 if not others:
                     return True
                 left = deadline - time.monotonic()
@@ -109,14 +110,14 @@ class ExecHold:
     def release_thread(self, thread: int) -> None:
         """End the holds of ``thread`` now (its command was abandoned).  Any thread."""
         with self._cond:
-            gone = [h for h in self._holds if h.thread == thread]
+            gone = [h for h in self.holds if h.thread == thread]
         if gone:
             self._end(gone)
 
     def _end(self, gone: list[_Hold]) -> None:
         with self._cond:
-            present = [h for h in gone if h in self._holds]
-            self._holds = [h for h in self._holds if h not in gone]
+            present = [h for h in gone if h in self.holds]
+            self.holds = [h for h in self.holds if h not in gone]
             self._cond.notify_all()
         skipped = sum(h.skipped for h in present)
         if skipped:
@@ -134,7 +135,7 @@ def _after_fork_in_child() -> None:
     for hold in list(_all):
         hold._cond = threading.Condition(threading.Lock())
         me = threading.get_ident()
-        hold._holds = [h for h in hold._holds if h.thread == me]
+        hold.holds = [h for h in hold.holds if h.thread == me]
 
 
 if hasattr(os, "register_at_fork"):

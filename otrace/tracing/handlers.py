@@ -253,7 +253,8 @@ def on_call(
 
     ``frame``: where the call stack shown starts (default: the frame calling this).
     """
-    if not site.tracer.exec_hold.admit():  # typed code runs under exec_lock: untraced
+    exec_hold = site.tracer.exec_hold
+    if exec_hold.holds and not exec_hold.admit():  # typed code runs under exec_lock: untraced
         return None
     try:
         call = Call(site, spec, args, kwargs, frame if frame is not None else sys._getframe(1))
@@ -271,7 +272,10 @@ def on_call(
         if label is None:
             _related(call)
             return None
-        if not spec.take():
+        if spec.count == 0 and spec.active:  # (take() of a spec without a count, inline)
+            spec.matches += 1
+            spec.traced += 1
+        elif not spec.take():
             return None
         _record(call, label)
         return call
@@ -290,7 +294,8 @@ def on_return(call: Call, result: Any) -> holds.Hold | None:
             if spec.log_return:
                 say(call.site, f"{ctx.id} return {brief(result, 500)}")
             return None
-        if not call.site.tracer.exec_hold.admit():  # typed code runs under exec_lock
+        exec_hold = call.site.tracer.exec_hold
+        if exec_hold.holds and not exec_hold.admit():  # typed code runs under exec_lock
             return None
         call.result, call.returned = result, True
         label = _evaluate(spec, spec.predicate, call) if spec.predicate is not None else None
@@ -317,7 +322,8 @@ def on_exception(
     ``caller`` defaults to the caller of the frame calling this function (a wrapper's).
     """
     tracer = site.tracer
-    if not tracer.exec_hold.admit():  # typed code runs under exec_lock: unrecorded
+    exec_hold = tracer.exec_hold
+    if exec_hold.holds and not exec_hold.admit():  # typed code runs under exec_lock: unrecorded
         return
     try:
         if caller is None:
