@@ -1,7 +1,7 @@
 """Where the traced thread's CPU goes beside the pickle writer, in ``pickle_store.py``'s
 rhythm where the writer keeps up (10 exception contexts, a 5 ms pause, a flush).
 
-    python benchmarks/pickle_wakeups.py [ROUNDS]      (default 9; run from the repo root)
+    python benchmarks/pickle_wakeups.py [ROUNDS [FRACTION]]   (default 9 1; from the repo root)
 
 Per group of 10 contexts, without and with ``pickle_file`` (rounds alternate, medians): the
 traced thread's CPU in the contexts, in the pause and in the flush, and its voluntary
@@ -9,7 +9,8 @@ context switches in each (``getrusage(RUSAGE_THREAD)``: a count, steadier than t
 on a shared machine).  Each wait and wake-up of a thread costs CPU of its own -- tens of
 microseconds on a virtual machine, where a 5 ms sleep alone costs about 40 us -- so a writer
 that still holds the GIL when the traced thread wakes, or a flush that waits, shows here as
-switches beyond the pause's one.
+switches beyond the pause's one.  FRACTION < 1 makes the writer pickle only that part of the
+contexts (the rest are skipped, not written): how the switches follow the writer's work.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import machine, on_thread  # noqa: E402
 from pickle_store import PAUSE, module  # noqa: E402
 
-from otrace.contexts import sqlite  # noqa: E402
+from otrace.contexts import sqlite, writer_thread  # noqa: E402
 from otrace.log import add_sink  # noqa: E402
 from otrace.runtime import default  # noqa: E402
 from otrace.tracing import trace, unwrap_all  # noqa: E402
@@ -40,8 +41,26 @@ def switches() -> int:
     return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
 
 
+def lighten(fraction: float) -> None:
+    """Make the writer pickle only ``fraction`` of the contexts (the others give no row)."""
+    encode = writer_thread.BatchWriter._encode
+    owed = [0.0]
+
+    def some(self, snap):
+        owed[0] += fraction
+        if owed[0] < 1:
+            return None
+        owed[0] -= 1
+        return encode(self, snap)
+
+    writer_thread.BatchWriter._encode = some  # type: ignore[method-assign]
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    fraction = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    if fraction < 1:
+        lighten(fraction)
     params = default().params
     add_sink(lambda text: None)
     params.set("trace_handled", True)
@@ -88,6 +107,8 @@ def main() -> None:
                 path = cases[name]
                 seen[name].append(on_thread(lambda: groups(path)))  # noqa: B023 (run at once)
     print(machine())
+    if fraction < 1:
+        print(f"(the writer pickles {fraction:.0%} of the contexts)")
     print(f"\n== per group of 10 contexts ({rounds} rounds of {GROUPS} groups; medians)")
     print(f"{'case':18s} " + " ".join(f"{p + ' us':>12s}" for p in PHASES) + "  switches")
     med = {k: [statistics.median(v[i] for v in vs) for i in range(6)] for k, vs in seen.items()}
