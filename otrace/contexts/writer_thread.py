@@ -67,10 +67,15 @@ class _Tally:
 
 
 class _Flush:
+    """A flush's place in the queue: its lock, taken now, is released by the writer when
+    everything before it is written (one bare lock: an Event's Condition allocates a
+    second lock per wait and takes three)."""
+
     __slots__ = ("done",)
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 _STOP = object()
@@ -182,6 +187,9 @@ class BatchWriter:
         # appended to by program threads, emptied by the writer (both atomic: no lock); the
         # bound is checked before the append, so concurrent submits may pass it by a few
         self._queue: collections.deque[Any] = collections.deque()
+        # True from before the writer takes a batch off the queue until it is written (so an
+        # empty queue and False mean that all submitted so far is written; see flush)
+        self._busy = False
         self._nudge: queue.SimpleQueue[None] = queue.SimpleQueue()  # look now (see _PAUSE)
         _WRITERS.add(self)
         self._thread = threading.Thread(
@@ -246,10 +254,14 @@ class BatchWriter:
             return True  # forked, nothing submitted here yet
         if self._closed or not self._thread.is_alive():
             return not self._queue
+        if not self._queue and not self._busy:
+            # nothing queued, no batch under way: all written.  No round trip to the writer
+            # (each wait and wake-up of a thread costs tens of us of CPU on a virtual machine)
+            return True
         marker = _Flush()
         self._queue.append(marker)  # past the bound: a marker is tiny, and must not wait
         self._nudge.put(None)
-        return marker.done.wait(timeout)
+        return marker.done.acquire(timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to ``timeout``), then stop and disconnect."""
@@ -314,45 +326,59 @@ class BatchWriter:
                     pause = min(pause * 2, _PAUSE_IDLE)
                 continue
             pause = _PAUSE
-            items: list[Any] = []
-            take = waiting.popleft
-            while waiting and len(items) < self._batch_size:
-                items.append(take())
-            # wake-ups sent while the writer was busy are stale now (unlike an Event's,
-            # tokens add up: a busy writer would keep one per batch it took)
-            while nudge.qsize():
-                nudge.get_nowait()
-            rows: list[Row] = []
-            markers = []
-            ready = self.ready()
-            away = 0
-            for item in items:  # (pickled outside the I/O lock: a fork waits less)
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, _Flush):
-                    markers.append(item)
-                elif isinstance(item, Snapshot):
-                    if not ready:
-                        away += 1
-                        continue
-                    row = self._encode(item)
-                    if row is not None:
-                        rows.append(row)
-            if away:
-                self.count("failed", away)
-            if rows:
-                try:
-                    with self._io_lock:
-                        self.write_rows(rows)
-                except Exception as exc:  # never let the thread die
-                    self.count("failed", len(rows))
-                    self.report("write", f"cannot write: {one_line(exc)}")
-            for marker in markers:
-                marker.done.set()
+            self._busy = True
+            try:
+                stop, markers = self._batch()
+            finally:
+                self._busy = False
+            for marker in markers:  # (after _busy: a flush it wakes finds the writer idle)
+                marker.done.release()
         try:
             self.disconnect()
         except Exception:
             pass
+
+    def _batch(self) -> tuple[bool, list[_Flush]]:
+        """Write one batch off the queue (writer thread): whether it held the stop sign, and
+        the flushes it held."""
+        waiting, nudge, stop = self._queue, self._nudge, False
+        items: list[Any] = []
+        take = waiting.popleft
+        while waiting and len(items) < self._batch_size:
+            items.append(take())
+        # wake-ups sent while the writer was busy are stale now (unlike an Event's,
+        # tokens add up: a busy writer would keep one per batch it took)
+        while nudge.qsize():
+            nudge.get_nowait()
+        rows: list[Row] = []
+        markers: list[_Flush] = []
+        ready = self.ready()
+        away = 0
+        for item in items:  # (pickled outside the I/O lock: a fork waits less)
+            if item is _STOP:
+                stop = True
+            elif isinstance(item, _Flush):
+                markers.append(item)
+            elif isinstance(item, Snapshot):
+                if not ready:
+                    away += 1
+                    continue
+                row = self._encode(item)
+                if row is not None:
+                    rows.append(row)
+        if away:
+            self.count("failed", away)
+        if rows:
+            try:
+                with self._io_lock:
+                    self.write_rows(rows)
+            except Exception as exc:  # never let the thread die
+                self.count("failed", len(rows))
+                self.report("write", f"cannot write: {one_line(exc)}")
+        # the batch's snapshots (and the program frames they keep) go before a flush returns
+        items.clear()
+        rows.clear()
+        return stop, markers
 
     def _encode(self, snap: Snapshot) -> Row | None:
         try:
