@@ -147,12 +147,6 @@ fail:
     return NULL;
 }
 
-/* The text safe._brief(obj, budget, depth) makes, when it is also repr(obj); NULL (and no
-   error set) when it is not, or NULL with an error set.  It follows _brief step by step and
-   gives up wherever _brief would write something else than repr: a cut string ("'ab'..."),
-   "<big int>", "<list of 4>", "..." for the eleventh item or past the budget, and every
-   type but exact str, int, float, bool, None, list, tuple and dict.  (_brief's shortcut for
-   short strings and tiny scalars in a container gives what _brief itself would.) */
 /* repr(s) of an exact str: made here for printable ASCII without quotes or backslashes
    (the usual name or word: repr's own scan and escaping are for the rest) */
 static PyObject *
@@ -174,6 +168,12 @@ str_repr(PyObject *s)
     return out;
 }
 
+/* The text safe._brief(obj, budget, depth) makes, when it is also repr(obj); NULL (and no
+   error set) when it is not, or NULL with an error set.  It follows _brief step by step and
+   gives up wherever _brief would write something else than repr: a cut string ("'ab'..."),
+   "<big int>", "<list of 4>", "..." for the eleventh item or past the budget, and every
+   type but exact str, int, float, bool, None, list, tuple and dict.  (_brief's shortcut for
+   short strings and tiny scalars in a container gives what _brief itself would.) */
 static PyObject *
 plain(PyObject *obj, Py_ssize_t budget, int depth)
 {
