@@ -2,6 +2,7 @@
    directly.
 
    live_records(frame, codes, cache, context, slow) -> list of raw records
+   local_names(code) -> tuple                 the names of a record's values (code_info)
    walk(frame) -> (codes, lastis) or None     a call context's stack walk
    frame_values(frame) -> dict or None        one frame's variables (capture._root)
    exc_line(exc, static, limit) -> str or None  safe.exc_line of the usual exception
@@ -11,7 +12,7 @@
    ``frame.f_locals`` that costs, before 3.13, a dict built and cached on each frame (and
    emptied again: see frames.frame_locals), after, a FrameLocalsProxy and its pairs; here a
    function frame's variables are read from the interpreter's own frame into a tuple of
-   values beside the code's tuple of names (see copy_variables), and nothing is left behind
+   values, in the order of the code's names (see copy_variables), and nothing is left behind
    in the frame.
 
    This reads CPython's internal frame layout (``_PyInterpreterFrame``), which differs
@@ -130,13 +131,13 @@ typedef struct {
         *k_argvalues;
 } State;
 
-/* A running function frame's variables as f_locals shows them, kept as a pair (names,
-   values): the code's own tuple of names, and a new tuple of their values, ``unbound``
-   where f_locals shows no name (unbound, deleted, an empty cell).  One tuple instead of a
-   dict: a third of the instructions to make and to free (lazy.variables makes the dict
-   when read).  NULL without an error set when this frame is not one to read here.  Nothing
-   here allocates after the frame is read (the tuple is made first), so the frame cannot
-   change while it is read. */
+/* A running function frame's variables as f_locals shows them: a new tuple of the values of
+   the code's names (co_localsplusnames, in that order), ``unbound`` where f_locals shows no
+   name (unbound, deleted, an empty cell).  One tuple instead of a dict: a third of the
+   instructions to make and to free (lazy.variables makes the dict when read, with the names
+   from the record's code information, see walk_code).  NULL without an error set when this
+   frame is not one to read here.  Nothing here allocates after the frame is read (the tuple
+   is made first), so the frame cannot change while it is read. */
 static PyObject *
 copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
 {
@@ -171,14 +172,7 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
             value = PyCell_GET(value);
         PyTuple_SET_ITEM(values, i, Py_NewRef(value != NULL ? value : unbound));
     }
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
-        Py_DECREF(values);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, Py_NewRef(code->co_localsplusnames));
-    PyTuple_SET_ITEM(pair, 1, values);
-    return pair;
+    return values;
 no:
     /* (the items not yet set are NULL: tuple's dealloc skips them) */
     Py_DECREF(values);
@@ -227,6 +221,11 @@ walk_code(Walk *w, PyCodeObject *code, PyObject *codes, PyObject *cache, long co
     w->cinfo = Py_NewRef(cinfo);
     if (PyTuple_GET_ITEM(cinfo, 4) == Py_False) /* (shown) */
         w->plain = PyTuple_GET_ITEM(cinfo, 3) == Py_True ? 1 : 2;
+    /* a function's values are read with the names its code information gives (see
+       frames.code_info): only when those are the code's own */
+    if (w->plain == 1 && (PyTuple_GET_SIZE(cinfo) < 7 ||
+                          PyTuple_GET_ITEM(cinfo, 6) != code->co_localsplusnames))
+        w->plain = 0;
     if (context > 0) {
         PyObject *filename = PyTuple_GET_ITEM(cinfo, 1);
         if (!PyUnicode_CheckExact(filename)) /* (a str subclass's __eq__: not here) */
@@ -348,6 +347,18 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *values_dict(State *st, PyFrameObject *f);
 
+/* local_names(code) -> tuple: the names of the values copy_variables reads from a frame of
+   ``code``, in that order (frames.code_info keeps them with the code's other facts). */
+static PyObject *
+local_names(PyObject *module, PyObject *arg)
+{
+    if (!PyCode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "local_names() takes a code object");
+        return NULL;
+    }
+    return Py_NewRef(((PyCodeObject *)arg)->co_localsplusnames);
+}
+
 /* frame_values(frame) -> dict or None: frames.frame_locals(frame) for a function frame read
    here (see copy_variables) -- a new dict of its variables, made without filling the frame's
    cached dict (before 3.13) or a FrameLocalsProxy (after); None for any other frame (then
@@ -371,13 +382,14 @@ static PyObject *
 values_dict(State *st, PyFrameObject *f)
 {
     PyCodeObject *code = PyFrame_GetCode(f);
-    PyObject *pair = NULL;
+    PyObject *values = NULL;
     if (code->co_flags & CO_OPTIMIZED) /* (else any mapping: Python's namespace_copy) */
-        pair = copy_variables(f, code, st->unbound);
-    Py_DECREF(code);
-    if (pair == NULL)
+        values = copy_variables(f, code, st->unbound);
+    if (values == NULL) {
+        Py_DECREF(code);
         return NULL;
-    PyObject *names = PyTuple_GET_ITEM(pair, 0), *values = PyTuple_GET_ITEM(pair, 1);
+    }
+    PyObject *names = code->co_localsplusnames; /* (the code, held, holds them) */
     Py_ssize_t n = PyTuple_GET_SIZE(values);
     PyObject *out = _PyDict_NewPresized(n);
     /* (the names are the code's own exact strs: storing them runs no program code) */
@@ -386,7 +398,8 @@ values_dict(State *st, PyFrameObject *f)
         if (value != st->unbound && PyDict_SetItem(out, PyTuple_GET_ITEM(names, i), value) < 0)
             Py_CLEAR(out);
     }
-    Py_DECREF(pair);
+    Py_DECREF(values);
+    Py_DECREF(code);
     return out;
 }
 
@@ -693,6 +706,8 @@ static PyMethodDef methods[] = {
     {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
      "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> "
      "capture_exception's usual (values, trc), or None"},
+    {"local_names", local_names, METH_O,
+     "local_names(code) -> the names of a frame's values in live_records' records"},
     {"frame_values", frame_values, METH_O,
      "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
     {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,

@@ -589,22 +589,20 @@ loc_holds(PyObject *loc, watching *w)
             r = watched_item(PyTuple_GET_ITEM(pair, 1), w);
         }
     }
-    else if (PyTuple_CheckExact(loc) && PyTuple_GET_SIZE(loc) == 2 &&
-             PyTuple_CheckExact(PyTuple_GET_ITEM(loc, 1))) {
-        PyObject *values = PyTuple_GET_ITEM(loc, 1);
-        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(values); i++)
-            r = watched_item(PyTuple_GET_ITEM(values, i), w);
+    else if (PyTuple_CheckExact(loc)) { /* (the values of the code's names: see lazy.Raw) */
+        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(loc); i++)
+            r = watched_item(PyTuple_GET_ITEM(loc, i), w);
     }
     else {
         PyErr_SetString(PyExc_TypeError,
-                        "a frame's variables are a dict, a list of pairs or (names, values)");
+                        "a frame's variables are a dict, a list of pairs or a tuple of values");
         return -1;
     }
     return r;
 }
 
 /* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
-   dict, a list of (name, value) pairs, or (names, values)) hold a value whose class is in
+   dict, a list of (name, value) pairs, or a tuple of values) hold a value whose class is in
    the frozenset watch, other than tuple, or a tuple holding one?  frames_holding's scan of
    one frame. */
 static PyObject *

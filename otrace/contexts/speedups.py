@@ -3,8 +3,8 @@
 
 ``walk``, ``plain_repr``, ``holds_watched``, ``args_text``, ``bind``, ``frames_holding``,
 ``freeze_value`` and ``freeze_entries`` are the first's functions, ``live_records``,
-``exc_root``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its ``walk``) the
-second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
+``exc_root``, ``frame_values``, ``exc_line``, ``local_names`` and ``frames_walk`` (its
+``walk``) the second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
 filing), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
@@ -43,6 +43,8 @@ frame_values: Callable[[FrameType], dict[str, Any] | None] | None = None
 exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = None
 # (otrace._frames: capture_exception's usual root, (values, trc), in one call, or None)
 exc_root: Callable[..., tuple | None] | None = None
+# (otrace._frames: the names of the values live_records reads from a frame of a code)
+local_names: Callable[[CodeType], tuple[str, ...]] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -69,5 +71,6 @@ if os.environ.get("OTRACE_PURE") != "1":
         # (getattr: a module built from an older source has not got them)
         frame_values = getattr(_f, "frame_values", None)
         exc_line, exc_root = getattr(_f, "exc_line", None), getattr(_f, "exc_root", None)
+        local_names = getattr(_f, "local_names", None)
     except ImportError:  # not built, or built for another release of CPython
         pass
