@@ -630,6 +630,28 @@ done:
     return out;
 }
 
+/* ``name + ": " + text`` of two exact strs, as PyUnicode_FromFormat("%U: %U") makes it, at
+   about a fifth of its instructions (no format to parse, no writer growing a buffer). */
+static PyObject *
+name_and_text(PyObject *name, PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(name), t = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 most = PyUnicode_MAX_CHAR_VALUE(name), of_text = PyUnicode_MAX_CHAR_VALUE(text);
+    PyObject *out = PyUnicode_New(n + 2 + t, most > of_text ? most : of_text);
+    if (out == NULL)
+        return NULL;
+    int kind = PyUnicode_KIND(out);
+    void *data = PyUnicode_DATA(out);
+    PyUnicode_WRITE(kind, data, n, ':');
+    PyUnicode_WRITE(kind, data, n + 1, ' ');
+    if (PyUnicode_CopyCharacters(out, 0, name, 0, n) < 0 ||
+        PyUnicode_CopyCharacters(out, n + 2, text, 0, t) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* exc_line(exc, static, limit) -> str or None: safe.exc_line's usual case in one call -- an
    exception of one of the interpreter's static classes (``static``: safe._STATIC_EXC, {id:
    name}) whose arguments are all of the plain types, whose own str() is then the
@@ -682,7 +704,7 @@ exc_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyUnicode_GET_LENGTH(text) == 0)
         line = Py_NewRef(name);
     else
-        line = PyUnicode_FromFormat("%U: %U", name, text);
+        line = name_and_text(name, text);
     Py_DECREF(text);
     Py_DECREF(name);
     if (line == NULL || PyUnicode_GET_LENGTH(line) <= limit)
