@@ -6,6 +6,7 @@
    args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
    bind(plan, args, kwargs, empty)   handlers._quick_bind: a call's arguments by name
    frames_holding, freeze_value, freeze_entries   the pickle_file freeze (freeze.py)
+   new_text(cls, render, args, safe)  lazytext.lazy_text: a text rendered when read
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
    chooses; OTRACE_PURE=1 turns this module off).  Only the public C API, so one source
@@ -25,6 +26,7 @@
 #define SEEN 8
 typedef struct {
     PyObject *s_module, *s_eq, *s_comma, *s_empty; /* (args_text's pieces) */
+    PyObject *s_job, *s_text;                      /* (new_text's attributes) */
     struct {
         PyTypeObject *type;
         PyObject *mod, *qual, *prefix;
@@ -39,7 +41,11 @@ exec_module(PyObject *module)
     st->s_eq = PyUnicode_InternFromString("=");
     st->s_comma = PyUnicode_InternFromString(", ");
     st->s_empty = PyUnicode_New(0, 0);
-    return st->s_module && st->s_eq && st->s_comma && st->s_empty ? 0 : -1;
+    st->s_job = PyUnicode_InternFromString("_job");
+    st->s_text = PyUnicode_InternFromString("_text");
+    return st->s_module && st->s_eq && st->s_comma && st->s_empty && st->s_job && st->s_text
+               ? 0
+               : -1;
 }
 
 static int
@@ -50,6 +56,8 @@ clear(PyObject *module)
     Py_CLEAR(st->s_eq);
     Py_CLEAR(st->s_comma);
     Py_CLEAR(st->s_empty);
+    Py_CLEAR(st->s_job);
+    Py_CLEAR(st->s_text);
     for (int i = 0; i < SEEN; i++) {
         st->seen[i].type = NULL;
         Py_CLEAR(st->seen[i].mod);
@@ -1000,6 +1008,42 @@ fail:
     return NULL;
 }
 
+/* -- lazytext.lazy_text ------------------------------------------------------------------ */
+
+/* new_text(cls, render, args[, safe]) -> lazytext.lazy_text(render, args, safe): a new
+   ``cls`` (LazyText) made as ``object.__new__(cls)`` makes it, with ``_job`` (render, args,
+   safe) and ``_text`` "" -- or None when ``cls`` is made or has its attributes set some
+   other way than object's (then Python does it).  A third of the instructions of the
+   Python function, most of them object.__new__'s checks of its arguments. */
+static PyObject *
+new_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || nargs > 4 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "new_text() takes a class, a callable, a tuple "
+                                         "and a callable or None");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    if (cls->tp_new != PyBaseObject_Type.tp_new ||
+        cls->tp_setattro != PyBaseObject_Type.tp_setattro)
+        Py_RETURN_NONE;
+    State *st = PyModule_GetState(module);
+    PyObject *job = PyTuple_New(3);
+    if (job == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(job, 0, Py_NewRef(args[1]));
+    PyTuple_SET_ITEM(job, 1, Py_NewRef(args[2]));
+    PyTuple_SET_ITEM(job, 2, Py_NewRef(nargs == 4 ? args[3] : Py_None));
+    PyObject *empty = PyTuple_New(0);
+    PyObject *out = empty == NULL ? NULL : cls->tp_new(cls, empty, NULL);
+    Py_XDECREF(empty);
+    if (out != NULL && (PyObject_SetAttr(out, st->s_job, job) < 0 ||
+                        PyObject_SetAttr(out, st->s_text, st->s_empty) < 0))
+        Py_CLEAR(out);
+    Py_DECREF(job);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
      "bind(plan, args, kwargs, empty) -> the arguments by name, or None (the general binder)"},
@@ -1014,6 +1058,8 @@ static PyMethodDef methods[] = {
      "frames_holding(raws, watch) -> indices of the raw records holding a watched value"},
     {"freeze_value", (PyCFunction)(void (*)(void))freeze_value, METH_FASTCALL,
      "freeze_value(how, obj, depth, limits, memo) -> freeze._freeze's copy"},
+    {"new_text", (PyCFunction)(void (*)(void))new_text, METH_FASTCALL,
+     "new_text(cls, render, args[, safe]) -> lazytext.lazy_text's text, or None"},
     {"freeze_entries", (PyCFunction)(void (*)(void))freeze_entries, METH_FASTCALL,
      "freeze_entries(how, d, skip, limits, memo) -> freeze._py_trc_copy's copy, or None"},
     {NULL, NULL, 0, NULL},

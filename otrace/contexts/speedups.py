@@ -2,7 +2,7 @@
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
 ``walk``, ``plain_repr``, ``holds_watched``, ``args_text``, ``bind``, ``frames_holding``,
-``freeze_value`` and ``freeze_entries`` are the first's functions, ``live_records``,
+``freeze_value``, ``freeze_entries`` and ``new_text`` are the first's functions, ``live_records``,
 ``exc_root``, ``frame_values``, ``exc_line``, ``local_names`` and ``frames_walk`` (its
 ``walk``) the second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
 filing), or None: without a compiler at install time an extension is not
@@ -29,6 +29,8 @@ bind: Callable[[tuple, tuple, dict, object], dict | None] | None = None
 frames_holding: Callable[[list, frozenset], list[int] | None] | None = None
 freeze_value: Callable[..., Any] | None = None
 freeze_entries: Callable[..., dict] | None = None
+# (lazytext.lazy_text's text made in one call, or None: see lazytext)
+new_text: Callable[..., Any] | None = None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
@@ -60,6 +62,7 @@ if os.environ.get("OTRACE_PURE") != "1":
         frames_holding = getattr(_c, "frames_holding", None)
         freeze_value = getattr(_c, "freeze_value", None)
         freeze_entries = getattr(_c, "freeze_entries", None)
+        new_text = getattr(_c, "new_text", None)
         bind = getattr(_c, "bind", None)
     try:
         trace_ids = importlib.import_module("otrace._trace_ids")
