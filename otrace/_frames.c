@@ -2,6 +2,7 @@
    directly.
 
    live_records(frame, codes, cache, context, slow) -> list of raw records
+   local_names(code) -> tuple                 the names of a record's values (code_info)
    walk(frame) -> (codes, lastis) or None     a call context's stack walk
    frame_values(frame) -> dict or None        one frame's variables (capture._root)
    exc_line(exc, static, limit) -> str or None  safe.exc_line of the usual exception
@@ -11,7 +12,7 @@
    ``frame.f_locals`` that costs, before 3.13, a dict built and cached on each frame (and
    emptied again: see frames.frame_locals), after, a FrameLocalsProxy and its pairs; here a
    function frame's variables are read from the interpreter's own frame into a tuple of
-   values beside the code's tuple of names (see copy_variables), and nothing is left behind
+   values, in the order of the code's names (see copy_variables), and nothing is left behind
    in the frame.
 
    This reads CPython's internal frame layout (``_PyInterpreterFrame``), which differs
@@ -140,13 +141,13 @@ typedef struct {
         *k_argvalues;
 } State;
 
-/* A running function frame's variables as f_locals shows them, kept as a pair (names,
-   values): the code's own tuple of names, and a new tuple of their values, ``unbound``
-   where f_locals shows no name (unbound, deleted, an empty cell).  One tuple instead of a
-   dict: a third of the instructions to make and to free (lazy.variables makes the dict
-   when read).  NULL without an error set when this frame is not one to read here.  Nothing
-   here allocates after the frame is read (the tuple is made first), so the frame cannot
-   change while it is read. */
+/* A running function frame's variables as f_locals shows them: a new tuple of the values of
+   the code's names (co_localsplusnames, in that order), ``unbound`` where f_locals shows no
+   name (unbound, deleted, an empty cell).  One tuple instead of a dict: a third of the
+   instructions to make and to free (lazy.variables makes the dict when read, with the names
+   from the record's code information, see walk_code).  NULL without an error set when this
+   frame is not one to read here.  Nothing here allocates after the frame is read (the tuple
+   is made first), so the frame cannot change while it is read. */
 static PyObject *
 copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
 {
@@ -181,14 +182,7 @@ copy_variables(PyFrameObject *f, PyCodeObject *code, PyObject *unbound)
             value = PyCell_GET(value);
         PyTuple_SET_ITEM(values, i, Py_NewRef(value != NULL ? value : unbound));
     }
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
-        Py_DECREF(values);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, Py_NewRef(code->co_localsplusnames));
-    PyTuple_SET_ITEM(pair, 1, values);
-    return pair;
+    return values;
 no:
     /* (the items not yet set are NULL: tuple's dealloc skips them) */
     Py_DECREF(values);
@@ -237,6 +231,11 @@ walk_code(Walk *w, PyCodeObject *code, PyObject *codes, PyObject *cache, long co
     w->cinfo = Py_NewRef(cinfo);
     if (PyTuple_GET_ITEM(cinfo, 4) == Py_False) /* (shown) */
         w->plain = PyTuple_GET_ITEM(cinfo, 3) == Py_True ? 1 : 2;
+    /* a function's values are read with the names its code information gives (see
+       frames.code_info): only when those are the code's own */
+    if (w->plain == 1 && (PyTuple_GET_SIZE(cinfo) < 7 ||
+                          PyTuple_GET_ITEM(cinfo, 6) != code->co_localsplusnames))
+        w->plain = 0;
     if (context > 0) {
         PyObject *filename = PyTuple_GET_ITEM(cinfo, 1);
         if (!PyUnicode_CheckExact(filename)) /* (a str subclass's __eq__: not here) */
@@ -358,6 +357,18 @@ live_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *values_dict(State *st, PyFrameObject *f);
 
+/* local_names(code) -> tuple: the names of the values copy_variables reads from a frame of
+   ``code``, in that order (frames.code_info keeps them with the code's other facts). */
+static PyObject *
+local_names(PyObject *module, PyObject *arg)
+{
+    if (!PyCode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "local_names() takes a code object");
+        return NULL;
+    }
+    return Py_NewRef(((PyCodeObject *)arg)->co_localsplusnames);
+}
+
 /* frame_values(frame) -> dict or None: frames.frame_locals(frame) for a function frame read
    here (see copy_variables) -- a new dict of its variables, made without filling the frame's
    cached dict (before 3.13) or a FrameLocalsProxy (after); None for any other frame (then
@@ -381,13 +392,14 @@ static PyObject *
 values_dict(State *st, PyFrameObject *f)
 {
     PyCodeObject *code = PyFrame_GetCode(f);
-    PyObject *pair = NULL;
+    PyObject *values = NULL;
     if (code->co_flags & CO_OPTIMIZED) /* (else any mapping: Python's namespace_copy) */
-        pair = copy_variables(f, code, st->unbound);
-    Py_DECREF(code);
-    if (pair == NULL)
+        values = copy_variables(f, code, st->unbound);
+    if (values == NULL) {
+        Py_DECREF(code);
         return NULL;
-    PyObject *names = PyTuple_GET_ITEM(pair, 0), *values = PyTuple_GET_ITEM(pair, 1);
+    }
+    PyObject *names = code->co_localsplusnames; /* (the code, held, holds them) */
     Py_ssize_t n = PyTuple_GET_SIZE(values);
     PyObject *out = _PyDict_NewPresized(n);
     /* (the names are the code's own exact strs: storing them runs no program code) */
@@ -396,7 +408,8 @@ values_dict(State *st, PyFrameObject *f)
         if (value != st->unbound && PyDict_SetItem(out, PyTuple_GET_ITEM(names, i), value) < 0)
             Py_CLEAR(out);
     }
-    Py_DECREF(pair);
+    Py_DECREF(values);
+    Py_DECREF(code);
     return out;
 }
 
@@ -627,6 +640,35 @@ done:
     return out;
 }
 
+/* ``name + ": " + text`` of two exact strs, as PyUnicode_FromFormat("%U: %U") makes it, at
+   a fraction of its instructions (no format to parse, no writer growing a buffer). */
+static PyObject *
+name_and_text(PyObject *name, PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(name), t = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 most = PyUnicode_MAX_CHAR_VALUE(name), of_text = PyUnicode_MAX_CHAR_VALUE(text);
+    PyObject *out = PyUnicode_New(n + 2 + t, most > of_text ? most : of_text);
+    if (out == NULL)
+        return NULL;
+    int kind = PyUnicode_KIND(out);
+    char *data = PyUnicode_DATA(out);
+    PyUnicode_WRITE(kind, data, n, ':');
+    PyUnicode_WRITE(kind, data, n + 1, ' ');
+    /* (the usual: all three of one width, copied as bytes; else converted) */
+    if (PyUnicode_KIND(name) == kind)
+        memcpy(data, PyUnicode_DATA(name), (size_t)n * kind);
+    else if (PyUnicode_CopyCharacters(out, 0, name, 0, n) < 0)
+        goto fail;
+    if (PyUnicode_KIND(text) == kind)
+        memcpy(data + (n + 2) * kind, PyUnicode_DATA(text), (size_t)t * kind);
+    else if (PyUnicode_CopyCharacters(out, n + 2, text, 0, t) < 0)
+        goto fail;
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* exc_line(exc, static, limit) -> str or None: safe.exc_line's usual case in one call -- an
    exception of one of the interpreter's static classes (``static``: safe._STATIC_EXC, {id:
    name}) whose arguments are all of the plain types, whose own str() is then the
@@ -679,7 +721,7 @@ exc_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyUnicode_GET_LENGTH(text) == 0)
         line = Py_NewRef(name);
     else
-        line = PyUnicode_FromFormat("%U: %U", name, text);
+        line = name_and_text(name, text);
     Py_DECREF(text);
     Py_DECREF(name);
     if (line == NULL || PyUnicode_GET_LENGTH(line) <= limit)
@@ -703,6 +745,8 @@ static PyMethodDef methods[] = {
     {"exc_root", (PyCFunction)(void (*)(void))exc_root, METH_FASTCALL,
      "exc_root(tb, caller, codes, cache, context, slow, LazyFrame, LazyTrc, record) -> "
      "capture_exception's usual (values, trc), or None"},
+    {"local_names", local_names, METH_O,
+     "local_names(code) -> the names of a frame's values in live_records' records"},
     {"frame_values", frame_values, METH_O,
      "frame_values(frame) -> frames.frame_locals(frame) of a function frame, or None"},
     {"exc_line", (PyCFunction)(void (*)(void))exc_line, METH_FASTCALL,

@@ -6,6 +6,7 @@
    args_text(varargs, bound, brief)  handlers.args_text: a call's arguments as text
    bind(plan, args, kwargs, empty)   handlers._quick_bind: a call's arguments by name
    frames_holding, freeze_value, freeze_entries   the pickle_file freeze (freeze.py)
+   new_text(cls, render, args, safe)  lazytext.lazy_text: a text rendered when read
    enter(), leave(), recording()     instrument.py's flag "this thread is recording"
 
    Each gives exactly what its pure-Python counterpart gives (otrace/contexts/speedups.py
@@ -27,6 +28,7 @@
 #define SEEN 8
 typedef struct {
     PyObject *s_module;
+    PyObject *s_job, *s_text, *s_empty; /* (new_text's attributes, "") */
     struct {
         PyTypeObject *type;
         PyObject *mod, *qual, *prefix;
@@ -38,7 +40,10 @@ exec_module(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     st->s_module = PyUnicode_InternFromString("__module__");
-    return st->s_module != NULL ? 0 : -1;
+    st->s_job = PyUnicode_InternFromString("_job");
+    st->s_text = PyUnicode_InternFromString("_text");
+    st->s_empty = PyUnicode_New(0, 0);
+    return st->s_module && st->s_job && st->s_text && st->s_empty ? 0 : -1;
 }
 
 static int
@@ -46,6 +51,9 @@ clear(PyObject *module)
 {
     State *st = PyModule_GetState(module);
     Py_CLEAR(st->s_module);
+    Py_CLEAR(st->s_job);
+    Py_CLEAR(st->s_text);
+    Py_CLEAR(st->s_empty);
     for (int i = 0; i < SEEN; i++) {
         st->seen[i].type = NULL;
         Py_CLEAR(st->seen[i].mod);
@@ -653,22 +661,20 @@ loc_holds(PyObject *loc, watching *w)
             r = watched_item(PyTuple_GET_ITEM(pair, 1), w);
         }
     }
-    else if (PyTuple_CheckExact(loc) && PyTuple_GET_SIZE(loc) == 2 &&
-             PyTuple_CheckExact(PyTuple_GET_ITEM(loc, 1))) {
-        PyObject *values = PyTuple_GET_ITEM(loc, 1);
-        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(values); i++)
-            r = watched_item(PyTuple_GET_ITEM(values, i), w);
+    else if (PyTuple_CheckExact(loc)) { /* (the values of the code's names: see lazy.Raw) */
+        for (Py_ssize_t i = 0; r == 0 && i < PyTuple_GET_SIZE(loc); i++)
+            r = watched_item(PyTuple_GET_ITEM(loc, i), w);
     }
     else {
         PyErr_SetString(PyExc_TypeError,
-                        "a frame's variables are a dict, a list of pairs or (names, values)");
+                        "a frame's variables are a dict, a list of pairs or a tuple of values");
         return -1;
     }
     return r;
 }
 
 /* holds_watched(loc, watch) -> bool: freeze._holds_watched -- does a frame's variables (a
-   dict, a list of (name, value) pairs, or (names, values)) hold a value whose class is in
+   dict, a list of (name, value) pairs, or a tuple of values) hold a value whose class is in
    the frozenset watch, other than tuple, or a tuple holding one?  frames_holding's scan of
    one frame. */
 static PyObject *
@@ -1066,6 +1072,42 @@ fail:
     return NULL;
 }
 
+/* -- lazytext.lazy_text ------------------------------------------------------------------ */
+
+/* new_text(cls, render, args[, safe]) -> lazytext.lazy_text(render, args, safe): a new
+   ``cls`` (LazyText) made as ``object.__new__(cls)`` makes it, with ``_job`` (render, args,
+   safe) and ``_text`` "" -- or None when ``cls`` is made or has its attributes set some
+   other way than object's (then Python does it).  A third of the instructions of the
+   Python function, most of them object.__new__'s checks of its arguments. */
+static PyObject *
+new_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || nargs > 4 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "new_text() takes a class, a callable, a tuple "
+                                         "and a callable or None");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    if (cls->tp_new != PyBaseObject_Type.tp_new ||
+        cls->tp_setattro != PyBaseObject_Type.tp_setattro)
+        Py_RETURN_NONE;
+    State *st = PyModule_GetState(module);
+    PyObject *job = PyTuple_New(3);
+    if (job == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(job, 0, Py_NewRef(args[1]));
+    PyTuple_SET_ITEM(job, 1, Py_NewRef(args[2]));
+    PyTuple_SET_ITEM(job, 2, Py_NewRef(nargs == 4 ? args[3] : Py_None));
+    PyObject *empty = PyTuple_New(0);
+    PyObject *out = empty == NULL ? NULL : cls->tp_new(cls, empty, NULL);
+    Py_XDECREF(empty);
+    if (out != NULL && (PyObject_SetAttr(out, st->s_job, job) < 0 ||
+                        PyObject_SetAttr(out, st->s_text, st->s_empty) < 0))
+        Py_CLEAR(out);
+    Py_DECREF(job);
+    return out;
+}
+
 /* enter() -> bool: set this thread's "recording" flag; False (nothing set) when it was set
    already.  leave(): clear it.  recording() -> bool: is it set?  instrument.py's guard that
    runs a traced function called by otrace's own recording untraced.  A C thread-local: each
@@ -1113,6 +1155,8 @@ static PyMethodDef methods[] = {
      "frames_holding(raws, watch) -> indices of the raw records holding a watched value"},
     {"freeze_value", (PyCFunction)(void (*)(void))freeze_value, METH_FASTCALL,
      "freeze_value(how, obj, depth, limits, memo) -> freeze._freeze's copy"},
+    {"new_text", (PyCFunction)(void (*)(void))new_text, METH_FASTCALL,
+     "new_text(cls, render, args[, safe]) -> lazytext.lazy_text's text, or None"},
     {"freeze_entries", (PyCFunction)(void (*)(void))freeze_entries, METH_FASTCALL,
      "freeze_entries(how, d, skip, limits, memo) -> freeze._py_trc_copy's copy, or None"},
     {NULL, NULL, 0, NULL},

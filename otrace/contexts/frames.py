@@ -17,6 +17,7 @@ from types import CodeType, FrameType, TracebackType
 from typing import Any
 
 from otrace.contexts.safe import PLAIN_KEY_IDS, plain_key, safe_repr
+from otrace.contexts.speedups import local_names as _local_names
 
 # Code objects of otrace's own wrappers, hidden from captured stacks.  Process-wide like the
 # code objects themselves; only ever added to (a registry of constants, not runtime state).
@@ -44,9 +45,16 @@ def on_hide(forget: Callable[[], None]) -> None:
 # its bytecode and constants: slower than the rest of a frame's capture).  The entry keeps
 # the code alive, so its id cannot be reused while cached; bounded by clearing.
 # (code, filename, name, optimized, hidden: True / False / None = ask its __tracebackhide__,
-#  its arguments' names as arg_names gives them, with a tuple for the list)
+#  its arguments' names as arg_names gives them, with a tuple for the list, the names of the
+#  values otrace._frames reads from its frames -- see lazy.Raw -- or None without that module)
 CodeInfo = tuple[
-    CodeType, str, str, bool, "bool | None", "tuple[tuple[str, ...], str | None, str | None]"
+    CodeType,
+    str,
+    str,
+    bool,
+    "bool | None",
+    "tuple[tuple[str, ...], str | None, str | None]",
+    "tuple[str, ...] | None",
 ]
 CODES: dict[int, CodeInfo] = {}
 CODES_MAX = 20_000
@@ -69,6 +77,7 @@ def code_info(code: CodeType) -> CodeInfo:
         bool(code.co_flags & CO_OPTIMIZED),
         hidden,
         (tuple(names), var, kw),
+        _local_names(code) if _local_names is not None else None,
     )
     CODES[id(code)] = info
     return info

@@ -347,7 +347,8 @@ def _raw_copies(raws: list[Raw], limits: Limits, memo: dict[int, Any]) -> dict[i
     plain = _PLAIN
     for i in found:
         copy = copies[i] = {}
-        for k, v in loc_items(raws[i][2]):
+        raw = raws[i]
+        for k, v in loc_items(raw[0], raw[2]):
             t = type(v)
             copy[k] = _freeze(v, 1, limits, memo) if type(t) is plain and t in watch else v
     return copies
@@ -372,7 +373,7 @@ def _holds_watched(loc: Any, watch: frozenset[type]) -> bool:
     plain loop: on 3.11 it beats ``map``/``itertools`` pipelines (measured)."""
     plain = _PLAIN
     kind = type(loc)
-    for v in map(_second, loc) if kind is list else loc[1] if kind is tuple else dict.values(loc):
+    for v in map(_second, loc) if kind is list else loc if kind is tuple else dict.values(loc):
         t = plain(v)  # (``type``, from a local)
         if plain(t) is plain and t in watch:
             if t is not tuple:

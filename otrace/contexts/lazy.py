@@ -56,12 +56,13 @@ from otrace.contexts.speedups import UNBOUND
 # field, the line number a search of the code's line table, done when built: see line_at), a
 # frame whose line is known (a traceback's) ``-1 - line``.  The variables are a dict, or
 # from 3.13 a function frame's list of (name, value) pairs (see frames.PAIRS): read them
-# through :func:`variables`; or, made by the C loop (otrace/_frames.c), a pair (the code's
-# names, a tuple of their values) where a value :data:`UNBOUND` stands for a name not shown.
+# through :func:`variables`; or, made by the C loop (otrace/_frames.c), a tuple of the
+# values of the names in the code info's last item (no tuple of names per frame: the code's
+# own), where a value :data:`UNBOUND` stands for a name not shown.
 Raw = tuple[
     tuple,
     int,
-    "dict[str, Any] | list[tuple[str, Any]] | tuple[tuple[str, ...], tuple] | None",
+    "dict[str, Any] | list[tuple[str, Any]] | tuple[Any, ...] | None",
     Any,
     Any,
 ]
@@ -98,20 +99,22 @@ _LINES: dict[tuple[int, int], tuple[CodeType, int]] = {}
 
 def variables(raw: Raw) -> dict[str, Any]:
     """A raw record's variables as a dict (a new one unless kept as one; empty if none)."""
-    return loc_dict(raw[2]) or {}
+    return loc_dict(raw[0], raw[2]) or {}
 
 
-def loc_dict(loc: Any) -> Any:
-    """Variables kept in any of a raw record's forms (see :data:`Raw`) as a dict, or None."""
-    return loc if loc is None or type(loc) is dict else dict(loc_items(loc))
+def loc_dict(cinfo: tuple, loc: Any) -> Any:
+    """Variables kept in any of a raw record's forms (see :data:`Raw`; ``cinfo``: the
+    record's code info) as a dict, or None."""
+    return loc if loc is None or type(loc) is dict else dict(loc_items(cinfo, loc))
 
 
-def loc_items(loc: Any) -> Any:
-    """(name, value) of variables kept in any of a raw record's forms (not None): a list, or
-    a dict's items listed -- a finished frame's dict is the program's to change meanwhile."""
+def loc_items(cinfo: tuple, loc: Any) -> Any:
+    """(name, value) of variables kept in any of a raw record's forms (not None; ``cinfo``:
+    the record's code info): a list, or a dict's items listed -- a finished frame's dict is
+    the program's to change meanwhile."""
     kind = type(loc)
-    if kind is tuple:  # (names, values) from the C loop
-        return [(n, v) for n, v in zip(*loc, strict=True) if v is not UNBOUND]
+    if kind is tuple:  # the values of the code's names, from the C loop
+        return [(n, v) for n, v in zip(cinfo[6], loc, strict=True) if v is not UNBOUND]
     if kind is list:  # (capture's own list or dict: no program code runs)
         return loc
     return list(dict.items(loc))
@@ -397,7 +400,7 @@ def build(node: FrameContext) -> None:
     for cinfo, line, loc, module, entry in raws:
         filename, name, lineno = cinfo[1], cinfo[2], _lineno(cinfo, line)
         info = (filename, lineno, name, source_slice(filename, lineno, entry, context))
-        made.append((loc_dict(loc), {"frame": info, "funcname": name, "module": module}))
+        made.append((loc_dict(cinfo, loc), {"frame": info, "funcname": name, "module": module}))
     previous: FrameContext | None = None
     for loc, trc in made[:-1]:
         frame = _new_dict(FrameContext)

@@ -2,9 +2,9 @@
 :mod:`otrace._trace_ids`, when they are built and wanted.
 
 ``walk``, ``plain_repr``, ``holds_watched``, ``args_text``, ``bind``, ``frames_holding``,
-``freeze_value`` and ``freeze_entries`` are the first's functions, ``live_records``,
-``exc_root``, ``frame_values``, ``exc_line`` and ``frames_walk`` (its ``walk``) the
-second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
+``freeze_value``, ``freeze_entries`` and ``new_text`` are the first's functions, ``live_records``,
+``exc_root``, ``frame_values``, ``exc_line``, ``local_names`` and ``frames_walk`` (its
+``walk``) the second's, ``trace_ids`` the third (the trace id's clock, and a context's making and
 filing), or None: without a compiler at install time an extension is not
 built, ``otrace._frames`` does not load in another CPython release than it was built for, and
 ``OTRACE_PURE=1`` in the environment (read at import) turns them all off.  Either way
@@ -29,6 +29,8 @@ bind: Callable[[tuple, tuple, dict, object], dict | None] | None = None
 frames_holding: Callable[[list, frozenset], list[int] | None] | None = None
 freeze_value: Callable[..., Any] | None = None
 freeze_entries: Callable[..., dict] | None = None
+# (lazytext.lazy_text's text made in one call, or None: see lazytext)
+new_text: Callable[..., Any] | None = None
 live_records: Callable[..., list] | None = None
 # (otrace._frames.walk: walk's answer without frame objects, or None off this thread)
 frames_walk: Callable[[FrameType | None], tuple[list[CodeType], list[int]] | None] | None = None
@@ -45,6 +47,8 @@ exc_line: Callable[[BaseException, dict[int, str], int], str | None] | None = No
 recording_flag: tuple[Callable[[], bool], Callable[[], None], Callable[[], bool]] | None = None
 # (otrace._frames: capture_exception's usual root, (values, trc), in one call, or None)
 exc_root: Callable[..., tuple | None] | None = None
+# (otrace._frames: the names of the values live_records reads from a frame of a code)
+local_names: Callable[[CodeType], tuple[str, ...]] | None = None
 
 if os.environ.get("OTRACE_PURE") != "1":
     try:
@@ -60,6 +64,7 @@ if os.environ.get("OTRACE_PURE") != "1":
         frames_holding = getattr(_c, "frames_holding", None)
         freeze_value = getattr(_c, "freeze_value", None)
         freeze_entries = getattr(_c, "freeze_entries", None)
+        new_text = getattr(_c, "new_text", None)
         bind = getattr(_c, "bind", None)
         if hasattr(_c, "enter"):
             recording_flag = (_c.enter, _c.leave, _c.recording)
@@ -73,5 +78,6 @@ if os.environ.get("OTRACE_PURE") != "1":
         # (getattr: a module built from an older source has not got them)
         frame_values = getattr(_f, "frame_values", None)
         exc_line, exc_root = getattr(_f, "exc_line", None), getattr(_f, "exc_root", None)
+        local_names = getattr(_f, "local_names", None)
     except ImportError:  # not built, or built for another release of CPython
         pass

@@ -24,7 +24,7 @@ import pytest
 
 from otrace.contexts import capture, speedups
 from otrace.contexts.frames import CODES, HIDDEN, code_info, hide_code
-from otrace.contexts.lazy import loc_dict
+from otrace.contexts.lazy import loc_dict, variables
 from tests.speedups.ext import extension
 from tests.speedups.test_speedups import python_walk
 
@@ -57,9 +57,10 @@ def test_pure_switch(c, pure: str | None) -> None:
     assert out.stdout.split() == [str(pure == "1")]
 
 
-def _plain(loc: Any) -> Any:
-    """A record's variables as a dict (C keeps (names, values), the pure loop 3.13's pairs)."""
-    return loc_dict(loc)
+def _plain(raw: Any) -> Any:
+    """A record's variables as a dict (C keeps the values of its code info's names, the pure
+    loop 3.13's pairs)."""
+    return loc_dict(raw[0], raw[2])
 
 
 def records(c, frame: FrameType | None, context: int = 5) -> tuple[list, list, list]:
@@ -96,7 +97,7 @@ def same(got: list, want: list) -> None:
     for g, w in zip(got, want, strict=True):
         assert g[0] is w[0]  # code info
         assert g[1] == w[1]  # f_lasti
-        gl, wl = _plain(g[2]), _plain(w[2])
+        gl, wl = _plain(g), _plain(w)
         if wl is None:
             assert gl is None
         else:
@@ -124,7 +125,7 @@ def names(recs: list) -> list[str]:
 def test_plain_stack(c) -> None:
     got, slow = _deep(12, lambda m: compare(c, sys._getframe()))
     assert names(got)[:14] == ["<lambda>"] + ["_deep"] * 13
-    assert _plain(got[1][2]) == {"n": 0, "fn": _plain(got[1][2])["fn"], "args": (), "marker": [0]}
+    assert _plain(got[1]) == {"n": 0, "fn": _plain(got[1])["fn"], "args": (), "marker": [0]}
     # every function frame of this test's stack read in C; pytest's module-level frames
     # (if any) and hidden frames went to Python
     assert all(f.f_code.co_name not in ("_deep", "<lambda>") for f in slow)
@@ -165,7 +166,7 @@ def test_cells_free_variables_unbound_and_deleted(c) -> None:
         return out, keeps_cells
 
     (got, slow, seen), _ = outer("a", "b")
-    inner_vars, outer_vars = _plain(got[0][2]), _plain(got[1][2])
+    inner_vars, outer_vars = _plain(got[0]), _plain(got[1])
     assert inner_vars == {"x": 7, "arg_cell": "a", "local_cell": [1], "c": c}
     assert set(outer_vars) == {"arg_cell", "plain", "local_cell", "inner", "keeps_cells", "c"}
     assert outer_vars["arg_cell"] == "a"  # an argument that is a cell: its value, not the cell
@@ -189,7 +190,7 @@ def test_generator_and_coroutine_frames(c) -> None:
 
     got, _ = asyncio.run(outer())
     assert names(got)[:2] == ["inner", "outer"]
-    assert _plain(got[1][2])["waiting"] == "w"
+    assert _plain(got[1])["waiting"] == "w"
 
 
 def test_comprehension_in_a_function(c) -> None:
@@ -209,7 +210,7 @@ def test_a_frame_that_called_locals_goes_to_python(c) -> None:
         return compare(c, sys._getframe())
 
     got, slow = f()
-    assert _plain(got[0][2])["mine"] == 1
+    assert _plain(got[0])["mine"] == 1
     if sys.version_info < (3, 13):
         assert slow and slow[0].f_code is f.__code__
 
@@ -224,7 +225,7 @@ def test_extra_names_stored_through_f_locals(c) -> None:
 
     got, slow = f()[0::2] if sys.version_info < (3, 13) else f()
     assert slow and slow[0].f_code is f.__code__  # shown as f_locals shows it
-    assert _plain(got[0][2])["extra"] == 42
+    assert _plain(got[0])["extra"] == 42
 
 
 def test_exec_class_body_and_module_level(c) -> None:
@@ -239,7 +240,7 @@ def test_exec_class_body_and_module_level(c) -> None:
     )
     (in_class, slow_class), (at_top, slow_top) = ns["out"]
     assert names(in_class)[:2] == ["K", "<module>"]
-    assert _plain(in_class[0][2])["inside"] == 1
+    assert _plain(in_class[0])["inside"] == 1
     assert at_top[0][2] is None  # module level: its module's globals, not copied
     # a class body's variables are its namespace: Python copies them (frames.namespace_copy);
     # module level is recognised in C
@@ -316,8 +317,8 @@ def test_another_threads_frames(c) -> None:
     finally:
         go.set()
         t.join(10)
-    run_vars = [r for r in got if r[0][2] == "run"][0][2]
-    assert _plain(run_vars)["local"] == [1, 2]
+    run = [r for r in got if r[0][2] == "run"][0]
+    assert _plain(run)["local"] == [1, 2]
 
 
 def test_leaves_nothing_behind_in_the_frame(c) -> None:
@@ -394,7 +395,7 @@ def test_capture_exception_same_both_ways(c) -> None:
 
 
 def test_the_freeze_reads_names_and_values(c) -> None:
-    """The pickle_file freeze copies a frame's containers from C's (names, values) form,
+    """The pickle_file freeze copies a frame's containers from C's tuple of values,
     keeps None values, and shows no unbound name (C's and Python's holds_watched alike)."""
     from otrace.contexts import freeze
 
@@ -408,7 +409,7 @@ def test_the_freeze_reads_names_and_values(c) -> None:
     code_info(f.__code__)  # (known: read in C)
     recs, items, _ = f()
     loc = recs[0][2]
-    assert type(loc) is tuple and speedups.UNBOUND in loc[1]
+    assert type(loc) is tuple and speedups.UNBOUND in loc
     assert freeze._holds_watched(loc, freeze._CONTAINERS_OR_CONTEXTS)
     assert freeze._holds(loc, freeze._CONTAINERS_OR_CONTEXTS)
     copies = freeze._raw_copies(recs[:1], freeze.DEFAULT_LIMITS, {})
@@ -416,7 +417,36 @@ def test_the_freeze_reads_names_and_values(c) -> None:
     copy = copies[0]
     assert copy["nothing"] is None and copy["items"] == [1] and copy["items"] is not items
     assert "later" not in copy and speedups.UNBOUND not in copy.values()
-    assert loc_dict(loc) == {"nothing": None, "items": [1], "c": c}
+    assert loc_dict(recs[0][0], loc) == {"nothing": None, "items": [1], "c": c}
+
+
+def test_values_read_with_the_code_infos_names(c) -> None:
+    """C keeps a function frame's values only, read with the names of its code info
+    (frames.code_info: the code's own, from otrace._frames.local_names); a code info whose
+    names are not that very tuple (another order, or none) leaves the frame to Python."""
+    slow: list = []
+
+    def one(frame: FrameType, context: int) -> Any:
+        slow.append(frame)
+        return capture._one_record(frame, context)
+
+    def f(a, b):
+        return c.live_records(sys._getframe(), CODES, capture._LINECACHE, 5, one), sys._getframe()
+
+    info = code_info(f.__code__)
+    assert info[6] == ("a", "b", "c", "one") == speedups.local_names(f.__code__)
+    want = {"a": 1, "b": [2], "c": c, "one": one}
+    recs, frame = f(1, [2])
+    assert type(recs[0][2]) is tuple and frame not in slow
+    assert variables(recs[0]) == want
+    try:
+        for other in (info[:6] + (("b", "a", "c", "one"),), info[:6] + (None,), info[:6]):
+            CODES[id(f.__code__)] = other  # type: ignore[assignment]
+            recs, frame = f(1, [2])
+            assert frame in slow and type(recs[0][2]) is not tuple
+            assert variables(recs[0]) == want
+    finally:
+        CODES[id(f.__code__)] = info
 
 
 def test_exec_with_locals_of_its_own(c) -> None:
@@ -426,7 +456,7 @@ def test_exec_with_locals_of_its_own(c) -> None:
     loc: dict = {"mine": 1}
     exec("out = compare(c, sys._getframe())\n", g, loc)  # noqa: S102
     got, slow = loc["out"]
-    assert _plain(got[0][2]) == {"mine": 1}
+    assert _plain(got[0]) == {"mine": 1}
     assert slow and slow[0].f_code.co_name == "<module>"
 
 

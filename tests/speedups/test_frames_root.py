@@ -161,6 +161,10 @@ USUAL = [
     ValueError("a", 2, None, b"x", 1.5, True),
     TypeError("line\nbreak"),
     StopIteration(1),
+    ValueError("caf\u00e9"),  # (texts of each width: C joins name and text itself)
+    ValueError("\u20ac 5"),
+    ValueError("\U0001f600", "\u20ac"),
+    KeyError("\U0001f600"),
 ]
 DECLINED = [
     OSError(2, "No such file"),
@@ -242,7 +246,7 @@ def test_capture_same_with_and_without_c(c) -> None:
         assert len(raws_a[0]) == len(raws_b[0])
         for ra, rb in zip(raws_a[0], raws_b[0], strict=True):
             assert ra[0] is rb[0] and ra[1] == rb[1] and ra[3] == rb[3] and ra[4] is rb[4]
-            la, lb = lazy.loc_dict(ra[2]), lazy.loc_dict(rb[2])
+            la, lb = lazy.loc_dict(ra[0], ra[2]), lazy.loc_dict(rb[0], rb[2])
             assert (la is None) == (lb is None)
             assert la is None or la.keys() == lb.keys()
         assert ta["framestack"] == tb["framestack"] and ta["where"] == tb["where"]
@@ -416,6 +420,6 @@ def test_exc_root_frames_above_the_root(c) -> None:
     assert [r[0][2] for r in raws1[0]][-2:] == ["catching", "middle"]
     for r1, r2 in zip(raws1[0], raws2[0], strict=True):
         assert r1[0] is r2[0] and r1[1] == r2[1] and r1[3] == r2[3] and r1[4] is r2[4]
-        assert lazy.loc_dict(r1[2]) == lazy.loc_dict(r2[2])
-    assert lazy.loc_dict(raws1[0][-1][2]) == {"n": 1, "kept": [1], "skipped": skipped}
+        assert lazy.loc_dict(r1[0], r1[2]) == lazy.loc_dict(r2[0], r2[2])
+    assert lazy.variables(raws1[0][-1]) == {"n": 1, "kept": [1], "skipped": skipped}
     assert t1["where"] == t2["where"] and t1["where"].endswith("-->catching-->middle-->raising")

@@ -451,6 +451,7 @@ def _scans() -> list[tuple[object, bool]]:
     for loc, want in cases:
         out.append((loc, want))
         out.append((list(loc.items()), want))  # 3.13's pairs
+        out.append((tuple(loc.values()), want))  # otrace._frames' values of the code's names
     return out
 
 
