@@ -39,7 +39,7 @@ from typing import Any
 from otrace import _default
 from otrace.contexts.record import TraceContext
 from otrace.holds.door import AwaitError, LoopBusy, LoopDoor, running_loop
-from otrace.holds.table import Break, Hold, HoldTable
+from otrace.holds.table import Break, Hold, HoldTable, TableBusy
 
 __all__ = [
     "AwaitError",
@@ -61,6 +61,7 @@ __all__ = [
     "run_coroutine",
     "running_loop",
     "set_eventloop_callback",
+    "TableBusy",
 ]
 
 

@@ -14,7 +14,11 @@ The shell's threads hold the lock across allocations (claiming, listing), where 
 may run a finalizer that waits for a lock a program thread holds; so what a program thread
 or the loop does here waits for it at most :data:`WAIT`: a new break or hold is then
 refused -- released at once (``__trc["released"]`` says so), its thread goes on -- and a
-release or a look-up finds nothing (see docs/architecture.rst, "Locks and finalizers").
+release or a look-up finds nothing (see docs/architecture.rst, "Locks and finalizers").  The
+whole-table operations (listing, ``resume *``, the release at shutdown) wait longer,
+:data:`SHELL_WAIT`, but bounded too: a program thread wedged under the lock (a finalizer
+waiting for a lock that the waiting thread holds) must not hang the console, and is freed
+when that thread gives up.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from otrace.contexts.record import TraceContext
+from otrace.errors import OTraceError
 from otrace.events import HoldRegistered, HoldReleased
 from otrace.holds import door as _door
 from otrace.holds.door import LoopDoor, running_loop
@@ -39,8 +44,20 @@ log = get_logger("holds")
 SETTLE_LATER = 256
 #: how long a program thread (or the loop) waits for the table's lock held by another (s)
 WAIT = 0.25
+#: how long listing, ``resume *`` and the release at shutdown wait for the table's lock (s)
+SHELL_WAIT = 5.0
 #: why a break or hold that could not wait for the table was let go at once
 REFUSED = "refused: the holds table was busy"
+
+
+class TableBusy(OTraceError):
+    """The holds table stayed busy (another thread held its lock) past :data:`SHELL_WAIT`."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what}: the holds table stayed busy for {SHELL_WAIT:g}s (another thread holds "
+            "it); nothing was done, try again"
+        )
 
 
 class HoldTable:
@@ -122,10 +139,10 @@ class HoldTable:
         item.ctx.live = item
         self.events.emit(HoldRegistered(item.ctx, item.kind))
 
-    def _take(self) -> bool:
-        """Take the lock, waiting at most WAIT for another thread (see the module's text)."""
+    def _take(self, wait: float = WAIT) -> bool:
+        """Take the lock, waiting at most ``wait`` for another thread (see the module's text)."""
         lock = self._lock
-        return lock.acquire(False) or lock.acquire(True, WAIT)
+        return lock.acquire(False) or lock.acquire(True, wait)
 
     def _refuse(self, item: Break | Hold) -> None:
         """Let a new break or hold go at once, unregistered (the table stayed busy past WAIT):
@@ -163,11 +180,16 @@ class HoldTable:
         return True
 
     def _release(
-        self, items: Iterable[Break | Hold], value: Any, reason: str, error: BaseException | None
+        self,
+        items: Iterable[Break | Hold],
+        value: Any,
+        reason: str,
+        error: BaseException | None,
+        wait: float = WAIT,
     ) -> list[Break | Hold]:
         """Release ``items`` (those not released yet); returns those it released.  Any
-        thread; nothing if the table stays busy past WAIT."""
-        if not self._take():
+        thread; nothing if the table stays busy past ``wait``."""
+        if not self._take(wait):
             return []
         try:
             done = [item for item in items if self._claim(item, value, reason, error)]
@@ -255,9 +277,14 @@ class HoldTable:
         return self._breaks > 0
 
     def pending(self) -> list[TraceContext]:
-        """Contexts whose break or hold still waits, oldest first.  Any thread."""
-        with self._lock:
+        """Contexts whose break or hold still waits, oldest first.  Any thread; TableBusy
+        if the table stays busy past SHELL_WAIT."""
+        if not self._take(SHELL_WAIT):
+            raise TableBusy("listing the holds")
+        try:
             items = list(self._pending.values())
+        finally:
+            self._lock.release()
         return sorted((i.ctx for i in items), key=lambda c: c.created)
 
     def held_by(self, owner: object) -> list[TraceContext]:
@@ -298,10 +325,17 @@ class HoldTable:
         """Release every pending break and hold; returns how many.  Any thread.
 
         The holds of one loop are resolved by one callback on it (see the module's text).
+        None are (0, and a warning logged) if the table stays busy past SHELL_WAIT: this
+        runs at shutdown, which must not hang.
         """
-        with self._lock:
+        if not self._take(SHELL_WAIT):
+            log.warning("release_all(%r): the holds table stayed busy; nothing released", reason)
+            return 0
+        try:
             items = list(self._pending.values())
-        return len(self._release(items, None, reason, None))
+        finally:
+            self._lock.release()
+        return len(self._release(items, None, reason, None, SHELL_WAIT))
 
     def resume_many(
         self,
@@ -313,11 +347,16 @@ class HoldTable:
     ) -> list[TraceContext]:
         """:meth:`resume` for many contexts at once (``resume *``): one callback per loop
         wakes all their holds.  Returns the contexts released (``error``: holds only).
-        Any thread."""
-        with self._lock:
+        Any thread; TableBusy if the table stays busy past SHELL_WAIT (nothing released)."""
+        ctxs = list(ctxs)  # (before the lock: the iterable may be anything)
+        if not self._take(SHELL_WAIT):
+            raise TableBusy("resume")
+        try:
             found = [self._pending.get(ctx.id) for ctx in ctxs]
+        finally:
+            self._lock.release()
         items = [i for i in found if i is not None and (error is None or isinstance(i, Hold))]
-        return [item.ctx for item in self._release(items, value, reason, error)]
+        return [item.ctx for item in self._release(items, value, reason, error, SHELL_WAIT)]
 
 
 class _Wake:

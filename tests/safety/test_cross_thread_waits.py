@@ -163,6 +163,55 @@ def test_a_break_while_the_shell_resumes_is_refused_not_waited_for(runtime, monk
     assert late.live is None and late.trc["released"] == table.REFUSED and len(holds) == 0
 
 
+def test_the_shell_gives_up_on_a_holds_table_a_wedged_thread_holds(runtime, monkeypatch):
+    """The other way round: a thread stuck under the table's lock (a finalizer waiting for a
+    lock the shell's thread holds) must not hang the console -- listing, ``resume *`` and
+    the release at shutdown wait SHELL_WAIT at most, then say so."""
+    from otrace.contexts.record import TraceContext
+    from otrace.holds import TableBusy, table
+
+    monkeypatch.setattr(table, "SHELL_WAIT", 0.3)
+    holds = runtime.holds
+    waiting = TraceContext("breaks", "f", "waiting", {}, {})
+    holds.new_break(waiting)
+    wedged, free = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with holds._lock:
+            wedged.set()
+            free.wait(30)
+
+    holder = threading.Thread(target=stuck, daemon=True)
+    holder.start()
+    assert wedged.wait(10)
+    box: dict[str, Any] = {}
+
+    def shell() -> None:
+        for name, call in (
+            ("pending", holds.pending),
+            ("resume_many", lambda: holds.resume_many([waiting])),
+            ("release_all", holds.release_all),
+        ):
+            try:
+                box[name] = call()
+            except TableBusy as exc:
+                box[name] = str(exc)
+
+    try:
+        console = threading.Thread(target=shell, daemon=True)
+        console.start()
+        console.join(20)
+        assert not console.is_alive(), "the shell waited for the holds table without bound"
+    finally:
+        free.set()
+        holder.join(10)
+    assert box["pending"].startswith("listing the holds: the holds table stayed busy for 0.3s")
+    assert box["resume_many"].startswith("resume: the holds table stayed busy")
+    assert box["release_all"] == 0
+    assert holds.pending() == [waiting] and waiting.live is not None  # nothing was done
+    assert holds.resume_many([waiting]) == [waiting] and waiting.live is None
+
+
 # -- the trace registry: a program thread traces (or a count runs out) while the shell traces --
 
 
