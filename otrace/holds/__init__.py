@@ -48,6 +48,7 @@ __all__ = [
     "HoldTable",
     "LoopBusy",
     "LoopDoor",
+    "TableBusy",
     "call_on_loop",
     "can_block",
     "eventloop_callback",
@@ -61,7 +62,6 @@ __all__ = [
     "run_coroutine",
     "running_loop",
     "set_eventloop_callback",
-    "TableBusy",
 ]
 
 

@@ -272,10 +272,7 @@ def on_call(
         if label is None:
             _related(call)
             return None
-        if spec.count == 0 and spec.active:  # (take() of a spec without a count, inline)
-            spec.matches += 1
-            spec.traced += 1
-        elif not spec.take():
+        if not spec.take():
             return None
         _record(call, label)
         return call
