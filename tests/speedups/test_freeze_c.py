@@ -360,7 +360,8 @@ def test_freeze_value_deep_nesting_raises(c) -> None:
 
 def both_entries(c: Any, d: dict, skip: frozenset, lim: freeze.Limits) -> None:
     originals: set[int] = set()
-    _walk(dict(dict.items(d)), originals)
+    top = dict(dict.items(d))  # kept alive: the walk records ids (see the context test)
+    _walk(top, originals)
     memo_c: dict[int, Any] = {}
     memo_py: dict[int, Any] = {}
     RAN.clear()
@@ -537,13 +538,15 @@ def test_freeze_context_is_the_same_either_way(c, monkeypatch) -> None:
     want = freeze.freeze_context(ctx, 1)
     assert got.copies is not None and len(got.copies) >= 2
     originals: set[int] = set()
-    for raw in got.raws or ():
-        if raw[2] is not None:
-            _walk(dict(freeze.loc_items(raw[0], raw[2])), originals)
-    _walk(dict(dict.items(ctx)), originals)
-    _walk(dict(dict.items(dict.get(ctx, "__trc"))), originals)
+    # The walk records ids, so every object it saw must outlive the comparison: a temporary
+    # dict freed here could lend its id to the lists below (a flake seen on CI, 3.12).
+    alive = [dict(freeze.loc_items(raw[0], raw[2])) for raw in got.raws or () if raw[2] is not None]
+    alive += [dict(dict.items(ctx)), dict(dict.items(dict.get(ctx, "__trc")))]
+    for d in alive:
+        _walk(d, originals)
     pairs: dict[int, int] = {}
-    same(list(got.frames), list(want.frames), originals, pairs)
+    frames_a, frames_b = list(got.frames), list(want.frames)
+    same(frames_a, frames_b, originals, pairs)
     assert got.copies.keys() == want.copies.keys()  # type: ignore[union-attr]
     for i in got.copies:
         same(got.copies[i], want.copies[i], originals, pairs)  # type: ignore[index]
