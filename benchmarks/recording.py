@@ -200,9 +200,11 @@ def main() -> None:
     unwrap_all()
     sqlite.uninstall()
     gc.callbacks.remove(gc_timer)
-    # issue 19's targets: per context, and the traced thread's share of pickle_file
+    # issue 19's targets: per context.  Its pickle_file target (<= 60 us, "the traced thread
+    # pays only the freeze") is pickle_store.py's: the freeze, and the share while the writer
+    # keeps up.  These loops are a burst, whose share adds the collections of a growing
+    # backlog: printed, without a target (as docs/performance.rst's summary lists it).
     targets = {"exception: shallow": 40.0, "call: shallow": 15.0}
-    freeze_target = {"exception: shallow, pickle_file": 60.0}
     rows = []
     for k in runs:
         base = "exception: untraced raise" if k.startswith("exc") else "call: untraced call"
@@ -211,7 +213,7 @@ def main() -> None:
         share = None
         if k.endswith(", pickle_file"):
             share = (cpu[k] - cpu[k.removesuffix(", pickle_file")]) * 1e6
-        target = targets.get(k) or freeze_target.get(k)
+        target = targets.get(k)
         rows.append(
             (
                 k,
@@ -225,9 +227,7 @@ def main() -> None:
         if k in targets:
             result(f"4-{slug(k)}-context-cpu-us", per_cpu, "<=", targets[k], "us")
         elif share is not None:
-            target_text = freeze_target.get(k)
-            op = "<=" if target_text else "--"
-            result(f"4-{slug(k)}-share-cpu-us", share, op, target_text or "--", "us")
+            result(f"4-{slug(k)}-share-cpu-us", share, "--", "--", "us")
         emit(
             "recording",
             case=k,
@@ -250,8 +250,9 @@ def main() -> None:
         ),
     )
     print(
-        "targets: 'per context' of the shallow rows; the pickle_file share of the shallow "
-        "exception row (here the freeze and the collections of a growing backlog, see below)"
+        "targets: 'per context' of the shallow rows (pickle_file's, the freeze and the share "
+        "while the writer keeps up: pickle_store.py; here, a burst: the freeze and the "
+        "collections of a growing backlog, see below)"
     )
     for k, v in dropped.items():
         plain = k.removesuffix(", pickle_file")
