@@ -23,7 +23,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -40,12 +39,13 @@ CASES = {
 
 def extract(rev: str, into: Path) -> Path:
     """Round one's tree at ``rev`` under ``into``; returns its root."""
-    archive = into / "tree.tar"
-    with archive.open("wb") as out:
-        subprocess.run(["git", "archive", rev], cwd=ROOT, stdout=out, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree"
+    tree = into / "tree"
+    tree.mkdir()
+    archive = subprocess.Popen(["git", "archive", rev], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait():
+        raise SystemExit(f"git archive {rev} failed (round_one.py needs a git checkout)")
+    return tree
 
 
 def figures(tree: Path, quick: bool) -> dict[str, float]:
