@@ -36,6 +36,7 @@ Rounds alternate the cases; each figure is the median of the rounds.
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import shutil
 import sys
@@ -173,6 +174,7 @@ def child_3(traced: int, n: int) -> None:
         for i in range(50):
             trace(getattr(mod, f"f{i}"), mod, f"f{i}")
     work()  # warm: specialised bytecode, caches
+    gc.collect()  # (both cases start with no collection pending: setting up allocates)
     print("READY", flush=True)
     sys.stdin.readline()
     for _ in range(n):
