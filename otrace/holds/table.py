@@ -144,6 +144,16 @@ class HoldTable:
         lock = self._lock
         return lock.acquire(False) or lock.acquire(True, wait)
 
+    def _pending_now(self) -> dict[str, Break | Hold] | None:
+        """A copy of the pending items by id, waiting at most SHELL_WAIT for the lock (the
+        whole-table operations'); None if the table stayed busy.  Any thread."""
+        if not self._take(SHELL_WAIT):
+            return None
+        try:
+            return dict(self._pending)  # (otrace's own dict of otrace's objects)
+        finally:
+            self._lock.release()
+
     def _refuse(self, item: Break | Hold) -> None:
         """Let a new break or hold go at once, unregistered (the table stayed busy past WAIT):
         its thread goes on; the context is an ordinary one.  Its own thread (the loop's, for
@@ -279,13 +289,10 @@ class HoldTable:
     def pending(self) -> list[TraceContext]:
         """Contexts whose break or hold still waits, oldest first.  Any thread; TableBusy
         if the table stays busy past SHELL_WAIT."""
-        if not self._take(SHELL_WAIT):
+        pending = self._pending_now()
+        if pending is None:
             raise TableBusy("listing the holds")
-        try:
-            items = list(self._pending.values())
-        finally:
-            self._lock.release()
-        return sorted((i.ctx for i in items), key=lambda c: c.created)
+        return sorted((i.ctx for i in pending.values()), key=lambda c: c.created)
 
     def held_by(self, owner: object) -> list[TraceContext]:
         """Contexts still waiting whose captured ``self`` is ``owner``, oldest first.
@@ -328,14 +335,11 @@ class HoldTable:
         None are (0, and a warning logged) if the table stays busy past SHELL_WAIT: this
         runs at shutdown, which must not hang.
         """
-        if not self._take(SHELL_WAIT):
+        pending = self._pending_now()
+        if pending is None:
             log.warning("release_all(%r): the holds table stayed busy; nothing released", reason)
             return 0
-        try:
-            items = list(self._pending.values())
-        finally:
-            self._lock.release()
-        return len(self._release(items, None, reason, None, SHELL_WAIT))
+        return len(self._release(pending.values(), None, reason, None, SHELL_WAIT))
 
     def resume_many(
         self,
@@ -348,13 +352,11 @@ class HoldTable:
         """:meth:`resume` for many contexts at once (``resume *``): one callback per loop
         wakes all their holds.  Returns the contexts released (``error``: holds only).
         Any thread; TableBusy if the table stays busy past SHELL_WAIT (nothing released)."""
-        ctxs = list(ctxs)  # (before the lock: the iterable may be anything)
-        if not self._take(SHELL_WAIT):
+        pending = self._pending_now()
+        if pending is None:
             raise TableBusy("resume")
-        try:
-            found = [self._pending.get(ctx.id) for ctx in ctxs]
-        finally:
-            self._lock.release()
+        # (looked up in the copy: one released meanwhile is skipped by _release's claim)
+        found = [pending.get(ctx.id) for ctx in ctxs]
         items = [i for i in found if i is not None and (error is None or isinstance(i, Hold))]
         return [item.ctx for item in self._release(items, value, reason, error, SHELL_WAIT)]
 
