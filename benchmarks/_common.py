@@ -133,6 +133,16 @@ def emit(figure: str, **values: object) -> None:
     sys.stdout.flush()
 
 
+def callgrind_child(run: Callable[[], object]) -> None:
+    """The child's side of :func:`callgrind_per_iteration`: say READY, wait for "go", call
+    ``run`` (the counted part), say DONE, wait again (instrumentation is switched off)."""
+    print("READY", flush=True)
+    sys.stdin.readline()
+    run()
+    print("DONE", flush=True)
+    sys.stdin.readline()
+
+
 def callgrind_per_iteration(argv: list[str], n: int, what: str) -> float:
     """Instructions per iteration of a child's loop, counted by valgrind's callgrind.
 

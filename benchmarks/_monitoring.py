@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import callgrind_per_iteration, emit, interleave, result, slug, table
+from _common import callgrind_child, callgrind_per_iteration, emit, interleave, result, slug, table
 from _traced import make_module, sourceless_module, thin
 
 from otrace.log import add_sink
@@ -406,11 +406,7 @@ def child_2m(index: int, n: int) -> None:
                     pass
 
     loop()  # warm: specialised bytecode, caches
-    print("READY", flush=True)
-    sys.stdin.readline()
-    loop()
-    print("DONE", flush=True)
-    sys.stdin.readline()
+    callgrind_child(loop)
 
 
 def callgrind_count(index: int, n: int) -> float:

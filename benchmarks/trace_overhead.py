@@ -42,7 +42,16 @@ import shutil
 import sys
 import timeit
 
-from _common import callgrind_per_iteration, emit, interleave, machine, result, slug, table
+from _common import (
+    callgrind_child,
+    callgrind_per_iteration,
+    emit,
+    interleave,
+    machine,
+    result,
+    slug,
+    table,
+)
 from _monitoring import child_2m, figure2m, figure2m_instructions
 from _traced import make_module, thin
 
@@ -175,12 +184,12 @@ def child_3(traced: int, n: int) -> None:
             trace(getattr(mod, f"f{i}"), mod, f"f{i}")
     work()  # warm: specialised bytecode, caches
     gc.collect()  # (both cases start with no collection pending: setting up allocates)
-    print("READY", flush=True)
-    sys.stdin.readline()
-    for _ in range(n):
-        work()
-    print("DONE", flush=True)
-    sys.stdin.readline()
+
+    def loop() -> None:
+        for _ in range(n):
+            work()
+
+    callgrind_child(loop)
 
 
 def figure3_instructions(n: int) -> None:
